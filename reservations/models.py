@@ -1,0 +1,234 @@
+"""Reservations, recurring series, attendees and the sync outbox.
+
+Times are stored in UTC. The Exchange link (mailbox, event id, change key,
+iCalUId, organizer, origin) lives on the reservation; the outbox rows
+(``SyncEvent``) are written in the same transaction as the change they carry.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from workplace.models import Arrangement, Room
+
+REST_API_SUBSOURCE = "sn_wsd_rest_api"
+
+
+class Kind(models.TextChoices):
+    STANDARD = "standard"
+    BLOCKER = "blocker"
+    GROUP = "group"
+    ON_BEHALF = "on_behalf"
+
+
+class Source(models.TextChoices):
+    PORTAL = "portal"
+    EVENT_PLANNER = "event_planner"
+    QUICK_RESERVATION = "quick_reservation"
+    MOBILE = "mobile"
+    REST_API = "rest_api"
+    OUTLOOK = "outlook"
+
+
+class State(models.TextChoices):
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    CONFLICTED = "conflicted"
+    CANCELLED = "cancelled"
+
+
+# States that hold the room. The exclusion constraint uses the same list.
+ACTIVE_STATES = (State.AWAITING_CONFIRMATION, State.CONFIRMED, State.CONFLICTED)
+
+
+class ApprovalState(models.TextChoices):
+    NOT_REQUIRED = "not_required"
+    AWAITING_APPROVAL = "awaiting_approval"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class SyncMailbox(models.TextChoices):
+    USER = "user", "user (employee's own calendar)"
+    OTHER = "other", "other (delegated, organizer or room mailbox)"
+
+
+class Origin(models.TextChoices):
+    APP = "app"
+    EXCHANGE = "exchange"
+
+
+class SyncState(models.TextChoices):
+    NOT_SYNCED = "not_synced", "not synced"
+    PENDING = "pending"
+    SYNCED = "synced"
+    ERROR = "error"
+
+
+class ExchangeLink(models.Model):
+    """Where the meeting lives in Exchange. Shared by reservations and series."""
+
+    mailbox = models.EmailField(blank=True, default="", help_text="Mailbox that holds the event.")
+    sync_mailbox = models.CharField(max_length=8, choices=SyncMailbox.choices, blank=True, default="")
+    event_id = models.CharField(max_length=512, blank=True, default="")
+    change_key = models.CharField(max_length=255, blank=True, default="")
+    ical_uid = models.CharField(max_length=512, blank=True, default="")
+    organizer = models.EmailField(blank=True, default="")
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.APP)
+
+    class Meta:
+        abstract = True
+
+
+class ReservationSeries(ExchangeLink):
+    """A recurring reservation. Each occurrence is a ``Reservation`` row pointing here."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily"
+        WEEKLY = "weekly"
+        MONTHLY = "monthly"
+
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="series")
+    subject = models.CharField(max_length=255)
+    frequency = models.CharField(max_length=10, choices=Frequency.choices)
+    interval = models.PositiveSmallIntegerField(default=1)
+    # ISO weekdays (1 = Monday) for weekly series; empty = the weekday of the first occurrence.
+    weekdays = models.JSONField(default=list, blank=True)
+    until = models.DateField(null=True, blank=True)
+    count = models.PositiveSmallIntegerField(null=True, blank=True)
+    first_start = models.DateTimeField()
+    first_end = models.DateTimeField()
+    timezone = models.CharField(max_length=64, help_text="Time zone the pattern is expanded in (the building's).")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_for = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "reservation series"
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.frequency})"
+
+
+class Reservation(ExchangeLink):
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="reservations")
+    arrangement = models.ForeignKey(Arrangement, on_delete=models.PROTECT, related_name="reservations", null=True, blank=True)
+    series = models.ForeignKey(ReservationSeries, on_delete=models.CASCADE, related_name="occurrences", null=True, blank=True)
+    # The occurrence's slot as the pattern produced it; Graph identifies exceptions by it.
+    original_start = models.DateTimeField(null=True, blank=True)
+    subject = models.CharField(max_length=255)
+    body = models.TextField(blank=True, default="")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations_requested")
+    requested_for = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STANDARD)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.PORTAL)
+    subsource = models.CharField(max_length=40, blank=True, default="")
+    state = models.CharField(max_length=24, choices=State.choices, default=State.CONFIRMED)
+    approval_state = models.CharField(max_length=20, choices=ApprovalState.choices, default=ApprovalState.NOT_REQUIRED)
+    state_reason = models.CharField(max_length=500, blank=True, default="", help_text="Why it was rejected, conflicted or cancelled.")
+    sync_state = models.CharField(max_length=12, choices=SyncState.choices, default=SyncState.NOT_SYNCED)
+    sync_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["start", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="reservation_end_after_start"),
+            # The no-overlap exclusion constraint is created by migration 0002 on PostgreSQL only.
+        ]
+        indexes = [
+            # Availability and the room day view: active reservations of a room in a time range.
+            models.Index(fields=["room", "start", "end"], name="rsv_room_time"),
+            # "My reservations".
+            models.Index(fields=["requested_for", "start"], name="rsv_requested_for_start"),
+            # Inbound reconciliation finds a reservation by its Graph event id / iCalUId.
+            models.Index(fields=["event_id"], name="rsv_event_id"),
+            models.Index(fields=["ical_uid"], name="rsv_ical_uid"),
+            # Confirmation checks scan awaiting reservations.
+            models.Index(fields=["state", "created_at"], name="rsv_state_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} in {self.room.name} at {self.start:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class Attendee(models.Model):
+    class Type(models.TextChoices):
+        REQUIRED = "required"
+        OPTIONAL = "optional"
+        RESOURCE = "resource"
+
+    class Response(models.TextChoices):
+        NONE = "none"
+        ORGANIZER = "organizer"
+        ACCEPTED = "accepted"
+        TENTATIVE = "tentativelyAccepted", "tentative"
+        DECLINED = "declined"
+        NOT_RESPONDED = "notResponded", "not responded"
+        UNKNOWN = "unknown"
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="attendees")
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True, default="")
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.REQUIRED)
+    response = models.CharField(max_length=20, choices=Response.choices, default=Response.NONE)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reservation", "email"], name="attendee_unique_per_reservation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class SyncEvent(models.Model):
+    """The outbox and log of every change pushed to (or read from) Exchange."""
+
+    class Type(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+        READ = "read"
+        RETRIEVE_ATTENDEES = "retrieve_attendees", "retrieve attendees"
+
+    class State(models.TextChoices):
+        NEW = "new"
+        PROCESSING = "processing"
+        PROCESSED = "processed"
+        ERROR = "error"
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="sync_events", null=True, blank=True)
+    series = models.ForeignKey(ReservationSeries, on_delete=models.CASCADE, related_name="sync_events", null=True, blank=True)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    # What the change was about, for the worker: e.g. {"previous_room_id": 3, "fields": [...]}.
+    details = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    request_payload = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The worker and the sweeper claim due events by state and time.
+            models.Index(fields=["state", "next_attempt_at"], name="syncevent_state_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk} ({self.state})"

@@ -1,0 +1,18 @@
+"""Production: every secret and service comes from the environment; nothing defaults."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+for _name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "TOKEN_ENCRYPTION_KEY"):
+    if not os.environ.get(_name):
+        raise ImproperlyConfigured(f"The environment variable {_name} must be set in production.")
+
+from .base import *  # noqa: E402,F403
+from .env import env_bool, env_int  # noqa: E402
+
+DEBUG = False
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WorkplaceConfig(AppConfig):
+    name = "workplace"
+    verbose_name = "Space directory"

@@ -1,0 +1,16 @@
+"""Root URLconf. Apps are included by dotted string so wiring adds no import arrows."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from workplace.views import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("healthz", healthz, name="healthz"),
+    path("api/", include("reservations.api.urls")),
+    path("outlook/", include("exchange_auth.urls")),
+    path("sync/", include("calendar_sync.urls")),
+    path("", include("reservations.urls")),
+]
