@@ -39,7 +39,10 @@ def _bundle_for(extra_ca: str) -> str | bool:
 
 
 def ca_bundle() -> str | bool:
-    return _bundle_for(settings.GRAPH_CA_BUNDLE or "")
+    extra = settings.GRAPH_CA_BUNDLE or ""
+    if extra and not Path(extra).exists():
+        _bundle_for.cache_clear()  # the emulator may not have written its CA yet; don't cache that
+    return _bundle_for(extra)
 
 
 def new_session() -> requests.Session:
