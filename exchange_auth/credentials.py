@@ -99,9 +99,9 @@ def app_scopes(provider: CalendarProvider) -> list[str]:
 # --- msal applications ---------------------------------------------------------
 
 
-def translate_exception(exc: Exception, provider: CalendarProvider) -> CredentialError:
-    """A network or discovery failure as a sentence naming its cause."""
-    host = urlsplit(provider.authority_host).netloc
+def translate_exception(exc: Exception, provider: CalendarProvider, *, url: str = "") -> CredentialError:
+    """A network or discovery failure as a sentence naming its cause (``url``: what was called)."""
+    host = urlsplit(url or provider.authority_host).netloc
     if isinstance(exc, requests.exceptions.SSLError):
         return CredentialError(
             f"TLS failure talking to {host}: its certificate is not trusted ({_first_line(exc)}). "

@@ -1,0 +1,145 @@
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from exchange_auth import credentials, graph_check, properties
+from exchange_auth.models import CalendarProvider, InstanceProperty, PersonalToken
+
+
+class CalendarProviderForm(forms.ModelForm):
+    # Write-only: the stored secret is never rendered back into the page.
+    client_secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored secret.",
+    )
+
+    class Meta:
+        model = CalendarProvider
+        fields = [
+            "name", "active", "tenant_id", "client_id", "client_secret", "authority_host", "graph_base_url",
+            "delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
+            "sync_window_past_days", "sync_window_future_days",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("client_secret") and not (self.instance.pk and self.instance.has_client_secret):
+            self.add_error("client_secret", "Enter the app registration's client secret.")
+        return cleaned
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("client_secret"):
+            provider.client_secret = self.cleaned_data["client_secret"]
+        if commit:
+            provider.save()
+        credentials.forget_cached_apps()
+        return provider
+
+
+@admin.register(CalendarProvider)
+class CalendarProviderAdmin(admin.ModelAdmin):
+    form = CalendarProviderForm
+    list_display = ["name", "active", "tenant_id", "client_id", "authority_host", "delegated_status"]
+    list_filter = ["active"]
+    readonly_fields = ["secret_status", "delegated_status", "delegated_connected_at", "delegated_last_error", "updated_at"]
+    actions = ["test_connection", "connect_delegated_user", "disconnect_delegated_user"]
+    fieldsets = [
+        (None, {"fields": ["name", "active"]}),
+        ("App registration", {"fields": ["tenant_id", "client_id", "client_secret", "secret_status", "authority_host", "graph_base_url"]}),
+        ("Accounts", {"fields": ["delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
+                                 "delegated_status", "delegated_connected_at", "delegated_last_error"]}),
+        ("Sync window", {"fields": ["sync_window_past_days", "sync_window_future_days"]}),
+        (None, {"fields": ["updated_at"]}),
+    ]
+
+    @admin.display(description="Client secret")
+    def secret_status(self, obj: CalendarProvider) -> str:
+        return "stored (encrypted)" if obj.has_client_secret else "not set"
+
+    @admin.display(description="Delegated user")
+    def delegated_status(self, obj: CalendarProvider) -> str:
+        if obj.delegated_connected:
+            return f"connected as {obj.delegated_connected_as}" + (" — last refresh failed" if obj.delegated_last_error else "")
+        if obj.pk:
+            return format_html('not connected — <a href="{}">connect</a>', reverse("exchange_auth:provider_connect", args=[obj.pk]))
+        return "not connected"
+
+    @admin.action(description="Test connection (app-only token + list rooms)")
+    def test_connection(self, request, queryset):
+        for provider in queryset:
+            report = graph_check.test_connection(provider)
+            level = messages.SUCCESS if report.ok else messages.ERROR
+            self.message_user(request, f"{provider.name}: {report.message}", level)
+
+    @admin.action(description="Connect delegated user (sign in as the service account)")
+    def connect_delegated_user(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one provider to connect its delegated user.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("exchange_auth:provider_connect", args=[queryset.get().pk]))
+
+    @admin.action(description="Disconnect delegated user")
+    def disconnect_delegated_user(self, request, queryset):
+        for provider in queryset:
+            credentials.disconnect_delegated_user(provider)
+        self.message_user(request, "Delegated user disconnected; app-only credentials are used.", messages.SUCCESS)
+
+
+class InstancePropertyForm(forms.ModelForm):
+    """Validates the value by the property's type, with the sentence the spec gives."""
+
+    class Meta:
+        model = InstanceProperty
+        fields = ["name", "value"]
+        widgets = {"value": forms.TextInput(attrs={"size": 40})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"] = forms.ChoiceField(choices=[(name, name) for name in properties.SPECS])
+        if self.instance.pk:
+            self.fields["name"].disabled = True
+            spec = properties.SPECS.get(self.instance.name)
+            if spec is not None:
+                self.fields["value"].help_text = _help(spec)
+
+    def clean_value(self):
+        name = self.cleaned_data.get("name") or self.instance.name
+        spec = properties.SPECS.get(name)
+        if spec is None:
+            return self.cleaned_data["value"]
+        return spec.serialize(spec.parse(self.cleaned_data["value"]))
+
+
+def _help(spec: properties.PropertySpec) -> str:
+    kinds = {"choice": "one of " + ", ".join(spec.choices), "int": "a whole number", "bool": "true or false",
+             "email": "an email address, or empty"}
+    return f"{spec.description} Type: {kinds[spec.type]}. Default: {spec.serialize(spec.default) or '(empty)'}."
+
+
+@admin.register(InstanceProperty)
+class InstancePropertyAdmin(admin.ModelAdmin):
+    form = InstancePropertyForm
+    list_display = ["name", "value", "typed_default", "updated_at"]
+    search_fields = ["name"]
+
+    @admin.display(description="Default")
+    def typed_default(self, obj: InstanceProperty) -> str:
+        spec = properties.SPECS.get(obj.name)
+        return spec.serialize(spec.default) if spec else "—"
+
+
+@admin.register(PersonalToken)
+class PersonalTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "account_email", "provider", "connected_at", "refreshed_at", "needs_reconnect"]
+    list_filter = ["needs_reconnect", "provider"]
+    search_fields = ["user__username", "account_email"]
+    fields = ["user", "provider", "account_email", "connected_at", "refreshed_at", "needs_reconnect", "last_error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False  # employees connect themselves from the portal

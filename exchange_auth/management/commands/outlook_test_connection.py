@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from exchange_auth import graph_check
+from exchange_auth.models import CalendarProvider
+from exchange_auth.providers import active_provider
+
+
+class Command(BaseCommand):
+    help = "Acquire an app-only token for a calendar provider and list its rooms (the admin's 'Test connection')."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--provider", help="Provider name (default: the active one).")
+
+    def handle(self, *args, **options):
+        if options["provider"]:
+            provider = CalendarProvider.objects.filter(name=options["provider"]).first()
+        else:
+            provider = active_provider()
+        if provider is None:
+            raise CommandError("No such calendar provider (and none is active).")
+        report = graph_check.test_connection(provider)
+        if not report.ok:
+            raise CommandError(f"{provider.name}: {report.message}")
+        self.stdout.write(self.style.SUCCESS(f"{provider.name}: {report.message}"))
