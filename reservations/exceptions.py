@@ -49,3 +49,17 @@ class EditNotAllowed(RuleViolation):
     def __init__(self, message: str, *, differences: dict):
         super().__init__("outlook_origin_edit", message, extra={"differences": differences}, status_code=409)
         self.differences = differences
+
+
+class NotPermitted(ReservationError):
+    """The actor may not manage this reservation (it is neither theirs nor are they staff)."""
+
+    status_code = 403
+    code = "not_permitted"
+
+
+class NotActive(ReservationError):
+    """The reservation is cancelled, rejected or over: it can't be changed any more."""
+
+    status_code = 409
+    code = "not_active"

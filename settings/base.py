@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally (no CDN)
     "workplace",
     "exchange_auth",
     "reservations",
@@ -125,6 +126,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Rooms, availability and reservations, kept in sync with Exchange Online.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Secrets at rest -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views import defaults
 
 from workplace.views import healthz
 
@@ -14,3 +15,12 @@ urlpatterns = [
     path("sync/", include("calendar_sync.urls")),
     path("", include("reservations.urls")),
 ]
+
+
+def handler404(request, exception):
+    """API clients get JSON for unknown URLs; people get Django's page."""
+    if request.path.startswith("/api/"):
+        from reservations.api.errors import api_not_found
+
+        return api_not_found(request, exception)
+    return defaults.page_not_found(request, exception)

@@ -1,0 +1,290 @@
+"""Input and output shapes of the v1 API. Input serializers only parse; the
+services decide (HackSoft "thin APIs")."""
+
+import datetime as dt
+
+from django.contrib.auth import get_user_model
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from reservations.models import REST_API_SUBSOURCE, Attendee, Kind, Reservation, Source, State
+from reservations.recurrence import FREQUENCIES, Recurrence
+from workplace.models import Arrangement, Room
+
+User = get_user_model()
+
+
+# --- fields ------------------------------------------------------------------------------
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a naive time is refused rather than guessed."""
+
+    default_error_messages = {
+        "naive": "Give a time-zone offset, e.g. 2030-05-04T09:00:00+02:00 or …Z.",
+    }
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            parsed = parse_datetime(value.strip())
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class PersonField(serializers.Field):
+    """A person by email address (or user id). Shown as the email address."""
+
+    default_error_messages = {
+        "unknown": "No active person has the address {value}.",
+        "ambiguous": "Several people share the address {value}; use their user id.",
+        "invalid": "Give an email address or a user id.",
+    }
+
+    def to_internal_value(self, data):
+        users = User.objects.filter(is_active=True)
+        if isinstance(data, int) and not isinstance(data, bool):
+            found = list(users.filter(pk=data)[:2])
+        elif isinstance(data, str) and data.strip():
+            value = data.strip()
+            found = list(users.filter(pk=int(value))[:2]) if value.isdigit() else list(users.filter(email__iexact=value)[:2])
+        else:
+            self.fail("invalid")
+        if not found:
+            self.fail("unknown", value=data)
+        if len(found) > 1:
+            self.fail("ambiguous", value=data)
+        return found[0]
+
+    def to_representation(self, value):
+        return value.email or value.get_username()
+
+
+class ApiOnlyChoiceField(serializers.CharField):
+    """``source`` / ``subsource``: set by the server. Sending the value the API
+    sets anyway is accepted (so a GET body can be sent back); any other is refused."""
+
+    def __init__(self, *, fixed: str, **kwargs):
+        self.fixed = fixed
+        super().__init__(required=False, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value != self.fixed:
+            raise serializers.ValidationError(f"Set by the server: reservations made through the API always carry {self.fixed!r}.")
+        return value
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+class AttendeeInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    type = serializers.ChoiceField(choices=[Attendee.Type.REQUIRED, Attendee.Type.OPTIONAL], default=Attendee.Type.REQUIRED)
+
+
+class RecurrenceInputSerializer(serializers.Serializer):
+    frequency = serializers.ChoiceField(choices=FREQUENCIES)
+    interval = serializers.IntegerField(min_value=1, max_value=99, default=1)
+    weekdays = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=7), required=False, default=list, max_length=7)
+    until = serializers.DateField(required=False, allow_null=True, default=None)
+    count = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+def _room_field(**kwargs):
+    return serializers.PrimaryKeyRelatedField(
+        queryset=Room.objects.select_related("building").prefetch_related("arrangements"), **kwargs
+    )
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    room = _room_field()
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
+    subject = serializers.CharField(max_length=255)
+    body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    requested_for = PersonField(required=False, default=None)
+    attendees = AttendeeInputSerializer(many=True, required=False, default=list)
+    kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.STANDARD)
+    recurrence = RecurrenceInputSerializer(required=False, allow_null=True, default=None)
+    source = ApiOnlyChoiceField(fixed=Source.REST_API)
+    subsource = ApiOnlyChoiceField(fixed=REST_API_SUBSOURCE)
+
+    def recurrence_value(self) -> Recurrence | None:
+        data = self.validated_data.get("recurrence")
+        if not data:
+            return None
+        return Recurrence(
+            frequency=data["frequency"], interval=data["interval"], weekdays=tuple(data["weekdays"]),
+            until=data["until"], count=data["count"],
+        )
+
+
+class ReservationUpdateSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
+    room = _room_field(required=False)
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True)
+    subject = serializers.CharField(max_length=255, required=False)
+    body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    start = AwareDateTimeField(required=False)
+    end = AwareDateTimeField(required=False)
+    requested_for = PersonField(required=False)
+    attendees = AttendeeInputSerializer(many=True, required=False)
+    source = ApiOnlyChoiceField(fixed=Source.REST_API)
+    subsource = ApiOnlyChoiceField(fixed=REST_API_SUBSOURCE)
+
+    CHANGEABLE = ("room", "arrangement", "subject", "body", "start", "end", "requested_for", "attendees")
+
+    def changes(self) -> dict:
+        return {key: value for key, value in self.validated_data.items() if key in self.CHANGEABLE}
+
+
+class CancelSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class BulkCancelSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=200)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ReservationFilterSerializer(serializers.Serializer):
+    state = serializers.MultipleChoiceField(choices=State.choices, required=False)
+    room = serializers.IntegerField(required=False, min_value=1)
+    series = serializers.IntegerField(required=False, min_value=1)
+    requested_for = PersonField(required=False)
+    starts_after = AwareDateTimeField(required=False, help_text="Reservations ending after this moment.")
+    starts_before = AwareDateTimeField(required=False, help_text="Reservations starting before this moment.")
+
+
+class RoomFilterSerializer(serializers.Serializer):
+    building = serializers.CharField(required=False, help_text="Building code, e.g. hq.")
+    floor = serializers.IntegerField(required=False, min_value=1)
+    capacity_min = serializers.IntegerField(required=False, min_value=1)
+    equipment = serializers.CharField(required=False, help_text="Comma-separated equipment slugs; a room must have all.")
+    arrangement = serializers.CharField(required=False)
+    free_from = AwareDateTimeField(required=False)
+    free_to = AwareDateTimeField(required=False)
+
+    def validate(self, attrs):
+        has_from, has_to = "free_from" in attrs, "free_to" in attrs
+        if has_from != has_to:
+            raise serializers.ValidationError({"free_to" if has_from else "free_from": ["Give both free_from and free_to."]})
+        if has_from and attrs["free_to"] <= attrs["free_from"]:
+            raise serializers.ValidationError({"free_to": ["free_to must be after free_from."]})
+        return attrs
+
+
+class AvailabilityFilterSerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, help_text="Day in the building's time zone (default: today).")
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+class AttendeeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attendee
+        fields = ["email", "name", "type", "response"]
+
+
+class SyncSerializer(serializers.Serializer):
+    state = serializers.CharField(source="sync_state")
+    sync_mailbox = serializers.CharField()
+    event_id = serializers.CharField()
+    change_key = serializers.CharField()
+    ical_uid = serializers.CharField()
+    last_error = serializers.CharField(source="sync_error")
+
+
+class SeriesSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    frequency = serializers.CharField()
+    interval = serializers.IntegerField()
+    weekdays = serializers.ListField(child=serializers.IntegerField())
+    until = serializers.DateField()
+    count = serializers.IntegerField()
+
+
+def _local_iso(value: dt.datetime, room: Room) -> str:
+    return value.astimezone(room.building.tzinfo).isoformat()
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    """Times come in the building's time zone with their offset."""
+
+    requested_for = PersonField()
+    requested_by = PersonField()
+    attendees = AttendeeSerializer(many=True)
+    sync = SyncSerializer(source="*")
+    series = SeriesSerializer(allow_null=True)
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id", "room", "arrangement", "subject", "body", "start", "end", "requested_for", "requested_by",
+            "attendees", "kind", "source", "subsource", "state", "state_reason", "approval_state", "origin",
+            "series", "sync", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["start"] = _local_iso(instance.start, instance.room)
+        data["end"] = _local_iso(instance.end, instance.room)
+        return data
+
+
+class ArrangementSerializer(serializers.ModelSerializer):
+    seats = serializers.IntegerField()
+
+    class Meta:
+        model = Arrangement
+        fields = ["id", "name", "seats", "is_default"]
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    building = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    timezone = serializers.CharField(source="building.timezone")
+    floor = serializers.StringRelatedField()
+    equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    arrangements = ArrangementSerializer(many=True)
+    synced = serializers.BooleanField(source="is_synced")
+
+    class Meta:
+        model = Room
+        fields = [
+            "id", "name", "building", "timezone", "floor", "capacity", "equipment", "arrangements", "mailbox",
+            "synced", "group_reservations_enabled",
+        ]
+        read_only_fields = fields
+
+
+class BusySlotSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    state = serializers.CharField()
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    room = serializers.IntegerField()
+    date = serializers.DateField()
+    timezone = serializers.CharField()
+    busy = BusySlotSerializer(many=True)
+
+
+class CancelResultSerializer(serializers.Serializer):
+    cancelled = ReservationSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    extra = serializers.DictField()

@@ -1,0 +1,203 @@
+"""The v1 REST API. Each view parses input, calls one service or selector, and
+serializes the result. Errors take one shape (see ``errors.py``).
+
+Decisions an API client relies on:
+
+* Reservations made or changed here always carry source ``rest_api`` and
+  subsource ``sn_wsd_rest_api``. Sending another value for ``source`` or
+  ``subsource`` is refused with 400 (sending those very values is accepted).
+* An employee sees and changes the reservations they made or that are for
+  them; someone else's reservation answers 404, as if it did not exist (its
+  existence is nobody else's business). Staff see and change all.
+"""
+
+import datetime as dt
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reservations import selectors, services
+from reservations.api.serializers import (
+    AvailabilityFilterSerializer,
+    AvailabilitySerializer,
+    BulkCancelSerializer,
+    CancelResultSerializer,
+    CancelSerializer,
+    ErrorSerializer,
+    ReservationCreateSerializer,
+    ReservationFilterSerializer,
+    ReservationSerializer,
+    ReservationUpdateSerializer,
+    RoomFilterSerializer,
+    RoomSerializer,
+)
+from reservations.models import REST_API_SUBSOURCE, Source
+
+API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+
+
+def _query(serializer_class, request):
+    """Validate query parameters; repeated keys (state=a&state=b) become lists."""
+    data = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        data[key] = values if key == "state" else values[-1]
+    if "state" in data:
+        data["state"] = [part for value in data["state"] for part in value.split(",") if part]
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _paginated(view: APIView, request, queryset, serializer_class):
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _visible_reservation(request, reservation_id: int):
+    reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+    if reservation is None:
+        raise NotFound("No such reservation.")
+    return reservation
+
+
+def _fresh(reservation_id: int):
+    return selectors.reservation_queryset().get(pk=reservation_id)
+
+
+class RoomListView(APIView):
+    @extend_schema(parameters=[RoomFilterSerializer], responses={200: RoomSerializer(many=True), **ERRORS}, summary="Find rooms")
+    def get(self, request):
+        filters = _query(RoomFilterSerializer, request)
+        equipment = [slug.strip() for slug in filters.get("equipment", "").split(",") if slug.strip()]
+        rooms = selectors.room_list_available(
+            building=filters.get("building"), floor=filters.get("floor"), capacity_min=filters.get("capacity_min"),
+            equipment=equipment, arrangement=filters.get("arrangement"),
+            free_from=filters.get("free_from"), free_to=filters.get("free_to"),
+        )
+        return _paginated(self, request, rooms, RoomSerializer)
+
+
+class RoomDetailView(APIView):
+    @extend_schema(responses={200: RoomSerializer, **ERRORS}, summary="One room")
+    def get(self, request, room_id: int):
+        room = selectors.room_queryset().filter(pk=room_id).first()
+        if room is None:
+            raise NotFound("No such room.")
+        return Response(RoomSerializer(room).data)
+
+
+class RoomAvailabilityView(APIView):
+    @extend_schema(parameters=[AvailabilityFilterSerializer], responses={200: AvailabilitySerializer, **ERRORS}, summary="A room's busy slots on a day")
+    def get(self, request, room_id: int):
+        room = selectors.room_queryset().filter(pk=room_id).first()
+        if room is None:
+            raise NotFound("No such room.")
+        tz = room.building.tzinfo
+        day = _query(AvailabilityFilterSerializer, request).get("date") or dt.datetime.now(tz).date()
+        start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+        busy = selectors.room_busy_slots(room=room, start=start, end=start + dt.timedelta(days=1))
+        data = {
+            "room": room.pk,
+            "date": day.isoformat(),
+            "timezone": room.building.timezone,
+            "busy": [{"start": r.start.astimezone(tz).isoformat(), "end": r.end.astimezone(tz).isoformat(), "state": r.state} for r in busy],
+        }
+        return Response(data)
+
+
+class ReservationListView(APIView):
+    @extend_schema(
+        parameters=[ReservationFilterSerializer],
+        responses={200: ReservationSerializer(many=True), **ERRORS},
+        summary="My reservations (staff: everyone's)",
+    )
+    def get(self, request):
+        filters = _query(ReservationFilterSerializer, request)
+        rows = selectors.reservation_list_for_user(
+            user=request.user, states=filters.get("state", ()), room=filters.get("room"),
+            starts_after=filters.get("starts_after"), starts_before=filters.get("starts_before"),
+            series=filters.get("series"), requested_for=filters.get("requested_for"),
+        )
+        return _paginated(self, request, rows, ReservationSerializer)
+
+    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, **ERRORS}, summary="Book a room (optionally recurring)")
+    def post(self, request):
+        serializer = ReservationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        reservation = services.reservation_create(
+            actor=request.user, room=data["room"], arrangement=data["arrangement"], subject=data["subject"],
+            body=data["body"], start=data["start"], end=data["end"], requested_for=data["requested_for"],
+            attendees=data["attendees"], kind=data["kind"], recurrence=serializer.recurrence_value(), **API_CHANNEL,
+        )
+        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+
+
+class ReservationDetailView(APIView):
+    @extend_schema(responses={200: ReservationSerializer, **ERRORS}, summary="One reservation")
+    def get(self, request, reservation_id: int):
+        return Response(ReservationSerializer(_visible_reservation(request, reservation_id)).data)
+
+    @extend_schema(
+        request=ReservationUpdateSerializer,
+        responses={200: ReservationSerializer, **ERRORS},
+        summary="Change a reservation (scope=series: every coming occurrence)",
+    )
+    def patch(self, request, reservation_id: int):
+        reservation = _visible_reservation(request, reservation_id)
+        serializer = ReservationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.reservation_update(
+            actor=request.user, reservation=reservation, scope=serializer.validated_data["scope"],
+            **serializer.changes(), **API_CHANNEL,
+        )
+        return Response(ReservationSerializer(_fresh(reservation.pk)).data)
+
+
+class ReservationCancelView(APIView):
+    @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel a reservation or its series")
+    def post(self, request, reservation_id: int):
+        reservation = _visible_reservation(request, reservation_id)
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cancelled = services.reservation_cancel(
+            actor=request.user, reservation=reservation, scope=serializer.validated_data["scope"],
+            reason=serializer.validated_data["reason"], **API_CHANNEL,
+        )
+        rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled] or [reservation.pk])
+        return Response({"cancelled": ReservationSerializer(rows, many=True).data})
+
+
+class ReservationBulkCancelView(APIView):
+    @extend_schema(request=BulkCancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel several reservations at once (all or none)", operation_id="reservations_bulk_cancel")
+    def post(self, request):
+        serializer = BulkCancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ids = serializer.validated_data["ids"]
+        visible = list(selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).only("id"))
+        missing = sorted(set(ids) - {r.pk for r in visible})
+        if missing:
+            raise NotFound("No such reservation: " + ", ".join(map(str, missing)))
+        cancelled = services.reservation_cancel_many(
+            actor=request.user, reservations=visible, reason=serializer.validated_data["reason"], **API_CHANNEL,
+        )
+        rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled])
+        return Response({"cancelled": ReservationSerializer(rows, many=True).data})
+
+
+class PingView(APIView):
+    """A trivial authenticated endpoint: who am I (also the benchmark's ceiling)."""
+
+    @extend_schema(responses={200: dict}, summary="Who am I")
+    def get(self, request):
+        return Response({"user": request.user.get_username(), "staff": request.user.is_staff})
+
+
+_ = OpenApiParameter

@@ -1,0 +1,118 @@
+"""Reads (HackSoft "selectors"). Each returns rows ready to render: related
+objects are joined or prefetched so listing never costs a query per row."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from reservations.models import ACTIVE_STATES, Attendee, Reservation
+from workplace.models import Arrangement, Building, Floor, Room
+
+
+def room_queryset() -> QuerySet[Room]:
+    return Room.objects.select_related("building", "floor").prefetch_related(
+        "equipment", Prefetch("arrangements", queryset=Arrangement.objects.order_by("-is_default", "name"))
+    )
+
+
+def room_list_available(
+    *,
+    building: Building | str | None = None,
+    floor: Floor | int | None = None,
+    capacity_min: int | None = None,
+    equipment: Iterable[str] = (),
+    arrangement: str | None = None,
+    free_from: dt.datetime | None = None,
+    free_to: dt.datetime | None = None,
+) -> QuerySet[Room]:
+    """Reservable rooms matching the room finder's filters.
+
+    ``building`` is a building or its code; ``equipment`` slugs must all be
+    present; ``arrangement`` is a layout name; with ``free_from``/``free_to`` only
+    rooms without an active reservation overlapping that range are returned."""
+    rooms = room_queryset().filter(reservable=True)
+    if building is not None:
+        rooms = rooms.filter(building=building) if isinstance(building, Building) else rooms.filter(building__code=building)
+    if floor is not None:
+        rooms = rooms.filter(floor=floor)
+    if capacity_min is not None:
+        rooms = rooms.filter(capacity__gte=capacity_min)
+    slugs = sorted(set(equipment))
+    if slugs:
+        rooms = rooms.annotate(
+            matching_equipment=Count("equipment", filter=Q(equipment__slug__in=slugs), distinct=True)
+        ).filter(matching_equipment=len(slugs))
+    if arrangement:
+        rooms = rooms.filter(arrangements__name__iexact=arrangement)
+    if free_from is not None and free_to is not None:
+        busy = Reservation.objects.filter(
+            room=OuterRef("pk"), state__in=ACTIVE_STATES, start__lt=free_to, end__gt=free_from
+        )
+        rooms = rooms.filter(~Exists(busy))
+    return rooms.order_by("building__name", "name").distinct()
+
+
+def reservation_queryset() -> QuerySet[Reservation]:
+    return Reservation.objects.select_related(
+        "room__building", "arrangement", "requested_for", "requested_by", "series"
+    ).prefetch_related(Prefetch("attendees", queryset=Attendee.objects.order_by("id")))
+
+
+def reservation_visible_to(*, user: AbstractBaseUser) -> QuerySet[Reservation]:
+    """Staff see every reservation; an employee sees those they made or that are for them."""
+    rows = reservation_queryset()
+    if user.is_staff:
+        return rows
+    return rows.filter(Q(requested_by=user) | Q(requested_for=user))
+
+
+def reservation_list_for_user(
+    *,
+    user: AbstractBaseUser,
+    states: Iterable[str] = (),
+    room: Room | int | None = None,
+    starts_after: dt.datetime | None = None,
+    starts_before: dt.datetime | None = None,
+    series: int | None = None,
+    requested_for: AbstractBaseUser | int | None = None,
+) -> QuerySet[Reservation]:
+    rows = reservation_visible_to(user=user)
+    states = list(states)
+    if states:
+        rows = rows.filter(state__in=states)
+    if room is not None:
+        rows = rows.filter(room=room)
+    if starts_after is not None:
+        rows = rows.filter(end__gt=starts_after)
+    if starts_before is not None:
+        rows = rows.filter(start__lt=starts_before)
+    if series is not None:
+        rows = rows.filter(series_id=series)
+    if requested_for is not None:
+        rows = rows.filter(requested_for=requested_for)
+    return rows.order_by("start", "id")
+
+
+def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: int) -> Reservation | None:
+    return reservation_visible_to(user=user).filter(pk=reservation_id).first()
+
+
+def room_busy_slots(*, room: Room, start: dt.datetime, end: dt.datetime) -> list[Reservation]:
+    """Active reservations of ``room`` overlapping ``start``–``end`` (for availability)."""
+    return list(
+        Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=end, end__gt=start)
+        .only("id", "start", "end", "state", "room_id")
+        .order_by("start")
+    )
+
+
+def room_day_view(*, room: Room, day: dt.date) -> list[Reservation]:
+    """The room's active reservations on ``day`` in the building's time zone."""
+    tz = room.building.tzinfo
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return list(
+        reservation_queryset().filter(room=room, state__in=ACTIVE_STATES, start__lt=end, end__gt=start).order_by("start")
+    )
