@@ -1,6 +1,33 @@
 from django.apps import AppConfig
 
+# Beat schedules this app adds (SPEC §4): names are stable so deployments can override them.
+BEAT_SCHEDULE = {
+    "calendar_sync.sweep_sync_events": {"task": "calendar_sync.tasks.sweep_sync_events", "schedule": 60.0},
+    "calendar_sync.check_awaiting_reservations": {"task": "calendar_sync.tasks.check_awaiting_reservations", "schedule": 600.0},
+    "calendar_sync.clean_up_unanswered_reservations": {"task": "calendar_sync.tasks.clean_up_unanswered_reservations", "schedule": 600.0},
+}
+
 
 class CalendarSyncConfig(AppConfig):
     name = "calendar_sync"
     verbose_name = "Calendar sync"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from reservations.outbox import register_listener
+
+        from .tasks import enqueue_push
+
+        # 1. Every sync event the reservation services record is pushed after commit.
+        register_listener(enqueue_push)
+        # 2. Our periodic jobs, without overwriting what a deployment configured.
+        for name, entry in BEAT_SCHEDULE.items():
+            settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)
+        try:
+            from workplace.celery import app
+
+            for name, entry in BEAT_SCHEDULE.items():
+                app.conf.beat_schedule.setdefault(name, entry)
+        except Exception:  # noqa: S110 - the Celery app is optional for management commands
+            pass

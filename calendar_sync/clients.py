@@ -1,0 +1,71 @@
+"""Graph clients per credential, built from exchange_auth's token functions.
+
+One ``GraphClient`` (and so one pooled HTTP session) per (provider, credential,
+token user) per process; tokens come from ``exchange_auth.credentials`` on every
+request (msal serves them from its cache and refreshes silently)."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+from exchange_auth.modes import Credential, SyncPlan
+
+from .graph import GraphClient
+
+_clients: dict[tuple, GraphClient] = {}
+_lock = threading.Lock()
+
+
+def _credentials():
+    from exchange_auth import credentials
+
+    return credentials
+
+
+def _accepts(func, name: str) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _token_callable(plan: SyncPlan, provider, acting_user):
+    creds = _credentials()
+    func = creds.token_for_plan
+    refresh_ok = _accepts(func, "force_refresh")
+
+    def token(force_refresh: bool = False) -> str:
+        kwargs = {"force_refresh": True} if (force_refresh and refresh_ok) else {}
+        result = func(plan, provider, acting_user, **kwargs)
+        return result if isinstance(result, str) else result["access_token"]
+
+    return token
+
+
+def client_for(plan: SyncPlan, provider, acting_user=None) -> GraphClient:
+    """The client acting with ``plan``'s credential (system, or the acting user's own token)."""
+    who = ""
+    if plan.credential == Credential.PERSONAL:
+        who = getattr(acting_user, "email", "") or plan.token_user
+    key = (provider.pk, provider.updated_at, str(plan.credential), who.lower())
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = GraphClient(
+                _token_callable(plan, provider, acting_user), base_url=provider.graph_base_url,
+                credential_label=f"{plan.credential}" + (f":{who}" if who else ""),
+            )
+            _clients[key] = client
+        return client
+
+
+def system_client(provider) -> GraphClient:
+    plan = SyncPlan(credential=Credential.SYSTEM, token_user="", mailbox="", sync_mailbox="other", organizer="", organizer_is_room=False, employee_role="attendee")
+    return client_for(plan, provider, None)
+
+
+def reset() -> None:
+    """Forget every client (tests: after the emulator restarts or the provider changes)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,425 @@
+"""The one seam for Microsoft Graph HTTP (STYLE 6).
+
+Everything the product sends to Graph goes through ``GraphClient``:
+
+1. a per-mailbox concurrency cap (Outlook allows 4 concurrent requests per app
+   per mailbox) shared by every worker process through a Redis semaphore whose
+   slots expire, so a killed worker can't leak them;
+2. timeouts on every call;
+3. retries with exponential backoff and full jitter for 429 / 503 / 504 and
+   connection errors only, honouring ``Retry-After``;
+4. one structured log line per HTTP attempt (method, path template, mailbox,
+   status, ms, attempt) — never a token, a body or a query value;
+5. typed errors: ``GraphError`` (status, code, message) and its subclasses.
+
+A client is bound to one credential: ``token`` is a callable returning a bearer
+token; it is called again with ``force_refresh=True`` once after a 401 (a token
+the service revoked or expired early is refreshed silently).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+
+logger = logging.getLogger("calendar_sync.graph")
+
+TRANSIENT_STATUSES = frozenset({429, 503, 504})
+MAILBOX_CONCURRENCY = 4
+BATCH_LIMIT = 20  # Graph's JSON batching takes at most 20 requests
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+class GraphError(Exception):
+    """A Graph call failed. ``status`` is 0 for connection errors."""
+
+    def __init__(self, status: int, code: str = "", message: str = "", *, retry_after: float | None = None, request_id: str = ""):
+        super().__init__(f"{status} {code}: {message}".strip())
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "code": self.code, "message": self.message, "request_id": self.request_id}
+
+
+class NotFound(GraphError):
+    pass
+
+
+class PreconditionFailed(GraphError):
+    """If-Match named a change key the event no longer has (412)."""
+
+
+class AccessDenied(GraphError):
+    pass
+
+
+class Unauthorized(GraphError):
+    pass
+
+
+class Throttled(GraphError):
+    """429 / 503 / 504 still failing after the client's own retries. Try again later."""
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class Unavailable(GraphError):
+    """No HTTP answer (connection refused/reset, timeout) after the client's retries,
+    or no free mailbox slot in time. Try again later."""
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+def error_for(status: int, code: str, message: str, *, retry_after: float | None = None, request_id: str = "") -> GraphError:
+    cls = {401: Unauthorized, 403: AccessDenied, 404: NotFound, 410: NotFound, 412: PreconditionFailed}.get(status)
+    if cls is None:
+        cls = Throttled if status in TRANSIENT_STATUSES else GraphError
+    return cls(status, code, message, retry_after=retry_after, request_id=request_id)
+
+
+# --- logging helpers ---------------------------------------------------------------
+
+_USERS = re.compile(r"^/(users|groups|places)/([^/?]+)")
+_SEGMENT_ID = re.compile(r"^(?:[A-Za-z0-9_=+-]{24,}|[0-9a-fA-F-]{36}|[^/]+@[^/]+)$")
+
+
+def path_template(path: str) -> str:
+    """``/users/alice@x/events/AAMk.../cancel`` → ``/users/{mailbox}/events/{id}/cancel``."""
+    path = path.split("?", 1)[0]
+    out = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        if i > 0 and segments[i - 1] in ("users", "groups", "places") and seg:
+            out.append("{mailbox}")
+        elif seg and _SEGMENT_ID.match(seg):
+            out.append("{id}")
+        else:
+            out.append(seg)
+    return "/".join(out)
+
+
+def mailbox_of(path: str) -> str:
+    match = _USERS.match(path)
+    return match.group(2).lower() if match else ""
+
+
+def users_path(mailbox: str, *rest: str) -> str:
+    """``/users/{mailbox}/...`` with each segment URL-quoted (event ids contain ``/`` and ``+``)."""
+    parts = [quote(mailbox, safe="@")] + [quote(r, safe="") for r in rest]
+    return "/users/" + "/".join(parts)
+
+
+# --- per-mailbox concurrency -------------------------------------------------------
+
+# KEYS[1] = the mailbox's sorted set; ARGV = now, lease expiry, limit, token.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], 3600)
+  return 1
+end
+return 0
+"""
+
+
+class MailboxSemaphore:
+    """At most ``limit`` concurrent Graph requests per mailbox across all processes.
+
+    A Redis sorted set per mailbox holds one member per slot, scored by its lease
+    expiry; expired slots are dropped on every acquire, so a SIGKILLed worker's
+    slots free themselves after ``lease`` seconds. Without Redis (the embedded
+    dev default) a process-local semaphore does the same job."""
+
+    def __init__(self, redis_url: str | None, *, limit: int = MAILBOX_CONCURRENCY, lease: float = 60.0, wait: float = 120.0, prefix: str = "graph:mbx:"):
+        self.limit = limit
+        self.lease = lease
+        self.wait = wait
+        self.prefix = prefix
+        self._redis = None
+        self._script = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url)
+            self._script = self._redis.register_script(_ACQUIRE)
+        self._local: dict[str, threading.BoundedSemaphore] = {}
+        self._local_lock = threading.Lock()
+
+    def acquire(self, mailbox: str) -> Callable[[], None]:
+        """Block until a slot is free; return the function that releases it."""
+        if self._redis is None:
+            with self._local_lock:
+                sem = self._local.setdefault(mailbox, threading.BoundedSemaphore(self.limit))
+            if not sem.acquire(timeout=self.wait):
+                raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
+            return sem.release
+        key = self.prefix + mailbox
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait
+        delay = 0.01
+        while True:
+            now = time.time()
+            if self._script(keys=[key], args=[now, now + self.lease, self.limit, token]):
+                return lambda: self._redis.zrem(key, token)
+            if time.monotonic() > deadline:
+                raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.25)
+
+    def in_use(self, mailbox: str) -> int:
+        if self._redis is None:
+            return 0
+        key = self.prefix + mailbox
+        self._redis.zremrangebyscore(key, "-inf", time.time())
+        return int(self._redis.zcard(key))
+
+
+_semaphore: MailboxSemaphore | None = None
+_semaphore_lock = threading.Lock()
+
+
+def default_semaphore() -> MailboxSemaphore:
+    global _semaphore
+    with _semaphore_lock:
+        if _semaphore is None:
+            lease = float(settings.GRAPH_TIMEOUT_SECONDS) * 2 + 5
+            _semaphore = MailboxSemaphore(getattr(settings, "REDIS_URL", None), lease=lease)
+        return _semaphore
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+@dataclass
+class GraphResponse:
+    status: int
+    headers: dict
+    body: Any
+
+    def json(self) -> Any:
+        return self.body
+
+
+@dataclass
+class BatchItem:
+    method: str
+    url: str  # relative to the version root, e.g. "/users/x/events/y"
+    body: Any = None
+    headers: dict = field(default_factory=dict)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class GraphClient:
+    """Graph v1.0 calls for one credential. Paths are relative to ``{graph_base_url}/v1.0``."""
+
+    def __init__(
+        self,
+        token: Callable[..., str],
+        *,
+        base_url: str,
+        session: requests.Session | None = None,
+        timeout: float | None = None,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 60.0,
+        semaphore: MailboxSemaphore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        credential_label: str = "",
+    ):
+        from exchange_auth.http import new_session
+
+        self._token = token
+        base_url = base_url.rstrip("/")
+        self.root = base_url if base_url.endswith("/v1.0") else base_url + "/v1.0"
+        self.session = session or new_session()
+        self.timeout = timeout or float(settings.GRAPH_TIMEOUT_SECONDS)
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self.semaphore = semaphore if semaphore is not None else default_semaphore()
+        self.sleep = sleep
+        self.credential_label = credential_label
+        self.calls = 0  # HTTP attempts made by this client (for tests and the bench)
+
+    # 1. token handling ------------------------------------------------------------
+    def _bearer(self, *, force_refresh: bool = False) -> str:
+        if force_refresh:
+            try:
+                return self._token(force_refresh=True)
+            except TypeError:
+                return self._token()
+        return self._token()
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            # Honour the server; a little jitter keeps a crowd of workers from returning in step.
+            return min(retry_after, self.max_retry_after) + random.uniform(0, 0.25)  # noqa: S311
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))  # noqa: S311
+
+    # 2. one request, with retries ------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        mailbox: str | None = None,
+        slots: Iterable[str] | None = None,
+    ) -> GraphResponse:
+        method = method.upper()
+        mailbox = (mailbox or mailbox_of(path)).lower()
+        template = path_template(path)
+        url = self.root + path
+        refreshed = False
+        force_refresh = False
+        attempt = 0
+        while True:
+            attempt += 1
+            bearer = self._bearer(force_refresh=force_refresh)
+            force_refresh = False
+            req_headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
+            if headers:
+                req_headers.update(headers)
+            release = [self.semaphore.acquire(m) for m in sorted(set(slots or ([mailbox] if mailbox else [])))]
+            started = time.monotonic()
+            status = 0
+            try:
+                self.calls += 1
+                resp = self.session.request(method, url, json=json, params=params, headers=req_headers, timeout=self.timeout)
+                status = resp.status_code
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                resp = None
+                error: GraphError = Unavailable(0, type(exc).__name__, "No answer from Graph.")
+            finally:
+                for r in release:
+                    r()
+                ms = int((time.monotonic() - started) * 1000)
+                logger.info(
+                    "graph_call method=%s path=%s mailbox=%s status=%s ms=%s attempt=%s credential=%s",
+                    method, template, mailbox or "-", status, ms, attempt, self.credential_label or "-",
+                    extra={"graph": {"method": method, "path": template, "mailbox": mailbox, "status": status, "ms": ms, "attempt": attempt}},
+                )
+            if resp is not None:
+                if resp.status_code < 400:
+                    body = None
+                    if resp.content and "json" in resp.headers.get("Content-Type", ""):
+                        body = resp.json()
+                    return GraphResponse(resp.status_code, dict(resp.headers), body)
+                error = self._error(resp)
+                if resp.status_code == 401 and not refreshed:
+                    refreshed = force_refresh = True  # one silent refresh, then the next 401 is final
+                    continue
+            if not error.transient:
+                raise error
+            if attempt >= self.max_attempts:
+                raise error
+            self.sleep(self._backoff(attempt, error.retry_after))
+
+    @staticmethod
+    def _error(resp: requests.Response) -> GraphError:
+        code, message = "", resp.reason or ""
+        try:
+            payload = resp.json().get("error", {})
+            code = payload.get("code", "") or ""
+            message = payload.get("message", "") or message
+        except ValueError:
+            pass
+        return error_for(
+            resp.status_code, code, message,
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            request_id=resp.headers.get("request-id", ""),
+        )
+
+    def get(self, path: str, **kw) -> Any:
+        return self.request("GET", path, **kw).body
+
+    def post(self, path: str, json: Any = None, **kw) -> Any:
+        return self.request("POST", path, json=json, **kw).body
+
+    def patch(self, path: str, json: Any = None, **kw) -> Any:
+        return self.request("PATCH", path, json=json, **kw).body
+
+    def delete(self, path: str, **kw) -> None:
+        self.request("DELETE", path, **kw)
+
+    # 3. $batch -------------------------------------------------------------------------
+    def batch(self, items: list[BatchItem]) -> list[GraphResponse | GraphError]:
+        """Run ``items`` through ``/$batch`` (20 per request); return one result per item,
+        in order: a ``GraphResponse`` or the ``GraphError`` for that item. Items that were
+        throttled inside a batch are retried in a later batch, honouring Retry-After."""
+        results: list[GraphResponse | GraphError | None] = [None] * len(items)
+        for offset in range(0, len(items), BATCH_LIMIT):
+            pending = list(range(offset, min(offset + BATCH_LIMIT, len(items))))
+            attempt = 0
+            while pending:
+                attempt += 1
+                payload = {"requests": [
+                    {"id": str(i), "method": items[i].method.upper(), "url": items[i].url,
+                     **({"body": items[i].body, "headers": {"Content-Type": "application/json", **items[i].headers}} if items[i].body is not None
+                        else ({"headers": items[i].headers} if items[i].headers else {}))}
+                    for i in pending
+                ]}
+                mailboxes = {mailbox_of(items[i].url) for i in pending} - {""}
+                body = self.request("POST", "/$batch", json=payload, mailbox=",".join(sorted(mailboxes)) or "-", slots=mailboxes)
+                retry_after = 0.0
+                again = []
+                for answer in (body or {}).get("responses", []):
+                    i = int(answer["id"])
+                    status = int(answer.get("status", 0))
+                    headers = answer.get("headers") or {}
+                    if status < 400:
+                        results[i] = GraphResponse(status, headers, answer.get("body"))
+                        continue
+                    err = (answer.get("body") or {}).get("error", {}) if isinstance(answer.get("body"), dict) else {}
+                    error = error_for(status, err.get("code", ""), err.get("message", ""), retry_after=parse_retry_after(headers.get("Retry-After")))
+                    results[i] = error
+                    if error.transient and attempt < self.max_attempts:
+                        again.append(i)
+                        retry_after = max(retry_after, self._backoff(attempt, error.retry_after))
+                pending = sorted(again)
+                if pending:
+                    self.sleep(retry_after)
+        return [r if r is not None else GraphError(0, "NoAnswer", "The batch returned no answer for this request.") for r in results]

@@ -1,0 +1,173 @@
+"""Graph event payloads for reservations and series (SPEC §3 "organizer" column).
+
+Pure functions: a reservation (or series) and a ``SyncPlan`` in, JSON out.
+Times are sent as local wall-clock times in the building's time zone (an IANA
+name; Graph accepts Windows or IANA names), so Outlook shows the meeting in the
+room's zone and a series keeps its local time across DST changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from exchange_auth.modes import SyncPlan
+
+# transactionIds are UUID5s in this namespace: the same sync event always sends the same id.
+TRANSACTION_NAMESPACE = uuid.UUID("5d0f5c1e-3b7a-4f0e-9c55-0a6b2c9d7e41")
+
+GRAPH_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def transaction_id(*, reservation_id: int | None, series_id: int | None, sync_event_id: int, room_mailbox: str) -> str:
+    """Deterministic per (reservation or series, sync event, room): a retried or redelivered
+    push of the same create sends the same id and Graph returns the meeting it already made;
+    a later re-create (room change) is a new sync event and so a new id."""
+    key = f"wsd:rsv={reservation_id or ''}:series={series_id or ''}:event={sync_event_id}:room={room_mailbox.lower()}"
+    return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
+
+
+def graph_time(value: datetime, tz_name: str) -> dict:
+    local = value.astimezone(ZoneInfo(tz_name))
+    return {"dateTime": local.replace(tzinfo=None).isoformat(timespec="seconds"), "timeZone": tz_name}
+
+
+def _address(email: str, name: str = "") -> dict:
+    return {"address": email, "name": name or email}
+
+
+def _user_name(user) -> str:
+    full = (user.get_full_name() or "").strip() if hasattr(user, "get_full_name") else ""
+    return full or getattr(user, "email", "") or str(user)
+
+
+def location_for(room) -> dict:
+    loc = {"displayName": room.name, "locationType": "conferenceRoom"}
+    if room.mailbox:
+        loc["locationEmailAddress"] = room.mailbox
+        loc["uniqueId"] = room.mailbox
+        loc["uniqueIdType"] = "directory"
+    return loc
+
+
+def room_attendee(room) -> dict:
+    return {"emailAddress": _address(room.mailbox, room.name), "type": "resource"}
+
+
+def attendees_for(*, room, requested_for, attendees, plan: SyncPlan) -> list[dict]:
+    """1. the room as ``resource`` unless it organizes; 2. the employee when someone
+    else (a service account, the room) organizes; 3. a blocker's invitee; 4. the
+    reservation's own attendees. Never the organizer itself, never twice."""
+    out: list[dict] = []
+    seen = {plan.organizer.lower()} if plan.organizer else set()
+
+    def add(email: str, name: str, type_: str) -> None:
+        if email and email.lower() not in seen:
+            seen.add(email.lower())
+            out.append({"emailAddress": _address(email, name), "type": type_})
+
+    if room.mailbox and plan.room_is_attendee:
+        add(room.mailbox, room.name, "resource")
+    employee_email = getattr(requested_for, "email", "") if requested_for is not None else ""
+    if plan.employee_role == "attendee" or (employee_email and employee_email.lower() != plan.organizer.lower()):
+        add(employee_email, _user_name(requested_for) if requested_for is not None else "", "required")
+    if plan.invitee:
+        add(plan.invitee, "", "required")
+    for a in attendees:
+        if a.type == "resource":
+            continue  # rooms come from the reservation's room
+        add(a.email, a.name, a.type if a.type in ("required", "optional") else "required")
+    return out
+
+
+def _body(text: str) -> dict:
+    return {"contentType": "text", "content": text or ""}
+
+
+def event_payload(reservation, plan: SyncPlan, *, tz_name: str) -> dict:
+    """The fields the product manages on a single meeting (create and full update)."""
+    room = reservation.room
+    return {
+        "subject": reservation.subject,
+        "body": _body(reservation.body),
+        "start": graph_time(reservation.start, tz_name),
+        "end": graph_time(reservation.end, tz_name),
+        "location": location_for(room),
+        "locations": [location_for(room)],
+        "attendees": attendees_for(room=room, requested_for=reservation.requested_for, attendees=list(reservation.attendees.all()), plan=plan),
+        "showAs": "busy",
+        "responseRequested": True,
+        "allowNewTimeProposals": False,
+    }
+
+
+def create_payload(reservation, plan: SyncPlan, *, tz_name: str, sync_event_id: int) -> dict:
+    payload = event_payload(reservation, plan, tz_name=tz_name)
+    payload["transactionId"] = transaction_id(
+        reservation_id=reservation.pk, series_id=None, sync_event_id=sync_event_id, room_mailbox=reservation.room.mailbox
+    )
+    return payload
+
+
+def occurrence_patch(reservation, *, tz_name: str) -> dict:
+    """An exception to a series: the fields one occurrence may change."""
+    return {
+        "subject": reservation.subject,
+        "body": _body(reservation.body),
+        "start": graph_time(reservation.start, tz_name),
+        "end": graph_time(reservation.end, tz_name),
+    }
+
+
+def recurrence_for(series) -> dict:
+    """``patternedRecurrence`` for a series, expanded in the series' time zone."""
+    tz = ZoneInfo(series.timezone)
+    first_local = series.first_start.astimezone(tz)
+    pattern: dict = {"interval": series.interval or 1, "firstDayOfWeek": "monday"}
+    if series.frequency == "daily":
+        pattern["type"] = "daily"
+    elif series.frequency == "weekly":
+        days = series.weekdays or [first_local.isoweekday()]
+        pattern["type"] = "weekly"
+        pattern["daysOfWeek"] = [GRAPH_DAYS[d - 1] for d in sorted(days)]
+    else:
+        pattern["type"] = "absoluteMonthly"
+        pattern["dayOfMonth"] = first_local.day
+    rng: dict = {"startDate": first_local.date().isoformat(), "recurrenceTimeZone": series.timezone}
+    if series.until:
+        rng.update(type="endDate", endDate=series.until.isoformat())
+    elif series.count:
+        rng.update(type="numbered", numberOfOccurrences=series.count)
+    else:
+        rng["type"] = "noEnd"
+    return {"pattern": pattern, "range": rng}
+
+
+def series_create_payload(series, plan: SyncPlan, *, room, attendees, sync_event_id: int, body: str = "") -> dict:
+    tz = series.timezone
+    payload = {
+        "subject": series.subject,
+        "body": _body(body),
+        "start": graph_time(series.first_start, tz),
+        "end": graph_time(series.first_end, tz),
+        "location": location_for(room),
+        "locations": [location_for(room)],
+        "attendees": attendees_for(room=room, requested_for=series.requested_for, attendees=attendees, plan=plan),
+        "recurrence": recurrence_for(series),
+        "showAs": "busy",
+        "responseRequested": True,
+        "allowNewTimeProposals": False,
+    }
+    payload["transactionId"] = transaction_id(reservation_id=None, series_id=series.pk, sync_event_id=sync_event_id, room_mailbox=room.mailbox)
+    return payload
+
+
+def room_response(event: dict, room_mailbox: str) -> str:
+    """The room's answer as the organizer's copy shows it: accepted, declined,
+    tentativelyAccepted, notResponded or none ("" if the room isn't on it)."""
+    for attendee in (event or {}).get("attendees", []) or []:
+        address = ((attendee.get("emailAddress") or {}).get("address") or "").lower()
+        if address == room_mailbox.lower():
+            return ((attendee.get("status") or {}).get("response") or "none")
+    return ""

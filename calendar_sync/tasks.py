@@ -1,0 +1,103 @@
+"""Celery tasks: thin, idempotent, ids in (STYLE 4). The work is in ``push`` and ``confirm``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from reservations.models import SyncEvent
+
+from . import conf, confirm, push
+
+logger = logging.getLogger("calendar_sync")
+
+CONFIRM_KEY = "calendar_sync:confirm-scheduled"
+
+
+def _eager() -> bool:
+    from celery import current_app
+
+    return bool(current_app.conf.task_always_eager)
+
+
+def enqueue_push(event_id: int) -> None:
+    """The outbox listener (registered in ``CalendarSyncConfig.ready``): runs after commit."""
+    push_sync_event.delay(event_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def push_sync_event(event_id: int, reprocess: bool = False) -> str:
+    """Push one sync event. Safe to run twice: the claim lets one run through."""
+    outcome = push.process_sync_event(event_id, reprocess=reprocess)
+    if outcome.status == "retry" and not _eager():
+        push_sync_event.apply_async((event_id,), countdown=outcome.delay)
+    if outcome.status in ("processed", "error"):
+        event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id").first()
+        if event is not None:
+            for next_id in push.next_pending_for(event):
+                push_sync_event.delay(next_id)
+    return outcome.status
+
+
+def schedule_confirmation_check() -> None:
+    """Read the room's answer shortly; many pushes share one scheduled check."""
+    delay = conf.confirm_delay_seconds()
+    if _eager():
+        return  # tests call confirm.check_answers / check_confirmations themselves
+    if cache.add(CONFIRM_KEY, 1, timeout=max(1, int(delay))):
+        check_confirmations.apply_async(countdown=delay)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_confirmations() -> dict:
+    window = conf.confirm_follow_up_seconds()
+    counts = confirm.check_answers(max_age_seconds=window)
+    if confirm.pending_answers(max_age_seconds=window) and not _eager():
+        schedule_confirmation_check()
+    return counts
+
+
+@shared_task(ignore_result=True)
+def sweep_sync_events(limit: int = 500) -> int:
+    """Re-queue what a dead worker left behind: ``new`` events due for a while whose task
+    never ran, and ``processing`` ones whose lease ran out. The claim makes a duplicate
+    queueing harmless."""
+    now = timezone.now()
+    grace = now - timedelta(seconds=conf.sweep_grace_seconds())
+    due = SyncEvent.objects.filter(
+        Q(state=SyncEvent.State.NEW, next_attempt_at__isnull=True, created_at__lte=grace)
+        | Q(state=SyncEvent.State.NEW, next_attempt_at__lte=grace)
+        | Q(state=SyncEvent.State.PROCESSING, next_attempt_at__lt=now)
+    ).order_by("pk").values_list("pk", flat=True)[:limit]
+    ids = list(due)
+    for event_id in ids:
+        push_sync_event.delay(event_id)
+    if ids:
+        logger.info("sweeper re-queued %d sync event(s)", len(ids))
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def check_awaiting_reservations() -> dict:
+    """Every 10 minutes (SPEC §4)."""
+    return confirm.check_room_calendars()
+
+
+@shared_task(ignore_result=True)
+def clean_up_unanswered_reservations() -> int:
+    return confirm.clean_up_unanswered()
+
+
+def reprocess(event_ids: list[int]) -> int:
+    """Admin "re-process": put ``error`` events back through the push (attempts reset)."""
+    n = 0
+    for event_id in event_ids:
+        if SyncEvent.objects.filter(pk=event_id, state__in=[SyncEvent.State.ERROR, SyncEvent.State.NEW]).exists():
+            push_sync_event.delay(event_id, reprocess=True)
+            n += 1
+    return n
