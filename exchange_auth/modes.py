@@ -12,8 +12,12 @@ other app of ours). ``reservations.rules`` and ``calendar_sync`` both use it.
 |          |                       | organizer account (``other``)                         |           |                |
 | Personal | acting user's token   | the acting employee (``user``)                        | organizer | system         |
 
-Blocker reservations (any mode) live in the delegated user's calendar with the
-requested-for user (or ``sn_wsd_rsv.blocker_user``) as invitee.
+Personal mode, blocker reservations: they live in the delegated user's calendar
+with the requested-for user (or ``sn_wsd_rsv.blocker_user``) as invitee (SPEC §3
+lists this under Personal mode; elsewhere a blocker follows its mode's row).
+Personal mode, a user changing a reservation whose meeting lives in another
+mailbox (sync mailbox ``other``): the system credential keeps acting on it — the
+employee's own token can't reach that mailbox.
 """
 
 from dataclasses import dataclass
@@ -95,13 +99,19 @@ def plan_sync(
     accounts: ProviderAccounts,
     blocker_user: str = "",
     by_user: bool = True,
+    existing_sync_mailbox: str = "",
 ) -> SyncPlan:
-    """Decide credential, mailbox and organizer for one reservation action (SPEC §3)."""
+    """Decide credential, mailbox and organizer for one reservation action (SPEC §3).
+
+    ``source``/``subsource`` are the channel of *this action* (for an update or a
+    cancel: the channel of the change, not of the original booking);
+    ``existing_sync_mailbox`` is the stored sync mailbox of a reservation being
+    updated or cancelled ("" for a create)."""
     mode = Mode(mode)
     user_triggered = is_user_triggered(source=source, subsource=subsource, by_user=by_user)
 
-    # 1. Blockers live in the delegated user's calendar, the person invited.
-    if kind == "blocker":
+    # 1. Personal mode: blockers live in the delegated user's calendar, the person invited.
+    if kind == "blocker" and mode is Mode.PERSONAL:
         holder = accounts.delegated_user or accounts.organizer_account
         if not holder:
             raise PlanError("Blocker reservations need the provider's delegated user.")
@@ -111,8 +121,12 @@ def plan_sync(
             invitee=blocker_user or requested_for,
         )
 
-    # 2. Personal mode, an employee acting in person: their own token, their calendar.
+    # 2. Personal mode, an employee acting in person: their own token, their calendar
+    #    (unless the meeting already lives in another mailbox: see the module docstring;
+    #    for an existing meeting the mailbox stored on the reservation is the one to use).
     if mode is Mode.PERSONAL and user_triggered:
+        if existing_sync_mailbox == "other":
+            return _service_account_plan(accounts)
         return SyncPlan(
             credential=Credential.PERSONAL, token_user=acting_user, mailbox=acting_user,
             sync_mailbox="user", organizer=acting_user, organizer_is_room=False, employee_role="organizer",
