@@ -106,7 +106,7 @@ def error_for(status: int, code: str, message: str, *, retry_after: float | None
 # --- logging helpers ---------------------------------------------------------------
 
 _USERS = re.compile(r"^/(users|groups|places)/([^/?]+)")
-_SEGMENT_ID = re.compile(r"^(?:[A-Za-z0-9_=+-]{24,}|[0-9a-fA-F-]{36}|[^/]+@[^/]+)$")
+_SEGMENT_ID = re.compile(r"^(?:[A-Za-z0-9_=+%-]{24,}|[0-9a-fA-F-]{36}|[^/]+@[^/]+)$")
 
 
 def path_template(path: str) -> str:
@@ -403,7 +403,7 @@ class GraphClient:
                     for i in pending
                 ]}
                 mailboxes = {mailbox_of(items[i].url) for i in pending} - {""}
-                body = self.request("POST", "/$batch", json=payload, mailbox=",".join(sorted(mailboxes)) or "-", slots=mailboxes)
+                body = self.request("POST", "/$batch", json=payload, mailbox=",".join(sorted(mailboxes)) or "-", slots=mailboxes).body
                 retry_after = 0.0
                 again = []
                 for answer in (body or {}).get("responses", []):

@@ -29,13 +29,22 @@ def _service(name: str):
 
 def link_exchange(target: Reservation | ReservationSeries, *, event_id: str, change_key: str, ical_uid: str, mailbox: str, organizer: str, sync_mailbox: str) -> None:
     fields = {"event_id": event_id or "", "change_key": change_key or "", "ical_uid": ical_uid or "", "mailbox": mailbox.lower(), "organizer": (organizer or "").lower(), "sync_mailbox": sync_mailbox}
-    service = _service("reservation_link_exchange")
-    if isinstance(target, Reservation) and service is not None:
-        service(reservation=target, **fields)
+    is_series = isinstance(target, ReservationSeries)
+    service = _service("series_link_exchange" if is_series else "reservation_link_exchange")
+    if service is not None:
+        service(**({"series": target} if is_series else {"reservation": target}), **fields)
     else:
-        type(target).objects.filter(pk=target.pk).update(**fields)  # TEMPORARY (see module doc) / series
+        type(target).objects.filter(pk=target.pk).update(**fields)  # TEMPORARY (see module doc)
     for k, v in fields.items():
         setattr(target, k, v)
+
+
+def unlink_exchange(reservation: Reservation) -> None:
+    """Forget the old meeting before a replacement is created (room change with room
+    organizers). The link service keeps stored values for empty arguments, so this
+    narrow clear is done here."""
+    Reservation.objects.filter(pk=reservation.pk).update(event_id="", change_key="", ical_uid="")
+    reservation.event_id = reservation.change_key = reservation.ical_uid = ""
 
 
 def set_change_key(target: Reservation | ReservationSeries, change_key: str) -> None:

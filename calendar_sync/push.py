@@ -392,7 +392,7 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict:
                             json={"Comment": f"Moved to {reservation.room.name}."})
         except NotFound:
             pass
-        outcomes.link_exchange(reservation, event_id="", change_key="", ical_uid="", mailbox="", organizer="", sync_mailbox="")
+        outcomes.unlink_exchange(reservation)
         result = _create_meeting(event, reservation, plan, provider, actor)
         return {"cancelled_previous": True, **result}
     body = payloads.event_payload(reservation, plan, tz_name=_tz(reservation.room))
