@@ -1,0 +1,53 @@
+"""python -m graph_emulator --port 8443 --seed demo [--host 127.0.0.1] [--state-dir DIR] [--snapshot FILE]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .seed import DEMO_CLIENT_ID, DEMO_TENANT_ID, SEEDS
+from .server import EmulatorServer, default_state_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m graph_emulator", description="Microsoft Entra ID + Graph v1.0 emulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8443)
+    p.add_argument("--seed", default="demo", choices=sorted(SEEDS))
+    p.add_argument("--state-dir", default=None, help="CA, keys (default: $GRAPH_EMULATOR_STATE_DIR or ./var/emulator)")
+    p.add_argument("--snapshot", default=None, help="JSON state loaded on start and saved on shutdown")
+    p.add_argument("--token-lifetime", type=int, default=None, help="access token lifetime in seconds")
+    p.add_argument("--throttle-concurrency", type=int, default=None)
+    p.add_argument("--throttle-requests", type=int, default=None)
+    p.add_argument("--throttle-window", type=int, default=None, help="seconds")
+    p.add_argument("--subscription-max-minutes", type=int, default=None)
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = {}
+    for key, arg in (("access_token_lifetime", args.token_lifetime), ("throttle_concurrency", args.throttle_concurrency),
+                     ("throttle_requests", args.throttle_requests), ("throttle_window_seconds", args.throttle_window),
+                     ("subscription_max_minutes", args.subscription_max_minutes)):
+        if arg is not None:
+            config[key] = arg
+    srv = EmulatorServer(host=args.host, port=args.port, seed=args.seed, state_dir=args.state_dir or default_state_dir(),
+                         snapshot=args.snapshot, config=config)
+    srv.start()
+    print(f"Graph emulator listening on {srv.base_url}", flush=True)
+    print(f"CA certificate: {srv.ca_path}", flush=True)
+    print(f"Base URL: {srv.base_url}", flush=True)
+    print(f"Tenant: {DEMO_TENANT_ID} (contoso, contoso.example); demo app {DEMO_CLIENT_ID}", flush=True)
+    print(f"Authority: {srv.base_url}/{DEMO_TENANT_ID}  Graph: {srv.base_url}/v1.0  Control: {srv.base_url}/_emulator/state", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""POST /$batch: up to 20 requests, dependsOn, a status/headers/body per response."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+from multidict import CIMultiDict
+
+from .errors import GraphError
+
+MAX_REQUESTS = 20
+
+
+async def run_batch(graph, req):
+    from .graph import DropConnection, GReq, GResp, error_body
+
+    payload = req.json()
+    if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
+        raise GraphError(400, "BadRequest", "Invalid batch payload format.")
+    requests = payload["requests"]
+    if not requests:
+        raise GraphError(400, "BadRequest", "Invalid batch payload format: the requests array is empty.")
+    if len(requests) > MAX_REQUESTS:
+        raise GraphError(400, "BadRequest", f"The batch request contains {len(requests)} requests; the maximum is {MAX_REQUESTS}.")
+    ids = []
+    for r in requests:
+        if not isinstance(r, dict) or not r.get("id") or not r.get("method") or not r.get("url"):
+            raise GraphError(400, "BadRequest", "Invalid batch payload format: each request needs id, method and url.")
+        if str(r["id"]) in ids:
+            raise GraphError(400, "BadRequest", f"Batch request contains duplicate id '{r['id']}'.")
+        deps = r.get("dependsOn") or []
+        if not isinstance(deps, list) or any(str(d) not in ids for d in deps):
+            raise GraphError(400, "BadRequest", "The dependsOn of a request must name requests that come before it in the batch.")
+        ids.append(str(r["id"]))
+    statuses: dict[str, int] = {}
+    responses = []
+    for r in requests:
+        rid = str(r["id"])
+        failed = [d for d in (r.get("dependsOn") or []) if statuses.get(str(d), 500) >= 400]
+        if failed:
+            err = GraphError(424, "FailedDependency", f"The request depends on request '{failed[0]}', which failed.")
+            statuses[rid] = 424
+            responses.append({"id": rid, "status": 424, "headers": {"Content-Type": "application/json"},
+                              "body": error_body(err, req)})
+            continue
+        url = str(r["url"])
+        if url.startswith("https://") or url.startswith("http://"):
+            url = urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
+        if url.startswith("/v1.0/"):
+            url = url[5:]
+        if not url.startswith("/"):
+            url = "/" + url
+        parts = urlsplit(url)
+        headers = CIMultiDict({str(k): str(v) for k, v in (r.get("headers") or {}).items()})
+        if "Authorization" in req.headers:
+            headers["Authorization"] = req.headers["Authorization"]
+        body = r.get("body")
+        raw = b"" if body is None else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        sub = GReq(method=str(r["method"]).upper(), path=parts.path, query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                   headers=headers, body=raw, base=req.base, batch=True)
+        try:
+            resp = await graph.dispatch(sub)
+        except DropConnection:
+            resp = GResp(504, error_body(GraphError(504, "GatewayTimeout", "The request timed out."), sub))
+        statuses[rid] = resp.status
+        out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in ("request-id", "client-request-id", "x-ms-ags-diagnostic")}
+        entry = {"id": rid, "status": resp.status, "headers": out_headers}
+        if resp.body is not None:
+            if isinstance(resp.body, (bytes, bytearray)):
+                entry["body"] = base64.b64encode(resp.body).decode()
+            else:
+                entry["headers"].setdefault("Content-Type", "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8")
+                entry["body"] = resp.body
+        responses.append(entry)
+    return GResp(200, {"responses": responses})

@@ -1,0 +1,410 @@
+"""Calendar operations: create/update/delete/cancel/respond, and the room's booking attendant.
+
+Exchange semantics kept here:
+1. A meeting lives in the organizer's mailbox; every invited user in the tenant
+   gets a copy (own id, same iCalUId) in their mailbox, unanswered.
+2. A room mailbox invited to a meeting is answered by its resource booking
+   attendant: accept when the slot is free, decline on conflict (declined
+   meetings are removed from the room's calendar); the organizer's copy then
+   shows the room's response, with a new changeKey.
+3. Updates by the organizer propagate to the copies (the room re-checks);
+   a cancellation marks human copies cancelled and removes the room's copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from . import recurrence as rec
+from .errors import GraphError, invalid_request
+from .model import Event, Instance, Store, User, instances, new_change_key, new_event_id, new_ical_uid
+from .serialize import norm_body
+from .timeutil import ZERO_TIME, fmt_z, now, parse_datetime_tz
+
+log = logging.getLogger("graph_emulator.calendar")
+
+SHOW_AS = {"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}
+IMPORTANCE = {"low", "normal", "high"}
+SENSITIVITY = {"normal", "personal", "private", "confidential"}
+ATTENDEE_TYPES = {"required", "optional", "resource"}
+WRITABLE = {
+    "subject", "body", "start", "end", "location", "locations", "attendees", "showAs", "importance", "sensitivity",
+    "isAllDay", "categories", "recurrence", "transactionId", "allowNewTimeProposals", "responseRequested",
+    "reminderMinutesBeforeStart", "isReminderOn", "hideAttendees", "isOnlineMeeting", "onlineMeetingProvider",
+}
+IGNORED = {
+    "@odata.type", "@odata.etag", "@odata.context", "id", "changeKey", "createdDateTime", "lastModifiedDateTime",
+    "iCalUId", "uid", "organizer", "isOrganizer", "isCancelled", "responseStatus", "type", "seriesMasterId", "webLink",
+    "bodyPreview", "hasAttachments", "originalStartTimeZone", "originalEndTimeZone", "isDraft", "onlineMeeting",
+    "onlineMeetingUrl", "originalStart", "occurrenceId",
+}
+HORIZON = timedelta(days=180)  # the attendant's booking window (Exchange's default BookingWindowInDays)
+COPIED = ("subject", "body", "start", "end", "start_tz", "end_tz", "is_all_day", "location", "locations", "attendees",
+          "recurrence", "importance", "sensitivity", "hide_attendees", "allow_new_time_proposals", "exceptions",
+          "cancelled_dates", "organizer")
+
+
+def _attendee(store: Store, a) -> dict:
+    if not isinstance(a, dict) or not isinstance(a.get("emailAddress"), dict) or not a["emailAddress"].get("address"):
+        raise invalid_request("Each attendee requires an emailAddress with an address.")
+    address = str(a["emailAddress"]["address"]).strip()
+    user = store.find_user(address)
+    kind = a.get("type") or "required"
+    if kind not in ATTENDEE_TYPES:
+        raise GraphError(400, "RequestBodyRead", f"Requested value '{kind}' was not found.")
+    name = a["emailAddress"].get("name") or (user.display_name if user else address)
+    status = a.get("status") or {}
+    return {
+        "type": kind,
+        "status": {"response": status.get("response", "none") if isinstance(status, dict) else "none",
+                   "time": status.get("time", ZERO_TIME) if isinstance(status, dict) else ZERO_TIME},
+        "emailAddress": {"name": name, "address": user.upn if user else address},
+    }
+
+
+def parse_fields(store: Store, payload, creating: bool) -> dict:
+    """Validate a Graph event payload into Event attribute updates."""
+    if not isinstance(payload, dict):
+        raise GraphError(400, "UnableToDeserializePostBody", "Request body must be a JSON object.")
+    out: dict = {}
+    for key, value in payload.items():
+        if key in IGNORED or key.startswith("@"):
+            continue
+        if key not in WRITABLE:
+            raise GraphError(400, "RequestBodyRead",
+                             f"The property '{key}' does not exist on type 'microsoft.graph.event'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+        if key == "subject":
+            out["subject"] = "" if value is None else str(value)
+        elif key == "body":
+            out["body"] = norm_body(value)
+        elif key in ("start", "end"):
+            dt, tz = parse_datetime_tz(value, key)
+            out[key], out[f"{key}_tz"] = dt, tz
+        elif key == "location":
+            if value is not None and not isinstance(value, dict):
+                raise GraphError(400, "RequestBodyRead", "location must be an object.")
+            out["location"] = dict(value or {})
+        elif key == "locations":
+            if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+                raise GraphError(400, "RequestBodyRead", "locations must be an array of objects.")
+            out["locations"] = [dict(x) for x in value]
+        elif key == "attendees":
+            if not isinstance(value, list):
+                raise GraphError(400, "RequestBodyRead", "attendees must be an array.")
+            seen, atts = set(), []
+            for a in value:
+                att = _attendee(store, a)
+                if att["emailAddress"]["address"].lower() not in seen:
+                    seen.add(att["emailAddress"]["address"].lower())
+                    atts.append(att)
+            out["attendees"] = atts
+        elif key == "showAs":
+            if value not in SHOW_AS:
+                raise GraphError(400, "RequestBodyRead", f"Requested value '{value}' was not found.")
+            out["show_as"] = value
+        elif key == "importance":
+            if value not in IMPORTANCE:
+                raise GraphError(400, "RequestBodyRead", f"Requested value '{value}' was not found.")
+            out["importance"] = value
+        elif key == "sensitivity":
+            if value not in SENSITIVITY:
+                raise GraphError(400, "RequestBodyRead", f"Requested value '{value}' was not found.")
+            out["sensitivity"] = value
+        elif key == "recurrence":
+            out["recurrence"] = None if value is None else rec.validate(value)
+        elif key == "categories":
+            if not isinstance(value, list):
+                raise GraphError(400, "RequestBodyRead", "categories must be an array of strings.")
+            out["categories"] = [str(x) for x in value]
+        elif key == "transactionId":
+            out["transaction_id"] = None if value is None else str(value)
+        elif key in ("isAllDay", "allowNewTimeProposals", "responseRequested", "isReminderOn", "hideAttendees"):
+            if not isinstance(value, bool):
+                raise GraphError(400, "RequestBodyRead", f"Cannot convert the literal '{value}' to the expected type 'Edm.Boolean'.")
+            attr = {"isAllDay": "is_all_day", "allowNewTimeProposals": "allow_new_time_proposals",
+                    "responseRequested": "response_requested", "isReminderOn": "is_reminder_on",
+                    "hideAttendees": "hide_attendees"}[key]
+            out[attr] = value
+        elif key == "reminderMinutesBeforeStart":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise GraphError(400, "RequestBodyRead", f"Cannot convert the literal '{value}' to the expected type 'Edm.Int32'.")
+            out["reminder_minutes"] = value
+    if creating and ("start" not in out or "end" not in out):
+        raise invalid_request("Your request can't be completed. The start and end of the event are required.")
+    return out
+
+
+class Calendar:
+    def __init__(self, store: Store, defer: Callable[[float, Callable[[], None]], None]):
+        self.store = store
+        self.defer = defer
+
+    # -- helpers ----------------------------------------------------------------
+    def owner_of(self, ev: Event) -> User:
+        return self.store.users[ev.mailbox]
+
+    def organizer_event(self, ev: Event) -> Event | None:
+        org = self.store.find_user(ev.organizer.get("address", ""))
+        if org is None:
+            return None
+        found = self.store.find_by_ical(org.id, ev.ical_uid)
+        return found if found is not None and found.is_organizer else None
+
+    def _check_times(self, ev_start: datetime, ev_end: datetime) -> None:
+        if ev_end < ev_start:
+            raise invalid_request("Your request can't be completed. The end time must be after the start time.")
+
+    # -- create ------------------------------------------------------------------
+    def create(self, owner: User, payload) -> tuple[Event, bool]:
+        fields = parse_fields(self.store, payload, creating=True)
+        mb = self.store.mailboxes[owner.id]
+        txn = fields.get("transaction_id")
+        if txn and txn in mb.transactions and mb.transactions[txn] in mb.events:
+            return mb.events[mb.transactions[txn]], False
+        self._check_times(fields["start"], fields["end"])
+        t = now()
+        ev = Event(id=new_event_id(owner.id), mailbox=owner.id, change_key=new_change_key(), ical_uid=new_ical_uid(),
+                   created=t, modified=t, start=fields["start"], end=fields["end"])
+        for k, v in fields.items():
+            setattr(ev, k, v)
+        ev.organizer = {"name": owner.display_name, "address": owner.upn}
+        ev.is_organizer = True
+        ev.response = {"response": "organizer", "time": ZERO_TIME}
+        ev.attendees = [a for a in ev.attendees if a["emailAddress"]["address"].lower() != owner.upn.lower()]
+        for a in ev.attendees:
+            a["status"] = {"response": "none", "time": ZERO_TIME}
+        if "location" not in fields and ev.locations:
+            ev.location = dict(ev.locations[0])
+        if ev.location and not ev.locations:
+            ev.locations = [dict(ev.location)]
+        self.store.put_event(ev, "created")
+        if txn:
+            mb.transactions[txn] = ev.id
+        self._schedule_propagation(ev, [])
+        return ev, True
+
+    # -- propagation and the attendant --------------------------------------------
+    def _schedule_propagation(self, ev: Event, old_attendees: list) -> None:
+        mailbox, event_id = ev.mailbox, ev.id
+        old = [dict(a) for a in old_attendees]
+        self.defer(float(self.store.config.get("attendant_delay_seconds") or 0), lambda: self.propagate(mailbox, event_id, old))
+
+    def propagate(self, mailbox: str, event_id: str, old_attendees: list) -> None:
+        mb = self.store.mailboxes.get(mailbox)
+        ev = mb.events.get(event_id) if mb else None
+        if ev is None or not ev.is_organizer or ev.is_cancelled:
+            return
+        current = {a["emailAddress"]["address"].lower() for a in ev.attendees}
+        for a in old_attendees:
+            address = a["emailAddress"]["address"].lower()
+            user = self.store.find_user(address)
+            if address not in current and user is not None and user.id != ev.mailbox:
+                self._cancel_copy(user, ev)
+        for a in list(ev.attendees):
+            user = self.store.find_user(a["emailAddress"]["address"])
+            if user is None or user.id == ev.mailbox:
+                continue
+            if user.kind == "room":
+                self.attendant(user, ev)
+            else:
+                self._upsert_copy(user, ev, None)
+
+    def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None) -> Event:
+        copy = self.store.find_by_ical(user.id, org.ical_uid)
+        created = copy is None
+        t = now()
+        if copy is None:
+            copy = Event(id=new_event_id(user.id), mailbox=user.id, change_key=new_change_key(), ical_uid=org.ical_uid,
+                         created=t, modified=t, start=org.start, end=org.end)
+            copy.is_organizer = False
+            copy.response = {"response": "notResponded", "time": ZERO_TIME}
+            copy.show_as = "tentative"
+            copy.transaction_id = None
+        for attr in COPIED:
+            value = getattr(org, attr)
+            setattr(copy, attr, [dict(x) for x in value] if isinstance(value, list) and value and isinstance(value[0], dict)
+                    else (dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)))
+        copy.is_cancelled = False
+        if response is not None:
+            copy.response = {"response": response, "time": fmt_z(t) if response != "notResponded" else ZERO_TIME}
+        if show_as is not None:
+            copy.show_as = show_as
+        elif copy.response["response"] in ("accepted",):
+            copy.show_as = org.show_as
+        copy.bump()
+        self.store.put_event(copy, "created" if created else "updated")
+        return copy
+
+    def _cancel_copy(self, user: User, org: Event) -> None:
+        copy = self.store.find_by_ical(user.id, org.ical_uid)
+        if copy is None:
+            return
+        if user.kind == "room":
+            self.store.remove_event(copy)  # the attendant removes cancelled meetings from the room's calendar
+            return
+        if not copy.is_cancelled:
+            copy.is_cancelled = True
+            if not copy.subject.startswith("Canceled: "):
+                copy.subject = "Canceled: " + copy.subject
+            copy.show_as = "free"
+            copy.bump()
+            self.store.put_event(copy, "updated")
+
+    def room_is_free(self, room: User, org: Event) -> bool:
+        start = org.start
+        window_end = org.end if org.recurrence is None else start + HORIZON
+        wanted = instances(org, start - timedelta(days=1), window_end + timedelta(days=1))
+        if not wanted:
+            return True
+        lo, hi = min(i.start for i in wanted), max(i.end for i in wanted)
+        for other in self.store.mailboxes[room.id].events.values():
+            if other.ical_uid == org.ical_uid or other.is_cancelled:
+                continue
+            for busy in instances(other, lo, hi + timedelta(seconds=1)):
+                if busy.show_as == "free":
+                    continue
+                for w in wanted:
+                    if busy.start < w.end and w.start < busy.end:
+                        return False
+        return True
+
+    def attendant(self, room: User, org: Event) -> None:
+        """Exchange's resource booking attendant for one meeting request."""
+        if not room.auto_accept:
+            existing = self.store.find_by_ical(room.id, org.ical_uid)
+            self._upsert_copy(room, org, None if existing else "notResponded")
+            return
+        if self.room_is_free(room, org):
+            self._upsert_copy(room, org, "accepted", show_as="busy")
+            self.set_attendee_status(org, room.upn, "accepted")
+        else:
+            copy = self.store.find_by_ical(room.id, org.ical_uid)
+            if copy is not None:
+                self.store.remove_event(copy)
+            self.set_attendee_status(org, room.upn, "declined")
+
+    def set_attendee_status(self, org: Event, address: str, response: str) -> None:
+        live = self.store.mailboxes[org.mailbox].events.get(org.id)
+        if live is None or live.is_cancelled:
+            return
+        for a in live.attendees:
+            if a["emailAddress"]["address"].lower() == address.lower():
+                a["status"] = {"response": response, "time": fmt_z(now())}
+                live.bump()
+                self.store.put_event(live, "updated")
+                return
+
+    # -- update ------------------------------------------------------------------
+    def update(self, owner: User, ev: Event, payload, day=None) -> Event:
+        fields = parse_fields(self.store, payload, creating=False)
+        fields.pop("transaction_id", None)
+        if day is not None:
+            return self._update_occurrence(owner, ev, day, fields)
+        old_attendees = [dict(a) for a in ev.attendees]
+        start, end = fields.get("start", ev.start), fields.get("end", ev.end)
+        self._check_times(start, end)
+        if "attendees" in fields and ev.is_organizer:
+            previous = {a["emailAddress"]["address"].lower(): a["status"] for a in ev.attendees}
+            fields["attendees"] = [a for a in fields["attendees"] if a["emailAddress"]["address"].lower() != owner.upn.lower()]
+            for a in fields["attendees"]:
+                a["status"] = previous.get(a["emailAddress"]["address"].lower(), {"response": "none", "time": ZERO_TIME})
+        for k, v in fields.items():
+            setattr(ev, k, v)
+        if "location" in fields and "locations" not in fields:
+            ev.locations = [dict(ev.location)] if ev.location else []
+        ev.bump()
+        self.store.put_event(ev, "updated")
+        if ev.is_organizer:
+            self._schedule_propagation(ev, old_attendees)
+        return ev
+
+    def _update_occurrence(self, owner: User, ev: Event, day, fields: dict) -> Event:
+        from .model import occurrence
+
+        inst = occurrence(ev, day)
+        if inst is None:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        override = dict(ev.exceptions.get(day.isoformat(), {}))
+        override.setdefault("original_start", inst.start.isoformat())
+        start, end = fields.get("start", inst.start), fields.get("end", inst.end)
+        self._check_times(start, end)
+        override["start"], override["end"] = start.isoformat(), end.isoformat()
+        for key, attr in (("subject", "subject"), ("body", "body"), ("location", "location"), ("show_as", "show_as"),
+                          ("locations", "locations"), ("attendees", "attendees")):
+            if key in fields:
+                override[attr] = fields[key]
+        override["change_key"] = new_change_key()
+        override["modified"] = now().isoformat()
+        ev.exceptions[day.isoformat()] = override
+        ev.bump()
+        self.store.put_event(ev, "updated")
+        if ev.is_organizer:
+            self._schedule_propagation(ev, [dict(a) for a in ev.attendees])
+        return ev
+
+    # -- delete / cancel -------------------------------------------------------------
+    def delete(self, owner: User, ev: Event, day=None) -> None:
+        if day is not None:
+            self._cancel_occurrence(ev, day)
+            return
+        if ev.is_organizer and not ev.is_cancelled:
+            self._cancel_all_copies(ev)
+        self.store.remove_event(ev)
+
+    def _cancel_all_copies(self, ev: Event) -> None:
+        for a in ev.attendees:
+            user = self.store.find_user(a["emailAddress"]["address"])
+            if user is not None and user.id != ev.mailbox:
+                self._cancel_copy(user, ev)
+
+    def _cancel_occurrence(self, ev: Event, day) -> None:
+        key = day.isoformat()
+        if key not in ev.cancelled_dates:
+            ev.cancelled_dates.append(key)
+        ev.bump()
+        self.store.put_event(ev, "updated")
+        if ev.is_organizer:
+            for a in ev.attendees:
+                user = self.store.find_user(a["emailAddress"]["address"])
+                copy = self.store.find_by_ical(user.id, ev.ical_uid) if user else None
+                if copy is not None and key not in copy.cancelled_dates:
+                    copy.cancelled_dates.append(key)
+                    copy.bump()
+                    self.store.put_event(copy, "updated")
+
+    def cancel(self, owner: User, ev: Event, comment: str | None, day=None) -> None:
+        if not ev.is_organizer:
+            raise invalid_request("Your request can't be completed. You need to be an organizer to cancel a meeting.")
+        if day is not None:
+            self._cancel_occurrence(ev, day)
+            return
+        self._cancel_all_copies(ev)
+        self.store.remove_event(ev)  # moved to Deleted Items
+
+    # -- responses ---------------------------------------------------------------------
+    def respond(self, owner: User, ev: Event, action: str, send_response: bool) -> None:
+        if ev.is_organizer:
+            raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
+        if ev.is_cancelled:
+            raise invalid_request("Your request can't be completed. This meeting has been canceled.")
+        response = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}[action]
+        ev.response = {"response": response, "time": fmt_z(now())}
+        ev.show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
+        ev.bump()
+        if response == "declined":
+            self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
+        else:
+            self.store.put_event(ev, "updated")
+        if send_response:
+            org = self.organizer_event(ev)
+            if org is not None:
+                self.set_attendee_status(org, owner.upn, response)
+
+
+def utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+__all__ = ["Calendar", "Instance", "parse_fields", "utc"]

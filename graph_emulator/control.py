@@ -1,0 +1,262 @@
+"""The control API under /_emulator/ (no auth, JSON): what tests and demos use to steer the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from .errors import GraphError
+from .graph import GReq, error_body
+from .seed import apply_seed_payload
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+class Control:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def routes(self) -> list:
+        c = self
+        return [
+            web.post("/_emulator/reset", c.reset),
+            web.post("/_emulator/seed", c.seed),
+            web.get("/_emulator/snapshot", c.snapshot_get),
+            web.post("/_emulator/snapshot", c.snapshot_load),
+            web.get("/_emulator/faults", c.faults_list),
+            web.post("/_emulator/faults", c.faults_add),
+            web.delete("/_emulator/faults", c.faults_clear),
+            web.post("/_emulator/delta/expire", c.delta_expire),
+            web.post("/_emulator/notifications/policy", c.notification_policy),
+            web.get("/_emulator/notifications", c.notifications),
+            web.delete("/_emulator/notifications", c.notifications_clear),
+            web.get("/_emulator/requests", c.requests_get),
+            web.delete("/_emulator/requests", c.requests_clear),
+            web.post("/_emulator/subscriptions/{id}/lifecycle", c.lifecycle),
+            web.get("/_emulator/subscriptions", c.subscriptions),
+            web.post("/_emulator/consent/revoke", c.consent_revoke),
+            web.post("/_emulator/consent/grant", c.consent_grant),
+            web.post("/_emulator/tokens/expire", c.tokens_expire),
+            web.get("/_emulator/config", c.config_get),
+            web.post("/_emulator/config", c.config_set),
+            web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
+            web.post("/_emulator/access_policy", c.access_policy),
+            web.post("/_emulator/users/{upn}/events", c.create_event_as),
+            web.get("/_emulator/state", c.state),
+            web.get("/_emulator/health", c.health),
+        ]
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler):
+        try:
+            return await handler(request)
+        except GraphError as e:
+            return web.json_response(error_body(e, None), status=e.status, headers=e.headers)
+        except (KeyError, ValueError, TypeError) as e:
+            err = GraphError(400, "BadRequest", f"{type(e).__name__}: {e}")
+            return web.json_response(error_body(err, None), status=400)
+
+    async def _body(self, request: web.Request) -> dict:
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise GraphError(400, "BadRequest", "Malformed JSON body.") from exc
+        if not isinstance(data, dict):
+            raise GraphError(400, "BadRequest", "The body must be a JSON object.")
+        return data
+
+    def _user(self, key: str):
+        user = self.ctx.store.find_user(key)
+        if user is None:
+            raise GraphError(404, "ErrorInvalidUser", f"The requested user '{key}' is invalid.")
+        return user
+
+    async def health(self, request):
+        return _json({"status": "ok", "tenant": self.ctx.store.tenant_id})
+
+    async def reset(self, request):
+        body = await self._body(request)
+        self.ctx.reset(body.get("seed"))
+        return _json({"status": "reset", "seed": self.ctx.seed_name})
+
+    async def seed(self, request):
+        body = await self._body(request)
+        try:
+            added = apply_seed_payload(self.ctx.store, body)
+        except KeyError as exc:
+            raise GraphError(400, "BadRequest", f"Bad seed payload: missing {exc}") from exc
+        return _json({"added": added})
+
+    async def snapshot_get(self, request):
+        return _json(self.ctx.store.to_json())
+
+    async def snapshot_load(self, request):
+        body = await self._body(request)
+        self.ctx.load_snapshot(body)
+        return _json({"status": "loaded"})
+
+    async def faults_list(self, request):
+        return _json({"faults": [self.ctx.faults.public(r) for r in self.ctx.faults.rules]})
+
+    async def faults_add(self, request):
+        raw = await request.read()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise GraphError(400, "BadRequest", "Malformed JSON body.") from exc
+        rules = data if isinstance(data, list) else [data]
+        return _json({"faults": [self.ctx.faults.add(r) for r in rules]}, 201)
+
+    async def faults_clear(self, request):
+        self.ctx.faults.clear()
+        return web.Response(status=204)
+
+    async def delta_expire(self, request):
+        body = await self._body(request)
+        mailbox = body.get("mailbox")
+        n = self.ctx.graph.delta.expire(self._user(mailbox).id if mailbox else None)
+        return _json({"expired_mailboxes": n})
+
+    async def notification_policy(self, request):
+        body = await self._body(request)
+        policy = {}
+        for key in ("drop", "duplicate", "reorder"):
+            if key in body:
+                policy[key] = int(body[key])
+        if "delay_seconds" in body:
+            policy["delay_seconds"] = float(body["delay_seconds"])
+        self.ctx.subscriptions.policy = policy
+        self.ctx.subscriptions.held = []
+        return _json({"policy": policy})
+
+    async def notifications(self, request):
+        rows = list(self.ctx.subscriptions.deliveries)
+        return _json({"deliveries": rows, "pending": len(self.ctx.subscriptions.pending)})
+
+    async def notifications_clear(self, request):
+        self.ctx.subscriptions.deliveries.clear()
+        return web.Response(status=204)
+
+    async def requests_get(self, request):
+        since = request.query.get("since")
+        limit = int(request.query.get("limit", "1000"))
+        data = self.ctx.requests.query(float(since) if since else None, limit, self.ctx.throttle)
+        return _json(data)
+
+    async def requests_clear(self, request):
+        self.ctx.requests.clear()
+        self.ctx.throttle.max_inflight.clear()
+        return web.Response(status=204)
+
+    async def subscriptions(self, request):
+        subs = [{k: v for k, v in s.items()} for s in self.ctx.store.subscriptions.values()]
+        return _json({"subscriptions": subs})
+
+    async def lifecycle(self, request):
+        body = await self._body(request)
+        item = await self.ctx.subscriptions.lifecycle(request.match_info["id"], body.get("event") or body.get("lifecycleEvent"))
+        return _json({"sent": item}, 202)
+
+    async def consent_revoke(self, request):
+        body = await self._body(request)
+        user = self._user(body["user"])
+        client_id = body.get("client_id") or body.get("clientId")
+        key = f"{user.id}|{client_id}"
+        entry = self.ctx.store.consents.get(key)
+        if entry is None:
+            raise GraphError(404, "ResourceNotFound", f"No consent for {user.upn} and {client_id}.")
+        entry["revoked"] = True
+        entry["revoked_at"] = time.time()
+        return _json({"revoked": {"user": user.upn, "client_id": client_id}})
+
+    async def consent_grant(self, request):
+        body = await self._body(request)
+        user = self._user(body["user"])
+        client_id = body.get("client_id") or body.get("clientId")
+        app = self.ctx.store.apps.get(client_id)
+        if app is None:
+            raise GraphError(404, "ResourceNotFound", f"Unknown app {client_id}.")
+        self.ctx.store.grant_consent(user.id, client_id, body.get("scopes") or app.delegated_scopes)
+        return _json({"granted": {"user": user.upn, "client_id": client_id}})
+
+    async def tokens_expire(self, request):
+        body = await self._body(request)
+        user_id = self._user(body["user"]).id if body.get("user") else None
+        n = self.ctx.tokens.expire(user_id, body.get("client_id"))
+        return _json({"expired": n})
+
+    async def config_get(self, request):
+        return _json(self.ctx.store.config)
+
+    async def config_set(self, request):
+        body = await self._body(request)
+        cfg = self.ctx.store.config
+        unknown = [k for k in body if k not in cfg]
+        if unknown:
+            raise GraphError(400, "BadRequest", f"Unknown config keys: {unknown}; known: {sorted(cfg)}")
+        for k, v in body.items():
+            cfg[k] = v
+        return _json(cfg)
+
+    async def auto_accept(self, request):
+        body = await self._body(request)
+        room = self._user(request.match_info["upn"])
+        if room.kind != "room":
+            raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
+        room.auto_accept = bool(body.get("enabled", True))
+        return _json({"room": room.upn, "auto_accept": room.auto_accept})
+
+    async def access_policy(self, request):
+        """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""
+        body = await self._body(request)
+        client_id = body["client_id"]
+        if body.get("mailboxes") is None:
+            self.ctx.store.access_policy.pop(client_id, None)
+        else:
+            self.ctx.store.access_policy[client_id] = [self._user(m).id for m in body["mailboxes"]]
+        return _json({"access_policy": self.ctx.store.access_policy})
+
+    async def create_event_as(self, request):
+        """Create an event in a mailbox as its owner would in Outlook (no token, no throttling)."""
+        user = self._user(request.match_info["upn"])
+        body = await request.read()
+        from multidict import CIMultiDict
+
+        req = GReq(method="POST", path=f"/users/{user.upn}/events", query={}, headers=CIMultiDict(request.headers),
+                   body=body, base=f"https://{request.host}")
+        req.claims = {"idtyp": "app", "roles": ["Calendars.ReadWrite"], "appid": "_emulator"}
+        req.mailbox = user
+        try:
+            resp = self.ctx.graph.create_event(req, user)
+        except GraphError as e:
+            return web.json_response(error_body(e, req), status=e.status)
+        return web.json_response(resp.body, status=resp.status)
+
+    async def state(self, request):
+        store = self.ctx.store
+        mailboxes = {}
+        for mb in store.mailboxes.values():
+            u = store.users[mb.owner]
+            mailboxes[u.upn] = {
+                "id": u.id, "kind": u.kind, "events": len(mb.events), "seq": mb.seq, "delta_epoch": mb.epoch,
+                "delegates": [store.users[d].upn for d in mb.delegates if d in store.users],
+                "auto_accept": u.auto_accept if u.kind == "room" else None,
+                "subjects": sorted(e.subject for e in mb.events.values())[:50],
+            }
+        return _json({
+            "tenant": {"id": store.tenant_id, "name": store.tenant_name, "domain": store.domain},
+            "seed": self.ctx.seed_name,
+            "mailboxes": mailboxes,
+            "apps": sorted(store.apps),
+            "subscriptions": len(store.subscriptions),
+            "faults": len(self.ctx.faults.rules),
+            "notifications_pending": len(self.ctx.subscriptions.pending),
+            "config": store.config,
+        })

@@ -1,0 +1,613 @@
+"""Microsoft Graph v1.0: routing, authentication, permissions and the resource handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from urllib.parse import quote, urlencode
+
+from multidict import CIMultiDict
+
+from .delta import DeltaEngine
+from .errors import GraphError, access_denied, invalid_request, item_not_found
+from .model import Event, Instance, User, instances, occurrence, parse_occurrence_id
+from .schedule import get_schedule
+from .serialize import event_json, room_json, user_json
+from .timeutil import parse_query_instant, prefer_pagesize, prefer_timezone
+
+MAILBOX_RE = re.compile(r"^/(me|users/([^/]+)|users\('([^']+)'\))(/.*)?$", re.IGNORECASE)
+EVENT_ACTIONS = {"cancel", "accept", "decline", "tentativelyaccept"}
+READ_ROLES = {"Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"}
+DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+
+
+class DropConnection(Exception):
+    """Fault injection: close the connection without a response."""
+
+
+@dataclass
+class GReq:
+    method: str
+    path: str  # below /v1.0, e.g. /users/x/events
+    query: dict
+    headers: CIMultiDict
+    body: bytes
+    base: str
+    batch: bool = False
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    claims: dict | None = None
+    mailbox: User | None = None
+
+    def json(self):
+        if not self.body or not self.body.strip():
+            raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GraphError(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from exc
+
+    def q(self, name: str) -> str | None:
+        v = self.query.get("$" + name)
+        if v is None:
+            v = self.query.get(name)
+        return v
+
+
+@dataclass
+class GResp:
+    status: int
+    body: object = None
+    headers: dict = field(default_factory=dict)
+
+
+def error_body(err: GraphError, req: GReq | None) -> dict:
+    return {
+        "error": {
+            "code": err.code,
+            "message": err.message,
+            "innerError": {
+                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": req.request_id if req else str(uuid.uuid4()),
+                "client-request-id": (req.headers.get("client-request-id") if req else None) or (req.request_id if req else ""),
+            },
+        }
+    }
+
+
+def _int_param(req: GReq, name: str, default: int | None, lo: int = 0, hi: int = 1000) -> int | None:
+    raw = req.q(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query parameter ${name}.") from exc
+    if value < lo or value > hi:
+        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query parameter ${name}.")
+    return value
+
+
+def _select(req: GReq) -> list[str] | None:
+    s = req.q("select")
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+_FILTER_CLAUSE = re.compile(
+    r"^\s*(?:(startswith)\(\s*([\w/]+)\s*,\s*'((?:[^']|'')*)'\s*\)|([\w/]+)\s+(eq|ne|ge|gt|le|lt)\s+('(?:[^']|'')*'|true|false|null|[\w:.\-+]+))\s*$",
+    re.IGNORECASE,
+)
+
+
+def compile_filter(expr: str | None):
+    """A light OData $filter: clauses joined by 'and' (eq/ne/ge/gt/le/lt, startswith)."""
+    if not expr:
+        return None
+    clauses = []
+    for part in re.split(r"\s+and\s+", expr.strip(), flags=re.IGNORECASE):
+        m = _FILTER_CLAUSE.match(part)
+        if not m:
+            raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+        if m.group(1):
+            clauses.append(("startswith", m.group(2), m.group(3).replace("''", "'")))
+        else:
+            raw = m.group(6)
+            if raw.startswith("'"):
+                value = raw[1:-1].replace("''", "'")
+            elif raw.lower() in ("true", "false"):
+                value = raw.lower() == "true"
+            elif raw.lower() == "null":
+                value = None
+            else:
+                value = raw
+            clauses.append((m.group(5).lower(), m.group(4), value))
+
+    def get(obj: dict, path: str):
+        cur = obj
+        for seg in path.split("/"):
+            if not isinstance(cur, dict):
+                return None
+            match = next((k for k in cur if k.lower() == seg.lower()), None)
+            cur = cur.get(match) if match else None
+        return cur
+
+    def test(obj: dict) -> bool:
+        for op, path, value in clauses:
+            actual = get(obj, path)
+            if op == "startswith":
+                if not isinstance(actual, str) or not actual.lower().startswith(value.lower()):
+                    return False
+                continue
+            a, v = actual, value
+            if isinstance(a, str) and isinstance(v, str):
+                a, v = a.lower(), v.lower()
+                if re.match(r"\d{4}-\d{2}-\d{2}T", a) and re.match(r"\d{4}-\d{2}-\d{2}T", v):
+                    a, v = a.rstrip("z")[:19], v.rstrip("z")[:19]
+            try:
+                ok = {"eq": a == v, "ne": a != v, "ge": a is not None and a >= v, "gt": a is not None and a > v,
+                      "le": a is not None and a <= v, "lt": a is not None and a < v}[op]
+            except TypeError:
+                ok = False
+            if not ok:
+                return False
+        return True
+
+    return test
+
+
+class Graph:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.delta = DeltaEngine(ctx)
+
+    @property
+    def store(self):
+        return self.ctx.store
+
+    # -- entry -----------------------------------------------------------------------
+    async def dispatch(self, req: GReq) -> GResp:
+        started = time.perf_counter()
+        ctx = self.ctx
+        throttle_key = None
+        resp: GResp
+        app_id = None
+        try:
+            try:
+                req.claims = ctx.tokens.validate(req.headers.get("Authorization"))
+                app_id = req.claims.get("appid")
+                auth_error = None
+            except GraphError as e:
+                auth_error = e
+            req.mailbox = self._target_mailbox(req)
+            if ctx.faults.rules:
+                keys = (req.mailbox.upn.lower(), req.mailbox.id) if req.mailbox else ()
+                rule = ctx.faults.match(req.method, "/v1.0" + req.path, keys, app_id)
+                if rule is not None:
+                    if rule["action"] == "drop" and not req.batch:
+                        raise DropConnection()
+                    if rule["action"] == "delay":
+                        await asyncio.sleep(rule["seconds"])
+                    elif rule["action"] == "status":
+                        raise ctx.faults.error_for(rule)
+            if auth_error is not None:
+                raise auth_error
+            if req.mailbox is not None:
+                throttle_key = (app_id, req.mailbox.id)
+                ctx.throttle.acquire(throttle_key)
+            latency = ctx.store.config.get("latency_ms") or 0
+            if latency:
+                await asyncio.sleep(latency / 1000)
+            resp = await self.route(req)
+        except GraphError as e:
+            resp = GResp(e.status, error_body(e, req), dict(e.headers))
+        except DropConnection:
+            ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id, 0,
+                                (time.perf_counter() - started) * 1000, req.batch)
+            raise
+        finally:
+            if throttle_key is not None:
+                ctx.throttle.release(throttle_key)
+        resp.headers.setdefault("request-id", req.request_id)
+        resp.headers.setdefault("client-request-id", req.headers.get("client-request-id") or req.request_id)
+        resp.headers.setdefault("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU"}}')
+        ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id,
+                            resp.status, (time.perf_counter() - started) * 1000, req.batch)
+        return resp
+
+    def _target_mailbox(self, req: GReq) -> User | None:
+        m = MAILBOX_RE.match(req.path)
+        if not m:
+            return None
+        if m.group(1).lower() == "me":
+            if req.claims and req.claims.get("idtyp") == "user":
+                return self.store.users.get(req.claims["oid"])
+            return None
+        return self.store.find_user(m.group(2) or m.group(3))
+
+    # -- permissions --------------------------------------------------------------------
+    def _is_app(self, req: GReq) -> bool:
+        return req.claims.get("idtyp") == "app"
+
+    def _scopes(self, req: GReq) -> set[str]:
+        return set(req.claims.get("roles") or []) if self._is_app(req) else set((req.claims.get("scp") or "").split())
+
+    def check_mailbox(self, req: GReq, target: User, write: bool) -> None:
+        scopes = self._scopes(req)
+        if self._is_app(req):
+            needed = {"Calendars.ReadWrite"} if write else READ_ROLES
+            if not scopes & needed:
+                raise access_denied()
+            policy = self.store.access_policy.get(req.claims["appid"])
+            if policy is not None and target.id not in policy:
+                raise access_denied("Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.")
+            return
+        me = req.claims["oid"]
+        if target.id == me:
+            needed = {"Calendars.ReadWrite"} if write else READ_ROLES | {"Calendars.ReadWrite.Shared", "Calendars.Read.Shared"}
+        elif me in self.store.mailboxes[target.id].delegates:
+            needed = {"Calendars.ReadWrite.Shared"} if write else {"Calendars.Read.Shared", "Calendars.ReadWrite.Shared"}
+        else:
+            raise access_denied()
+        if not scopes & needed:
+            raise access_denied()
+
+    def check_directory(self, req: GReq, target: User | None) -> None:
+        scopes = self._scopes(req)
+        if scopes & DIR_ROLES:
+            return
+        if not self._is_app(req) and target is not None and target.id == req.claims["oid"] and "User.Read" in scopes:
+            return
+        raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+    # -- routing ---------------------------------------------------------------------------
+    async def route(self, req: GReq) -> GResp:
+        path = req.path.rstrip("/") or "/"
+        m = MAILBOX_RE.match(path)
+        if m:
+            target = req.mailbox
+            if target is None:
+                if m.group(1).lower() == "me":
+                    raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+                key = m.group(2) or m.group(3)
+                if (m.group(4) or "") in ("", "/"):
+                    raise GraphError(404, "Request_ResourceNotFound",
+                                     f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
+                raise GraphError(404, "ErrorInvalidUser", f"The requested user '{key}' is invalid.")
+            return await self.route_mailbox(req, target, m.group(4) or "")
+        segs = path.strip("/").split("/")
+        head = segs[0]
+        if head == "users" and len(segs) == 1:
+            self._only(req, "GET")
+            return self.list_users(req)
+        if head == "places" and len(segs) == 2 and segs[1].lower() in ("microsoft.graph.room", "microsoft.graph.roomlist"):
+            self._only(req, "GET")
+            return self.list_places(req, segs[1].lower())
+        if head == "subscriptions":
+            subs = self.ctx.subscriptions
+            if len(segs) == 1:
+                if req.method == "GET":
+                    return subs.list(req)
+                if req.method == "POST":
+                    return await subs.create(req)
+                raise self._method_not_allowed()
+            if len(segs) == 2:
+                if req.method == "GET":
+                    return subs.get(req, segs[1])
+                if req.method == "PATCH":
+                    return subs.patch(req, segs[1])
+                if req.method == "DELETE":
+                    return subs.delete(req, segs[1])
+                raise self._method_not_allowed()
+            if len(segs) == 3 and segs[2] == "reauthorize":
+                self._only(req, "POST")
+                return subs.reauthorize(req, segs[1])
+        if head == "$batch" and len(segs) == 1:
+            if req.batch:
+                raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
+            self._only(req, "POST")
+            from .batch import run_batch
+
+            return await run_batch(self, req)
+        bad = next((s for s in segs if s), head)
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{bad}'.")
+
+    def _method_not_allowed(self) -> GraphError:
+        return GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request uri.")
+
+    def _only(self, req: GReq, method: str) -> None:
+        if req.method != method:
+            raise self._method_not_allowed()
+
+    async def route_mailbox(self, req: GReq, target: User, rest: str) -> GResp:
+        segs = [s for s in rest.strip("/").split("/") if s]
+        if segs and segs[0] == "calendar":
+            segs = segs[1:]
+            if not segs:
+                self._only(req, "GET")
+                self.check_mailbox(req, target, write=False)
+                return self.calendar_resource(req, target)
+            if segs == ["getSchedule"]:
+                self._only(req, "POST")
+                self.check_mailbox(req, target, write=False)
+                return get_schedule(self, req, target)
+        if not segs:
+            self._only(req, "GET")
+            self.check_directory(req, target)
+            body = user_json(target, _select(req))
+            body = {"@odata.context": f"{req.base}/v1.0/$metadata#users/$entity", **body}
+            return GResp(200, body)
+        if segs[0].lower() == "calendarview":
+            self._only(req, "GET")
+            self.check_mailbox(req, target, write=False)
+            if len(segs) == 1:
+                return self.calendar_view(req, target)
+            if len(segs) == 2 and segs[1] == "delta":
+                return self.delta.handle(req, target)
+        if segs[0] == "events":
+            if len(segs) == 1:
+                if req.method == "GET":
+                    self.check_mailbox(req, target, write=False)
+                    return self.list_events(req, target)
+                if req.method == "POST":
+                    self.check_mailbox(req, target, write=True)
+                    return self.create_event(req, target)
+                raise self._method_not_allowed()
+            event_id = segs[1]
+            if len(segs) == 2:
+                if req.method == "GET":
+                    self.check_mailbox(req, target, write=False)
+                    return self.get_event(req, target, event_id)
+                if req.method == "PATCH":
+                    self.check_mailbox(req, target, write=True)
+                    return self.patch_event(req, target, event_id)
+                if req.method == "DELETE":
+                    self.check_mailbox(req, target, write=True)
+                    return self.delete_event(req, target, event_id)
+                raise self._method_not_allowed()
+            if len(segs) == 3 and segs[2].lower() in EVENT_ACTIONS:
+                self._only(req, "POST")
+                self.check_mailbox(req, target, write=True)
+                return self.event_action(req, target, event_id, segs[2])
+            if len(segs) == 3 and segs[2] == "instances":
+                self._only(req, "GET")
+                self.check_mailbox(req, target, write=False)
+                return self.event_instances(req, target, event_id)
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segs[0] if segs else ''}'.")
+
+    # -- directory ------------------------------------------------------------------------
+    def _page(self, req: GReq, items: list, default_size: int, context: str, max_size: int = 999) -> dict:
+        size = _int_param(req, "top", None, 1, max_size) or prefer_pagesize(req.headers.get("Prefer")) or default_size
+        size = max(1, min(size, max_size))
+        skip = _int_param(req, "skip", 0, 0, 10**9) or 0
+        page = items[skip:skip + size]
+        body = {"@odata.context": context, "value": page}
+        if skip + size < len(items):
+            q = {k: v for k, v in req.query.items() if k not in ("$skip", "skip")}
+            q["$skip"] = str(skip + size)
+            if "$top" not in q and "top" not in q:
+                q["$top"] = str(size)
+            body["@odata.nextLink"] = f"{req.base}/v1.0{req.path}?" + urlencode(q, quote_via=quote, safe="$,'@:/")
+        return body
+
+    def list_users(self, req: GReq) -> GResp:
+        self.check_directory(req, None)
+        users = sorted(self.store.users.values(), key=lambda u: u.upn)
+        items = [user_json(u) for u in users]
+        test = compile_filter(req.q("filter"))
+        if test:
+            items = [u for u in items if test(u)]
+        sel = _select(req)
+        if sel:
+            keep = set(sel) | {"id"}
+            items = [{k: v for k, v in u.items() if k in keep} for u in items]
+        return GResp(200, self._page(req, items, 100, f"{req.base}/v1.0/$metadata#users"))
+
+    def list_places(self, req: GReq, kind: str) -> GResp:
+        scopes = self._scopes(req)
+        if not scopes & {"Place.Read.All", "Place.ReadWrite.All"}:
+            raise access_denied()
+        rooms = sorted((u for u in self.store.users.values() if u.kind == "room"), key=lambda u: u.display_name)
+        if kind == "microsoft.graph.room":
+            items = [room_json(u) for u in rooms]
+            context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.room"
+        else:
+            lists = sorted({(u.room or {}).get("roomList") for u in rooms} - {None})
+            items = [{"@odata.type": "#microsoft.graph.roomList", "id": address, "displayName": "HQ rooms",
+                      "emailAddress": address, "address": {}, "geoCoordinates": None, "phone": None} for address in lists]
+            context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.roomList"
+        test = compile_filter(req.q("filter"))
+        if test:
+            items = [i for i in items if test(i)]
+        return GResp(200, self._page(req, items, 100, context))
+
+    def calendar_resource(self, req: GReq, target: User) -> GResp:
+        return GResp(200, {
+            "@odata.context": f"{req.base}/v1.0/$metadata#users('{target.id}')/calendar/$entity",
+            "id": "AAMkCal" + target.id.replace("-", ""), "name": "Calendar", "color": "auto", "hexColor": "",
+            "isDefaultCalendar": True, "changeKey": "DxYSthXJXEWwAQSYQnXvIgAAIxGttg==", "canShare": True,
+            "canViewPrivateItems": True, "canEdit": True, "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+            "defaultOnlineMeetingProvider": "teamsForBusiness", "isTallyingResponses": True, "isRemovable": False,
+            "owner": {"name": target.display_name, "address": target.upn},
+        })
+
+    # -- events -------------------------------------------------------------------------------
+    def _tz(self, req: GReq) -> tuple[str | None, dict]:
+        tz = prefer_timezone(req.headers.get("Prefer"))
+        headers = {}
+        applied = []
+        if tz:
+            applied.append(f'outlook.timezone="{tz}"')
+        if self._body_text(req):
+            applied.append('outlook.body-content-type="text"')
+        if applied:
+            headers["Preference-Applied"] = ", ".join(applied)
+        return tz, headers
+
+    @staticmethod
+    def _body_text(req: GReq) -> bool:
+        return 'outlook.body-content-type="text"' in (req.headers.get("Prefer") or "").replace("'", '"')
+
+    def _ej(self, req: GReq, target: User, inst, tz: str | None, select=None) -> dict:
+        return event_json(self.store, inst, tz, req.base, target, select, self._body_text(req))
+
+    def find_event(self, target: User, event_id: str) -> tuple[Event, object]:
+        """(master or single event, occurrence date or None); 404 ErrorItemNotFound if absent."""
+        mb = self.store.mailboxes[target.id]
+        ev = mb.events.get(event_id)
+        if ev is not None:
+            return ev, None
+        occ = parse_occurrence_id(event_id)
+        if occ is not None:
+            master = mb.events.get(occ[0])
+            if master is not None and occurrence(master, occ[1]) is not None:
+                return master, occ[1]
+        if not re.fullmatch(r"[A-Za-z0-9_\-=+/]{8,400}", event_id):
+            raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+        raise item_not_found()
+
+    def _etag_check(self, req: GReq, ev: Event, day) -> None:
+        want = req.headers.get("If-Match")
+        if not want or want.strip() == "*":
+            return
+        current = ev.change_key
+        if day is not None and day.isoformat() in ev.exceptions:
+            current = ev.exceptions[day.isoformat()].get("change_key", current)
+        tags = [t.strip() for t in want.split(",")]
+        if not any(t in (f'W/"{current}"', f'"{current}"', current) for t in tags):
+            raise GraphError(412, "ErrorIrresolvableConflict",
+                             "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.")
+
+    def _event_context(self, req: GReq, target: User, single: bool) -> str:
+        suffix = "/$entity" if single else ""
+        return f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events{suffix}"
+
+    def list_events(self, req: GReq, target: User) -> GResp:
+        tz, headers = self._tz(req)
+        events = sorted(self.store.mailboxes[target.id].events.values(), key=lambda e: (e.created, e.id))
+        sel = _select(req)
+        items = [self._ej(req, target, e, tz) for e in events]
+        test = compile_filter(req.q("filter"))
+        if test:
+            items = [i for i in items if test(i)]
+        items = self._order(req, items)
+        if sel:
+            keep = set(sel) | {"id", "@odata.etag"}
+            items = [{k: v for k, v in i.items() if k in keep} for i in items]
+        body = self._page(req, items, int(self.store.config["page_size"]), self._event_context(req, target, False))
+        return GResp(200, body, headers)
+
+    def _order(self, req: GReq, items: list) -> list:
+        order = req.q("orderby")
+        if not order:
+            return items
+        field_name, _, direction = order.strip().partition(" ")
+        keys = field_name.split("/")
+
+        def key(i):
+            cur = i
+            for k in keys:
+                cur = cur.get(k) if isinstance(cur, dict) else None
+            return (cur is None, str(cur) if cur is not None else "")
+
+        return sorted(items, key=key, reverse=direction.strip().lower() == "desc")
+
+    def view_instances(self, target: User, start: datetime, end: datetime) -> list[Instance]:
+        out = []
+        for ev in self.store.mailboxes[target.id].events.values():
+            out.extend(instances(ev, start, end))
+        out.sort(key=lambda i: (i.start, i.end, i.id))
+        return out
+
+    def calendar_view(self, req: GReq, target: User) -> GResp:
+        start = parse_query_instant(req.q("startDateTime") or req.query.get("StartDateTime"), "startDateTime")
+        end = parse_query_instant(req.q("endDateTime") or req.query.get("EndDateTime"), "endDateTime")
+        if end < start:
+            raise GraphError(400, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.")
+        tz, headers = self._tz(req)
+        items = [self._ej(req, target, i, tz) for i in self.view_instances(target, start, end)]
+        test = compile_filter(req.q("filter"))
+        if test:
+            items = [i for i in items if test(i)]
+        items = self._order(req, items)
+        sel = _select(req)
+        if sel:
+            keep = set(sel) | {"id", "@odata.etag"}
+            items = [{k: v for k, v in i.items() if k in keep} for i in items]
+        context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/calendarView"
+        return GResp(200, self._page(req, items, int(self.store.config["page_size"]), context), headers)
+
+    def event_instances(self, req: GReq, target: User, event_id: str) -> GResp:
+        ev, day = self.find_event(target, event_id)
+        start = parse_query_instant(req.q("startDateTime"), "startDateTime")
+        end = parse_query_instant(req.q("endDateTime"), "endDateTime")
+        tz, headers = self._tz(req)
+        insts = [i for i in instances(ev, start, end) if ev.recurrence is not None]
+        items = [self._ej(req, target, i, tz, _select(req)) for i in insts]
+        context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events('{ev.id}')/instances"
+        return GResp(200, self._page(req, items, int(self.store.config["page_size"]), context), headers)
+
+    def get_event(self, req: GReq, target: User, event_id: str) -> GResp:
+        ev, day = self.find_event(target, event_id)
+        tz, headers = self._tz(req)
+        inst = occurrence(ev, day) if day is not None else ev
+        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz, _select(req))}
+        return GResp(200, body, headers)
+
+    def create_event(self, req: GReq, target: User) -> GResp:
+        payload = req.json()
+        ev, _created = self.ctx.calendar.create(target, payload)
+        tz, headers = self._tz(req)
+        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, ev, tz or ev.start_tz)}
+        headers["Location"] = f"{req.base}/v1.0/Users('{target.id}')/Events('{ev.id}')"
+        return GResp(201, body, headers)
+
+    def patch_event(self, req: GReq, target: User, event_id: str) -> GResp:
+        ev, day = self.find_event(target, event_id)
+        self._etag_check(req, ev, day)
+        payload = req.json()
+        self.ctx.calendar.update(target, ev, payload, day)
+        tz, headers = self._tz(req)
+        inst = occurrence(ev, day) if day is not None else ev
+        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz or ev.start_tz)}
+        return GResp(200, body, headers)
+
+    def delete_event(self, req: GReq, target: User, event_id: str) -> GResp:
+        ev, day = self.find_event(target, event_id)
+        self._etag_check(req, ev, day)
+        self.ctx.calendar.delete(target, ev, day)
+        return GResp(204, None)
+
+    def event_action(self, req: GReq, target: User, event_id: str, action: str) -> GResp:
+        ev, day = self.find_event(target, event_id)
+        payload = {}
+        if req.body and req.body.strip():
+            payload = req.json()
+            if not isinstance(payload, dict):
+                raise GraphError(400, "UnableToDeserializePostBody", "Request body must be a JSON object.")
+        self._etag_check(req, ev, day)
+        action_l = action.lower()
+        if action_l == "cancel":
+            comment = payload.get("Comment", payload.get("comment"))
+            if comment is not None and not isinstance(comment, str):
+                raise GraphError(400, "UnableToDeserializePostBody", "Comment must be a string.")
+            self.ctx.calendar.cancel(target, ev, comment, day)
+            return GResp(202, None)
+        send = payload.get("sendResponse", payload.get("SendResponse", True))
+        if not isinstance(send, bool):
+            raise GraphError(400, "UnableToDeserializePostBody", "sendResponse must be a boolean.")
+        if day is not None:
+            raise invalid_request("Responding to a single occurrence is not supported by the emulator; respond to the series.")
+        name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
+        self.ctx.calendar.respond(target, ev, name, send)
+        return GResp(202, None)
+
+
+def http_date() -> str:
+    return formatdate(usegmt=True)
+
+

@@ -1,0 +1,87 @@
+"""POST /calendar/getSchedule: free/busy with availabilityView and workingHours."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .errors import GraphError
+from .timeutil import fmt_local, parse_datetime_tz, prefer_timezone
+
+STATUS_DIGIT = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3", "unknown": "0"}
+
+
+def get_schedule(graph, req, caller_mailbox):
+    from .graph import GResp
+
+    payload = req.json()
+    if not isinstance(payload, dict):
+        raise GraphError(400, "UnableToDeserializePostBody", "Request body must be a JSON object.")
+    lowered = {k.lower(): v for k, v in payload.items()}
+    schedules = lowered.get("schedules")
+    if not isinstance(schedules, list) or not schedules or not all(isinstance(s, str) for s in schedules):
+        raise GraphError(400, "ErrorInvalidParameter", "The parameter 'Schedules' is required and must list email addresses.")
+    if len(schedules) > 100:
+        raise GraphError(400, "ErrorInvalidParameter", "Too many schedules requested; the maximum is 100.")
+    start, _ = parse_datetime_tz(lowered.get("starttime"), "startTime")
+    end, _ = parse_datetime_tz(lowered.get("endtime"), "endTime")
+    if end <= start:
+        raise GraphError(400, "ErrorInvalidParameter", "The parameter 'EndTime' must be later than 'StartTime'.")
+    if end - start > timedelta(days=62):
+        raise GraphError(400, "ErrorInvalidParameter", "The time window of a schedule request can't exceed 62 days.")
+    try:
+        interval = int(lowered.get("availabilityviewinterval") or 30)
+    except (TypeError, ValueError) as exc:
+        raise GraphError(400, "ErrorInvalidParameter", "availabilityViewInterval must be a number of minutes.") from exc
+    if not 5 <= interval <= 1440:
+        raise GraphError(400, "ErrorInvalidParameter", "availabilityViewInterval must be between 5 and 1440 minutes.")
+    tz = prefer_timezone(req.headers.get("Prefer")) or "UTC"
+    headers = {"Preference-Applied": f'outlook.timezone="{tz}"'} if prefer_timezone(req.headers.get("Prefer")) else {}
+    out = []
+    step = timedelta(minutes=interval)
+    for address in schedules:
+        user = graph.store.find_user(address)
+        if user is None:
+            out.append({"scheduleId": address, "availabilityView": "", "scheduleItems": [],
+                        "error": {"message": f"The specified email address '{address}' was not found in the directory.",
+                                  "responseCode": "ErrorMailRecipientNotFound"}})
+            continue
+        insts = [i for i in graph.view_instances(user, start, end) if not i.event.is_cancelled and i.show_as != "free"]
+        items = []
+        for i in insts:
+            loc = (i.override or {}).get("location", i.event.location) or {}
+            items.append({
+                "isPrivate": i.event.sensitivity in ("private", "confidential"),
+                "status": i.show_as,
+                "subject": "" if i.event.sensitivity in ("private", "confidential") else i.subject,
+                "location": loc.get("displayName", ""),
+                "isMeeting": bool(i.event.attendees),
+                "isRecurring": i.event.recurrence is not None,
+                "isException": bool(i.override),
+                "isReminderSet": i.event.is_reminder_on,
+                "start": fmt_local(i.start, tz),
+                "end": fmt_local(i.end, tz),
+            })
+        view = []
+        slot = start
+        while slot < end:
+            slot_end = min(slot + step, end)
+            digit = "0"
+            for i in insts:
+                if i.start < slot_end and i.end > slot:
+                    d = STATUS_DIGIT.get(i.show_as, "2")
+                    digit = max(digit, d)
+            view.append(digit)
+            slot = slot_end
+        out.append({
+            "scheduleId": address,
+            "availabilityView": "".join(view),
+            "scheduleItems": items,
+            "workingHours": {
+                "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                "startTime": "08:00:00.0000000",
+                "endTime": "17:00:00.0000000",
+                "timeZone": {"name": user.time_zone},
+            },
+        })
+    body = {"@odata.context": f"{req.base}/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)", "value": out}
+    return GResp(200, body, headers)

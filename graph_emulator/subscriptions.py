@@ -1,0 +1,343 @@
+"""Change-notification subscriptions: validation handshake, notifications, lifecycle events.
+
+Delivery is asynchronous (never blocks the Graph request that caused the
+change), POSTs Graph's payload with a 3-second timeout, and retries failures
+on the configured schedule. A delivery policy (drop/duplicate/delay/reorder)
+lets tests reproduce what the real service sometimes does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+import uuid
+from collections import deque
+from datetime import timedelta
+from urllib.parse import quote
+
+import aiohttp
+
+from .errors import GraphError
+from .timeutil import fmt_z, now, parse_iso
+
+log = logging.getLogger("graph_emulator.subscriptions")
+
+RESOURCE_RE = re.compile(r"^/?(me|users/([^/]+)|users\('([^']+)'\))/(calendar/)?events/?$", re.IGNORECASE)
+CHANGE_TYPES = {"created", "updated", "deleted"}
+LIFECYCLE_EVENTS = {"reauthorizationRequired", "missed", "subscriptionRemoved"}
+
+
+class Subscriptions:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.session: aiohttp.ClientSession | None = None
+        self.policy: dict = {}
+        self.held: list = []  # notifications held back for a reorder
+        self.deliveries: deque = deque(maxlen=5000)
+        self.generation = 0
+        self.pending: set = set()
+
+    @property
+    def store(self):
+        return self.ctx.store
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(ssl=False, limit=100)
+        self.session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        self.store.listeners.append(self.on_change)
+
+    async def close(self) -> None:
+        for task in list(self.pending):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()
+
+    def reset(self) -> None:
+        self.generation += 1
+        self.policy = {}
+        self.held = []
+        self.deliveries.clear()
+        for task in list(self.pending):
+            task.cancel()
+
+    # -- shapes --------------------------------------------------------------------------
+    def _json(self, req, sub: dict) -> dict:
+        out = {k: v for k, v in sub.items() if not k.startswith("_")}
+        return {"@odata.context": f"{req.base}/v1.0/$metadata#subscriptions/$entity", **out}
+
+    def _visible(self, req, sub: dict) -> bool:
+        if sub["applicationId"] != req.claims.get("appid"):
+            return False
+        if req.claims.get("idtyp") == "user":
+            return sub["creatorId"] == req.claims.get("oid")
+        return True
+
+    def _lookup(self, req, sub_id: str) -> dict:
+        self._purge()
+        sub = self.store.subscriptions.get(sub_id)
+        if sub is None or not self._visible(req, sub):
+            raise GraphError(404, "ResourceNotFound", f"The object was not found. Subscription '{sub_id}' does not exist.")
+        return sub
+
+    def _purge(self) -> None:
+        t = now()
+        for sid, sub in list(self.store.subscriptions.items()):
+            if parse_iso(sub["expirationDateTime"]) < t:
+                del self.store.subscriptions[sid]
+
+    def _expiration(self, value) -> str:
+        if value is None:
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is a required property for subscription creation.")
+        exp = parse_iso(value)
+        t = now()
+        max_minutes = float(self.store.config["subscription_max_minutes"])
+        if exp <= t:
+            raise GraphError(400, "ExtensionError", "Subscription expiration can only be in the future.")
+        if exp > t + timedelta(minutes=max_minutes):
+            raise GraphError(400, "ExtensionError", f"Subscription expiration can only be {int(max_minutes)} minutes in the future.")
+        return fmt_z(exp)
+
+    # -- API -----------------------------------------------------------------------------
+    def list(self, req):
+        from .graph import GResp
+
+        self._purge()
+        value = [self._json(req, s) for s in self.store.subscriptions.values() if self._visible(req, s)]
+        for v in value:
+            v.pop("@odata.context", None)
+        return GResp(200, {"@odata.context": f"{req.base}/v1.0/$metadata#subscriptions", "value": value})
+
+    def get(self, req, sub_id: str):
+        from .graph import GResp
+
+        return GResp(200, self._json(req, self._lookup(req, sub_id)))
+
+    def patch(self, req, sub_id: str):
+        from .graph import GResp
+
+        sub = self._lookup(req, sub_id)
+        payload = req.json()
+        if not isinstance(payload, dict):
+            raise GraphError(400, "BadRequest", "Request body must be a JSON object.")
+        for key in payload:
+            if key not in ("expirationDateTime", "notificationUrl", "lifecycleNotificationUrl", "@odata.type"):
+                raise GraphError(400, "BadRequest", f"Property '{key}' cannot be updated.")
+        if "expirationDateTime" in payload:
+            sub["expirationDateTime"] = self._expiration(payload["expirationDateTime"])
+        if "notificationUrl" in payload:
+            sub["notificationUrl"] = str(payload["notificationUrl"])
+        if "lifecycleNotificationUrl" in payload:
+            sub["lifecycleNotificationUrl"] = payload["lifecycleNotificationUrl"]
+        return GResp(200, self._json(req, sub))
+
+    def delete(self, req, sub_id: str):
+        from .graph import GResp
+
+        self._lookup(req, sub_id)
+        del self.store.subscriptions[sub_id]
+        return GResp(204, None)
+
+    def reauthorize(self, req, sub_id: str):
+        from .graph import GResp
+
+        sub = self._lookup(req, sub_id)
+        sub["_reauthorization_required"] = False
+        return GResp(204, None)
+
+    async def create(self, req):
+        from .graph import GResp
+
+        payload = req.json()
+        if not isinstance(payload, dict):
+            raise GraphError(400, "BadRequest", "Request body must be a JSON object.")
+        change = payload.get("changeType")
+        if not isinstance(change, str) or not change or not set(change.split(",")) <= CHANGE_TYPES:
+            raise GraphError(400, "InvalidRequest", f"Invalid changeType '{change}'; use created, updated and/or deleted.")
+        url = payload.get("notificationUrl")
+        if not isinstance(url, str) or not re.match(r"^https?://", url):
+            raise GraphError(400, "InvalidRequest", "notificationUrl must be an absolute http(s) URL.")
+        lifecycle_url = payload.get("lifecycleNotificationUrl")
+        if lifecycle_url is not None and (not isinstance(lifecycle_url, str) or not re.match(r"^https?://", lifecycle_url)):
+            raise GraphError(400, "InvalidRequest", "lifecycleNotificationUrl must be an absolute http(s) URL.")
+        resource = payload.get("resource")
+        m = RESOURCE_RE.match(resource or "") if isinstance(resource, str) else None
+        if m is None:
+            raise GraphError(400, "InvalidRequest", f"Resource '{resource}' is not supported; subscribe to users/{{id}}/events.")
+        if m.group(1).lower() == "me":
+            if req.claims.get("idtyp") != "user":
+                raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+            target = self.store.users.get(req.claims["oid"])
+        else:
+            target = self.store.find_user(m.group(2) or m.group(3))
+        if target is None:
+            raise GraphError(404, "ResourceNotFound", f"The resource '{resource}' was not found (unknown mailbox).")
+        self.ctx.graph.check_mailbox(req, target, write=False)
+        client_state = payload.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
+            raise GraphError(400, "InvalidRequest", "clientState must be a string of at most 128 characters.")
+        expiration = self._expiration(payload.get("expirationDateTime"))
+        # the validation handshake: the endpoint must echo the token as text/plain within 10 s
+        for target_url in [url] + ([lifecycle_url] if lifecycle_url else []):
+            ok, detail = await self.validate_endpoint(target_url)
+            if not ok:
+                raise GraphError(400, "ValidationError",
+                                 f"Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request. ({detail})")
+        sub = {
+            "id": str(uuid.uuid4()),
+            "resource": resource,
+            "applicationId": req.claims["appid"],
+            "changeType": change,
+            "clientState": client_state,
+            "notificationUrl": url,
+            "notificationQueryOptions": None,
+            "lifecycleNotificationUrl": lifecycle_url,
+            "expirationDateTime": expiration,
+            "creatorId": req.claims.get("oid"),
+            "includeResourceData": False,
+            "latestSupportedTlsVersion": payload.get("latestSupportedTlsVersion") or "v1_2",
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
+            "notificationUrlAppId": None,
+            "_mailbox": target.id,
+        }
+        self.store.subscriptions[sub["id"]] = sub
+        return GResp(201, self._json(req, sub))
+
+    async def validate_endpoint(self, url: str) -> tuple[bool, str]:
+        token = "Validation: Testing client application reachability for subscription Request-Id: " + str(uuid.uuid4())
+        sep = "&" if "?" in url else "?"
+        timeout = float(self.store.config["validation_timeout_seconds"])
+        try:
+            async with self.session.post(
+                f"{url}{sep}validationToken={quote(token)}", data=b"",
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                text = await resp.text()
+                ctype = resp.headers.get("Content-Type", "")
+                if resp.status != 200:
+                    return False, f"status {resp.status}"
+                if not ctype.lower().startswith("text/plain"):
+                    return False, f"Content-Type {ctype!r}, expected text/plain"
+                if text != token:
+                    return False, "the validation token was not echoed"
+                return True, "ok"
+        except asyncio.TimeoutError:
+            return False, f"no response within {timeout:g} seconds"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+
+    # -- notifications --------------------------------------------------------------------
+    def on_change(self, mailbox_id: str, event_id: str, change_type: str) -> None:
+        if not self.store.subscriptions:
+            return
+        t = now()
+        ev = self.store.mailboxes[mailbox_id].events.get(event_id)
+        etag = ev.etag if ev is not None else None
+        for sub in list(self.store.subscriptions.values()):
+            if sub["_mailbox"] != mailbox_id or change_type not in sub["changeType"].split(","):
+                continue
+            if parse_iso(sub["expirationDateTime"]) < t:
+                continue
+            resource = f"Users/{mailbox_id}/Events/{event_id}"
+            data = {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource, "id": event_id}
+            if etag:
+                data["@odata.etag"] = etag
+            item = {
+                "subscriptionId": sub["id"],
+                "subscriptionExpirationDateTime": sub["expirationDateTime"].replace("Z", "+00:00"),
+                "changeType": change_type,
+                "resource": resource,
+                "resourceData": data,
+                "clientState": sub["clientState"],
+                "tenantId": self.store.tenant_id,
+            }
+            self.enqueue(sub["notificationUrl"], {"value": [item]}, "change")
+
+    def enqueue(self, url: str, payload: dict, kind: str) -> None:
+        policy = self.policy
+        if kind == "change":
+            if policy.get("drop", 0) > 0:
+                policy["drop"] -= 1
+                self.deliveries.append({"time": time.time(), "url": url, "kind": kind, "payload": payload, "attempt": 0,
+                                        "status": None, "ok": False, "dropped": True})
+                return
+            copies = 1
+            if policy.get("duplicate", 0) > 0:
+                policy["duplicate"] -= 1
+                copies = 2
+            if policy.get("reorder", 0) > 0:
+                self.held.append((url, payload, copies))
+                if len(self.held) >= policy["reorder"]:
+                    held, self.held = self.held, []
+                    policy["reorder"] = 0
+                    for h_url, h_payload, h_copies in reversed(held):
+                        for _ in range(h_copies):
+                            self._spawn(h_url, h_payload, kind)
+                return
+            for _ in range(copies):
+                self._spawn(url, payload, kind)
+            return
+        self._spawn(url, payload, kind)
+
+    def _spawn(self, url: str, payload: dict, kind: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(url, payload, kind, self.generation))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _deliver(self, url: str, payload: dict, kind: str, generation: int) -> None:
+        delay = float(self.policy.get("delay_seconds") or 0)
+        if delay:
+            await asyncio.sleep(delay)
+        delays = [0.0] + [float(d) for d in self.store.config["notification_retry_delays"]]
+        for attempt, wait in enumerate(delays, start=1):
+            if wait:
+                await asyncio.sleep(wait)
+            if generation != self.generation:
+                return
+            status, ok, error = None, False, None
+            try:
+                async with self.session.post(
+                    url, json=payload, headers={"Content-Type": "application/json; charset=utf-8"},
+                    timeout=aiohttp.ClientTimeout(total=float(self.store.config["notification_timeout_seconds"])),
+                ) as resp:
+                    await resp.read()
+                    status = resp.status
+                    ok = 200 <= status < 300
+            except asyncio.TimeoutError:
+                error = "timeout"
+            except (aiohttp.ClientError, OSError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self.deliveries.append({"time": time.time(), "url": url, "kind": kind, "payload": payload,
+                                    "attempt": attempt, "status": status, "ok": ok, "error": error, "dropped": False})
+            if ok:
+                return
+
+    async def lifecycle(self, sub_id: str, event: str) -> dict:
+        sub = self.store.subscriptions.get(sub_id)
+        if sub is None:
+            raise GraphError(404, "ResourceNotFound", f"Subscription '{sub_id}' does not exist.")
+        if event not in LIFECYCLE_EVENTS:
+            raise GraphError(400, "BadRequest", f"lifecycle event must be one of {sorted(LIFECYCLE_EVENTS)}.")
+        if not sub.get("lifecycleNotificationUrl"):
+            raise GraphError(400, "BadRequest", "This subscription has no lifecycleNotificationUrl.")
+        item = {
+            "subscriptionId": sub["id"],
+            "subscriptionExpirationDateTime": sub["expirationDateTime"].replace("Z", "+00:00"),
+            "tenantId": self.store.tenant_id,
+            "clientState": sub["clientState"],
+            "lifecycleEvent": event,
+        }
+        if event == "reauthorizationRequired":
+            sub["_reauthorization_required"] = True
+        if event == "subscriptionRemoved":
+            del self.store.subscriptions[sub_id]
+        self.enqueue(sub["lifecycleNotificationUrl"], {"value": [item]}, "lifecycle")
+        return item
+
+
+def new_secret() -> str:
+    return secrets.token_hex(8)
