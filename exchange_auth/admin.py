@@ -5,7 +5,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from exchange_auth import credentials, graph_check, properties
-from exchange_auth.models import CalendarProvider, InstanceProperty, PersonalToken
+from exchange_auth.models import (
+    PUBLIC_AUTHORITY_HOST,
+    PUBLIC_GRAPH_BASE_URL,
+    CalendarProvider,
+    InstanceProperty,
+    PersonalToken,
+)
 
 
 class CalendarProviderForm(forms.ModelForm):
@@ -15,6 +21,12 @@ class CalendarProviderForm(forms.ModelForm):
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Write-only. Leave blank to keep the stored secret.",
+    )
+    authority_host = forms.URLField(
+        assume_scheme="https", initial=PUBLIC_AUTHORITY_HOST, help_text=CalendarProvider._meta.get_field("authority_host").help_text
+    )
+    graph_base_url = forms.URLField(
+        assume_scheme="https", initial=PUBLIC_GRAPH_BASE_URL, help_text=CalendarProvider._meta.get_field("graph_base_url").help_text
     )
 
     class Meta:

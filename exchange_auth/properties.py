@@ -88,7 +88,7 @@ SPECS: dict[str, PropertySpec] = {
         PropertySpec(
             SYNC_INTEGRATION_MODE, "choice", Mode.NORMAL.value,
             "How reservations sync with Exchange: Normal, Strict or Personal (see the mode table).",
-            choices=tuple(mode.value for mode in Mode),
+            choices=(Mode.STRICT.value, Mode.PERSONAL.value, Mode.NORMAL.value),
         ),
         PropertySpec(
             MAX_EVENT_RETRY_COUNT, "int", 10,

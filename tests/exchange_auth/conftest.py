@@ -1,0 +1,74 @@
+"""Fixtures for exchange_auth: a cache that starts empty, the demo provider, and a
+session-wide emulator of Entra ID + Graph over real TLS (in-process)."""
+
+import tempfile
+
+import pytest
+from django.core.cache import cache
+
+from exchange_auth import credentials
+from exchange_auth.models import CalendarProvider
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    cache.clear()
+    credentials.forget_cached_apps()
+    yield
+    credentials.forget_cached_apps()
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The graph emulator on an ephemeral port, with the demo tenant."""
+    from graph_emulator import EmulatorServer
+
+    with tempfile.TemporaryDirectory() as state_dir:
+        server = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=state_dir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def control(emulator):
+    from graph_emulator.testing import EmulatorControl
+
+    ctl = EmulatorControl(emulator.base_url, emulator.ca_path)
+    ctl.reset()
+    return ctl
+
+
+@pytest.fixture
+def emulated(emulator, control, settings):
+    """Settings pointing at the emulator, trusting its CA."""
+    settings.GRAPH_CA_BUNDLE = emulator.ca_path
+    settings.GRAPH_EMULATOR_URL = emulator.base_url
+    return emulator
+
+
+def make_provider(base_url: str, **overrides) -> CalendarProvider:
+    values = {
+        "name": "Contoso", "active": True, "tenant_id": "contoso", "client_id": "wsd-demo-client",
+        "authority_host": base_url, "graph_base_url": f"{base_url}/v1.0",
+        "delegated_user_email": "reservations@contoso.example", "organizer_account": "reservations@contoso.example",
+    }
+    secret = overrides.pop("client_secret", "demo-secret")
+    values.update(overrides)
+    provider = CalendarProvider(**values)
+    provider.client_secret = secret
+    provider.save()
+    return provider
+
+
+@pytest.fixture
+def provider(emulated, db):
+    return make_provider(emulated.base_url)
+
+
+@pytest.fixture
+def offline_provider(db):
+    """A provider that is never contacted (rules, admin forms, models)."""
+    return make_provider("https://login.example.invalid")
