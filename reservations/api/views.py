@@ -181,7 +181,7 @@ class ReservationBulkCancelView(APIView):
         serializer = BulkCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ids = serializer.validated_data["ids"]
-        visible = list(selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).only("id"))
+        visible = list(selectors.reservation_visible_to(user=request.user).filter(pk__in=ids))
         missing = sorted(set(ids) - {r.pk for r in visible})
         if missing:
             raise NotFound("No such reservation: " + ", ".join(map(str, missing)))
