@@ -154,6 +154,7 @@ def plan_for(event: SyncEvent, target, room, provider) -> tuple[SyncPlan, object
             accounts=accounts,
             blocker_user=properties.get(properties.BLOCKER_USER) or "",
             by_user=by_user,
+            existing_sync_mailbox=(getattr(target, "sync_mailbox", "") or "") if event.type != SyncEvent.Type.CREATE else "",
         )
     except PlanError as exc:
         raise PermanentSyncError(str(exc)) from exc

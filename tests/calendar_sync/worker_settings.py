@@ -1,0 +1,11 @@
+"""Settings for the Celery worker subprocess of the end-to-end tests: settings.test,
+but tasks the worker queues (retries, follow-ups) go through Redis like in production."""
+
+from settings.test import *  # noqa: F403
+
+CELERY_TASK_ALWAYS_EAGER = False
+CALENDAR_SYNC_LEASE_SECONDS = 5
+CALENDAR_SYNC_RETRY_BASE_SECONDS = 0.5
+CALENDAR_SYNC_SWEEP_GRACE_SECONDS = 1
+CALENDAR_SYNC_CONFIRM_DELAY_SECONDS = 0.5
+LOGGING["root"]["level"] = "INFO"  # noqa: F405
