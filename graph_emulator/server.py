@@ -115,13 +115,12 @@ def build_app(ctx: Context) -> web.Application:
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
-            resp = exc
-            if exc.status >= 400 and exc.status != 405 and exc.status != 404:
-                raise
+            ctx.requests.record(request.method, path, None, None, exc.status, (time.perf_counter() - started) * 1000)
             if exc.status in (404, 405):
-                resp = web.json_response(
+                return web.json_response(
                     {"error": "invalid_request", "error_description": f"AADSTS900561: The endpoint only accepts supported requests ({exc.status})."},
                     status=exc.status)
+            raise
         except Exception:
             log.exception("identity handler failed")
             resp = web.json_response({"error": "server_error", "error_description": "AADSTS90033: A transient error has occurred. Please try again."}, status=500)

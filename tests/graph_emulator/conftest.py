@@ -1,0 +1,72 @@
+"""One emulator per test session (in-process, free port); reset to the demo seed before every test."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph_emulator import EmulatorServer
+from graph_emulator.seed import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD
+from graph_emulator.testing import EmulatorControl, app_token, make_session, password_token
+from tests.graph_emulator.helpers import USER_SCOPE, Graph, Webhook
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tmp_path_factory.mktemp("emulator"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def control(emulator):
+    ctl = EmulatorControl(emulator.base_url, emulator.ca_path)
+    yield ctl
+    ctl.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset(control):
+    control.reset()
+    yield
+
+
+@pytest.fixture
+def http(emulator):
+    s = make_session(emulator.ca_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def tokens(emulator):
+    cache = {}
+
+    def get(who="app"):
+        if who not in cache:
+            if who == "app":
+                cache[who] = app_token(emulator.base_url, emulator.ca_path, "contoso", DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)["access_token"]
+            else:
+                cache[who] = password_token(emulator.base_url, emulator.ca_path, "contoso", DEMO_CLIENT_ID,
+                                            DEMO_CLIENT_SECRET, who, DEMO_PASSWORD, USER_SCOPE)["access_token"]
+        return cache[who]
+
+    return get
+
+
+@pytest.fixture
+def app_graph(emulator, http, tokens):
+    return Graph(emulator, http, tokens("app"))
+
+
+@pytest.fixture
+def as_user(emulator, http, tokens):
+    return lambda upn: Graph(emulator, http, tokens(upn))
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
