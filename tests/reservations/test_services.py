@@ -6,7 +6,13 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from reservations import rules, services
-from reservations.exceptions import InvalidReservation, NotActive, NotPermitted, RuleViolation, SlotTaken
+from reservations.exceptions import (
+    InvalidReservation,
+    NotActive,
+    NotPermitted,
+    RuleViolation,
+    SlotTaken,
+)
 from reservations.models import Attendee, Reservation, SyncEvent
 from tests.factories import ReservationFactory, RoomFactory, days_ahead
 
