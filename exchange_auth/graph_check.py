@@ -5,7 +5,7 @@ because exchange_auth imports no other app of ours.
 """
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 from django.conf import settings
@@ -56,7 +56,7 @@ def _graph_error(response: requests.Response, token: GraphToken) -> GraphCallErr
     detail = body.get("message") or response.reason
     who = f"{token.kind} token of {token.identity}" if isinstance(token, GraphToken) else "token"
     if response.status_code == 403:
-        message = f"Access denied to {response.request.path_url.split('?')[0]} for the {who}: {code}: {detail}"
+        message = f"Access denied to {unquote(response.request.path_url.split('?')[0])} for the {who}: {code}: {detail}"
     elif response.status_code == 401:
         message = f"Graph refused the {who} ({code}): {detail}"
     else:
@@ -71,7 +71,7 @@ def list_rooms(provider: CalendarProvider, token: GraphToken) -> list[dict]:
 
 def check_mailbox_access(provider: CalendarProvider, token: GraphToken, mailbox: str) -> None:
     """Raise GraphCallError (403 ErrorAccessDenied) when ``token`` can't read ``mailbox``'s calendar."""
-    graph_get(provider, token, f"users/{quote(mailbox)}/calendar")
+    graph_get(provider, token, f"users/{quote(mailbox, safe='@')}/calendar")
 
 
 @dataclass

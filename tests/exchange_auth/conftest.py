@@ -1,7 +1,9 @@
 """Fixtures for exchange_auth: a cache that starts empty, the demo provider, and a
 session-wide emulator of Entra ID + Graph over real TLS (in-process)."""
 
+import re
 import tempfile
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -72,3 +74,28 @@ def provider(emulated, db):
 def offline_provider(db):
     """A provider that is never contacted (rules, admin forms, models)."""
     return make_provider("https://login.example.invalid")
+
+
+def sign_in(emulator, auth_uri: str, *, login: str, password: str = "demo-password") -> str:
+    """Play the person at the emulator's sign-in page; returns where it sends the browser back
+    (our redirect URI with the code and state)."""
+    from html import unescape
+
+    from graph_emulator.testing import make_session
+
+    with make_session(emulator.ca_path) as browser:
+        page = browser.get(auth_uri, timeout=10)
+        assert page.status_code == 200, page.text
+        form_action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+        fields = {unescape(name): unescape(value) for name, value in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)"/>', page.text)}
+        fields.update(login=login, passwd=password)
+        answer = browser.post(emulator.base_url + unescape(form_action), data=fields, allow_redirects=False, timeout=10)
+    assert answer.status_code in (302, 303), answer.text[:500]
+    return answer.headers["Location"]
+
+
+def callback_path(location: str) -> str:
+    """The path + query of our redirect URI, for Django's test client."""
+    parts = urlsplit(location)
+    return f"{parts.path}?{parts.query}"
