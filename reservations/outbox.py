@@ -36,5 +36,7 @@ def sync_event_record(
     if reservation is not None and reservation.sync_state != SyncState.PENDING:
         reservation.sync_state = SyncState.PENDING
         reservation.save(update_fields=["sync_state", "updated_at"])
-    transaction.on_commit(lambda: _notify(event.pk))
+    # robust: the change is committed whatever a listener does; a push that could
+    # not be queued is picked up by calendar_sync's sweeper (the event stays "new").
+    transaction.on_commit(lambda: _notify(event.pk), robust=True)
     return event
