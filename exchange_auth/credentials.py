@@ -21,6 +21,7 @@ under a row lock so two workers never spend the same refresh token.
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +37,11 @@ from exchange_auth.models import CalendarProvider, PersonalToken
 from exchange_auth.modes import Credential, SyncPlan
 
 logger = logging.getLogger(__name__)
+
+# The sign-in response comes back as a GET (response_mode=query) on purpose: a
+# cross-site form POST would arrive without Django's SameSite=Lax session cookie,
+# and the session holds the flow's state and PKCE verifier. msal warns about it.
+warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended", category=UserWarning)
 
 # Delegated permissions (offline_access, openid and profile are added by msal).
 DELEGATED_SCOPES = ["Calendars.ReadWrite", "Calendars.ReadWrite.Shared", "User.Read"]
