@@ -197,8 +197,9 @@ class Graph:
             if auth_error is not None:
                 raise auth_error
             if req.mailbox is not None:
-                throttle_key = (app_id, req.mailbox.id)
-                ctx.throttle.acquire(throttle_key)
+                key = (app_id, req.mailbox.id)
+                ctx.throttle.acquire(key)
+                throttle_key = key  # released in finally only once acquired
             latency = ctx.store.config.get("latency_ms") or 0
             if latency:
                 await asyncio.sleep(latency / 1000)

@@ -26,8 +26,9 @@ def control(emulator):
 
 
 @pytest.fixture(autouse=True)
-def _reset(control):
+def _reset(control, tokens):
     control.reset()
+    tokens.cache.clear()  # a test may have expired or revoked them
     yield
 
 
@@ -51,6 +52,7 @@ def tokens(emulator):
                                             DEMO_CLIENT_SECRET, who, DEMO_PASSWORD, USER_SCOPE)["access_token"]
         return cache[who]
 
+    get.cache = cache
     return get
 
 

@@ -1,0 +1,105 @@
+"""Subscriptions: the validation handshake, notifications with retries and delivery policies, lifecycle events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.graph_emulator.helpers import ALICE, ATLAS, meeting, wait_for
+
+
+def expiry(minutes=60):
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def subscribe(app_graph, webhook, resource=f"users/{ATLAS}/events", **extra):
+    body = {"changeType": "created,updated,deleted", "notificationUrl": webhook.url + "/notify",
+            "lifecycleNotificationUrl": webhook.url + "/lifecycle", "resource": resource,
+            "expirationDateTime": expiry(), "clientState": "secret-state", **extra}
+    return app_graph.post("/subscriptions", body)
+
+
+def test_create_list_renew_delete(app_graph, webhook):
+    r = subscribe(app_graph, webhook)
+    assert r.status_code == 201, r.text
+    sub = r.json()
+    assert {"id", "resource", "applicationId", "changeType", "clientState", "notificationUrl", "expirationDateTime",
+            "lifecycleNotificationUrl", "creatorId", "latestSupportedTlsVersion", "includeResourceData"} <= set(sub)
+    assert len(webhook.validations) == 2 and webhook.validations[0].startswith("Validation:")
+    assert [s["id"] for s in app_graph.get("/subscriptions").json()["value"]] == [sub["id"]]
+    renewed = app_graph.patch(f"/subscriptions/{sub['id']}", {"expirationDateTime": expiry(120)})
+    assert renewed.status_code == 200 and renewed.json()["expirationDateTime"] > sub["expirationDateTime"]
+    too_far = app_graph.patch(f"/subscriptions/{sub['id']}", {"expirationDateTime": expiry(4231)})
+    assert too_far.status_code == 400 and too_far.json()["error"]["code"] == "ExtensionError"
+    assert app_graph.delete(f"/subscriptions/{sub['id']}").status_code == 204
+    assert app_graph.get(f"/subscriptions/{sub['id']}").status_code == 404
+
+
+def test_handshake_failures_create_nothing(app_graph, webhook, control):
+    for mode in ("wrong", "error"):
+        webhook.validation_mode = mode
+        r = subscribe(app_graph, webhook)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "ValidationError"
+    control.configure(validation_timeout_seconds=0.5)
+    webhook.validation_mode = "slow"
+    assert subscribe(app_graph, webhook).status_code == 400
+    assert subscribe(app_graph, webhook, notificationUrl="http://127.0.0.1:9/nothing").status_code == 400
+    assert app_graph.get("/subscriptions").json()["value"] == []
+    webhook.validation_mode = "echo"
+    assert subscribe(app_graph, webhook, expirationDateTime=expiry(5000)).status_code == 400
+    assert subscribe(app_graph, webhook, resource="users/nobody@contoso.example/events").status_code == 404
+
+
+def test_notifications_for_changes(app_graph, webhook):
+    sub = subscribe(app_graph, webhook).json()
+    ev = app_graph.post(f"/users/{ATLAS}/events", meeting("Held")).json()
+    app_graph.patch(f"/users/{ATLAS}/events/{ev['id']}", {"subject": "Held, renamed"})
+    app_graph.delete(f"/users/{ATLAS}/events/{ev['id']}")
+    items = wait_for(lambda: len(webhook.items()) >= 3 and webhook.items())
+    assert [i["changeType"] for i in items] == ["created", "updated", "deleted"]
+    first = items[0]
+    assert first["subscriptionId"] == sub["id"] and first["clientState"] == "secret-state"
+    assert first["tenantId"] and first["subscriptionExpirationDateTime"]
+    assert first["resource"] == f"Users/{ev['organizer'] and app_graph.get(f'/users/{ATLAS}').json()['id']}/Events/{ev['id']}"
+    assert first["resourceData"]["@odata.type"] == "#Microsoft.Graph.Event" and first["resourceData"]["id"] == ev["id"]
+    assert first["resourceData"]["@odata.etag"].startswith('W/"')
+
+
+def test_attendant_changes_notify_the_room_subscription(app_graph, webhook):
+    subscribe(app_graph, webhook)
+    app_graph.post(f"/users/{ALICE}/events", meeting(rooms=[ATLAS]))
+    items = wait_for(lambda: webhook.items())
+    assert items[0]["changeType"] == "created"
+
+
+def test_retries_after_failures(app_graph, webhook, control):
+    control.configure(notification_retry_delays=[0.05, 0.05, 0.05])
+    subscribe(app_graph, webhook)
+    webhook.fail_next = 2
+    app_graph.post(f"/users/{ATLAS}/events", meeting())
+    items = wait_for(lambda: webhook.items())
+    assert len(items) == 1
+    attempts = wait_for(lambda: [d for d in control.notifications()["deliveries"] if d["kind"] == "change"][-1]["ok"]
+                        and control.notifications()["deliveries"])
+    assert [d["attempt"] for d in attempts if d["kind"] == "change"] == [1, 2, 3]
+
+
+def test_drop_and_duplicate_policy(app_graph, webhook, control):
+    subscribe(app_graph, webhook)
+    control.set_notification_policy(drop=1, duplicate=1)
+    first = app_graph.post(f"/users/{ATLAS}/events", meeting("dropped")).json()
+    second = app_graph.post(f"/users/{ATLAS}/events", meeting("twice", start="2030-02-01T09:00:00", end="2030-02-01T10:00:00")).json()
+    items = wait_for(lambda: len(webhook.items()) >= 2 and webhook.items())
+    ids = [i["resourceData"]["id"] for i in items]
+    assert ids == [second["id"], second["id"]] and first["id"] not in ids
+
+
+def test_lifecycle_notifications(app_graph, webhook, control):
+    sub = subscribe(app_graph, webhook).json()
+    control.trigger_lifecycle(sub["id"], "reauthorizationRequired")
+    item = wait_for(lambda: webhook.items("/lifecycle"))[0]
+    assert item["lifecycleEvent"] == "reauthorizationRequired" and item["subscriptionId"] == sub["id"]
+    assert item["clientState"] == "secret-state"
+    assert app_graph.post(f"/subscriptions/{sub['id']}/reauthorize").status_code == 204
+    control.trigger_lifecycle(sub["id"], "subscriptionRemoved")
+    wait_for(lambda: len(webhook.items("/lifecycle")) == 2)
+    assert app_graph.get(f"/subscriptions/{sub['id']}").status_code == 404
