@@ -49,12 +49,15 @@ def schedule_confirmation_check() -> None:
     delay = conf.confirm_delay_seconds()
     if _eager():
         return  # tests call confirm.check_answers / check_confirmations themselves
-    if cache.add(CONFIRM_KEY, 1, timeout=max(1, int(delay))):
+    # One scheduled check at a time; the check drops the key when it starts, so a push
+    # after that schedules the next one. The timeout only guards against a lost task.
+    if cache.add(CONFIRM_KEY, 1, timeout=int(delay) + 60):
         check_confirmations.apply_async(countdown=delay)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def check_confirmations() -> dict:
+    cache.delete(CONFIRM_KEY)
     window = conf.confirm_follow_up_seconds()
     counts = confirm.check_answers(max_age_seconds=window)
     if confirm.pending_answers(max_age_seconds=window) and not _eager():

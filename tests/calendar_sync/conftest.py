@@ -245,4 +245,4 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, message: str
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
+    raise AssertionError(f"timed out waiting for {message() if callable(message) else message}")
