@@ -19,7 +19,16 @@ from datetime import UTC, datetime, timedelta
 
 from . import recurrence as rec
 from .errors import GraphError, invalid_request
-from .model import Event, Instance, Store, User, instances, new_change_key, new_event_id, new_ical_uid
+from .model import (
+    Event,
+    Instance,
+    Store,
+    User,
+    instances,
+    new_change_key,
+    new_event_id,
+    new_ical_uid,
+)
 from .serialize import norm_body
 from .timeutil import ZERO_TIME, fmt_z, now, parse_datetime_tz
 

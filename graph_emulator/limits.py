@@ -6,12 +6,14 @@ import math
 import re
 import time
 from collections import defaultdict, deque
+from functools import lru_cache
 
 from .errors import GraphError
 
 _ID_AFTER = {"users", "events", "subscriptions", "calendars", "instances", "places"}
 
 
+@lru_cache(maxsize=4096)
 def path_template(path: str) -> str:
     """/v1.0/users/alice@x/events/AAMk.. -> /v1.0/users/{id}/events/{id}."""
     parts = path.split("?")[0].strip("/").split("/")

@@ -12,12 +12,11 @@ import uuid
 from pathlib import Path
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .calendar import Calendar
 from .control import Control
 from .errors import GraphError
-from .graph import DropConnection, GReq, Graph, error_body
+from .graph import DropConnection, Graph, GReq, error_body
 from .identity import Identity
 from .limits import Faults, RequestLog, Throttle
 from .model import Store
@@ -132,7 +131,7 @@ def build_app(ctx: Context) -> web.Application:
     async def graph_entry(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.path[len("/v1.0"):] or "/"
-        req = GReq(method=request.method, path=path, query=dict(request.query), headers=CIMultiDict(request.headers),
+        req = GReq(method=request.method, path=path, query=dict(request.query), headers=request.headers,
                    body=body, base=f"https://{request.host}")
         try:
             resp = await ctx.graph.dispatch(req)
@@ -197,7 +196,7 @@ class EmulatorServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.host in ("0.0.0.0", "::"):
+        if self.host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached via loopback
             host = "127.0.0.1"
         return f"https://{host}:{self.port}"
 

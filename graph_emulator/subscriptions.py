@@ -225,7 +225,7 @@ class Subscriptions:
                 if text != token:
                     return False, "the validation token was not echoed"
                 return True, "ok"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False, f"no response within {timeout:g} seconds"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return False, f"{type(exc).__name__}: {exc}"
@@ -307,7 +307,7 @@ class Subscriptions:
                     await resp.read()
                     status = resp.status
                     ok = 200 <= status < 300
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error = "timeout"
             except (aiohttp.ClientError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, RESERVATIONS, meeting, wait_for
+from tests.graph_emulator.helpers import (
+    ALICE,
+    ATLAS,
+    BOB,
+    BOREALIS,
+    RESERVATIONS,
+    meeting,
+    wait_for,
+)
 
 EVENT_KEYS = {
     "@odata.etag", "id", "createdDateTime", "lastModifiedDateTime", "changeKey", "categories", "transactionId",
