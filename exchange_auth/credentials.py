@@ -21,6 +21,7 @@ under a row lock so two workers never spend the same refresh token.
 
 import logging
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -205,9 +206,11 @@ def _cached_app(provider: CalendarProvider) -> msal.ConfidentialClientApplicatio
 
 
 def forget_cached_apps() -> None:
-    """Drop every in-memory msal application (tests; after a provider changed)."""
+    """Drop every in-memory msal application and token (tests; after a provider changed)."""
     with _app_lock:
         _apps.clear()
+    with _memo_lock:
+        _memo.clear()
 
 
 # --- app-only ----------------------------------------------------------------------
@@ -238,6 +241,28 @@ class _SilentResult:
     token: str | None
     cache_blob: str | None  # the new serialized cache when msal changed it (rotation)
     error: dict | None
+    expires_in: int = 0
+
+
+# Access tokens already handed out, per stored cache: most calls are answered
+# here without taking the row lock. Keyed by (kind, row id); the stored
+# ciphertext must still be the same (a rotation or reconnect changes it).
+_memo_lock = threading.Lock()
+_memo: dict[tuple[str, int], tuple[str, str, float]] = {}
+MEMO_MARGIN_SECONDS = 300  # msal's own refresh margin
+
+
+def _memo_get(key: tuple[str, int], ciphertext: str) -> str | None:
+    with _memo_lock:
+        hit = _memo.get(key)
+    if hit and hit[0] == ciphertext and hit[2] - time.time() > MEMO_MARGIN_SECONDS:
+        return hit[1]
+    return None
+
+
+def _memo_put(key: tuple[str, int], ciphertext: str, token: str, expires_in: int) -> None:
+    with _memo_lock:
+        _memo[key] = (ciphertext, token, time.time() + max(int(expires_in or 0), 0))
 
 
 def _silent(provider: CalendarProvider, cache_blob: str, username: str, *, force_refresh: bool = False) -> _SilentResult:
@@ -255,7 +280,7 @@ def _silent(provider: CalendarProvider, cache_blob: str, username: str, *, force
         raise translate_exception(exc, provider) from None
     new_blob = cache.serialize() if cache.has_state_changed else None
     if result and "access_token" in result:
-        return _SilentResult(result["access_token"], new_blob, None)
+        return _SilentResult(result["access_token"], new_blob, None, int(result.get("expires_in") or 0))
     return _SilentResult(None, new_blob, result or {"error": "no_token", "error_description": "No usable token or refresh token is stored."})
 
 
@@ -271,6 +296,11 @@ def delegated_user_token(provider: CalendarProvider, *, force_refresh: bool = Fa
             f"The delegated user of {provider.name!r} is not connected: use the admin action \"Connect delegated user\".",
             cause="not_connected",
         )
+    key = ("delegated", provider.pk)
+    stored = CalendarProvider.objects.filter(pk=provider.pk).values_list(
+        "delegated_token_cache_encrypted", "delegated_connected_as").first()
+    if stored and not force_refresh and (memo := _memo_get(key, stored[0])):
+        return GraphToken(memo, kind="delegated", identity=stored[1])
     with transaction.atomic():
         locked = CalendarProvider.objects.select_for_update().get(pk=provider.pk)
         try:
@@ -286,6 +316,7 @@ def delegated_user_token(provider: CalendarProvider, *, force_refresh: bool = Fa
                 locked.delegated_last_error = ""
                 locked.save(update_fields=["delegated_token_cache_encrypted", "delegated_last_error", "updated_at"])
             provider.delegated_token_cache_encrypted = locked.delegated_token_cache_encrypted
+            _memo_put(key, locked.delegated_token_cache_encrypted, outcome.token, outcome.expires_in)
             return GraphToken(outcome.token, kind="delegated", identity=username)
     error = translate_error(outcome.error, provider, identity=username)
     if _is_refusal(outcome.error):
@@ -301,6 +332,10 @@ def personal_token(provider: CalendarProvider, user, *, force_refresh: bool = Fa
     """The employee's own token; ``ReconnectRequired`` when missing, expired or revoked."""
     if user is None or not getattr(user, "pk", None):
         raise CredentialError("A personal token needs the acting user.", cause="not_connected")
+    stored = PersonalToken.objects.filter(user=user, provider=provider, needs_reconnect=False).values_list(
+        "pk", "token_cache_encrypted", "account_email").first()
+    if stored and not force_refresh and (memo := _memo_get(("personal", stored[0]), stored[1])):
+        return GraphToken(memo, kind="personal", identity=stored[2])
     with transaction.atomic():
         row = PersonalToken.objects.select_for_update().filter(user=user, provider=provider).first()
         if row is None:
@@ -318,6 +353,7 @@ def personal_token(provider: CalendarProvider, user, *, force_refresh: bool = Fa
                 row.refreshed_at = timezone.now()
                 row.last_error = ""
                 row.save(update_fields=["token_cache_encrypted", "refreshed_at", "last_error"])
+            _memo_put(("personal", row.pk), row.token_cache_encrypted, outcome.token, outcome.expires_in)
             return GraphToken(outcome.token, kind="personal", identity=row.account_email)
     if _is_refusal(outcome.error):
         detail = translate_error(outcome.error, provider, identity=row.account_email).message

@@ -242,3 +242,10 @@ def test_seed_provider_is_idempotent_and_works(emulated, db):
     assert first.pk == second.pk and CalendarProvider.objects.count() == 1
     assert second.active and second.authority_host == emulated.base_url
     assert credentials.app_token(second).kind == "app"
+
+
+def test_valid_delegated_token_is_served_without_a_new_request(delegated, control):
+    first = credentials.delegated_user_token(delegated)
+    control.clear_request_log()
+    assert credentials.delegated_user_token(delegated) == first
+    assert control.request_log()["total"] == 0  # no discovery, no token request
