@@ -54,6 +54,15 @@ def room_list_available(
     return rooms.order_by("building__name", "name").distinct()
 
 
+def room_for_booking(*, room_id: int) -> tuple[Room, Arrangement | None] | None:
+    """The room with its building and default arrangement, in one query (the create path)."""
+    arrangement = Arrangement.objects.select_related("room__building").filter(room_id=room_id, is_default=True).first()
+    if arrangement is not None:
+        return arrangement.room, arrangement
+    room = Room.objects.select_related("building").filter(pk=room_id).first()
+    return None if room is None else (room, None)
+
+
 def reservation_queryset() -> QuerySet[Reservation]:
     return Reservation.objects.select_related(
         "room__building", "arrangement", "requested_for", "requested_by", "series"

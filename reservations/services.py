@@ -14,10 +14,13 @@ Two channels call them:
   ``from_exchange=True`` (source ``outlook``, origin ``exchange``) the Graph ids
   are stored and no outbox event is written, so nothing echoes back.
 
-No two active reservations overlap in a room. The check here names the slot that
-is taken; the database guarantees it under concurrency (PostgreSQL exclusion
-constraint, migration 0002; SQLite's IMMEDIATE transactions serialize writers).
-A race lost at the constraint becomes the same ``SlotTaken`` error, never a 500.
+No two active reservations overlap in a room, and the database guarantees it.
+On PostgreSQL the exclusion constraint (migration 0002) is the check: the
+INSERT/UPDATE is refused, the transaction rolls back, and the service then looks
+up the slots in the way to raise ``SlotTaken`` (409) naming each of them — a
+lost race gives the same answer, never a 500, and the happy path spends no query
+on a pre-check. On SQLite the service checks first inside its IMMEDIATE (write-
+locked) transaction, which serializes writers.
 
 The small ``reservation_mark_*`` / ``reservation_link_exchange`` /
 ``reservation_set_sync_state`` services serve the sync worker. They use a plain
@@ -36,7 +39,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -120,6 +123,15 @@ def _ensure_may_manage(actor: AbstractBaseUser | None, reservation: Reservation)
         return
     if actor.pk not in (reservation.requested_by_id, reservation.requested_for_id):
         raise NotPermitted("You can only change your own reservations.")
+
+
+def _database_enforces_no_overlap() -> bool:
+    """PostgreSQL's exclusion constraint is the check: the happy path costs no
+    extra query, and a refused INSERT/UPDATE is turned into ``SlotTaken``
+    naming every conflicting slot (looked up after the rollback). SQLite has no
+    such constraint: there the service checks first, inside its IMMEDIATE
+    (write-locked) transaction, which serializes writers."""
+    return connection.vendor == "postgresql"
 
 
 def _is_overlap_violation(exc: IntegrityError) -> bool:
@@ -277,6 +289,14 @@ def _initial_states(*, room: Room, from_exchange: bool) -> tuple[str, str]:
     return State.CONFIRMED, SyncState.NOT_SYNCED
 
 
+def _cache_attendees(reservation: Reservation, attendees: list[Attendee]) -> None:
+    """Fill ``reservation.attendees.all()`` the way prefetch_related would."""
+    cached = reservation.attendees.all()
+    cached._result_cache = attendees
+    cached._prefetch_done = True
+    reservation._prefetched_objects_cache = {"attendees": cached}
+
+
 def _attendee_rows(reservation: Reservation, attendees: list[dict]) -> list[Attendee]:
     return [Attendee(reservation=reservation, **attendee) for attendee in attendees]
 
@@ -367,7 +387,8 @@ def _create_rows(
     *, actor, room, slots, pairs, recurrence, subject, body, arrangement, requested_by, requested_for,
     attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds,
 ) -> Reservation:
-    _raise_slot_taken(room=room, slots=pairs, conflicts=_conflicts(room=room, slots=pairs))
+    if not _database_enforces_no_overlap():
+        _raise_slot_taken(room=room, slots=pairs, conflicts=_conflicts(room=room, slots=pairs))
     state, sync_state = _initial_states(room=room, from_exchange=from_exchange)
     link = {
         "event_id": exchange.event_id, "change_key": exchange.change_key, "ical_uid": exchange.ical_uid,
@@ -397,8 +418,9 @@ def _create_rows(
         rows[0].save(force_insert=True)
     else:
         Reservation.objects.bulk_create(rows)
-    if attendees:
-        Attendee.objects.bulk_create([att for row in rows for att in _attendee_rows(row, attendees)])
+    created = Attendee.objects.bulk_create([att for row in rows for att in _attendee_rows(row, attendees)]) if attendees else []
+    for row in rows:  # callers render the new rows: spare them a query per row
+        _cache_attendees(row, [att for att in created if att.reservation is row])
     first = rows[0]
     if series is not None:
         first.series = series
@@ -557,7 +579,8 @@ def _update_rows(
     race_pairs, race_exclude = race
     race_pairs.extend(pairs)
     race_exclude.extend(row.pk for row in rows)
-    _raise_slot_taken(room=room, slots=pairs, conflicts=_conflicts(room=room, slots=pairs, exclude_ids=race_exclude))
+    if not _database_enforces_no_overlap():
+        _raise_slot_taken(room=room, slots=pairs, conflicts=_conflicts(room=room, slots=pairs, exclude_ids=race_exclude))
 
     # 5. Write, then tell Exchange (one outbox event per series change, else per row).
     for row, values, changes in plans:

@@ -102,7 +102,7 @@ def _room_field(**kwargs):
 
 
 class ReservationCreateSerializer(serializers.Serializer):
-    room = _room_field()
+    room = serializers.IntegerField(min_value=1, help_text="Room id.")
     arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
     subject = serializers.CharField(max_length=255)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
@@ -188,10 +188,11 @@ class AvailabilityFilterSerializer(serializers.Serializer):
 # --- output ------------------------------------------------------------------------------
 
 
-class AttendeeSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Attendee
-        fields = ["email", "name", "type", "response"]
+class AttendeeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    response = serializers.CharField()
 
 
 class SyncSerializer(serializers.Serializer):
@@ -216,31 +217,80 @@ def _local_iso(value: dt.datetime, room: Room) -> str:
     return value.astimezone(room.building.tzinfo).isoformat()
 
 
-class ReservationSerializer(serializers.ModelSerializer):
-    """Times come in the building's time zone with their offset."""
+class ReservationSerializer(serializers.Serializer):
+    """Times come in the building's time zone with their offset.
 
+    A plain Serializer, not a ModelSerializer: this shape is rendered on every
+    create, and model introspection on each instantiation is what a hot path
+    can do without."""
+
+    id = serializers.IntegerField()
+    room = serializers.IntegerField(source="room_id")
+    arrangement = serializers.IntegerField(source="arrangement_id", allow_null=True)
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
     requested_for = PersonField()
     requested_by = PersonField()
     attendees = AttendeeSerializer(many=True)
-    sync = SyncSerializer(source="*")
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    source = serializers.ChoiceField(choices=Source.choices)
+    subsource = serializers.CharField()
+    state = serializers.ChoiceField(choices=State.choices)
+    state_reason = serializers.CharField()
+    approval_state = serializers.CharField()
+    origin = serializers.CharField()
     series = SeriesSerializer(allow_null=True)
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
-
-    class Meta:
-        model = Reservation
-        fields = [
-            "id", "room", "arrangement", "subject", "body", "start", "end", "requested_for", "requested_by",
-            "attendees", "kind", "source", "subsource", "state", "state_reason", "approval_state", "origin",
-            "series", "sync", "created_at", "updated_at",
-        ]
-        read_only_fields = fields
+    sync = SyncSerializer(source="*")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
     def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["start"] = _local_iso(instance.start, instance.room)
-        data["end"] = _local_iso(instance.end, instance.room)
-        return data
+        # The fields above document the shape (OpenAPI); this builds it directly,
+        # which is several times cheaper than running ~30 field objects per row.
+        return reservation_to_dict(instance)
+
+
+def _utc_iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.astimezone(dt.UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def reservation_to_dict(r: Reservation) -> dict:
+    room = r.room
+    series = r.series if r.series_id else None
+    return {
+        "id": r.pk,
+        "room": r.room_id,
+        "arrangement": r.arrangement_id,
+        "subject": r.subject,
+        "body": r.body,
+        "start": _local_iso(r.start, room),
+        "end": _local_iso(r.end, room),
+        "requested_for": r.requested_for.email or r.requested_for.get_username(),
+        "requested_by": r.requested_by.email or r.requested_by.get_username(),
+        "attendees": [{"email": a.email, "name": a.name, "type": a.type, "response": a.response} for a in r.attendees.all()],
+        "kind": r.kind,
+        "source": r.source,
+        "subsource": r.subsource,
+        "state": r.state,
+        "state_reason": r.state_reason,
+        "approval_state": r.approval_state,
+        "origin": r.origin,
+        "series": None if series is None else {
+            "id": series.pk, "frequency": series.frequency, "interval": series.interval, "weekdays": list(series.weekdays),
+            "until": series.until.isoformat() if series.until else None, "count": series.count,
+        },
+        "sync": {
+            "state": r.sync_state, "sync_mailbox": r.sync_mailbox, "event_id": r.event_id, "change_key": r.change_key,
+            "ical_uid": r.ical_uid, "last_error": r.sync_error,
+        },
+        "created_at": _utc_iso(r.created_at),
+        "updated_at": _utc_iso(r.updated_at),
+    }
 
 
 class ArrangementSerializer(serializers.ModelSerializer):

@@ -15,7 +15,7 @@ import datetime as dt
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -132,8 +132,12 @@ class ReservationListView(APIView):
         serializer = ReservationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        found = selectors.room_for_booking(room_id=data["room"])
+        if found is None:
+            raise ValidationError({"room": [f"No room has the id {data['room']}."]})
+        room, default_arrangement = found
         reservation = services.reservation_create(
-            actor=request.user, room=data["room"], arrangement=data["arrangement"], subject=data["subject"],
+            actor=request.user, room=room, arrangement=data["arrangement"] or default_arrangement, subject=data["subject"],
             body=data["body"], start=data["start"], end=data["end"], requested_for=data["requested_for"],
             attendees=data["attendees"], kind=data["kind"], recurrence=serializer.recurrence_value(), **API_CHANNEL,
         )

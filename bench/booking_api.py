@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Benchmark: booking through the REST API on gunicorn (2 workers) + PostgreSQL.
+
+1. (re)create the database ``wp_bench`` (BENCH_DATABASE_URL) and migrate it;
+2. seed a building with rooms without a mailbox (the booking core, no Exchange
+   push) and a user with a token;
+3. start gunicorn with 2 sync workers on settings.prod;
+4. POST /api/v1/reservations/ for N distinct slots at concurrency 16, then the
+   same number of GET /api/v1/me/ (a trivial authenticated request: the ceiling);
+5. print JSON: requests/s, p50, p99 per phase; create/ceiling ratio; targets.
+
+Usage: python bench/booking_api.py [--requests 2000] [--concurrency 16]
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wp_bench"
+
+
+def _env(database_url: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="settings.prod",
+        DATABASE_URL=database_url,
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        SECRET_KEY="bench-secret-key-not-for-production-0123456789",
+        TOKEN_ENCRYPTION_KEY="WZQ9YVk6hi_LCcOno-faL0FNCXAjTpK20IDzNiZ99Eo=",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def _recreate_database(database_url: str) -> None:
+    import psycopg2
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    admin = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                             password=parsed.password or "", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+SEED = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from workplace.models import Arrangement, Building, Room
+building = Building.objects.create(name="Bench", code="bench", timezone="Europe/Berlin")
+rooms = []
+for i in range({rooms}):
+    room = Room.objects.create(building=building, name=f"Bench {{i}}", capacity=10)
+    Arrangement.objects.create(room=room, name="Default", is_default=True)
+    rooms.append(room.pk)
+user = get_user_model().objects.create_user("bencher", "bencher@contoso.example", "demo-password")
+print(Token.objects.create(user=user).key, ",".join(map(str, rooms)))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _slots(count: int, rooms: list[int]) -> list[tuple[int, str, str]]:
+    """``count`` distinct 30-minute slots spread over the rooms, from tomorrow 07:00 Berlin."""
+    berlin = dt.timezone(dt.timedelta(hours=1))  # a fixed offset is enough to be distinct and future
+    base = dt.datetime.combine(dt.date.today() + dt.timedelta(days=2), dt.time(7, 0), tzinfo=berlin)
+    slots = []
+    for index in range(count):
+        room = rooms[index % len(rooms)]
+        step = index // len(rooms)
+        start = base + dt.timedelta(minutes=30 * step)
+        slots.append((room, start.isoformat(), (start + dt.timedelta(minutes=30)).isoformat()))
+    return slots
+
+
+async def _run(phase: str, base_url: str, token: str, requests: list, concurrency: int) -> dict:
+    import aiohttp
+
+    headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+
+    async def worker(session):
+        while True:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            if phase == "create":
+                room, start, end = item
+                body = {"room": room, "subject": "Bench booking", "start": start, "end": end}
+                async with session.post(f"{base_url}/api/v1/reservations/", json=body) as response:
+                    content = await response.read()
+                    statuses[response.status] += 1
+                    if response.status != 201 and statuses[response.status] <= 3:
+                        print(f"{response.status} for {body}: {content[:300]!r}", file=sys.stderr)
+            else:
+                async with session.get(f"{base_url}/api/v1/me/") as response:
+                    await response.read()
+                    statuses[response.status] += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+        "statuses": {str(code): n for code, n in sorted(statuses.items())},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", 2000)))
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rooms", type=int, default=20)
+    args = parser.parse_args()
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    env = _env(database_url)
+
+    _recreate_database(database_url)
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    seeded = subprocess.run([PY, "manage.py", "shell", "-c", SEED.format(rooms=args.rooms)], cwd=ROOT, env=env,
+                            check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1].split()
+    token, rooms = seeded[0], [int(pk) for pk in seeded[1].split(",")]
+
+    port = _free_port()
+    gunicorn = subprocess.Popen(
+        [PY, "-m", "gunicorn", "workplace.wsgi:application", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--backlog", "256"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        _wait_for(port)
+        base_url = f"http://127.0.0.1:{port}"
+        slots = _slots(args.requests + 50, rooms)
+        # Warm both workers (imports, DB connections) before measuring.
+        asyncio.run(_run("get", base_url, token, [None] * 50, args.concurrency))
+        asyncio.run(_run("create", base_url, token, slots[:50], args.concurrency))
+        create = asyncio.run(_run("create", base_url, token, slots[50:], args.concurrency))
+        ceiling = asyncio.run(_run("get", base_url, token, [None] * args.requests, args.concurrency))
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        try:
+            gunicorn.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+
+    ratio = create["requests_per_second"] / ceiling["requests_per_second"]
+    result = {
+        "benchmark": "booking_api",
+        "server": "gunicorn, 2 sync workers, settings.prod, PostgreSQL",
+        "create": {"endpoint": "POST /api/v1/reservations/", **create},
+        "ceiling": {"endpoint": "GET /api/v1/me/", **ceiling},
+        "create_vs_ceiling": round(ratio, 3),
+        "targets": {"create_vs_ceiling_min": 0.4, "create_p99_ms_max": 100},
+        "meets_targets": ratio >= 0.4 and create["p99_ms"] <= 100 and create["statuses"] == {"201": create["requests"]},
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
