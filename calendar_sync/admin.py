@@ -34,3 +34,6 @@ class SyncEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+from . import inbound_admin  # noqa: E402,F401 - inbound sync's admin (subscriptions, inbox, delta state)

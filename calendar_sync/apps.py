@@ -5,6 +5,10 @@ BEAT_SCHEDULE = {
     "calendar_sync.sweep_sync_events": {"task": "calendar_sync.tasks.sweep_sync_events", "schedule": 60.0},
     "calendar_sync.check_awaiting_reservations": {"task": "calendar_sync.tasks.check_awaiting_reservations", "schedule": 600.0},
     "calendar_sync.clean_up_unanswered_reservations": {"task": "calendar_sync.tasks.clean_up_unanswered_reservations", "schedule": 600.0},
+    # Inbound (issue 6): subscriptions renewed before expiry, lost pulls re-queued, the 02:30 building-local nightly pass.
+    "calendar_sync.ensure_subscriptions": {"task": "calendar_sync.inbound_tasks.ensure_subscriptions", "schedule": 900.0},
+    "calendar_sync.sweep_inbox": {"task": "calendar_sync.inbound_tasks.sweep_inbox", "schedule": 60.0},
+    "calendar_sync.run_nightly_reconcile": {"task": "calendar_sync.inbound_tasks.run_nightly_reconcile", "schedule": 900.0},
 }
 
 
@@ -21,6 +25,14 @@ class CalendarSyncConfig(AppConfig):
 
         # 1. Every sync event the reservation services record is pushed after commit.
         register_listener(enqueue_push)
+        # 1b. Inbound: an activated provider subscribes to the room mailboxes.
+        from django.db.models.signals import post_save
+
+        from exchange_auth.models import CalendarProvider
+
+        from .inbound_tasks import on_provider_saved
+
+        post_save.connect(on_provider_saved, sender=CalendarProvider, dispatch_uid="calendar_sync.provider_activated")
         # 2. Our periodic jobs, without overwriting what a deployment configured.
         for name, entry in BEAT_SCHEDULE.items():
             settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import include, path
+
+app_name = "calendar_sync"
+
+urlpatterns: list = [
+    path("", include("calendar_sync.inbound_urls")),
+]

@@ -13,3 +13,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# Inbound sync (issue 6): tests subscribe explicitly; activating a provider in a fixture must not call Graph.
+CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION = False

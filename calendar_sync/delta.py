@@ -1,0 +1,228 @@
+"""Delta pulls of room calendars (calendarView/delta), one mailbox at a time.
+
+1. A mailbox is pulled by one worker at a time (a lock in the cache, with a lease so
+   a killed worker can't hold it forever).
+2. With a stored deltaLink only changes come back; without one (first pull, nightly,
+   ``--full``) a full round over the sync window is made. A 410 SyncStateNotFound
+   (the token expired) drops the token and starts a full round.
+3. Each page is reconciled as it arrives (``calendar_sync.reconcile``). The new
+   deltaLink is stored only after the whole round was reconciled: a worker killed
+   mid-round leaves the old link, and the next pull replays the round (reconciling
+   is idempotent: unchanged change keys are skipped, matches go by id and iCalUId).
+4. A full round ends with a sweep: meetings we had seen in the window that the
+   round no longer has were deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from exchange_auth.providers import active_provider
+from workplace.models import Room
+
+from . import reconcile
+from .clients import system_client
+from .graph import GraphError, NotFound, users_path
+from .models import MailboxDeltaState, RoomEvent, WebhookNotification
+
+logger = logging.getLogger("calendar_sync.inbound")
+
+LOCK_PREFIX = "calendar_sync:inbound:lock:"
+PAGE_SIZE = 200
+
+
+def lock_seconds() -> int:
+    """The pull lock's lease: longer than a pull takes, short enough to recover from a crash."""
+    return int(getattr(settings, "CALENDAR_SYNC_INBOUND_LOCK_SECONDS", 120))
+
+
+class MailboxBusy(Exception):
+    """Another worker is pulling this mailbox right now."""
+
+
+class NoProvider(Exception):
+    pass
+
+
+@dataclass
+class PullResult:
+    mailbox: str
+    full: bool
+    pages: int = 0
+    events: int = 0
+    requests: int = 0
+    expired_token: bool = False
+    deferred: bool = False
+    stats: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"mailbox": self.mailbox, "full": self.full, "pages": self.pages, "events": self.events,
+                "requests": self.requests, "expired_token": self.expired_token, "deferred": self.deferred, **dict(self.stats)}
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+
+class MailboxLock:
+    def __init__(self, mailbox: str, *, wait: float = 0.0):
+        self.key = LOCK_PREFIX + mailbox.lower()
+        self.token = uuid.uuid4().hex
+        self.wait = wait
+
+    def __enter__(self):
+        deadline = time.monotonic() + self.wait
+        while not cache.add(self.key, self.token, timeout=lock_seconds()):
+            if time.monotonic() >= deadline:
+                raise MailboxBusy(self.key)
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
+# --- windows ----------------------------------------------------------------------------------
+
+
+def sync_window(provider, *, nightly: bool = False, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """Real-time pulls cover the provider's window; the nightly one goes back
+    ``past_sync_period_months`` (at least as far as the provider's window)."""
+    from exchange_auth import properties
+
+    now = now or timezone.now()
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    past_days = provider.sync_window_past_days
+    if nightly:
+        past_days = max(past_days, 31 * int(properties.get(properties.PAST_SYNC_PERIOD_MONTHS)))
+    return day - dt.timedelta(days=past_days), day + dt.timedelta(days=provider.sync_window_future_days + 1)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the pull ---------------------------------------------------------------------------------
+
+
+def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wait: float = 0.0, progress=None) -> PullResult:
+    """Pull one room mailbox and reconcile what changed. Raises ``MailboxBusy`` when
+    another worker holds the mailbox (the caller retries shortly)."""
+    mailbox = mailbox.lower()
+    provider = active_provider()
+    if provider is None:
+        raise NoProvider("No active calendar provider.")
+    room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
+    if room is None or not room.is_synced:
+        return PullResult(mailbox=mailbox, full=full, stats=Counter(skipped_not_synced=1))
+    with MailboxLock(mailbox, wait=wait):
+        started = timezone.now()
+        # Notifications received up to now are answered by this pull.
+        answered = list(WebhookNotification.objects.filter(mailbox=mailbox, state=WebhookNotification.State.RECEIVED,
+                                                            received_at__lte=started).values_list("pk", flat=True))
+        state, _ = MailboxDeltaState.objects.get_or_create(mailbox=mailbox)
+        client = system_client(provider)
+        calls_before = client.calls
+        window = sync_window(provider, nightly=nightly)
+        ctx = reconcile.Context(room=room, provider=provider, client=client, window_start=window[0], window_end=window[1], nightly=nightly)
+        result = PullResult(mailbox=mailbox, full=full or nightly or not state.delta_link)
+        try:
+            link = _round(ctx, state, result, progress=progress)
+        except GraphError as exc:
+            MailboxDeltaState.objects.filter(pk=state.pk).update(last_error=str(exc)[:2000], last_pull_at=timezone.now())
+            raise
+        finally:
+            result.requests = client.calls - calls_before  # approximate when other threads share the client
+        updates = {"delta_link": link, "last_pull_at": timezone.now(), "last_error": "", "pulls": state.pulls + 1}
+        if result.full:
+            reconcile.sweep_unseen(ctx)
+            updates.update(window_start=ctx.window_start, window_end=ctx.window_end, last_full_sync_at=timezone.now(), full_syncs=state.full_syncs + 1)
+        MailboxDeltaState.objects.filter(pk=state.pk).update(**updates)
+        if answered:
+            WebhookNotification.objects.filter(pk__in=answered).update(state=WebhookNotification.State.PROCESSED, processed_at=timezone.now())
+        result.stats.update(ctx.stats)
+        result.deferred = ctx.deferred
+        return result
+
+
+def _round(ctx: reconcile.Context, state: MailboxDeltaState, result: PullResult, *, progress=None) -> str:
+    """One delta round (all pages up to the deltaLink); returns the new deltaLink."""
+    client = ctx.client
+    headers = {"Prefer": f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'}
+    if result.full:
+        path, params = _fresh(ctx)
+    else:
+        path, params = _relative(client, state.delta_link), None
+    restarted = False
+    while True:
+        try:
+            body = client.request("GET", path, params=params, headers=headers, mailbox=ctx.mailbox).body or {}
+        except NotFound as exc:
+            if exc.status != 410 or restarted:
+                raise
+            # 1. The sync state expired: drop the token and reconcile the whole window.
+            logger.info("inbound: delta token of %s expired (410); full resync", ctx.mailbox)
+            restarted = result.full = result.expired_token = True
+            ctx.seen.clear()
+            path, params = _fresh(ctx)
+            continue
+        page = body.get("value") or []
+        result.pages += 1
+        result.events += len(page)
+        reconcile.reconcile_page(ctx, page)
+        if progress is not None:
+            progress(len(page))
+        if body.get("@odata.nextLink"):
+            path, params = _relative(client, body["@odata.nextLink"]), None
+            continue
+        return body.get("@odata.deltaLink") or ""
+
+
+def _fresh(ctx: reconcile.Context) -> tuple[str, dict]:
+    return users_path(ctx.mailbox, "calendarView", "delta"), {"startDateTime": _iso(ctx.window_start), "endDateTime": _iso(ctx.window_end)}
+
+
+def _relative(client, link: str) -> str:
+    """nextLink/deltaLink are absolute; the client takes paths under its version root."""
+    if link.startswith(client.root):
+        return link[len(client.root):]
+    marker = "/v1.0"
+    return link[link.index(marker) + len(marker):] if marker in link else link
+
+
+# --- deferred copies -------------------------------------------------------------------------
+
+
+def recheck_deferred(mailbox: str) -> Counter:
+    """Copies put aside because the product's own push was in flight: read each again."""
+    mailbox = mailbox.lower()
+    provider = active_provider()
+    room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
+    stats: Counter = Counter()
+    if provider is None or room is None:
+        return stats
+    rows = list(RoomEvent.objects.filter(mailbox=mailbox, outcome="deferred", removed_at__isnull=True))
+    if not rows:
+        return stats
+    with MailboxLock(mailbox, wait=5):
+        client = system_client(provider)
+        window = sync_window(provider)
+        ctx = reconcile.Context(room=room, provider=provider, client=client, window_start=window[0], window_end=window[1])
+        for row in rows:
+            try:
+                raw = client.get(users_path(mailbox, "events", row.event_id), headers={"Prefer": 'outlook.timezone="UTC"'})
+            except NotFound:
+                raw = {"id": row.event_id, "@removed": {"reason": "deleted"}}
+            outcome = reconcile.reconcile_copy(ctx, reconcile.parse_copy(raw), row)
+            stats[outcome] += 1
+        stats["still_deferred"] = int(ctx.deferred)
+    return stats

@@ -1,0 +1,11 @@
+"""Inbound sync's URLs, included from ``calendar_sync.urls`` (mounted at /sync/)."""
+
+from django.urls import path
+
+from . import api, webhook
+
+urlpatterns = [
+    path("webhook/", webhook.notifications, name="webhook"),
+    path("webhook/lifecycle/", webhook.notifications, name="webhook-lifecycle"),
+    path("api/reservations/<int:pk>/attendees/", api.ReservationAttendeesView.as_view(), name="reservation-attendees"),
+]

@@ -1,0 +1,93 @@
+"""The nightly reconcile (SPEC §4): at 02:30 in each building's time zone, every synced
+room of the building gets a full round over the past-sync period and the provider's
+future window. Beat calls ``run_due`` every 15 minutes; a ``NightlyRun`` row per
+(building, local date) is the claim, so a building runs once a night whatever the
+number of beat processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from workplace.models import Building, Room
+
+from . import delta
+from .models import NightlyRun
+
+logger = logging.getLogger("calendar_sync.inbound")
+
+
+def nightly_time() -> dt.time:
+    """``CALENDAR_SYNC_NIGHTLY_TIME`` ("HH:MM", building-local; default 02:30)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = getattr(settings, "CALENDAR_SYNC_NIGHTLY_TIME", "02:30")
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"CALENDAR_SYNC_NIGHTLY_TIME must be HH:MM (got {raw!r})") from None
+
+
+# A building whose beat missed 02:30 (deploy, outage) still runs if it's within this.
+CATCH_UP = dt.timedelta(hours=3)
+
+
+def buildings_due(now: dt.datetime | None = None) -> list[tuple[Building, dt.date]]:
+    now = now or timezone.now()
+    at = nightly_time()
+    due = []
+    ids = Room.objects.filter(sync_enabled=True).exclude(mailbox="").values_list("building_id", flat=True).distinct()
+    done = set(NightlyRun.objects.filter(building_id__in=ids).values_list("building_id", "local_date"))
+    for building in Building.objects.filter(pk__in=ids):
+        local = now.astimezone(building.tzinfo)
+        scheduled = dt.datetime.combine(local.date(), at, tzinfo=building.tzinfo)
+        if scheduled <= local < scheduled + CATCH_UP and (building.pk, local.date()) not in done:
+            due.append((building, local.date()))
+    return due
+
+
+def claim(building: Building, local_date: dt.date) -> NightlyRun | None:
+    try:
+        with transaction.atomic():
+            return NightlyRun.objects.create(building=building, local_date=local_date)
+    except IntegrityError:
+        return None  # another beat/worker took it
+
+
+def run_building(building: Building, *, run: NightlyRun | None = None, progress=None) -> dict:
+    """Full round for each synced room of ``building``; returns the summary."""
+    totals: Counter = Counter()
+    rooms = Room.objects.filter(building=building, sync_enabled=True).exclude(mailbox="").order_by("name")
+    for room in rooms:
+        try:
+            result = delta.pull_mailbox(room.mailbox, full=True, nightly=True, wait=60)
+        except Exception as exc:  # one room's failure must not stop the others
+            logger.exception("nightly reconcile of %s failed", room.mailbox)
+            totals["failed_rooms"] += 1
+            totals[f"error:{type(exc).__name__}"] += 1
+            continue
+        totals["rooms"] += 1
+        totals["events"] += result.events
+        totals["requests"] += result.requests
+        totals.update({k: v for k, v in result.stats.items()})
+        if progress is not None:
+            progress(room, result)
+    summary = dict(totals)
+    if run is not None:
+        NightlyRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), summary=summary)
+    logger.info("nightly reconcile of %s: %s", building, summary)
+    return summary
+
+
+def run_due(now: dt.datetime | None = None) -> dict:
+    ran = {}
+    for building, local_date in buildings_due(now):
+        run = claim(building, local_date)
+        if run is not None:
+            ran[building.name] = run_building(building, run=run)
+    return ran

@@ -1,0 +1,569 @@
+"""Inbound reconciliation: the SPEC §4 table, row by row, for one room calendar.
+
+A delta pull (``calendar_sync.delta``) hands us the room's copies of meetings page by
+page. For each copy we decide which row of the table applies:
+
+  (a) meeting created by inviting the room     → ``_row_a_created_in_outlook``
+  (b) the product's meeting updated in Exchange → ``_row_b_updated_in_exchange``
+  (c) meeting cancelled on the room calendar    → ``_row_c_cancelled_in_exchange``
+  (d) the product's own create/update (echo)    → ``_row_d_own_echo``
+  (e) the product cancelled the meeting         → ``_row_e_cancelled_by_product``
+
+Real-time (a notification) and nightly differ only where the table says so: the
+nightly path acts on a vanished meeting only when we had seen it before (a
+``RoomEvent`` row), and a copy whose change key equals what we recorded is never
+looked at again ("ids and change key equal → no action").
+
+What keeps sync from looping or duplicating:
+1. every reservation change here goes through the services with
+   ``from_exchange=True`` and ``actor=None``: no outbox event, so nothing is pushed back;
+2. a copy is matched to a reservation by event id *and* iCalUId (and the series'
+   iCalUId for occurrences) before it can count as new;
+3. a reservation whose own change is still on its way to Exchange (outbox event not
+   processed) is left alone: the copy we see is older than the product's intent.
+   An unlinked copy that overlaps such a reservation is *deferred* (re-checked
+   shortly) rather than declined: it is most likely the product's own meeting
+   whose ids have not been stored yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db.models import Q
+from django.utils import timezone
+
+from reservations import services
+from reservations.exceptions import ReservationError, SlotTaken
+from reservations.models import (
+    ACTIVE_STATES,
+    Attendee,
+    Kind,
+    Origin,
+    Reservation,
+    ReservationSeries,
+    Source,
+    State,
+    SyncEvent,
+    SyncState,
+)
+from workplace.models import Room
+
+from .graph import GraphClient, GraphError, NotFound, users_path
+from .models import RoomEvent
+
+logger = logging.getLogger("calendar_sync.inbound")
+
+MAX_DEFERRALS = 20  # after this many re-checks an unlinked copy is treated as what it looks like
+NO_SUBJECT = "(no subject)"
+
+
+# --- what a room's copy of a meeting says --------------------------------------------------
+
+
+@dataclass
+class Copy:
+    """The room's copy of one meeting (or one occurrence), parsed from Graph JSON."""
+
+    id: str
+    removed: bool = False
+    ical_uid: str = ""
+    uid: str = ""
+    change_key: str = ""
+    subject: str = ""
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    original_start: dt.datetime | None = None
+    organizer: str = ""
+    organizer_name: str = ""
+    attendees: list[dict] = field(default_factory=list)
+    is_cancelled: bool = False
+    response: str = ""
+    type: str = "singleInstance"
+
+    @property
+    def uids(self) -> set[str]:
+        return {u for u in (self.ical_uid, self.uid) if u}
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def graph_datetime(value: dict | None) -> dt.datetime | None:
+    """``{"dateTime": "2030-05-04T09:00:00.0000000", "timeZone": "UTC"}`` → aware UTC datetime."""
+    if not value or not value.get("dateTime"):
+        return None
+    text = _FRACTION.sub(lambda m: m.group(1), value["dateTime"].rstrip("Z"))
+    naive = dt.datetime.fromisoformat(text)
+    zone = value.get("timeZone") or "UTC"
+    try:
+        tz = dt.UTC if zone.upper() in ("UTC", "Z") else ZoneInfo(zone)
+    except (KeyError, ValueError):
+        tz = dt.UTC  # we ask Graph for UTC (Prefer: outlook.timezone); anything else is a surprise
+    return naive.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def parse_copy(raw: dict) -> Copy:
+    if "@removed" in raw:
+        return Copy(id=raw["id"], removed=True)
+    organizer = ((raw.get("organizer") or {}).get("emailAddress") or {})
+    return Copy(
+        id=raw["id"],
+        ical_uid=raw.get("iCalUId") or "",
+        uid=raw.get("uid") or "",
+        change_key=raw.get("changeKey") or "",
+        subject=(raw.get("subject") or "").strip(),
+        start=graph_datetime(raw.get("start")),
+        end=graph_datetime(raw.get("end")),
+        original_start=_parse_instant(raw.get("originalStart")),
+        organizer=(organizer.get("address") or "").lower(),
+        organizer_name=organizer.get("name") or "",
+        attendees=list(raw.get("attendees") or []),
+        is_cancelled=bool(raw.get("isCancelled")),
+        response=((raw.get("responseStatus") or {}).get("response") or ""),
+        type=raw.get("type") or "singleInstance",
+    )
+
+
+def _parse_instant(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(_FRACTION.sub(lambda m: m.group(1), value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+# --- the context of one pull ----------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    room: Room
+    provider: object
+    client: GraphClient
+    window_start: dt.datetime
+    window_end: dt.datetime
+    nightly: bool = False
+    now: dt.datetime = field(default_factory=timezone.now)
+    stats: Counter = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
+    deferred: bool = False  # something should be re-checked shortly
+
+    @property
+    def mailbox(self) -> str:
+        return self.room.mailbox.lower()
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
+    """One page of a delta round. One query finds what we knew about the page's copies;
+    unchanged copies (same change key) cost nothing more."""
+    copies = [parse_copy(raw) for raw in raw_events if raw.get("id")]
+    known = {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=[c.id for c in copies])}
+    for copy in copies:
+        ctx.seen.add(copy.id)
+        row = known.get(copy.id)
+        if not copy.removed and row is not None and row.removed_at is None and row.change_key == copy.change_key and row.outcome != "deferred":
+            ctx.stats["unchanged"] += 1
+            continue
+        try:
+            outcome = reconcile_copy(ctx, copy, row)
+        except GraphError as exc:
+            # A Graph call of this row failed (after the client's retries): the copy is not
+            # recorded, so the next pull (or the nightly one) tries it again.
+            logger.warning("inbound: %s on %s failed: %s", copy.id[:16], ctx.mailbox, exc)
+            outcome = "graph_error"
+            if exc.transient:
+                raise
+        ctx.stats[outcome] += 1
+
+
+def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
+    """Decide the row of the table for one copy; returns the outcome's name."""
+    if copy.removed:
+        return _vanished(ctx, copy.id, row, confirm=True)
+    if copy.is_cancelled or copy.response == "declined":
+        return _vanished(ctx, copy.id, row, confirm=False, copy=copy)
+    if copy.type == "seriesMaster":
+        return "series_master"  # the round carries each occurrence; they are what we reconcile
+    if copy.start is None or copy.end is None or copy.end <= ctx.window_start or copy.start >= ctx.window_end:
+        return "outside_window"
+    reservation = find_reservation(copy, row)
+    if reservation is None:
+        return _row_a_created_in_outlook(ctx, copy, row)
+    if reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
+        # Rejected/cancelled here, or moved to another room: the product's own push settles
+        # the meeting; this copy needs nothing from us.
+        _record(ctx, copy, row, reservation=reservation, outcome="inactive")
+        return "no_action"
+    if outbound_in_flight(reservation):
+        return _defer(ctx, copy, row, reservation=reservation)
+    if _same(reservation, copy):
+        return _row_d_own_echo(ctx, copy, row, reservation)
+    return _row_b_updated_in_exchange(ctx, copy, row, reservation)
+
+
+def sweep_unseen(ctx: Context) -> None:
+    """After a full round: a copy we had seen (a ``RoomEvent``) that the round no longer
+    has was deleted. The nightly row (c): only meetings seen before count."""
+    live = RoomEvent.objects.filter(
+        mailbox=ctx.mailbox, removed_at__isnull=True, start__lt=ctx.window_end, end__gt=ctx.window_start,
+    ).select_related("reservation")
+    for row in live:
+        if row.event_id not in ctx.seen:
+            ctx.stats[_vanished(ctx, row.event_id, row, confirm=False)] += 1
+
+
+# --- (a) ---------------------------------------------------------------------------------------
+
+
+def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
+    """(a) A meeting created by inviting the room. Room free and rules met → reservation
+    (source outlook, origin exchange); else the room declines, saying why."""
+    room = ctx.room
+    pending = _pending_product_reservation(room, copy)
+    if pending is not None and (row is None or row.deferrals < MAX_DEFERRALS):
+        return _defer(ctx, copy, row, reservation=pending)
+    refusal = rules_refusal(room, copy, now=ctx.now)
+    if refusal:
+        return _decline_or_record(ctx, copy, row, refusal)
+    requested_for, kind = requester_for(copy.organizer, ctx.provider)
+    if requested_for is None:
+        _record(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
+        return "unowned"
+    try:
+        reservation = services.reservation_create(
+            actor=None, room=room, start=copy.start, end=copy.end, subject=(copy.subject or NO_SUBJECT)[:255],
+            requested_for=requested_for, attendees=_attendees(copy, room), kind=kind, source=Source.OUTLOOK,
+            from_exchange=True, exchange=_ids(ctx, copy),
+        )
+    except SlotTaken:
+        reason = f"{room.name} is already booked in the reservation system at that time."
+        return _decline_or_record(ctx, copy, row, reason)
+    except ReservationError as exc:
+        return _decline_or_record(ctx, copy, row, exc.message)
+    _record(ctx, copy, row, reservation=reservation, outcome="created")
+    logger.info("inbound: reservation %s created from Outlook meeting in %s", reservation.pk, room.mailbox)
+    return "created"
+
+
+def rules_refusal(room: Room, copy: Copy, *, now: dt.datetime) -> str:
+    """Why the room can't take this meeting under the product's rules ("" when it can)."""
+    if not room.reservable:
+        return f"{room.name} is not reservable."
+    if not room.is_synced:
+        return f"{room.name} is not bookable from Outlook."
+    if copy.start > now + dt.timedelta(days=settings.RESERVATION_BOOKING_HORIZON_DAYS):
+        return f"{room.name} can be booked at most {settings.RESERVATION_BOOKING_HORIZON_DAYS} days ahead (outside the booking window)."
+    minutes = (copy.end - copy.start).total_seconds() / 60
+    if minutes > settings.RESERVATION_MAX_DURATION_MINUTES:
+        return f"{room.name} can be booked for at most {settings.RESERVATION_MAX_DURATION_MINUTES // 60} hours (the meeting is too long)."
+    return ""
+
+
+def requester_for(organizer: str, provider) -> tuple[object | None, str]:
+    """(whom the reservation is for, kind): the organizer's own account when the product
+    knows them; else a blocker for ``sn_wsd_rsv.blocker_user``, the provider's organizer
+    account or delegated user, or ``CALENDAR_SYNC_INBOUND_FALLBACK_USER``."""
+    from exchange_auth import properties
+
+    users = get_user_model().objects.filter(is_active=True)
+    if organizer:
+        user = users.filter(email__iexact=organizer).first()
+        if user is not None:
+            return user, Kind.STANDARD
+    if not properties.get(properties.CREATE_BLOCKING_RSV):
+        return None, Kind.BLOCKER
+    candidates = [properties.get(properties.BLOCKER_USER)]
+    if provider is not None:
+        candidates += [provider.organizer_account, provider.delegated_user_email]
+    for email in filter(None, candidates):
+        user = users.filter(email__iexact=email).first()
+        if user is not None:
+            return user, Kind.BLOCKER
+    fallback = getattr(settings, "CALENDAR_SYNC_INBOUND_FALLBACK_USER", "")
+    if fallback:
+        user = users.filter(Q(username=fallback) | Q(email__iexact=fallback)).first()
+        if user is not None:
+            return user, Kind.BLOCKER
+    return None, Kind.BLOCKER
+
+
+def _attendees(copy: Copy, room: Room) -> list[dict]:
+    """People on the meeting (the room itself left out); Exchange's answers are unknown to us."""
+    out = []
+    for attendee in copy.attendees:
+        address = ((attendee.get("emailAddress") or {}).get("address") or "").strip().lower()
+        if not address or address == room.mailbox.lower():
+            continue
+        try:
+            validate_email(address)
+        except ValidationError:
+            continue
+        kind = attendee.get("type") if attendee.get("type") in Attendee.Type.values else Attendee.Type.REQUIRED
+        name = ((attendee.get("emailAddress") or {}).get("name") or "")[:200]
+        out.append({"email": address, "name": name, "type": kind, "response": Attendee.Response.UNKNOWN})
+    return out
+
+
+def _decline_or_record(ctx: Context, copy: Copy, row: RoomEvent | None, reason: str) -> str:
+    if copy.end <= ctx.now:
+        _record(ctx, copy, row, outcome="past_not_booked", note=reason)
+        return "past_not_booked"  # declining a meeting that is over helps no one
+    room_declines(ctx.client, ctx.room.mailbox, copy.id, reason)
+    _record(ctx, copy, row, outcome="declined", note=reason, removed=True)
+    logger.info("inbound: %s declined an Outlook meeting: %s", ctx.room.mailbox, reason)
+    return "declined"
+
+
+def room_declines(client: GraphClient, room_mailbox: str, event_id: str, reason: str) -> None:
+    """The room declines its copy (the organizer gets the answer with our reason)."""
+    try:
+        client.post(users_path(room_mailbox.lower(), "events", event_id, "decline"), json={"comment": reason, "sendResponse": True})
+    except NotFound:
+        pass  # already gone from the room's calendar
+
+
+# --- (b) and (d) --------------------------------------------------------------------------------
+
+
+def _same(reservation: Reservation, copy: Copy) -> bool:
+    return reservation.start == copy.start and reservation.end == copy.end and (
+        reservation.subject == (copy.subject or NO_SUBJECT)[:255] or copy.subject.startswith("Canceled: ")
+    )
+
+
+def _row_d_own_echo(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reservation) -> str:
+    """(d) The product created/updated this meeting: record ids and change key, nothing else."""
+    if reservation.event_id == copy.id and reservation.change_key != copy.change_key:
+        # The room organizes the meeting: the copy *is* the meeting the reservation points at.
+        services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
+    if reservation.state == State.AWAITING_CONFIRMATION and copy.response == "accepted":
+        services.reservation_mark_confirmed(reservation=reservation)  # the room's copy says it accepted
+    _record(ctx, copy, row, reservation=reservation, outcome="echo")
+    return "echo"
+
+
+def _row_b_updated_in_exchange(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reservation) -> str:
+    """(b) The meeting changed in Exchange. Room free (and rules met) → the reservation
+    follows, ids and change key included; else the meeting is cancelled (an Outlook
+    meeting: the room declines it), the reservation cancelled and the requester told."""
+    room = ctx.room
+    moved = reservation.start != copy.start or reservation.end != copy.end
+    refusal = rules_refusal(room, copy, now=ctx.now) if moved and copy.end > ctx.now else ""
+    if not refusal:
+        changes = {"subject": (copy.subject or NO_SUBJECT)[:255]}
+        if moved:
+            changes.update(start=copy.start, end=copy.end)
+        if reservation.origin == Origin.EXCHANGE:
+            changes["attendees"] = _attendees(copy, room)
+        try:
+            services.reservation_update(
+                actor=None, reservation=reservation, from_exchange=True, exchange=_ids(ctx, copy, reservation=reservation), **changes,
+            )
+        except SlotTaken:
+            refusal = f"{room.name} is already booked in the reservation system at the new time."
+        except ReservationError as exc:
+            refusal = exc.message
+    if not refusal:
+        _record(ctx, copy, row, reservation=reservation, outcome="updated")
+        return "updated"
+    _cancel_meeting(ctx, copy, reservation, refusal)
+    cancel_reservation(reservation, reason=f"The meeting was changed in Outlook and can't be kept: {refusal}")
+    _record(ctx, copy, row, reservation=reservation, outcome="cancelled_conflict", note=refusal, removed=True)
+    return "cancelled_conflict"
+
+
+def _cancel_meeting(ctx: Context, copy: Copy, reservation: Reservation, reason: str) -> None:
+    """The product's meeting is cancelled by its organizer mailbox; an Outlook meeting (or
+    one we may not touch) is declined by the room instead."""
+    if reservation.origin == Origin.APP and reservation.mailbox and reservation.event_id:
+        try:
+            ctx.client.post(users_path(reservation.mailbox, "events", reservation.event_id, "cancel"), json={"Comment": reason})
+            return
+        except NotFound:
+            return
+        except GraphError as exc:
+            if exc.transient:
+                raise
+            logger.warning("inbound: could not cancel meeting of reservation %s (%s); the room declines it", reservation.pk, exc)
+    room_declines(ctx.client, ctx.room.mailbox, copy.id, reason)
+
+
+# --- (c) and (e) ----------------------------------------------------------------------------------
+
+
+def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bool, copy: Copy | None = None) -> str:
+    """The copy left the room calendar (deleted, cancelled, declined), or the nightly round
+    no longer has it. (c) linked to an active reservation → cancelled and the requester
+    told; (e) nothing active linked → no action."""
+    if row is not None and row.removed_at is not None:
+        return "no_action"  # we removed it ourselves (declined) or saw it go already
+    reservation = row.reservation if row is not None and row.reservation_id else None
+    if reservation is None and copy is not None:
+        reservation = find_reservation(copy, row)
+    if reservation is None and row is None:
+        reservation = Reservation.objects.filter(event_id=event_id, mailbox__iexact=ctx.mailbox).first()
+    if ctx.nightly and row is None:
+        return "no_action"  # nightly: only meetings seen before
+    if reservation is None or reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
+        _mark_removed(ctx, event_id, row)
+        return "no_action"  # (e) the product cancelled it, or moved the reservation elsewhere
+    if outbound_in_flight(reservation):
+        return "deferred"  # the product's change is on its way; the next round settles it
+    if confirm and _still_in_room(ctx, event_id):
+        return "outside_window"  # @removed because it moved out of the window, not deleted
+    cancel_reservation(reservation, reason="The meeting was cancelled in Outlook (it is no longer on the room's calendar).")
+    _mark_removed(ctx, event_id, row, outcome="cancelled")
+    return "cancelled"
+
+
+def _still_in_room(ctx: Context, event_id: str) -> bool:
+    try:
+        found = ctx.client.get(users_path(ctx.mailbox, "events", event_id), params={"$select": "id,isCancelled,start,end"})
+    except NotFound:
+        return False
+    return bool(found) and not found.get("isCancelled")
+
+
+def cancel_reservation(reservation: Reservation, *, reason: str) -> None:
+    """Cancel from Exchange (no outbox event) and tell the people it was for."""
+    cancelled = services.reservation_cancel(actor=None, reservation=reservation, reason=reason[:500], from_exchange=True, source=Source.OUTLOOK)
+    if cancelled:
+        notify_cancelled(reservation, reason)
+
+
+def notify_cancelled(reservation: Reservation, reason: str) -> None:
+    people = (reservation.requested_for, reservation.requested_by)
+    recipients = sorted({u.email for u in people if u is not None and u.email})
+    if not recipients:
+        return
+    room = reservation.room
+    local = reservation.start.astimezone(room.building.tzinfo)
+    try:
+        send_mail(
+            f"Reservation cancelled: {reservation.subject}",
+            f"Your reservation of {room.name} on {local:%A %d %B %Y at %H:%M} ({room.building.timezone}) was cancelled.\n\n"
+            f"Reason: {reason}\n",
+            settings.DEFAULT_FROM_EMAIL, recipients,
+        )
+    except Exception:  # the cancellation stands; the mail failure is logged
+        logger.exception("cancellation email for reservation %s failed", reservation.pk)
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
+    """The reservation this copy belongs to: by our record, the event id (room-organized
+    meetings), the iCalUId, or the series' iCalUId and the occurrence's start."""
+    query = Q(event_id=copy.id)
+    if copy.uids:
+        query |= Q(ical_uid__in=copy.uids) | Q(series__ical_uid__in=copy.uids)
+    if row is not None and row.reservation_id:
+        query |= Q(pk=row.reservation_id)
+    candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by"))
+    if not candidates:
+        return None
+    if row is not None and row.reservation_id:
+        for candidate in candidates:
+            if candidate.pk == row.reservation_id:
+                return candidate
+    for candidate in candidates:
+        if candidate.event_id == copy.id:
+            return candidate
+    if len(candidates) == 1:
+        return candidates[0]
+    # Occurrences of one series share the iCalUId: pick the slot this copy is.
+    wanted = copy.original_start or copy.start
+    by_slot = [c for c in candidates if (c.original_start or c.start) == wanted]
+    active = [c for c in (by_slot or candidates) if c.state in ACTIVE_STATES]
+    return (active or by_slot or candidates)[0]
+
+
+def outbound_in_flight(reservation: Reservation) -> bool:
+    """The product changed this reservation and the change has not reached Exchange yet."""
+    if reservation.sync_state != SyncState.PENDING:
+        return False
+    return SyncEvent.objects.filter(
+        Q(reservation=reservation) | Q(series_id=reservation.series_id, series__isnull=False),
+        state__in=[SyncEvent.State.NEW, SyncEvent.State.PROCESSING],
+    ).exists()
+
+
+def _pending_product_reservation(room: Room, copy: Copy) -> Reservation | None:
+    """An active product reservation overlapping this copy whose meeting is still being
+    written: the copy may be that very meeting (its ids are not stored yet)."""
+    candidates = Reservation.objects.filter(
+        room=room, state__in=ACTIVE_STATES, origin=Origin.APP, start__lt=copy.end, end__gt=copy.start, sync_state=SyncState.PENDING,
+    )
+    for reservation in candidates:
+        if outbound_in_flight(reservation) or not reservation.ical_uid:
+            return reservation
+    return None
+
+
+def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, *, reservation: Reservation) -> str:
+    """Look again shortly: the change key is not recorded, so the copy is re-checked."""
+    row = _record(ctx, copy, row, reservation=None, outcome="deferred", note=f"waiting for reservation {reservation.pk}'s push", change_key="")
+    RoomEvent.objects.filter(pk=row.pk).update(deferrals=row.deferrals + 1)
+    ctx.deferred = True
+    return "deferred"
+
+
+# --- bookkeeping ------------------------------------------------------------------------------
+
+
+def _ids(ctx: Context, copy: Copy, reservation: Reservation | None = None) -> services.ExchangeIds:
+    """What the reservation stores: for an Outlook meeting, the room's copy; for the
+    product's meeting, only the change key when the room organizes it (event id equal)."""
+    if reservation is not None and reservation.origin == Origin.APP:
+        if reservation.event_id == copy.id:
+            return services.ExchangeIds(change_key=copy.change_key)
+        return services.ExchangeIds()
+    return services.ExchangeIds(
+        event_id=copy.id, change_key=copy.change_key, ical_uid=copy.ical_uid, mailbox=ctx.mailbox,
+        organizer=copy.organizer, sync_mailbox="other",
+    )
+
+
+def _record(
+    ctx: Context, copy: Copy, row: RoomEvent | None, *, outcome: str, reservation: Reservation | None = None,
+    note: str = "", removed: bool = False, change_key: str | None = None,
+) -> RoomEvent:
+    values = {
+        "ical_uid": copy.ical_uid, "change_key": copy.change_key if change_key is None else change_key,
+        "subject": copy.subject[:255], "organizer": copy.organizer[:254], "start": copy.start, "end": copy.end,
+        "outcome": outcome, "note": note[:500], "removed_at": ctx.now if removed else None,
+    }
+    if reservation is not None:
+        values["reservation"] = reservation
+    if outcome != "deferred":
+        values["deferrals"] = 0
+    row, _ = RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults=values)
+    return row
+
+
+def _mark_removed(ctx: Context, event_id: str, row: RoomEvent | None, *, outcome: str = "removed") -> None:
+    if row is not None:
+        RoomEvent.objects.filter(pk=row.pk).update(removed_at=ctx.now, outcome=outcome)
+    else:
+        RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id=event_id).update(removed_at=ctx.now, outcome=outcome)
+
+
+def series_ical_uids(room: Room) -> set[str]:  # pragma: no cover - helper for admin/debugging
+    return set(ReservationSeries.objects.filter(room=room).exclude(ical_uid="").values_list("ical_uid", flat=True))

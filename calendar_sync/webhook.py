@@ -1,0 +1,91 @@
+"""The change-notification endpoint Graph calls (``/sync/webhook/``, lifecycle events at
+``/sync/webhook/lifecycle/``).
+
+1. ``?validationToken=...`` (subscription handshake) → 200 text/plain echo, nothing else.
+2. A notification batch: each item's subscription is looked up by Graph's id and its
+   ``clientState`` compared in constant time with our secret's hash. Items that don't
+   match (spoofed, or for a subscription we dropped) are logged and left out.
+3. Genuine items are stored in the inbox with one ``bulk_create`` *before* the 202.
+4. After commit, one delta pull per mailbox is requested (coalesced: at most one
+   queued per mailbox) and lifecycle events are queued for handling.
+Graph waits at most 3 seconds: nothing here calls Graph or reconciles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from .models import Subscription, WebhookNotification
+
+logger = logging.getLogger("calendar_sync.webhook")
+
+MAX_BODY_BYTES = 1_000_000
+
+
+@csrf_exempt
+def notifications(request: HttpRequest) -> HttpResponse:
+    token = request.GET.get("validationToken")
+    if token is not None:
+        return HttpResponse(token, content_type="text/plain; charset=utf-8", status=200)
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    if len(request.body) > MAX_BODY_BYTES:
+        logger.warning("webhook: body of %d bytes refused", len(request.body))
+        return HttpResponse(status=413)
+    try:
+        items = json.loads(request.body or b"{}").get("value") or []
+    except (ValueError, AttributeError):
+        logger.warning("webhook: malformed body ignored")
+        return HttpResponse(status=202)
+    if not isinstance(items, list):
+        return HttpResponse(status=202)
+    store_notifications([item for item in items if isinstance(item, dict)])
+    return HttpResponse(status=202)
+
+
+@transaction.atomic
+def store_notifications(items: list[dict]) -> list[WebhookNotification]:
+    """Steps 2–4 of the module doc; returns the stored rows."""
+    ids = {str(item.get("subscriptionId") or "") for item in items} - {""}
+    subscriptions = {s.graph_id: s for s in Subscription.objects.filter(graph_id__in=ids)}
+    rows = []
+    for item in items:
+        sub = subscriptions.get(str(item.get("subscriptionId") or ""))
+        if sub is None or not sub.client_state_matches(item.get("clientState")):
+            logger.warning(
+                "webhook: notification refused (unknown subscription or wrong clientState) subscription=%s",
+                str(item.get("subscriptionId") or "-")[:64],
+            )
+            continue
+        lifecycle = str(item.get("lifecycleEvent") or "")
+        payload = {k: v for k, v in item.items() if k != "clientState"}  # never store the secret
+        rows.append(WebhookNotification(
+            kind=WebhookNotification.Kind.LIFECYCLE if lifecycle else WebhookNotification.Kind.CHANGE,
+            subscription=sub, subscription_graph_id=sub.graph_id, mailbox=sub.mailbox,
+            change_type=str(item.get("changeType") or "")[:20], lifecycle_event=lifecycle[:40],
+            event_id=str(((item.get("resourceData") or {}).get("id")) or "")[:512], payload=payload,
+        ))
+    if not rows:
+        return []
+    stored = WebhookNotification.objects.bulk_create(rows)
+    now = timezone.now()
+    Subscription.objects.filter(pk__in={r.subscription_id for r in rows}).update(last_notification_at=now)
+    mailboxes = sorted({r.mailbox for r in stored if r.kind == WebhookNotification.Kind.CHANGE})
+    lifecycle_ids = [r.pk for r in stored if r.kind == WebhookNotification.Kind.LIFECYCLE]
+    transaction.on_commit(lambda: _queue(mailboxes, lifecycle_ids), robust=True)
+    return stored
+
+
+def _queue(mailboxes: list[str], lifecycle_ids: list[int]) -> None:
+    from . import inbound_tasks
+
+    for mailbox in mailboxes:
+        inbound_tasks.request_pull(mailbox)
+    for pk in lifecycle_ids:
+        inbound_tasks.handle_lifecycle_notification.delay(pk)
