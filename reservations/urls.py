@@ -1,1 +1,17 @@
-urlpatterns: list = []
+"""The employee portal, mounted at "/" by workplace.urls."""
+
+from django.urls import path
+
+from reservations import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.finder, name="finder"),
+    path("rooms/<int:room_id>/book/", views.book, name="book"),
+    path("my/", views.my_reservations, name="my_reservations"),
+    path("reservations/<int:reservation_id>/change/", views.change, name="change"),
+    path("reservations/<int:reservation_id>/cancel/", views.cancel, name="cancel"),
+    path("reservations/cancel/", views.cancel_selected, name="cancel_selected"),
+    path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
+]

@@ -1,0 +1,184 @@
+"""Portal forms. They parse what people type (dates and times in the building's
+time zone, attendees one per line) into the values the services take; every
+rule about reservations stays in the services, whose errors the views put back
+on these forms (``add_service_error``)."""
+
+import datetime as dt
+import re
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
+from reservations.recurrence import Recurrence
+from workplace.models import Building, Equipment, Floor
+
+MAX_ATTENDEES_TYPED = 200
+
+
+class FinderForm(forms.Form):
+    building = forms.ModelChoiceField(queryset=Building.objects.all(), required=False, to_field_name="code", empty_label="Any building")
+    floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building"), required=False, empty_label="Any floor")
+    capacity = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Seats (at least)")
+    equipment = forms.ModelMultipleChoiceField(
+        queryset=Equipment.objects.all(), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    arrangement = forms.ChoiceField(required=False, label="Layout")
+    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    free_from = forms.TimeField(required=False, label="Free from", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
+    free_to = forms.TimeField(required=False, label="until", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
+
+    def __init__(self, *args, arrangement_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["arrangement"].choices = [("", "Any layout")] + [(name, name) for name in arrangement_names]
+
+    def clean(self):
+        data = super().clean()
+        building, floor = data.get("building"), data.get("floor")
+        if building and floor and floor.building_id != building.pk:
+            self.add_error("floor", f"{floor.name} is not in {building.name}.")
+        free_from, free_to = data.get("free_from"), data.get("free_to")
+        if (free_from is None) != (free_to is None):
+            self.add_error("free_to" if free_to is None else "free_from", "Give both times to find rooms free in between.")
+        elif free_from is not None and free_to <= free_from:
+            self.add_error("free_to", "The end must be after the start.")
+        return data
+
+
+def parse_attendees(text: str) -> list[str]:
+    """Emails separated by commas, semicolons, spaces or new lines; ``Name <email>`` works too."""
+    emails = []
+    for chunk in re.split(r"[,;\n]+", text or ""):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        match = re.search(r"<([^>]+)>", chunk)
+        emails.extend([match.group(1).strip()] if match else chunk.split())
+    return emails
+
+
+class ReservationForm(forms.Form):
+    """Booking and changing a reservation. Times are building-local (``tz``)."""
+
+    FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+
+    subject = forms.CharField(max_length=255)
+    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    start_time = forms.TimeField(label="From", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "step": 300}))
+    end_time = forms.TimeField(label="To", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "step": 300}))
+    arrangement = forms.ModelChoiceField(queryset=None, required=False, empty_label=None, label="Layout")
+    attendees = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "email"}),
+        help_text="Email addresses, one per line or separated by commas.",
+    )
+    body = forms.CharField(required=False, label="Description", max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}))
+    requested_for = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("first_name", "username"),
+        required=False, label="This reservation is for", empty_label="Myself",
+    )
+    group = forms.BooleanField(required=False, label="Group reservation")
+    frequency = forms.ChoiceField(choices=FREQUENCIES, required=False, label="Repeat")
+    interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every")
+    ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
+                             widget=forms.RadioSelect, label="Ends")
+    until = forms.DateField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
+    count = forms.IntegerField(min_value=1, max_value=500, required=False, label="Occurrences")
+    scope = forms.ChoiceField(choices=[("occurrence", "Only this occurrence"), ("series", "This and all later occurrences of the series")],
+                              required=False, initial="occurrence", widget=forms.RadioSelect, label="Change")
+
+    # Which of the service's error keys belongs to which field of this form.
+    ERROR_FIELDS = {
+        "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
+        "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
+        "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
+        "recurrence.count": "count", "recurrence": "frequency", "scope": "scope",
+    }
+
+    def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.room, self.tz, self.editing = room, tz, editing
+        # Fields the page doesn't draw (the mode or the room doesn't offer them): their errors go on top.
+        caps = caps or {}
+        self.undrawn = set()
+        if not caps.get("can_book_on_behalf", True):
+            self.undrawn.add("requested_for")
+        if not (room.group_reservations_enabled and caps.get("can_group", True)):
+            self.undrawn.add("group")
+        self.fields["arrangement"].queryset = room.arrangements.all()
+        self.fields["arrangement"].label_from_instance = lambda a: f"{a.name} ({a.seats} seats)"
+        for name in ("date", "start_time", "end_time"):
+            self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
+        if editing is not None:
+            for name in ("requested_for", "group", "frequency", "interval", "ends", "until", "count"):
+                del self.fields[name]
+            if editing.series_id is None:
+                del self.fields["scope"]
+        else:
+            del self.fields["scope"]
+
+    def clean_attendees(self):
+        emails = parse_attendees(self.cleaned_data.get("attendees", ""))
+        if len(emails) > MAX_ATTENDEES_TYPED:
+            raise ValidationError(f"At most {MAX_ATTENDEES_TYPED} attendees.")
+        bad = []
+        for email in emails:
+            try:
+                validate_email(email)
+            except ValidationError:
+                bad.append(email)
+        if bad:
+            raise ValidationError(f"Not an email address: {', '.join(bad[:5])}.")
+        return [email.lower() for email in emails]
+
+    def clean(self):
+        data = super().clean()
+        day, start_time, end_time = data.get("date"), data.get("start_time"), data.get("end_time")
+        if day and start_time and end_time:
+            start = dt.datetime.combine(day, start_time, tzinfo=self.tz)
+            # An end at or before the start (e.g. 23:00-00:30) ends the next day only for 00:00.
+            end_day = day + dt.timedelta(days=1) if end_time == dt.time(0, 0) else day
+            data["start"] = start
+            data["end"] = dt.datetime.combine(end_day, end_time, tzinfo=self.tz)
+        if self.editing is None and data.get("frequency"):
+            ends = data.get("ends") or "until"
+            if ends == "until" and not data.get("until"):
+                self.add_error("until", "Give the date the series ends on.")
+            if ends == "count" and not data.get("count"):
+                self.add_error("count", "Give the number of occurrences.")
+        return data
+
+    def recurrence(self) -> Recurrence | None:
+        data = self.cleaned_data
+        if self.editing is not None or not data.get("frequency"):
+            return None
+        by_count = data.get("ends") == "count"
+        return Recurrence(
+            frequency=data["frequency"], interval=data.get("interval") or 1,
+            until=None if by_count else data.get("until"), count=data.get("count") if by_count else None,
+        )
+
+    def add_service_error(self, exc: ReservationError) -> None:
+        """Put a service's refusal on the form: on the fields it names, else at the top."""
+        placed = False
+        if not isinstance(exc, SlotTaken | EditNotAllowed):
+            for key, messages in (exc.extra or {}).items():
+                if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+                    continue
+                name = self.ERROR_FIELDS.get(key) or self.ERROR_FIELDS.get(key.split("[")[0])
+                if name in self.fields and name not in self.undrawn:
+                    for message in messages:
+                        self.add_error(name, message)
+                    placed = True
+        if not placed or len(exc.extra or {}) > 1:
+            self.add_error(None, exc.message)
+
+
+class CancelForm(forms.Form):
+    cancel_meeting = forms.BooleanField(required=False, initial=True, label="Also cancel the meeting on people's calendars")
+    scope = forms.ChoiceField(
+        choices=[("occurrence", "Only this occurrence"), ("series", "Every remaining occurrence of the series")],
+        required=False, initial="occurrence", widget=forms.RadioSelect, label="Cancel",
+    )
+    reason = forms.CharField(required=False, max_length=500, label="Reason (optional, sent with the cancellation)")

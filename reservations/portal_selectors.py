@@ -1,0 +1,119 @@
+"""Reads the portal needs beyond ``reservations.selectors``: the finder's page of
+rooms with each room's bookings of the day, "my reservations" with each row's
+latest sync event, and the capabilities of many reservations at once.
+
+Each function costs a fixed number of queries whatever the number of rows."""
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from reservations import rules
+from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
+from reservations.selectors import reservation_list_for_user
+from workplace.models import Room
+
+# The finder's day view spans these building-local hours (bookings outside are clipped).
+DAY_VIEW_START_HOUR = 7
+DAY_VIEW_END_HOUR = 21
+
+
+def day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+
+
+def room_day_bookings(*, rooms: Sequence[Room], day: dt.date, user: AbstractBaseUser) -> dict[int, list[dict]]:
+    """{room id: [booking, ...]} of the active reservations on ``day`` (each room's building-local
+    day), as blocks ready for the day view. One query for all rooms."""
+    if not rooms:
+        return {}
+    bounds = {room.pk: day_bounds(day, room.building.tzinfo) for room in rooms}
+    earliest = min(start for start, _ in bounds.values())
+    latest = max(end for _, end in bounds.values())
+    rows = (
+        Reservation.objects.filter(room_id__in=list(bounds), state__in=ACTIVE_STATES, start__lt=latest, end__gt=earliest)
+        .only("id", "room_id", "start", "end", "state", "requested_for_id", "requested_by_id")
+        .order_by("start")
+    )
+    span_start_hour, span_end_hour = DAY_VIEW_START_HOUR, DAY_VIEW_END_HOUR
+    span_minutes = (span_end_hour - span_start_hour) * 60
+    by_room: dict[int, list[dict]] = defaultdict(list)
+    tz_of = {room.pk: room.building.tzinfo for room in rooms}
+    for row in rows:
+        day_start, day_end = bounds[row.room_id]
+        if not (row.start < day_end and row.end > day_start):
+            continue
+        tz = tz_of[row.room_id]
+        local_start, local_end = row.start.astimezone(tz), row.end.astimezone(tz)
+        view_start = dt.datetime.combine(day, dt.time(span_start_hour), tzinfo=tz)
+        offset = (max(local_start, day_start) - view_start).total_seconds() / 60
+        length = (min(local_end, day_end) - max(local_start, day_start)).total_seconds() / 60
+        left = max(0.0, min(offset, span_minutes))
+        right = max(0.0, min(offset + length, span_minutes))
+        by_room[row.room_id].append({
+            "start": local_start,
+            "end": local_end,
+            "state": row.state,
+            "mine": user.pk in (row.requested_for_id, row.requested_by_id),
+            "left": round(left / span_minutes * 100, 2),
+            "width": round(max(right - left, 0) / span_minutes * 100, 2),
+        })
+    return dict(by_room)
+
+
+def latest_sync_event_subquery(field: str) -> Subquery:
+    """A field of the reservation's latest sync event: its own, or its series' (a series-wide
+    change is one event on the series)."""
+    events = SyncEvent.objects.filter(
+        Q(reservation_id=OuterRef("pk")) | Q(series_id=OuterRef("series_id"), reservation__isnull=True, series__isnull=False)
+    ).order_by("-created_at", "-id")
+    return Subquery(events.values(field)[:1])
+
+
+def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QuerySet[Reservation]:
+    """The reservations ``user`` made or that are for them, with their latest sync event.
+
+    ``show="upcoming"``: not finished and not cancelled (rejected/conflicted ones stay visible, with
+    their reason); ``"all"``: also cancelled ones and those of the last 30 days."""
+    now = timezone.now()
+    if show == "all":
+        rows = reservation_list_for_user(user=user, starts_after=now - dt.timedelta(days=30))
+    else:
+        rows = reservation_list_for_user(user=user, starts_after=now).exclude(state=State.CANCELLED)
+    if user.is_staff:  # staff see everything through the API/admin; "my" means mine here too
+        rows = rows.filter(Q(requested_by=user) | Q(requested_for=user))
+    return rows.annotate(
+        sync_event_state=latest_sync_event_subquery("state"),
+        sync_event_attempts=latest_sync_event_subquery("attempts"),
+        sync_event_next_attempt_at=latest_sync_event_subquery("next_attempt_at"),
+        sync_event_error=latest_sync_event_subquery("error"),
+        sync_event_type=latest_sync_event_subquery("type"),
+    )
+
+
+def _capability_key(reservation: Reservation) -> tuple:
+    """Everything ``rules.ui_capabilities`` reads of a reservation: rows with equal keys get equal answers."""
+    room = reservation.room
+    return (
+        room.pk, reservation.origin, reservation.sync_mailbox, reservation.mailbox, reservation.organizer,
+        reservation.requested_for_id, reservation.requested_by_id, reservation.source, reservation.subsource,
+        reservation.kind, reservation.state,
+    )
+
+
+def capabilities_for(*, actor: AbstractBaseUser, reservations: Iterable[Reservation]) -> dict[int, dict]:
+    """{reservation id: rules.ui_capabilities(...)} computed once per distinct kind of row
+    (the rules look up the provider and the actor's Outlook connection each time)."""
+    by_key: dict[tuple, dict] = {}
+    result = {}
+    for row in reservations:
+        key = _capability_key(row)
+        if key not in by_key:
+            by_key[key] = rules.ui_capabilities(actor, reservation=row)
+        result[row.pk] = by_key[key]
+    return result

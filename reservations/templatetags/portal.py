@@ -1,0 +1,39 @@
+"""Template helpers of the portal: the Outlook connection badge in the header and
+the words shown for reservation and sync states."""
+
+from django import template
+
+from exchange_auth import properties
+from exchange_auth.providers import active_provider
+from exchange_auth.views import connection_status
+
+register = template.Library()
+
+STATE_LABELS = {
+    "awaiting_confirmation": "Awaiting confirmation",
+    "confirmed": "Confirmed",
+    "rejected": "Rejected",
+    "conflicted": "Conflicted",
+    "cancelled": "Cancelled",
+}
+
+
+@register.inclusion_tag("reservations/_outlook_status.html", takes_context=True)
+def outlook_status(context):
+    """Personal mode: connected / not connected / reconnect, linking to the settings page.
+    Any mode: a reconnect prompt when the user's connection was revoked."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"show": False}
+    provider = active_provider()
+    if provider is None:
+        return {"show": False}
+    mode = properties.sync_mode().value
+    status = connection_status(user, provider)
+    return {"show": mode == "Personal" or status["state"] == "reconnect", "mode": mode, "path": request.get_full_path(), **status}
+
+
+@register.filter
+def state_label(value: str) -> str:
+    return STATE_LABELS.get(value, value.replace("_", " ").capitalize())

@@ -1,0 +1,348 @@
+"""The employee portal: find a room, book, my reservations, change, cancel.
+
+Views stay thin: a form parses input, one service call writes, a
+``ReservationError`` from the service goes back on the form as a message (never
+a server error page). What the sync mode allows is asked of
+``rules.ui_capabilities`` before the page is drawn, so restricted actions are
+hidden or disabled with their reason.
+"""
+
+import datetime as dt
+import inspect
+import zoneinfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from exchange_auth import properties
+from exchange_auth.credentials import CredentialError
+from reservations import portal_selectors, rules, selectors, services
+from reservations.exceptions import ReservationError
+from reservations.forms import CancelForm, FinderForm, ReservationForm
+from reservations.models import ACTIVE_STATES, Kind, Reservation, Source, State
+from workplace.models import Arrangement, Room
+
+FINDER_PAGE_SIZE = 25
+MY_PAGE_SIZE = 50
+
+
+def _user_tz(user) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(user.profile.timezone)
+    except Exception:  # no profile row, or a zone this machine lacks
+        return timezone.get_default_timezone()
+
+
+# --- room finder -----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def finder(request: HttpRequest) -> HttpResponse:
+    arrangement_names = list(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct())
+    form = FinderForm(request.GET or None, arrangement_names=arrangement_names)
+    filters: dict = {}
+    building = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        building = data["building"]
+        filters = {
+            "building": building, "floor": data["floor"], "capacity_min": data["capacity"],
+            "equipment": [e.slug for e in data["equipment"]], "arrangement": data["arrangement"] or None,
+        }
+    tz = building.tzinfo if building else _user_tz(request.user)
+    day = (form.cleaned_data.get("date") if form.is_bound and form.is_valid() else None) or timezone.now().astimezone(tz).date()
+    free_from = free_to = None
+    if form.is_bound and form.is_valid() and form.cleaned_data["free_from"]:
+        free_from = dt.datetime.combine(day, form.cleaned_data["free_from"], tzinfo=tz)
+        free_to = dt.datetime.combine(day, form.cleaned_data["free_to"], tzinfo=tz)
+    rooms = (
+        selectors.room_list_available(**filters, free_from=free_from, free_to=free_to)
+        if not form.is_bound or form.is_valid() else Room.objects.none()
+    )
+    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
+    page_rooms = list(page.object_list)
+    bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
+    query = request.GET.copy()
+    query.pop("page", None)
+    book_query = {"date": day.isoformat()}
+    if free_from:
+        book_query.update(start=free_from.strftime("%H:%M"), end=free_to.strftime("%H:%M"))
+    hours = list(range(portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR + 1, 2))
+    span = portal_selectors.DAY_VIEW_END_HOUR - portal_selectors.DAY_VIEW_START_HOUR
+    context = {
+        "form": form, "page": page, "day": day, "tz_name": str(tz),
+        "rows": [{"room": room, "bookings": bookings.get(room.pk, [])} for room in page_rooms],
+        "query": query.urlencode(), "book_query": book_query,
+        "hours": [{"hour": h, "left": round((h - portal_selectors.DAY_VIEW_START_HOUR) / span * 100, 2)} for h in hours],
+        "free_from": free_from, "free_to": free_to,
+        "caps": rules.ui_capabilities(request.user),
+    }
+    return render(request, "reservations/finder.html", context)
+
+
+# --- book and change ----------------------------------------------------------------------------
+
+
+def _get_room(room_id: int) -> Room:
+    room = selectors.room_queryset().filter(pk=room_id, reservable=True).first()
+    if room is None:
+        raise Http404("No such room.")
+    return room
+
+
+def _initial_times(request: HttpRequest, tz) -> dict:
+    """Prefill from the finder (?date=&start=&end=), else the next half hour for an hour."""
+    initial = {}
+    now = timezone.now().astimezone(tz)
+    start = (now + dt.timedelta(minutes=30 - now.minute % 30)).replace(second=0, microsecond=0)
+    try:
+        initial["date"] = dt.date.fromisoformat(request.GET["date"])
+    except (KeyError, ValueError):
+        initial["date"] = start.date()
+    for key, default in (("start", start.time()), ("end", (start + dt.timedelta(hours=1)).time())):
+        try:
+            initial[f"{key}_time"] = dt.time.fromisoformat(request.GET[key])
+        except (KeyError, ValueError):
+            initial[f"{key}_time"] = default
+    return initial
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def book(request: HttpRequest, room_id: int) -> HttpResponse:
+    room = _get_room(room_id)
+    tz = room.building.tzinfo
+    caps = rules.ui_capabilities(request.user, room=room)
+    if request.method == "POST":
+        form = ReservationForm(request.POST, room=room, tz=tz, caps=caps)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                reservation = services.reservation_create(
+                    actor=request.user, room=room, start=data["start"], end=data["end"], subject=data["subject"],
+                    body=data["body"], arrangement=data["arrangement"], requested_for=data["requested_for"] or request.user,
+                    attendees=[{"email": email} for email in data["attendees"]],
+                    kind=Kind.GROUP if data["group"] else Kind.STANDARD, source=Source.PORTAL,
+                    recurrence=form.recurrence(),
+                )
+            except ReservationError as exc:
+                form.add_service_error(exc)
+            except CredentialError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _booked_message(reservation))
+                return redirect("portal:my_reservations")
+    else:
+        form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
+    context = {"form": form, "room": room, "caps": caps, "editing": None}
+    return render(request, "reservations/book.html", context, status=200)
+
+
+def _booked_message(reservation: Reservation) -> str:
+    count = reservation.series.occurrences.count() if reservation.series_id else 1
+    what = f"{count} occurrences of “{reservation.subject}”" if count > 1 else f"“{reservation.subject}”"
+    if reservation.state == State.AWAITING_CONFIRMATION:
+        return f"Booked {what} in {reservation.room.name}. Awaiting confirmation from the room."
+    return f"Booked {what} in {reservation.room.name}."
+
+
+def _get_reservation(request: HttpRequest, reservation_id: int) -> Reservation:
+    reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+    if reservation is None:
+        raise Http404("No such reservation.")
+    return reservation
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    reservation = _get_reservation(request, reservation_id)
+    room = reservation.room
+    tz = room.building.tzinfo
+    caps = rules.ui_capabilities(request.user, reservation=reservation)
+    if reservation.state not in ACTIVE_STATES or reservation.end <= timezone.now():
+        caps = {**caps, "can_edit": False, "edit_reason": f"This reservation is {_state_word(reservation)}; it can't be changed."}
+    if request.method == "POST" and caps["can_edit"]:
+        form = ReservationForm(request.POST, room=room, tz=tz, editing=reservation)
+        if form.is_valid():
+            data = form.cleaned_data
+            current = sorted(a.email for a in reservation.attendees.all() if a.type != "resource")
+            changes = {
+                "subject": data["subject"], "body": data["body"], "start": data["start"], "end": data["end"],
+                "arrangement": data["arrangement"],
+            }
+            if sorted(set(data["attendees"])) != current:
+                changes["attendees"] = [{"email": email} for email in data["attendees"]]
+            try:
+                services.reservation_update(
+                    actor=request.user, reservation=reservation, scope=data.get("scope") or "occurrence",
+                    source=Source.PORTAL, **changes,
+                )
+            except ReservationError as exc:
+                form.add_service_error(exc)
+                if getattr(exc, "differences", None):
+                    form.differences = exc.differences
+            except CredentialError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Changed “{data['subject']}”.")
+                return redirect("portal:my_reservations")
+    else:
+        start, end = reservation.start.astimezone(tz), reservation.end.astimezone(tz)
+        form = ReservationForm(room=room, tz=tz, editing=reservation, initial={
+            "subject": reservation.subject, "body": reservation.body, "date": start.date(),
+            "start_time": start.time(), "end_time": end.time(), "arrangement": reservation.arrangement,
+            "attendees": "\n".join(a.email for a in reservation.attendees.all() if a.type != "resource"),
+            "scope": "occurrence",
+        })
+    context = {"form": form, "room": room, "caps": caps, "editing": reservation}
+    return render(request, "reservations/book.html", context)
+
+
+# --- my reservations -------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def my_reservations(request: HttpRequest) -> HttpResponse:
+    show = "all" if request.GET.get("show") == "all" else "upcoming"
+    rows = portal_selectors.my_reservations(user=request.user, show=show)
+    page = Paginator(rows, MY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page_rows = list(page.object_list)
+    caps = portal_selectors.capabilities_for(actor=request.user, reservations=page_rows)
+    now = timezone.now()
+    items = []
+    for row in page_rows:
+        row_caps = dict(caps[row.pk])
+        if row.state not in ACTIVE_STATES or row.end <= now:
+            reason = f"This reservation is {_state_word(row)}."
+            row_caps.update(can_edit=False, can_cancel=False, edit_reason=reason, cancel_reason=reason)
+        items.append({"r": row, "caps": row_caps, "local_start": row.start.astimezone(row.room.building.tzinfo),
+                      "local_end": row.end.astimezone(row.room.building.tzinfo)})
+    context = {
+        "items": items, "page": page, "show": show,
+        "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT),
+        "any_cancellable": any(item["caps"]["can_cancel"] for item in items),
+    }
+    return render(request, "reservations/my_reservations.html", context)
+
+
+def _state_word(reservation: Reservation) -> str:
+    if reservation.state in ACTIVE_STATES and reservation.end <= timezone.now():
+        return "over"
+    return reservation.get_state_display().replace("_", " ")
+
+
+# --- cancel (single, recurring, multi-select) ------------------------------------------------------
+
+
+def _cancel_kwargs(form: CancelForm, offered: bool) -> dict:
+    """The service's arguments. "Also cancel the meeting" is passed only where it was offered and
+    the service knows the choice (see the portal report: ``cancel_meeting`` on reservation_cancel)."""
+    kwargs = {"reason": form.cleaned_data.get("reason") or ""}
+    if offered and "cancel_meeting" in inspect.signature(services.reservation_cancel).parameters:
+        kwargs["cancel_meeting"] = bool(form.cleaned_data.get("cancel_meeting"))
+    return kwargs
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def cancel(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    """The single and recurring cancel dialogs (a page without JavaScript)."""
+    reservation = _get_reservation(request, reservation_id)
+    caps = rules.ui_capabilities(request.user, reservation=reservation)
+    remaining = []
+    if reservation.series_id:
+        remaining = list(
+            Reservation.objects.filter(series_id=reservation.series_id, state__in=ACTIVE_STATES, end__gt=timezone.now())
+            .select_related("room__building").order_by("start")
+        )
+    offer = rules.offer_cancel_meeting_choice(remaining) if len(remaining) > 1 else caps["offer_cancel_meeting_choice"]
+    if reservation.state not in ACTIVE_STATES or reservation.end <= timezone.now():
+        caps = {**caps, "can_cancel": False, "cancel_reason": f"This reservation is {_state_word(reservation)}; it can't be cancelled."}
+    form = CancelForm(request.POST if request.method == "POST" else None, initial={"scope": "occurrence"})
+    if request.method == "POST" and caps["can_cancel"] and form.is_valid():
+        scope = form.cleaned_data.get("scope") or "occurrence"
+        try:
+            done = services.reservation_cancel(
+                actor=request.user, reservation=reservation, scope=scope if reservation.series_id else "occurrence",
+                source=Source.PORTAL, **_cancel_kwargs(form, offer),
+            )
+        except ReservationError as exc:
+            form.add_error(None, exc.message)
+        except CredentialError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _cancelled_message(done, reservation))
+            return redirect("portal:my_reservations")
+    context = {
+        "reservation": reservation, "caps": caps, "form": form, "offer_cancel_meeting": offer,
+        "remaining": remaining, "dialog": "recurring" if reservation.series_id else "single",
+        "local_start": reservation.start.astimezone(reservation.room.building.tzinfo),
+        "local_end": reservation.end.astimezone(reservation.room.building.tzinfo),
+    }
+    return render(request, "reservations/cancel.html", context)
+
+
+def _cancelled_message(done: list[Reservation], reservation: Reservation) -> str:
+    if not done:
+        return f"“{reservation.subject}” was already cancelled."
+    if len(done) == 1:
+        return f"Cancelled “{done[0].subject}”."
+    return f"Cancelled {len(done)} reservations."
+
+
+def _selected_ids(request: HttpRequest) -> list[int]:
+    ids = []
+    for value in request.POST.getlist("ids"):
+        try:
+            ids.append(int(value))
+        except ValueError:
+            continue
+    return sorted(set(ids))[:500]
+
+
+@login_required
+@require_POST
+def cancel_selected(request: HttpRequest) -> HttpResponse:
+    """The multi-select cancel dialog: the selection arrives from "my reservations"; a second
+    POST with ``confirm`` cancels them all (or none, when one is refused)."""
+    ids = _selected_ids(request)
+    rows = list(
+selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).order_by("start")
+    )
+    if not rows:
+        messages.error(request, "Choose at least one reservation to cancel.")
+        return redirect("portal:my_reservations")
+    offer = rules.offer_cancel_meeting_choice(rows)
+    caps = portal_selectors.capabilities_for(actor=request.user, reservations=rows)
+    refused = [(row, caps[row.pk]["cancel_reason"]) for row in rows if not caps[row.pk]["can_cancel"]]
+    form = CancelForm(request.POST if "confirm" in request.POST else None)
+    if "confirm" in request.POST and form.is_valid():
+        try:
+            done = services.reservation_cancel_many(
+                actor=request.user, reservations=rows, source=Source.PORTAL, **_cancel_kwargs(form, offer)
+            )
+        except ReservationError as exc:
+            form.add_error(None, exc.message)
+        except CredentialError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _cancelled_message(done, rows[0]))
+            return redirect("portal:my_reservations")
+    items = [{"r": row, "local_start": row.start.astimezone(row.room.building.tzinfo),
+              "local_end": row.end.astimezone(row.room.building.tzinfo)} for row in rows]
+    context = {"items": items, "form": form, "offer_cancel_meeting": offer, "refused": refused, "dialog": "multi"}
+    return render(request, "reservations/cancel_selected.html", context)
+
+
+def outlook_settings(request: HttpRequest) -> HttpResponse:
+    """The Outlook settings page is exchange_auth's (/outlook/); kept as a portal name."""
+    return redirect(reverse("exchange_auth:connection"))
