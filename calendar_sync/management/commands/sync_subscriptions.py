@@ -1,0 +1,24 @@
+"""``manage.py sync_subscriptions``: every synced room mailbox gets a live change-notification
+subscription (created, renewed, or deleted for rooms no longer synced)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from calendar_sync.models import Subscription
+from calendar_sync.subscriptions import notification_url, subscription_ensure_all
+from exchange_auth.providers import active_provider
+
+
+class Command(BaseCommand):
+    help = "Create, renew or delete change-notification subscriptions on the synced room mailboxes."
+
+    def handle(self, *args, **options):
+        provider = active_provider()
+        if provider is None:
+            raise CommandError("No calendar provider is active.")
+        self.stdout.write(f"Notifications go to {notification_url()}")
+        counts = subscription_ensure_all(provider=provider)
+        for sub in Subscription.objects.filter(provider=provider, status=Subscription.Status.ACTIVE):
+            self.stdout.write(f"  {sub.mailbox}: expires {sub.expires_at:%Y-%m-%d %H:%M} UTC")
+        self.stdout.write(", ".join(f"{k} {v}" for k, v in counts.items()))
+        if counts["failed"]:
+            raise CommandError(f"{counts['failed']} subscription(s) failed; see the admin (Calendar sync → Subscriptions).")
