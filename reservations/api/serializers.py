@@ -101,6 +101,35 @@ def _room_field(**kwargs):
     )
 
 
+@extend_schema_field(AttendeeInputSerializer(many=True))
+class AttendeesField(serializers.ListField):
+    """Attendees, validated by ``AttendeeInputSerializer`` only when some are sent:
+    the nested serializer is built on demand, not on every request."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.DictField(), max_length=500, **kwargs)
+
+    def to_internal_value(self, data):
+        items = super().to_internal_value(data)
+        if not items:
+            return []
+        nested = AttendeeInputSerializer(data=items, many=True)
+        if not nested.is_valid():
+            raise serializers.ValidationError(nested.errors)
+        return nested.validated_data
+
+
+@extend_schema_field(RecurrenceInputSerializer)
+class RecurrenceField(serializers.DictField):
+    """A recurrence pattern, validated by ``RecurrenceInputSerializer`` when sent."""
+
+    def to_internal_value(self, data):
+        nested = RecurrenceInputSerializer(data=super().to_internal_value(data))
+        if not nested.is_valid():
+            raise serializers.ValidationError(nested.errors)
+        return nested.validated_data
+
+
 class ReservationCreateSerializer(serializers.Serializer):
     room = serializers.IntegerField(min_value=1, help_text="Room id.")
     arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
@@ -109,9 +138,9 @@ class ReservationCreateSerializer(serializers.Serializer):
     start = AwareDateTimeField()
     end = AwareDateTimeField()
     requested_for = PersonField(required=False, default=None)
-    attendees = AttendeeInputSerializer(many=True, required=False, default=list)
+    attendees = AttendeesField(required=False, default=list)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.STANDARD)
-    recurrence = RecurrenceInputSerializer(required=False, allow_null=True, default=None)
+    recurrence = RecurrenceField(required=False, allow_null=True, default=None)
     source = ApiOnlyChoiceField(fixed=Source.REST_API)
     subsource = ApiOnlyChoiceField(fixed=REST_API_SUBSOURCE)
 
@@ -134,7 +163,7 @@ class ReservationUpdateSerializer(serializers.Serializer):
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
     requested_for = PersonField(required=False)
-    attendees = AttendeeInputSerializer(many=True, required=False)
+    attendees = AttendeesField(required=False)
     source = ApiOnlyChoiceField(fixed=Source.REST_API)
     subsource = ApiOnlyChoiceField(fixed=REST_API_SUBSOURCE)
 
