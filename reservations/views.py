@@ -227,7 +227,7 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
         items.append({"r": row, "caps": row_caps, "local_start": row.start.astimezone(row.room.building.tzinfo),
                       "local_end": row.end.astimezone(row.room.building.tzinfo)})
     context = {
-        "items": items, "page": page, "show": show,
+        "items": items, "page": page, "show": show, "user_tz": _user_tz(request.user),
         "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT),
         "any_cancellable": any(item["caps"]["can_cancel"] for item in items),
     }
