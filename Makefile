@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	bash bin/ensure_services.sh
+	bash bin/ensure_browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

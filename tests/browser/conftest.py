@@ -57,7 +57,7 @@ def browser():
 
 
 @pytest.fixture
-def portal(live_server, settings, celery_not_eager):
+def portal(live_server, settings, celery_not_eager):  # noqa: F811 - the imported fixture
     """The product's base URL. The web process queues pushes on Redis (not eager), and
     OAuth redirects come back to it."""
     settings.PUBLIC_BASE_URL = live_server.url
