@@ -314,3 +314,11 @@ def test_unknown_api_path_is_json_404(alice_api):
 
 def test_method_not_allowed_is_json(alice_api):
     assert_error(alice_api.delete(URL), 405)
+
+
+def test_booking_costs_few_queries(alice_api, dojo, django_assert_max_num_queries):
+    alice_api.get("/api/v1/me/")
+    # token, room with its default arrangement, savepoint (the test's transaction),
+    # insert, release, and at most one for the sync-mode rules.
+    with django_assert_max_num_queries(6):
+        assert alice_api.post(URL, payload(dojo), format="json").status_code == 201

@@ -298,3 +298,15 @@ def test_sync_error_is_recorded(alice, atlas):
     services.reservation_set_sync_state(reservation=reservation, state="error", error="ErrorAccessDenied")
     reservation.refresh_from_db()
     assert (reservation.sync_state, reservation.sync_error) == ("error", "ErrorAccessDenied")
+
+
+def test_without_the_database_constraint_the_service_checks_first(alice, bob, dojo, monkeypatch):
+    """SQLite's path: no exclusion constraint, so the service checks before writing."""
+    book(alice, dojo, start=days_ahead(1, 9))
+    monkeypatch.setattr(services, "_database_enforces_no_overlap", lambda: False)
+
+    with pytest.raises(SlotTaken, match="Dojo is already booked"):
+        book(bob, dojo, start=days_ahead(1, 9, 30))
+    reservation = book(bob, dojo, start=days_ahead(1, 11))
+    with pytest.raises(SlotTaken):
+        services.reservation_update(actor=bob, reservation=reservation, start=days_ahead(1, 9, 45), end=days_ahead(1, 10, 15))
