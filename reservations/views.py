@@ -10,6 +10,7 @@ hidden or disabled with their reason.
 import datetime as dt
 import inspect
 import zoneinfo
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -74,17 +75,31 @@ def finder(request: HttpRequest) -> HttpResponse:
     book_query = {"date": day.isoformat()}
     if free_from:
         book_query.update(start=free_from.strftime("%H:%M"), end=free_to.strftime("%H:%M"))
-    hours = list(range(portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR + 1, 2))
-    span = portal_selectors.DAY_VIEW_END_HOUR - portal_selectors.DAY_VIEW_START_HOUR
+    book_suffix = "?" + urlencode(book_query)
+    first, last = portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR
     context = {
         "form": form, "page": page, "day": day, "tz_name": str(tz),
-        "rows": [{"room": room, "bookings": bookings.get(room.pk, [])} for room in page_rooms],
-        "query": query.urlencode(), "book_query": book_query,
-        "hours": [{"hour": h, "left": round((h - portal_selectors.DAY_VIEW_START_HOUR) / span * 100, 2)} for h in hours],
+        "rows": [_finder_row(room, bookings.get(room.pk, []), book_suffix) for room in page_rooms],
+        "query": query.urlencode(),
+        "hours": [{"hour": h, "left": round((h - first) / (last - first) * 100, 2)} for h in range(first, last + 1, 2)],
         "free_from": free_from, "free_to": free_to,
         "caps": rules.ui_capabilities(request.user),
     }
     return render(request, "reservations/finder.html", context)
+
+
+def _finder_row(room: Room, bookings: list[dict], book_suffix: str) -> dict:
+    """What the finder draws for a room, worked out here rather than in template loops
+    (the page lists many rooms)."""
+    booked = ", ".join(
+        f"{b['start']:%H:%M}–{b['end']:%H:%M}" + (" (yours)" if b["mine"] else "") for b in bookings
+    )
+    return {
+        "room": room, "bookings": bookings, "book_url": reverse("portal:book", args=[room.pk]) + book_suffix,
+        "equipment": ", ".join(e.name for e in room.equipment.all()),
+        "layouts": ", ".join(a.name for a in room.arrangements.all()),
+        "booked": f"Booked: {booked}" if booked else "Free all day",
+    }
 
 
 # --- book and change ----------------------------------------------------------------------------

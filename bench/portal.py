@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""Benchmark: the portal's room finder over 500 rooms and 10,000 reservations.
+
+1. (re)create the database ``wp_portal_bench`` (BENCH_PORTAL_DATABASE_URL) and migrate it;
+2. seed 5 buildings (two time zones), 500 rooms with equipment and layouts, and
+   10,000 active reservations (20 per room over the next 10 days, two on the day viewed);
+3. render the finder through Django's test client (signed in, full middleware and
+   templates) for four filter sets, N times each, and time the server side;
+4. print JSON: p50/p99 in ms and the number of queries per filter set; the target is
+   p99 <= 200 ms.
+
+Usage: python bench/portal.py [--iterations 60]
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wp_portal_bench"
+TARGET_MS = 200
+ROOMS = 500
+PER_ROOM = 20
+
+
+def _recreate_database(database_url: str) -> None:
+    import psycopg2
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    admin = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                             password=parsed.password or "", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def _seed():
+    import zoneinfo
+
+    from django.contrib.auth import get_user_model
+
+    from reservations.models import Reservation
+    from workplace.models import Arrangement, Building, Equipment, Floor, Room
+
+    users = [get_user_model().objects.create_user(name, f"{name}@contoso.example", "demo-password", first_name=name.capitalize())
+             for name in ("alice", "bob", "carol", "dave")]
+    equipment = [Equipment.objects.create(name=n, slug=n.lower().replace(" ", "-"))
+                 for n in ("Projector", "Screen", "Video conference", "Whiteboard", "Phone")]
+    zones = ["Europe/Berlin", "Europe/Berlin", "America/New_York", "Europe/Berlin", "America/New_York"]
+    buildings = [Building.objects.create(name=f"Building {i}", code=f"b{i}", timezone=zones[i]) for i in range(5)]
+    floors = {b.pk: [Floor.objects.create(building=b, name=f"Floor {level}", level=level) for level in range(5)] for b in buildings}
+    rooms = []
+    for index in range(ROOMS):
+        building = buildings[index % 5]
+        synced = index % 3 != 0
+        rooms.append(Room(
+            building=building, floor=floors[building.pk][index // 5 % 5], name=f"Room {index:03}", capacity=4 + index % 13,
+            mailbox=f"room{index:03}@contoso.example" if synced else "", sync_enabled=synced,
+        ))
+    Room.objects.bulk_create(rooms)
+    rooms = list(Room.objects.select_related("building").order_by("pk"))
+    through = Room.equipment.through
+    through.objects.bulk_create([through(room_id=room.pk, equipment_id=equipment[(room.pk + k) % 5].pk)
+                                 for room in rooms for k in range(room.pk % 3 + 1)])
+    Arrangement.objects.bulk_create(
+        [Arrangement(room=room, name="Default", is_default=True) for room in rooms]
+        + [Arrangement(room=room, name=("U-shape", "Boardroom", "Classroom")[room.pk % 3]) for room in rooms]
+    )
+    rows = []
+    for room in rooms:
+        tz = zoneinfo.ZoneInfo(room.building.timezone)
+        today = dt.datetime.now(tz).date()
+        for n in range(PER_ROOM):
+            day = today + dt.timedelta(days=1 + n // 2)
+            hour = 9 + (room.pk + n) % 4 + (4 if n % 2 else 0)
+            start = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
+            who = users[(room.pk + n) % 4]
+            rows.append(Reservation(room=room, subject=f"Meeting {room.pk}-{n}", start=start, end=start + dt.timedelta(hours=1),
+                                    requested_by=who, requested_for=who, state="confirmed"))
+    Reservation.objects.bulk_create(rows, batch_size=2000)
+    return users[0], buildings, dt.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")).date()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=60)
+    args = parser.parse_args()
+    database_url = os.environ.get("BENCH_PORTAL_DATABASE_URL", DEFAULT_DB)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+    _recreate_database(database_url)
+
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    # No setup_test_environment(): its template instrumentation (a signal and a context copy per
+    # template rendered) is test-only overhead the product doesn't pay.
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    t0 = time.perf_counter()
+    alice, buildings, today = _seed()
+    seed_seconds = time.perf_counter() - t0
+    from reservations.models import Reservation
+    from workplace.models import Room
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(alice)
+    day = (today + dt.timedelta(days=1)).isoformat()
+    scenarios = {
+        "all_rooms": {"date": day},
+        "building_free_between": {"date": day, "building": "b0", "free_from": "10:00", "free_to": "11:00"},
+        "equipment_capacity_layout": {"date": day, "equipment": ["projector", "screen"], "capacity": "8", "arrangement": "Boardroom"},
+        "all_rooms_page_10": {"date": day, "page": "10"},
+    }
+    results = {}
+    for name, params in scenarios.items():
+        for _ in range(5):  # warm up: cached properties, template loading
+            assert client.get("/", params).status_code == 200
+        timings, cpu = [], []
+        for _ in range(args.iterations):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            response = client.get("/", params)
+            timings.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
+            assert response.status_code == 200
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/", params)
+        timings.sort()
+        results[name] = {
+            "p50_ms": round(statistics.median(timings), 1),
+            "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 1),
+            "max_ms": round(timings[-1], 1),
+            "python_cpu_p50_ms": round(statistics.median(cpu), 1),
+            "queries": len(queries),
+            "rooms_matching": int(re.search(rb'id="results-title" class="h3">(\d+) room', response.content).group(1)),
+            "rooms_on_page": response.content.count(b'class="room card"'),
+            "bookings_drawn": response.content.count(b'class="block'),
+        }
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(10):
+            client.get("/", scenarios["all_rooms"])
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+    worst = max(r["p99_ms"] for r in results.values())
+    print(json.dumps({
+        "bench": "portal_finder",
+        "rooms": Room.objects.count(),
+        "reservations": Reservation.objects.count(),
+        "iterations": args.iterations,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "seed_seconds": round(seed_seconds, 1),
+        "scenarios": results,
+        "target_p99_ms": TARGET_MS,
+        "worst_p99_ms": worst,
+        "meets_target": worst <= TARGET_MS,
+    }, indent=2))
+    if worst > TARGET_MS:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
