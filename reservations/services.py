@@ -583,6 +583,11 @@ def _update_rows(
         _raise_slot_taken(room=room, slots=pairs, conflicts=_conflicts(room=room, slots=pairs, exclude_ids=race_exclude))
 
     # 5. Write, then tell Exchange (one outbox event per series change, else per row).
+    # Occurrences all move by the same shift: writing the one furthest along the
+    # shift first means no row ever overlaps a sibling not yet moved (the
+    # exclusion constraint checks each row as it is written).
+    if shift is not None and len(plans) > 1:
+        plans.sort(key=lambda plan: plan[0].start, reverse=shift > dt.timedelta(0))
     for row, values, changes in plans:
         previous_room = row.room
         update_fields = ["updated_at"]

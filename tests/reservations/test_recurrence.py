@@ -137,3 +137,16 @@ def test_series_scope_needs_a_series(alice, dojo):
     single = services.reservation_create(actor=alice, room=dojo, start=days_ahead(1, 9), end=days_ahead(1, 10), subject="One")
     with pytest.raises(InvalidReservation):
         services.reservation_cancel(actor=alice, reservation=single, scope="series")
+
+
+@pytest.mark.django_db
+def test_moving_a_series_by_its_own_interval_does_not_collide_with_itself(alice, dojo):
+    first = services.reservation_create(
+        actor=alice, room=dojo, start=days_ahead(1, 9), end=days_ahead(1, 10), subject="Daily",
+        recurrence=Recurrence("daily", count=4),
+    )
+    services.reservation_update(actor=alice, reservation=first, scope="series", start=days_ahead(2, 9), end=days_ahead(2, 10))
+    assert [r.start for r in first.series.occurrences.order_by("start")] == [days_ahead(d, 9) for d in (2, 3, 4, 5)]
+
+    services.reservation_update(actor=alice, reservation=first, scope="series", start=days_ahead(1, 9), end=days_ahead(1, 10))
+    assert [r.start for r in first.series.occurrences.order_by("start")] == [days_ahead(d, 9) for d in (1, 2, 3, 4)]
