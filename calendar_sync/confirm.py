@@ -12,6 +12,10 @@ readers apply that answer, all through ``push.apply_room_answer``:
    hold each awaiting meeting, else the reservation is ``conflicted``;
 4. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` →
    ``rejected``.
+
+An occurrence of a series has no event id of its own until one of its instances is
+changed alone: the room answers the series as a whole on the series master, so the
+occurrences are answered from their series' master (one read per series).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from exchange_auth import properties
@@ -35,15 +40,37 @@ _SELECT = "id,changeKey,attendees,isCancelled,iCalUId"
 
 
 def _awaiting():
+    """Awaiting reservations whose meeting reached Exchange: their own, or their series'."""
     return (
         Reservation.objects.filter(state=State.AWAITING_CONFIRMATION)
-        .exclude(event_id="")
-        .select_related("room__building", "requested_for__profile", "requested_by")
+        .filter(Q(event_id__gt="") | Q(series__event_id__gt=""))
+        .select_related("room__building", "requested_for__profile", "requested_by", "series")
     )
 
 
+def meeting_of(reservation: Reservation) -> tuple[str, str]:
+    """(mailbox, event id) of the organizer's copy that carries the room's answer: the
+    reservation's own meeting, or for an occurrence without an id of its own its series' master."""
+    if reservation.event_id:
+        return reservation.mailbox, reservation.event_id
+    series = reservation.series
+    if series is not None and series.event_id:
+        return series.mailbox or reservation.mailbox, series.event_id
+    return "", ""
+
+
+def _record_change_key(reservation: Reservation, change_key: str) -> None:
+    """The change key read belongs to the reservation's own meeting, or to its series' master."""
+    if reservation.event_id or reservation.series is None:
+        outcomes.set_change_key(reservation, change_key)
+    else:
+        outcomes.set_change_key(reservation.series, change_key)
+
+
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) -> dict:
-    """Read the room's answer for awaiting reservations pushed recently. Returns counts."""
+    """Read the room's answer for awaiting reservations pushed recently. Returns counts.
+
+    One read per meeting: the occurrences of a series share their master's."""
     qs = _awaiting()
     if max_age_seconds is not None:
         qs = qs.filter(created_at__gte=timezone.now() - timedelta(seconds=max_age_seconds))
@@ -52,42 +79,52 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) ->
     if not reservations:
         return counts
     provider = push._provider()
-    groups: dict[int, tuple] = {}
-    members: dict[int, list[Reservation]] = defaultdict(list)
+    clients: dict[int, object] = {}
+    # (client, mailbox, event id) -> the reservations that meeting answers for
+    meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
     for reservation in reservations:
+        mailbox, event_id = meeting_of(reservation)
         fake_event = SyncEvent(details={"system": False})
         plan, actor = push.plan_for(fake_event, reservation, reservation.room, provider)
         try:
-            client = push._client(plan, provider, actor, link_mailbox=reservation.mailbox)
+            client = push._client(plan, provider, actor, link_mailbox=mailbox)
         except push.PermanentSyncError:
             client = system_client(provider)
-        groups[id(client)] = (client,)
-        members[id(client)].append(reservation)
-    for key, (client,) in groups.items():
-        batch = members[key]
-        items = [BatchItem("GET", users_path(r.mailbox, "events", r.event_id) + f"?$select={_SELECT}") for r in batch]
+        clients[id(client)] = client
+        meetings[(id(client), mailbox, event_id)].append(reservation)
+    by_client: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for client_key, mailbox, event_id in meetings:
+        by_client[client_key].append((mailbox, event_id))
+    for client_key, refs in by_client.items():
+        client = clients[client_key]
+        items = [BatchItem("GET", users_path(mailbox, "events", event_id) + f"?$select={_SELECT}") for mailbox, event_id in refs]
         try:
             answers = client.batch(items)
         except GraphError as exc:
             logger.warning("confirmation batch failed: %s", exc)
             continue
-        for reservation, answer in zip(batch, answers, strict=True):
-            counts["checked"] += 1
-            if isinstance(answer, NotFound):
-                counts["missing"] += 1
-                outcomes.mark_conflicted(reservation, "The meeting no longer exists in Exchange.")
-                continue
-            if not isinstance(answer, GraphResponse):
-                continue
-            body = answer.body or {}
-            if body.get("isCancelled"):
-                counts["missing"] += 1
-                outcomes.mark_conflicted(reservation, "The meeting was cancelled in Exchange.")
-                continue
-            outcomes.set_change_key(reservation, body.get("changeKey", ""))
-            result = _apply_without_reschedule(reservation, body)
-            counts[{"accepted": "confirmed", "declined": "rejected"}.get(result, "unanswered")] += 1
+        for (mailbox, event_id), answer in zip(refs, answers, strict=True):
+            for reservation in meetings[(client_key, mailbox, event_id)]:
+                counts["checked"] += 1
+                _apply_answer(reservation, answer, counts)
     return counts
+
+
+def _apply_answer(reservation: Reservation, answer, counts: dict) -> None:
+    if isinstance(answer, NotFound):
+        counts["missing"] += 1
+        outcomes.mark_conflicted(reservation, "The meeting no longer exists in Exchange.")
+        return
+    if not isinstance(answer, GraphResponse):
+        return
+    body = answer.body or {}
+    if body.get("isCancelled"):
+        counts["missing"] += 1
+        outcomes.mark_conflicted(reservation, "The meeting was cancelled in Exchange.")
+        return
+    _record_change_key(reservation, body.get("changeKey", ""))
+    result = _apply_without_reschedule(reservation, body)
+    counts[{"accepted": "confirmed", "declined": "rejected"}.get(result, "unanswered")] += 1
 
 
 def _apply_without_reschedule(reservation: Reservation, body: dict) -> str:
@@ -125,13 +162,15 @@ def check_room_calendars() -> dict:
     for r in reservations:
         window = {"startDateTime": (r.start - timedelta(minutes=1)).isoformat(), "endDateTime": (r.end + timedelta(minutes=1)).isoformat()}
         query = "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in window.items())
-        items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select=id,iCalUId,isCancelled,responseStatus"))
+        items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select=id,iCalUId,uid,isCancelled,responseStatus"))
     answers = client.batch(items)
     for reservation, answer in zip(reservations, answers, strict=True):
         counts["checked"] += 1
         if isinstance(answer, AccessDenied) or not isinstance(answer, GraphResponse):
             continue
-        copies = [e for e in (answer.body or {}).get("value", []) if e.get("iCalUId") == reservation.ical_uid and not e.get("isCancelled")]
+        # A series' instances each have their own iCalUId; ``uid`` is the series' (= the master's iCalUId).
+        copies = [e for e in (answer.body or {}).get("value", [])
+                  if reservation.ical_uid in (e.get("iCalUId"), e.get("uid")) and not e.get("isCancelled")]
         if copies:
             response = ((copies[0].get("responseStatus") or {}).get("response") or "")
             if response == "accepted" and outcomes.mark_confirmed(reservation):
@@ -151,9 +190,10 @@ def check_room_calendars() -> dict:
 def check_answers_for(reservation: Reservation) -> str:
     provider = push._provider()
     plan, actor = push.plan_for(SyncEvent(details={}), reservation, reservation.room, provider)
+    mailbox, event_id = meeting_of(reservation)
     try:
-        client = push._client(plan, provider, actor, link_mailbox=reservation.mailbox)
-        body = client.get(users_path(reservation.mailbox, "events", reservation.event_id), params={"$select": _SELECT})
+        client = push._client(plan, provider, actor, link_mailbox=mailbox)
+        body = client.get(users_path(mailbox, "events", event_id), params={"$select": _SELECT})
     except NotFound:
         return "missing"
     except (GraphError, push.PermanentSyncError):

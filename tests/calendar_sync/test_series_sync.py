@@ -1,0 +1,113 @@
+"""Recurring reservations against the emulator: the room's answer to the series reaches
+every occurrence, a series change carries its attendees, and cancelling the rest of a
+series that has already begun ends the Outlook series instead of wiping its past."""
+
+import datetime as dt
+import time
+
+import pytest
+
+from calendar_sync import confirm
+from reservations import services
+from reservations.models import State, SyncEvent
+from reservations.recurrence import Recurrence
+from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
+from tests.factories import days_ahead
+
+pytestmark = pytest.mark.django_db
+
+ATLAS = "atlas@contoso.example"
+
+
+def book_series(capture, *, actor, room, start, count=3, subject="Weekly", **kw):
+    with capture(execute=True):
+        first = services.reservation_create(
+            actor=actor, room=room, start=start, end=start + dt.timedelta(hours=1), subject=subject,
+            recurrence=Recurrence(frequency="weekly", interval=1, count=count), **kw,
+        )
+    series = first.series
+    series.refresh_from_db()
+    return series
+
+
+def occurrences(series):
+    return list(series.occurrences.order_by("start"))
+
+
+def outlook_booking(emulator, who: str, start: dt.datetime, room: str = ATLAS):
+    """Someone books ``room`` in Outlook and the product hasn't heard of it yet."""
+    utc = start.astimezone(dt.UTC).replace(tzinfo=None)
+    emulator.create_event_as(who, {
+        "subject": "Outlook booking",
+        "start": {"dateTime": utc.isoformat(), "timeZone": "UTC"},
+        "end": {"dateTime": (utc + dt.timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": room}, "type": "resource"}],
+    })
+    time.sleep(0.3)
+
+
+# --- 1. the room's answer to a series confirms or rejects its occurrences ---------------------------
+
+
+def test_the_rooms_acceptance_of_the_series_confirms_every_occurrence(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(7, 9))
+    rows = occurrences(series)
+    assert {r.state for r in rows} == {State.AWAITING_CONFIRMATION}
+    assert not any(r.event_id for r in rows)  # occurrences carry no id of their own: the master has it
+    assert confirm.pending_answers() == 3
+
+    answers(rows[0])
+
+    assert {r.state for r in occurrences(series)} == {State.CONFIRMED}
+    assert confirm.pending_answers() == 0
+
+
+def test_the_rooms_refusal_of_the_series_rejects_every_occurrence(provider, mode, emulator, emulator_server, alice, bob, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    start = days_ahead(8, 9)
+    outlook_booking(emulator, "bob@contoso.example", start + dt.timedelta(days=7))  # the second week is taken
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
+
+    answers(occurrences(series)[0])
+
+    rows = occurrences(series)
+    assert {r.state for r in rows} == {State.REJECTED}
+    assert all("declined" in r.state_reason for r in rows)
+
+
+def test_the_ten_minute_check_finds_a_series_on_the_room_calendar(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 9), count=2)
+    time.sleep(0.3)  # the attendant has answered on the room's calendar
+
+    counts = confirm.check_room_calendars()
+
+    assert counts["checked"] == 2 and counts["conflicted"] == 0
+    assert {r.state for r in occurrences(series)} == {State.CONFIRMED}
+
+
+def test_the_ten_minute_check_marks_the_occurrences_of_a_vanished_series_conflicted(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    emulator.set_auto_accept(ATLAS, False)  # the room doesn't answer
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 11), count=2)
+
+    def drop():
+        store = emulator_server.store
+        for mailbox in store.mailboxes.values():
+            for ev in list(mailbox.events.values()):
+                if ev.ical_uid == series.ical_uid:
+                    store.remove_event(ev)
+
+    emulator_server.call(drop)
+    counts = confirm.check_room_calendars()
+
+    assert counts["conflicted"] == 2
+    assert {r.state for r in occurrences(series)} == {State.CONFLICTED}
+
+
+def last_series_event(series) -> SyncEvent:
+    return SyncEvent.objects.filter(series=series).order_by("-pk").first()
+
+
+_ = ALICE, meetings  # used by the tests below
