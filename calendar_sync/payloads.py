@@ -81,7 +81,7 @@ def attendees_for(*, room, requested_for, attendees, plan: SyncPlan) -> list[dic
     return out
 
 
-def _body(text: str) -> dict:
+def text_body(text: str) -> dict:
     return {"contentType": "text", "content": text or ""}
 
 
@@ -90,7 +90,7 @@ def event_payload(reservation, plan: SyncPlan, *, tz_name: str) -> dict:
     room = reservation.room
     return {
         "subject": reservation.subject,
-        "body": _body(reservation.body),
+        "body": text_body(reservation.body),
         "start": graph_time(reservation.start, tz_name),
         "end": graph_time(reservation.end, tz_name),
         "location": location_for(room),
@@ -114,7 +114,7 @@ def occurrence_patch(reservation, *, tz_name: str) -> dict:
     """An exception to a series: the fields one occurrence may change."""
     return {
         "subject": reservation.subject,
-        "body": _body(reservation.body),
+        "body": text_body(reservation.body),
         "start": graph_time(reservation.start, tz_name),
         "end": graph_time(reservation.end, tz_name),
     }
@@ -144,11 +144,22 @@ def recurrence_for(series) -> dict:
     return {"pattern": pattern, "range": rng}
 
 
+def recurrence_ending(series, end_date) -> dict:
+    """The series' pattern with its range cut to end on ``end_date`` (series-local date):
+    how a series that has begun is ended without touching its past occurrences."""
+    recurrence = recurrence_for(series)
+    recurrence["range"] = {
+        "type": "endDate", "startDate": recurrence["range"]["startDate"], "endDate": end_date.isoformat(),
+        "recurrenceTimeZone": series.timezone,
+    }
+    return recurrence
+
+
 def series_create_payload(series, plan: SyncPlan, *, room, attendees, sync_event_id: int, body: str = "") -> dict:
     tz = series.timezone
     payload = {
         "subject": series.subject,
-        "body": _body(body),
+        "body": text_body(body),
         "start": graph_time(series.first_start, tz),
         "end": graph_time(series.first_end, tz),
         "location": location_for(room),

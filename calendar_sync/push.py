@@ -23,13 +23,22 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
-from reservations.models import Origin, Reservation, ReservationSeries, State, SyncEvent, SyncState
+from reservations.models import (
+    ACTIVE_STATES,
+    Origin,
+    Reservation,
+    ReservationSeries,
+    State,
+    SyncEvent,
+    SyncState,
+)
 
 from . import conf, outcomes, payloads
 from .clients import client_for
@@ -437,7 +446,7 @@ def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
     if not reservation.event_id and reservation.origin != Origin.EXCHANGE:
         return {"note": "no meeting in Exchange"}
     provider = _provider()
-    comment = event.details.get("comment") or "The room reservation was cancelled."
+    comment = _comment(event, "The room reservation was cancelled.")
     if reservation.origin == Origin.EXCHANGE:
         return _room_declines(reservation, provider, comment)
     plan, actor = plan_for(event, reservation, reservation.room, provider)
@@ -471,9 +480,27 @@ def _room_declines(reservation: Reservation, provider, comment: str) -> dict:
 # 3d. series and occurrences ----------------------------------------------------------------
 
 
-def _series_attendees(series: ReservationSeries):
-    first = series.occurrences.order_by("start").prefetch_related("attendees").first()
-    return (list(first.attendees.all()) if first else []), (first.body if first else "")
+def _series_reference(series: ReservationSeries, event: SyncEvent | None = None) -> Reservation | None:
+    """The occurrence whose values stand for the series: the first one the change touched
+    (a series-wide change writes the same values to every upcoming occurrence), else the
+    first upcoming active one, else the first."""
+    rows = series.occurrences.select_related("requested_for").prefetch_related("attendees").order_by("start", "id")
+    ids = (event.details.get("reservation_ids") if event is not None else None) or []
+    return (
+        (rows.filter(pk__in=ids).first() if ids else None)
+        or rows.filter(state__in=ACTIVE_STATES, end__gt=timezone.now()).first()
+        or rows.first()
+    )
+
+
+def _series_attendees(series: ReservationSeries, event: SyncEvent | None = None):
+    reference = _series_reference(series, event)
+    return (list(reference.attendees.all()) if reference else []), (reference.body if reference else "")
+
+
+def _comment(event: SyncEvent, default: str) -> str:
+    """The cancellation's comment to attendees: the reason the person gave, if any."""
+    return event.details.get("comment") or event.details.get("reason") or default
 
 
 def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
@@ -501,13 +528,21 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
 
 
 def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
+    """A series-wide change: subject, body, location, attendees and the pattern on the master."""
     if not series.event_id:
         return push_series_create(event, series)
     provider = _provider()
     plan, actor = plan_for(event, series, series.room, provider)
-    body = {"subject": series.subject, "recurrence": payloads.recurrence_for(series),
+    attendees, body_text = _series_attendees(series, event)
+    reference = _series_reference(series, event)
+    body = {"subject": series.subject, "body": payloads.text_body(body_text), "recurrence": payloads.recurrence_for(series),
             "start": payloads.graph_time(series.first_start, series.timezone), "end": payloads.graph_time(series.first_end, series.timezone),
-            "location": payloads.location_for(series.room), "locations": [payloads.location_for(series.room)]}
+            "location": payloads.location_for(series.room), "locations": [payloads.location_for(series.room)],
+            # The meeting keeps its organizer: attendees are worked out against the linked one.
+            "attendees": payloads.attendees_for(
+                room=series.room, requested_for=reference.requested_for if reference else series.requested_for,
+                attendees=attendees, plan=_linked_plan(series, plan),
+            )}
     event.request_payload = body
     client = _client(plan, provider, actor, link_mailbox=series.mailbox)
     updated = _patch_with_if_match(client, series.mailbox, series.event_id, series.change_key, body)
@@ -515,13 +550,36 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
     return _event_summary(updated)
 
 
+def _first_cancelled(event: SyncEvent, series: ReservationSeries) -> Reservation | None:
+    ids = event.details.get("reservation_ids") or []
+    return Reservation.objects.filter(series=series, pk__in=ids).order_by("start", "id").first() if ids else None
+
+
 def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
+    """The service cancels the occurrences that haven't finished. When earlier ones remain (the
+    series has begun), the Outlook series is ended the day before the first cancelled one, so
+    its past stays on people's calendars; otherwise the whole meeting is cancelled."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
     provider = _provider()
     plan, actor = plan_for(event, series, series.room, provider)
     client = _client(plan, provider, actor, link_mailbox=series.mailbox)
-    comment = event.details.get("comment") or "The recurring room reservation was cancelled."
+    first = _first_cancelled(event, series)
+    if first is not None:
+        slot = first.original_start or first.start
+        has_past = series.occurrences.filter(start__lt=first.start).exclude(pk__in=event.details.get("reservation_ids") or []).exclude(
+            state=State.CANCELLED).exists()
+        if has_past:
+            end_date = slot.astimezone(ZoneInfo(series.timezone)).date() - timedelta(days=1)
+            body = {"recurrence": payloads.recurrence_ending(series, end_date)}
+            event.request_payload = body
+            try:
+                updated = _patch_with_if_match(client, series.mailbox, series.event_id, series.change_key, body)
+            except NotFound:
+                return {"note": "meeting already gone"}
+            outcomes.set_change_key(series, updated.get("changeKey", ""))
+            return {"ended_series_on": end_date.isoformat(), **_event_summary(updated)}
+    comment = _comment(event, "The recurring room reservation was cancelled.")
     try:
         client.post(users_path(series.mailbox, "events", series.event_id, "cancel"), json={"Comment": comment})
     except NotFound:
@@ -576,7 +634,7 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
         instance_id = inst["id"]
         Reservation.objects.filter(pk=reservation.pk).update(event_id=instance_id, change_key=inst.get("changeKey", ""))
     if event.type == SyncEvent.Type.DELETE or reservation.state == State.CANCELLED:
-        comment = event.details.get("comment") or "This occurrence was cancelled."
+        comment = _comment(event, "This occurrence was cancelled.")
         try:
             client.post(users_path(series.mailbox, "events", instance_id, "cancel"), json={"Comment": comment})
         except NotFound:

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from calendar_sync import confirm
+from graph_emulator.model import instances
 from reservations import services
-from reservations.models import State, SyncEvent
+from reservations.models import Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
 from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
 from tests.factories import days_ahead
@@ -110,4 +111,75 @@ def last_series_event(series) -> SyncEvent:
     return SyncEvent.objects.filter(series=series).order_by("-pk").first()
 
 
-_ = ALICE, meetings  # used by the tests below
+def master_of(srv, series):
+    [master] = [m for m in meetings(srv, series.mailbox) if m.id == series.event_id]
+    return master
+
+
+# --- 2. series changes and cancels ---------------------------------------------------------------
+
+
+def test_a_series_wide_attendee_change_reaches_the_series_master(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(10, 9),
+                         attendees=[{"email": "bob@contoso.example"}])
+    answers(occurrences(series)[0])
+    first = occurrences(series)[0]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_update(actor=alice, reservation=first, scope="series",
+                                    attendees=[{"email": "carol@contoso.example"}], body="New agenda")
+
+    assert last_series_event(series).state == SyncEvent.State.PROCESSED, last_series_event(series).error
+    series.refresh_from_db()
+    master = master_of(emulator_server, series)
+    invited = {(a["emailAddress"]["address"], a["type"]) for a in master.attendees}
+    assert invited == {(ATLAS, "resource"), ("carol@contoso.example", "required")}
+    assert "New agenda" in master.body["content"]
+    assert master.organizer["address"] == ALICE
+
+
+def test_cancelling_a_series_that_has_not_begun_cancels_the_meeting(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(11, 9))
+    answers(occurrences(series)[0])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=occurrences(series)[0], scope="series", reason="Project ended")
+
+    assert last_series_event(series).state == SyncEvent.State.PROCESSED
+    assert [e["path"].rsplit("/", 1)[-1] for e in emulator.request_log()["entries"] if e["method"] == "POST"][-1] == "cancel"
+    assert meetings(emulator_server, ALICE) == []
+    assert meetings(emulator_server, ATLAS) == []
+
+
+def test_cancelling_the_rest_of_a_series_that_has_begun_ends_it_and_keeps_its_past(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks, monkeypatch):
+    mode("Normal")
+    start = days_ahead(12, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_create(
+            actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Daily stand-up",
+            recurrence=Recurrence(frequency="daily", interval=1, count=4),
+        )
+    series = Reservation.objects.get(start=start).series
+    answers(occurrences(series)[0])
+    # The first two have happened by the time the series is cancelled.
+    rows = occurrences(series)
+    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        cancelled = services.reservation_cancel(actor=alice, reservation=rows[3], scope="series")
+
+    assert sorted(r.pk for r in cancelled) == [rows[2].pk, rows[3].pk]
+    event = last_series_event(series)
+    assert event.state == SyncEvent.State.PROCESSED, event.error
+    log = emulator.request_log()["entries"]
+    assert not [e for e in log if e["method"] == "POST" and e["path"].endswith("/cancel")]
+    series.refresh_from_db()
+    master = master_of(emulator_server, series)  # still there: the past stays on people's calendars
+    local_day_of_second = rows[1].start.astimezone(atlas.building.tzinfo).date()
+    assert master.recurrence["range"]["type"] == "endDate"
+    assert master.recurrence["range"]["endDate"] == local_day_of_second.isoformat()
+    assert master.recurrence["pattern"]["type"] == "daily"
+    window = (rows[0].start - dt.timedelta(days=1), rows[3].end + dt.timedelta(days=1))
+    assert [i.start for i in instances(master, *window)] == [rows[0].start, rows[1].start]
