@@ -59,7 +59,8 @@ def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
     if not full:
         cache.delete(QUEUED_PREFIX + mailbox)  # a notification from now on queues the next pull
     try:
-        result = delta.pull_mailbox(mailbox, full=full)
+        # Inline (eager) runs can't come back later: they wait for the mailbox instead.
+        result = delta.pull_mailbox(mailbox, full=full, wait=30 if _eager() else 0)
     except delta.MailboxBusy:
         if _eager():
             return {"busy": True}
