@@ -51,7 +51,6 @@ from reservations.models import (
     Kind,
     Origin,
     Reservation,
-    ReservationSeries,
     Source,
     State,
     SyncEvent,
@@ -564,6 +563,3 @@ def _mark_removed(ctx: Context, event_id: str, row: RoomEvent | None, *, outcome
     else:
         RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id=event_id).update(removed_at=ctx.now, outcome=outcome)
 
-
-def series_ical_uids(room: Room) -> set[str]:  # pragma: no cover - helper for admin/debugging
-    return set(ReservationSeries.objects.filter(room=room).exclude(ical_uid="").values_list("ical_uid", flat=True))
