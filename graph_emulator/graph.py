@@ -175,11 +175,12 @@ class Graph:
         ctx = self.ctx
         throttle_key = None
         resp: GResp
-        app_id = None
+        app_id = user_upn = None
         try:
             try:
                 req.claims = ctx.tokens.validate(req.headers.get("Authorization"))
                 app_id = req.claims.get("appid")
+                user_upn = req.claims.get("upn") if req.claims.get("idtyp") == "user" else None
                 auth_error = None
             except GraphError as e:
                 auth_error = e
@@ -208,7 +209,7 @@ class Graph:
             resp = GResp(e.status, error_body(e, req), dict(e.headers))
         except DropConnection:
             ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id, 0,
-                                (time.perf_counter() - started) * 1000, req.batch)
+                                (time.perf_counter() - started) * 1000, req.batch, user=user_upn)
             raise
         finally:
             if throttle_key is not None:
@@ -217,7 +218,7 @@ class Graph:
         resp.headers.setdefault("client-request-id", req.headers.get("client-request-id") or req.request_id)
         resp.headers.setdefault("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU"}}')
         ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id,
-                            resp.status, (time.perf_counter() - started) * 1000, req.batch)
+                            resp.status, (time.perf_counter() - started) * 1000, req.batch, user=user_upn)
         return resp
 
     def _target_mailbox(self, req: GReq) -> User | None:

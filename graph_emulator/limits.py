@@ -160,12 +160,13 @@ class RequestLog:
         self.entries.clear()
 
     def record(self, method: str, path: str, mailbox: str | None, app: str | None, status: int,
-               duration_ms: float, batch: bool = False) -> None:
+               duration_ms: float, batch: bool = False, user: str | None = None) -> None:
+        """``user``: the signed-in user of a delegated token (None for app-only tokens)."""
         self.seq += 1
         self.entries.append({
             "seq": self.seq, "time": time.time(), "method": method, "path": path,
-            "endpoint": f"{method} {path_template(path)}", "mailbox": mailbox, "app": app, "status": status,
-            "duration_ms": round(duration_ms, 3), "batch": batch,
+            "endpoint": f"{method} {path_template(path)}", "mailbox": mailbox, "app": app, "user": user,
+            "status": status, "duration_ms": round(duration_ms, 3), "batch": batch,
         })
 
     def query(self, since: float | None = None, limit: int = 1000, throttle: Throttle | None = None) -> dict:

@@ -297,6 +297,12 @@ def _cache_attendees(reservation: Reservation, attendees: list[Attendee]) -> Non
     reservation._prefetched_objects_cache = {"attendees": cached}
 
 
+def _channel(actor: AbstractBaseUser | None, source: str, subsource: str) -> dict[str, Any]:
+    """Who acted and through which channel, for the sync worker: Exchange is written with the
+    credential of *this* change (SPEC §3), not of the reservation's original booking."""
+    return {"actor_id": actor.pk if actor is not None else None, "source": source, "subsource": subsource, "system": actor is None}
+
+
 def _attendee_rows(reservation: Reservation, attendees: list[dict]) -> list[Attendee]:
     return [Attendee(reservation=reservation, **attendee) for attendee in attendees]
 
@@ -425,7 +431,7 @@ def _create_rows(
     if series is not None:
         first.series = series
     if room.is_synced and not from_exchange:
-        details = {"scope": "series" if series else "occurrence", "reservation_ids": [row.pk for row in rows]}
+        details = {"scope": "series" if series else "occurrence", "reservation_ids": [row.pk for row in rows], **_channel(actor, source, subsource)}
         sync_event_record(type="create", reservation=None if series else first, series=series, details=details)
     return first
 
@@ -611,7 +617,7 @@ def _update_rows(
             row.attendees.all().delete()
             Attendee.objects.bulk_create(_attendee_rows(row, attendees))
     if not from_exchange:
-        _record_updates(plans=plans, scope=scope, series=target.series)
+        _record_updates(plans=plans, scope=scope, series=target.series, channel=_channel(actor, source, subsource))
     if scope == "series" and target.series is not None:
         series_fields = [f for f in ("subject", "room") if f in plans[0][2]]
         for field in series_fields:
@@ -626,9 +632,9 @@ def _needs_sync(row: Reservation, previous_room: Room | None = None) -> bool:
     return row.room.is_synced or bool(row.event_id) or bool(previous_room and previous_room.is_synced)
 
 
-def _record_updates(*, plans, scope, series) -> None:
+def _record_updates(*, plans, scope, series, channel: dict[str, Any]) -> None:
     def details_of(changes: dict) -> dict:
-        details: dict[str, Any] = {"scope": scope, "fields": sorted(changes)}
+        details: dict[str, Any] = {"scope": scope, "fields": sorted(changes), **channel}
         if "room" in changes:
             details["previous_room_id"] = changes["room"][0].pk
         if "start" in changes or "end" in changes:
@@ -729,16 +735,17 @@ def _cancel_rows(*, actor, ids, series_id, source, subsource, reason, from_excha
     for row in to_cancel:
         row.state, row.cancelled_at, row.state_reason = State.CANCELLED, now, reason
     if not from_exchange:
+        channel = _channel(actor, source, subsource)
         synced = [row for row in to_cancel if _needs_sync(row)]
         if series_id is not None and synced:
             Reservation.objects.filter(pk__in=[r.pk for r in synced]).update(sync_state=SyncState.PENDING)
             sync_event_record(
                 type="delete", series=synced[0].series,
-                details={"scope": "series", "reason": reason, "reservation_ids": [r.pk for r in synced]},
+                details={"scope": "series", "reason": reason, "reservation_ids": [r.pk for r in synced], **channel},
             )
         else:
             for row in synced:
-                sync_event_record(type="delete", reservation=row, series=row.series, details={"scope": "occurrence", "reason": reason})
+                sync_event_record(type="delete", reservation=row, series=row.series, details={"scope": "occurrence", "reason": reason, **channel})
     return to_cancel
 
 
