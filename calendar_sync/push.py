@@ -518,9 +518,7 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
                 mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox)
     outcomes.link_exchange(series, **link)
     # Occurrences share the meeting's home; their own instance ids are looked up when one changes.
-    Reservation.objects.filter(series=series).update(
-        mailbox=plan.mailbox.lower(), organizer=plan.organizer.lower(), sync_mailbox=plan.sync_mailbox, ical_uid=link["ical_uid"],
-    )
+    outcomes.link_occurrences(series, ical_uid=link["ical_uid"], mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox)
     for reservation in Reservation.objects.filter(series=series, state=State.AWAITING_CONFIRMATION).select_related("room"):
         reservation.organizer = plan.organizer
         apply_room_answer(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
@@ -632,7 +630,7 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
                 return {"note": "occurrence not found (already cancelled)"}
             raise NotFound(404, "ErrorItemNotFound", "The occurrence was not found in the series.")
         instance_id = inst["id"]
-        Reservation.objects.filter(pk=reservation.pk).update(event_id=instance_id, change_key=inst.get("changeKey", ""))
+        outcomes.link_instance(reservation, event_id=instance_id, change_key=inst.get("changeKey", ""))
     if event.type == SyncEvent.Type.DELETE or reservation.state == State.CANCELLED:
         comment = _comment(event, "This occurrence was cancelled.")
         try:
@@ -643,7 +641,7 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
     body = payloads.occurrence_patch(reservation, tz_name=_tz(reservation.room))
     event.request_payload = body
     updated = client.patch(users_path(series.mailbox, "events", instance_id), json=body)
-    Reservation.objects.filter(pk=reservation.pk).update(change_key=(updated or {}).get("changeKey", ""))
+    outcomes.set_change_key(reservation, (updated or {}).get("changeKey", ""))
     return _event_summary(updated)
 
 

@@ -23,7 +23,8 @@ on a pre-check. On SQLite the service checks first inside its IMMEDIATE (write-
 locked) transaction, which serializes writers.
 
 The small ``reservation_mark_*`` / ``reservation_link_exchange`` /
-``reservation_set_sync_state`` services serve the sync worker. They use a plain
+``reservation_unlink_exchange`` / ``series_link_*`` / ``reservation_set_sync_state``
+services serve the sync worker. They use a plain
 (non-durable) ``transaction.atomic``: called outside a transaction each is its
 own transaction; called inside the worker's transaction they join it. Each is a
 conditional UPDATE and returns whether a row changed, so a redelivered task is
@@ -799,6 +800,34 @@ def reservation_link_exchange(
     """Store where the meeting lives in Exchange (after a create or update). Empty values keep what is stored."""
     values = {"event_id": event_id, "change_key": change_key, "ical_uid": ical_uid, "mailbox": mailbox, "organizer": organizer, "sync_mailbox": sync_mailbox}
     return _conditional_update(reservation, from_states=None, **{k: v for k, v in values.items() if v})
+
+
+@transaction.atomic
+def reservation_unlink_exchange(*, reservation: Reservation) -> bool:
+    """Forget the reservation's meeting (its old meeting was cancelled and a new one is about to
+    be created, e.g. a room change with room organizers). ``reservation_link_exchange`` keeps
+    stored values for empty arguments, so it can't do this. The origin is kept."""
+    values = {"event_id": "", "change_key": "", "ical_uid": "", "mailbox": "", "organizer": "", "sync_mailbox": ""}
+    return _conditional_update(reservation, from_states=None, **values)
+
+
+@transaction.atomic
+def series_link_occurrences(
+    *,
+    series: ReservationSeries,
+    ical_uid: str = "",
+    mailbox: str = "",
+    organizer: str = "",
+    sync_mailbox: str = "",
+) -> int:
+    """Where the series' meeting lives, on every occurrence at once (after the series' create).
+    Occurrences keep their own event ids: each gets one when it is changed alone. Empty values
+    keep what is stored. Returns the number of occurrences written."""
+    values = {"ical_uid": ical_uid, "mailbox": mailbox, "organizer": organizer, "sync_mailbox": sync_mailbox}
+    values = {k: v for k, v in values.items() if v}
+    if not values:
+        return 0
+    return Reservation.objects.filter(series=series).update(updated_at=_now(), **values)
 
 
 @transaction.atomic
