@@ -442,6 +442,37 @@ def _linked_plan(reservation: Reservation, plan: SyncPlan) -> SyncPlan:
 # 3c. cancel -------------------------------------------------------------------------------
 
 
+def keeps_meeting(event: SyncEvent, reservations) -> bool:
+    """The person unticked "also cancel the meeting on people's calendars", and the product may
+    choose for these reservations (not a room-organizer meeting, not one created in Outlook:
+    the same rule the portal used to offer the choice)."""
+    from reservations import rules
+
+    return event.details.get("cancel_meeting", True) is False and rules.offer_cancel_meeting_choice(reservations)
+
+
+def release_room_payload(target, plan: SyncPlan, *, attendees, requested_for) -> dict:
+    """The meeting without its room: the room leaves the attendees (Exchange tells it, and it
+    frees its calendar) and the location is cleared; everyone else keeps the meeting."""
+    room_mailbox = (target.room.mailbox or "").lower()
+    kept = [
+        a for a in payloads.attendees_for(room=target.room, requested_for=requested_for, attendees=attendees, plan=_linked_plan(target, plan))
+        if (a["emailAddress"]["address"] or "").lower() != room_mailbox
+    ]
+    return {"attendees": kept, "location": {"displayName": "", "locationType": "default"}, "locations": []}
+
+
+def _release_room(event: SyncEvent, reservation: Reservation, client: GraphClient, plan: SyncPlan) -> dict:
+    body = release_room_payload(reservation, plan, attendees=list(reservation.attendees.all()), requested_for=reservation.requested_for)
+    event.request_payload = body
+    try:
+        updated = _patch_with_if_match(client, reservation.mailbox, reservation.event_id, reservation.change_key, body)
+    except NotFound:
+        return {"note": "meeting already gone"}
+    outcomes.set_change_key(reservation, updated.get("changeKey", ""))
+    return {"released_room": reservation.event_id, **_event_summary(updated)}
+
+
 def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
     if not reservation.event_id and reservation.origin != Origin.EXCHANGE:
         return {"note": "no meeting in Exchange"}
@@ -451,6 +482,8 @@ def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
         return _room_declines(reservation, provider, comment)
     plan, actor = plan_for(event, reservation, reservation.room, provider)
     client = _client(plan, provider, actor, link_mailbox=reservation.mailbox)
+    if keeps_meeting(event, [reservation]):
+        return _release_room(event, reservation, client, plan)
     try:
         client.post(users_path(reservation.mailbox, "events", reservation.event_id, "cancel"), json={"Comment": comment})
     except NotFound:
@@ -563,6 +596,19 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
     plan, actor = plan_for(event, series, series.room, provider)
     client = _client(plan, provider, actor, link_mailbox=series.mailbox)
     first = _first_cancelled(event, series)
+    if first is not None and keeps_meeting(event, list(
+            Reservation.objects.filter(series=series, pk__in=event.details.get("reservation_ids") or []).select_related("room"))):
+        # The meeting stays on people's calendars; the room leaves the whole series (Graph can't
+        # drop an attendee from part of a series without splitting it).
+        attendees, _text = _series_attendees(series, event)
+        body = release_room_payload(series, plan, attendees=attendees, requested_for=series.requested_for)
+        event.request_payload = body
+        try:
+            updated = _patch_with_if_match(client, series.mailbox, series.event_id, series.change_key, body)
+        except NotFound:
+            return {"note": "meeting already gone"}
+        outcomes.set_change_key(series, updated.get("changeKey", ""))
+        return {"released_room": series.event_id, **_event_summary(updated)}
     if first is not None:
         slot = first.original_start or first.start
         has_past = series.occurrences.filter(start__lt=first.start).exclude(pk__in=event.details.get("reservation_ids") or []).exclude(
@@ -631,6 +677,15 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
             raise NotFound(404, "ErrorItemNotFound", "The occurrence was not found in the series.")
         instance_id = inst["id"]
         outcomes.link_instance(reservation, event_id=instance_id, change_key=inst.get("changeKey", ""))
+    if event.type == SyncEvent.Type.DELETE and keeps_meeting(event, [reservation]):
+        body = release_room_payload(series, plan, attendees=list(reservation.attendees.all()), requested_for=reservation.requested_for)
+        event.request_payload = body
+        try:
+            updated = client.patch(users_path(series.mailbox, "events", instance_id), json=body)
+        except NotFound:
+            return {"note": "occurrence already gone"}
+        outcomes.set_change_key(reservation, (updated or {}).get("changeKey", ""))
+        return {"released_room_of_occurrence": instance_id}
     if event.type == SyncEvent.Type.DELETE or reservation.state == State.CANCELLED:
         comment = _comment(event, "This occurrence was cancelled.")
         try:

@@ -673,10 +673,17 @@ def reservation_cancel(
     subsource: str = "",
     reason: str = "",
     from_exchange: bool = False,
+    cancel_meeting: bool = True,
 ) -> list[Reservation]:
     """Cancel one reservation, or with ``scope="series"`` every active occurrence
     of its series that has not finished. Cancelling a cancelled reservation is a
-    no-op (safe to retry). Returns the rows now cancelled."""
+    no-op (safe to retry). Returns the rows now cancelled.
+
+    ``cancel_meeting=False`` ("also cancel the meeting on people's calendars" unticked):
+    the meeting stays on people's calendars and only the room is released. It applies
+    where the product can choose (``rules.offer_cancel_meeting_choice``): a meeting the
+    room organizes is cancelled with the reservation, and one created in Outlook is
+    declined by the room, whatever is passed."""
     if scope not in SERIES_SCOPES:
         raise InvalidReservation("Scope must be 'occurrence' or 'series'.", extra={"scope": [f"Choose one of {', '.join(SERIES_SCOPES)}."]})
     if scope == "series" and reservation.series_id is None:
@@ -684,7 +691,7 @@ def reservation_cancel(
     with transaction.atomic(durable=True):
         return _cancel_rows(
             actor=actor, ids=[reservation.pk], series_id=reservation.series_id if scope == "series" else None,
-            source=source, subsource=subsource, reason=reason, from_exchange=from_exchange,
+            source=source, subsource=subsource, reason=reason, from_exchange=from_exchange, cancel_meeting=cancel_meeting,
         )
 
 
@@ -696,16 +703,21 @@ def reservation_cancel_many(
     subsource: str = "",
     reason: str = "",
     from_exchange: bool = False,
+    cancel_meeting: bool = True,
 ) -> list[Reservation]:
-    """Multi-select cancel: all of them or, when any one is refused, none."""
+    """Multi-select cancel: all of them or, when any one is refused, none.
+    ``cancel_meeting`` as for ``reservation_cancel``."""
     ids = sorted({r.pk for r in reservations})
     if not ids:
         raise InvalidReservation("Choose at least one reservation to cancel.", extra={"ids": ["This list may not be empty."]})
     with transaction.atomic(durable=True):
-        return _cancel_rows(actor=actor, ids=ids, series_id=None, source=source, subsource=subsource, reason=reason, from_exchange=from_exchange)
+        return _cancel_rows(
+            actor=actor, ids=ids, series_id=None, source=source, subsource=subsource, reason=reason, from_exchange=from_exchange,
+            cancel_meeting=cancel_meeting,
+        )
 
 
-def _cancel_rows(*, actor, ids, series_id, source, subsource, reason, from_exchange) -> list[Reservation]:
+def _cancel_rows(*, actor, ids, series_id, source, subsource, reason, from_exchange, cancel_meeting) -> list[Reservation]:
     if len(reason) > REASON_MAX_LENGTH:
         raise InvalidReservation(f"The reason is limited to {REASON_MAX_LENGTH} characters.", extra={"reason": ["Too long."]})
     now = _now()
@@ -736,7 +748,7 @@ def _cancel_rows(*, actor, ids, series_id, source, subsource, reason, from_excha
     for row in to_cancel:
         row.state, row.cancelled_at, row.state_reason = State.CANCELLED, now, reason
     if not from_exchange:
-        channel = _channel(actor, source, subsource)
+        channel = {**_channel(actor, source, subsource), "cancel_meeting": bool(cancel_meeting)}
         synced = [row for row in to_cancel if _needs_sync(row)]
         if series_id is not None and synced:
             Reservation.objects.filter(pk__in=[r.pk for r in synced]).update(sync_state=SyncState.PENDING)

@@ -8,7 +8,6 @@ hidden or disabled with their reason.
 """
 
 import datetime as dt
-import inspect
 import zoneinfo
 from urllib.parse import urlencode
 
@@ -259,10 +258,11 @@ def _state_word(reservation: Reservation) -> str:
 
 
 def _cancel_kwargs(form: CancelForm, offered: bool) -> dict:
-    """The service's arguments. "Also cancel the meeting" is passed only where it was offered and
-    the service knows the choice (see the portal report: ``cancel_meeting`` on reservation_cancel)."""
+    """The service's arguments. "Also cancel the meeting on people's calendars" is passed only
+    where it was offered (an unticked box is ``cancel_meeting=False``); elsewhere the service's
+    default applies and the rules decide what happens to the meeting."""
     kwargs = {"reason": form.cleaned_data.get("reason") or ""}
-    if offered and "cancel_meeting" in inspect.signature(services.reservation_cancel).parameters:
+    if offered:
         kwargs["cancel_meeting"] = bool(form.cleaned_data.get("cancel_meeting"))
     return kwargs
 

@@ -1,0 +1,213 @@
+""""Also cancel the meeting on people's calendars" (SPEC §3), against the emulator.
+
+Unticked, the meeting stays on people's calendars and only the room is released: the
+room leaves the attendees and the location. Meetings the room organizes are cancelled,
+and meetings created in Outlook are declined by the room, whatever was chosen (the
+portal doesn't offer the choice there)."""
+
+import datetime as dt
+import time
+
+import pytest
+from django.urls import reverse
+
+from reservations import services
+from reservations.models import Origin, Reservation, State, SyncEvent
+from reservations.recurrence import Recurrence
+from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
+from tests.factories import days_ahead
+
+pytestmark = pytest.mark.django_db
+
+ATLAS = "atlas@contoso.example"
+
+
+def book(capture, *, actor, room, start, **kw):
+    with capture(execute=True):
+        r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=1), subject="Planning", **kw)
+    r.refresh_from_db()
+    return r
+
+
+def graph_writes(emulator) -> list[str]:
+    """The last path segment of each write Graph carried out ("cancel", "decline", an event id...)."""
+    return [e["path"].rsplit("/", 1)[-1] for e in emulator.request_log()["entries"]
+            if e["method"] in ("POST", "PATCH") and e["status"] < 400 and not e["path"].endswith("/token")]
+
+
+def without_the_room(meeting) -> bool:
+    return (ATLAS not in [a["emailAddress"]["address"] for a in meeting.attendees]
+            and not (meeting.location or {}).get("displayName") and not meeting.locations)
+
+
+def test_unticked_the_meeting_stays_on_peoples_calendars_and_only_the_room_is_released(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 10),
+                     attendees=[{"email": "bob@contoso.example"}]))
+    assert len(meetings(emulator_server, ATLAS)) == 1
+    emulator.clear_request_log()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=r, cancel_meeting=False)
+
+    r.refresh_from_db()
+    event = r.sync_events.order_by("-pk").first()
+    assert event.details["cancel_meeting"] is False and event.state == SyncEvent.State.PROCESSED, event.error
+    assert r.state == State.CANCELLED
+    [meeting] = meetings(emulator_server, ALICE)
+    assert meeting.id == r.event_id and without_the_room(meeting)
+    assert [a["emailAddress"]["address"] for a in meeting.attendees] == ["bob@contoso.example"]
+    [bobs] = meetings(emulator_server, "bob@contoso.example")  # still on bob's calendar
+    assert not bobs.is_cancelled
+    time.sleep(0.3)
+    assert meetings(emulator_server, ATLAS) == []  # the room is free again
+    assert graph_writes(emulator) == [r.event_id]  # one PATCH, no cancel
+
+
+def test_ticked_or_by_default_the_meeting_is_cancelled(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 13)))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=r)
+    assert r.sync_events.order_by("-pk").first().details["cancel_meeting"] is True
+    assert meetings(emulator_server, ALICE) == []
+    assert graph_writes(emulator)[-1] == "cancel"
+
+
+def test_a_meeting_the_room_organizes_is_cancelled_whatever_was_chosen(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Strict")
+    provider.rooms_organize_own_meetings = True
+    provider.save()
+    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 15))
+    assert r.organizer == ATLAS
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=r, cancel_meeting=False)
+
+    assert meetings(emulator_server, ATLAS) == []
+    assert graph_writes(emulator)[-1] == "cancel"
+
+
+def test_a_meeting_created_in_outlook_is_declined_by_the_room_whatever_was_chosen(provider, mode, emulator, emulator_server, alice, bob, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    start = days_ahead(4, 11)
+    utc = start.astimezone(dt.UTC).replace(tzinfo=None)
+    emulator.create_event_as("bob@contoso.example", {
+        "subject": "Bob's Outlook meeting", "start": {"dateTime": utc.isoformat(), "timeZone": "UTC"},
+        "end": {"dateTime": (utc + dt.timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": ATLAS}, "type": "resource"}],
+    })
+    time.sleep(0.3)
+    [copy] = meetings(emulator_server, ATLAS)
+    r = services.reservation_create(
+        actor=None, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Bob's Outlook meeting",
+        requested_for=bob, source="outlook", from_exchange=True,
+        exchange=services.ExchangeIds(event_id=copy.id, change_key=copy.change_key, ical_uid=copy.ical_uid, mailbox=ATLAS,
+                                      organizer="bob@contoso.example", sync_mailbox="other"),
+    )
+    assert r.origin == Origin.EXCHANGE
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=bob, reservation=r, cancel_meeting=False)
+
+    assert graph_writes(emulator)[-1] == "decline"
+    [organizer_copy] = meetings(emulator_server, "bob@contoso.example")
+    assert [a["status"]["response"] for a in organizer_copy.attendees] == ["declined"]
+
+
+def test_unticked_for_a_series_the_series_stays_without_the_room(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    start = days_ahead(7, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Weekly",
+                                            recurrence=Recurrence(frequency="weekly", interval=1, count=3))
+    series = first.series
+    answers(first)
+    emulator.clear_request_log()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=first, scope="series", cancel_meeting=False)
+
+    series.refresh_from_db()
+    assert {r.state for r in series.occurrences.all()} == {State.CANCELLED}
+    [master] = meetings(emulator_server, ALICE)
+    assert master.id == series.event_id and master.recurrence and without_the_room(master)
+    assert graph_writes(emulator) == [series.event_id]
+
+
+def test_unticked_for_one_occurrence_only_that_occurrence_loses_the_room(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    start = days_ahead(7, 14)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Weekly",
+                                            recurrence=Recurrence(frequency="weekly", interval=1, count=3))
+    series = first.series
+    answers(first)
+    second = series.occurrences.order_by("start")[1]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=second, cancel_meeting=False)
+
+    second.refresh_from_db()
+    event = second.sync_events.order_by("-pk").first()
+    assert event.state == SyncEvent.State.PROCESSED, event.error
+    assert "released_room_of_occurrence" in event.response
+    [master] = meetings(emulator_server, ALICE)
+    assert master.cancelled_dates == []  # the occurrence is still on people's calendars
+    [override] = master.exceptions.values()
+    assert ATLAS not in [a["emailAddress"]["address"] for a in override["attendees"]]
+    assert ATLAS in [a["emailAddress"]["address"] for a in master.attendees]  # the other occurrences keep it
+
+
+# --- through the portal's cancel dialogs -----------------------------------------------------------
+
+
+@pytest.fixture
+def alice_portal(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_the_portal_dialog_unticked_keeps_the_meeting_and_releases_the_room(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 10)))
+    html = alice_portal.get(reverse("portal:cancel", args=[r.pk])).content.decode()
+    assert 'name="cancel_meeting"' in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_portal.post(reverse("portal:cancel", args=[r.pk]), {"reason": "Room not needed"})  # box unticked
+    assert response.status_code == 302
+
+    r.refresh_from_db()
+    assert r.state == State.CANCELLED
+    [meeting] = meetings(emulator_server, ALICE)
+    assert without_the_room(meeting)
+
+
+def test_the_portal_multi_select_dialog_passes_the_choice(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    kept = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 13)))
+    also = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 15)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_portal.post(reverse("portal:cancel_selected"), {"ids": [kept.pk, also.pk], "confirm": "1"})
+    assert response.status_code == 302
+
+    assert {r.state for r in Reservation.objects.filter(pk__in=[kept.pk, also.pk])} == {State.CANCELLED}
+    remaining = meetings(emulator_server, ALICE)
+    assert len(remaining) == 2 and all(without_the_room(m) for m in remaining)
+
+
+def test_where_the_portal_does_not_offer_the_choice_the_meeting_is_cancelled(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, django_capture_on_commit_callbacks):
+    mode("Strict")
+    provider.rooms_organize_own_meetings = True
+    provider.save()
+    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 16))
+    html = alice_portal.get(reverse("portal:cancel", args=[r.pk])).content.decode()
+    assert 'name="cancel_meeting"' not in html
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_portal.post(reverse("portal:cancel", args=[r.pk]), {})
+
+    assert r.sync_events.order_by("-pk").first().details["cancel_meeting"] is True
+    assert meetings(emulator_server, ATLAS) == []
