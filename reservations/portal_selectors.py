@@ -96,24 +96,7 @@ def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QueryS
     )
 
 
-def _capability_key(reservation: Reservation) -> tuple:
-    """Everything ``rules.ui_capabilities`` reads of a reservation: rows with equal keys get equal answers."""
-    room = reservation.room
-    return (
-        room.pk, reservation.origin, reservation.sync_mailbox, reservation.mailbox, reservation.organizer,
-        reservation.requested_for_id, reservation.requested_by_id, reservation.source, reservation.subsource,
-        reservation.kind, reservation.state,
-    )
-
-
 def capabilities_for(*, actor: AbstractBaseUser, reservations: Iterable[Reservation]) -> dict[int, dict]:
-    """{reservation id: rules.ui_capabilities(...)} computed once per distinct kind of row
-    (the rules look up the provider and the actor's Outlook connection each time)."""
-    by_key: dict[tuple, dict] = {}
-    result = {}
-    for row in reservations:
-        key = _capability_key(row)
-        if key not in by_key:
-            by_key[key] = rules.ui_capabilities(actor, reservation=row)
-        result[row.pk] = by_key[key]
-    return result
+    """{reservation id: capabilities} for a page of rows: ``rules.ui_capabilities_many`` looks up
+    the provider, the mode and the actor's Outlook connection once, however many rows and rooms."""
+    return rules.ui_capabilities_many(actor, reservations)

@@ -20,7 +20,11 @@ restricted. Series are checked per occurrence.
 | room_organizer_multi_room    | Strict + rooms organize | a reservation spanning several rooms with mailboxes    |
 """
 
+from collections.abc import Iterable
+from functools import cached_property
+
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import prefetch_related_objects
 
 from exchange_auth import credentials, properties
 from exchange_auth.modes import Mode, PlanError, is_user_triggered, plan_sync
@@ -41,6 +45,39 @@ MEETING_FIELDS = {
 CHANNEL_NAMES = "the portal, quick reservation, the mobile app or the event planner"
 
 
+class Lookups:
+    """What the rules read besides the reservation: the sync mode, the active provider and the
+    actor's Outlook connection. Each is looked up at most once, and only when a rule needs it,
+    so one check costs what it did and a page of many reservations costs the same as one."""
+
+    def __init__(self, actor=None):
+        self.actor = actor
+
+    @cached_property
+    def mode(self) -> Mode:
+        return properties.sync_mode()
+
+    @cached_property
+    def provider(self):
+        return active_provider()
+
+    @cached_property
+    def has_token(self) -> bool:
+        return credentials.has_personal_token(self.actor, self.provider)
+
+    @cached_property
+    def needs_reconnect(self) -> bool:
+        return self.provider is not None and self.provider.personal_tokens.filter(user=self.actor, needs_reconnect=True).exists()
+
+    @cached_property
+    def blocker_user(self) -> str:
+        return properties.get(properties.BLOCKER_USER) or ""
+
+    @property
+    def rooms_organize(self) -> bool:
+        return bool(self.provider and self.provider.rooms_organize_own_meetings)
+
+
 # --- the checks the services call --------------------------------------------------------
 
 
@@ -48,12 +85,13 @@ def check_create(*, actor, requested_for, room, kind: str, source: str, subsourc
     """May ``actor`` create a reservation of ``kind`` in ``room`` for ``requested_for``?"""
     if actor is None:
         return
-    mode = properties.sync_mode()
+    lookups = Lookups(actor)
+    mode = lookups.mode
     violation = (
-        _multi_room_violation(mode, room, rooms_count)
+        _multi_room_violation(lookups, room, rooms_count)
         or _group_violation(mode, room, kind)
         or _on_behalf_violation(mode, room, actor, requested_for, kind)
-        or _create_connection_violation(mode, room, actor, kind, source, subsource)
+        or _create_connection_violation(lookups, room, kind, source, subsource)
     )
     if violation:
         raise violation
@@ -73,11 +111,11 @@ def check_update(*, actor, reservation, source: str, subsource: str, changes: di
                 f"(or cancel the reservation). Not changed: {', '.join(differences)}.",
                 differences=differences,
             )
-    mode = properties.sync_mode()
-    violation = _mailbox_violation(mode, actor, reservation, source, subsource, action="change")
+    lookups = Lookups(actor)
+    violation = _mailbox_violation(lookups, reservation, source, subsource, action="change")
     if violation is None and "room" in changes:
         new_room = changes["room"][1]
-        violation = _group_violation(mode, new_room, reservation.kind)
+        violation = _group_violation(lookups.mode, new_room, reservation.kind)
     if violation:
         raise violation
 
@@ -87,7 +125,7 @@ def check_cancel(*, actor, reservation, source: str, subsource: str) -> None:
     (the room declines it)."""
     if actor is None or reservation.origin == Origin.EXCHANGE:
         return
-    violation = _mailbox_violation(properties.sync_mode(), actor, reservation, source, subsource, action="cancel")
+    violation = _mailbox_violation(Lookups(actor), reservation, source, subsource, action="cancel")
     if violation:
         raise violation
 
@@ -98,7 +136,27 @@ def check_cancel(*, actor, reservation, source: str, subsource: str) -> None:
 def ui_capabilities(actor, room=None, reservation=None, *, source: str = "portal") -> dict:
     """Which actions the portal offers ``actor`` for ``room`` (booking) or ``reservation``
     (change, cancel), and why not. Same rules as the checks above."""
-    mode = properties.sync_mode()
+    return _capabilities(Lookups(actor), room, reservation, source=source)
+
+
+def ui_capabilities_many(actor, reservations: Iterable, *, source: str = "portal") -> dict[int, dict]:
+    """{reservation id: ui_capabilities(actor, reservation=...)} for a page of reservations, with
+    the provider, the mode and the actor's Outlook connection looked up once: the cost doesn't
+    grow with the number of rows or of distinct rooms. Rows should come with their room's
+    building and their requested-by/for users (``selectors.reservation_queryset``)."""
+    rows = list(reservations)
+    lookups = Lookups(actor)
+    # Rows whose meeting hasn't been placed yet are placed by the mode table, which asks
+    # whether the requested-for person has a mailbox: their profiles, in one query.
+    unplaced = [row for row in rows if not row.sync_mailbox and row.room.is_synced]
+    if unplaced:
+        prefetch_related_objects([row.requested_for for row in unplaced], "profile")
+    return {row.pk: _capabilities(lookups, None, row, source=source) for row in rows}
+
+
+def _capabilities(lookups: Lookups, room, reservation, *, source: str) -> dict:
+    actor = lookups.actor
+    mode = lookups.mode
     room = room if room is not None else getattr(reservation, "room", None)
     caps = {
         "mode": mode.value,
@@ -117,32 +175,32 @@ def ui_capabilities(actor, room=None, reservation=None, *, source: str = "portal
         group = _group_violation(mode, room, Kind.GROUP)
         if group and caps["can_group"]:
             caps.update(can_group=False, group_reason=group.message)
-        connection = _create_connection_violation(mode, room, actor, Kind.STANDARD, source, "")
+        connection = _create_connection_violation(lookups, room, Kind.STANDARD, source, "")
         if connection:
             caps.update(outlook_connection_required=True, outlook_reason=connection.message)
     if reservation is not None:
         if reservation.origin == Origin.EXCHANGE:
             caps.update(can_edit=False, edit_reason="This meeting was created in Outlook: change it in Outlook.")
         else:
-            edit = _mailbox_violation(mode, actor, reservation, source, "", action="change")
+            edit = _mailbox_violation(lookups, reservation, source, "", action="change")
             if edit:
                 caps.update(can_edit=False, edit_reason=edit.message)
         if reservation.origin != Origin.EXCHANGE:
-            cancel = _mailbox_violation(mode, actor, reservation, source, "", action="cancel")
+            cancel = _mailbox_violation(lookups, reservation, source, "", action="cancel")
             if cancel:
                 caps.update(can_cancel=False, cancel_reason=cancel.message)
-        caps["offer_cancel_meeting_choice"] = _product_can_choose_on_cancel(mode, reservation)
+        caps["offer_cancel_meeting_choice"] = _product_can_choose_on_cancel(lookups, reservation)
     elif room is not None:
-        caps["offer_cancel_meeting_choice"] = room.is_synced and not _room_organizes(mode, room)
+        caps["offer_cancel_meeting_choice"] = room.is_synced and not _room_organizes(lookups, room)
     return caps
 
 
 def offer_cancel_meeting_choice(reservations) -> bool:
     """For a multi-select or recurring cancel dialog: offer "also cancel the meeting on
     people's calendars" only when the product can choose for every selected reservation."""
-    mode = properties.sync_mode()
+    lookups = Lookups()
     rows = list(reservations)
-    return bool(rows) and all(_product_can_choose_on_cancel(mode, row) for row in rows)
+    return bool(rows) and all(_product_can_choose_on_cancel(lookups, row) for row in rows)
 
 
 def meeting_differences(reservation, changes: dict) -> dict:
@@ -191,21 +249,20 @@ def _group_violation(mode, room, kind) -> RuleViolation | None:
     )
 
 
-def _create_connection_violation(mode, room, actor, kind, source, subsource) -> RuleViolation | None:
+def _create_connection_violation(lookups: Lookups, room, kind, source, subsource) -> RuleViolation | None:
     """Personal mode: booking a synced room in person writes to the employee's own calendar with
     their own token; without one it could never sync, and no other identity may stand in."""
-    if mode is not Mode.PERSONAL or not room.is_synced or kind == Kind.BLOCKER:
+    if lookups.mode is not Mode.PERSONAL or not room.is_synced or kind == Kind.BLOCKER:
         return None
     if not is_user_triggered(source=source, subsource=subsource):
         return None
-    return _connection_violation(actor)
+    return _connection_violation(lookups)
 
 
-def _connection_violation(actor) -> RuleViolation | None:
-    provider = active_provider()
-    if credentials.has_personal_token(actor, provider):
+def _connection_violation(lookups: Lookups) -> RuleViolation | None:
+    if lookups.has_token:
         return None
-    reconnect = provider is not None and provider.personal_tokens.filter(user=actor, needs_reconnect=True).exists()
+    reconnect = lookups.needs_reconnect
     return RuleViolation(
         "personal_outlook_not_connected",
         ("Your Outlook connection expired or was revoked: reconnect Outlook, then try again."
@@ -215,9 +272,10 @@ def _connection_violation(actor) -> RuleViolation | None:
     )
 
 
-def _mailbox_violation(mode, actor, reservation, source, subsource, *, action: str) -> RuleViolation | None:
+def _mailbox_violation(lookups: Lookups, reservation, source, subsource, *, action: str) -> RuleViolation | None:
     """Update/cancel restrictions that depend on where the meeting lives (its sync mailbox)."""
-    sync_mailbox = effective_sync_mailbox(reservation)
+    mode, actor = lookups.mode, lookups.actor
+    sync_mailbox = effective_sync_mailbox(reservation, lookups=lookups)
     if sync_mailbox != SyncMailbox.USER:
         return None
     verb = "changed" if action == "change" else "cancelled"
@@ -241,10 +299,10 @@ def _mailbox_violation(mode, actor, reservation, source, subsource, *, action: s
             f"This reservation's meeting is in {reservation.requested_for}'s own Outlook calendar, so in Personal mode "
             f"only they can {'change' if action == 'change' else 'cancel'} it.",
         )
-    return _connection_violation(actor)
+    return _connection_violation(lookups)
 
 
-def effective_sync_mailbox(reservation) -> str:
+def effective_sync_mailbox(reservation, *, lookups: Lookups | None = None) -> str:
     """Where the reservation's meeting lives: the stored sync mailbox, or for a reservation
     whose first sync hasn't run yet, where the mode table will put it."""
     if reservation.sync_mailbox:
@@ -252,25 +310,26 @@ def effective_sync_mailbox(reservation) -> str:
     room = reservation.room
     if not room.is_synced:
         return ""
-    provider = active_provider()
+    lookups = lookups or Lookups()
+    provider = lookups.provider
     if provider is None:
         return ""
     requester, requested_for = reservation.requested_by, reservation.requested_for
     try:
         plan = plan_sync(
-            mode=properties.sync_mode(), source=reservation.source, subsource=reservation.subsource,
+            mode=lookups.mode, source=reservation.source, subsource=reservation.subsource,
             kind=reservation.kind, acting_user=(requester.email or "").lower(),
             requested_for=(requested_for.email or "").lower(), requested_for_has_mailbox=_has_mailbox(requested_for),
             room_mailbox=room.mailbox, accounts=provider.accounts,
-            blocker_user=properties.get(properties.BLOCKER_USER),
+            blocker_user=lookups.blocker_user,
         )
     except PlanError:
         return ""
     return plan.sync_mailbox
 
 
-def _multi_room_violation(mode, room, rooms_count) -> RuleViolation | None:
-    if rooms_count <= 1 or not _room_organizes(mode, room):
+def _multi_room_violation(lookups: Lookups, room, rooms_count) -> RuleViolation | None:
+    if rooms_count <= 1 or not _room_organizes(lookups, room):
         return None
     return RuleViolation(
         "room_organizer_multi_room",
@@ -279,14 +338,13 @@ def _multi_room_violation(mode, room, rooms_count) -> RuleViolation | None:
     )
 
 
-def _room_organizes(mode, room) -> bool:
-    if mode is not Mode.STRICT or not room.has_mailbox:
+def _room_organizes(lookups: Lookups, room) -> bool:
+    if lookups.mode is not Mode.STRICT or not room.has_mailbox:
         return False
-    provider = active_provider()
-    return bool(provider and provider.rooms_organize_own_meetings)
+    return lookups.rooms_organize
 
 
-def _product_can_choose_on_cancel(mode, reservation) -> bool:
+def _product_can_choose_on_cancel(lookups: Lookups, reservation) -> bool:
     """Whether cancelling may either keep or cancel the meeting on people's calendars.
 
     Not for room-organizer meetings (cancelled with the reservation), nor for meetings
@@ -296,7 +354,7 @@ def _product_can_choose_on_cancel(mode, reservation) -> bool:
     room_mailbox = (reservation.room.mailbox or "").lower()
     if reservation.organizer:
         return reservation.organizer.lower() != room_mailbox
-    return not _room_organizes(mode, reservation.room)
+    return not _room_organizes(lookups, reservation.room)
 
 
 def _has_mailbox(user) -> bool:

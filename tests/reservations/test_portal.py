@@ -12,13 +12,14 @@ from django.utils import timezone
 
 from exchange_auth import crypto, properties
 from exchange_auth.models import CalendarProvider, PersonalToken
-from reservations import services
+from reservations import rules, selectors, services
 from reservations.models import Origin, Reservation, State, SyncEvent, SyncState
 from tests.factories import (
     EquipmentFactory,
     FloorFactory,
     ReservationFactory,
     RoomFactory,
+    UserFactory,
     days_ahead,
 )
 
@@ -335,6 +336,57 @@ def test_my_reservations_query_count_does_not_grow(alice_client, alice, atlas, d
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
 
 
+def _rows_in_many_rooms(alice, bob, hq, first_day: int, rooms: int) -> None:
+    """Per room: alice's own-calendar meeting, a meeting not yet placed by sync, one she booked for bob,
+    and one created in Outlook; each room synced and distinct."""
+    for n in range(rooms):
+        day = first_day + n
+        room = RoomFactory(building=hq, name=f"Room {first_day}-{n}", synced=True)
+        ReservationFactory(room=room, requested_for=alice, start=days_ahead(day, 8), end=days_ahead(day, 9),
+                           sync_mailbox="user", mailbox=alice.email, organizer=alice.email, event_id=f"E{day}")
+        ReservationFactory(room=room, requested_for=alice, start=days_ahead(day, 10), end=days_ahead(day, 11))
+        ReservationFactory(room=room, requested_for=bob, requested_by=alice, start=days_ahead(day, 12), end=days_ahead(day, 13))
+        ReservationFactory(room=room, requested_for=alice, start=days_ahead(day, 14), end=days_ahead(day, 15), origin=Origin.EXCHANGE,
+                           sync_mailbox="other", mailbox=room.mailbox, organizer="carol@fabrikam.example", event_id=f"X{day}")
+
+
+@pytest.mark.parametrize("sync_mode", ["Normal", "Strict", "Personal"])
+def test_my_reservations_query_count_does_not_grow_with_distinct_rooms(alice_client, alice, hq, mode, provider, sync_mode):
+    mode(sync_mode)
+    if sync_mode == "Strict":
+        provider.rooms_organize_own_meetings = True
+        provider.save()
+    connect_outlook(alice, provider)
+    bob = UserFactory(username="bob")
+
+    _rows_in_many_rooms(alice, bob, hq, first_day=1, rooms=2)
+    with CaptureQueriesContext(connection) as few:
+        assert page(alice_client.get("/my/")).count('name="ids"') >= 1
+    _rows_in_many_rooms(alice, bob, hq, first_day=3, rooms=10)
+    with CaptureQueriesContext(connection) as many:
+        alice_client.get("/my/")
+
+    assert len(many) == len(few), [q["sql"][:150] for q in many.captured_queries]
+
+
+@pytest.mark.parametrize("sync_mode", ["Normal", "Strict", "Personal"])
+def test_capabilities_many_at_once_answer_as_one_at_a_time(alice, hq, mode, provider, sync_mode, django_assert_max_num_queries):
+    mode(sync_mode)
+    connect_outlook(alice, provider, revoked=sync_mode == "Personal")
+    bob = UserFactory(username="bob")
+    _rows_in_many_rooms(alice, bob, hq, first_day=1, rooms=3)
+    rows = list(selectors.reservation_visible_to(user=alice))
+    one_at_a_time = {row.pk: rules.ui_capabilities(alice, reservation=row) for row in rows}
+
+    rows = list(selectors.reservation_visible_to(user=alice))
+    # profiles, provider, Outlook connection and its reconnect flag, and (the cache is filled only
+    # after commit) the mode and blocker-user properties
+    with django_assert_max_num_queries(6):
+        many = rules.ui_capabilities_many(alice, rows)
+
+    assert many == one_at_a_time
+
+
 def test_my_reservations_shows_disabled_actions_with_reasons(alice_client, mode, provider, alice, bob, atlas):
     mode("Strict")
     ReservationFactory(room=atlas, requested_for=alice, subject="Own calendar", sync_mailbox="user", mailbox=alice.email,
@@ -378,8 +430,6 @@ def test_change_of_an_outlook_meeting_is_refused_with_differences(alice_client, 
     html = page(alice_client.get(f"/reservations/{row.pk}/change/"))
     assert 'id="edit-blocked"' in html and "change it in Outlook" in html and "<fieldset disabled>" in html
     # Even when the page is bypassed, the service's refusal lists each difference.
-    from reservations import rules
-
     monkeypatch.setattr(rules, "ui_capabilities", lambda *a, **k: {**_caps(), "can_edit": True})
     refused = alice_client.post(f"/reservations/{row.pk}/change/", booking(subject="Renamed", start="10:00", end="11:00"))
     text = page(refused)
