@@ -82,7 +82,7 @@ def test_alice_books_changes_and_cancels_in_her_own_calendar_with_her_own_token(
     assert meeting.subject == "Design review (moved)" and meeting.start == later
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = alice_portal.post(reverse("portal:cancel", args=[r.pk]), {"reason": "Done"})
+        response = alice_portal.post(reverse("portal:cancel", args=[r.pk]), {"reason": "Done", "cancel_meeting": "on"})
     assert response.status_code == 302
     r.refresh_from_db()
     assert r.state == State.CANCELLED and r.sync_state == SyncState.SYNCED
