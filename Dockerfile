@@ -15,6 +15,11 @@ COPY pyproject.toml ./
 RUN pip install --upgrade pip && pip install .
 
 COPY . .
+# Static files are collected into the image (hashed, compressed); WhiteNoise serves them from
+# gunicorn. settings.prod insists on its environment: build-time placeholders, used by nothing else.
+RUN SECRET_KEY=collectstatic DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
+    TOKEN_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+    python manage.py collectstatic --noinput
 RUN useradd --system --home /app --uid 1000 workplace \
     && mkdir -p /app/var && chown -R workplace /app/var
 

@@ -12,6 +12,12 @@ from .base import *  # noqa: E402,F403
 from .env import env_bool, env_int  # noqa: E402
 
 DEBUG = False
+# Static files: collected with content hashes in their names and pre-compressed (gzip, brotli
+# when available), served by WhiteNoise's middleware with far-future cache headers.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

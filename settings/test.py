@@ -9,6 +9,10 @@ os.environ.setdefault("TOKEN_ENCRYPTION_KEY", "WZQ9YVk6hi_LCcOno-faL0FNCXAjTpK20
 from .base import *  # noqa: E402,F403
 
 DEBUG = False
+# Serve the apps' static files without a collectstatic run (the production path, collected
+# files and DEBUG off, is tested on its own in tests/workplace/test_static_files.py).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
