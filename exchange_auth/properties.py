@@ -2,14 +2,24 @@
 
 Each known property has a spec (type, default, allowed values); the
 ``InstanceProperty`` table holds the admin's value as text. ``get(name)``
-returns the typed value, read through Django's cache. Only committed values
-are cached (the cache is filled from ``transaction.on_commit``), and an edit
-drops the key, so a rolled-back edit can never linger in the cache.
+returns the typed value, read through two caches:
+
+1. an in-process one for ``INSTANCE_PROPERTY_LOCAL_SECONDS`` (default 3 s): most
+   bookings read the sync mode without a Redis round trip;
+2. Django's shared cache (Redis), so that every process sees an admin's edit.
+
+Only committed values are cached (both are filled from ``transaction.on_commit``),
+and an edit drops the value from both at once and again when it commits: the
+process that edits sees the new value immediately, the others within the
+in-process lifetime, and a rolled-back edit never lingers in either.
 """
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -129,12 +139,59 @@ def _cache_key(name: str) -> str:
     return CACHE_PREFIX + name
 
 
+# --- the in-process cache: {name: (expires at (monotonic), value)} -------------------------------
+
+_local: dict[str, tuple[float, Any]] = {}
+# Bumped by each invalidation: a read that started before an edit must not store its value after it.
+_generation: dict[str, int] = {}
+_local_lock = threading.Lock()
+
+
+def _local_seconds() -> float:
+    return float(getattr(settings, "INSTANCE_PROPERTY_LOCAL_SECONDS", 3))
+
+
+def _local_get(name: str) -> tuple[bool, Any]:
+    hit = _local.get(name)
+    if hit is not None and hit[0] > time.monotonic():
+        return True, hit[1]
+    return False, None
+
+
+def _local_put(name: str, value: Any, generation: int) -> None:
+    seconds = _local_seconds()
+    if seconds <= 0:
+        return
+    with _local_lock:
+        if _generation.get(name, 0) == generation:
+            _local[name] = (time.monotonic() + seconds, value)
+
+
+def _local_forget(name: str) -> None:
+    with _local_lock:
+        _generation[name] = _generation.get(name, 0) + 1
+        _local.pop(name, None)
+
+
+def forget_local() -> None:
+    """Drop every in-process value (tests, after the shared cache was cleared)."""
+    with _local_lock:
+        for name in list(_local):
+            _generation[name] = _generation.get(name, 0) + 1
+        _local.clear()
+
+
 def get(name: str) -> Any:
     """The typed value of property ``name`` (its default when unset or unreadable)."""
     spec = spec_for(name)
+    found, value = _local_get(name)
+    if found:
+        return value
+    generation = _generation.get(name, 0)
     key = _cache_key(name)
     cached = cache.get(key)
     if cached is not None:
+        _local_put(name, cached["value"], generation)
         return cached["value"]
     from exchange_auth.models import InstanceProperty
 
@@ -146,14 +203,26 @@ def get(name: str) -> Any:
         except ValidationError:
             value = spec.default  # an invalid row (written around the admin) falls back to the default
     # Cache only what is committed: inside a transaction the row may still roll back.
-    transaction.on_commit(lambda: cache.set(key, {"value": value}, CACHE_SECONDS))
+    def remember() -> None:
+        if _generation.get(name, 0) != generation:
+            return  # edited in this process since the read: the value may be stale
+        cache.set(key, {"value": value}, CACHE_SECONDS)
+        _local_put(name, value, generation)
+
+    transaction.on_commit(remember)
     return value
 
 
 def invalidate(name: str) -> None:
+    """Drop the cached value here and in the shared cache, now and when the edit commits."""
     key = _cache_key(name)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+
+    def forget() -> None:
+        _local_forget(name)
+        cache.delete(key)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def set_value(name: str, value: Any) -> Any:

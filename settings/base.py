@@ -84,7 +84,7 @@ STATIC_ROOT = VAR_DIR / "static"  # filled by `manage.py collectstatic` (the Doc
 # --- Redis, cache and Celery -------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "workplace.cache.RedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
 else:
     # Web, worker and beat are separate processes: a file cache is shared by all
@@ -139,6 +139,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Instance properties (sync mode ...) are kept this many seconds in each process before the
+# shared cache is asked again: an admin's edit reaches the other processes within it.
+INSTANCE_PROPERTY_LOCAL_SECONDS = env_int("INSTANCE_PROPERTY_LOCAL_SECONDS", 3, minimum=0)
 
 # --- Secrets at rest -------------------------------------------------------------
 # Fernet key (urlsafe base64, 32 bytes) used to encrypt client secrets and token caches.

@@ -11,6 +11,8 @@ from .base import *  # noqa: E402,F403
 DEBUG = False
 # Serve the apps' static files without a collectstatic run (the production path, collected
 # files and DEBUG off, is tested on its own in tests/workplace/test_static_files.py).
+# Tests switch modes and clear the shared cache between tests; the in-process cache has its own tests.
+INSTANCE_PROPERTY_LOCAL_SECONDS = 0
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
