@@ -13,7 +13,7 @@ from django.core.validators import validate_email
 
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence
-from workplace.models import Building, Equipment, Floor
+from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 MAX_ATTENDEES_TYPED = 200
 
@@ -93,7 +93,7 @@ class ReservationForm(forms.Form):
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
         "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
-        "recurrence.count": "count", "recurrence": "frequency", "scope": "scope",
+        "recurrence.count": "count", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
 
     def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
@@ -108,6 +108,21 @@ class ReservationForm(forms.Form):
             self.undrawn.add("group")
         self.fields["arrangement"].queryset = room.arrangements.all()
         self.fields["arrangement"].label_from_instance = lambda a: f"{a.name} ({a.seats} seats)"
+        if editing is not None:
+            # Changing: the room can change too (rooms of the same building: times stay in its zone).
+            # The layout list shows this room's layouts; moving to another room takes its default one.
+            self.fields["room"] = forms.ModelChoiceField(
+                queryset=Room.objects.filter(building_id=room.building_id, reservable=True).order_by("name"),
+                empty_label=None, label="Room", initial=room, required=False,  # not sent: the room stays
+                help_text=caps.get("room_change_note", ""),
+            )
+            self.fields["room"].label_from_instance = lambda r: f"{r.name} ({r.capacity} seats{', Outlook room' if r.is_synced else ''})"
+            self.fields["arrangement"].queryset = Arrangement.objects.filter(room__building_id=room.building_id)
+            self.fields["arrangement"].widget.choices = [
+                (a.pk, f"{a.name} ({a.seats} seats)") for a in room.arrangements.all()
+            ]
+            self.fields["arrangement"].help_text = "Moving to another room uses its default layout."
+            self.order_fields(["subject", "date", "start_time", "end_time", "room"])
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
@@ -141,6 +156,13 @@ class ReservationForm(forms.Form):
             end_day = day + dt.timedelta(days=1) if end_time == dt.time(0, 0) else day
             data["start"] = start
             data["end"] = dt.datetime.combine(end_day, end_time, tzinfo=self.tz)
+        if self.editing is not None:
+            target, arrangement = data.get("room") or self.room, data.get("arrangement")
+            if arrangement is not None and arrangement.room_id != target.pk:
+                if target.pk != self.room.pk:
+                    data["arrangement"] = None  # the new room's default layout
+                else:
+                    self.add_error("arrangement", f"Choose one of {self.room.name}'s layouts.")
         if self.editing is None and data.get("frequency"):
             ends = data.get("ends") or "until"
             if ends == "until" and not data.get("until"):

@@ -167,6 +167,7 @@ def _capabilities(lookups: Lookups, room, reservation, *, source: str) -> dict:
         "can_edit": reservation is not None, "edit_reason": "",
         "can_cancel": reservation is not None, "cancel_reason": "",
         "offer_cancel_meeting_choice": False,
+        "room_change_note": "",
     }
     if room is not None:
         on_behalf = _on_behalf_violation(mode, room, actor, None, Kind.ON_BEHALF)
@@ -190,6 +191,7 @@ def _capabilities(lookups: Lookups, room, reservation, *, source: str) -> dict:
             if cancel:
                 caps.update(can_cancel=False, cancel_reason=cancel.message)
         caps["offer_cancel_meeting_choice"] = _product_can_choose_on_cancel(lookups, reservation)
+        caps["room_change_note"] = _room_change_note(lookups, reservation)
     elif room is not None:
         caps["offer_cancel_meeting_choice"] = room.is_synced and not _room_organizes(lookups, room)
     return caps
@@ -355,6 +357,16 @@ def _product_can_choose_on_cancel(lookups: Lookups, reservation) -> bool:
     if reservation.organizer:
         return reservation.organizer.lower() != room_mailbox
     return not _room_organizes(lookups, reservation.room)
+
+
+def _room_change_note(lookups: Lookups, reservation) -> str:
+    """What moving the reservation to another room does to its Outlook meeting (SPEC §3)."""
+    if lookups.mode is Mode.STRICT and lookups.rooms_organize:
+        return ("Rooms organize their own meetings: moving to another room with a mailbox cancels this meeting and "
+                "that room sends everyone a new invitation. Moving to a room without a mailbox keeps the meeting.")
+    if reservation.room.is_synced or reservation.event_id:
+        return "The Outlook meeting is kept: only its room changes, and the new room is asked to accept it."
+    return "Moving to a room that syncs with Outlook puts the meeting in Outlook, and that room is asked to accept it."
 
 
 def _has_mailbox(user) -> bool:

@@ -184,7 +184,7 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
     if reservation.state not in ACTIVE_STATES or reservation.end <= timezone.now():
         caps = {**caps, "can_edit": False, "edit_reason": f"This reservation is {_state_word(reservation)}; it can't be changed."}
     if request.method == "POST" and caps["can_edit"]:
-        form = ReservationForm(request.POST, room=room, tz=tz, editing=reservation)
+        form = ReservationForm(request.POST, room=room, tz=tz, editing=reservation, caps=caps)
         if form.is_valid():
             data = form.cleaned_data
             current = sorted(a.email for a in reservation.attendees.all() if a.type != "resource")
@@ -192,6 +192,11 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
                 "subject": data["subject"], "body": data["body"], "start": data["start"], "end": data["end"],
                 "arrangement": data["arrangement"],
             }
+            new_room = data.get("room") or room
+            if new_room.pk != room.pk:
+                changes["room"] = new_room
+                if data["arrangement"] is None:
+                    del changes["arrangement"]  # the service gives the new room's default layout
             if sorted(set(data["attendees"])) != current:
                 changes["attendees"] = [{"email": email} for email in data["attendees"]]
             try:
@@ -210,8 +215,8 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         start, end = reservation.start.astimezone(tz), reservation.end.astimezone(tz)
-        form = ReservationForm(room=room, tz=tz, editing=reservation, initial={
-            "subject": reservation.subject, "body": reservation.body, "date": start.date(),
+        form = ReservationForm(room=room, tz=tz, editing=reservation, caps=caps, initial={
+            "subject": reservation.subject, "body": reservation.body, "date": start.date(), "room": room,
             "start_time": start.time(), "end_time": end.time(), "arrangement": reservation.arrangement,
             "attendees": "\n".join(a.email for a in reservation.attendees.all() if a.type != "resource"),
             "scope": "occurrence",

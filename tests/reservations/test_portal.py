@@ -445,6 +445,44 @@ def _caps():
             "can_cancel": True, "cancel_reason": "", "offer_cancel_meeting_choice": False}
 
 
+def test_change_moves_a_reservation_to_another_room_of_the_building(alice_client, alice, hq, atlas, dojo):
+    RoomFactory(name="Elsewhere")  # another building: not offered
+    row = ReservationFactory(room=dojo, requested_for=alice, subject="Retro", start=days_ahead(1, 9), end=days_ahead(1, 10),
+                             arrangement=dojo.default_arrangement())
+    html = page(alice_client.get(f"/reservations/{row.pk}/change/"))
+    assert 'name="room"' in html and "Atlas (8 seats, Outlook room)" in html and "Elsewhere" not in html
+    assert "puts the meeting in Outlook" in html  # what the move does, before the person acts
+
+    response = alice_client.post(f"/reservations/{row.pk}/change/", booking(subject="Retro", room=atlas.pk, arrangement=row.arrangement_id))
+    assert response.status_code == 302, page(response)
+    row.refresh_from_db()
+    assert row.room == atlas and row.arrangement == atlas.default_arrangement()  # the new room's default layout
+    assert row.state == State.AWAITING_CONFIRMATION
+    event = SyncEvent.objects.get(reservation=row)
+    assert event.type == "create" and event.details["previous_room_id"] == dojo.pk  # a new meeting for a synced room
+
+
+def test_the_change_form_says_what_a_room_move_does_to_the_meeting(alice_client, mode, provider, alice, atlas):
+    row = ReservationFactory(room=atlas, requested_for=alice, start=days_ahead(1, 9), end=days_ahead(1, 10),
+                             sync_mailbox="other", mailbox="reservations@contoso.example", organizer="reservations@contoso.example", event_id="E1")
+    mode("Strict")
+    assert "The Outlook meeting is kept: only its room changes" in page(alice_client.get(f"/reservations/{row.pk}/change/"))
+    provider.rooms_organize_own_meetings = True
+    provider.save()
+    html = page(alice_client.get(f"/reservations/{row.pk}/change/"))
+    assert "moving to another room with a mailbox cancels this meeting and that room sends everyone a new invitation" in html
+
+
+def test_a_room_move_into_a_taken_slot_is_a_form_message(alice_client, alice, bob, hq, dojo):
+    other = RoomFactory(building=hq, name="Kiva")
+    ReservationFactory(room=other, requested_for=bob, start=days_ahead(1, 9), end=days_ahead(1, 10))
+    row = ReservationFactory(room=dojo, requested_for=alice, start=days_ahead(1, 9), end=days_ahead(1, 10))
+    response = alice_client.post(f"/reservations/{row.pk}/change/", booking(room=other.pk))
+    assert response.status_code == 200 and "Kiva is already booked" in page(response)
+    row.refresh_from_db()
+    assert row.room == dojo
+
+
 def test_change_a_whole_series(alice_client, alice, dojo):
     first = services.reservation_create(actor=alice, room=dojo, start=days_ahead(1, 9), end=days_ahead(1, 10), subject="Daily",
                                         recurrence=__import__("reservations.recurrence").recurrence.Recurrence(frequency="daily", count=3))
