@@ -341,8 +341,9 @@ selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).order_by(
     if not rows:
         messages.error(request, "Choose at least one reservation to cancel.")
         return redirect("portal:my_reservations")
-    offer = rules.offer_cancel_meeting_choice(rows)
     caps = portal_selectors.capabilities_for(actor=request.user, reservations=rows)
+    # The choice is offered only when the product can choose for every selected reservation.
+    offer = all(caps[row.pk]["offer_cancel_meeting_choice"] for row in rows)
     refused = [(row, caps[row.pk]["cancel_reason"]) for row in rows if not caps[row.pk]["can_cancel"]]
     form = CancelForm(request.POST if "confirm" in request.POST else None)
     if "confirm" in request.POST and form.is_valid():
