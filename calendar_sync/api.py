@@ -1,4 +1,4 @@
-"""GET /sync/api/reservations/{id}/attendees/: each attendee's answer and free/busy.
+"""GET /api/v1/reservations/{id}/attendees/: each attendee's answer and free/busy.
 
 ``?refresh=1`` reads the answers from Exchange first (meetings the product created);
 ``availability`` comes from getSchedule through the organizer account ("unknown"

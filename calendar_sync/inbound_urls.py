@@ -2,10 +2,9 @@
 
 from django.urls import path
 
-from . import api, webhook
+from . import webhook
 
 urlpatterns = [
     path("webhook/", webhook.notifications, name="webhook"),
     path("webhook/lifecycle/", webhook.notifications, name="webhook-lifecycle"),
-    path("api/reservations/<int:pk>/attendees/", api.ReservationAttendeesView.as_view(), name="reservation-attendees"),
 ]

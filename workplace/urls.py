@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("calendar_sync.api_urls")),
     path("api/", include("reservations.api.urls")),
     path("outlook/", include("exchange_auth.urls")),
     path("sync/", include("calendar_sync.urls")),

@@ -139,7 +139,7 @@ def test_attendee_responses_for_product_meetings_and_unknown_for_outlook_ones(pr
     ours = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Ours",
                                        attendees=[{"email": BOB}])
     wait_for(lambda: Reservation.objects.get(pk=ours.pk).event_id, message="pushed")
-    resp = alice_api.get(f"/sync/api/reservations/{ours.pk}/attendees/?refresh=1")
+    resp = alice_api.get(f"/api/v1/reservations/{ours.pk}/attendees/?refresh=1")
     assert resp.status_code == 200
     [bob_row] = resp.json()["attendees"]
     assert bob_row["email"] == BOB and bob_row["response"] == "none" and bob_row["availability"] in ("tentative", "busy")
@@ -147,5 +147,5 @@ def test_attendee_responses_for_product_meetings_and_unknown_for_outlook_ones(pr
     outlook_meeting(emulator, BOB, [ATLAS], days_ahead(6, 17), people=(ALICE,))
     run_nightly()
     [theirs] = outlook_reservations()
-    resp = bob_api.get(f"/sync/api/reservations/{theirs.pk}/attendees/")
+    resp = bob_api.get(f"/api/v1/reservations/{theirs.pk}/attendees/")
     assert [a["response"] for a in resp.json()["attendees"]] == ["unknown"]

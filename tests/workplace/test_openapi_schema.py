@@ -11,4 +11,4 @@ def test_the_schema_validates_without_errors_or_warnings(tmp_path):
     # OpenAPI document makes the command fail.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    assert "/sync/api/reservations/{id}/attendees/" in text and "ReservationAttendees" in text
+    assert "/api/v1/reservations/{id}/attendees/" in text and "ReservationAttendees" in text

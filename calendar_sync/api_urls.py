@@ -1,0 +1,10 @@
+"""calendar_sync's REST endpoints, mounted under /api/v1/ by workplace.urls beside
+the reservations API (the root URLconf includes both by dotted string)."""
+
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("reservations/<int:pk>/attendees/", api.ReservationAttendeesView.as_view(), name="reservation-attendees"),
+]
