@@ -1,8 +1,11 @@
 """Admin for reservations and series. (Sync events' admin is calendar_sync's.)"""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
 
-from reservations.models import Attendee, Reservation, ReservationSeries
+from reservations import feeds
+from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
 
 
 class AttendeeInline(admin.TabularInline):
@@ -48,3 +51,74 @@ class ReservationSeriesAdmin(admin.ModelAdmin):
     list_select_related = ["room__building", "requested_for"]
     raw_id_fields = ["requested_by", "requested_for"]
     inlines = [OccurrenceInline]
+
+
+class RoomFeedForm(forms.ModelForm):
+    """Adding a feed here makes a room's feed (employees make their own in the portal)."""
+
+    class Meta:
+        model = CalendarFeed
+        fields = ["room"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["room"].required = True
+        self.fields["room"].queryset = self.fields["room"].queryset.filter(calendar_feed__isnull=True).select_related("building")
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Feeds at secret URLs. A room feed's URL is shown to admins; an employee's only to its
+    owner (an admin can reset it, e.g. when it leaked, without seeing the new one)."""
+
+    list_display = ["owner", "kind", "created_at", "rotated_at", "last_accessed_at"]
+    list_filter = [("room", admin.EmptyFieldListFilter), ("user", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "user__email", "room__name", "room__building__name"]
+    list_select_related = ["user", "room__building"]
+    actions = ["reset_links"]
+    readonly_fields = ["owner", "feed_url", "created_at", "rotated_at", "last_accessed_at", "content_changed_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = RoomFeedForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["room"] if obj is None else self.readonly_fields
+
+    @admin.display(description="owner")
+    def owner(self, obj: CalendarFeed) -> str:
+        if obj.user_id:
+            return f"{obj.user.get_full_name() or obj.user.get_username()} (employee)"
+        return f"{obj.room.name}, {obj.room.building.name} (room)"
+
+    @admin.display(description="feed URL")
+    def feed_url(self, obj: CalendarFeed) -> str:
+        if obj.user_id:
+            return "Shown only to the employee, in the portal."
+        token = feeds.calendar_feed_token(feed=obj)
+        if token is None:
+            return "Can't be decrypted with TOKEN_ENCRYPTION_KEY: reset the link."
+        # No request here: the address the site is published at.
+        return format_html('<input type="text" value="{}" readonly size="80" aria-label="Feed URL">', feeds.feed_url(token=token))
+
+    def save_model(self, request, obj, form, change):
+        """Only adding saves (the change page is read-only); the token is made by the service,
+        hashed and encrypted, never by the form."""
+        if change:
+            return
+        link = feeds.calendar_feed_rotate(room=form.cleaned_data["room"])
+        obj.pk, obj.room, obj.created_at = link.feed.pk, link.feed.room, link.feed.created_at
+        obj._state.adding = False
+        url = feeds.feed_url(token=link.token, request=request)
+        self.message_user(request, format_html("Feed of {}: {}", link.feed.room, url), messages.SUCCESS)
+
+    @admin.action(description="Reset the links of the selected feeds (old URLs stop working)")
+    def reset_links(self, request, queryset):
+        for feed in queryset.select_related("user", "room__building"):
+            link = feeds.calendar_feed_rotate(user=feed.user, room=feed.room)
+            if feed.room_id:
+                url = feeds.feed_url(token=link.token, request=request)
+                self.message_user(request, format_html("New link for {}: {}", feed.room, url), messages.SUCCESS)
+            else:
+                self.message_user(request, f"New link for {feed.user}'s feed (shown to them in the portal).", messages.SUCCESS)

@@ -232,3 +232,40 @@ class SyncEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk} ({self.state})"
+
+
+class CalendarFeed(models.Model):
+    """A secret iCalendar feed URL: one per employee (their reservations) or per room.
+
+    The URL's token is stored twice, never in clear: its SHA-256 (``token_hash``, the lookup
+    key) and a Fernet ciphertext (``token_encrypted``, exchange_auth.crypto) so the owner can
+    be shown their link again. A leaked database reveals no working URL without
+    TOKEN_ENCRYPTION_KEY. Rotating replaces both in place: the old URL stops at once."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feed", null=True, blank=True)
+    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="calendar_feed", null=True, blank=True)
+    # The feed endpoint finds the row by the hash of the token in the URL (unique index).
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, help_text="When the link was last reset.")
+    last_accessed_at = models.DateTimeField(null=True, blank=True, help_text="Last fetch by a calendar app (to a few minutes).")
+    # What was served last: the ETag, and since when the content is the same (Last-Modified).
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+    content_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(room__isnull=True)) | (Q(user__isnull=True) & Q(room__isnull=False)),
+                name="calendarfeed_user_xor_room",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Feed of {self.user or self.room}"
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.user_id else "room"

@@ -9,12 +9,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reservations import rules
 from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
-from reservations.selectors import reservation_list_for_user
+from reservations.selectors import reservation_list_for_user, reservation_visible_to
 from workplace.models import Room
 
 # The finder's day view spans these building-local hours (bookings outside are clipped).
@@ -100,3 +100,35 @@ def capabilities_for(*, actor: AbstractBaseUser, reservations: Iterable[Reservat
     """{reservation id: capabilities} for a page of rows: ``rules.ui_capabilities_many`` looks up
     the provider, the mode and the actor's Outlook connection once, however many rows and rooms."""
     return rules.ui_capabilities_many(actor, reservations)
+
+
+def reservation_detail(*, user: AbstractBaseUser, reservation_id: int) -> Reservation | None:
+    """One reservation as the detail page shows it: visible to ``user`` (else None), with its
+    room's building and floor, people, series, attendees and latest sync event. One query
+    plus the attendees' prefetch."""
+    return (
+        reservation_visible_to(user=user).select_related("room__floor").filter(pk=reservation_id)
+        .annotate(
+            sync_event_state=latest_sync_event_subquery("state"),
+            sync_event_attempts=latest_sync_event_subquery("attempts"),
+            sync_event_next_attempt_at=latest_sync_event_subquery("next_attempt_at"),
+            sync_event_error=latest_sync_event_subquery("error"),
+            sync_event_type=latest_sync_event_subquery("type"),
+        )
+        .first()
+    )
+
+
+def series_summary(*, reservation: Reservation) -> dict | None:
+    """For an occurrence: its series' pattern and where this occurrence stands in it
+    (one aggregate query)."""
+    if not reservation.series_id:
+        return None
+    now = timezone.now()
+    counts = Reservation.objects.filter(series_id=reservation.series_id).aggregate(
+        total=Count("id"),
+        active=Count("id", filter=Q(state__in=ACTIVE_STATES)),
+        coming=Count("id", filter=Q(state__in=ACTIVE_STATES, end__gt=now)),
+        position=Count("id", filter=Q(start__lte=reservation.start)),
+    )
+    return {"series": reservation.series, **counts}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from reservations import views
+from reservations import feed_views, views
 
 app_name = "portal"
 
@@ -10,6 +10,9 @@ urlpatterns = [
     path("", views.finder, name="finder"),
     path("rooms/<int:room_id>/book/", views.book, name="book"),
     path("my/", views.my_reservations, name="my_reservations"),
+    path("my/feed/", views.my_feed, name="my_feed"),
+    path("feeds/<str:token>.ics", feed_views.calendar_feed, name="calendar_feed"),
+    path("reservations/<int:reservation_id>/", views.reservation_detail, name="reservation_detail"),
     path("reservations/<int:reservation_id>/change/", views.change, name="change"),
     path("reservations/<int:reservation_id>/cancel/", views.cancel, name="cancel"),
     path("reservations/cancel/", views.cancel_selected, name="cancel_selected"),

@@ -16,16 +16,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
-from reservations import portal_selectors, rules, selectors, services
+from reservations import feeds, portal_selectors, rules, selectors, services
 from reservations.exceptions import ReservationError
 from reservations.forms import CancelForm, FinderForm, ReservationForm
-from reservations.models import ACTIVE_STATES, Kind, Reservation, Source, State
+from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
 from workplace.models import Arrangement, Room
 
 FINDER_PAGE_SIZE = 25
@@ -155,7 +155,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
-    context = {"form": form, "room": room, "caps": caps, "editing": None}
+    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": _freebusy_api_url()}
     return render(request, "reservations/book.html", context, status=200)
 
 
@@ -221,7 +221,7 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
             "attendees": "\n".join(a.email for a in reservation.attendees.all() if a.type != "resource"),
             "scope": "occurrence",
         })
-    context = {"form": form, "room": room, "caps": caps, "editing": reservation}
+    context = {"form": form, "room": room, "caps": caps, "editing": reservation, "freebusy_url": _freebusy_api_url()}
     return render(request, "reservations/book.html", context)
 
 
@@ -249,14 +249,101 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
         "items": items, "page": page, "show": show, "user_tz": _user_tz(request.user),
         "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT),
         "any_cancellable": any(item["caps"]["can_cancel"] for item in items),
+        "feed": _feed_context(request),
     }
     return render(request, "reservations/my_reservations.html", context)
+
+
+def _feed_context(request: HttpRequest) -> dict:
+    """The "Calendar feed" section: the employee's feed URL (decrypted for them alone)."""
+    feed = feeds.calendar_feed_for(user=request.user)
+    if feed is None:
+        return {"exists": False}
+    token = feeds.calendar_feed_token(feed=feed)
+    if token is None:  # the encryption key changed: only a reset gives a working link again
+        return {"exists": True, "unreadable": True, "feed": feed}
+    url = feeds.feed_url(token=token, request=request)
+    return {"exists": True, "feed": feed, "url": url, "webcal": "webcal://" + url.split("://", 1)[1]}
+
+
+@login_required
+@require_POST
+def my_feed(request: HttpRequest) -> HttpResponse:
+    """Create or reset (``action=reset``) the employee's feed link, or turn it off (``action=delete``)."""
+    if request.POST.get("action") == "delete":
+        if feeds.calendar_feed_delete(user=request.user):
+            messages.success(request, "Your calendar feed is off; its link no longer works.")
+    else:
+        link = feeds.calendar_feed_rotate(user=request.user)
+        messages.success(request, "Your calendar feed link is ready." if link.created
+                         else "Your calendar feed has a new link; the old one stopped working. Update it in your calendar app.")
+    return redirect(reverse("portal:my_reservations") + "#calendar-feed")
+
+
+# --- one reservation ---------------------------------------------------------------------------
+
+
+RESPONSE_LABELS = {
+    Attendee.Response.NONE: "No answer yet",
+    Attendee.Response.ORGANIZER: "Organizer",
+    Attendee.Response.ACCEPTED: "Accepted",
+    Attendee.Response.TENTATIVE: "Tentative",
+    Attendee.Response.DECLINED: "Declined",
+    Attendee.Response.NOT_RESPONDED: "Not responded",
+    Attendee.Response.UNKNOWN: "Unknown",
+}
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def reservation_detail(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    """Everything about one reservation. Attendees' answers are the stored ones for meetings
+    the product created and "unknown" for meetings made in Outlook (SPEC §4); their free/busy
+    is filled in by the page's script from the attendees API (hidden without JavaScript)."""
+    reservation = portal_selectors.reservation_detail(user=request.user, reservation_id=reservation_id)
+    if reservation is None:
+        raise Http404("No such reservation.")
+    caps = dict(rules.ui_capabilities(request.user, reservation=reservation))
+    if reservation.state not in ACTIVE_STATES or reservation.end <= timezone.now():
+        reason = f"This reservation is {_state_word(reservation)}."
+        caps.update(can_edit=False, can_cancel=False, edit_reason=reason, cancel_reason=reason)
+    tz = reservation.room.building.tzinfo
+    from_outlook = reservation.origin == Origin.EXCHANGE
+    attendees = []
+    for attendee in reservation.attendees.all():
+        response = Attendee.Response.UNKNOWN if from_outlook else attendee.response
+        attendees.append({"a": attendee, "response": response, "response_label": RESPONSE_LABELS.get(response, response)})
+    context = {
+        "r": reservation, "caps": caps, "attendees": attendees, "from_outlook": from_outlook,
+        "local_start": reservation.start.astimezone(tz), "local_end": reservation.end.astimezone(tz),
+        "series": portal_selectors.series_summary(reservation=reservation),
+        "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": _user_tz(request.user),
+        "attendees_api": _attendees_api_url(reservation),
+        "state_word": _state_word(reservation),
+    }
+    return render(request, "reservations/detail.html", context)
+
+
+def _freebusy_api_url() -> str:
+    try:
+        return reverse("freebusy")
+    except NoReverseMatch:
+        return ""
+
+
+def _attendees_api_url(reservation: Reservation) -> str:
+    """calendar_sync's attendees endpoint, by URL name (no import of calendar_sync); without
+    it the page simply has no availability column."""
+    try:
+        return reverse("reservation-attendees", args=[reservation.pk])
+    except NoReverseMatch:
+        return ""
 
 
 def _state_word(reservation: Reservation) -> str:
     if reservation.state in ACTIVE_STATES and reservation.end <= timezone.now():
         return "over"
-    return reservation.get_state_display().replace("_", " ")
+    return reservation.get_state_display().replace("_", " ").lower()
 
 
 # --- cancel (single, recurring, multi-select) ------------------------------------------------------

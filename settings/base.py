@@ -138,11 +138,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two fields are named "kind" (reservations, feeds): name the feed's enum.
+    "ENUM_NAME_OVERRIDES": {"FeedKindEnum": [("user", "user"), ("room", "room")], "KindEnum": "reservations.models.Kind"},
 }
 
 # Instance properties (sync mode ...) are kept this many seconds in each process before the
 # shared cache is asked again: an admin's edit reaches the other processes within it.
 INSTANCE_PROPERTY_LOCAL_SECONDS = env_int("INSTANCE_PROPERTY_LOCAL_SECONDS", 3, minimum=0)
+
+# --- iCalendar feeds (reservations.feeds) ---------------------------------------------
+# The window a feed covers, and whether a room's feed shows subjects (default: "Reserved").
+CALENDAR_FEED_PAST_DAYS = env_int("CALENDAR_FEED_PAST_DAYS", 30, minimum=0)
+CALENDAR_FEED_FUTURE_DAYS = env_int("CALENDAR_FEED_FUTURE_DAYS", 365, minimum=1)
+CALENDAR_FEED_ROOM_SUBJECTS = env_bool("CALENDAR_FEED_ROOM_SUBJECTS", False)
 
 # --- Secrets at rest -------------------------------------------------------------
 # Fernet key (urlsafe base64, 32 bytes) used to encrypt client secrets and token caches.

@@ -367,3 +367,11 @@ class CancelResultSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     extra = serializers.DictField()
+
+
+class FeedSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["user", "room"])
+    url = serializers.URLField(allow_null=True, help_text="The secret iCalendar URL; null when it can't be decrypted any more (reset it).")
+    created_at = serializers.DateTimeField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+    last_accessed_at = serializers.DateTimeField(allow_null=True)

@@ -7,6 +7,7 @@ from reservations.api import views
 
 v1 = [
     path("me/", views.PingView.as_view(), name="me"),
+    path("feeds/me/", views.MyFeedView.as_view(), name="feed-me"),
     path("rooms/", views.RoomListView.as_view(), name="room-list"),
     path("rooms/<int:room_id>/", views.RoomDetailView.as_view(), name="room-detail"),
     path("rooms/<int:room_id>/availability/", views.RoomAvailabilityView.as_view(), name="room-availability"),

@@ -20,7 +20,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reservations import selectors, services
+from reservations import feeds, selectors, services
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -28,6 +28,7 @@ from reservations.api.serializers import (
     CancelResultSerializer,
     CancelSerializer,
     ErrorSerializer,
+    FeedSerializer,
     ReservationCreateSerializer,
     ReservationFilterSerializer,
     ReservationSerializer,
@@ -194,6 +195,35 @@ class ReservationBulkCancelView(APIView):
         )
         rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled])
         return Response({"cancelled": ReservationSerializer(rows, many=True).data})
+
+
+def _feed_data(request, feed, token: str | None) -> dict:
+    url = feeds.feed_url(token=token, request=request) if token else None
+    return {"kind": feed.kind, "url": url, "created_at": feed.created_at, "rotated_at": feed.rotated_at, "last_accessed_at": feed.last_accessed_at}
+
+
+class MyFeedView(APIView):
+    """The caller's iCalendar feed. POST creates it or resets its link (the old URL stops
+    working at once) and answers with the new URL; GET shows the current one."""
+
+    @extend_schema(request=None, responses={200: FeedSerializer, 201: FeedSerializer, **ERRORS}, summary="Create my calendar feed, or reset its link")
+    def post(self, request):
+        link = feeds.calendar_feed_rotate(user=request.user)
+        return Response(FeedSerializer(_feed_data(request, link.feed, link.token)).data,
+                        status=status.HTTP_201_CREATED if link.created else status.HTTP_200_OK)
+
+    @extend_schema(responses={200: FeedSerializer, **ERRORS}, summary="My calendar feed")
+    def get(self, request):
+        feed = feeds.calendar_feed_for(user=request.user)
+        if feed is None:
+            raise NotFound("You have no calendar feed; POST to create one.")
+        return Response(FeedSerializer(_feed_data(request, feed, feeds.calendar_feed_token(feed=feed))).data)
+
+    @extend_schema(request=None, responses={204: None, **ERRORS}, summary="Turn my calendar feed off")
+    def delete(self, request):
+        if not feeds.calendar_feed_delete(user=request.user):
+            raise NotFound("You have no calendar feed.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PingView(APIView):
