@@ -1,9 +1,19 @@
-"""GET /api/v1/reservations/{id}/attendees/: each attendee's answer and free/busy.
+"""calendar_sync's REST endpoints (free/busy comes from Exchange, so they live here).
+
+GET /api/v1/reservations/{id}/attendees/: each attendee's answer and free/busy.
 
 ``?refresh=1`` reads the answers from Exchange first (meetings the product created);
 ``availability`` comes from getSchedule through the organizer account ("unknown"
-without one). Visibility is the reservations API's: someone else's reservation is 404."""
+without one). Visibility is the reservations API's: someone else's reservation is 404.
 
+GET /api/v1/freebusy/?emails=a,b&start=ISO&end=ISO: free/busy of up to 20 people over at
+most 24 hours (the booking form's "check attendees' availability"); "unknown" for everyone
+without an organizer account."""
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -12,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reservations import selectors
-from reservations.api.serializers import ErrorSerializer
+from reservations.api.serializers import AwareDateTimeField, ErrorSerializer
 from reservations.models import Attendee, Origin
 
 from . import freebusy
@@ -60,4 +70,77 @@ class ReservationAttendeesView(APIView):
                  "availability": availability.get(a.email.lower(), "unknown")}
                 for a in attendees
             ],
+        }).data)
+
+
+FREEBUSY_MAX_EMAILS = 20
+FREEBUSY_MAX_RANGE = dt.timedelta(hours=24)
+
+
+class FreeBusyQuerySerializer(serializers.Serializer):
+    emails = serializers.CharField(help_text=f"Comma-separated email addresses (at most {FREEBUSY_MAX_EMAILS}).")
+    start = AwareDateTimeField(help_text="ISO 8601 with an offset, e.g. 2030-05-04T09:00:00+02:00.")
+    end = AwareDateTimeField(help_text="ISO 8601 with an offset; after start, at most 24 hours later.")
+
+    def validate_emails(self, value: str) -> list[str]:
+        emails, seen, bad = [], set(), []
+        for part in value.replace(";", ",").split(","):
+            email = part.strip()
+            if not email:
+                continue
+            try:
+                validate_email(email)
+            except DjangoValidationError:
+                bad.append(email)
+                continue
+            if email.lower() not in seen:
+                seen.add(email.lower())
+                emails.append(email)
+        if bad:
+            raise serializers.ValidationError([f"Not an email address: {email}" for email in bad[:5]])
+        if not emails:
+            raise serializers.ValidationError("Give at least one email address.")
+        if len(emails) > FREEBUSY_MAX_EMAILS:
+            raise serializers.ValidationError(f"At most {FREEBUSY_MAX_EMAILS} addresses at a time (got {len(emails)}).")
+        return emails
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["Must be after start."]})
+        if attrs["end"] - attrs["start"] > FREEBUSY_MAX_RANGE:
+            raise serializers.ValidationError({"end": ["At most 24 hours after start."]})
+        return attrs
+
+
+class ScheduleSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    availability = serializers.ChoiceField(
+        choices=AVAILABILITY, help_text='The busiest state in the range; "unknown" without an organizer account or for addresses Exchange doesn\'t know.',
+    )
+
+
+class FreeBusySerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    schedules = ScheduleSerializer(many=True)
+
+
+class FreeBusyView(APIView):
+    @extend_schema(
+        summary="People's free/busy over a time range (at most 24 hours, 20 people)",
+        parameters=[FreeBusyQuerySerializer],
+        responses={200: FreeBusySerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer},
+    )
+    def get(self, request):
+        params = request.query_params
+        data = {key: params.getlist(key)[-1] for key in params}
+        if "emails" in params:  # emails=a,b and emails=a&emails=b alike
+            data["emails"] = ",".join(params.getlist("emails"))
+        query = FreeBusyQuerySerializer(data=data)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        availability = freebusy.attendee_availability(start=data["start"], end=data["end"], emails=data["emails"])
+        return Response(FreeBusySerializer({
+            "start": data["start"], "end": data["end"],
+            "schedules": [{"email": email, "availability": availability.get(email.lower(), "unknown")} for email in data["emails"]],
         }).data)

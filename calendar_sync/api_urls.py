@@ -6,5 +6,6 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
+    path("freebusy/", api.FreeBusyView.as_view(), name="freebusy"),
     path("reservations/<int:pk>/attendees/", api.ReservationAttendeesView.as_view(), name="reservation-attendees"),
 ]
