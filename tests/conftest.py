@@ -1,12 +1,48 @@
 """Shared fixtures: the demo tenant's named people (alice, bob, an admin, an outsider),
-the HQ building with a synced room (Atlas) and one without a mailbox (Dojo), and
-API clients authenticated by token as each person."""
+the HQ building with a synced room (Atlas) and one without a mailbox (Dojo), API
+clients authenticated by token as each person; the one graph emulator of this test
+process, the demo provider pointing at it, and a real Celery worker subprocess.
+
+Every test starts from the same process state: an empty Redis db (cache, locks,
+coalescing keys, request slots) and no Graph client, msal application or
+instance property kept in memory by an earlier test."""
+
+from __future__ import annotations
+
+import os
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import BuildingFactory, EquipmentFactory, FloorFactory, RoomFactory, UserFactory
+from tests.celery_worker import ROOT, Worker
+from tests.factories import (
+    BuildingFactory,
+    EquipmentFactory,
+    FloorFactory,
+    RoomFactory,
+    UserFactory,
+)
+
+
+def forget_process_state() -> None:
+    """Drop what this process keeps between tests, here and in its Redis db."""
+    from django.core.cache import cache
+
+    from calendar_sync import clients
+    from exchange_auth import credentials, properties
+
+    cache.clear()  # FLUSHDB of this run's Redis db: property values, mailbox locks, coalescing keys, Graph request slots
+    clients.reset()
+    credentials.forget_cached_apps()
+    properties.forget_local()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    forget_process_state()
+    yield
 
 
 @pytest.fixture
@@ -84,3 +120,97 @@ def admin_api(admin):
 @pytest.fixture
 def anonymous_api():
     return APIClient()
+
+
+# --- the graph emulator ------------------------------------------------------------------------
+# One server per test process, shared by every package (exchange_auth and graph_emulator name it
+# ``emulator``; the sync tests call the reset control API ``emulator`` and the server
+# ``emulator_server``). Two servers in one process would fight over GRAPH_EMULATOR_URL.
+
+
+@pytest.fixture(scope="session")
+def emulator_server(tmp_path_factory):
+    """The emulator on an ephemeral port (demo tenant); settings point at it for the whole session."""
+    from graph_emulator import EmulatorServer
+
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=str(tmp_path_factory.mktemp("emulator")))
+    srv.start()
+    previous = django_settings.GRAPH_CA_BUNDLE, django_settings.GRAPH_EMULATOR_URL
+    django_settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
+    django_settings.GRAPH_EMULATOR_URL = srv.base_url.rstrip("/")
+    yield srv
+    django_settings.GRAPH_CA_BUNDLE, django_settings.GRAPH_EMULATOR_URL = previous
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_control(emulator_server):
+    from graph_emulator.testing import EmulatorControl
+
+    control = EmulatorControl(emulator_server.base_url, emulator_server.ca_path)
+    yield control
+    control.close()
+
+
+@pytest.fixture
+def emulator(emulator_control):
+    """The emulator reset to the demo seed (no faults, default config, empty request log), and its control API."""
+    emulator_control.reset()
+    return emulator_control
+
+
+@pytest.fixture
+def provider(emulator, db):
+    """The demo calendar provider, pointing at the emulator."""
+    from exchange_auth.demo import seed_provider
+
+    return seed_provider()
+
+
+@pytest.fixture
+def mode(db):
+    """mode("Strict") sets sn_wsd_rsvsync.sync_integration_mode."""
+    from exchange_auth import properties
+
+    def set_mode(value: str) -> None:
+        properties.set_value(properties.SYNC_INTEGRATION_MODE, value)
+
+    return set_mode
+
+
+# --- a real Celery worker ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def worker_env(emulator_server):
+    """The environment of a worker subprocess: this run's test database, Redis db and emulator."""
+    db = django_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"  # pytest-django's test_<name> database
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.worker_settings",
+        "DATABASE_URL": url,
+        "REDIS_URL": django_settings.REDIS_URL,
+        "GRAPH_CA_BUNDLE": str(emulator_server.ca_path),
+        "GRAPH_EMULATOR_URL": emulator_server.base_url.rstrip("/"),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def celery_not_eager():
+    """The test process queues tasks on Redis instead of running them inline."""
+    from workplace.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield app
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def worker(worker_env, celery_not_eager, tmp_path):
+    w = Worker(worker_env, tmp_path / "worker.log")
+    w.start()
+    yield w
+    w.stop()

@@ -12,19 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# Fixtures shared with the outbound sync tests: the emulator, the demo provider, the
-# sync mode, the Celery worker subprocess.
-from tests.calendar_sync.conftest import (  # noqa: F401
-    celery_not_eager,
-    emulator,
-    emulator_server,
-    mode,
-    provider,
-    wait_for,
-    worker,
-    worker_env,
-)
-
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -59,9 +46,10 @@ def browser():
 
 
 @pytest.fixture
-def portal(live_server, settings, celery_not_eager):  # noqa: F811 - the imported fixture
+def portal(live_server, settings, celery_not_eager):
     """The product's base URL. The web process queues pushes on Redis (not eager), and
-    OAuth redirects come back to it."""
+    OAuth redirects come back to it. The emulator, provider, mode and worker come from
+    tests/conftest.py."""
     settings.PUBLIC_BASE_URL = live_server.url
     return live_server.url
 

@@ -13,8 +13,8 @@ from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
 from tests.browser.conftest import screenshot, sign_in
-from tests.calendar_sync.conftest import wait_for
 from tests.factories import FloorFactory, ReservationFactory, RoomFactory, days_ahead
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from calendar_sync import subscriptions
 from calendar_sync.clients import system_client
 from calendar_sync.graph import users_path
 from reservations.models import Reservation
-from tests.calendar_sync.conftest import wait_for  # noqa: F401 - re-exported for the tests
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
 
 ALICE = "alice@contoso.example"
 BOB = "bob@contoso.example"

@@ -49,7 +49,7 @@ def book(actor, room, start, *, hours=1, subject="Planning"):
 def test_activating_subscribes_each_synced_room_with_a_secret_client_state(subscribed, emulator):
     [sub] = Subscription.objects.filter(status="active")
     assert sub.mailbox == ATLAS and sub.expires_at is not None
-    [graph_sub] = emulator._call("GET", "/subscriptions")["subscriptions"]
+    [graph_sub] = emulator.subscriptions()
     assert graph_sub["id"] == sub.graph_id
     assert graph_sub["notificationUrl"].endswith("/sync/webhook/")
     assert graph_sub["lifecycleNotificationUrl"].endswith("/sync/webhook/lifecycle/")

@@ -11,7 +11,6 @@ import pytest
 from calendar_sync import inbound_tasks
 from calendar_sync.models import RoomEvent, WebhookNotification
 from reservations.models import Reservation
-from tests.calendar_sync.conftest import Worker
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     ATLAS,
     BOB,
@@ -21,6 +20,7 @@ from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     subscribed_fixture,
     wait_for,
 )
+from tests.celery_worker import Worker
 from tests.factories import ReservationFactory, days_ahead
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -45,7 +45,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(inbound_
     clash_at = days_ahead(5, 8)
     ReservationFactory(room=atlas, start=clash_at, end=clash_at + dt.timedelta(minutes=30), requested_for=alice)
     # Every notification but the last is lost: one pull then carries the whole batch.
-    emulator._call("POST", "/notifications/policy", {"drop": 20, "duplicate": 0, "reorder": 0, "delay_seconds": 0})
+    emulator.set_notification_policy(drop=20)
     first = [outlook_meeting(emulator, BOB, [ATLAS], days_ahead(4, 7) + dt.timedelta(minutes=45 * i), hours=0.5, subject=f"A{i}") for i in range(10)]
     clash = outlook_meeting(emulator, BOB, [ATLAS], clash_at, hours=0.5, subject="Clash")
     rest = [outlook_meeting(emulator, BOB, [ATLAS], days_ahead(6, 7) + dt.timedelta(minutes=45 * i), hours=0.5, subject=f"B{i}") for i in range(10)]

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def policy(emulator, **values):
-    emulator._call("POST", "/notifications/policy", {"drop": 0, "duplicate": 0, "reorder": 0, "delay_seconds": 0, **values})
+    emulator.set_notification_policy(**values)
 
 
 def full_syncs() -> int:
@@ -70,7 +70,7 @@ def test_an_expired_delta_token_falls_back_to_a_full_resync(subscribed, provider
     # The deletion's notification is lost and the sync state expires meanwhile.
     policy(emulator, drop=1)
     outlook_cancel(provider, BOB, meeting["id"])
-    emulator._call("POST", "/delta/expire", {"mailbox": ATLAS})
+    emulator.expire_delta_tokens(ATLAS)
     outlook_meeting(emulator, BOB, [ATLAS], days_ahead(3, 14), subject="After expiry")
     wait_for(lambda: Reservation.objects.get(pk=seen.pk).state == State.CANCELLED, message="the sweep cancels the vanished meeting")
     wait_for(lambda: [r.subject for r in outlook_reservations(state__in=ACTIVE_STATES)] == ["After expiry"], message="new one booked")
@@ -81,7 +81,7 @@ def test_an_expired_delta_token_falls_back_to_a_full_resync(subscribed, provider
 
 
 def lifecycle(emulator, sub: Subscription, event: str):
-    emulator._call("POST", f"/subscriptions/{sub.graph_id}/lifecycle", {"event": event})
+    emulator.trigger_lifecycle(sub.graph_id, event)
 
 
 def test_missed_triggers_a_full_resync(subscribed, emulator, atlas):
@@ -97,7 +97,7 @@ def test_reauthorization_required_reauthorizes_and_renews(subscribed, emulator, 
     lifecycle(emulator, sub, "reauthorizationRequired")
     wait_for(lambda: Subscription.objects.get(pk=sub.pk).renewed_at > sub.renewed_at, message="renewed")
     assert Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired"
-    [graph_sub] = emulator._call("GET", "/subscriptions")["subscriptions"]
+    [graph_sub] = emulator.subscriptions()
     assert not graph_sub.get("_reauthorization_required")
 
 

@@ -10,9 +10,9 @@ import pytest
 from calendar_sync import tasks
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
-from tests.calendar_sync.conftest import wait_for
 from tests.calendar_sync.test_push_emulator import ALICE, meetings
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

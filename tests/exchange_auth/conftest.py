@@ -1,46 +1,25 @@
-"""Fixtures for exchange_auth: a cache that starts empty, the demo provider, and a
-session-wide emulator of Entra ID + Graph over real TLS (in-process)."""
+"""Fixtures for exchange_auth: the demo provider and the emulator of Entra ID + Graph over
+real TLS. Here ``emulator`` is the server itself (tests/conftest.py's ``emulator_server``,
+reset to the demo seed) and ``control`` its control API; caches start empty (tests/conftest.py)."""
 
 import re
-import tempfile
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.cache import cache
 
-from exchange_auth import credentials
 from exchange_auth.models import CalendarProvider
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    cache.clear()
-    credentials.forget_cached_apps()
-    yield
-    credentials.forget_cached_apps()
-
-
-@pytest.fixture(scope="session")
-def emulator():
-    """The graph emulator on an ephemeral port, with the demo tenant."""
-    from graph_emulator import EmulatorServer
-
-    with tempfile.TemporaryDirectory() as state_dir:
-        server = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=state_dir)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+@pytest.fixture
+def emulator(emulator_server, emulator_control):
+    """The process's graph emulator, reset to the demo tenant."""
+    emulator_control.reset()
+    return emulator_server
 
 
 @pytest.fixture
-def control(emulator):
-    from graph_emulator.testing import EmulatorControl
-
-    ctl = EmulatorControl(emulator.base_url, emulator.ca_path)
-    ctl.reset()
-    return ctl
+def control(emulator, emulator_control):
+    return emulator_control
 
 
 @pytest.fixture

@@ -1,28 +1,23 @@
-"""One emulator per test session (in-process, free port); reset to the demo seed before every test."""
+"""The test process's one emulator (tests/conftest.py: in-process, free port), here named
+``emulator`` (the server) and ``control`` (its control API); reset to the demo seed before every test."""
 
 from __future__ import annotations
 
 import pytest
 
-from graph_emulator import EmulatorServer
 from graph_emulator.seed import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD
-from graph_emulator.testing import EmulatorControl, app_token, make_session, password_token
+from graph_emulator.testing import app_token, make_session, password_token
 from tests.graph_emulator.helpers import USER_SCOPE, Graph, Webhook
 
 
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tmp_path_factory.mktemp("emulator"))
-    srv.start()
-    yield srv
-    srv.stop()
+def emulator(emulator_server):
+    return emulator_server
 
 
 @pytest.fixture(scope="session")
-def control(emulator):
-    ctl = EmulatorControl(emulator.base_url, emulator.ca_path)
-    yield ctl
-    ctl.close()
+def control(emulator_control):
+    return emulator_control
 
 
 @pytest.fixture(autouse=True)

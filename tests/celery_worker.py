@@ -1,0 +1,61 @@
+"""A real Celery worker subprocess on Redis, for the end-to-end tests (outbound, inbound, browser)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Worker:
+    def __init__(self, env: dict, log_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        since = self.log_path.stat().st_size if self.log_path.exists() else 0  # a restart appends to the log
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed once the child holds it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=INFO", "--concurrency=4",
+             "--pool=prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"sync-test-{os.getpid()}@%h"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()  # the child has its own descriptor
+        self._wait_ready(since)
+
+    def _wait_ready(self, since: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if b"ready." in self.log_path.read_bytes()[since:]:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), like a lost machine."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Warm shutdown; then nothing of its process group may outlive the test."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # pool children left behind by the main process
+            except ProcessLookupError:
+                pass
+        self.proc = None
