@@ -59,7 +59,7 @@ def test_book_a_room_and_watch_the_room_confirm_it(page, provider, mode, emulato
     page.get_by_role("link", name="Book Atlas").click()
     assert "Europe/Berlin" in page.locator(".page-head").inner_text()
     fill_booking(page, subject="Roadmap review", day=1, start="10:00", end="11:00")
-    page.get_by_label("Attendees").fill("bob@contoso.example")
+    page.get_by_label("Attendees", exact=True).fill("bob@contoso.example")
     page.get_by_role("button", name="Book Atlas").click()
     page.wait_for_url("**/my/")
     assert "Awaiting confirmation from the room" in page.locator(".messages").inner_text()
