@@ -77,6 +77,79 @@ print(Token.objects.create(user=user).key, ",".join(map(str, rooms)))
 """
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The gunicorn master's worker processes (their parent is the master)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """user+sys CPU of ``pids`` from /proc/<pid>/stat (utime, stime); vanished processes count 0."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted after "(comm)"
+    return total / _TICK
+
+
+def _backend_pids(database_url: str) -> list[int]:
+    """PostgreSQL backends connected to the bench database (the gunicorn threads' persistent connections)."""
+    import psycopg2
+
+    parsed = urlparse(database_url)
+    try:
+        conn = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                                password=parsed.password or "", dbname="postgres")
+    except psycopg2.Error:
+        return []
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                           [parsed.path.lstrip("/")])
+            return [pid for (pid,) in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def _measured(phase: str, base_url: str, token: str, items: list, concurrency: int, workers: list[int],
+              database_url: str) -> dict:
+    """Run a phase and add CPU ms per request: gunicorn workers, PostgreSQL backends, this client.
+
+    Backends are those connected when the phase ends (CONN_MAX_AGE keeps them across phases; one
+    opened during the phase counts from 0, which is its whole life)."""
+    backends_before = {pid: _cpu_seconds([pid]) for pid in _backend_pids(database_url)}
+    server_before, client_before = _cpu_seconds(workers), time.process_time()
+    result = asyncio.run(_run(phase, base_url, token, items, concurrency))
+    server = _cpu_seconds(workers) - server_before
+    client = time.process_time() - client_before
+    backends = sum(_cpu_seconds([pid]) - backends_before.get(pid, 0.0) for pid in _backend_pids(database_url))
+    n = result["requests"]
+    result.update(
+        server_cpu_ms_per_request=round(server * 1000 / n, 2),
+        postgres_cpu_ms_per_request=round(backends * 1000 / n, 2),
+        client_cpu_ms_per_request=round(client * 1000 / n, 2),
+        # CPU the phase used of the machine's cores while it ran (busy cores, all three parties).
+        cores_busy=round((server + backends + client) / result["seconds"], 2),
+    )
+    return result
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -166,6 +239,7 @@ def main() -> int:
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     env = _env(database_url)
+    load_at_start = os.getloadavg()  # before our own setup work: what else the machine is doing
 
     _recreate_database(database_url)
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
@@ -186,8 +260,9 @@ def main() -> int:
         # Warm both workers (imports, DB connections) before measuring.
         asyncio.run(_run("get", base_url, token, [None] * 50, args.concurrency))
         asyncio.run(_run("create", base_url, token, slots[:50], args.concurrency))
-        create = asyncio.run(_run("create", base_url, token, slots[50:], args.concurrency))
-        ceiling = asyncio.run(_run("get", base_url, token, [None] * args.requests, args.concurrency))
+        workers = _children(gunicorn.pid)
+        create = _measured("create", base_url, token, slots[50:], args.concurrency, workers, database_url)
+        ceiling = _measured("get", base_url, token, [None] * args.requests, args.concurrency, workers, database_url)
     finally:
         gunicorn.send_signal(signal.SIGTERM)
         try:
@@ -203,6 +278,8 @@ def main() -> int:
         "ceiling": {"endpoint": "GET /api/v1/me/", **ceiling},
         "create_vs_ceiling": round(ratio, 3),
         "targets": {"create_vs_ceiling_min": 0.4, "create_p99_ms_max": 100},
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load_at_start],
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "meets_targets": ratio >= 0.4 and create["p99_ms"] <= 100 and create["statuses"] == {"201": create["requests"]},
     }
     print(json.dumps(result, indent=2))
