@@ -130,7 +130,20 @@ class RecurrenceField(serializers.DictField):
         return nested.validated_data
 
 
-class ReservationCreateSerializer(serializers.Serializer):
+class FreshFieldsMixin:
+    """Build each instance's fields by re-instantiating the declared ones from their
+    constructor arguments, as DRF's ``Field.__deepcopy__`` does, without deep-copying
+    those arguments first (the copy of a ``queryset=`` and of choice lists was most of a
+    create's serializer cost). Safe when no declared field is given a mutable argument
+    that a field instance changes: querysets are re-evaluated with ``.all()``, choices are
+    read into new dicts, ``validators=`` lists are not used here. Every field is still a
+    new object per serializer instance, so threads share nothing."""
+
+    def get_fields(self):
+        return {name: type(field)(*field._args, **field._kwargs) for name, field in self._declared_fields.items()}
+
+
+class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
     room = serializers.IntegerField(min_value=1, help_text="Room id.")
     arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
     subject = serializers.CharField(max_length=255)
