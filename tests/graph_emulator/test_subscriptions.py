@@ -51,8 +51,12 @@ def test_handshake_failures_create_nothing(app_graph, webhook, control):
 
 def test_notifications_for_changes(app_graph, webhook):
     sub = subscribe(app_graph, webhook).json()
+    # Each change's notification travels on its own request (Graph promises no order between
+    # them): the next change waits until the previous one's notification has arrived.
     ev = app_graph.post(f"/users/{ATLAS}/events", meeting("Held")).json()
+    wait_for(lambda: len(webhook.items()) >= 1)
     app_graph.patch(f"/users/{ATLAS}/events/{ev['id']}", {"subject": "Held, renamed"})
+    wait_for(lambda: len(webhook.items()) >= 2)
     app_graph.delete(f"/users/{ATLAS}/events/{ev['id']}")
     items = wait_for(lambda: len(webhook.items()) >= 3 and webhook.items())
     assert [i["changeType"] for i in items] == ["created", "updated", "deleted"]
