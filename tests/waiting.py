@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.2, message="condition"):
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message="condition"):
     """Poll ``predicate`` until it returns something truthy (and return that), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
