@@ -27,7 +27,11 @@ class Worker:
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()  # the child has its own descriptor
-        self._wait_ready(since)
+        try:
+            self._wait_ready(since)
+        except BaseException:
+            self.kill()  # no fixture teardown follows a failed start
+            raise
 
     def _wait_ready(self, since: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
