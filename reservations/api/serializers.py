@@ -186,14 +186,19 @@ class ReservationUpdateSerializer(serializers.Serializer):
         return {key: value for key, value in self.validated_data.items() if key in self.CHANGEABLE}
 
 
+CANCEL_MEETING_HELP = ("Also cancel the meeting on people's calendars (default). false keeps the meeting and only releases the room; refused with 400 where the product can't choose: a meeting the room organizes is always cancelled, one created in Outlook is declined by the room.")
+
+
 class CancelSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    cancel_meeting = serializers.BooleanField(required=False, default=True, help_text=CANCEL_MEETING_HELP)
 
 
 class BulkCancelSerializer(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=200)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    cancel_meeting = serializers.BooleanField(required=False, default=True, help_text=CANCEL_MEETING_HELP)
 
 
 class ReservationFilterSerializer(serializers.Serializer):

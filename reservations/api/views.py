@@ -13,6 +13,7 @@ Decisions an API client relies on:
 
 import datetime as dt
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -20,7 +21,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reservations import feeds, selectors, services
+from reservations import feeds, rules, selectors, services
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -36,7 +37,8 @@ from reservations.api.serializers import (
     RoomFilterSerializer,
     RoomSerializer,
 )
-from reservations.models import REST_API_SUBSOURCE, Source
+from reservations.exceptions import InvalidReservation
+from reservations.models import ACTIVE_STATES, REST_API_SUBSOURCE, Source
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -166,15 +168,36 @@ class ReservationDetailView(APIView):
         return Response(ReservationSerializer(_fresh(reservation.pk)).data)
 
 
+def _cancel_meeting(serializer, reservations) -> dict:
+    """``cancel_meeting=false`` (keep the meeting, release the room) where the product can
+    choose for every reservation cancelled (the portal's "also cancel the meeting on people's
+    calendars" box, SPEC §3); elsewhere it would be silently ignored, so it is refused."""
+    if serializer.validated_data["cancel_meeting"]:
+        return {}
+    active = [row for row in reservations if row.state in ACTIVE_STATES]
+    if active and not rules.offer_cancel_meeting_choice(active):
+        raise InvalidReservation(
+            "The meeting can't be kept: a meeting the room organizes is cancelled with the reservation, one created in "
+            "Outlook is declined by the room, and a room that doesn't sync has no meeting.",
+            extra={"cancel_meeting": ["Leave it out or send true for these reservations."]},
+        )
+    return {"cancel_meeting": False}
+
+
 class ReservationCancelView(APIView):
     @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel a reservation or its series")
     def post(self, request, reservation_id: int):
         reservation = _visible_reservation(request, reservation_id)
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        scope = serializer.validated_data["scope"]
+        affected = [reservation]
+        if scope == "series" and reservation.series_id:
+            affected = list(selectors.reservation_queryset().filter(
+                series_id=reservation.series_id, state__in=ACTIVE_STATES, end__gt=timezone.now())) or affected
         cancelled = services.reservation_cancel(
-            actor=request.user, reservation=reservation, scope=serializer.validated_data["scope"],
-            reason=serializer.validated_data["reason"], **API_CHANNEL,
+            actor=request.user, reservation=reservation, scope=scope,
+            reason=serializer.validated_data["reason"], **_cancel_meeting(serializer, affected), **API_CHANNEL,
         )
         rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled] or [reservation.pk])
         return Response({"cancelled": ReservationSerializer(rows, many=True).data})
@@ -191,7 +214,8 @@ class ReservationBulkCancelView(APIView):
         if missing:
             raise NotFound("No such reservation: " + ", ".join(map(str, missing)))
         cancelled = services.reservation_cancel_many(
-            actor=request.user, reservations=visible, reason=serializer.validated_data["reason"], **API_CHANNEL,
+            actor=request.user, reservations=visible, reason=serializer.validated_data["reason"],
+            **_cancel_meeting(serializer, visible), **API_CHANNEL,
         )
         rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled])
         return Response({"cancelled": ReservationSerializer(rows, many=True).data})

@@ -211,3 +211,65 @@ def test_where_the_portal_does_not_offer_the_choice_the_meeting_is_cancelled(pro
 
     assert r.sync_events.order_by("-pk").first().details["cancel_meeting"] is True
     assert meetings(emulator_server, ATLAS) == []
+
+
+# --- the REST API: the same choice, and a clear refusal where it can't be honoured ----------
+
+
+def test_the_api_cancel_with_cancel_meeting_false_keeps_the_meeting_and_releases_the_room(provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 10)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": False, "reason": "Room not needed"}, format="json")
+    assert response.status_code == 200, response.content
+    assert [row["state"] for row in response.json()["cancelled"]] == ["cancelled"]
+
+    event = r.sync_events.order_by("-pk").first()
+    assert event.details["cancel_meeting"] is False and event.state == SyncEvent.State.PROCESSED, event.error
+    [meeting] = meetings(emulator_server, ALICE)
+    assert without_the_room(meeting) and not meeting.is_cancelled
+
+
+def test_the_api_bulk_cancel_passes_the_choice(provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    one = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 13)))
+    two = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 15)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post("/api/v1/reservations/cancel/", {"ids": [one.pk, two.pk], "cancel_meeting": False}, format="json")
+    assert response.status_code == 200, response.content
+
+    remaining = meetings(emulator_server, ALICE)
+    assert len(remaining) == 2 and all(without_the_room(m) for m in remaining)
+
+
+def test_the_api_refuses_to_keep_a_meeting_the_room_organizes_and_changes_nothing(provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
+    mode("Strict")
+    provider.rooms_organize_own_meetings = True
+    provider.save()
+    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 16))
+    events_before = r.sync_events.count()
+
+    response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": False}, format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert "can't be kept" in body["message"] and "cancel_meeting" in body["extra"]
+    r.refresh_from_db()
+    assert r.state in (State.CONFIRMED, State.AWAITING_CONFIRMATION) and r.sync_events.count() == events_before
+    assert len(meetings(emulator_server, ATLAS)) == 1
+
+    # Sent as true (or left out), the cancel goes through and the meeting is cancelled.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert meetings(emulator_server, ATLAS) == []
+
+
+def test_the_api_rejects_a_cancel_meeting_that_is_not_a_boolean(alice, alice_api, atlas):
+    r = services.reservation_create(actor=alice, room=atlas, start=days_ahead(7, 9), end=days_ahead(7, 10), subject="x")
+    response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": "perhaps"}, format="json")
+    assert response.status_code == 400 and "cancel_meeting" in response.json()["extra"]
+    r.refresh_from_db()
+    assert r.state != State.CANCELLED
