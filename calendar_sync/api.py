@@ -8,7 +8,10 @@ without one). Visibility is the reservations API's: someone else's reservation i
 
 GET /api/v1/freebusy/?emails=a,b&start=ISO&end=ISO: free/busy of up to 20 people over at
 most 24 hours (the booking form's "check attendees' availability"); "unknown" for everyone
-without an organizer account."""
+without an organizer account.
+
+Both ask Exchange, so each user gets API_EXCHANGE_LOOKUPS_PER_MINUTE calls a minute (60) across
+the two; beyond it 429 with Retry-After and the API's error shape."""
 
 import datetime as dt
 
@@ -19,6 +22,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from reservations import selectors
@@ -48,10 +52,13 @@ class ReservationAttendeesSerializer(serializers.Serializer):
 
 
 class ReservationAttendeesView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "exchange_lookups"
+
     @extend_schema(
         summary="A reservation's attendees: their answers and free/busy",
         parameters=[OpenApiParameter("refresh", OpenApiTypes.BOOL, description="Read the answers from Exchange first.")],
-        responses={200: ReservationAttendeesSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+        responses={200: ReservationAttendeesSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 429: ErrorSerializer},
     )
     def get(self, request, pk: int):
         reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=pk)
@@ -126,10 +133,13 @@ class FreeBusySerializer(serializers.Serializer):
 
 
 class FreeBusyView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "exchange_lookups"
+
     @extend_schema(
         summary="People's free/busy over a time range (at most 24 hours, 20 people)",
         parameters=[FreeBusyQuerySerializer],
-        responses={200: FreeBusySerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer},
+        responses={200: FreeBusySerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 429: ErrorSerializer},
     )
     def get(self, request):
         params = request.query_params

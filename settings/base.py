@@ -128,6 +128,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # Endpoints that ask Exchange on each call (free/busy, attendees' answers): per user,
+    # so one client can't spend the tenant's Graph budget (429 with Retry-After beyond it).
+    "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workplace reservations API",

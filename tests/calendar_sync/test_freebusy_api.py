@@ -81,3 +81,21 @@ def test_the_booking_form_offers_the_check_button(client, alice, atlas):
     html = client.get(f"/rooms/{atlas.pk}/book/").content.decode()
     assert 'id="check-availability" data-url="/api/v1/freebusy/" data-timezone="Europe/Berlin"' in html
     assert 'id="availability-check-status" role="status" aria-live="polite"' in html
+
+
+@pytest.mark.django_db
+def test_each_user_gets_a_budget_of_exchange_lookups_a_minute(alice_api, bob_api, slot, monkeypatch):
+    """Free/busy and attendees' answers ask Exchange: beyond the per-user rate, 429 in the
+    API's error shape with Retry-After; another user is not affected."""
+    from django.conf import settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["exchange_lookups"] == "60/min"  # the documented default
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"exchange_lookups": "3/min"})
+    statuses = [alice_api.get(URL, {"emails": BOB, **slot}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = alice_api.get(URL, {"emails": BOB, **slot})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert set(refused.json()) == {"message", "extra"}
+    assert alice_api.get("/api/v1/reservations/999999/attendees/").status_code == 429  # one budget for both endpoints
+    assert bob_api.get(URL, {"emails": ALICE, **slot}).status_code == 200
