@@ -46,6 +46,7 @@ class Control:
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
             web.post("/_emulator/access_policy", c.access_policy),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
+            web.post("/_emulator/users/{upn}/respond", c.respond_as),
             web.get("/_emulator/state", c.state),
             web.get("/_emulator/health", c.health),
         ]
@@ -238,6 +239,23 @@ class Control:
         except GraphError as e:
             return web.json_response(error_body(e, req), status=e.status)
         return web.json_response(resp.body, status=resp.status)
+
+    async def respond_as(self, request):
+        """An attendee answers a meeting in Outlook: {"iCalUId": ..., "action": "accept" | "tentativelyAccept" |
+        "decline", "sendResponse": true}. Their copy is found by iCalUId (tests know the meeting, not the
+        attendee's copy id); with sendResponse the organizer's copy records the answer, as Graph's accept does."""
+        user = self._user(request.match_info["upn"])
+        body = await self._body(request)
+        ical_uid = body.get("iCalUId") or body.get("ical_uid")
+        action = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}.get(str(body.get("action", "")).lower())
+        send = body.get("sendResponse", True)
+        if not isinstance(ical_uid, str) or not ical_uid or action is None or not isinstance(send, bool):
+            raise GraphError(400, "BadRequest", 'Give "iCalUId", "action" (accept, tentativelyAccept or decline) and optionally "sendResponse" (boolean).')
+        copy = self.ctx.store.find_by_ical(user.id, ical_uid)
+        if copy is None:
+            raise GraphError(404, "ErrorItemNotFound", f"{user.upn} has no copy of the meeting {ical_uid}.")
+        self.ctx.calendar.respond(user, copy, action, send)
+        return _json({"user": user.upn, "event_id": copy.id, "response": copy.response["response"]})
 
     async def state(self, request):
         store = self.ctx.store

@@ -132,6 +132,10 @@ class EmulatorControl:
         """Create an event in ``user``'s mailbox as they would in Outlook (no token needed)."""
         return self._call("POST", f"users/{user}/events", payload)
 
+    def respond_as(self, user: str, ical_uid: str, action: str = "accept", send_response: bool = True) -> dict:
+        """``user`` answers the meeting ``ical_uid`` in Outlook (accept, tentativelyAccept or decline)."""
+        return self._call("POST", f"users/{user}/respond", {"iCalUId": ical_uid, "action": action, "sendResponse": send_response})
+
     def state(self) -> dict:
         return self._call("GET", "state")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.graph_emulator.helpers import (
     ALICE,
     ATLAS,
@@ -162,6 +164,31 @@ def test_responses_update_organizer(app_graph, as_user):
     mine = bob.get(f"/me/events/{copy['id']}").json()
     assert mine["responseStatus"]["response"] == "tentativelyAccepted" and mine["changeKey"] != copy["changeKey"]
     assert app_graph.post(f"/users/{ALICE}/events/{ev['id']}/accept", {"sendResponse": True}).status_code == 400
+
+
+def test_control_api_answers_as_an_attendee_in_outlook(app_graph, control):
+    ev = app_graph.post(f"/users/{RESERVATIONS}/events", meeting(people=[ALICE, BOB])).json()
+
+    def copy_of(who):
+        return next((e for e in app_graph.get(f"/users/{who}/events").json()["value"] if e["iCalUId"] == ev["iCalUId"]), None)
+
+    wait_for(lambda: copy_of(ALICE) and copy_of(BOB))
+    answered = control.respond_as(ALICE, ev["iCalUId"], "accept")
+    assert answered == {"user": ALICE, "event_id": copy_of(ALICE)["id"], "response": "accepted"}
+    control.respond_as(BOB, ev["iCalUId"], "tentativelyAccept")
+    org = app_graph.get(f"/users/{RESERVATIONS}/events/{ev['id']}").json()
+    answers = {a["emailAddress"]["address"]: a["status"]["response"] for a in org["attendees"]}
+    assert answers == {ALICE: "accepted", BOB: "tentativelyAccepted"} and org["changeKey"] != ev["changeKey"]
+    # Without sendResponse the organizer is not told; declining takes the meeting off the attendee's calendar.
+    control.respond_as(BOB, ev["iCalUId"], "decline", send_response=False)
+    assert copy_of(BOB) is None
+    org = app_graph.get(f"/users/{RESERVATIONS}/events/{ev['id']}").json()
+    assert {a["emailAddress"]["address"]: a["status"]["response"] for a in org["attendees"]}[BOB] == "tentativelyAccepted"
+    # The organizer can't answer its own meeting; an unknown meeting or action is refused.
+    for user, ical, action, status in ((RESERVATIONS, ev["iCalUId"], "accept", 400), (ALICE, "no-such-meeting", "accept", 404),
+                                       (ALICE, ev["iCalUId"], "maybe", 400)):
+        with pytest.raises(RuntimeError, match=rf"\({status}\)"):
+            control.respond_as(user, ical, action)
 
 
 def test_room_without_auto_accept_and_delegate_decline(app_graph, control, as_user):
