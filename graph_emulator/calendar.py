@@ -9,6 +9,10 @@ Exchange semantics kept here:
    shows the room's response, with a new changeKey.
 3. Updates by the organizer propagate to the copies (the room re-checks);
    a cancellation marks human copies cancelled and removes the room's copy.
+4. Rescheduling a series (its master's start, end or recurrence pattern changes) discards
+   its exceptions: moved and cancelled occurrences become plain ones again (Outlook warns
+   "any exceptions associated with this recurring appointment will be lost"). Cutting
+   only the range (a new end date or count) keeps them.
 """
 
 from __future__ import annotations
@@ -319,8 +323,11 @@ class Calendar:
             fields["attendees"] = [a for a in fields["attendees"] if a["emailAddress"]["address"].lower() != owner.upn.lower()]
             for a in fields["attendees"]:
                 a["status"] = previous.get(a["emailAddress"]["address"].lower(), {"response": "none", "time": ZERO_TIME})
+        reschedules = ev.recurrence is not None and _reschedules_series(ev, fields)
         for k, v in fields.items():
             setattr(ev, k, v)
+        if reschedules:
+            ev.exceptions, ev.cancelled_dates = {}, []
         if "location" in fields and "locations" not in fields:
             ev.locations = [dict(ev.location)] if ev.location else []
         ev.bump()
@@ -410,6 +417,16 @@ class Calendar:
             org = self.organizer_event(ev)
             if org is not None:
                 self.set_attendee_status(org, owner.upn, response)
+
+
+def _reschedules_series(ev: Event, fields: dict) -> bool:
+    """The update moves a series' occurrences (point 4 of the module docstring)."""
+    if fields.get("start", ev.start) != ev.start or fields.get("end", ev.end) != ev.end:
+        return True
+    if "recurrence" not in fields or fields["recurrence"] is None:
+        return "recurrence" in fields
+    old, new = ev.recurrence or {}, fields["recurrence"]
+    return old.get("pattern") != new.get("pattern") or (old.get("range") or {}).get("startDate") != new["range"]["startDate"]
 
 
 def utc(dt: datetime) -> datetime:

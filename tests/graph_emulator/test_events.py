@@ -230,6 +230,34 @@ def test_recurring_series_occurrences(app_graph):
     assert [o["subject"] for o in view["value"]] == ["Weekly", "Moved", "Weekly"]
 
 
+def test_rescheduling_a_series_discards_its_exceptions_and_cutting_its_range_keeps_them(app_graph):
+    body = meeting("Weekly", start="2030-01-07T09:00:00", end="2030-01-07T09:30:00", tz="W. Europe Standard Time")
+    body["recurrence"] = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                          "range": {"type": "numbered", "startDate": "2030-01-07", "numberOfOccurrences": 4}}
+    master = app_graph.post(f"/users/{ALICE}/events", body).json()
+    window = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-03-01T00:00:00Z"
+
+    def view():
+        return app_graph.get(f"/users/{ALICE}/calendarView?{window}").json()["value"]
+
+    occ = view()
+    app_graph.patch(f"/users/{ALICE}/events/{occ[1]['id']}", {"subject": "Moved"})
+    app_graph.delete(f"/users/{ALICE}/events/{occ[2]['id']}")
+    cut = {**master["recurrence"], "range": {"type": "endDate", "startDate": "2030-01-07", "endDate": "2030-01-28",
+                                             "recurrenceTimeZone": "W. Europe Standard Time"}}
+    app_graph.patch(f"/users/{ALICE}/events/{master['id']}", {"recurrence": cut, "subject": "Weekly"})
+    assert [o["subject"] for o in view()] == ["Weekly", "Moved", "Weekly"]  # a new end keeps the exceptions
+
+    app_graph.patch(f"/users/{ALICE}/events/{master['id']}", {
+        "start": {"dateTime": "2030-01-07T10:00:00", "timeZone": "W. Europe Standard Time"},
+        "end": {"dateTime": "2030-01-07T10:30:00", "timeZone": "W. Europe Standard Time"},
+    })
+    after = view()
+    assert [(o["subject"], o["type"], o["start"]["dateTime"][:16]) for o in after] == [
+        ("Weekly", "occurrence", f"2030-01-{day}T09:00") for day in ("07", "14", "21", "28")
+    ]  # 10:00 W. Europe = 09:00 UTC; the moved and the cancelled occurrence are plain ones again
+
+
 def test_malformed_requests(app_graph, http, emulator):
     r = app_graph("POST", f"/users/{ALICE}/events", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
