@@ -26,7 +26,8 @@ def main() -> int:
     env.setdefault("GRAPH_CA_BUNDLE", str(VAR / "emulator" / "ca.pem"))
     emulator_port = env.get("GRAPH_EMULATOR_PORT", "8443")
     env.setdefault("GRAPH_EMULATOR_URL", f"https://127.0.0.1:{emulator_port}")
-    VAR.mkdir(exist_ok=True)
+    # STATIC_ROOT: runserver serves the apps' static files itself; WhiteNoise only warns when it is missing.
+    (VAR / "static").mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
 
     def spawn(*args: str) -> subprocess.Popen:
