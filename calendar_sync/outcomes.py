@@ -33,6 +33,21 @@ def link_instance(reservation: Reservation, *, event_id: str, change_key: str) -
     services.reservation_link_exchange(reservation=reservation, event_id=event_id, change_key=change_key or "")
 
 
+def unlink_instances(series: ReservationSeries) -> int:
+    """Exchange regenerated the series' occurrences (it was rescheduled): their own instance ids are stale."""
+    return services.series_unlink_instances(series=series)
+
+
+def forget_copies(reservation_ids) -> int:
+    """The copies of meetings recorded for these reservations (``RoomEvent`` rows, any mailbox)
+    no longer stand for them: their series was rescheduled or split, and Exchange replaced or
+    removed those occurrences. The next pull matches the new copies by iCalUId and slot, and
+    takes the old ones' removal for no cancellation of these reservations."""
+    from .models import RoomEvent
+
+    return RoomEvent.objects.filter(reservation_id__in=list(reservation_ids)).update(reservation=None)
+
+
 def unlink_exchange(reservation: Reservation) -> None:
     """Forget the old meeting before a replacement is created (room change with room organizers)."""
     services.reservation_unlink_exchange(reservation=reservation)

@@ -4,8 +4,9 @@
 
 1. **claim** the event with a conditional UPDATE (``new`` → ``processing``; an
    expired ``processing`` lease; ``error`` only when an admin re-processes),
-   and only when no earlier event of the same reservation/series is still
-   pending, so changes reach Exchange in the order they were made;
+   and only when no earlier event of the same reservation/series (or of the
+   series it was split from, ``details["after_series_id"]``) is still pending,
+   so changes reach Exchange in the order they were made;
 2. **plan** it with the SPEC §3 mode table (``exchange_auth.modes.plan_sync``);
 3. **push**: one Graph call for the common cases (create = one POST with a
    deterministic ``transactionId``; update = one PATCH with ``If-Match``; cancel =
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Exists, F, OuterRef, Q
@@ -63,17 +64,22 @@ class Outcome:
 
 
 def _earlier_pending(event: SyncEvent):
-    """Earlier events of the same reservation or series that haven't finished."""
+    """Earlier events of the same reservation or series that haven't finished. A series split
+    off another (a series-wide time change of a series that has begun) waits for the old one's:
+    its meeting is created once the old meeting has been ended, so the room is free for it."""
     scope = Q()
     if event.reservation_id:
         scope |= Q(reservation_id=event.reservation_id)
     if event.series_id:
         scope |= Q(series_id=event.series_id)
+    after = (event.details or {}).get("after_series_id")
+    if after:
+        scope |= Q(series_id=after)
     return SyncEvent.objects.filter(scope, pk__lt=OuterRef("pk"), state__in=PENDING)
 
 
 def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
-    event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id").first()
+    event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id", "details").first()
     if event is None:
         return None
     now = timezone.now()
@@ -101,12 +107,13 @@ def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
 
 
 def next_pending_for(event: SyncEvent) -> list[int]:
-    """``new`` events of the same reservation/series that were waiting behind ``event``."""
+    """``new`` events of the same reservation/series (or of a series split off it) that were
+    waiting behind ``event``."""
     scope = Q()
     if event.reservation_id:
         scope |= Q(reservation_id=event.reservation_id)
     if event.series_id:
-        scope |= Q(series_id=event.series_id)
+        scope |= Q(series_id=event.series_id) | Q(details__after_series_id=event.series_id)
     return list(SyncEvent.objects.filter(scope, state=SyncEvent.State.NEW, pk__gt=event.pk).order_by("pk").values_list("pk", flat=True)[:1])
 
 
@@ -235,7 +242,9 @@ def _finish(event: SyncEvent, *, response) -> None:
         if reservation is not None and not SyncEvent.objects.filter(reservation_id=reservation.pk, state__in=PENDING).exclude(pk=event.pk).exists():
             outcomes.synced(reservation)
     elif event.series_id:
-        for reservation in Reservation.objects.filter(series_id=event.series_id):
+        # Occurrences with a change of their own still on its way stay pending until it lands.
+        own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
+        for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
             outcomes.synced(reservation)
 
 
@@ -559,7 +568,15 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
 
 
 def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
-    """A series-wide change: subject, body, location, attendees and the pattern on the master."""
+    """A series-wide change: subject, body, location, attendees and the pattern on the master.
+
+    A time change (``details["reschedules"]``) reschedules the master: Exchange regenerates
+    its occurrences, so the occurrences' own instance ids and the copies recorded for them
+    are forgotten (the occurrence events queued behind this one re-apply what deviates).
+    ``details["action"] == "end"``: the series was split, its rest moved to a new series
+    (``_end_series``)."""
+    if event.details.get("action") == "end":
+        return _end_series(event, series)
     if not series.event_id:
         return push_series_create(event, series)
     provider = _provider()
@@ -578,7 +595,35 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
     client = _client(plan, provider, actor, link_mailbox=series.mailbox)
     updated = _patch_with_if_match(client, series.mailbox, series.event_id, series.change_key, body)
     outcomes.set_change_key(series, updated.get("changeKey", ""))
+    if event.details.get("reschedules"):
+        outcomes.unlink_instances(series)
+        outcomes.forget_copies(series.occurrences.values_list("pk", flat=True))
     return _event_summary(updated)
+
+
+def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:
+    """The old half of a split series: its pattern ends on ``details["ends_on"]`` (the day
+    before the first moved occurrence), so what is over stays on people's calendars. The
+    occurrences that moved to the new series are no longer this meeting's: the copies
+    recorded for them (the old meeting's occurrences, which Exchange now removes) are
+    forgotten, so the inbound pull doesn't take their removal for a cancellation."""
+    if not series.event_id:
+        return {"note": "no meeting in Exchange"}
+    end_date = date.fromisoformat(event.details["ends_on"])
+    provider = _provider()
+    plan, actor = plan_for(event, series, series.room, provider)
+    client = _client(plan, provider, actor, link_mailbox=series.mailbox)
+    body = {"recurrence": payloads.recurrence_ending(series, end_date)}
+    event.request_payload = body
+    try:
+        updated = _patch_with_if_match(client, series.mailbox, series.event_id, series.change_key, body)
+    except NotFound:
+        updated = None
+    outcomes.forget_copies(event.details.get("moved_reservation_ids") or [])
+    if updated is None:
+        return {"note": "meeting already gone"}
+    outcomes.set_change_key(series, updated.get("changeKey", ""))
+    return {"ended_series_on": end_date.isoformat(), **_event_summary(updated)}
 
 
 def _first_cancelled(event: SyncEvent, series: ReservationSeries) -> Reservation | None:
@@ -661,6 +706,10 @@ def find_instance(client: GraphClient, mailbox: str, master_id: str, reservation
 def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
     """One occurrence changed or cancelled alone: an exception on the series."""
     series = reservation.series
+    if event.series_id and event.series_id != series.pk:
+        # Recorded before a series-wide time change split the series: the occurrence now belongs
+        # to the new series, whose create (and the re-applied exceptions after it) carries it.
+        return {"note": f"the occurrence moved to series {series.pk}; nothing to change in the old one"}
     if not series.event_id:
         if event.type == SyncEvent.Type.DELETE:
             return {"note": "series not in Exchange yet"}

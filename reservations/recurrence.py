@@ -33,6 +33,12 @@ class Slot:
     original_start: dt.datetime  # the pattern's own start (UTC)
 
 
+def shift_weekdays(weekdays, days: int) -> list[int]:
+    """ISO weekdays ``days`` days on: a Monday/Wednesday series moved by a day runs on
+    Tuesday/Thursday."""
+    return sorted({(day - 1 + days) % 7 + 1 for day in weekdays})
+
+
 def validate_recurrence(recurrence: Recurrence, *, first_day: dt.date, max_occurrences: int) -> None:
     errors: dict[str, list[str]] = {}
     if recurrence.frequency not in FREQUENCIES:

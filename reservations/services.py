@@ -56,10 +56,11 @@ from reservations.models import (
     ReservationSeries,
     Source,
     State,
+    SyncEvent,
     SyncState,
 )
 from reservations.outbox import sync_event_record
-from reservations.recurrence import Recurrence, Slot, expand
+from reservations.recurrence import Recurrence, Slot, expand, shift_weekdays
 from workplace.models import Arrangement, Room
 
 SUBJECT_MAX_LENGTH = 255
@@ -501,6 +502,12 @@ def reservation_update(
     finished occurrence of its series (a time change moves each occurrence by
     the same local wall-clock shift and gives it the new duration).
 
+    A series-wide time change moves the series' pattern with its occurrences
+    (``_plan_series_move``): a series that has not begun is rescheduled as a whole;
+    one that has begun is split as Outlook's "this and following" does (the old
+    series ends the day before the first moved occurrence, the moved ones form a
+    new series).
+
     Only the arguments given change. Returns the (refreshed) target reservation.
     """
     if scope not in SERIES_SCOPES:
@@ -632,6 +639,10 @@ def _update_rows(
     # Occurrences all move by the same shift: writing the one furthest along the
     # shift first means no row ever overlaps a sibling not yet moved (the
     # exclusion constraint checks each row as it is written).
+    move = None
+    if scope == "series" and target.series_id is not None and not from_exchange and any(
+            {"start", "end"} & changes.keys() for _, _, changes in plans):
+        move = _plan_series_move(series_id=target.series_id, moving=rows, shift=shift, duration=duration, tz=tz, now=now)
     if shift is not None and len(plans) > 1:
         plans.sort(key=lambda plan: plan[0].start, reverse=shift > dt.timedelta(0))
     for row, values, changes in plans:
@@ -656,9 +667,15 @@ def _update_rows(
         if "attendees" in changes:
             row.attendees.all().delete()
             Attendee.objects.bulk_create(_attendee_rows(row, attendees))
-    if not from_exchange:
-        _record_updates(plans=plans, scope=scope, series=target.series, channel=_channel(actor, source, subsource))
-    if scope == "series" and target.series is not None:
+    channel = _channel(actor, source, subsource)
+    if move is not None:
+        _move_series(
+            move=move, moving=rows, plans=plans, room=room, duration=duration, tz=tz, channel=channel,
+            subject=None if subject is UNSET else subject, requested_for=None if requested_for is UNSET else requested_for,
+        )
+    elif not from_exchange:
+        _record_updates(plans=plans, scope=scope, series=target.series, channel=channel)
+    if move is None and scope == "series" and target.series is not None:
         series_fields = [f for f in ("subject", "room") if f in plans[0][2]]
         for field in series_fields:
             setattr(target.series, field, plans[0][1][field])
@@ -672,7 +689,9 @@ def _needs_sync(row: Reservation, previous_room: Room | None = None) -> bool:
     return row.room.is_synced or bool(row.event_id) or bool(previous_room and previous_room.is_synced)
 
 
-def _record_updates(*, plans, scope, series, channel: dict[str, Any]) -> None:
+def _record_updates(*, plans, scope, series, channel: dict[str, Any], extra: Mapping[str, Any] | None = None) -> SyncEvent | None:
+    """Outbox events for the rows changed; with ``scope="series"`` one event on the series
+    (``extra`` added to its details), which is returned."""
     def details_of(changes: dict) -> dict:
         details: dict[str, Any] = {"scope": scope, "fields": sorted(changes), **channel}
         if "room" in changes:
@@ -684,20 +703,179 @@ def _record_updates(*, plans, scope, series, channel: dict[str, Any]) -> None:
 
     to_sync = [(row, changes) for row, _values, changes in plans if _needs_sync(row, changes.get("room", (None,))[0])]
     if not to_sync:
-        return
+        return None
     Reservation.objects.filter(pk__in=[row.pk for row, _ in to_sync]).exclude(sync_state=SyncState.PENDING).update(sync_state=SyncState.PENDING)
     for row, _ in to_sync:
         row.sync_state = SyncState.PENDING
     if scope == "series":
         changes = to_sync[0][1]
-        details = {**details_of(changes), "reservation_ids": [row.pk for row, _ in to_sync]}
-        sync_event_record(type="update", series=series, details=details)
-        return
+        details = {**details_of(changes), "reservation_ids": [row.pk for row, _ in to_sync], **(extra or {})}
+        return sync_event_record(type="update", series=series, details=details)
     for row, changes in to_sync:
         previous_room = changes.get("room", (None,))[0]
         # A row that never reached Exchange and now lands in a synced room is a new meeting.
         new_meeting = previous_room is not None and not previous_room.is_synced and not row.event_id and row.room.is_synced
         sync_event_record(type="create" if new_meeting else "update", reservation=row, series=row.series, details=details_of(changes))
+    return None
+
+
+# --- a series-wide time change moves the series ---------------------------------------------
+
+
+@dataclass
+class _SeriesMove:
+    """What a series-wide time change does to the series itself (see ``_plan_series_move``)."""
+
+    series: ReservationSeries  # locked
+    split: bool  # the series has begun: the moved occurrences become a new series
+    # Each occurrence the change carries along → its new slot in the pattern (UTC): the moved
+    # ones, and those cancelled (or rejected) alone in the moved range.
+    slots: dict[int, dt.datetime]
+    carried: list[Reservation]  # the carried-along occurrences the change doesn't move (not active)
+    first_start: dt.datetime
+    first_end: dt.datetime
+    weekdays: list[int]
+    until: dt.date | None
+    count: int | None
+    old_until: dt.date | None = None  # split: the old series' last day
+
+
+def _shifted(moment: dt.datetime, shift: dt.timedelta, tz) -> dt.datetime:
+    """``moment`` moved by a local wall-clock ``shift`` (as the occurrences are moved)."""
+    local = moment.astimezone(tz).replace(tzinfo=None) + shift
+    return local.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def _slot_of(row: Reservation) -> dt.datetime:
+    return row.original_start or row.start
+
+
+def _plan_series_move(*, series_id: int, moving: list[Reservation], shift: dt.timedelta, duration: dt.timedelta, tz, now: dt.datetime) -> _SeriesMove:
+    """The series' new pattern when every coming occurrence moves by ``shift`` (local).
+
+    1. Not begun (no occurrence of it has finished): the whole series moves. Its first
+       slot, its weekdays (by the days the first slot moved) and its end date move with
+       it; each occurrence's pattern slot (``original_start``) moves too.
+    2. Begun: Outlook's "this and following". The old series keeps what is over and ends
+       the day before the first moved occurrence; the moved ones (and those cancelled alone
+       after it) form a new series that starts at the first one's new slot and ends on the
+       last moved one's new day.
+    Occurrences that deviate from the new pattern are re-applied by ``_move_series``."""
+    series = ReservationSeries.objects.select_for_update().get(pk=series_id)
+    others = list(
+        Reservation.objects.select_for_update(of=("self",)).filter(series=series).exclude(pk__in=[row.pk for row in moving]).order_by("start", "id")
+    )
+    split_at = min(_slot_of(row) for row in moving)
+    split = any(row.end <= now for row in others)
+    carried = [row for row in others if row.end > now and (not split or _slot_of(row) >= split_at)]
+    slots = {row.pk: _shifted(_slot_of(row), shift, tz) for row in [*moving, *carried]}
+    old_until = None
+    if split:
+        first_start = slots[min(moving, key=_slot_of).pk]
+        days = (first_start.astimezone(tz).date() - split_at.astimezone(tz).date()).days
+        until = max(slots[row.pk] for row in moving).astimezone(tz).date()
+        count = None
+        old_until = split_at.astimezone(tz).date() - dt.timedelta(days=1)
+    else:
+        first_start = _shifted(series.first_start, shift, tz)
+        days = (first_start.astimezone(tz).date() - series.first_start.astimezone(tz).date()).days
+        until = series.until + dt.timedelta(days=days) if series.until else None
+        count = series.count
+    return _SeriesMove(
+        series=series, split=split, slots=slots, carried=carried, first_start=first_start,
+        first_end=_shifted(first_start, duration, tz), weekdays=shift_weekdays(series.weekdays, days) if series.weekdays else [],
+        until=until, count=count, old_until=old_until,
+    )
+
+
+def _move_series(
+    *, move: _SeriesMove, moving: list[Reservation], plans, room: Room, duration: dt.timedelta, tz, channel: dict[str, Any],
+    subject: str | None, requested_for: AbstractBaseUser | None,
+) -> None:
+    """Write the series side of a series-wide time change (the occurrences are written
+    already) and its outbox events, in the caller's transaction:
+
+    1. the pattern: the series rescheduled, or (split) the old series ended and a new one
+       holding the moved occurrences;
+    2. each carried occurrence's new pattern slot (``original_start``: Exchange finds an
+       occurrence by it), and on a split its new series, without the old meeting's ids;
+    3. the events: the series update (the push reschedules the master), or the old series'
+       end then the new series' create (which waits for it: ``after_series_id``);
+    4. an occurrence event for each occurrence that deviates from the new pattern (moved or
+       retitled alone, cancelled alone), queued after the series' event: Exchange
+       regenerates a rescheduled series' occurrences, so they are applied again."""
+    series = move.series
+    target_subject = subject if subject is not None else series.subject
+    carried_rows = [*moving, *move.carried]
+    # 1.
+    if move.split:
+        new_series = ReservationSeries.objects.create(
+            room=room, subject=target_subject, frequency=series.frequency, interval=series.interval, weekdays=move.weekdays,
+            until=move.until, count=None, first_start=move.first_start, first_end=move.first_end, timezone=series.timezone,
+            requested_by=series.requested_by, requested_for=requested_for or series.requested_for,
+        )
+        series.until, series.count = move.old_until, None
+        series.save(update_fields=["until", "count"])
+    else:
+        new_series = series
+        series.first_start, series.first_end, series.weekdays = move.first_start, move.first_end, move.weekdays
+        series.until, series.count, series.subject, series.room = move.until, move.count, target_subject, room
+        series.save(update_fields=["first_start", "first_end", "weekdays", "until", "count", "subject", "room"])
+    # 2.
+    fields = ["original_start"]
+    for row in carried_rows:
+        row.original_start = move.slots[row.pk]
+        if move.split:
+            row.series = new_series
+            row.event_id = row.change_key = row.ical_uid = ""
+    if move.split:
+        fields += ["series", "event_id", "change_key", "ical_uid"]
+    Reservation.objects.bulk_update(carried_rows, fields)
+    # 3.
+    if move.split:
+        synced = room.is_synced
+        if series.event_id:
+            sync_event_record(type="update", series=series, details={
+                "scope": "series", "action": "end", "ends_on": move.old_until.isoformat(), "split_into_series_id": new_series.pk,
+                "moved_reservation_ids": [row.pk for row in carried_rows], **channel,
+            })
+        Reservation.objects.filter(pk__in=[row.pk for row in moving]).update(sync_state=SyncState.PENDING if synced else SyncState.NOT_SYNCED)
+        if synced:
+            sync_event_record(type="create", series=new_series, details={
+                "scope": "series", "reservation_ids": [row.pk for row in moving], "split_from_series_id": series.pk,
+                "after_series_id": series.pk, **channel,
+            })
+    else:
+        synced = _record_updates(plans=plans, scope="series", series=series, channel=channel, extra={"reschedules": True}) is not None
+    # 4.
+    if synced and room.is_synced:
+        _reapply_deviations(move=move, series=new_series, moving=moving, subject=target_subject, duration=duration, tz=tz, channel=channel)
+
+
+def _reapply_deviations(*, move: _SeriesMove, series: ReservationSeries, moving, subject: str, duration, tz, channel) -> None:
+    """Step 4 of ``_move_series``."""
+    for row in moving:
+        slot = move.slots[row.pk]
+        if (row.start, row.end) != (slot, _shifted(slot, duration, tz)) or row.subject != subject:
+            sync_event_record(type="update", reservation=row, series=series, details={
+                "scope": "occurrence", "fields": ["end", "start", "subject"], "reapply": True, **channel,
+            })
+    cancelled = [
+        row for row in move.carried
+        if row.state == State.CANCELLED and (move.until is None or move.slots[row.pk].astimezone(tz).date() <= move.until)
+    ]
+    if not cancelled:
+        return
+    # How each was cancelled: the meeting cancelled, or kept with the room released.
+    earlier = {}
+    for reservation_id, details in SyncEvent.objects.filter(reservation__in=cancelled, type=SyncEvent.Type.DELETE).order_by("pk").values_list("reservation_id", "details"):
+        earlier[reservation_id] = details or {}
+    for row in cancelled:
+        how = earlier.get(row.pk, {})
+        sync_event_record(type="delete", reservation=row, series=series, details={
+            "scope": "occurrence", "reason": row.state_reason, "reapply": True, **channel,
+            "cancel_meeting": how.get("cancel_meeting", True),
+        })
 
 
 # --- cancel ---------------------------------------------------------------------------
@@ -879,6 +1057,17 @@ def series_link_occurrences(
     if not values:
         return 0
     return Reservation.objects.filter(series=series).update(updated_at=_now(), **values)
+
+
+@transaction.atomic
+def series_unlink_instances(*, series: ReservationSeries) -> int:
+    """Forget the occurrences' own instance ids: Exchange regenerated the series' occurrences
+    (it was rescheduled). The next change of one finds its instance by its slot
+    (``original_start``). Returns the number of occurrences written."""
+    return (
+        Reservation.objects.filter(series=series).exclude(event_id="").exclude(event_id=series.event_id)
+        .update(event_id="", change_key="", updated_at=_now())
+    )
 
 
 @transaction.atomic
