@@ -85,10 +85,14 @@ def pull_room() -> dict:
 
 
 def assert_pull_changes_nothing():
+    """The real-time pull (the room's delta since the last pull), then the nightly full round
+    (whose sweep looks for copies seen before that are gone): neither changes a reservation."""
     before = reservations_as_they_are()
     stats = pull_room()
-    assert reservations_as_they_are() == before, stats
-    assert not {"created", "updated", "cancelled", "cancelled_conflict", "declined", "deferred"} & stats.keys(), stats
+    nightly = dict(delta.pull_mailbox(ATLAS, full=True, nightly=True).stats)
+    assert reservations_as_they_are() == before, (stats, nightly)
+    for outcome in (stats, nightly):
+        assert not {"created", "updated", "cancelled", "cancelled_conflict", "declined", "deferred"} & outcome.keys(), outcome
     return stats
 
 
@@ -298,3 +302,31 @@ def test_the_new_half_of_a_split_series_waits_for_the_old_half_to_end(
     wait_for(lambda: room_instances(emulator_server, new.ical_uid) == [r.start + dt.timedelta(minutes=30) for r in rows[1:]],
              timeout=5, message="the room accepted the new series")
     assert {r.state for r in occurrences(new)} == {State.CONFIRMED}
+
+
+def test_with_rooms_organizing_a_split_series_is_ended_and_created_in_the_rooms_calendar(
+        provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks, monkeypatch):
+    mode("Strict")
+    provider.rooms_organize_own_meetings = True
+    provider.save()
+    old = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(15, 14),
+                      recurrence=Recurrence("weekly", count=4))
+    rows = occurrences(old)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_cancel(actor=alice, reservation=rows[2])
+    pull_room()
+    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=5))
+
+    move_series(django_capture_on_commit_callbacks, rows[1], actor=alice, by=dt.timedelta(days=1))
+
+    assert_all_processed()
+    new = ReservationSeries.objects.exclude(pk=old.pk).get()
+    old.refresh_from_db()
+    assert (new.mailbox, new.organizer, old.mailbox) == (ATLAS, ATLAS, ATLAS)
+    room_masters = {m.id: m for m in masters(emulator_server, ATLAS)}
+    assert set(room_masters) == {old.event_id, new.event_id}
+    assert starts_in_exchange(room_masters[old.event_id]) == [rows[0].start]
+    assert starts_in_exchange(room_masters[new.event_id]) == [rows[1].start + dt.timedelta(days=1), rows[3].start + dt.timedelta(days=1)]
+    assert {r.state for r in occurrences(new)} == {State.CONFIRMED, State.CANCELLED}
+
+    assert_pull_changes_nothing()

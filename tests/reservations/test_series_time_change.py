@@ -146,6 +146,20 @@ def test_a_conflict_refuses_the_whole_change_and_nothing_is_split(alice, bob, do
     assert list(ReservationSeries.objects.values_list("pk", "first_start", "until", "count")) == [(series.pk, first_start, until, count)]
 
 
+def test_splitting_a_series_that_never_reached_exchange_only_creates_the_new_half(alice, atlas, monkeypatch):
+    """No meeting to end: the old series' own create (still queued, or re-processed after an
+    error) reads its shortened pattern; the new half's create waits for it."""
+    series = book(alice, atlas, days_ahead(6, 9), Recurrence("daily", count=3))
+    rows = occurrences(series)
+    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+
+    moved = services.reservation_update(actor=alice, reservation=rows[1], scope="series", start=rows[1].start + HOUR, end=rows[1].end + HOUR)
+
+    events = list(SyncEvent.objects.order_by("pk").values_list("series_id", "reservation_id", "type", "details__after_series_id"))
+    assert events == [(series.pk, None, "create", None), (moved.series_id, None, "create", series.pk)]
+    assert {r.sync_state for r in occurrences(moved.series)} == {"pending"}
+
+
 # --- the REST API ---------------------------------------------------------------------------------
 
 
@@ -171,3 +185,24 @@ def test_the_api_answers_with_the_moved_occurrence_and_its_new_series(alice, ali
     }, format="json")
     assert refused.status_code == 409 and refused["Content-Type"].startswith("application/json")
     assert refused.json()["extra"]["conflicts"] and ReservationSeries.objects.count() == 2
+
+
+# --- the portal ---------------------------------------------------------------------------------
+
+
+def test_the_portal_moves_the_rest_of_a_series_that_has_begun(client, alice, dojo, monkeypatch):
+    series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=3))
+    rows = occurrences(series)
+    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+    client.force_login(alice)
+
+    response = client.post(f"/reservations/{rows[1].pk}/change/", {
+        "subject": "Team sync", "date": rows[1].start.astimezone(BERLIN).date().isoformat(), "start_time": "10:30",
+        "end_time": "11:00", "scope": "series",
+    })
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    new = ReservationSeries.objects.exclude(pk=series.pk).get()
+    assert local(r.start for r in occurrences(new)) == local(r.start + 90 * dt.timedelta(minutes=1) for r in rows[1:])
+    assert all(r.end - r.start == dt.timedelta(minutes=30) for r in occurrences(new))
+    assert [r.pk for r in occurrences(series)] == [rows[0].pk]
