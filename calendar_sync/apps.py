@@ -25,14 +25,16 @@ class CalendarSyncConfig(AppConfig):
 
         # 1. Every sync event the reservation services record is pushed after commit.
         register_listener(enqueue_push)
-        # 1b. Inbound: an activated provider subscribes to the room mailboxes.
+        # 1b. Inbound: an activated provider subscribes to the room (and organizer) mailboxes;
+        #     a change of sync mode adds or drops the organizer mailbox's subscription.
         from django.db.models.signals import post_save
 
-        from exchange_auth.models import CalendarProvider
+        from exchange_auth.models import CalendarProvider, InstanceProperty
 
-        from .inbound_tasks import on_provider_saved
+        from .inbound_tasks import on_property_saved, on_provider_saved
 
         post_save.connect(on_provider_saved, sender=CalendarProvider, dispatch_uid="calendar_sync.provider_activated")
+        post_save.connect(on_property_saved, sender=InstanceProperty, dispatch_uid="calendar_sync.sync_mode_changed")
         # 2. Our periodic jobs, without overwriting what a deployment configured.
         for name, entry in BEAT_SCHEDULE.items():
             settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)

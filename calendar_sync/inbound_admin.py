@@ -1,5 +1,5 @@
-"""Admin for inbound sync: subscriptions with their health, the webhook inbox, delta
-state per mailbox, meetings seen in room calendars, nightly runs. Registered from
+"""Admin for inbound sync: subscriptions (room and organizer mailboxes) with their health,
+the webhook inbox, delta state per mailbox, meetings seen in subscribed calendars, nightly runs. Registered from
 ``calendar_sync.admin``."""
 
 from django.contrib import admin, messages
@@ -18,8 +18,8 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnly):
-    list_display = ("mailbox", "status", "health", "expires_at", "last_notification_at", "last_lifecycle_event", "short_error", "renewed_at")
-    list_filter = ("status", "provider")
+    list_display = ("mailbox", "kind", "status", "health", "expires_at", "last_notification_at", "last_lifecycle_event", "short_error", "renewed_at")
+    list_filter = ("kind", "status", "provider")
     search_fields = ("mailbox", "graph_id")
     readonly_fields = [f.name for f in Subscription._meta.fields if f.name != "client_state_hash"]
     exclude = ("client_state_hash",)

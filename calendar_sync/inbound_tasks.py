@@ -55,7 +55,8 @@ def request_pull(mailbox: str, *, full: bool = False) -> bool:
 
 @shared_task(acks_late=True, ignore_result=True)
 def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
-    """One delta round of ``mailbox`` (full: over the whole window, dropping the token)."""
+    """One delta round of ``mailbox``, a synced room's or the organizer mailbox (full: over
+    the whole window, dropping the token). The name stays for queued tasks and deployments."""
     if not full:
         cache.delete(QUEUED_PREFIX + mailbox)  # a notification from now on queues the next pull
     try:
@@ -147,6 +148,18 @@ def on_provider_saved(sender, instance, created: bool, **kwargs) -> None:
     update_fields = kwargs.get("update_fields")
     if not created and update_fields is not None and "active" not in update_fields:
         return  # a token refresh or a field edit, not an activation
+    from django.db import transaction
+
+    transaction.on_commit(lambda: ensure_subscriptions.delay(), robust=True)
+
+
+def on_property_saved(sender, instance, **kwargs) -> None:
+    """post_save of InstanceProperty (connected in CalendarSyncConfig.ready): a new sync mode
+    may need the organizer mailbox subscribed, or no longer need it. Same switch as above."""
+    from exchange_auth import properties
+
+    if instance.name != properties.SYNC_INTEGRATION_MODE or not getattr(settings, "CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION", True):
+        return
     from django.db import transaction
 
     transaction.on_commit(lambda: ensure_subscriptions.delay(), robust=True)

@@ -1,5 +1,5 @@
 """Inbound sync state (SPEC §4 "Inbound"): subscriptions, the webhook inbox, the delta
-link per room mailbox, the meetings seen in room calendars, and the nightly runs.
+link per subscribed mailbox, the meetings seen in subscribed calendars, and the nightly runs.
 
 The outbox (``SyncEvent``) lives in ``reservations``; everything here is ours."""
 
@@ -18,7 +18,12 @@ def hash_client_state(secret: str) -> str:
 
 
 class Subscription(models.Model):
-    """A Graph change-notification subscription on one room mailbox's events."""
+    """A Graph change-notification subscription on one mailbox's events: a synced room's, or
+    the organizer mailbox's (the provider's service account, where the mode needs it)."""
+
+    class Kind(models.TextChoices):
+        ROOM = "room", "room mailbox"
+        ORGANIZER = "organizer", "organizer mailbox"
 
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -27,6 +32,9 @@ class Subscription(models.Model):
 
     provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="subscriptions")
     mailbox = models.EmailField()
+    # What the mailbox is to us: its notifications are reconciled by calendar_sync.reconcile
+    # (room) or calendar_sync.organizer_sync (organizer).
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ROOM)
     graph_id = models.CharField(max_length=200, blank=True, default="", help_text="Graph's subscription id.")
     resource = models.CharField(max_length=300)
     client_state_hash = models.CharField(max_length=64, editable=False)
@@ -99,7 +107,7 @@ class WebhookNotification(models.Model):
 
 
 class MailboxDeltaState(models.Model):
-    """Where the last delta round of one room mailbox ended (its deltaLink) and how it went."""
+    """Where the last delta round of one subscribed mailbox ended (its deltaLink) and how it went."""
 
     mailbox = models.EmailField(unique=True)
     delta_link = models.TextField(blank=True, default="")
@@ -123,7 +131,9 @@ class RoomEvent(models.Model):
     """A meeting seen in a room calendar: what we last saw and which reservation it is.
 
     "Seen before" in the nightly row of the table means a row here; the change key
-    lets a pull skip meetings that did not change (the product's own echoes included)."""
+    lets a pull skip meetings that did not change (the product's own echoes included).
+    The organizer mailbox's copies of the product's meetings are kept here too (their
+    ``mailbox`` is the organizer's; meetings linked to no reservation get no row there)."""
 
     mailbox = models.EmailField()
     event_id = models.CharField(max_length=512)

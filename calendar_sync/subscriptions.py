@@ -1,14 +1,39 @@
-"""Change-notification subscriptions on the synced room mailboxes (SPEC §4 "Inbound").
+"""Change-notification subscriptions (SPEC §4 "Inbound") on every synced room mailbox and,
+where the mode needs it, on the organizer mailbox.
+
+Which mailboxes (``subscribed_mailboxes``):
+- every synced room mailbox (``synced_mailboxes``), kind ``room``;
+- the provider's service account (its organizer account, else its delegated user), kind
+  ``organizer``, when at least one room is synced and (``organizer_mailboxes``):
+  1. the mode is Strict and rooms don't organize their own meetings: the service account
+     organizes every product meeting of a synced room (sync mailbox ``other``); with rooms
+     organizing, synced rooms (they all have a mailbox) organize their own;
+  2. the mode is Normal and some active person has no mailbox (no email address, or a
+     profile saying so): the service account organizes their meetings (the table's
+     fallback); when everyone has one, Normal mode writes into their own calendars;
+  3. in any mode, while active product meetings that are not over live in its calendar:
+     Personal-mode blockers, REST bookings for someone without a mailbox, meetings booked
+     before the mode or a profile changed. Personal mode otherwise writes into employees'
+     own calendars, which are never subscribed. (Rule 3 also covers the delegated user
+     when it differs from the organizer account: Personal-mode blockers go to it first.)
+  A mailbox that becomes wanted gets its subscription from the next beat (at most 15
+  minutes) at the latest; its first round reads the whole window, so nothing is missed.
+  Its notifications are reconciled by ``calendar_sync.organizer_sync``: attendees'
+  answers and cancellations of the product's meetings.
 
 Services (keyword-only, STYLE 1):
-- ``subscription_ensure_all``: every synced room mailbox has a live subscription
-  (created when missing, renewed when it expires soon); subscriptions of rooms no
-  longer synced are deleted. Run on provider activation, by beat, and by
+- ``subscription_ensure_all``: every wanted mailbox has a live subscription (created when
+  missing, renewed when it expires soon); subscriptions of mailboxes no longer wanted are
+  deleted. Run on provider activation, when the sync mode changes, by beat, and by
   ``manage.py sync_subscriptions``.
 - ``subscription_create`` / ``subscription_renew`` / ``subscription_reauthorize``.
 - ``lifecycle_handle``: reauthorizationRequired → reauthorize and renew;
   missed → full resync of that mailbox; subscriptionRemoved → recreate and resync.
 A renewal that fails is recorded on the subscription and the admins are told.
+
+Both credentials the system client may use can subscribe: app-only to any mailbox, the
+connected delegated user to its own (``users/{its address}/events``) and, in the emulator,
+to those it is a delegate of.
 """
 
 from __future__ import annotations
@@ -20,10 +45,14 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import mail_admins, send_mail
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from exchange_auth import properties
+from exchange_auth.modes import Mode
 from exchange_auth.providers import active_provider
+from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
 
 from .clients import system_client
@@ -54,7 +83,60 @@ def lifecycle_url() -> str:
 
 
 def synced_mailboxes() -> list[str]:
+    """The synced rooms' mailboxes."""
     return sorted({m.lower() for m in Room.objects.filter(sync_enabled=True).exclude(mailbox="").values_list("mailbox", flat=True)})
+
+
+def service_accounts(provider) -> list[str]:
+    """The mailboxes that hold meetings on the product's behalf: the table's service account
+    (organizer account, else delegated user) first, then the delegated user if it differs
+    (Personal-mode blockers live there, ``exchange_auth.modes.plan_sync`` step 1)."""
+    if provider is None:
+        return []
+    accounts = provider.accounts
+    found = [accounts.service_account, accounts.delegated_user]
+    return list(dict.fromkeys(a.strip().lower() for a in found if a and a.strip()))
+
+
+def organizer_mailboxes(provider, *, rooms: list[str] | None = None) -> list[str]:
+    """The organizer mailbox(es) to subscribe to (rules 1–3 of the module docstring)."""
+    rooms = synced_mailboxes() if rooms is None else rooms
+    accounts = [a for a in service_accounts(provider) if a not in rooms]
+    if not rooms or not accounts:
+        return []
+    mode = properties.sync_mode()
+    organizes = (mode is Mode.STRICT and not provider.rooms_organize_own_meetings) or (mode is Mode.NORMAL and _someone_without_mailbox())
+    main = service_accounts(provider)[0]
+    wanted = [main] if organizes and main in accounts else []
+    wanted += [a for a in accounts if a not in wanted and _holds_live_meetings(a)]
+    return wanted
+
+
+def _holds_live_meetings(mailbox: str) -> bool:
+    """Active product meetings that are not over live in ``mailbox`` (rule 3)."""
+    return Reservation.objects.filter(mailbox__iexact=mailbox, state__in=ACTIVE_STATES, end__gt=timezone.now()).exists()
+
+
+def _someone_without_mailbox() -> bool:
+    """An active person the mode table would give the service account as organizer (as
+    ``push`` decides it: no email address, or a profile without a mailbox)."""
+    people = get_user_model().objects.filter(is_active=True)
+    return people.filter(Q(email="") | Q(profile__has_mailbox=False)).exists()
+
+
+def subscribed_mailboxes(provider) -> dict[str, str]:
+    """{mailbox: Subscription.Kind} of every mailbox that should have a live subscription."""
+    rooms = synced_mailboxes()
+    wanted = dict.fromkeys(rooms, Subscription.Kind.ROOM)
+    for mailbox in organizer_mailboxes(provider, rooms=rooms):
+        wanted.setdefault(mailbox, Subscription.Kind.ORGANIZER)
+    return wanted
+
+
+def is_organizer_mailbox(provider, mailbox: str) -> bool:
+    """Whether ``mailbox`` is one of the provider's service accounts (its pulls reconcile only
+    the product's meetings there, ``calendar_sync.organizer_sync``)."""
+    return mailbox.lower() in service_accounts(provider)
 
 
 def _expiry() -> dt.datetime:
@@ -72,7 +154,7 @@ def _parse(value: str | None) -> dt.datetime | None:
 # --- services --------------------------------------------------------------------------------
 
 
-def subscription_create(*, provider, mailbox: str) -> Subscription:
+def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind.ROOM) -> Subscription:
     """POST /subscriptions for ``mailbox``'s events with a fresh secret clientState.
     Graph validates our endpoint (handshake) before it answers. Raises GraphError."""
     mailbox = mailbox.lower()
@@ -87,10 +169,10 @@ def subscription_create(*, provider, mailbox: str) -> Subscription:
     # The previous live subscription of this mailbox (if any) is replaced.
     Subscription.objects.filter(provider=provider, mailbox=mailbox, status=Subscription.Status.ACTIVE).update(status=Subscription.Status.REMOVED)
     sub = Subscription.objects.create(
-        provider=provider, mailbox=mailbox, graph_id=created["id"], resource=resource, client_state_hash=hash_client_state(secret),
+        provider=provider, mailbox=mailbox, kind=kind, graph_id=created["id"], resource=resource, client_state_hash=hash_client_state(secret),
         expires_at=_parse(created.get("expirationDateTime")), renewed_at=timezone.now(),
     )
-    logger.info("subscription %s created for %s", sub.graph_id, mailbox)
+    logger.info("subscription %s created for %s (%s)", sub.graph_id, mailbox, kind)
     return sub
 
 
@@ -135,29 +217,33 @@ def subscription_delete(*, subscription: Subscription) -> None:
 
 
 def subscription_ensure_all(*, provider=None) -> dict:
-    """Create what is missing, renew what expires soon, drop what is no longer synced."""
+    """Create what is missing, renew what expires soon, drop what is no longer wanted."""
     provider = provider or active_provider()
     counts = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0}
     if provider is None or not provider.active:
         return counts
-    wanted = set(synced_mailboxes())
+    wanted = subscribed_mailboxes(provider)
     live = {s.mailbox: s for s in Subscription.objects.select_related("provider").filter(provider=provider, status=Subscription.Status.ACTIVE)}
     soon = timezone.now() + renew_margin()
-    for mailbox in sorted(wanted):
+    for mailbox, kind in sorted(wanted.items()):
         sub = live.get(mailbox)
+        if sub is not None and sub.kind != kind:
+            # The same address became a room or the organizer account: its notifications follow.
+            Subscription.objects.filter(pk=sub.pk).update(kind=kind)
+            sub.kind = kind
         try:
             if sub is None or sub.expires_at is None or sub.expires_at <= timezone.now():
-                subscription_create(provider=provider, mailbox=mailbox)
+                subscription_create(provider=provider, mailbox=mailbox, kind=kind)
                 counts["created"] += 1
                 if sub is None:
-                    _resync(mailbox)  # anything booked before we listened
+                    _resync(mailbox)  # anything booked (or answered) before we listened
             elif sub.expires_at <= soon:
                 subscription_renew(subscription=sub)
                 counts["renewed"] += 1
         except GraphError as exc:
             counts["failed"] += 1
             if sub is None:
-                _alert(f"Could not subscribe to {mailbox}", f"Creating the change-notification subscription failed: {exc}")
+                _alert(f"Could not subscribe to {mailbox}", f"Creating the change-notification subscription failed: {exc}", kind=kind)
             logger.warning("subscription for %s: %s", mailbox, exc)
     for mailbox, sub in live.items():
         if mailbox not in wanted:
@@ -201,7 +287,7 @@ def lifecycle_handle(*, notification: WebhookNotification) -> str:
 def _recreate(subscription: Subscription, *, why: str) -> Subscription:
     Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED, last_error=why)
     try:
-        fresh = subscription_create(provider=subscription.provider, mailbox=subscription.mailbox)
+        fresh = subscription_create(provider=subscription.provider, mailbox=subscription.mailbox, kind=subscription.kind)
     except GraphError as exc:
         _failed(subscription, f"{why}; recreating it failed: {exc}")
         raise
@@ -220,12 +306,18 @@ def _failed(subscription: Subscription, message: str) -> None:
     Subscription.objects.filter(pk=subscription.pk).update(last_error=message[:2000], last_error_at=now, status=Subscription.Status.FAILED)
     subscription.last_error, subscription.last_error_at, subscription.status = message, now, Subscription.Status.FAILED
     logger.error("subscription %s (%s): %s", subscription.graph_id, subscription.mailbox, message)
-    _alert(f"Calendar subscription failing for {subscription.mailbox}", message)
+    _alert(f"Calendar subscription failing for {subscription.mailbox}", message, kind=subscription.kind)
 
 
-def _alert(subject: str, message: str) -> None:
+_CONSEQUENCE = {
+    Subscription.Kind.ROOM: "Outlook bookings of this room are not picked up in real time",
+    Subscription.Kind.ORGANIZER: "Attendees' answers to the meetings this mailbox organizes, and their cancellation in Outlook, are not picked up in real time",
+}
+
+
+def _alert(subject: str, message: str, *, kind: str = Subscription.Kind.ROOM) -> None:
     """Tell the admins: settings.ADMINS through mail_admins, and every active staff user."""
-    body = f"{message}\n\nOutlook bookings of this room are not picked up in real time until this is fixed. See Calendar sync → Subscriptions in the admin."
+    body = f"{message}\n\n{_CONSEQUENCE.get(kind, _CONSEQUENCE[Subscription.Kind.ROOM])} until this is fixed. See Calendar sync → Subscriptions in the admin."
     try:
         mail_admins(subject, body, fail_silently=True)
         staff = sorted(set(get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)))

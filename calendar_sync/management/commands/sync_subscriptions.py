@@ -1,5 +1,6 @@
-"""``manage.py sync_subscriptions``: every synced room mailbox gets a live change-notification
-subscription (created, renewed, or deleted for rooms no longer synced)."""
+"""``manage.py sync_subscriptions``: every synced room mailbox, and the organizer mailbox where
+the mode needs it (``calendar_sync.subscriptions``), gets a live change-notification
+subscription (created, renewed, or deleted for mailboxes no longer wanted)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,7 +10,7 @@ from exchange_auth.providers import active_provider
 
 
 class Command(BaseCommand):
-    help = "Create, renew or delete change-notification subscriptions on the synced room mailboxes."
+    help = "Create, renew or delete change-notification subscriptions on the synced room mailboxes and the organizer mailbox."
 
     def handle(self, *args, **options):
         provider = active_provider()
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Notifications go to {notification_url()}")
         counts = subscription_ensure_all(provider=provider)
         for sub in Subscription.objects.filter(provider=provider, status=Subscription.Status.ACTIVE):
-            self.stdout.write(f"  {sub.mailbox}: expires {sub.expires_at:%Y-%m-%d %H:%M} UTC")
+            self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): expires {sub.expires_at:%Y-%m-%d %H:%M} UTC")
         self.stdout.write(", ".join(f"{k} {v}" for k, v in counts.items()))
         if counts["failed"]:
             raise CommandError(f"{counts['failed']} subscription(s) failed; see the admin (Calendar sync → Subscriptions).")
