@@ -1,11 +1,15 @@
-"""Delta pulls of room calendars (calendarView/delta), one mailbox at a time.
+"""Delta pulls of subscribed calendars (calendarView/delta), one mailbox at a time.
+
+A synced room's calendar is reconciled by ``calendar_sync.reconcile`` (the SPEC §4 table);
+the organizer mailbox's by ``calendar_sync.organizer_sync`` (attendees' answers and
+cancellations of the product's meetings). Both take the same steps:
 
 1. A mailbox is pulled by one worker at a time (a lock in the cache, with a lease so
    a killed worker can't hold it forever).
 2. With a stored deltaLink only changes come back; without one (first pull, nightly,
    ``--full``) a full round over the sync window is made. A 410 SyncStateNotFound
    (the token expired) drops the token and starts a full round.
-3. Each page is reconciled as it arrives (``calendar_sync.reconcile``). The new
+3. Each page is reconciled as it arrives (by the mailbox's module). The new
    deltaLink is stored only after the whole round was reconciled: a worker killed
    mid-round leaves the old link, and the next pull replays the round (reconciling
    is idempotent: unchanged change keys are skipped, matches go by id and iCalUId).
@@ -29,10 +33,11 @@ from django.utils import timezone
 from exchange_auth.providers import active_provider
 from workplace.models import Room
 
-from . import reconcile
+from . import organizer_sync, reconcile
 from .clients import system_client
 from .graph import GraphError, NotFound, users_path
 from .models import MailboxDeltaState, RoomEvent, WebhookNotification
+from .subscriptions import is_organizer_mailbox
 
 logger = logging.getLogger("calendar_sync.inbound")
 
@@ -114,29 +119,44 @@ def _iso(value: dt.datetime) -> str:
 # --- the pull ---------------------------------------------------------------------------------
 
 
+def _reconciler(mailbox: str, provider):
+    """(reconciling module, what its Context needs) for a mailbox we listen to: a synced
+    room (``reconcile``) or the organizer mailbox (``organizer_sync``); None otherwise."""
+    room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
+    if room is not None:
+        return (reconcile, {"room": room}) if room.is_synced else None
+    if is_organizer_mailbox(provider, mailbox):
+        return organizer_sync, {"mailbox": mailbox}
+    return None
+
+
 def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wait: float = 0.0, progress=None) -> PullResult:
-    """Pull one room mailbox and reconcile what changed. Raises ``MailboxBusy`` when
+    """Pull one subscribed mailbox and reconcile what changed. Raises ``MailboxBusy`` when
     another worker holds the mailbox (the caller retries shortly)."""
     mailbox = mailbox.lower()
     provider = active_provider()
     if provider is None:
         raise NoProvider("No active calendar provider.")
-    room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
-    if room is None or not room.is_synced:
+    target = _reconciler(mailbox, provider)
+    if target is None:
         return PullResult(mailbox=mailbox, full=full, stats=Counter(skipped_not_synced=1))
+    module, scope = target
     with MailboxLock(mailbox, wait=wait):
         started = timezone.now()
         # Notifications received up to now are answered by this pull.
         answered = list(WebhookNotification.objects.filter(mailbox=mailbox, state=WebhookNotification.State.RECEIVED,
-                                                            received_at__lte=started).values_list("pk", flat=True))
+                                                            received_at__lte=started).values_list("pk", "change_type", "event_id"))
         state, _ = MailboxDeltaState.objects.get_or_create(mailbox=mailbox)
         client = system_client(provider)
         calls_before = client.calls
         window = sync_window(provider, nightly=nightly)
-        ctx = reconcile.Context(room=room, provider=provider, client=client, window_start=window[0], window_end=window[1], nightly=nightly)
+        ctx = module.Context(provider=provider, client=client, window_start=window[0], window_end=window[1], nightly=nightly, **scope)
         result = PullResult(mailbox=mailbox, full=full or nightly or not state.delta_link)
         try:
-            link = _round(ctx, state, result, progress=progress)
+            link = _round(ctx, module, state, result, progress=progress)
+            if module is organizer_sync:
+                # A meeting created and deleted between two rounds is in neither: its notification names it.
+                organizer_sync.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
         except GraphError as exc:
             MailboxDeltaState.objects.filter(pk=state.pk).update(last_error=str(exc)[:2000], last_pull_at=timezone.now())
             raise
@@ -144,17 +164,17 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
             result.requests = client.calls - calls_before  # approximate when other threads share the client
         updates = {"delta_link": link, "last_pull_at": timezone.now(), "last_error": "", "pulls": state.pulls + 1}
         if result.full:
-            reconcile.sweep_unseen(ctx)
+            module.sweep_unseen(ctx)
             updates.update(window_start=ctx.window_start, window_end=ctx.window_end, last_full_sync_at=timezone.now(), full_syncs=state.full_syncs + 1)
         MailboxDeltaState.objects.filter(pk=state.pk).update(**updates)
         if answered:
-            WebhookNotification.objects.filter(pk__in=answered).update(state=WebhookNotification.State.PROCESSED, processed_at=timezone.now())
+            WebhookNotification.objects.filter(pk__in=[pk for pk, _, _ in answered]).update(state=WebhookNotification.State.PROCESSED, processed_at=timezone.now())
         result.stats.update(ctx.stats)
         result.deferred = ctx.deferred
         return result
 
 
-def _round(ctx: reconcile.Context, state: MailboxDeltaState, result: PullResult, *, progress=None) -> str:
+def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progress=None) -> str:
     """One delta round (all pages up to the deltaLink); returns the new deltaLink."""
     client = ctx.client
     headers = {"Prefer": f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'}
@@ -178,7 +198,7 @@ def _round(ctx: reconcile.Context, state: MailboxDeltaState, result: PullResult,
         page = body.get("value") or []
         result.pages += 1
         result.events += len(page)
-        reconcile.reconcile_page(ctx, page)
+        module.reconcile_page(ctx, page)
         if progress is not None:
             progress(len(page))
         if body.get("@odata.nextLink"):
@@ -187,7 +207,7 @@ def _round(ctx: reconcile.Context, state: MailboxDeltaState, result: PullResult,
         return body.get("@odata.deltaLink") or ""
 
 
-def _fresh(ctx: reconcile.Context) -> tuple[str, dict]:
+def _fresh(ctx) -> tuple[str, dict]:
     return users_path(ctx.mailbox, "calendarView", "delta"), {"startDateTime": _iso(ctx.window_start), "endDateTime": _iso(ctx.window_end)}
 
 
@@ -206,23 +226,24 @@ def recheck_deferred(mailbox: str) -> Counter:
     """Copies put aside because the product's own push was in flight: read each again."""
     mailbox = mailbox.lower()
     provider = active_provider()
-    room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
     stats: Counter = Counter()
-    if provider is None or room is None:
+    target = _reconciler(mailbox, provider) if provider is not None else None
+    if target is None:
         return stats
+    module, scope = target
     rows = list(RoomEvent.objects.filter(mailbox=mailbox, outcome="deferred", removed_at__isnull=True))
     if not rows:
         return stats
     with MailboxLock(mailbox, wait=5):
         client = system_client(provider)
         window = sync_window(provider)
-        ctx = reconcile.Context(room=room, provider=provider, client=client, window_start=window[0], window_end=window[1])
+        ctx = module.Context(provider=provider, client=client, window_start=window[0], window_end=window[1], **scope)
         for row in rows:
             try:
                 raw = client.get(users_path(mailbox, "events", row.event_id), headers={"Prefer": 'outlook.timezone="UTC"'})
             except NotFound:
                 raw = {"id": row.event_id, "@removed": {"reason": "deleted"}}
-            outcome = reconcile.reconcile_copy(ctx, reconcile.parse_copy(raw), row)
+            outcome = module.reconcile_copy(ctx, module.parse_copy(raw), row)
             stats[outcome] += 1
         stats["still_deferred"] = int(ctx.deferred)
     return stats

@@ -207,7 +207,7 @@ def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
     if reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
         # Rejected/cancelled here, or moved to another room: the product's own push settles
         # the meeting; this copy needs nothing from us.
-        _record(ctx, copy, row, reservation=reservation, outcome="inactive")
+        record_copy(ctx, copy, row, reservation=reservation, outcome="inactive")
         return "no_action"
     if outbound_in_flight(reservation):
         return _defer(ctx, copy, row, reservation=reservation)
@@ -242,7 +242,7 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
         return _decline_or_record(ctx, copy, row, refusal)
     requested_for, kind = requester_for(copy.organizer, ctx.provider)
     if requested_for is None:
-        _record(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
+        record_copy(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
         return "unowned"
     try:
         reservation = services.reservation_create(
@@ -255,7 +255,7 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
         return _decline_or_record(ctx, copy, row, reason)
     except ReservationError as exc:
         return _decline_or_record(ctx, copy, row, exc.message)
-    _record(ctx, copy, row, reservation=reservation, outcome="created")
+    record_copy(ctx, copy, row, reservation=reservation, outcome="created")
     logger.info("inbound: reservation %s created from Outlook meeting in %s", reservation.pk, room.mailbox)
     return "created"
 
@@ -321,10 +321,10 @@ def _attendees(copy: Copy, room: Room) -> list[dict]:
 
 def _decline_or_record(ctx: Context, copy: Copy, row: RoomEvent | None, reason: str) -> str:
     if copy.end <= ctx.now:
-        _record(ctx, copy, row, outcome="past_not_booked", note=reason)
+        record_copy(ctx, copy, row, outcome="past_not_booked", note=reason)
         return "past_not_booked"  # declining a meeting that is over helps no one
     room_declines(ctx.client, ctx.room.mailbox, copy.id, reason)
-    _record(ctx, copy, row, outcome="declined", note=reason, removed=True)
+    record_copy(ctx, copy, row, outcome="declined", note=reason, removed=True)
     logger.info("inbound: %s declined an Outlook meeting: %s", ctx.room.mailbox, reason)
     return "declined"
 
@@ -353,7 +353,7 @@ def _row_d_own_echo(ctx: Context, copy: Copy, row: RoomEvent | None, reservation
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
     if reservation.state == State.AWAITING_CONFIRMATION and copy.response == "accepted":
         services.reservation_mark_confirmed(reservation=reservation)  # the room's copy says it accepted
-    _record(ctx, copy, row, reservation=reservation, outcome="echo")
+    record_copy(ctx, copy, row, reservation=reservation, outcome="echo")
     return "echo"
 
 
@@ -379,11 +379,11 @@ def _row_b_updated_in_exchange(ctx: Context, copy: Copy, row: RoomEvent | None, 
         except ReservationError as exc:
             refusal = exc.message
     if not refusal:
-        _record(ctx, copy, row, reservation=reservation, outcome="updated")
+        record_copy(ctx, copy, row, reservation=reservation, outcome="updated")
         return "updated"
     _cancel_meeting(ctx, copy, reservation, refusal)
     cancel_reservation(reservation, reason=f"The meeting was changed in Outlook and can't be kept: {refusal}")
-    _record(ctx, copy, row, reservation=reservation, outcome="cancelled_conflict", note=refusal, removed=True)
+    record_copy(ctx, copy, row, reservation=reservation, outcome="cancelled_conflict", note=refusal, removed=True)
     return "cancelled_conflict"
 
 
@@ -420,18 +420,20 @@ def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bo
     if ctx.nightly and row is None:
         return "no_action"  # nightly: only meetings seen before
     if reservation is None or reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
-        _mark_removed(ctx, event_id, row)
+        mark_removed(ctx, event_id, row)
         return "no_action"  # (e) the product cancelled it, or moved the reservation elsewhere
     if outbound_in_flight(reservation):
         return "deferred"  # the product's change is on its way; the next round settles it
-    if confirm and _still_in_room(ctx, event_id):
+    if confirm and still_in_mailbox(ctx, event_id):
         return "outside_window"  # @removed because it moved out of the window, not deleted
     cancel_reservation(reservation, reason="The meeting was cancelled in Outlook (it is no longer on the room's calendar).")
-    _mark_removed(ctx, event_id, row, outcome="cancelled")
+    mark_removed(ctx, event_id, row, outcome="cancelled")
     return "cancelled"
 
 
-def _still_in_room(ctx: Context, event_id: str) -> bool:
+def still_in_mailbox(ctx: Context, event_id: str) -> bool:
+    """A copy delta reported ``@removed`` is still there (it only left the window): not deleted.
+    Used by ``organizer_sync`` too (any context with ``client`` and ``mailbox``)."""
     try:
         found = ctx.client.get(users_path(ctx.mailbox, "events", event_id), params={"$select": "id,isCancelled,start,end"})
     except NotFound:
@@ -518,7 +520,7 @@ def _pending_product_reservation(room: Room, copy: Copy) -> Reservation | None:
 
 def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, *, reservation: Reservation) -> str:
     """Look again shortly: the change key is not recorded, so the copy is re-checked."""
-    row = _record(ctx, copy, row, reservation=None, outcome="deferred", note=f"waiting for reservation {reservation.pk}'s push", change_key="")
+    row = record_copy(ctx, copy, row, reservation=None, outcome="deferred", note=f"waiting for reservation {reservation.pk}'s push", change_key="")
     RoomEvent.objects.filter(pk=row.pk).update(deferrals=row.deferrals + 1)
     ctx.deferred = True
     return "deferred"
@@ -540,10 +542,11 @@ def _ids(ctx: Context, copy: Copy, reservation: Reservation | None = None) -> se
     )
 
 
-def _record(
+def record_copy(
     ctx: Context, copy: Copy, row: RoomEvent | None, *, outcome: str, reservation: Reservation | None = None,
     note: str = "", removed: bool = False, change_key: str | None = None,
 ) -> RoomEvent:
+    """What we saw of this copy and decided (a ``RoomEvent`` row of ``ctx.mailbox``); ``organizer_sync`` uses it too."""
     values = {
         "ical_uid": copy.ical_uid, "change_key": copy.change_key if change_key is None else change_key,
         "subject": copy.subject[:255], "organizer": copy.organizer[:254], "start": copy.start, "end": copy.end,
@@ -557,7 +560,7 @@ def _record(
     return row
 
 
-def _mark_removed(ctx: Context, event_id: str, row: RoomEvent | None, *, outcome: str = "removed") -> None:
+def mark_removed(ctx: Context, event_id: str, row: RoomEvent | None, *, outcome: str = "removed") -> None:
     if row is not None:
         RoomEvent.objects.filter(pk=row.pk).update(removed_at=ctx.now, outcome=outcome)
     else:
