@@ -63,3 +63,70 @@ def test_the_constraint_alone_holds_when_the_check_is_skipped(people, dojo, api_
 
     assert statuses == Counter({201: 1, 409: THREADS - 1})
     assert Reservation.objects.filter(room=dojo).count() == 1
+
+
+# --- a deadlock between racing bookings ---------------------------------------------------
+# Racing INSERTs checked by the exclusion constraint can deadlock (PostgreSQL aborts one with
+# SQLSTATE 40P01) instead of failing with 23P01; nothing can make the race deadlock on cue, so
+# these tests raise a real 40P01 from the server inside the service's transaction.
+
+RAISE_DEADLOCK = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
+
+
+def _deadlocking(real, times: int):
+    """``real``, after raising PostgreSQL's deadlock error ``times`` times (inside the caller's
+    transaction, as a refused INSERT would)."""
+    calls = {"n": 0}
+
+    def wrapper(**kwargs):
+        calls["n"] += 1
+        if calls["n"] <= times:
+            with connection.cursor() as cursor:
+                cursor.execute(RAISE_DEADLOCK)
+        return real(**kwargs)
+
+    wrapper.calls = calls
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_that_loses_a_deadlock_is_run_again(alice, dojo, api_as, monkeypatch):
+    create_rows = _deadlocking(services._create_rows, times=1)
+    monkeypatch.setattr(services, "_create_rows", create_rows)
+    body = {"room": dojo.pk, "subject": "retried", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat()}
+
+    response = api_as(alice).post("/api/v1/reservations/", body, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert create_rows.calls["n"] == 2
+    assert list(Reservation.objects.filter(room=dojo).values_list("subject", flat=True)) == ["retried"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_that_keeps_deadlocking_is_a_409_not_a_500(alice, dojo, api_as, monkeypatch):
+    monkeypatch.setattr(services, "_create_rows", _deadlocking(services._create_rows, times=services.DEADLOCK_RETRIES))
+    body = {"room": dojo.pk, "subject": "unlucky", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat()}
+
+    response = api_as(alice).post("/api/v1/reservations/", body, format="json")
+
+    assert response.status_code == 409
+    assert "at the same moment" in response.json()["message"]
+    assert not Reservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_that_deadlocks_is_a_409_and_changes_nothing(alice, dojo, api_as, monkeypatch):
+    start, end = days_ahead(1, 9), days_ahead(1, 10)
+    created = api_as(alice).post(
+        "/api/v1/reservations/", {"room": dojo.pk, "subject": "mine", "start": start.isoformat(), "end": end.isoformat()}, format="json",
+    ).json()
+    monkeypatch.setattr(services, "_update_rows", _deadlocking(services._update_rows, times=1))
+
+    response = api_as(alice).patch(
+        f"/api/v1/reservations/{created['id']}/",
+        {"start": days_ahead(1, 11).isoformat(), "end": days_ahead(1, 12).isoformat()}, format="json",
+    )
+
+    assert response.status_code == 409
+    row = Reservation.objects.get(pk=created["id"])
+    assert (row.start, row.end) == (start, end)
