@@ -112,7 +112,10 @@ class ReservationSeries(ExchangeLink):
 
 
 class Reservation(ExchangeLink):
-    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="reservations")
+    # No single-column index on room or requested_for: rsv_room_time and rsv_requested_for_start
+    # (Meta.indexes) lead with them and serve every lookup by either (and the PROTECT checks),
+    # so a second index would only cost every booking two more index inserts.
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="reservations", db_index=False)
     arrangement = models.ForeignKey(Arrangement, on_delete=models.PROTECT, related_name="reservations", null=True, blank=True)
     series = models.ForeignKey(ReservationSeries, on_delete=models.CASCADE, related_name="occurrences", null=True, blank=True)
     # The occurrence's slot as the pattern produced it; Graph identifies exceptions by it.
@@ -122,7 +125,7 @@ class Reservation(ExchangeLink):
     start = models.DateTimeField()
     end = models.DateTimeField()
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations_requested")
-    requested_for = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations")
+    requested_for = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations", db_index=False)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STANDARD)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.PORTAL)
     subsource = models.CharField(max_length=40, blank=True, default="")
