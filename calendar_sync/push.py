@@ -631,20 +631,34 @@ def _first_cancelled(event: SyncEvent, series: ReservationSeries) -> Reservation
     return Reservation.objects.filter(series=series, pk__in=ids).order_by("start", "id").first() if ids else None
 
 
+def _has_begun(series: ReservationSeries, first: Reservation, cancelled_ids) -> bool:
+    """Occurrences before the first cancelled one stay (they are over, or were kept)."""
+    return series.occurrences.filter(start__lt=first.start).exclude(pk__in=cancelled_ids).exclude(state=State.CANCELLED).exists()
+
+
 def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
-    """The service cancels the occurrences that haven't finished. When earlier ones remain (the
-    series has begun), the Outlook series is ended the day before the first cancelled one, so
-    its past stays on people's calendars; otherwise the whole meeting is cancelled."""
+    """The service cancels the occurrences that haven't finished.
+
+    1. "Also cancel the meeting" unticked (``keeps_meeting``): the meeting stays on people's
+       calendars and the room leaves only the cancelled occurrences. When the series has begun,
+       each cancelled occurrence is patched alone (``_release_room_from_occurrences``), so
+       what is over keeps its room; otherwise one PATCH takes the room off the whole series.
+    2. Otherwise, when earlier occurrences remain (the series has begun), the Outlook series is
+       ended the day before the first cancelled one, so its past stays on people's calendars;
+       else the whole meeting is cancelled."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
     provider = _provider()
     plan, actor = plan_for(event, series, series.room, provider)
     client = _client(plan, provider, actor, link_mailbox=series.mailbox)
+    cancelled_ids = event.details.get("reservation_ids") or []
     first = _first_cancelled(event, series)
+    has_begun = first is not None and _has_begun(series, first, cancelled_ids)
     if first is not None and keeps_meeting(event, list(
-            Reservation.objects.filter(series=series, pk__in=event.details.get("reservation_ids") or []).select_related("room"))):
-        # The meeting stays on people's calendars; the room leaves the whole series (Graph can't
-        # drop an attendee from part of a series without splitting it).
+            Reservation.objects.filter(series=series, pk__in=cancelled_ids).select_related("room"))):
+        if has_begun:
+            return _release_room_from_occurrences(event, series, client, plan, cancelled_ids)
+        # Nothing of the series is kept with the room: the room leaves the whole series at once.
         attendees, _text = _series_attendees(series, event)
         body = release_room_payload(series, plan, attendees=attendees, requested_for=series.requested_for)
         event.request_payload = body
@@ -656,9 +670,7 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
         return {"released_room": series.event_id, **_event_summary(updated)}
     if first is not None:
         slot = first.original_start or first.start
-        has_past = series.occurrences.filter(start__lt=first.start).exclude(pk__in=event.details.get("reservation_ids") or []).exclude(
-            state=State.CANCELLED).exists()
-        if has_past:
+        if has_begun:
             end_date = slot.astimezone(ZoneInfo(series.timezone)).date() - timedelta(days=1)
             body = {"recurrence": payloads.recurrence_ending(series, end_date)}
             event.request_payload = body
@@ -676,31 +688,109 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
     return {"cancelled": series.event_id}
 
 
-def find_instance(client: GraphClient, mailbox: str, master_id: str, reservation: Reservation) -> dict | None:
-    """The series' occurrence for this reservation, by its original slot."""
-    slot = reservation.original_start or reservation.start
-    window_start = (min(slot, reservation.start) - timedelta(days=1)).isoformat()
-    window_end = (max(slot, reservation.start) + timedelta(days=1)).isoformat()
-    page = client.get(users_path(mailbox, "events", master_id, "instances"),
-                      params={"startDateTime": window_start, "endDateTime": window_end, "$select": "id,start,end,originalStart,changeKey,isCancelled"},
-                      headers={"Prefer": 'outlook.timezone="UTC"'})
-    best, best_gap = None, None
+def _release_room_from_occurrences(event: SyncEvent, series: ReservationSeries, client: GraphClient, plan: SyncPlan, cancelled_ids) -> dict:
+    """The rest of a series that has begun is cancelled and the meeting kept: the room leaves
+    each cancelled occurrence alone (an exception of the series: attendees without the room,
+    location cleared). Exchange sends the room a cancellation of just those occurrences, so
+    its calendar frees them while the occurrences that are over keep the room everywhere.
+
+    Each occurrence is found by its stored instance id, else in one ``/instances`` listing of
+    the slots they span; its instance id and change key are stored as a change of that
+    occurrence alone stores them. A plain occurrence carries the master's change key, which each
+    new exception moves: its PATCH may meet a 412 and is then applied once more on the fresh key
+    (``_patch_with_if_match``). An occurrence already gone from the series is skipped. A
+    retried event patches the same occurrences again with the same body: harmless."""
+    rows = list(
+        Reservation.objects.filter(series=series, pk__in=cancelled_ids)
+        .select_related("room", "requested_for").prefetch_related("attendees").order_by("start", "id")
+    )
+    unlinked = [r for r in rows if not r.event_id or r.event_id == series.event_id]
+    try:
+        found = find_instances(client, series.mailbox, series.event_id, unlinked)
+    except NotFound:
+        return {"note": "meeting already gone"}
+    released, missing, bodies = [], [], {}
+    for reservation in rows:
+        if reservation.event_id and reservation.event_id != series.event_id:
+            instance_id, change_key = reservation.event_id, reservation.change_key
+        elif reservation.pk in found:
+            inst = found[reservation.pk]
+            instance_id, change_key = inst["id"], inst.get("changeKey", "")
+            outcomes.link_instance(reservation, event_id=instance_id, change_key=change_key)
+        else:
+            missing.append(reservation.pk)  # not in the series any more (cancelled in Exchange)
+            continue
+        body = release_room_payload(series, plan, attendees=list(reservation.attendees.all()), requested_for=reservation.requested_for)
+        bodies[str(reservation.pk)] = body
+        try:
+            updated = _patch_with_if_match(client, series.mailbox, instance_id, change_key, body)
+        except NotFound:
+            missing.append(reservation.pk)
+            continue
+        outcomes.set_change_key(reservation, (updated or {}).get("changeKey", ""))
+        released.append(instance_id)
+    event.request_payload = {"occurrences": bodies}
+    if released:
+        # Each exception changed the master too: keep its change key for the series' next PATCH.
+        try:
+            master = client.get(users_path(series.mailbox, "events", series.event_id), params={"$select": "id,changeKey"})
+        except NotFound:
+            master = None
+        outcomes.set_change_key(series, (master or {}).get("changeKey", ""))
+    return {"released_room_of_occurrences": released, "occurrences_not_found": missing}
+
+
+def _instance_slot(inst: dict):
+    """When an ``/instances`` entry was scheduled by the series (``originalStart``), as aware UTC."""
     from datetime import datetime
 
-    for inst in (page or {}).get("value", []):
-        raw = inst.get("originalStart") or (inst.get("start") or {}).get("dateTime")
-        if not raw:
-            continue
-        try:
-            when = datetime.fromisoformat(raw.replace("Z", "+00:00")[:26] if "." in raw else raw.replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        gap = abs((when - slot).total_seconds())
-        if best_gap is None or gap < best_gap:
-            best, best_gap = inst, gap
-    return best if best_gap is not None and best_gap < 12 * 3600 else None
+    raw = inst.get("originalStart") or (inst.get("start") or {}).get("dateTime")
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00")[:26] if "." in raw else raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def find_instances(client: GraphClient, mailbox: str, master_id: str, reservations) -> dict[int, dict]:
+    """The series' occurrence of each reservation, by its original slot ({reservation id: instance}):
+    one ``/instances`` listing (all its pages) over the days the reservations span."""
+    if not reservations:
+        return {}
+    slots = {r.pk: r.original_start or r.start for r in reservations}
+    window_start = (min(min(slots[r.pk], r.start) for r in reservations) - timedelta(days=1)).isoformat()
+    window_end = (max(max(slots[r.pk], r.start) for r in reservations) + timedelta(days=1)).isoformat()
+    path = users_path(mailbox, "events", master_id, "instances")
+    params = {"startDateTime": window_start, "endDateTime": window_end, "$select": "id,start,end,originalStart,changeKey,isCancelled"}
+    listed = []
+    while path:
+        page = client.get(path, params=params, headers={"Prefer": 'outlook.timezone="UTC"'}) or {}
+        listed += [(inst, when) for inst in page.get("value", []) if (when := _instance_slot(inst)) is not None]
+        link = page.get("@odata.nextLink")
+        if link:
+            from .delta import _relative  # delta imports this module (through organizer_sync)
+
+            path, params = _relative(client, link), None
+        else:
+            path = None
+    found = {}
+    for reservation in reservations:
+        slot = slots[reservation.pk]
+        best, best_gap = None, None
+        for inst, when in listed:
+            gap = abs((when - slot).total_seconds())
+            if best_gap is None or gap < best_gap:
+                best, best_gap = inst, gap
+        if best_gap is not None and best_gap < 12 * 3600:
+            found[reservation.pk] = best
+    return found
+
+
+def find_instance(client: GraphClient, mailbox: str, master_id: str, reservation: Reservation) -> dict | None:
+    """The series' occurrence for this reservation, by its original slot."""
+    return find_instances(client, mailbox, master_id, [reservation]).get(reservation.pk)
 
 
 def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:

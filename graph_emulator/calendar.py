@@ -9,6 +9,10 @@ Exchange semantics kept here:
    shows the room's response, with a new changeKey.
 3. Updates by the organizer propagate to the copies (the room re-checks);
    a cancellation marks human copies cancelled and removes the room's copy.
+   An attendee dropped from one occurrence of a series (its attendees changed alone)
+   gets a cancellation of just that occurrence: it leaves their copy (a room's
+   calendar frees that slot, the rest of the series stays), and the attendant no
+   longer weighs it when the room re-checks the series.
 4. Rescheduling a series (its master's start, end or recurrence pattern changes) discards
    its exceptions: moved and cancelled occurrences become plain ones again (Outlook warns
    "any exceptions associated with this recurring appointment will be lost"). Cutting
@@ -239,6 +243,8 @@ class Calendar:
             value = getattr(org, attr)
             setattr(copy, attr, [dict(x) for x in value] if isinstance(value, list) and value and isinstance(value[0], dict)
                     else (dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)))
+        # Occurrences this user was dropped from were cancelled for them alone.
+        copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped_days(org, user.upn))
         copy.is_cancelled = False
         if response is not None:
             copy.response = {"response": response, "time": fmt_z(t) if response != "notResponded" else ZERO_TIME}
@@ -268,7 +274,9 @@ class Calendar:
     def room_is_free(self, room: User, org: Event) -> bool:
         start = org.start
         window_end = org.end if org.recurrence is None else start + HORIZON
-        wanted = instances(org, start - timedelta(days=1), window_end + timedelta(days=1))
+        dropped = dropped_days(org, room.upn)
+        wanted = [i for i in instances(org, start - timedelta(days=1), window_end + timedelta(days=1))
+                  if i.day is None or i.day.isoformat() not in dropped]
         if not wanted:
             return True
         lo, hi = min(i.start for i in wanted), max(i.end for i in wanted)
@@ -347,6 +355,13 @@ class Calendar:
         start, end = fields.get("start", inst.start), fields.get("end", inst.end)
         self._check_times(start, end)
         override["start"], override["end"] = start.isoformat(), end.isoformat()
+        if "attendees" in fields and ev.is_organizer:
+            # As for the series: the organizer is never its own attendee, answers already given are kept.
+            current = override.get("attendees", ev.attendees)
+            previous = {a["emailAddress"]["address"].lower(): a["status"] for a in current}
+            fields["attendees"] = [a for a in fields["attendees"] if a["emailAddress"]["address"].lower() != owner.upn.lower()]
+            for a in fields["attendees"]:
+                a["status"] = previous.get(a["emailAddress"]["address"].lower(), {"response": "none", "time": ZERO_TIME})
         for key, attr in (("subject", "subject"), ("body", "body"), ("location", "location"), ("show_as", "show_as"),
                           ("locations", "locations"), ("attendees", "attendees")):
             if key in fields:
@@ -419,6 +434,15 @@ class Calendar:
                 self.set_attendee_status(org, owner.upn, response)
 
 
+def dropped_days(org: Event, address: str) -> set[str]:
+    """Days ("YYYY-MM-DD") of the series' occurrences whose own attendee list leaves ``address`` out."""
+    address = address.lower()
+    return {
+        day for day, override in org.exceptions.items()
+        if "attendees" in override and address not in {a["emailAddress"]["address"].lower() for a in override["attendees"]}
+    }
+
+
 def _reschedules_series(ev: Event, fields: dict) -> bool:
     """The update moves a series' occurrences (point 4 of the module docstring)."""
     if fields.get("start", ev.start) != ev.start or fields.get("end", ev.end) != ev.end:
@@ -433,4 +457,4 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-__all__ = ["Calendar", "Instance", "parse_fields", "utc"]
+__all__ = ["Calendar", "Instance", "dropped_days", "parse_fields", "utc"]

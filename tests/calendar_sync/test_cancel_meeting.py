@@ -11,11 +11,21 @@ import time
 import pytest
 from django.urls import reverse
 
+from calendar_sync import delta
+from calendar_sync.models import RoomEvent
+from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
 from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
+from tests.calendar_sync.test_series_time_change import (
+    assert_pull_changes_nothing,
+    book_series,
+    occurrences,
+    pull_room,
+)
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -157,6 +167,9 @@ def test_unticked_for_one_occurrence_only_that_occurrence_loses_the_room(provide
     [override] = master.exceptions.values()
     assert ATLAS not in [a["emailAddress"]["address"] for a in override["attendees"]]
     assert ATLAS in [a["emailAddress"]["address"] for a in master.attendees]  # the other occurrences keep it
+    kept = [r.start for r in series.occurrences.order_by("start") if r.pk != second.pk]
+    wait_for(lambda: [start for start, _room in occurrence_views(emulator_server, ATLAS, master.ical_uid)] == kept, timeout=5,
+             message="the room's calendar frees that occurrence alone")
 
 
 # --- through the portal's cancel dialogs -----------------------------------------------------------
@@ -273,3 +286,105 @@ def test_the_api_rejects_a_cancel_meeting_that_is_not_a_boolean(alice, alice_api
     assert response.status_code == 400 and "cancel_meeting" in response.json()["extra"]
     r.refresh_from_db()
     assert r.state != State.CANCELLED
+
+
+# --- the rest of a series that has begun: the room leaves only the cancelled occurrences ---------
+
+
+ORGANIZER = "reservations@contoso.example"
+
+
+def occurrence_views(emulator_server, mailbox: str, ical_uid: str) -> list[tuple[dt.datetime, bool]]:
+    """(start, has the room) of each occurrence of the meeting ``ical_uid`` in ``mailbox``'s
+    calendar: the room among the occurrence's own attendees and in its location."""
+    [master] = [m for m in meetings(emulator_server, mailbox) if m.ical_uid == ical_uid]
+    out = []
+    for inst in instances(master, master.start - dt.timedelta(days=1), master.start + dt.timedelta(days=120)):
+        override = inst.override or {}
+        attendees = [a["emailAddress"]["address"] for a in override.get("attendees", master.attendees)]
+        location = override.get("location", master.location) or {}
+        in_attendees, in_location = ATLAS in attendees, location.get("displayName") == "Atlas"
+        assert in_attendees == in_location, (mailbox, inst.start, attendees, location)
+        out.append((inst.start, in_attendees))
+    return out
+
+
+@pytest.mark.parametrize("sync_mode", ["Normal", "Strict"])
+def test_the_api_cancelling_the_rest_of_a_begun_series_with_cancel_meeting_false_releases_only_the_coming_occurrences(
+        sync_mode, provider, mode, emulator, emulator_server, alice, bob, alice_api, atlas, django_capture_on_commit_callbacks, monkeypatch, mailoutbox):
+    mode(sync_mode)
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(8, 10),
+                         recurrence=Recurrence(frequency="weekly", interval=1, count=4))
+    with django_capture_on_commit_callbacks(execute=True):  # bob is invited to the whole series
+        services.reservation_update(actor=alice, reservation=occurrences(series)[0], scope="series", attendees=[{"email": "bob@contoso.example"}])
+    rows = occurrences(series)
+    assert {r.state for r in rows} == {State.CONFIRMED}
+    organizer = series.organizer or ALICE
+    assert organizer == (ALICE if sync_mode == "Normal" else ORGANIZER)
+    pull_room()  # the room's copies are known (and linked) before the cancel
+    assert RoomEvent.objects.filter(mailbox=ATLAS, reservation__in=rows[2:]).count() == 2
+    # The first two are over when the rest is cancelled.
+    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=5))
+    emulator.clear_request_log()
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post(f"/api/v1/reservations/{rows[2].pk}/cancel/",
+                                  {"scope": "series", "cancel_meeting": False, "reason": "Project over"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert sorted(row["id"] for row in response.json()["cancelled"]) == [rows[2].pk, rows[3].pk]
+    # The database: what is over stays, the rest is cancelled by one series event.
+    after = {r.pk: r for r in occurrences(series)}
+    assert [after[r.pk].state for r in rows] == [State.CONFIRMED, State.CONFIRMED, State.CANCELLED, State.CANCELLED]
+    [event] = SyncEvent.objects.filter(type=SyncEvent.Type.DELETE)
+    assert (event.series_id, event.reservation_id, event.state) == (series.pk, None, SyncEvent.State.PROCESSED), event.error
+    # The meeting stays on people's calendars for every occurrence; the room only on those that are over.
+    expected = [(rows[0].start, True), (rows[1].start, True), (rows[2].start, False), (rows[3].start, False)]
+    assert occurrence_views(emulator_server, organizer, series.ical_uid) == expected
+    for attendee in sorted({ALICE, "bob@contoso.example"} - {organizer}):
+        wait_for(lambda who=attendee: occurrence_views(emulator_server, who, series.ical_uid) == expected, timeout=5,
+                 message=f"{attendee}'s calendar")
+    # The room's calendar: the occurrences that are over, none of the coming ones.
+    wait_for(lambda: occurrence_views(emulator_server, ATLAS, series.ical_uid) == expected[:2], timeout=5, message="the room's calendar")
+
+    assert event.details["cancel_meeting"] is False and len(event.response["released_room_of_occurrences"]) == 2
+    released = [after[rows[2].pk].event_id, after[rows[3].pk].event_id]
+    assert event.response["released_room_of_occurrences"] == released and series.event_id not in released
+    assert all(after[r.pk].change_key for r in rows[2:])  # each occurrence's own id and change key are stored
+    # Exchange: each cancelled occurrence was patched alone; no cancel, nothing written to the master.
+    writes = graph_writes(emulator)
+    assert set(writes) == set(released) and "cancel" not in writes and series.event_id not in writes
+
+    # Inbound: the room's pulls take the removed occurrences for the product's own cancel; nothing
+    # is cancelled again, re-booked or declined, and no one is told twice.
+    before = [(r.pk, r.state, r.cancelled_at) for r in occurrences(series)]
+    assert_pull_changes_nothing()
+    if sync_mode == "Strict":
+        stats = dict(delta.pull_mailbox(ORGANIZER, full=True).stats)
+        assert not {"cancelled", "deferred"} & stats.keys(), stats
+    assert [(r.pk, r.state, r.cancelled_at) for r in occurrences(series)] == before
+    assert Reservation.objects.count() == 4
+    assert SyncEvent.objects.filter(type=SyncEvent.Type.DELETE).count() == 1
+    assert not [m for m in mailoutbox if "cancelled" in m.subject.lower()]
+
+
+def test_cancelling_a_series_that_has_not_begun_with_cancel_meeting_false_still_patches_the_master_once(
+        provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 15),
+                         recurrence=Recurrence(frequency="weekly", interval=1, count=3))
+    rows = occurrences(series)
+    emulator.clear_request_log()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.post(f"/api/v1/reservations/{rows[1].pk}/cancel/", {"scope": "series", "cancel_meeting": False}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert {r.state for r in occurrences(series)} == {State.CANCELLED}
+    [event] = SyncEvent.objects.filter(type=SyncEvent.Type.DELETE)
+    assert event.state == SyncEvent.State.PROCESSED and event.response["released_room"] == series.event_id, event.error
+    assert graph_writes(emulator) == [series.event_id]  # one PATCH of the master
+    assert occurrence_views(emulator_server, ALICE, series.ical_uid) == [(r.start, False) for r in rows]
+    wait_for(lambda: [m for m in meetings(emulator_server, ATLAS) if m.ical_uid == series.ical_uid] == [], timeout=5,
+             message="the room's calendar")

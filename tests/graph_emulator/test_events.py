@@ -258,6 +258,47 @@ def test_rescheduling_a_series_discards_its_exceptions_and_cutting_its_range_kee
     ]  # 10:00 W. Europe = 09:00 UTC; the moved and the cancelled occurrence are plain ones again
 
 
+def test_dropping_the_room_from_one_occurrence_frees_only_that_slot_in_the_rooms_calendar(app_graph):
+    """Exchange sends the dropped attendee a cancellation of that occurrence alone: the room's
+    calendar loses it (and the slot can be booked), the rest of the series stays; people still
+    on the occurrence keep it, with the new attendee list and location."""
+    body = meeting("Weekly", start="2030-01-07T09:00:00", end="2030-01-07T09:30:00", rooms=[ATLAS], people=[BOB])
+    body["recurrence"] = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                          "range": {"type": "numbered", "startDate": "2030-01-07", "numberOfOccurrences": 3}}
+    master = app_graph.post(f"/users/{ALICE}/events", body).json()
+    window = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-03-01T00:00:00Z"
+
+    def view(who):
+        return [o for o in app_graph.get(f"/users/{who}/calendarView?{window}").json()["value"] if o["uid"] == master["iCalUId"]]
+
+    wait_for(lambda: len(view(ATLAS)) == 3)
+    wait_for(lambda: app_graph.get(f"/users/{ALICE}/events/{master['id']}").json()["attendees"][0]["status"]["response"] == "accepted")
+    second = view(ALICE)[1]
+    r = app_graph.patch(f"/users/{ALICE}/events/{second['id']}", {
+        "attendees": [{"type": "required", "emailAddress": {"address": BOB}}, {"type": "required", "emailAddress": {"address": ALICE}}],
+        "location": {"displayName": "", "locationType": "default"}, "locations": [],
+    }, headers={"If-Match": second["@odata.etag"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["type"] == "exception" and [a["emailAddress"]["address"] for a in r.json()["attendees"]] == [BOB]
+
+    wait_for(lambda: [o["start"]["dateTime"][:10] for o in view(ATLAS)] == ["2030-01-07", "2030-01-21"])
+    organizer = view(ALICE)
+    assert [o["start"]["dateTime"][:10] for o in organizer] == ["2030-01-07", "2030-01-14", "2030-01-21"]
+    assert ATLAS in [a["emailAddress"]["address"] for a in organizer[0]["attendees"]]
+    assert organizer[0]["location"]["displayName"] == "Atlas"
+    assert organizer[1]["location"]["displayName"] == "" and organizer[1]["locations"] == []
+    bobs = wait_for(lambda: (v := view(BOB)) and len(v) == 3 and v[1]["location"]["displayName"] == "" and v)
+    assert [a["emailAddress"]["address"] for a in bobs[1]["attendees"]] == [BOB]
+
+    # The freed slot can be booked; the room keeps the series' other occurrences (its answer stands).
+    other = app_graph.post(f"/users/{BOB}/events", meeting("In the freed slot", start="2030-01-14T09:00:00", end="2030-01-14T09:30:00",
+                                                            rooms=[ATLAS])).json()
+    wait_for(lambda: app_graph.get(f"/users/{BOB}/events/{other['id']}").json()["attendees"][0]["status"]["response"] == "accepted")
+    app_graph.patch(f"/users/{ALICE}/events/{master['id']}", {"subject": "Weekly, renamed"})
+    wait_for(lambda: [o["subject"] for o in view(ATLAS)] == ["Weekly, renamed"] * 2)
+    assert app_graph.get(f"/users/{ALICE}/events/{master['id']}").json()["attendees"][0]["status"]["response"] == "accepted"
+
+
 def test_malformed_requests(app_graph, http, emulator):
     r = app_graph("POST", f"/users/{ALICE}/events", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
