@@ -1,6 +1,7 @@
 """Input and output shapes of the v1 API. Input serializers only parse; the
 services decide (HackSoft "thin APIs")."""
 
+import copy
 import datetime as dt
 
 from django.contrib.auth import get_user_model
@@ -131,16 +132,29 @@ class RecurrenceField(serializers.DictField):
 
 
 class FreshFieldsMixin:
-    """Build each instance's fields by re-instantiating the declared ones from their
-    constructor arguments, as DRF's ``Field.__deepcopy__`` does, without deep-copying
-    those arguments first (the copy of a ``queryset=`` and of choice lists was most of a
-    create's serializer cost). Safe when no declared field is given a mutable argument
-    that a field instance changes: querysets are re-evaluated with ``.all()``, choices are
-    read into new dicts, ``validators=`` lists are not used here. Every field is still a
-    new object per serializer instance, so threads share nothing."""
+    """Each instance's fields as shallow copies of the declared ones, instead of DRF's deep
+    copy (``Field.__deepcopy__`` re-runs ``__init__`` with deep-copied arguments; building the
+    fields was the biggest serializer cost of a booking).
+
+    A declared field is never bound (DRF binds copies), so its copy starts unbound and
+    ``bind`` sets the copy's own name, parent, label and source. What the copies share with
+    the declared field is only read while parsing: error messages, validators, choices, a
+    ListField/DictField's child (stateless), a queryset (``get_queryset`` clones it with
+    ``.all()`` per call). Safe while no declared field's validation writes to the field:
+    true of every field declared on the classes using this mixin (DRF's own field types
+    and the parsers above), and asserted by tests/reservations/test_api_serializers.py."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Validators are computed lazily on first use; compute them now, so that no
+        # validation (in any thread) writes to a shared field.
+        for field in cls._declared_fields.values():
+            for part in (field, getattr(field, "child", None)):
+                if part is not None:
+                    part.validators  # noqa: B018 (the property caches them)
 
     def get_fields(self):
-        return {name: type(field)(*field._args, **field._kwargs) for name, field in self._declared_fields.items()}
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
 
 class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
