@@ -16,18 +16,20 @@
 
 Reading the figures. On a 2-core machine shared by client, server and
 PostgreSQL (and whatever else runs: the load average says), throughput and
-latency follow from CPU per request: a create costs the machine ~9 ms of
-CPU in all (server ~6, PostgreSQL ~2.2, client ~0.8), so ~220 creates/s is
-the most two idle cores can give. By Little's law the mean latency at
-concurrency 16 is 16 / throughput: 16 / 200 = 80 ms at best, and p99 sits
-well above the mean. p99 <= 100 ms at concurrency 16 would need ~400+
-creates/s, i.e. under ~5 ms of machine CPU per create, including PostgreSQL's
-commit and the client: more than the ceiling GET itself reaches here. So on
-this box that target is not reachable at concurrency 16; it is at a
-concurrency the throughput supports (e.g. 4-6), or on more cores. The ratio
-falls whenever a cost common to both requests (authentication, middleware,
-HTTP) falls, so it rewards a slow ceiling: compare server CPU ms per create
-between runs, and requests/s and p99 only when the load average was low.
+latency follow from CPU per request. Measured 2026-12-01: a create costs the
+machine ~3.5-4 ms of CPU in all (server ~2.3-2.8, PostgreSQL ~0.9-1.2, client
+~0.35), the ceiling GET ~1.3-1.5 (server ~0.9, PostgreSQL ~0.2, client ~0.2);
+the ratio of the two is the create/ceiling figure (0.33-0.39 in those runs).
+What a create adds is mostly irreducible for a durable booking: a write
+transaction whose INSERT updates ten indexes and the exclusion constraint's
+GiST index, four foreign-key checks at commit (each a FOR KEY SHARE row lock),
+and the room lookup; plus parsing and validating the JSON body and rendering
+the new reservation. By Little's law the mean latency at concurrency 16 is
+16 / throughput (16 / 450 = 36 ms); p99 stays under 100 ms while the host is
+quiet. The ratio falls whenever a cost common to both requests
+(authentication, middleware, HTTP) falls, so it rewards a slow ceiling:
+compare server CPU ms per create between runs, and requests/s and p99 only
+when the load average was low.
 
 Server setup (production and here): gthread, workers = cores (2), 4 threads.
 Sync workers serve one request at a time per process and close the connection
