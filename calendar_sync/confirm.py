@@ -1,13 +1,16 @@
 """Confirmation (SPEC §4): a new reservation on a room with a mailbox waits for the room.
 
 The room's booking attendant answers on the organizer's copy of the meeting
-(the room attendee's ``status.response``) moments after the create. Three
-readers apply that answer, all through ``push.apply_room_answer``:
+(the room attendee's ``status.response``) moments after the create. Every reader
+applies that answer through ``push.apply_room_answer`` (``push.apply_room_response``
+underneath), so a decline always ends as ``rejected`` with one reason and one email,
+whichever reader sees it first (the others then find nothing to change):
 
 1. ``check_answers`` — right after pushes whose create response didn't carry an
    answer yet: reads the organizer's copies of all fresh awaiting meetings with
    ``$batch`` (20 per HTTP request), coalesced across pushes;
-2. inbound change notifications (issue 6) call ``apply_room_answer`` too;
+2. inbound sync: the organizer mailbox's copy (``organizer_sync``) and the room's own
+   copy marked declined (``reconcile``, real-time and nightly);
 3. ``check_room_calendars`` — every 10 minutes: the room's calendar must still
    hold each awaiting meeting, else the reservation is ``conflicted``;
 4. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` →
@@ -128,18 +131,8 @@ def _apply_answer(reservation: Reservation, answer, counts: dict) -> None:
 
 
 def _apply_without_reschedule(reservation: Reservation, body: dict) -> str:
-    from . import payloads
-
-    room = reservation.room
-    if not room.mailbox or reservation.organizer.lower() == room.mailbox.lower():
-        outcomes.mark_confirmed(reservation)
-        return "accepted"
-    answer = payloads.room_response(body, room.mailbox)
-    if answer == "accepted":
-        outcomes.mark_confirmed(reservation)
-    elif answer == "declined":
-        outcomes.mark_rejected(reservation, f"{room.name} declined the meeting: the room is not available at that time.")
-    return answer
+    """``push.apply_room_answer`` without queueing another check (this is the check)."""
+    return push.apply_room_answer(reservation, body, schedule_check=False)
 
 
 def pending_answers(max_age_seconds: float | None = None) -> int:
@@ -187,19 +180,32 @@ def check_room_calendars() -> dict:
     return counts
 
 
-def check_answers_for(reservation: Reservation) -> str:
+def read_organizer_copy(reservation: Reservation) -> dict | None:
+    """The organizer's copy of the reservation's meeting (where the room's answer shows), read
+    now and applied to nothing: None when it is gone or cancelled, {} when it can't be read."""
     provider = push._provider()
     plan, actor = push.plan_for(SyncEvent(details={}), reservation, reservation.room, provider)
     mailbox, event_id = meeting_of(reservation)
+    if not event_id:
+        return {}
     try:
         client = push._client(plan, provider, actor, link_mailbox=mailbox)
         body = client.get(users_path(mailbox, "events", event_id), params={"$select": _SELECT})
     except NotFound:
-        return "missing"
+        return None
     except (GraphError, push.PermanentSyncError):
-        return ""
-    if body.get("isCancelled"):
+        return {}
+    if not body:
+        return {}
+    return None if body.get("isCancelled") else body
+
+
+def check_answers_for(reservation: Reservation) -> str:
+    body = read_organizer_copy(reservation)
+    if body is None:
         return "missing"
+    if not body:
+        return ""
     answer = _apply_without_reschedule(reservation, body)
     return answer if answer in ("accepted", "declined") else "unanswered"
 

@@ -336,9 +336,11 @@ def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, 
     return _event_summary(created)
 
 
-def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
+def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None,
+                      schedule_check: bool = True) -> str:
     """Confirm / reject an awaiting reservation from the organizer's copy of its meeting.
-    Returns the room's response ("" when it can't tell yet)."""
+    Returns the room's response ("" when it can't tell yet). ``schedule_check=False``: the
+    caller is the scheduled check itself (``confirm``), no other check is queued."""
     room = reservation.room
     organizer_is_room = plan_organizer_is_room if plan_organizer_is_room is not None else (
         bool(room.mailbox) and reservation.organizer.lower() == room.mailbox.lower()
@@ -347,15 +349,28 @@ def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organ
         if reservation.state == State.AWAITING_CONFIRMATION:
             outcomes.mark_confirmed(reservation)
         return "accepted"
-    answer = payloads.room_response(graph_event, room.mailbox)
+    return apply_room_response(reservation, payloads.room_response(graph_event, room.mailbox), schedule_check=schedule_check)
+
+
+ROOM_DECLINED = "{room} declined the meeting: the room is not available at that time."
+
+
+def apply_room_response(reservation: Reservation, answer: str, *, schedule_check: bool = True) -> str:
+    """The one place the room's answer (SPEC §4 Confirmation) changes a reservation, whoever
+    read it: the push's response, ``confirm``'s checks, the organizer mailbox's copy
+    (``organizer_sync``) or the room's own copy (``reconcile``). Only a reservation still
+    waiting for the answer (awaiting, or conflicted) is changed: accepted → confirmed,
+    declined → rejected with the same reason and email (``outcomes.mark_rejected``). The
+    transitions are conditional updates, so two readers of one answer make one change and
+    the employee is told once. Returns the answer ("" when there is none yet)."""
     if answer == "accepted":
         if reservation.state in (State.AWAITING_CONFIRMATION, State.CONFLICTED):
             outcomes.mark_confirmed(reservation)
     elif answer == "declined":
         if reservation.state in (State.AWAITING_CONFIRMATION, State.CONFLICTED):
-            outcomes.mark_rejected(reservation, f"{room.name} declined the meeting: the room is not available at that time.")
+            outcomes.mark_rejected(reservation, ROOM_DECLINED.format(room=reservation.room.name))
     else:
-        if reservation.state == State.AWAITING_CONFIRMATION:
+        if schedule_check and reservation.state == State.AWAITING_CONFIRMATION:
             from .tasks import schedule_confirmation_check
 
             schedule_confirmation_check()

@@ -9,6 +9,11 @@ page. For each copy we decide which row of the table applies:
   (d) the product's own create/update (echo)    → ``_row_d_own_echo``
   (e) the product cancelled the meeting         → ``_row_e_cancelled_by_product``
 
+A copy the room declined (still on its calendar marked declined, or removed while the
+organizer's copy shows the decline) is the room's answer: an awaiting reservation is
+``rejected`` exactly as SPEC §4 "Confirmation" says and ``calendar_sync.confirm`` does it
+(``_room_declined``); a confirmed one is cancelled, row (c).
+
 Real-time (a notification) and nightly differ only where the table says so: the
 nightly path acts on a vanished meeting only when we had seen it before (a
 ``RoomEvent`` row), and a copy whose change key equals what we recorded is never
@@ -58,6 +63,8 @@ from reservations.models import (
 )
 from workplace.models import Room
 
+from . import confirm as confirm_module
+from . import payloads, push
 from .graph import GraphClient, GraphError, NotFound, users_path
 from .models import RoomEvent
 
@@ -195,8 +202,10 @@ def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
     """Decide the row of the table for one copy; returns the outcome's name."""
     if copy.removed:
         return _vanished(ctx, copy.id, row, confirm=True)
-    if copy.is_cancelled or copy.response == "declined":
+    if copy.is_cancelled:
         return _vanished(ctx, copy.id, row, confirm=False, copy=copy)
+    if copy.response == "declined":
+        return _room_declined(ctx, copy, row)
     if copy.type == "seriesMaster":
         return "series_master"  # the round carries each occurrence; they are what we reconcile
     if copy.start is None or copy.end is None or copy.end <= ctx.window_start or copy.start >= ctx.window_end:
@@ -406,10 +415,17 @@ def _cancel_meeting(ctx: Context, copy: Copy, reservation: Reservation, reason: 
 # --- (c) and (e) ----------------------------------------------------------------------------------
 
 
-def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bool, copy: Copy | None = None) -> str:
-    """The copy left the room calendar (deleted, cancelled, declined), or the nightly round
-    no longer has it. (c) linked to an active reservation → cancelled and the requester
-    told; (e) nothing active linked → no action."""
+CANCELLED_IN_OUTLOOK = "The meeting was cancelled in Outlook (it is no longer on the room's calendar)."
+WITHDRAWN_BY_ROOM = "{room} declined the meeting in Exchange after accepting it (it is no longer booked on the room's calendar)."
+
+
+def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bool, copy: Copy | None = None,
+              reason: str = CANCELLED_IN_OUTLOOK) -> str:
+    """The copy left the room calendar (deleted, cancelled, declined after a yes), or the
+    nightly round no longer has it. (c) linked to an active reservation → cancelled and the
+    requester told; (e) nothing active linked → no action. A reservation still waiting for
+    the room's answer is asked first whether the room declined (the organizer's copy says
+    so): then it is ``rejected`` as ``_room_declined`` does it, not cancelled."""
     if row is not None and row.removed_at is not None:
         return "no_action"  # we removed it ourselves (declined) or saw it go already
     reservation = row.reservation if row is not None and row.reservation_id else None
@@ -426,9 +442,61 @@ def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bo
         return "deferred"  # the product's change is on its way; the next round settles it
     if confirm and still_in_mailbox(ctx, event_id):
         return "outside_window"  # @removed because it moved out of the window, not deleted
-    cancel_reservation(reservation, reason="The meeting was cancelled in Outlook (it is no longer on the room's calendar).")
+    if reservation.state in WAITING_FOR_ANSWER and room_declined_on_organizer_copy(reservation):
+        # Exchange removes the copy a room declines: the reservation waiting for that answer is
+        # rejected, as every confirmation reader does it (``_room_declined``), not cancelled.
+        push.apply_room_response(reservation, "declined", schedule_check=False)
+        mark_removed(ctx, event_id, row, outcome="rejected")
+        return "rejected" if reservation.state == State.REJECTED else "no_action"
+    cancel_reservation(reservation, reason=reason)
     mark_removed(ctx, event_id, row, outcome="cancelled")
     return "cancelled"
+
+
+WAITING_FOR_ANSWER = (State.AWAITING_CONFIRMATION, State.CONFLICTED)
+
+
+def room_declined_on_organizer_copy(reservation: Reservation) -> bool:
+    """The room's copy of a meeting still waiting for its answer is gone: did the room decline
+    (the organizer's copy says so), or did the meeting go? One read; unreadable → False."""
+    room_mailbox = reservation.room.mailbox
+    if not room_mailbox or reservation.organizer.lower() == room_mailbox.lower():
+        return False  # the room organizes it: its copy was the meeting
+    body = confirm_module.read_organizer_copy(reservation)
+    return bool(body) and payloads.room_response(body, room_mailbox) == "declined"
+
+
+def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
+    """The room's copy stays on its calendar marked declined: the room said no (a delegate
+    answering for it, or its booking attendant re-checking a changed meeting). Exchange
+    usually removes a declined copy instead: that removal comes to ``_vanished``, which
+    reads the organizer's copy to tell a decline from a cancellation and ends the same way.
+
+    - Its reservation still waits for the room's answer (``awaiting_confirmation``, or
+      ``conflicted``) → this *is* the answer (SPEC §4 Confirmation): ``rejected``, with the
+      reason and email every confirmation reader gives (``push.apply_room_response``),
+      never ``cancelled``. Real-time and nightly alike (the copy is there to read, so
+      "seen before" does not matter). Whichever reader sees the decline first makes the
+      one transition (a conditional update); the others find nothing to change.
+    - Its reservation is ``confirmed`` (the room had accepted; later it went back on its
+      answer, e.g. someone force-booked the slot in Exchange) → row (c): the meeting no
+      longer holds the room, so the reservation is ``cancelled`` and the requester told
+      (nightly: only a meeting seen before), as before. Deliberately not ``rejected``: that
+      answers a request still open, and this one had been granted.
+    - Anything else (nothing linked, inactive, another room, a copy we declined) → no action.
+    """
+    if row is not None and row.removed_at is not None:
+        return "no_action"  # we declined it ourselves (row a), or settled it already
+    reservation = find_reservation(copy, row)
+    if reservation is None or reservation.state not in WAITING_FOR_ANSWER or reservation.room_id != ctx.room.pk:
+        return _vanished(ctx, copy.id, row, confirm=False, copy=copy, reason=WITHDRAWN_BY_ROOM.format(room=ctx.room.name))
+    if outbound_in_flight(reservation):
+        return _defer(ctx, copy, row, reservation=reservation)  # the answer may be to the meeting before the product's change
+    push.apply_room_response(reservation, "declined", schedule_check=False)
+    outcome = "rejected" if reservation.state == State.REJECTED else "no_action"
+    record_copy(ctx, copy, row, reservation=reservation, outcome=outcome, note=reservation.state_reason, removed=True)
+    logger.info("inbound: %s declined the meeting of reservation %s: %s", ctx.room.mailbox, reservation.pk, reservation.state)
+    return outcome
 
 
 def still_in_mailbox(ctx: Context, event_id: str) -> bool:

@@ -415,7 +415,9 @@ class Calendar:
         self.store.remove_event(ev)  # moved to Deleted Items
 
     # -- responses ---------------------------------------------------------------------
-    def respond(self, owner: User, ev: Event, action: str, send_response: bool) -> None:
+    def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False) -> None:
+        """An attendee answers. A declined copy leaves the calendar, unless ``keep_declined``
+        (Outlook's "show declined events in your calendar"): then it stays, marked declined and free."""
         if ev.is_organizer:
             raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
         if ev.is_cancelled:
@@ -424,7 +426,7 @@ class Calendar:
         ev.response = {"response": response, "time": fmt_z(now())}
         ev.show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
         ev.bump()
-        if response == "declined":
+        if response == "declined" and not keep_declined:
             self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
         else:
             self.store.put_event(ev, "updated")

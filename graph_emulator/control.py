@@ -242,19 +242,22 @@ class Control:
 
     async def respond_as(self, request):
         """An attendee answers a meeting in Outlook: {"iCalUId": ..., "action": "accept" | "tentativelyAccept" |
-        "decline", "sendResponse": true}. Their copy is found by iCalUId (tests know the meeting, not the
-        attendee's copy id); with sendResponse the organizer's copy records the answer, as Graph's accept does."""
+        "decline", "sendResponse": true, "keepDeclined": false}. Their copy is found by iCalUId (tests know the
+        meeting, not the attendee's copy id); with sendResponse the organizer's copy records the answer, as Graph's
+        accept does. A declined copy leaves the calendar unless keepDeclined (Outlook's "show declined events")."""
         user = self._user(request.match_info["upn"])
         body = await self._body(request)
         ical_uid = body.get("iCalUId") or body.get("ical_uid")
         action = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}.get(str(body.get("action", "")).lower())
         send = body.get("sendResponse", True)
-        if not isinstance(ical_uid, str) or not ical_uid or action is None or not isinstance(send, bool):
-            raise GraphError(400, "BadRequest", 'Give "iCalUId", "action" (accept, tentativelyAccept or decline) and optionally "sendResponse" (boolean).')
+        keep = body.get("keepDeclined", False)
+        if not isinstance(ical_uid, str) or not ical_uid or action is None or not isinstance(send, bool) or not isinstance(keep, bool):
+            raise GraphError(400, "BadRequest", 'Give "iCalUId", "action" (accept, tentativelyAccept or decline) and optionally '
+                                                '"sendResponse" and "keepDeclined" (booleans).')
         copy = self.ctx.store.find_by_ical(user.id, ical_uid)
         if copy is None:
             raise GraphError(404, "ErrorItemNotFound", f"{user.upn} has no copy of the meeting {ical_uid}.")
-        self.ctx.calendar.respond(user, copy, action, send)
+        self.ctx.calendar.respond(user, copy, action, send, keep_declined=keep)
         return _json({"user": user.upn, "event_id": copy.id, "response": copy.response["response"]})
 
     async def state(self, request):

@@ -132,9 +132,11 @@ class EmulatorControl:
         """Create an event in ``user``'s mailbox as they would in Outlook (no token needed)."""
         return self._call("POST", f"users/{user}/events", payload)
 
-    def respond_as(self, user: str, ical_uid: str, action: str = "accept", send_response: bool = True) -> dict:
-        """``user`` answers the meeting ``ical_uid`` in Outlook (accept, tentativelyAccept or decline)."""
-        return self._call("POST", f"users/{user}/respond", {"iCalUId": ical_uid, "action": action, "sendResponse": send_response})
+    def respond_as(self, user: str, ical_uid: str, action: str = "accept", send_response: bool = True, keep_declined: bool = False) -> dict:
+        """``user`` answers the meeting ``ical_uid`` in Outlook (accept, tentativelyAccept or decline; a declined
+        copy stays in their calendar, marked declined, with ``keep_declined``)."""
+        return self._call("POST", f"users/{user}/respond",
+                          {"iCalUId": ical_uid, "action": action, "sendResponse": send_response, "keepDeclined": keep_declined})
 
     def state(self) -> dict:
         return self._call("GET", "state")
