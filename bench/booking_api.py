@@ -80,12 +80,12 @@ def _env(database_url: str) -> dict:
 
 
 def _recreate_database(database_url: str) -> None:
-    import psycopg2
+    import psycopg
 
     parsed = urlparse(database_url)
     name = parsed.path.lstrip("/")
-    admin = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                             password=parsed.password or "", dbname="postgres")
+    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                            password=parsed.password or "", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
@@ -142,13 +142,13 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 def _backend_pids(database_url: str) -> list[int]:
     """PostgreSQL backends connected to the bench database (the gunicorn threads' persistent connections)."""
-    import psycopg2
+    import psycopg
 
     parsed = urlparse(database_url)
     try:
-        conn = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+        conn = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
                                 password=parsed.password or "", dbname="postgres")
-    except psycopg2.Error:
+    except psycopg.Error:
         return []
     try:
         with conn.cursor() as cursor:

