@@ -91,5 +91,5 @@ class RoomEventAdmin(ReadOnly):
 
 @admin.register(NightlyRun)
 class NightlyRunAdmin(ReadOnly):
-    list_display = ("building", "local_date", "started_at", "finished_at", "summary")
+    list_display = ("building", "mailbox", "local_date", "started_at", "finished_at", "summary")
     readonly_fields = [f.name for f in NightlyRun._meta.fields]

@@ -169,9 +169,12 @@ class RoomEvent(models.Model):
 
 
 class NightlyRun(models.Model):
-    """One nightly reconcile per building and local date (the unique constraint is the claim)."""
+    """One nightly reconcile per building and local date, or per organizer mailbox and the
+    local date of the building whose pass took it along (``calendar_sync.nightly``); the
+    unique constraints are the claims."""
 
-    building = models.ForeignKey("workplace.Building", on_delete=models.CASCADE, related_name="+")
+    building = models.ForeignKey("workplace.Building", on_delete=models.CASCADE, related_name="+", null=True, blank=True)
+    mailbox = models.EmailField(blank=True, default="", help_text="An organizer mailbox's run (no building).")
     local_date = models.DateField()
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -179,7 +182,12 @@ class NightlyRun(models.Model):
 
     class Meta:
         ordering = ["-local_date"]
-        constraints = [models.UniqueConstraint(fields=["building", "local_date"], name="nightlyrun_once_per_day")]
+        constraints = [
+            # PostgreSQL and SQLite treat NULLs as distinct: organizer mailbox rows (no building) never clash here.
+            models.UniqueConstraint(fields=["building", "local_date"], name="nightlyrun_once_per_day"),
+            # The claim of an organizer mailbox's nightly round (``nightly.claim_mailbox``).
+            models.UniqueConstraint(fields=["mailbox", "local_date"], condition=~models.Q(mailbox=""), name="nightlyrun_mailbox_once_per_day"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.building} {self.local_date}"
+        return f"{self.building or self.mailbox} {self.local_date}"

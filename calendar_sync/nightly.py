@@ -2,7 +2,15 @@
 room of the building gets a full round over the past-sync period and the provider's
 future window. Beat calls ``run_due`` every 15 minutes; a ``NightlyRun`` row per
 (building, local date) is the claim, so a building runs once a night whatever the
-number of beat processes."""
+number of beat processes.
+
+The organizer mailboxes (``subscriptions.organizer_mailboxes``: the provider's service
+account where the mode makes it organize) belong to no building: each gets its full round
+once a night, with the first building pass of that local date (a ``NightlyRun`` row per
+(mailbox, local date) is its claim). It recovers what a dropped notification of that
+mailbox hid (an attendee's answer, an Outlook cancel) without waiting for a 'missed'
+lifecycle notification. Every round goes through ``delta.pull_mailbox`` (its lock, so it
+never overlaps a real-time pull of the mailbox); unchanged copies write nothing."""
 
 from __future__ import annotations
 
@@ -14,9 +22,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from exchange_auth.providers import active_provider
 from workplace.models import Building, Room
 
-from . import delta
+from . import delta, subscriptions
 from .models import NightlyRun
 
 logger = logging.getLogger("calendar_sync.inbound")
@@ -84,10 +93,51 @@ def run_building(building: Building, *, run: NightlyRun | None = None, progress=
     return summary
 
 
+def organizer_mailboxes() -> list[str]:
+    """The organizer mailboxes the nightly pass (and ``sync_calendars``) covers: those subscribed."""
+    provider = active_provider()
+    return subscriptions.organizer_mailboxes(provider) if provider is not None and provider.active else []
+
+
+def claim_mailbox(mailbox: str, local_date: dt.date) -> NightlyRun | None:
+    try:
+        with transaction.atomic():
+            return NightlyRun.objects.create(mailbox=mailbox.lower(), local_date=local_date)
+    except IntegrityError:
+        return None  # done tonight already (another building's pass, or another beat)
+
+
+def run_mailbox(mailbox: str, *, run: NightlyRun | None = None) -> dict:
+    """Full round of one organizer mailbox over the nightly window; returns the summary."""
+    totals: Counter = Counter()
+    try:
+        result = delta.pull_mailbox(mailbox, full=True, nightly=True, wait=60)
+    except Exception as exc:  # reported in the summary; the rooms' passes are not affected
+        logger.exception("nightly reconcile of organizer mailbox %s failed", mailbox)
+        totals["failed_mailboxes"] += 1
+        totals[f"error:{type(exc).__name__}"] += 1
+    else:
+        totals["mailboxes"] += 1
+        totals["events"] += result.events
+        totals["requests"] += result.requests
+        totals.update(dict(result.stats))
+    summary = dict(totals)
+    if run is not None:
+        NightlyRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), summary=summary)
+    logger.info("nightly reconcile of organizer mailbox %s: %s", mailbox, summary)
+    return summary
+
+
 def run_due(now: dt.datetime | None = None) -> dict:
+    """{building name or organizer mailbox: summary} of what ran."""
     ran = {}
     for building, local_date in buildings_due(now):
         run = claim(building, local_date)
-        if run is not None:
-            ran[building.name] = run_building(building, run=run)
+        if run is None:
+            continue
+        ran[building.name] = run_building(building, run=run)
+        for mailbox in organizer_mailboxes():
+            mailbox_run = claim_mailbox(mailbox, local_date)
+            if mailbox_run is not None:
+                ran[mailbox] = run_mailbox(mailbox, run=mailbox_run)
     return ran

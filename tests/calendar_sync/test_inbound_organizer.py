@@ -8,6 +8,7 @@ webhook served by ``live_server``, the webhook stores and queues, the pull recon
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from io import StringIO
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,10 +16,16 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from calendar_sync import confirm, delta, organizer_sync, subscriptions
+from calendar_sync import confirm, delta, nightly, organizer_sync, subscriptions
 from calendar_sync.clients import system_client
 from calendar_sync.graph import users_path
-from calendar_sync.models import MailboxDeltaState, RoomEvent, Subscription, WebhookNotification
+from calendar_sync.models import (
+    MailboxDeltaState,
+    NightlyRun,
+    RoomEvent,
+    Subscription,
+    WebhookNotification,
+)
 from exchange_auth import credentials
 from exchange_auth.views import redirect_uri
 from reservations import services
@@ -425,3 +432,97 @@ def test_with_the_delegated_user_connected_the_organizer_subscribes_to_its_own_m
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     emulator.respond_as(BOB, r.ical_uid, "accept")
     wait_for(lambda: answer(r) == "accepted", message="bob's answer")
+
+
+# --- the nightly pass -------------------------------------------------------------------------------------------
+
+
+def nightly_at(days_from_today: int = 0) -> dt.datetime:
+    """02:35 in HQ's time zone (Europe/Berlin): just after its 02:30 pass is due."""
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    day = dt.datetime.now(berlin).date() + dt.timedelta(days=days_from_today)
+    return dt.datetime.combine(day, dt.time(2, 35), tzinfo=berlin)
+
+
+def dropped_for(emulator, sub: Subscription):
+    def dropped():
+        return any(d.get("dropped") and d["payload"]["value"][0]["subscriptionId"] == sub.graph_id for d in emulator.notifications()["deliveries"])
+
+    return dropped
+
+
+def quiet(emulator) -> bool:
+    return settled(ORGANIZER, ATLAS) and not emulator.notifications()["pending"]
+
+
+def test_an_outlook_cancel_whose_notification_was_dropped_is_recovered_by_the_nightly_pass(listening, provider, emulator, alice, bob, atlas):
+    # Atlas is no longer listened to and never saw the meeting: its own nightly round can't
+    # cancel it (row (c) at night: only meetings seen before). Only the organizer mailbox knows.
+    subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
+    r = book(alice, atlas, days_ahead(3, 13))
+    wait_for(lambda: quiet(emulator), message="quiet")
+    assert not RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists()
+    emulator.set_notification_policy(drop=1)
+    mail.outbox.clear()
+    outlook_cancel(listening, ORGANIZER, r.event_id)
+    wait_for(dropped_for(emulator, organizer_subscription()), message="the cancel's notification dropped")
+    assert Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
+
+    ran = nightly.run_due(nightly_at())
+
+    assert ran["HQ"]["rooms"] == 1 and ran["HQ"].get("cancelled", 0) == 0
+    assert ran[ORGANIZER]["mailboxes"] == 1 and ran[ORGANIZER]["cancelled"] == 1
+    r.refresh_from_db()
+    assert (r.state, r.state_reason) == (State.CANCELLED, f"The meeting was cancelled in Outlook by its organizer ({ORGANIZER}).")
+    assert [m.to for m in mail.outbox] == [[ALICE]] and pushed_types(r) == ["create"]
+    assert NightlyRun.objects.get(mailbox=ORGANIZER).summary == ran[ORGANIZER]
+    assert nightly.run_due(nightly_at() + dt.timedelta(minutes=15)) == {}  # once a night
+
+
+def _what_the_product_holds() -> tuple:
+    return (
+        list(Reservation.objects.order_by("pk").values()),
+        list(Attendee.objects.order_by("pk").values()),
+        list(RoomEvent.objects.order_by("pk").values()),
+    )
+
+
+def test_the_nightly_pass_with_nothing_changed_reads_each_organizer_mailbox_once_and_writes_nothing(listening, emulator, alice, bob, atlas):
+    book(alice, atlas, days_ahead(3, 9))
+    wait_for(lambda: quiet(emulator), message="quiet")
+    assert ORGANIZER in nightly.run_due(nightly_at())  # last night's pass: whatever real time left is settled
+    before = _what_the_product_holds()
+    emulator.clear_request_log()
+    mail.outbox.clear()
+
+    ran = nightly.run_due(nightly_at(1))
+
+    summary = ran[ORGANIZER]
+    assert (summary["mailboxes"], summary["requests"]) == (1, 1), summary
+    assert set(summary) - {"mailboxes", "events", "requests"} <= {"unchanged"}, summary
+    delta_reads = [e for e in emulator.request_log()["entries"]
+                   if e["path"].lower().startswith(f"/v1.0/users/{ORGANIZER}/") and "delta" in e["path"].lower()]
+    assert len(delta_reads) == 1, [e["path"] for e in emulator.request_log()["entries"]]
+    assert _what_the_product_holds() == before and mail.outbox == []
+
+
+def test_sync_calendars_full_covers_the_organizer_mailbox_and_says_so(listening, emulator, emulator_server, alice, bob, atlas):
+    r = book(alice, atlas, days_ahead(3, 17))
+    wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
+    wait_for(lambda: quiet(emulator), message="quiet")
+    emulator.set_notification_policy(drop=1)
+    emulator.respond_as(BOB, r.ical_uid, "accept")
+    wait_for(dropped_for(emulator, organizer_subscription()), message="the answer's notification dropped")
+    assert answer(r) == "none"
+    out, err = StringIO(), StringIO()
+
+    call_command("sync_calendars", "--full", stdout=out, stderr=err)
+
+    assert answer(r) == "accepted"  # recovered
+    assert f"Synced 1/1 room(s) and 1/1 organizer mailbox(es) ({ORGANIZER}) in " in out.getvalue()
+    assert "answers 1" in out.getvalue()
+    assert f"1/2 {ORGANIZER} (organizer)" in err.getvalue() and "2/2 done" in err.getvalue()
+    # --room names rooms only.
+    out = StringIO()
+    call_command("sync_calendars", "--room", "Atlas", stdout=out, stderr=StringIO())
+    assert "Synced 1/1 room(s) in " in out.getvalue() and ORGANIZER not in out.getvalue()
