@@ -39,6 +39,26 @@ def forget_process_state() -> None:
     properties.forget_local()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_sessions_left_behind(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end the sessions other threads left open on it.
+
+    ``live_server`` serves each HTTP connection in a daemon thread, and the emulator keeps its
+    webhook connections alive: such a thread outlives the server's shutdown still holding the
+    database connection it reused between requests (CONN_MAX_AGE), and the drop then failed
+    with "database ... is being accessed by other users". Set up after ``django_db_setup`` and
+    before any ``live_server``, this is torn down between the two."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     forget_process_state()
