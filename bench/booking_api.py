@@ -16,20 +16,23 @@
 
 Reading the figures. On a 2-core machine shared by client, server and
 PostgreSQL (and whatever else runs: the load average says), throughput and
-latency follow from CPU per request. Measured 2026-12-01: a create costs the
-machine ~3.5-4 ms of CPU in all (server ~2.3-2.8, PostgreSQL ~0.9-1.2, client
-~0.35), the ceiling GET ~1.3-1.5 (server ~0.9, PostgreSQL ~0.2, client ~0.2);
-the ratio of the two is the create/ceiling figure (0.33-0.39 in those runs).
-What a create adds is mostly irreducible for a durable booking: a write
-transaction whose INSERT updates ten indexes and the exclusion constraint's
-GiST index, four foreign-key checks at commit (each a FOR KEY SHARE row lock),
-and the room lookup; plus parsing and validating the JSON body and rendering
-the new reservation. By Little's law the mean latency at concurrency 16 is
-16 / throughput (16 / 450 = 36 ms); p99 stays under 100 ms while the host is
-quiet. The ratio falls whenever a cost common to both requests
-(authentication, middleware, HTTP) falls, so it rewards a slow ceiling:
-compare server CPU ms per create between runs, and requests/s and p99 only
-when the load average was low.
+latency follow from CPU per request. Measured 2026-12-01 (quiet host, default
+4 threads): a create costs the machine ~2.5 ms of CPU in all (server ~1.85,
+PostgreSQL ~0.35, client ~0.27), the ceiling GET ~1.0 (server ~0.8,
+PostgreSQL ~0.08, client ~0.15): a CPU ratio of ~0.41-0.43. The throughput
+ratio printed came out 0.38-0.415 in back-to-back runs: during creates the
+cores idle a little more (commits wait for the WAL flush), and the host's
+noise moves either phase by several percent. p99 was 42-51 ms. What a create
+adds is mostly inherent to a durable booking: a write transaction whose
+INSERT updates ten indexes and the exclusion constraint's GiST index, four
+foreign-key checks at commit, the room lookup, parsing and validating the
+JSON body and rendering the new reservation. By Little's law the mean
+latency at concurrency 16 is 16 / throughput (16 / 720 = 22 ms). The ratio
+falls whenever a cost common to both requests (authentication, middleware,
+HTTP) falls and rises when the ceiling gets slower (8 threads per worker
+printed 0.42 only because GIL contention slowed the GET), so compare CPU ms
+per create between runs, and requests/s and p99 only when the load average
+was low.
 
 Server setup (production and here): gthread, workers = cores (2), 4 threads.
 Sync workers serve one request at a time per process and close the connection
