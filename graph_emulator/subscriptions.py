@@ -174,6 +174,12 @@ class Subscriptions:
             target = self.store.find_user(m.group(2) or m.group(3))
         if target is None:
             raise GraphError(404, "ResourceNotFound", f"The resource '{resource}' was not found (unknown mailbox).")
+        if req.claims.get("idtyp") == "user" and target.id != req.claims.get("oid"):
+            # Outlook resources: a delegated token subscribes only to the signed-in user's own
+            # mailbox, even one it is a delegate of (reading it is allowed; subscribing is not).
+            # Shared or delegated folders need the application permission.
+            raise GraphError(403, "ExtensionError",
+                             "Operation: Create; Exception: [Status Code: Forbidden; Reason: Access is denied. Check credentials and try again.]")
         self.ctx.graph.check_mailbox(req, target, write=False)
         client_state = payload.get("clientState")
         if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.graph_emulator.helpers import ALICE, ATLAS, meeting, wait_for
+from graph_emulator.seed import DEMO_CLIENT_ID
+from tests.graph_emulator.helpers import (
+    ALICE,
+    ATLAS,
+    BOB,
+    BOREALIS,
+    RESERVATIONS,
+    meeting,
+    wait_for,
+)
 
 
 def expiry(minutes=60):
@@ -107,3 +116,29 @@ def test_lifecycle_notifications(app_graph, webhook, control):
     control.trigger_lifecycle(sub["id"], "subscriptionRemoved")
     wait_for(lambda: len(webhook.items("/lifecycle")) == 2)
     assert app_graph.get(f"/subscriptions/{sub['id']}").status_code == 404
+
+
+def test_a_delegated_token_subscribes_only_to_its_own_mailbox(as_user, app_graph, webhook, control):
+    """Outlook resources: delegated permission subscribes only to the signed-in user's mailbox. A
+    delegate may read the room's calendar but not subscribe to it (that needs app-only)."""
+    delegate = as_user(RESERVATIONS)
+    assert delegate.get(f"/users/{ATLAS}/events").status_code == 200  # reading as its delegate is allowed
+    refused = subscribe(delegate, webhook, resource=f"users/{ATLAS}/events")
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "ExtensionError"
+    assert error["message"] == ("Operation: Create; Exception: [Status Code: Forbidden; Reason: Access is denied. "
+                                "Check credentials and try again.]")
+    assert {"date", "request-id", "client-request-id"} <= set(error["innerError"])
+    assert subscribe(as_user(ALICE), webhook, resource=f"users/{BOB}/events").status_code == 403  # not a delegate either
+    assert webhook.validations == []  # refused before the handshake
+    assert app_graph.get("/subscriptions").json()["value"] == []
+    # Its own mailbox, either way of naming it.
+    own = subscribe(delegate, webhook, resource=f"users/{RESERVATIONS}/events")
+    assert own.status_code == 201, own.text
+    assert subscribe(delegate, webhook, resource="me/events").status_code == 201
+    # App-only still subscribes to any mailbox its access policy allows.
+    assert subscribe(app_graph, webhook).status_code == 201
+    control.set_access_policy(DEMO_CLIENT_ID, [RESERVATIONS])
+    blocked = subscribe(app_graph, webhook, resource=f"users/{BOREALIS}/events")
+    assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "ErrorAccessDenied"
