@@ -125,7 +125,7 @@ def test_msal_auth_code_pkce_then_silent_refresh(emulator, http, control):
     again = app.acquire_token_silent(GRAPH_SCOPES, account=accounts[0])
     assert again and "access_token" in again
     assert again["access_token"] != result["access_token"]  # the near-expiry token was refreshed
-    cached_rts = [rt["secret"] for rt in app.token_cache.find(msal.TokenCache.CredentialType.REFRESH_TOKEN)]
+    cached_rts = [rt["secret"] for rt in app.token_cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN)]
     assert first_rt not in cached_rts  # rotated
     r = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={
         "grant_type": "refresh_token", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
