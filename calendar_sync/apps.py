@@ -35,7 +35,11 @@ class CalendarSyncConfig(AppConfig):
 
         post_save.connect(on_provider_saved, sender=CalendarProvider, dispatch_uid="calendar_sync.provider_activated")
         post_save.connect(on_property_saved, sender=InstanceProperty, dispatch_uid="calendar_sync.sync_mode_changed")
-        # 2. Our periodic jobs, without overwriting what a deployment configured.
+        # 2. Our periodic jobs, without overwriting what a deployment configured. Mailboxes that
+        #    can't be subscribed are polled every CALENDAR_SYNC_POLL_SECONDS.
+        BEAT_SCHEDULE.setdefault("calendar_sync.poll_unsubscribed", {
+            "task": "calendar_sync.inbound_tasks.poll_unsubscribed", "schedule": float(getattr(settings, "CALENDAR_SYNC_POLL_SECONDS", 60)),
+        })
         for name, entry in BEAT_SCHEDULE.items():
             settings.CELERY_BEAT_SCHEDULE.setdefault(name, entry)
         try:

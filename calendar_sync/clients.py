@@ -65,6 +65,26 @@ def system_client(provider) -> GraphClient:
     return client_for(plan, provider, None)
 
 
+def credential_client(provider, credential: str) -> GraphClient:
+    """The client acting with one named credential, whatever the system credential is now:
+    ``"app"`` (app-only), ``"delegated"`` (the provider's delegated user), ``""`` (the system
+    client). Subscriptions use it: Graph lets only their creator renew or delete them."""
+    if not credential:
+        return system_client(provider)
+    creds = _credentials()
+    func = {"app": creds.app_token, "delegated": creds.delegated_user_token}[credential]
+    key = (provider.pk, provider.updated_at, f"credential:{credential}", "")
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            def token(force_refresh: bool = False) -> str:
+                return func(provider, force_refresh=force_refresh)
+
+            client = GraphClient(token, base_url=provider.graph_base_url, credential_label=credential)
+            _clients[key] = client
+        return client
+
+
 def reset() -> None:
     """Forget every client (tests: after the emulator restarts or the provider changes)."""
     with _lock:

@@ -16,10 +16,17 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+def polling_health(obj: Subscription) -> str:
+    """A polled mailbox's health line (the admin's list and ``manage.py sync_subscriptions``)."""
+    from .subscriptions import poll_seconds
+
+    return f"⟳ polling every {poll_seconds()} s: {obj.polling_reason}"
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnly):
-    list_display = ("mailbox", "kind", "status", "health", "expires_at", "last_notification_at", "last_lifecycle_event", "short_error", "renewed_at")
-    list_filter = ("kind", "status", "provider")
+    list_display = ("mailbox", "kind", "status", "credential", "health", "expires_at", "last_notification_at", "last_lifecycle_event", "short_error", "renewed_at")
+    list_filter = ("kind", "status", "credential", "provider")
     search_fields = ("mailbox", "graph_id")
     readonly_fields = [f.name for f in Subscription._meta.fields if f.name != "client_state_hash"]
     exclude = ("client_state_hash",)
@@ -27,6 +34,8 @@ class SubscriptionAdmin(ReadOnly):
 
     @admin.display(description="health")
     def health(self, obj: Subscription) -> str:
+        if obj.status == Subscription.Status.POLLING:
+            return polling_health(obj)
         if obj.status != Subscription.Status.ACTIVE:
             return "✗ " + obj.get_status_display()
         if obj.expires_at is None or obj.expires_at <= timezone.now():

@@ -17,9 +17,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from exchange_auth.credentials import CredentialError
+
 from . import delta, nightly, subscriptions
 from .graph import GraphError
-from .models import WebhookNotification
+from .models import Subscription, WebhookNotification
 
 logger = logging.getLogger("calendar_sync.inbound")
 
@@ -101,7 +103,7 @@ def handle_lifecycle_notification(notification_id: int) -> str:
         return "gone"
     try:
         return subscriptions.lifecycle_handle(notification=notification)
-    except GraphError as exc:
+    except (GraphError, CredentialError) as exc:
         return f"failed: {exc}"
 
 
@@ -109,6 +111,21 @@ def handle_lifecycle_notification(notification_id: int) -> str:
 def ensure_subscriptions() -> dict:
     """Beat (every 15 minutes): create missing subscriptions, renew those expiring soon."""
     return subscriptions.subscription_ensure_all()
+
+
+@shared_task(ignore_result=True)
+def poll_unsubscribed() -> list[str]:
+    """Beat (every CALENDAR_SYNC_POLL_SECONDS): a pull of each mailbox that couldn't be
+    subscribed (its ``polling`` row): the same coalesced pull a notification queues."""
+    from exchange_auth.providers import active_provider
+
+    provider = active_provider()
+    if provider is None or not provider.active:
+        return []
+    mailboxes = sorted(set(Subscription.objects.filter(provider=provider, status=Subscription.Status.POLLING).values_list("mailbox", flat=True)))
+    for mailbox in mailboxes:
+        request_pull(mailbox)
+    return mailboxes
 
 
 @shared_task(ignore_result=True)

@@ -29,6 +29,16 @@ class Subscription(models.Model):
         ACTIVE = "active"
         FAILED = "failed", "failed (renewal or creation failed)"
         REMOVED = "removed", "removed (deleted or replaced)"
+        # No subscription can be made (no usable app-only credential, or Graph refused it):
+        # the mailbox is pulled every CALENDAR_SYNC_POLL_SECONDS instead. No Graph id.
+        POLLING = "polling", "polling (no subscription possible)"
+
+    class Credential(models.TextChoices):
+        """Who created the subscription in Graph; renewals and the deletion use the same one."""
+
+        APP = "app", "app-only"
+        DELEGATED = "delegated", "delegated user"
+        SYSTEM = "", "system credential (before this was recorded)"
 
     provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="subscriptions")
     mailbox = models.EmailField()
@@ -39,6 +49,8 @@ class Subscription(models.Model):
     resource = models.CharField(max_length=300)
     client_state_hash = models.CharField(max_length=64, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    credential = models.CharField(max_length=10, choices=Credential.choices, blank=True, default="")
+    polling_reason = models.TextField(blank=True, default="", help_text="Why the mailbox is polled instead of subscribed.")
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     renewed_at = models.DateTimeField(null=True, blank=True)
@@ -54,6 +66,7 @@ class Subscription(models.Model):
             models.UniqueConstraint(fields=["graph_id"], condition=~Q(graph_id=""), name="subscription_unique_graph_id"),
             # At most one live subscription per mailbox and provider (ensure_all relies on it).
             models.UniqueConstraint(fields=["provider", "mailbox"], condition=Q(status="active"), name="subscription_one_active_per_mailbox"),
+            models.UniqueConstraint(fields=["provider", "mailbox"], condition=Q(status="polling"), name="subscription_one_polling_per_mailbox"),
         ]
         indexes = [
             # The renewal job scans active subscriptions by expiry.

@@ -31,9 +31,20 @@ Services (keyword-only, STYLE 1):
   missed → full resync of that mailbox; subscriptionRemoved → recreate and resync.
 A renewal that fails is recorded on the subscription and the admins are told.
 
-Both credentials the system client may use can subscribe: app-only to any mailbox, the
-connected delegated user to its own (``users/{its address}/events``) and, in the emulator,
-to those it is a delegate of.
+Which credential subscribes (``subscription_credential``): Graph lets a delegated token
+subscribe only to the signed-in user's own mailbox (Outlook change notifications refuse
+shared and delegated folders, whatever the .Shared permissions say), so the connected
+delegated user subscribes its own mailbox and every other mailbox (the rooms) is subscribed
+with the app-only credential, even while the system credential is the delegated user.
+The row records which one (``Subscription.credential``): Graph lets only the creator renew,
+reauthorize or delete a subscription. Reading a room's calendar as its delegate is allowed,
+so the pulls keep using the system client.
+
+Polling: when no subscription can be made for a wanted mailbox (no usable app-only
+credential, or Graph answers 403 on create) the mailbox gets a ``polling`` row with the
+reason, the admins are told once, and the beat task ``inbound_tasks.poll_unsubscribed``
+pulls it every CALENDAR_SYNC_POLL_SECONDS (the same coalesced pull a notification queues).
+The next ``subscription_ensure_all`` that can subscribe it does, and the polling stops.
 """
 
 from __future__ import annotations
@@ -45,18 +56,20 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import mail_admins, send_mail
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from exchange_auth import properties
+from exchange_auth.credentials import CredentialError, app_token
 from exchange_auth.modes import Mode
 from exchange_auth.providers import active_provider
 from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
 
-from .clients import system_client
-from .graph import GraphError, NotFound
+from .clients import credential_client
+from .graph import AccessDenied, GraphError, NotFound
 from .models import Subscription, WebhookNotification, hash_client_state
 
 logger = logging.getLogger("calendar_sync.subscriptions")
@@ -72,6 +85,19 @@ def lifetime_minutes() -> int:
 def renew_margin() -> dt.timedelta:
     """Renew a subscription when it expires within this (beat runs every 15 minutes)."""
     return dt.timedelta(minutes=int(getattr(settings, "CALENDAR_SYNC_SUBSCRIPTION_RENEW_MINUTES", 24 * 60)))
+
+
+def poll_seconds() -> int:
+    """How often a mailbox that can't be subscribed is pulled instead."""
+    return int(getattr(settings, "CALENDAR_SYNC_POLL_SECONDS", 60))
+
+
+class CannotSubscribe(Exception):
+    """No subscription can be made for this mailbox now: it is polled instead. ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def notification_url() -> str:
@@ -139,6 +165,37 @@ def is_organizer_mailbox(provider, mailbox: str) -> bool:
     return mailbox.lower() in service_accounts(provider)
 
 
+def delegated_mailbox(provider) -> str:
+    """The connected delegated user's own mailbox ('' when none is connected)."""
+    if provider is None or not provider.delegated_connected:
+        return ""
+    return (provider.delegated_connected_as or provider.delegated_user_email or "").strip().lower()
+
+
+def subscription_credential(provider, mailbox: str) -> str:
+    """The credential that may subscribe to ``mailbox``: the delegated user for its own
+    mailbox, app-only for any other. Raises ``CannotSubscribe`` when the app-only token
+    can't be had (no client secret, refused)."""
+    if mailbox.lower() == delegated_mailbox(provider):
+        return Subscription.Credential.DELEGATED
+    try:
+        app_token(provider)
+    except CredentialError as exc:
+        raise CannotSubscribe(f"no app-only credential to subscribe with ({exc.message})") from None
+    return Subscription.Credential.APP
+
+
+def _effective_credential(subscription: Subscription) -> str:
+    """What a row created before credentials were recorded was created with: the system credential then."""
+    if subscription.credential:
+        return subscription.credential
+    return Subscription.Credential.DELEGATED if subscription.provider.delegated_connected else Subscription.Credential.APP
+
+
+def _client(subscription: Subscription):
+    return credential_client(subscription.provider, subscription.credential)
+
+
 def _expiry() -> dt.datetime:
     return timezone.now() + dt.timedelta(minutes=lifetime_minutes())
 
@@ -154,10 +211,14 @@ def _parse(value: str | None) -> dt.datetime | None:
 # --- services --------------------------------------------------------------------------------
 
 
-def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind.ROOM) -> Subscription:
-    """POST /subscriptions for ``mailbox``'s events with a fresh secret clientState.
-    Graph validates our endpoint (handshake) before it answers. Raises GraphError."""
+def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind.ROOM, credential: str | None = None) -> Subscription:
+    """POST /subscriptions for ``mailbox``'s events with a fresh secret clientState, as
+    ``credential`` (default: ``subscription_credential``). Graph validates our endpoint
+    (handshake) before it answers. A mailbox that was polled stops being polled.
+    Raises ``CannotSubscribe`` (no credential, or Graph refused it: 403) or GraphError."""
     mailbox = mailbox.lower()
+    if credential is None:
+        credential = subscription_credential(provider, mailbox)
     secret = secrets.token_urlsafe(48)[:96]
     resource = f"users/{mailbox}/events"
     body = {
@@ -165,26 +226,32 @@ def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind
         "resource": resource, "expirationDateTime": _iso(_expiry()), "clientState": secret,
         "latestSupportedTlsVersion": "v1_2",
     }
-    created = system_client(provider).post("/subscriptions", json=body)
-    # The previous live subscription of this mailbox (if any) is replaced.
-    Subscription.objects.filter(provider=provider, mailbox=mailbox, status=Subscription.Status.ACTIVE).update(status=Subscription.Status.REMOVED)
+    label = Subscription.Credential(credential).label
+    try:
+        created = credential_client(provider, credential).post("/subscriptions", json=body)
+    except AccessDenied as exc:
+        raise CannotSubscribe(f"Graph refused the subscription with the {label} credential ({exc})") from exc
+    except CredentialError as exc:
+        raise CannotSubscribe(f"no {label} token to subscribe with ({exc.message})") from exc
+    # The previous live subscription of this mailbox (if any) is replaced, and polling stops.
+    Subscription.objects.filter(provider=provider, mailbox=mailbox, status__in=[Subscription.Status.ACTIVE, Subscription.Status.POLLING]).update(
+        status=Subscription.Status.REMOVED)
     sub = Subscription.objects.create(
         provider=provider, mailbox=mailbox, kind=kind, graph_id=created["id"], resource=resource, client_state_hash=hash_client_state(secret),
-        expires_at=_parse(created.get("expirationDateTime")), renewed_at=timezone.now(),
+        expires_at=_parse(created.get("expirationDateTime")), renewed_at=timezone.now(), credential=credential,
     )
-    logger.info("subscription %s created for %s (%s)", sub.graph_id, mailbox, kind)
+    logger.info("subscription %s created for %s (%s) with the %s credential", sub.graph_id, mailbox, kind, label)
     return sub
 
 
 def subscription_renew(*, subscription: Subscription) -> Subscription:
     """PATCH the expiry. A subscription Graph no longer knows is recreated (and the
     mailbox resynced); any other failure is recorded and the admins alerted."""
-    client = system_client(subscription.provider)
     try:
-        updated = client.patch(f"/subscriptions/{subscription.graph_id}", json={"expirationDateTime": _iso(_expiry())})
+        updated = _client(subscription).patch(f"/subscriptions/{subscription.graph_id}", json={"expirationDateTime": _iso(_expiry())})
     except NotFound:
         return _recreate(subscription, why="Graph no longer knows the subscription")
-    except GraphError as exc:
+    except (GraphError, CredentialError) as exc:
         _failed(subscription, f"Renewal failed: {exc}")
         raise
     subscription.expires_at = _parse(updated.get("expirationDateTime")) or subscription.expires_at
@@ -197,34 +264,41 @@ def subscription_renew(*, subscription: Subscription) -> Subscription:
 
 def subscription_reauthorize(*, subscription: Subscription) -> Subscription:
     """reauthorizationRequired: POST .../reauthorize, then extend the expiry."""
-    client = system_client(subscription.provider)
     try:
-        client.post(f"/subscriptions/{subscription.graph_id}/reauthorize")
+        _client(subscription).post(f"/subscriptions/{subscription.graph_id}/reauthorize")
     except NotFound:
         return _recreate(subscription, why="reauthorization found no subscription")
-    except GraphError as exc:
+    except (GraphError, CredentialError) as exc:
         _failed(subscription, f"Reauthorization failed: {exc}")
         raise
     return subscription_renew(subscription=subscription)
 
 
 def subscription_delete(*, subscription: Subscription) -> None:
-    try:
-        system_client(subscription.provider).delete(f"/subscriptions/{subscription.graph_id}")
-    except NotFound:
-        pass
+    """DELETE it in Graph with the credential that created it (a polling row has nothing there)."""
+    if subscription.graph_id and subscription.status != Subscription.Status.POLLING:
+        try:
+            _client(subscription).delete(f"/subscriptions/{subscription.graph_id}")
+        except NotFound:
+            pass
+        except CredentialError as exc:
+            # Nobody can delete it in Graph now; it expires on its own.
+            logger.warning("subscription %s of %s left to expire in Graph: %s", subscription.graph_id, subscription.mailbox, exc.message)
     Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED)
 
 
 def subscription_ensure_all(*, provider=None) -> dict:
     """Create what is missing, renew what expires soon, drop what is no longer wanted."""
     provider = provider or active_provider()
-    counts = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0}
+    counts = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
     if provider is None or not provider.active:
         return counts
     wanted = subscribed_mailboxes(provider)
-    live = {s.mailbox: s for s in Subscription.objects.select_related("provider").filter(provider=provider, status=Subscription.Status.ACTIVE)}
-    soon = timezone.now() + renew_margin()
+    rows = Subscription.objects.select_related("provider").filter(provider=provider)
+    live = {s.mailbox: s for s in rows.filter(status=Subscription.Status.ACTIVE)}
+    polled = {s.mailbox: s for s in rows.filter(status=Subscription.Status.POLLING)}
+    now = timezone.now()
+    soon = now + renew_margin()
     for mailbox, kind in sorted(wanted.items()):
         sub = live.get(mailbox)
         if sub is not None and sub.kind != kind:
@@ -232,19 +306,40 @@ def subscription_ensure_all(*, provider=None) -> dict:
             Subscription.objects.filter(pk=sub.pk).update(kind=kind)
             sub.kind = kind
         try:
-            if sub is None or sub.expires_at is None or sub.expires_at <= timezone.now():
-                subscription_create(provider=provider, mailbox=mailbox, kind=kind)
-                counts["created"] += 1
-                if sub is None:
-                    _resync(mailbox)  # anything booked (or answered) before we listened
-            elif sub.expires_at <= soon:
-                subscription_renew(subscription=sub)
-                counts["renewed"] += 1
-        except GraphError as exc:
+            credential, reason = subscription_credential(provider, mailbox), ""
+        except CannotSubscribe as exc:
+            credential, reason = None, exc.reason
+        current = sub is not None and sub.expires_at is not None and sub.expires_at > now
+        try:
+            if current and (credential is None or credential == _effective_credential(sub)):
+                # It lives (a credential it can no longer be renewed with shows at its renewal).
+                if sub.expires_at <= soon:
+                    subscription_renew(subscription=sub)
+                    counts["renewed"] += 1
+                continue
+            if credential is None:
+                raise CannotSubscribe(reason)
+            subscription_create(provider=provider, mailbox=mailbox, kind=kind, credential=credential)
+            counts["created"] += 1
+            if sub is not None and current:
+                # Replaced by one made with the right credential: the old one goes from Graph.
+                _delete_quietly(sub)
+            if mailbox in polled:
+                _pull(mailbox)  # what changed since the last poll
+            elif sub is None:
+                _resync(mailbox)  # anything booked (or answered) before we listened
+        except CannotSubscribe as exc:
+            counts["polling"] += 1
+            _poll(provider, mailbox, kind=kind, reason=exc.reason)
+            if sub is not None:
+                _delete_quietly(sub)
+        except (GraphError, CredentialError) as exc:
             counts["failed"] += 1
-            if sub is None:
+            if sub is None and mailbox not in polled:
                 _alert(f"Could not subscribe to {mailbox}", f"Creating the change-notification subscription failed: {exc}", kind=kind)
             logger.warning("subscription for %s: %s", mailbox, exc)
+            if mailbox in polled:
+                counts["polling"] += 1  # it stays polled until a subscription is made
     for mailbox, sub in live.items():
         if mailbox not in wanted:
             try:
@@ -252,6 +347,9 @@ def subscription_ensure_all(*, provider=None) -> dict:
                 counts["deleted"] += 1
             except GraphError as exc:
                 logger.warning("deleting subscription of %s: %s", mailbox, exc)
+    for mailbox, row in polled.items():
+        if mailbox not in wanted:
+            Subscription.objects.filter(pk=row.pk).update(status=Subscription.Status.REMOVED)
     return counts
 
 
@@ -288,11 +386,59 @@ def _recreate(subscription: Subscription, *, why: str) -> Subscription:
     Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED, last_error=why)
     try:
         fresh = subscription_create(provider=subscription.provider, mailbox=subscription.mailbox, kind=subscription.kind)
+    except CannotSubscribe as exc:
+        return _poll(subscription.provider, subscription.mailbox, kind=subscription.kind, reason=f"{why}; {exc.reason}")
     except GraphError as exc:
         _failed(subscription, f"{why}; recreating it failed: {exc}")
         raise
     _resync(subscription.mailbox)  # notifications may have been lost meanwhile
     return fresh
+
+
+def _delete_quietly(subscription: Subscription) -> None:
+    try:
+        subscription_delete(subscription=subscription)
+    except GraphError as exc:
+        Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED)
+        logger.warning("deleting the replaced subscription %s of %s: %s", subscription.graph_id, subscription.mailbox, exc)
+
+
+def _poll(provider, mailbox: str, *, kind: str, reason: str) -> Subscription:
+    """``mailbox`` is polled instead of subscribed (its ``polling`` row, with the reason). The
+    admins are told once, when it starts; a pull runs at once (nothing waits for the beat)."""
+    mailbox = mailbox.lower()
+    reason = reason[:2000]
+    row = Subscription.objects.filter(provider=provider, mailbox=mailbox, status=Subscription.Status.POLLING).first()
+    if row is not None:
+        if (row.polling_reason, row.kind) != (reason, kind):
+            Subscription.objects.filter(pk=row.pk).update(polling_reason=reason, kind=kind)
+            row.polling_reason, row.kind = reason, kind
+        return row
+    try:
+        with transaction.atomic():
+            row = Subscription.objects.create(
+                provider=provider, mailbox=mailbox, kind=kind, status=Subscription.Status.POLLING, resource=f"users/{mailbox}/events",
+                client_state_hash="", polling_reason=reason,
+            )
+    except IntegrityError:  # another worker started polling it a moment ago (and told the admins)
+        return Subscription.objects.get(provider=provider, mailbox=mailbox, status=Subscription.Status.POLLING)
+    logger.warning("no subscription for %s: polling it every %s s (%s)", mailbox, poll_seconds(), reason)
+    _alert(
+        f"Polling {mailbox}: no change-notification subscription",
+        f"No change-notification subscription could be made for {mailbox}: {reason}.\n"
+        f"Its calendar is read every {poll_seconds()} s instead (CALENDAR_SYNC_POLL_SECONDS). Subscriptions on mailboxes other "
+        "than the delegated user's own need the app-only credential (the provider's client secret, with application "
+        "permission to the mailbox); the next subscription run after that is fixed subscribes it and the polling stops.",
+        kind=kind,
+    )
+    _resync(mailbox)
+    return row
+
+
+def _pull(mailbox: str) -> None:
+    from . import inbound_tasks
+
+    inbound_tasks.request_pull(mailbox)
 
 
 def _resync(mailbox: str) -> None:

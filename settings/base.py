@@ -164,6 +164,9 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 GRAPH_CA_BUNDLE = env_str("GRAPH_CA_BUNDLE", "")
 GRAPH_EMULATOR_URL = env_str("GRAPH_EMULATOR_URL", "https://127.0.0.1:8443").rstrip("/")
 GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
+# A synced mailbox no change-notification subscription can be made for (no usable app-only
+# credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
+CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)
 
 # --- Reservations ------------------------------------------------------------------
 RESERVATION_MAX_DURATION_MINUTES = env_int("RESERVATION_MAX_DURATION_MINUTES", 12 * 60, minimum=1)

@@ -1,9 +1,11 @@
 """``manage.py sync_subscriptions``: every synced room mailbox, and the organizer mailbox where
 the mode needs it (``calendar_sync.subscriptions``), gets a live change-notification
-subscription (created, renewed, or deleted for mailboxes no longer wanted)."""
+subscription (created, renewed, or deleted for mailboxes no longer wanted); one that can't be
+subscribed is listed as polled, with the reason."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from calendar_sync.inbound_admin import polling_health
 from calendar_sync.models import Subscription
 from calendar_sync.subscriptions import notification_url, subscription_ensure_all
 from exchange_auth.providers import active_provider
@@ -18,8 +20,12 @@ class Command(BaseCommand):
             raise CommandError("No calendar provider is active.")
         self.stdout.write(f"Notifications go to {notification_url()}")
         counts = subscription_ensure_all(provider=provider)
-        for sub in Subscription.objects.filter(provider=provider, status=Subscription.Status.ACTIVE):
-            self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): expires {sub.expires_at:%Y-%m-%d %H:%M} UTC")
+        for sub in Subscription.objects.filter(provider=provider, status__in=[Subscription.Status.ACTIVE, Subscription.Status.POLLING]):
+            if sub.status == Subscription.Status.POLLING:
+                self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): {polling_health(sub)}")
+            else:
+                self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): expires {sub.expires_at:%Y-%m-%d %H:%M} UTC"
+                                  f" ({sub.get_credential_display()})")
         self.stdout.write(", ".join(f"{k} {v}" for k, v in counts.items()))
         if counts["failed"]:
             raise CommandError(f"{counts['failed']} subscription(s) failed; see the admin (Calendar sync → Subscriptions).")
