@@ -168,3 +168,19 @@ def test_without_an_app_only_token_rooms_are_polled_and_subscribed_once_it_works
 def test_the_poll_runs_on_beat_every_calendar_sync_poll_seconds(settings):
     assert settings.CALENDAR_SYNC_POLL_SECONDS == 60
     assert BEAT_SCHEDULE["calendar_sync.poll_unsubscribed"] == {"task": "calendar_sync.inbound_tasks.poll_unsubscribed", "schedule": 60.0}
+
+
+def test_a_removed_room_subscription_that_cannot_be_made_again_falls_back_to_polling(delegated, emulator, atlas, admin):
+    subscriptions.subscription_ensure_all(provider=delegated)
+    sub = Subscription.objects.get(mailbox=ATLAS, status="active")
+    emulator.set_access_policy(DEMO_CLIENT_ID, [ORGANIZER])
+    mail.outbox.clear()
+
+    emulator.trigger_lifecycle(sub.graph_id, "subscriptionRemoved")
+
+    polled = wait_for(lambda: Subscription.objects.filter(mailbox=ATLAS, status="polling").first(), message="polling")
+    assert polled.polling_reason.startswith("Graph removed the subscription; Graph refused the subscription with the app-only credential")
+    assert Subscription.objects.get(pk=sub.pk).status == "removed"
+    wait_for(polling_mails, message="the admins told")  # sent by the webhook's thread just after the row
+    assert len({m.subject for m in polling_mails()}) == 1
+    assert inbound_tasks.poll_unsubscribed() == [ATLAS]
