@@ -15,6 +15,11 @@ cancellations of the product's meetings). Both take the same steps:
    is idempotent: unchanged change keys are skipped, matches go by id and iCalUId).
 4. A full round ends with a sweep: meetings we had seen in the window that the
    round no longer has were deleted.
+5. A room's round that met a removal it could not map (an ``@removed`` copy or a
+   "deleted" notification naming a copy never recorded), and every full round, then
+   asks Exchange about the product's meetings in the room whose copy no pull recorded
+   (``reconcile.settle_unrecorded``): a quick cancel in Outlook, before any pull saw
+   the room's copy, is not lost.
 """
 
 from __future__ import annotations
@@ -154,9 +159,12 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
         result = PullResult(mailbox=mailbox, full=full or nightly or not state.delta_link)
         try:
             link = _round(ctx, module, state, result, progress=progress)
-            if module is organizer_sync:
-                # A meeting created and deleted between two rounds is in neither: its notification names it.
-                organizer_sync.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
+            # A meeting created and deleted between two rounds is in neither: its notification names it.
+            module.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
+            if module is reconcile:
+                # Copies of the product's meetings no pull recorded: asked of Exchange after a
+                # round that met a removal it could not map, and after every full round.
+                reconcile.settle_unrecorded(ctx, full=result.full)
         except GraphError as exc:
             MailboxDeltaState.objects.filter(pk=state.pk).update(last_error=str(exc)[:2000], last_pull_at=timezone.now())
             raise

@@ -16,8 +16,15 @@ organizer's copy shows the decline) is the room's answer: an awaiting reservatio
 
 Real-time (a notification) and nightly differ only where the table says so: the
 nightly path acts on a vanished meeting only when we had seen it before (a
-``RoomEvent`` row), and a copy whose change key equals what we recorded is never
-looked at again ("ids and change key equal → no action").
+``RoomEvent`` row, or the product's own meeting, whose ids it stored), and a copy whose
+change key equals what we recorded is never looked at again ("ids and change key equal
+→ no action").
+
+The room's copy of the product's meeting has its own event id; until a pull records it,
+its removal maps to no reservation. ``settle_unrecorded`` closes that gap: after a round
+that met such a removal, and after every full round, the product's meetings in the room
+whose copy was never recorded are looked up on the room calendar by iCalUId — recorded
+when there, settled as vanished when gone.
 
 What keeps sync from looping or duplicating:
 1. every reservation change here goes through the services with
@@ -166,6 +173,9 @@ class Context:
     stats: Counter = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
     deferred: bool = False  # something should be re-checked shortly
+    # Removed copies that mapped to nothing we recorded: maybe a copy of the product's own
+    # meeting that no pull recorded before it went (``settle_unrecorded`` finds out).
+    unmapped_removals: set[str] = field(default_factory=set)
 
     @property
     def mailbox(self) -> str:
@@ -234,6 +244,101 @@ def sweep_unseen(ctx: Context) -> None:
     for row in live:
         if row.event_id not in ctx.seen:
             ctx.stats[_vanished(ctx, row.event_id, row, confirm=False)] += 1
+
+
+def reconcile_notified_deletions(ctx: Context, event_ids: list[str]) -> None:
+    """Copies that "deleted" notifications of this pull named and its round did not mention.
+    A copy created and deleted between two delta rounds shows in neither, yet the
+    notification names it: one we recorded is settled as removed (confirmed with a read);
+    one we never recorded counts as an unmapped removal (``settle_unrecorded``)."""
+    ids = [event_id for event_id in dict.fromkeys(event_ids) if event_id and event_id not in ctx.seen]
+    if not ids:
+        return
+    rows = {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=ids).select_related("reservation")}
+    for event_id in ids:
+        try:
+            ctx.stats[_vanished(ctx, event_id, rows.get(event_id), confirm=True)] += 1
+        except GraphError as exc:
+            logger.warning("inbound: deleted %s on %s failed: %s", event_id[:16], ctx.mailbox, exc)
+            if exc.transient:
+                raise
+
+
+UNRECORDED_LIMIT = 50  # Graph reads one pull spends on copies never recorded (the rest: next pull)
+
+
+def unrecorded_reservations(ctx: Context) -> list[Reservation]:
+    """Active reservations of this room linked to a meeting (single meetings) in the window
+    whose room copy no pull has recorded (no ``RoomEvent`` of this mailbox by iCalUId or
+    reservation): usually none, or a few booked moments ago. One query."""
+    recorded = RoomEvent.objects.filter(mailbox=ctx.mailbox)
+    return list(
+        Reservation.objects.filter(
+            room=ctx.room, state__in=ACTIVE_STATES, series__isnull=True, start__lt=ctx.window_end, end__gt=ctx.window_start,
+        )
+        .exclude(ical_uid="")
+        .exclude(ical_uid__in=recorded.exclude(ical_uid="").values("ical_uid"))
+        .exclude(pk__in=recorded.filter(reservation__isnull=False).values("reservation_id"))
+        .select_related("room__building", "requested_for", "requested_by")
+        .order_by("start")[:UNRECORDED_LIMIT]
+    )
+
+
+def settle_unrecorded(ctx: Context, *, full: bool) -> None:
+    """Copies of the product's meetings that no pull recorded, asked of Exchange one by one.
+
+    The room's booking attendant writes its copy (own event id, same iCalUId) moments after
+    the product's push; until a pull records it, its removal (``@removed``, a "deleted"
+    notification) carries an id that maps to no reservation, and a full round simply does
+    not have it. So after a round that met such a removal, and after every full round:
+
+    1. each candidate (``unrecorded_reservations``) whose own change is still on its way
+       to Exchange is left to the next round (the copy we would read is older);
+    2. its copy is looked up on the room calendar by iCalUId (one read);
+    3. still there → reconciled like any copy the round carries (recorded: the echo, or
+       an update made in Exchange), nothing else;
+    4. gone → settled as a recorded copy that vanished (``_settle_vanished``): cancelled by
+       the organizer → cancelled and the requester told (row c); declined by the room →
+       rejected. A reservation still waiting for the room's answer is left alone while
+       its meeting stands and the room has not declined: the room may simply not have
+       answered yet (``confirm`` handles that).
+
+    The product's own meeting counts as seen before (the product wrote it and recorded its
+    ids), so the nightly pass settles it too."""
+    if not full and not ctx.unmapped_removals:
+        return
+    for reservation in unrecorded_reservations(ctx):
+        if outbound_in_flight(reservation):
+            ctx.stats["unrecorded_in_flight"] += 1
+            continue
+        try:
+            outcome = _settle_unrecorded_one(ctx, reservation)
+        except GraphError as exc:
+            logger.warning("inbound: unrecorded copy of reservation %s on %s failed: %s", reservation.pk, ctx.mailbox, exc)
+            outcome = "graph_error"
+            if exc.transient:
+                raise
+        ctx.stats[outcome] += 1
+
+
+def _settle_unrecorded_one(ctx: Context, reservation: Reservation) -> str:
+    uid = reservation.ical_uid.replace("'", "''")
+    found = ctx.client.get(
+        users_path(ctx.mailbox, "events"), params={"$filter": f"iCalUId eq '{uid}'"}, headers={"Prefer": 'outlook.timezone="UTC"'},
+    ) or {}
+    copies = [parse_copy(raw) for raw in found.get("value") or [] if raw.get("id")]
+    if copies:
+        outcomes = [reconcile_copy(ctx, copy, None) for copy in copies]
+        return outcomes[0] if len(outcomes) == 1 else "unrecorded_" + "+".join(sorted(set(outcomes)))
+    declined = None
+    if reservation.state in WAITING_FOR_ANSWER:
+        body = confirm_module.read_organizer_copy(reservation)
+        if body == {}:
+            return "unrecorded_unreadable"  # the organizer's copy can't be read now: asked again next time
+        declined = body is not None  # gone or cancelled (None) → the meeting went; else the room's answer
+        if declined and payloads.room_response(body, ctx.room.mailbox) != "declined":
+            return "unrecorded_unanswered"  # the meeting stands and the room has not declined: it may not have answered yet
+    return _settle_vanished(ctx, "", None, reservation, confirm=False, declined=declined)
 
 
 # --- (a) ---------------------------------------------------------------------------------------
@@ -431,10 +536,23 @@ def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bo
     reservation = row.reservation if row is not None and row.reservation_id else None
     if reservation is None and copy is not None:
         reservation = find_reservation(copy, row)
+    if reservation is None and row is not None and row.ical_uid:
+        # A copy put aside (deferred) while the product's push was in flight is recorded
+        # without its reservation: its iCalUId still says whose it is.
+        reservation = find_reservation(Copy(id=event_id, ical_uid=row.ical_uid, start=row.start), row)
     if reservation is None and row is None:
         reservation = Reservation.objects.filter(event_id=event_id, mailbox__iexact=ctx.mailbox).first()
+        if reservation is None:
+            ctx.unmapped_removals.add(event_id)  # maybe the product's meeting, never recorded: settle_unrecorded
     if ctx.nightly and row is None:
         return "no_action"  # nightly: only meetings seen before
+    return _settle_vanished(ctx, event_id, row, reservation, confirm=confirm, reason=reason)
+
+
+def _settle_vanished(ctx: Context, event_id: str, row: RoomEvent | None, reservation: Reservation | None, *, confirm: bool,
+                     reason: str = CANCELLED_IN_OUTLOOK, declined: bool | None = None) -> str:
+    """What a copy's leaving the room calendar means for ``reservation`` (see ``_vanished``).
+    ``declined``: what the organizer's copy says, when the caller has read it already."""
     if reservation is None or reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
         mark_removed(ctx, event_id, row)
         return "no_action"  # (e) the product cancelled it, or moved the reservation elsewhere
@@ -442,7 +560,7 @@ def _vanished(ctx: Context, event_id: str, row: RoomEvent | None, *, confirm: bo
         return "deferred"  # the product's change is on its way; the next round settles it
     if confirm and still_in_mailbox(ctx, event_id):
         return "outside_window"  # @removed because it moved out of the window, not deleted
-    if reservation.state in WAITING_FOR_ANSWER and room_declined_on_organizer_copy(reservation):
+    if reservation.state in WAITING_FOR_ANSWER and (room_declined_on_organizer_copy(reservation) if declined is None else declined):
         # Exchange removes the copy a room declines: the reservation waiting for that answer is
         # rejected, as every confirmation reader does it (``_room_declined``), not cancelled.
         push.apply_room_response(reservation, "declined", schedule_check=False)

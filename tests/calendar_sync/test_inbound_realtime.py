@@ -154,6 +154,11 @@ def test_row_c_the_organizer_cancels_the_products_meeting_in_outlook(subscribed,
     mail.outbox.clear()
     outlook_cancel(provider, ALICE, r.event_id)
     wait_for(lambda: Reservation.objects.get(pk=r.pk).state == State.CANCELLED, message="reservation cancelled")
+    # The email follows the state change (same pull, another thread): wait for it, and for
+    # every notification to be pulled, so a late pull could not mail a second time unseen.
+    wait_for(lambda: mail.outbox, message="requester emailed")
+    wait_for(lambda: not WebhookNotification.objects.filter(mailbox=ATLAS, state=WebhookNotification.State.RECEIVED).exists(),
+             message="notifications pulled")
     assert "cancelled in Outlook" in Reservation.objects.get(pk=r.pk).state_reason
     assert [m.to for m in mail.outbox] == [[ALICE]]
     assert [e.type for e in SyncEvent.objects.filter(reservation=r)] == ["create"]  # nothing pushed back
