@@ -378,7 +378,8 @@ def test_subscription_removed_recreates_the_organizer_subscription_and_resyncs(l
     fresh = wait_for(lambda: Subscription.objects.filter(mailbox=ORGANIZER, status="active").exclude(pk=sub.pk).first(), message="recreated")
     assert fresh.kind == "organizer"
     wait_for(lambda: full_syncs() == before + 1, message="resync")
-    assert WebhookNotification.objects.get(lifecycle_event="subscriptionRemoved").note == "recreated"
+    # The notification is marked handled once the recreate (and its resync) returned.
+    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="subscriptionRemoved").note == "recreated", message="noted")
     # The new subscription carries answers.
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     emulator.respond_as(BOB, r.ical_uid, "tentativelyAccept")
@@ -389,11 +390,12 @@ def test_reauthorization_and_missed_for_the_organizer_subscription(listening, em
     sub = organizer_subscription()
     emulator.trigger_lifecycle(sub.graph_id, "reauthorizationRequired")
     wait_for(lambda: Subscription.objects.get(pk=sub.pk).renewed_at > sub.renewed_at, message="renewed")
+    wait_for(lambda: Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired", message="noted")
     before = full_syncs()
     emulator.trigger_lifecycle(sub.graph_id, "missed")
     wait_for(lambda: full_syncs() == before + 1, message="resync")
+    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced", message="noted")
     assert Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "missed"
-    assert WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced"
 
 
 def test_a_missed_answer_is_picked_up_by_the_resync(listening, emulator, emulator_server, alice, bob, atlas):

@@ -89,14 +89,15 @@ def test_missed_triggers_a_full_resync(subscribed, emulator, atlas):
     before = full_syncs()
     lifecycle(emulator, sub, "missed")
     wait_for(lambda: full_syncs() == before + 1, message="resync")
-    assert WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced"
+    # The notification is marked handled once the resync returned.
+    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced", message="noted")
 
 
 def test_reauthorization_required_reauthorizes_and_renews(subscribed, emulator, atlas):
     sub = Subscription.objects.get(mailbox=ATLAS, status="active")
     lifecycle(emulator, sub, "reauthorizationRequired")
     wait_for(lambda: Subscription.objects.get(pk=sub.pk).renewed_at > sub.renewed_at, message="renewed")
-    assert Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired"
+    wait_for(lambda: Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired", message="noted")
     [graph_sub] = emulator.subscriptions()
     assert not graph_sub.get("_reauthorization_required")
 
