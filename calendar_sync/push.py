@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import Exists, F, OuterRef, Q
@@ -353,6 +353,8 @@ def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organ
 
 
 ROOM_DECLINED = "{room} declined the meeting: the room is not available at that time."
+# States in which a reservation still waits for the room's answer (the answer changes them).
+WAITING_FOR_ANSWER = (State.AWAITING_CONFIRMATION, State.CONFLICTED)
 
 
 def apply_room_response(reservation: Reservation, answer: str, *, schedule_check: bool = True) -> str:
@@ -364,10 +366,10 @@ def apply_room_response(reservation: Reservation, answer: str, *, schedule_check
     transitions are conditional updates, so two readers of one answer make one change and
     the employee is told once. Returns the answer ("" when there is none yet)."""
     if answer == "accepted":
-        if reservation.state in (State.AWAITING_CONFIRMATION, State.CONFLICTED):
+        if reservation.state in WAITING_FOR_ANSWER:
             outcomes.mark_confirmed(reservation)
     elif answer == "declined":
-        if reservation.state in (State.AWAITING_CONFIRMATION, State.CONFLICTED):
+        if reservation.state in WAITING_FOR_ANSWER:
             outcomes.mark_rejected(reservation, ROOM_DECLINED.format(room=reservation.room.name))
     else:
         if schedule_check and reservation.state == State.AWAITING_CONFIRMATION:
@@ -757,8 +759,6 @@ def _release_room_from_occurrences(event: SyncEvent, series: ReservationSeries, 
 
 def _instance_slot(inst: dict):
     """When an ``/instances`` entry was scheduled by the series (``originalStart``), as aware UTC."""
-    from datetime import datetime
-
     raw = inst.get("originalStart") or (inst.get("start") or {}).get("dateTime")
     if not raw:
         return None

@@ -331,7 +331,7 @@ def _settle_unrecorded_one(ctx: Context, reservation: Reservation) -> str:
         outcomes = [reconcile_copy(ctx, copy, None) for copy in copies]
         return outcomes[0] if len(outcomes) == 1 else "unrecorded_" + "+".join(sorted(set(outcomes)))
     declined = None
-    if reservation.state in WAITING_FOR_ANSWER:
+    if reservation.state in push.WAITING_FOR_ANSWER:
         body = confirm_module.read_organizer_copy(reservation)
         if body == {}:
             return "unrecorded_unreadable"  # the organizer's copy can't be read now: asked again next time
@@ -560,7 +560,7 @@ def _settle_vanished(ctx: Context, event_id: str, row: RoomEvent | None, reserva
         return "deferred"  # the product's change is on its way; the next round settles it
     if confirm and still_in_mailbox(ctx, event_id):
         return "outside_window"  # @removed because it moved out of the window, not deleted
-    if reservation.state in WAITING_FOR_ANSWER and (room_declined_on_organizer_copy(reservation) if declined is None else declined):
+    if reservation.state in push.WAITING_FOR_ANSWER and (room_declined_on_organizer_copy(reservation) if declined is None else declined):
         # Exchange removes the copy a room declines: the reservation waiting for that answer is
         # rejected, as every confirmation reader does it (``_room_declined``), not cancelled.
         push.apply_room_response(reservation, "declined", schedule_check=False)
@@ -570,8 +570,6 @@ def _settle_vanished(ctx: Context, event_id: str, row: RoomEvent | None, reserva
     mark_removed(ctx, event_id, row, outcome="cancelled")
     return "cancelled"
 
-
-WAITING_FOR_ANSWER = (State.AWAITING_CONFIRMATION, State.CONFLICTED)
 
 
 def room_declined_on_organizer_copy(reservation: Reservation) -> bool:
@@ -606,7 +604,7 @@ def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
     if row is not None and row.removed_at is not None:
         return "no_action"  # we declined it ourselves (row a), or settled it already
     reservation = find_reservation(copy, row)
-    if reservation is None or reservation.state not in WAITING_FOR_ANSWER or reservation.room_id != ctx.room.pk:
+    if reservation is None or reservation.state not in push.WAITING_FOR_ANSWER or reservation.room_id != ctx.room.pk:
         return _vanished(ctx, copy.id, row, confirm=False, copy=copy, reason=WITHDRAWN_BY_ROOM.format(room=ctx.room.name))
     if outbound_in_flight(reservation):
         return _defer(ctx, copy, row, reservation=reservation)  # the answer may be to the meeting before the product's change
