@@ -9,9 +9,8 @@ from __future__ import annotations
 import inspect
 import threading
 
+from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, SyncPlan
-
-from .graph import GraphClient
 
 _clients: dict[tuple, GraphClient] = {}
 _lock = threading.Lock()

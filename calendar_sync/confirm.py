@@ -31,11 +31,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchange_auth import properties
+from exchange_auth.graph import (
+    AccessDenied,
+    BatchItem,
+    GraphError,
+    GraphResponse,
+    NotFound,
+    users_path,
+)
 from reservations.models import Reservation, State, SyncEvent
 
 from . import conf, outcomes, push
 from .clients import system_client
-from .graph import AccessDenied, BatchItem, GraphError, GraphResponse, NotFound, users_path
 
 logger = logging.getLogger("calendar_sync")
 

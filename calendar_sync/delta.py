@@ -35,12 +35,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from exchange_auth.graph import GraphError, NotFound, users_path
 from exchange_auth.providers import active_provider
 from workplace.models import Room
 
 from . import organizer_sync, reconcile
 from .clients import system_client
-from .graph import GraphError, NotFound, users_path
 from .models import MailboxDeltaState, RoomEvent, WebhookNotification
 from .subscriptions import is_organizer_mailbox
 
@@ -189,7 +189,7 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
     if result.full:
         path, params = _fresh(ctx)
     else:
-        path, params = _relative(client, state.delta_link), None
+        path, params = client.relative(state.delta_link), None
     restarted = False
     while True:
         try:
@@ -210,21 +210,13 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
         if progress is not None:
             progress(len(page))
         if body.get("@odata.nextLink"):
-            path, params = _relative(client, body["@odata.nextLink"]), None
+            path, params = client.relative(body["@odata.nextLink"]), None
             continue
         return body.get("@odata.deltaLink") or ""
 
 
 def _fresh(ctx) -> tuple[str, dict]:
     return users_path(ctx.mailbox, "calendarView", "delta"), {"startDateTime": _iso(ctx.window_start), "endDateTime": _iso(ctx.window_end)}
-
-
-def _relative(client, link: str) -> str:
-    """nextLink/deltaLink are absolute; the client takes paths under its version root."""
-    if link.startswith(client.root):
-        return link[len(client.root):]
-    marker = "/v1.0"
-    return link[link.index(marker) + len(marker):] if marker in link else link
 
 
 # --- deferred copies -------------------------------------------------------------------------

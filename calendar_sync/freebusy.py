@@ -17,12 +17,12 @@ import logging
 
 from django.utils import timezone
 
+from exchange_auth.graph import GraphError, users_path
 from exchange_auth.providers import active_provider
 from reservations import services
 from reservations.models import Attendee, Origin, Reservation, SyncEvent
 
 from .clients import system_client
-from .graph import GraphError, users_path
 
 logger = logging.getLogger("calendar_sync.freebusy")
 

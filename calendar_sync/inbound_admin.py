@@ -51,7 +51,8 @@ class SubscriptionAdmin(ReadOnly):
 
     @admin.action(description="Renew selected subscriptions now")
     def renew_selected(self, request, queryset):
-        from .graph import GraphError
+        from exchange_auth.graph import GraphError
+
         from .subscriptions import subscription_renew
 
         ok = failed = 0

@@ -18,9 +18,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from exchange_auth.credentials import CredentialError
+from exchange_auth.graph import GraphError
 
 from . import delta, nightly, subscriptions
-from .graph import GraphError
 from .models import Subscription, WebhookNotification
 
 logger = logging.getLogger("calendar_sync.inbound")

@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
+from exchange_auth.graph import GraphClient, GraphError
 from reservations import services
 from reservations.models import ACTIVE_STATES, Attendee, Origin, Reservation, State
 
 from . import payloads, push, reconcile
-from .graph import GraphClient, GraphError
 from .models import RoomEvent
 from .reconcile import Copy, parse_copy
 

@@ -30,6 +30,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from exchange_auth import properties
+from exchange_auth.graph import GraphClient, GraphError, NotFound, PreconditionFailed, users_path
 from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
 from reservations.models import (
     ACTIVE_STATES,
@@ -43,7 +44,6 @@ from reservations.models import (
 
 from . import conf, outcomes, payloads
 from .clients import client_for
-from .graph import GraphClient, GraphError, NotFound, PreconditionFailed, users_path
 
 logger = logging.getLogger("calendar_sync")
 
@@ -779,17 +779,11 @@ def find_instances(client: GraphClient, mailbox: str, master_id: str, reservatio
     window_end = (max(max(slots[r.pk], r.start) for r in reservations) + timedelta(days=1)).isoformat()
     path = users_path(mailbox, "events", master_id, "instances")
     params = {"startDateTime": window_start, "endDateTime": window_end, "$select": "id,start,end,originalStart,changeKey,isCancelled"}
-    listed = []
-    while path:
-        page = client.get(path, params=params, headers={"Prefer": 'outlook.timezone="UTC"'}) or {}
-        listed += [(inst, when) for inst in page.get("value", []) if (when := _instance_slot(inst)) is not None]
-        link = page.get("@odata.nextLink")
-        if link:
-            from .delta import _relative  # delta imports this module (through organizer_sync)
-
-            path, params = _relative(client, link), None
-        else:
-            path = None
+    listed = [
+        (inst, when)
+        for page in client.pages(path, params=params, headers={"Prefer": 'outlook.timezone="UTC"'})
+        for inst in page.get("value", []) if (when := _instance_slot(inst)) is not None
+    ]
     found = {}
     for reservation in reservations:
         slot = slots[reservation.pk]

@@ -55,6 +55,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 
+from exchange_auth.graph import GraphClient, GraphError, NotFound, users_path
 from reservations import services
 from reservations.exceptions import ReservationError, SlotTaken
 from reservations.models import (
@@ -72,7 +73,6 @@ from workplace.models import Room
 
 from . import confirm as confirm_module
 from . import payloads, push
-from .graph import GraphClient, GraphError, NotFound, users_path
 from .models import RoomEvent
 
 logger = logging.getLogger("calendar_sync.inbound")

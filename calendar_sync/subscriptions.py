@@ -63,13 +63,13 @@ from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError, app_token
+from exchange_auth.graph import AccessDenied, GraphError, NotFound
 from exchange_auth.modes import Mode
 from exchange_auth.providers import active_provider
 from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
 
 from .clients import credential_client
-from .graph import AccessDenied, GraphError, NotFound
 from .models import Subscription, WebhookNotification, hash_client_state
 
 logger = logging.getLogger("calendar_sync.subscriptions")

@@ -9,7 +9,7 @@ import pytest
 
 from calendar_sync import subscriptions
 from calendar_sync.clients import system_client
-from calendar_sync.graph import users_path
+from exchange_auth.graph import users_path
 from reservations.models import Reservation
 from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
 

@@ -18,7 +18,6 @@ from django.core.management import call_command
 
 from calendar_sync import confirm, delta, nightly, organizer_sync, reconcile, subscriptions
 from calendar_sync.clients import system_client
-from calendar_sync.graph import users_path
 from calendar_sync.models import (
     MailboxDeltaState,
     NightlyRun,
@@ -27,6 +26,7 @@ from calendar_sync.models import (
     WebhookNotification,
 )
 from exchange_auth import credentials
+from exchange_auth.graph import users_path
 from exchange_auth.views import redirect_uri
 from reservations import services
 from reservations.models import Attendee, Reservation, ReservationSeries, State, SyncEvent

@@ -11,8 +11,8 @@ import pytest
 from django.core import mail
 
 from calendar_sync import confirm, delta, subscriptions
-from calendar_sync.graph import GraphError
 from calendar_sync.models import MailboxDeltaState, Subscription, WebhookNotification
+from exchange_auth.graph import GraphError
 from reservations.models import ACTIVE_STATES, Reservation, State
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     ATLAS,

@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from calendar_sync.graph import (
+from exchange_auth.graph import (
     AccessDenied,
     BatchItem,
     GraphClient,
@@ -135,9 +135,9 @@ def test_a_second_401_is_final():
 
 def test_the_log_line_names_method_template_mailbox_status_and_attempt_but_no_secret(caplog):
     client, _, _ = make_client([err(429, "TooManyRequests", {"Retry-After": "0"}), (200, {}, {"ok": 1})])
-    with caplog.at_level(logging.INFO, logger="calendar_sync.graph"):
+    with caplog.at_level(logging.INFO, logger="exchange_auth.graph"):
         client.get(users_path("alice@contoso.example", "events", "AAMkAGI2TG93AAA=longeventid0123456789"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "calendar_sync.graph"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "exchange_auth.graph"]
     assert len(lines) == 2
     assert "method=GET path=/users/{mailbox}/events/{id} mailbox=alice@contoso.example status=429" in lines[0]
     assert "attempt=2" in lines[1] and "status=200" in lines[1]

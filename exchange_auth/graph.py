@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,7 +34,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
-logger = logging.getLogger("calendar_sync.graph")
+logger = logging.getLogger("exchange_auth.graph")
 
 TRANSIENT_STATUSES = frozenset({429, 503, 504})
 MAILBOX_CONCURRENCY = 4
@@ -385,7 +385,29 @@ class GraphClient:
     def delete(self, path: str, **kw) -> None:
         self.request("DELETE", path, **kw)
 
-    # 3. $batch -------------------------------------------------------------------------
+    # 3. collections -----------------------------------------------------------------
+    def relative(self, link: str) -> str:
+        """``@odata.nextLink`` / ``@odata.deltaLink`` are absolute; requests take paths under the version root."""
+        if link.startswith(self.root):
+            return link[len(self.root):]
+        marker = "/v1.0"
+        return link[link.index(marker) + len(marker):] if marker in link else link
+
+    def pages(self, path: str, *, params: dict | None = None, **kw) -> Iterator[dict]:
+        """Each page of a collection, following ``@odata.nextLink`` to the end (Graph pages every
+        collection; a reader of the first page alone misses the rest:
+        https://learn.microsoft.com/en-us/graph/paging)."""
+        while path:
+            page = self.get(path, params=params, **kw) or {}
+            yield page
+            link = page.get("@odata.nextLink")
+            path, params = (self.relative(link), None) if link else ("", None)
+
+    def collect(self, path: str, *, params: dict | None = None, **kw) -> list[dict]:
+        """Every item of a collection (all pages)."""
+        return [item for page in self.pages(path, params=params, **kw) for item in page.get("value", [])]
+
+    # 4. $batch -------------------------------------------------------------------------
     def batch(self, items: list[BatchItem]) -> list[GraphResponse | GraphError]:
         """Run ``items`` through ``/$batch`` (20 per request); return one result per item,
         in order: a ``GraphResponse`` or the ``GraphError`` for that item. Items that were
