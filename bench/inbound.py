@@ -189,13 +189,13 @@ def meeting(organizer: str, room: str, start: dt.datetime, subject: str) -> dict
 
 
 def realtime(control: Control, srv) -> dict:
-    from calendar_sync import subscriptions
+    from calendar_sync.inbound import tasks as inbound_tasks
     from calendar_sync.models import MailboxDeltaState, WebhookNotification
     from reservations.models import Reservation
 
     _building, rooms = make_rooms(control, prefix="rt-room", count=RT_ROOMS, building_name="Real-time tower")
     organizers = make_organizers(control)
-    counts = subscriptions.subscription_ensure_all()
+    counts = inbound_tasks.subscriptions_ensure()
     assert counts["created"] == RT_ROOMS, counts
     wait(lambda: MailboxDeltaState.objects.filter(full_syncs__gte=1).count() >= RT_ROOMS, 60, "initial syncs")
     control.call("DELETE", "/requests")
@@ -239,7 +239,8 @@ def realtime(control: Control, srv) -> dict:
 
 
 def nightly_unchanged(control: Control, srv) -> dict:
-    from calendar_sync import inbound_tasks, nightly
+    from calendar_sync.inbound import nightly
+    from calendar_sync.inbound import tasks as inbound_tasks
     from calendar_sync.models import MailboxDeltaState
     from reservations.models import Reservation
 

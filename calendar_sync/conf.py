@@ -1,28 +1,108 @@
-"""calendar_sync's own knobs (Django settings with defaults; tests and the bench override them)."""
+"""Every knob of calendar sync, read once from Django settings and checked.
+
+``get()`` returns them as one frozen value; a bad value raises ``ImproperlyConfigured``
+naming the setting (at start: ``CalendarSyncConfig.ready`` reads them). Tests that
+override a ``CALENDAR_SYNC_*`` setting get the new value: Django's ``setting_changed``
+signal drops the cached one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 
 
-def lease_seconds() -> float:
-    """How long a claimed sync event stays ``processing`` before the sweeper may take it back."""
-    return float(getattr(settings, "CALENDAR_SYNC_LEASE_SECONDS", 120))
+@dataclass(frozen=True)
+class SyncSettings:
+    # outbound
+    lease_seconds: float  # a claimed sync event stays ``processing`` this long before the sweeper may take it back
+    retry_base_seconds: float  # first back-off between attempts of one sync event (doubles, with jitter, up to 1 h)
+    sweep_grace_seconds: float  # a ``new`` event due this long ago whose task never ran is re-queued
+    confirm_delay_seconds: float  # wait before reading the room's answer when the create response didn't carry it
+    confirm_follow_up_seconds: float  # re-check fresh awaiting reservations this long; then the 10-minute check
+    # inbound
+    subscription_minutes: int  # lifetime asked for a new subscription
+    subscription_renew_minutes: int  # renew a subscription this long before it expires
+    subscribe_on_activation: bool  # an activated provider (or a new sync mode) subscribes after commit
+    poll_seconds: int  # a mailbox that can't be subscribed is pulled this often
+    inbound_lock_seconds: int  # lease of a mailbox's pull lock: longer than a pull, short enough after a crash
+    inbound_busy_retry_seconds: float  # a pull that found its mailbox busy comes back after this
+    inbound_defer_seconds: float  # a deferred copy (the product's push still on its way) is re-checked after this
+    inbox_grace_seconds: float  # a notification still unanswered after this gets a pull again
+    nightly_time: dt.time  # building-local time of the nightly full round
+    inbound_fallback_user: str  # username or email: requester of Outlook bookings whose organizer is no user of ours
 
 
-def retry_base_seconds() -> float:
-    """First back-off between attempts of one sync event (doubles, with jitter, up to 1 h)."""
-    return float(getattr(settings, "CALENDAR_SYNC_RETRY_BASE_SECONDS", 10))
+def _number(name: str, default: float, *, cast=float, minimum: float = 0.0):
+    raw = getattr(settings, name, default)
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name} must be a number (got {raw!r})") from None
+    if isinstance(raw, bool) or value < minimum:
+        raise ImproperlyConfigured(f"{name} must be a number of at least {minimum:g} (got {raw!r})")
+    return value
 
 
-def sweep_grace_seconds() -> float:
-    """A ``new`` event due this long ago whose task never ran is re-queued by the sweeper."""
-    return float(getattr(settings, "CALENDAR_SYNC_SWEEP_GRACE_SECONDS", 30))
+def _time(name: str, default: str) -> dt.time:
+    raw = getattr(settings, name, default)
+    try:
+        return dt.time.fromisoformat(str(raw))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be HH:MM (got {raw!r})") from None
 
 
-def confirm_delay_seconds() -> float:
-    """Wait before reading the room's answer when the create response didn't carry it."""
-    return float(getattr(settings, "CALENDAR_SYNC_CONFIRM_DELAY_SECONDS", 2))
+def _text(name: str) -> str:
+    raw = getattr(settings, name, "") or ""
+    if not isinstance(raw, str):
+        raise ImproperlyConfigured(f"{name} must be a username, an email address or empty (got {raw!r})")
+    return raw.strip()
 
 
-def confirm_follow_up_seconds() -> float:
-    """Keep re-checking fresh awaiting reservations this long; then the 10-minute check takes over."""
-    return float(getattr(settings, "CALENDAR_SYNC_CONFIRM_FOLLOW_UP_SECONDS", 300))
+def _flag(name: str, default: bool) -> bool:
+    raw = getattr(settings, name, default)
+    if not isinstance(raw, bool):
+        raise ImproperlyConfigured(f"{name} must be True or False (got {raw!r})")
+    return raw
+
+
+@functools.cache
+def get() -> SyncSettings:
+    return SyncSettings(
+        lease_seconds=_number("CALENDAR_SYNC_LEASE_SECONDS", 120, minimum=1),
+        retry_base_seconds=_number("CALENDAR_SYNC_RETRY_BASE_SECONDS", 10, minimum=0.1),
+        sweep_grace_seconds=_number("CALENDAR_SYNC_SWEEP_GRACE_SECONDS", 30),
+        confirm_delay_seconds=_number("CALENDAR_SYNC_CONFIRM_DELAY_SECONDS", 2),
+        confirm_follow_up_seconds=_number("CALENDAR_SYNC_CONFIRM_FOLLOW_UP_SECONDS", 300),
+        subscription_minutes=_number("CALENDAR_SYNC_SUBSCRIPTION_MINUTES", 4200, cast=int, minimum=45),
+        subscription_renew_minutes=_number("CALENDAR_SYNC_SUBSCRIPTION_RENEW_MINUTES", 24 * 60, cast=int, minimum=1),
+        subscribe_on_activation=_flag("CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION", True),
+        poll_seconds=_number("CALENDAR_SYNC_POLL_SECONDS", 60, cast=int, minimum=5),
+        inbound_lock_seconds=_number("CALENDAR_SYNC_INBOUND_LOCK_SECONDS", 120, cast=int, minimum=1),
+        inbound_busy_retry_seconds=_number("CALENDAR_SYNC_INBOUND_BUSY_RETRY_SECONDS", 0.5),
+        inbound_defer_seconds=_number("CALENDAR_SYNC_INBOUND_DEFER_SECONDS", 3),
+        inbox_grace_seconds=_number("CALENDAR_SYNC_INBOX_GRACE_SECONDS", 60),
+        nightly_time=_time("CALENDAR_SYNC_NIGHTLY_TIME", "02:30"),
+        inbound_fallback_user=_text("CALENDAR_SYNC_INBOUND_FALLBACK_USER"),
+    )
+
+
+def _forget(*, setting: str, **kwargs) -> None:
+    if setting.startswith("CALENDAR_SYNC_"):
+        get.cache_clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="calendar_sync.conf")
+
+
+def tasks_run_eagerly() -> bool:
+    """Celery runs tasks inline (tests): nothing is queued for later, the caller runs the follow-ups."""
+    from celery import (
+        current_app,  # the app Celery bound at start (workplace.celery), not one we import
+    )
+
+    return bool(current_app.conf.task_always_eager)

@@ -22,7 +22,7 @@ from exchange_auth.providers import active_provider
 from reservations import services
 from reservations.models import Attendee, Origin, Reservation, SyncEvent
 
-from .clients import system_client
+from .common.clients import system_client
 
 logger = logging.getLogger("calendar_sync.freebusy")
 

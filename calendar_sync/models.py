@@ -42,8 +42,8 @@ class Subscription(models.Model):
 
     provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="subscriptions")
     mailbox = models.EmailField()
-    # What the mailbox is to us: its notifications are reconciled by calendar_sync.reconcile
-    # (room) or calendar_sync.organizer_sync (organizer).
+    # What the mailbox is to us: its notifications are reconciled by inbound.room_calendar
+    # (room) or inbound.organizer_calendar (organizer).
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ROOM)
     graph_id = models.CharField(max_length=200, blank=True, default="", help_text="Graph's subscription id.")
     resource = models.CharField(max_length=300)

@@ -3,5 +3,5 @@ from django.urls import include, path
 app_name = "calendar_sync"
 
 urlpatterns: list = [
-    path("", include("calendar_sync.inbound_urls")),
+    path("", include("calendar_sync.inbound.urls")),
 ]

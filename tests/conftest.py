@@ -30,7 +30,7 @@ def forget_process_state() -> None:
     """Drop what this process keeps between tests, here and in its Redis db."""
     from django.core.cache import cache
 
-    from calendar_sync import clients
+    from calendar_sync.common import clients
     from exchange_auth import credentials, properties
 
     cache.clear()  # FLUSHDB of this run's Redis db: property values, mailbox locks, coalescing keys, Graph request slots

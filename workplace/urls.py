@@ -2,7 +2,6 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views import defaults
 
 from workplace.views import healthz
 
@@ -18,10 +17,5 @@ urlpatterns = [
 ]
 
 
-def handler404(request, exception):
-    """API clients get JSON for unknown URLs; people get Django's page."""
-    if request.path.startswith("/api/"):
-        from reservations.api.errors import api_not_found
-
-        return api_not_found(request, exception)
-    return defaults.page_not_found(request, exception)
+# API clients get JSON for unknown URLs; people get Django's page (a dotted string, like the includes).
+handler404 = "reservations.api.errors.not_found"

@@ -14,6 +14,7 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -90,3 +91,10 @@ def exception_handler(exc, context):
 def api_not_found(request, exception=None):
     """Unknown URLs under /api/ answer in the API's shape too (see workplace.urls)."""
     return JsonResponse({"message": "No such endpoint.", "extra": {}}, status=404)
+
+
+def not_found(request, exception=None):
+    """The root URLconf's handler404: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return api_not_found(request, exception)
+    return defaults.page_not_found(request, exception)

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from calendar_sync import subscriptions
-from calendar_sync.clients import system_client
+from calendar_sync.common.clients import system_client
+from calendar_sync.inbound import tasks as inbound_tasks
 from exchange_auth.graph import users_path
 from reservations.models import Reservation
 from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
@@ -77,6 +77,6 @@ def outlook_reservations(**filters):
 def subscribed_fixture(settings, live_server, provider, atlas):
     """The webhook is live and Atlas' mailbox is subscribed (handshake done by the emulator)."""
     settings.PUBLIC_BASE_URL = live_server.url
-    counts = subscriptions.subscription_ensure_all(provider=provider)
+    counts = inbound_tasks.subscriptions_ensure(provider=provider)
     assert counts["created"] >= 1, counts
     return provider

@@ -11,7 +11,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from calendar_sync import delta
+from calendar_sync.inbound import delta
 from calendar_sync.models import RoomEvent
 from graph_emulator.model import instances
 from reservations import services

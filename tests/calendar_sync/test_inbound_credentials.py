@@ -17,8 +17,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
-from calendar_sync import inbound_tasks, subscriptions
 from calendar_sync.apps import BEAT_SCHEDULE
+from calendar_sync.inbound import subscriptions
+from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import Subscription
 from exchange_auth import credentials
 from exchange_auth.views import redirect_uri
@@ -65,7 +66,7 @@ def polling_mails() -> list:
 def test_with_the_delegated_user_connected_rooms_are_subscribed_app_only_and_outlook_bookings_arrive(delegated, emulator, emulator_server, atlas, bob):
     emulator.clear_request_log()
 
-    counts = subscriptions.subscription_ensure_all(provider=delegated)
+    counts = inbound_tasks.subscriptions_ensure(provider=delegated)
 
     assert counts == {"created": 2, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
     rows = {s.mailbox: s.credential for s in Subscription.objects.filter(status="active")}
@@ -84,7 +85,7 @@ def test_with_the_delegated_user_connected_rooms_are_subscribed_app_only_and_out
     # Renewals go with the credential that created each one (Graph lets only the creator renew).
     emulator.clear_request_log()
     for sub in Subscription.objects.filter(status="active").order_by("mailbox"):
-        subscriptions.subscription_renew(subscription=sub)
+        inbound_tasks.subscription_renew(subscription=sub)
     assert subscription_calls(emulator, "PATCH") == [(200, None), (200, ORGANIZER)]  # atlas@, then reservations@
 
 
@@ -95,7 +96,7 @@ def test_with_app_only_refused_rooms_are_polled_until_it_is_allowed(delegated, e
     mail.outbox.clear()
     emulator.clear_request_log()
 
-    counts = subscriptions.subscription_ensure_all(provider=delegated)
+    counts = inbound_tasks.subscriptions_ensure(provider=delegated)
 
     assert counts == {"created": 1, "renewed": 0, "deleted": 0, "failed": 0, "polling": 1}
     assert subscription_calls(emulator) == [(403, None), (201, ORGANIZER)]  # atlas@ tried app-only only
@@ -127,13 +128,13 @@ def test_with_app_only_refused_rooms_are_polled_until_it_is_allowed(delegated, e
     assert f"{ATLAS} (room mailbox): ⟳ polling every 60 s: Graph refused the subscription" in out.getvalue()
     assert "polling 1" in out.getvalue()
     inbound_tasks.poll_unsubscribed()
-    subscriptions.subscription_ensure_all(provider=delegated)
+    inbound_tasks.subscriptions_ensure(provider=delegated)
     assert len(polling_mails()) == sent
     assert Subscription.objects.filter(mailbox=ATLAS, status="polling").count() == 1
 
     # The admin lifts the policy: the next run subscribes the room app-only and polling stops.
     emulator.set_access_policy(DEMO_CLIENT_ID, None)
-    counts = subscriptions.subscription_ensure_all(provider=delegated)
+    counts = inbound_tasks.subscriptions_ensure(provider=delegated)
     assert counts == {"created": 1, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
     assert Subscription.objects.get(mailbox=ATLAS, status="active").credential == "app"
     assert not Subscription.objects.filter(status="polling").exists()
@@ -151,7 +152,7 @@ def test_without_an_app_only_token_rooms_are_polled_and_subscribed_once_it_works
 
     monkeypatch.setattr(subscriptions, "app_token", no_token)
     emulator.clear_request_log()
-    assert subscriptions.subscription_ensure_all(provider=delegated)["polling"] == 1
+    assert inbound_tasks.subscriptions_ensure(provider=delegated)["polling"] == 1
     assert subscription_calls(emulator) == [(201, ORGANIZER)]
     polled = Subscription.objects.get(mailbox=ATLAS, status="polling")
     assert polled.polling_reason.startswith("no app-only credential to subscribe with (Calendar provider")
@@ -160,18 +161,18 @@ def test_without_an_app_only_token_rooms_are_polled_and_subscribed_once_it_works
     assert f"{ATLAS} (room mailbox): ⟳ polling every 30 s: no app-only credential" in out.getvalue()
 
     monkeypatch.undo()
-    assert subscriptions.subscription_ensure_all(provider=delegated)["created"] == 1
+    assert inbound_tasks.subscriptions_ensure(provider=delegated)["created"] == 1
     assert Subscription.objects.get(mailbox=ATLAS, status="active").credential == "app"
     assert inbound_tasks.poll_unsubscribed() == []
 
 
 def test_the_poll_runs_on_beat_every_calendar_sync_poll_seconds(settings):
     assert settings.CALENDAR_SYNC_POLL_SECONDS == 60
-    assert BEAT_SCHEDULE["calendar_sync.poll_unsubscribed"] == {"task": "calendar_sync.inbound_tasks.poll_unsubscribed", "schedule": 60.0}
+    assert BEAT_SCHEDULE["calendar_sync.poll_unsubscribed"] == {"task": "calendar_sync.inbound.tasks.poll_unsubscribed", "schedule": 60.0}
 
 
 def test_a_removed_room_subscription_that_cannot_be_made_again_falls_back_to_polling(delegated, emulator, atlas, admin):
-    subscriptions.subscription_ensure_all(provider=delegated)
+    inbound_tasks.subscriptions_ensure(provider=delegated)
     sub = Subscription.objects.get(mailbox=ATLAS, status="active")
     emulator.set_access_policy(DEMO_CLIENT_ID, [ORGANIZER])
     mail.outbox.clear()

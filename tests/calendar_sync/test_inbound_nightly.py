@@ -11,8 +11,10 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from calendar_sync import confirm, delta, freebusy, nightly
+from calendar_sync import freebusy
+from calendar_sync.inbound import delta, nightly
 from calendar_sync.models import NightlyRun, RoomEvent
+from calendar_sync.outbound import confirm
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from tests.calendar_sync.inbound_helpers import (

@@ -16,8 +16,16 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from calendar_sync import confirm, delta, nightly, organizer_sync, reconcile, subscriptions
-from calendar_sync.clients import system_client
+from calendar_sync.common.clients import system_client
+from calendar_sync.inbound import (
+    delta,
+    mailboxes,
+    nightly,
+    organizer_calendar,
+    room_calendar,
+    subscriptions,
+)
+from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import (
     MailboxDeltaState,
     NightlyRun,
@@ -25,6 +33,7 @@ from calendar_sync.models import (
     Subscription,
     WebhookNotification,
 )
+from calendar_sync.outbound import confirm
 from exchange_auth import credentials
 from exchange_auth.graph import users_path
 from exchange_auth.views import redirect_uri
@@ -60,7 +69,7 @@ def listening(settings, live_server, provider, strict, atlas):
     """Strict mode (reservations@ organizes Atlas' meetings); the webhook is live; Atlas and
     the organizer mailbox are subscribed, and each one's first full round has run."""
     settings.PUBLIC_BASE_URL = live_server.url
-    counts = subscriptions.subscription_ensure_all(provider=provider)
+    counts = inbound_tasks.subscriptions_ensure(provider=provider)
     assert counts == {"created": 2, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
     return provider
 
@@ -130,7 +139,7 @@ def test_the_organizer_mailbox_is_wanted_only_where_the_mode_makes_it_organize(
     if without_mailbox:
         Profile.objects.filter(user=alice).update(has_mailbox=False)
     expected = {ATLAS: "room", ORGANIZER: "organizer"} if wanted else {ATLAS: "room"}
-    assert subscriptions.subscribed_mailboxes(provider) == expected
+    assert mailboxes.subscribed_mailboxes(provider) == expected
 
 
 @pytest.mark.parametrize("mode_name", ["Personal", "Strict"])
@@ -141,9 +150,9 @@ def test_live_product_meetings_in_the_organizer_calendar_keep_it_wanted_in_any_m
     start = days_ahead(2, 10)
     blocker = ReservationFactory(room=atlas, start=start, end=start + dt.timedelta(hours=1), requested_for=alice, kind="blocker",
                                  mailbox=ORGANIZER, sync_mailbox="other", event_id="AAMk-blocker")
-    assert ORGANIZER in subscriptions.subscribed_mailboxes(provider)
+    assert ORGANIZER in mailboxes.subscribed_mailboxes(provider)
     Reservation.objects.filter(pk=blocker.pk).update(state=State.CANCELLED)
-    assert ORGANIZER not in subscriptions.subscribed_mailboxes(provider)
+    assert ORGANIZER not in mailboxes.subscribed_mailboxes(provider)
 
 
 def test_blockers_of_a_delegated_user_other_than_the_organizer_account_keep_its_mailbox_wanted(provider, mode, atlas, alice):
@@ -151,24 +160,24 @@ def test_blockers_of_a_delegated_user_other_than_the_organizer_account_keep_its_
     mode("Personal")
     provider.organizer_account = "admin@contoso.example"
     provider.save()
-    assert subscriptions.service_accounts(provider) == ["admin@contoso.example", ORGANIZER]
-    assert subscriptions.subscribed_mailboxes(provider) == {ATLAS: "room"}
+    assert mailboxes.service_accounts(provider) == ["admin@contoso.example", ORGANIZER]
+    assert mailboxes.subscribed_mailboxes(provider) == {ATLAS: "room"}
     start = days_ahead(2, 10)
     ReservationFactory(room=atlas, start=start, end=start + dt.timedelta(hours=1), requested_for=alice, kind="blocker",
                        mailbox=ORGANIZER, sync_mailbox="other", event_id="AAMk-blocker")
-    assert subscriptions.subscribed_mailboxes(provider) == {ATLAS: "room", ORGANIZER: "organizer"}
-    assert subscriptions.is_organizer_mailbox(provider, ORGANIZER.upper()) and subscriptions.is_organizer_mailbox(provider, "admin@contoso.example")
-    assert not subscriptions.is_organizer_mailbox(provider, ALICE)
+    assert mailboxes.subscribed_mailboxes(provider) == {ATLAS: "room", ORGANIZER: "organizer"}
+    assert mailboxes.is_organizer_mailbox(provider, ORGANIZER.upper()) and mailboxes.is_organizer_mailbox(provider, "admin@contoso.example")
+    assert not mailboxes.is_organizer_mailbox(provider, ALICE)
 
 
 def test_nothing_is_subscribed_without_a_synced_room(provider, mode, dojo):
     mode("Strict")
-    assert subscriptions.subscribed_mailboxes(provider) == {}
+    assert mailboxes.subscribed_mailboxes(provider) == {}
 
 
 def test_leaving_strict_mode_drops_the_organizer_subscription(listening, mode, emulator):
     mode("Personal")
-    counts = subscriptions.subscription_ensure_all(provider=listening)
+    counts = inbound_tasks.subscriptions_ensure(provider=listening)
     assert counts["deleted"] == 1
     assert list(Subscription.objects.filter(status="active").values_list("mailbox", flat=True)) == [ATLAS]
     assert [s["resource"] for s in emulator.subscriptions()] == [f"users/{ATLAS}/events"]
@@ -339,12 +348,12 @@ def test_a_meeting_the_organizer_account_was_only_invited_to_is_never_theirs(pro
     start = days_ahead(3, 11)
     r = ReservationFactory(room=atlas, start=start, end=start + dt.timedelta(hours=1), requested_for=alice,
                            mailbox=ORGANIZER, sync_mailbox="other", event_id="AAMk-ours", ical_uid="uid-1")
-    ctx = organizer_sync.Context(mailbox=ORGANIZER, provider=provider, client=system_client(provider),
+    ctx = organizer_calendar.Context(mailbox=ORGANIZER, provider=provider, client=system_client(provider),
                                  window_start=start - dt.timedelta(days=1), window_end=start + dt.timedelta(days=1))
     foreign = {"id": "AAMk-theirs", "iCalUId": "uid-1", "changeKey": "ck", "subject": "x", "isCancelled": True,
                "start": graph_time(start), "end": graph_time(start + dt.timedelta(hours=1)),
                "organizer": {"emailAddress": {"address": BOB}}}
-    organizer_sync.reconcile_page(ctx, [foreign])
+    organizer_calendar.reconcile_page(ctx, [foreign])
     assert ctx.stats == {"unlinked": 1}
     assert Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
 
@@ -363,7 +372,7 @@ def full_syncs() -> int:
 def test_beat_renews_the_organizer_subscription_before_it_expires(listening, emulator):
     sub = organizer_subscription()
     Subscription.objects.filter(pk=sub.pk).update(expires_at=sub.expires_at - dt.timedelta(days=2, hours=12))
-    counts = subscriptions.subscription_ensure_all(provider=listening)
+    counts = inbound_tasks.subscriptions_ensure(provider=listening)
     assert (counts["renewed"], counts["created"]) == (1, 0)
     renewed = Subscription.objects.get(pk=sub.pk)
     assert renewed.expires_at > sub.expires_at - dt.timedelta(minutes=5) and renewed.renewed_at > sub.renewed_at
@@ -426,7 +435,7 @@ def test_with_the_delegated_user_connected_the_organizer_subscribes_to_its_own_m
     credentials.connect_delegated_user(provider, credentials.complete_auth_code_flow(provider, flow, dict(parse_qsl(urlsplit(location).query))))
     assert credentials.system_token(provider).kind == "delegated"
     settings.PUBLIC_BASE_URL = live_server.url
-    assert subscriptions.subscription_ensure_all(provider=provider)["created"] == 2
+    assert inbound_tasks.subscriptions_ensure(provider=provider)["created"] == 2
     organizer_id = emulator_server.call(lambda: emulator_server.store.find_user(ORGANIZER).id)
     graph = {s["resource"]: s for s in emulator.subscriptions()}
     assert graph[f"users/{ORGANIZER}/events"]["creatorId"] == organizer_id  # created with the delegated user's token
@@ -477,7 +486,7 @@ def test_an_outlook_cancel_whose_notification_was_dropped_is_recovered_by_the_ni
     assert ran["HQ"]["rooms"] == 1 and ran["HQ"]["cancelled"] == 1
     assert ran[ORGANIZER]["mailboxes"] == 1 and ran[ORGANIZER].get("cancelled", 0) == 0
     r.refresh_from_db()
-    assert (r.state, r.state_reason) == (State.CANCELLED, reconcile.CANCELLED_IN_OUTLOOK)
+    assert (r.state, r.state_reason) == (State.CANCELLED, room_calendar.CANCELLED_IN_OUTLOOK)
     assert [m.to for m in mail.outbox] == [[ALICE]] and pushed_types(r) == ["create"]
     assert NightlyRun.objects.get(mailbox=ORGANIZER).summary == ran[ORGANIZER]
     assert nightly.run_due(nightly_at() + dt.timedelta(minutes=15)) == {}  # once a night

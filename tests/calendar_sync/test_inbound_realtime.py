@@ -9,8 +9,8 @@ import datetime as dt
 import pytest
 from django.core import mail
 
-from calendar_sync import confirm
 from calendar_sync.models import MailboxDeltaState, RoomEvent, Subscription, WebhookNotification
+from calendar_sync.outbound import confirm
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures

@@ -14,7 +14,7 @@ import datetime as dt
 import pytest
 from django.core import mail
 
-from calendar_sync import nightly
+from calendar_sync.inbound import nightly
 from calendar_sync.models import RoomEvent, WebhookNotification
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent

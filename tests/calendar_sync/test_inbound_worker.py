@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from calendar_sync import inbound_tasks
+from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import RoomEvent, WebhookNotification
 from reservations.models import Reservation
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.core import mail
 
-from calendar_sync import confirm, push
+from calendar_sync.outbound import confirm, worker
 from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent, SyncState
 from reservations.recurrence import Recurrence
@@ -300,7 +300,7 @@ def test_a_503_storm_longer_than_the_client_retries_is_retried_later_without_a_s
     event = last_event(r)
     assert event.state == SyncEvent.State.NEW and event.next_attempt_at and "503" in event.error  # backed off
     SyncEvent.objects.filter(pk=event.pk).update(next_attempt_at=None)
-    assert push.process_sync_event(event.pk).status == "processed"
+    assert worker.process_sync_event(event.pk).status == "processed"
     r.refresh_from_db()
     assert r.event_id and len(meetings(emulator_server, ALICE)) == 1
 
@@ -315,7 +315,7 @@ def test_a_create_whose_answer_is_lost_is_not_duplicated_on_retry(provider, mode
     # Replay the push as if the link had never been stored.
     Reservation.objects.filter(pk=r.pk).update(event_id="", change_key="", ical_uid="")
     SyncEvent.objects.filter(pk=event.pk).update(state=SyncEvent.State.NEW)
-    assert push.process_sync_event(event.pk).status == "processed"
+    assert worker.process_sync_event(event.pk).status == "processed"
     r.refresh_from_db()
     assert r.event_id == first_id
     assert len(meetings(emulator_server, ALICE)) == 1
@@ -341,15 +341,15 @@ def test_after_max_attempts_the_event_is_error_and_reprocess_pushes_it(provider,
     r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
     event = last_event(r)
     SyncEvent.objects.filter(pk=event.pk).update(next_attempt_at=None)
-    push.process_sync_event(event.pk)
+    worker.process_sync_event(event.pk)
     event.refresh_from_db()
     r.refresh_from_db()
     assert event.state == SyncEvent.State.ERROR and event.attempts == 2
     assert r.sync_state == SyncState.ERROR and "503" in r.sync_error
 
     emulator.clear_faults()
-    assert push.process_sync_event(event.pk).status == "skipped"  # errors wait for an admin
-    assert push.process_sync_event(event.pk, reprocess=True).status == "processed"
+    assert worker.process_sync_event(event.pk).status == "skipped"  # errors wait for an admin
+    assert worker.process_sync_event(event.pk, reprocess=True).status == "processed"
     r.refresh_from_db()
     assert r.sync_state == SyncState.SYNCED and len(meetings(emulator_server, ALICE)) == 1
 

@@ -17,8 +17,10 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from calendar_sync import confirm, delta, subscriptions
+from calendar_sync.inbound import delta
+from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import RoomEvent, WebhookNotification
+from calendar_sync.outbound import confirm
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
@@ -191,7 +193,7 @@ def test_strict_mode_the_organizer_mailbox_and_the_room_agree_on_a_decline(setti
     mode("Strict")
     emulator.set_auto_accept(ATLAS, False)
     settings.PUBLIC_BASE_URL = live_server.url
-    assert subscriptions.subscription_ensure_all(provider=provider)["created"] == 2
+    assert inbound_tasks.subscriptions_ensure(provider=provider)["created"] == 2
     r = awaiting(alice, atlas, days_ahead(3, 15))
     assert r.mailbox == ORGANIZER
     wait_for(lambda: seen_by_the_room(r) and settled(ATLAS, ORGANIZER), message="both copies seen")

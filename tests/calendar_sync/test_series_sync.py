@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from calendar_sync import confirm
+from calendar_sync.outbound import confirm
 from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent

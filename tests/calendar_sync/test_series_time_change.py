@@ -8,8 +8,9 @@ import datetime as dt
 
 import pytest
 
-from calendar_sync import delta, tasks
+from calendar_sync.inbound import delta
 from calendar_sync.models import RoomEvent
+from calendar_sync.outbound import tasks
 from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent

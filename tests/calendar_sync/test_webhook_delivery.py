@@ -10,8 +10,10 @@ import threading
 import pytest
 from django.core import mail
 
-from calendar_sync import confirm, delta, subscriptions
+from calendar_sync.inbound import delta
+from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import MailboxDeltaState, Subscription, WebhookNotification
+from calendar_sync.outbound import confirm
 from exchange_auth.graph import GraphError
 from reservations.models import ACTIVE_STATES, Reservation, State
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
@@ -118,12 +120,12 @@ def test_a_failed_renewal_is_shown_and_alerts_the_admins(subscribed, emulator, a
     mail.outbox.clear()
     emulator.inject_fault(method="PATCH", path="/subscriptions/", count=5, status=500)
     with pytest.raises(GraphError):
-        subscriptions.subscription_renew(subscription=sub)
+        inbound_tasks.subscription_renew(subscription=sub)
     sub.refresh_from_db()
     assert sub.status == "failed" and "Renewal failed" in sub.last_error
     assert any(admin.email in m.to for m in mail.outbox)
     emulator.clear_faults()
-    counts = subscriptions.subscription_ensure_all(provider=sub.provider)  # the beat job heals it
+    counts = inbound_tasks.subscriptions_ensure(provider=sub.provider)  # the beat job heals it
     assert counts["created"] == 1
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from calendar_sync import tasks
+from calendar_sync.outbound import tasks
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from tests.calendar_sync.test_push_emulator import ALICE, meetings

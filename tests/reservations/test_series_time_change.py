@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from calendar_sync import payloads
+from calendar_sync.outbound import payloads
 from reservations import services
 from reservations.exceptions import SlotTaken
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent

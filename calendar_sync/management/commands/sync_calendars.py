@@ -4,7 +4,7 @@ Without ``--full`` each mailbox gets a delta round from its stored deltaLink; wi
 a full round over the nightly window (past_sync_period_months back, the provider's
 future window), as the 02:30 pass does. Without ``--room`` that is every synced room
 and every organizer mailbox (the provider's service account where the mode makes it
-organize, ``subscriptions.organizer_mailboxes``), as the nightly pass covers them; with
+organize, ``mailboxes.organizer_mailboxes``), as the nightly pass covers them; with
 ``--room`` only those rooms. A progress bar goes to stderr (the command's, so tests can read it), one summary line to stdout."""
 
 import time
@@ -13,7 +13,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from calendar_sync import delta, nightly
+from calendar_sync.inbound import delta, nightly
 from workplace.models import Room
 
 

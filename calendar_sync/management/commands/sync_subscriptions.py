@@ -1,13 +1,14 @@
 """``manage.py sync_subscriptions``: every synced room mailbox, and the organizer mailbox where
-the mode needs it (``calendar_sync.subscriptions``), gets a live change-notification
+the mode needs it (``calendar_sync.inbound.subscriptions``), gets a live change-notification
 subscription (created, renewed, or deleted for mailboxes no longer wanted); one that can't be
 subscribed is listed as polled, with the reason."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from calendar_sync.inbound_admin import polling_health
+from calendar_sync.inbound.admin import polling_health
+from calendar_sync.inbound.subscriptions import notification_url
+from calendar_sync.inbound.tasks import subscriptions_ensure
 from calendar_sync.models import Subscription
-from calendar_sync.subscriptions import notification_url, subscription_ensure_all
 from exchange_auth.providers import active_provider
 
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         if provider is None:
             raise CommandError("No calendar provider is active.")
         self.stdout.write(f"Notifications go to {notification_url()}")
-        counts = subscription_ensure_all(provider=provider)
+        counts = subscriptions_ensure(provider=provider)
         for sub in Subscription.objects.filter(provider=provider, status__in=[Subscription.Status.ACTIVE, Subscription.Status.POLLING]):
             if sub.status == Subscription.Status.POLLING:
                 self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): {polling_health(sub)}")

@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import Subscription, WebhookNotification
+from ..models import Subscription, WebhookNotification
+from . import tasks
 
 logger = logging.getLogger("calendar_sync.webhook")
 
@@ -83,9 +84,7 @@ def store_notifications(items: list[dict]) -> list[WebhookNotification]:
 
 
 def _queue(mailboxes: list[str], lifecycle_ids: list[int]) -> None:
-    from . import inbound_tasks
-
     for mailbox in mailboxes:
-        inbound_tasks.request_pull(mailbox)
+        tasks.request_pull(mailbox)
     for pk in lifecycle_ids:
-        inbound_tasks.handle_lifecycle_notification.delay(pk)
+        tasks.handle_lifecycle_notification.delay(pk)

@@ -1,4 +1,5 @@
-"""Celery tasks: thin, idempotent, ids in (STYLE 4). The work is in ``push`` and ``confirm``."""
+"""Celery tasks of outbound sync: thin, idempotent, ids in (STYLE 4). The top of the wing:
+the work is in ``worker`` and ``confirm``, which return what to schedule next."""
 
 from __future__ import annotations
 
@@ -12,17 +13,12 @@ from django.utils import timezone
 
 from reservations.models import SyncEvent
 
-from . import conf, confirm, push
+from .. import conf
+from . import confirm, worker
 
 logger = logging.getLogger("calendar_sync")
 
 CONFIRM_KEY = "calendar_sync:confirm-scheduled"
-
-
-def _eager() -> bool:
-    from celery import current_app
-
-    return bool(current_app.conf.task_always_eager)
 
 
 def enqueue_push(event_id: int) -> None:
@@ -33,21 +29,23 @@ def enqueue_push(event_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def push_sync_event(event_id: int, reprocess: bool = False) -> str:
     """Push one sync event. Safe to run twice: the claim lets one run through."""
-    outcome = push.process_sync_event(event_id, reprocess=reprocess)
-    if outcome.status == "retry" and not _eager():
+    outcome = worker.process_sync_event(event_id, reprocess=reprocess)
+    if outcome.status == "retry" and not conf.tasks_run_eagerly():
         push_sync_event.apply_async((event_id,), countdown=outcome.delay)
+    if outcome.check_answers:
+        schedule_confirmation_check()
     if outcome.status in ("processed", "error"):
         event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id").first()
         if event is not None:
-            for next_id in push.next_pending_for(event):
+            for next_id in worker.next_pending_for(event):
                 push_sync_event.delay(next_id)
     return outcome.status
 
 
 def schedule_confirmation_check() -> None:
     """Read the room's answer shortly; many pushes share one scheduled check."""
-    delay = conf.confirm_delay_seconds()
-    if _eager():
+    delay = conf.get().confirm_delay_seconds
+    if conf.tasks_run_eagerly():
         return  # tests call confirm.check_answers / check_confirmations themselves
     # One scheduled check at a time; the check drops the key when it starts, so a push
     # after that schedules the next one. The timeout only guards against a lost task.
@@ -58,9 +56,9 @@ def schedule_confirmation_check() -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def check_confirmations() -> dict:
     cache.delete(CONFIRM_KEY)
-    window = conf.confirm_follow_up_seconds()
+    window = conf.get().confirm_follow_up_seconds
     counts = confirm.check_answers(max_age_seconds=window)
-    if confirm.pending_answers(max_age_seconds=window) and not _eager():
+    if confirm.pending_answers(max_age_seconds=window) and not conf.tasks_run_eagerly():
         schedule_confirmation_check()
     return counts
 
@@ -71,7 +69,7 @@ def sweep_sync_events(limit: int = 500) -> int:
     never ran, and ``processing`` ones whose lease ran out. The claim makes a duplicate
     queueing harmless."""
     now = timezone.now()
-    grace = now - timedelta(seconds=conf.sweep_grace_seconds())
+    grace = now - timedelta(seconds=conf.get().sweep_grace_seconds)
     due = SyncEvent.objects.filter(
         Q(state=SyncEvent.State.NEW, next_attempt_at__isnull=True, created_at__lte=grace)
         | Q(state=SyncEvent.State.NEW, next_attempt_at__lte=grace)

@@ -1,25 +1,12 @@
-"""Delta pulls of subscribed calendars (calendarView/delta), one mailbox at a time.
+"""Delta pulls (calendarView/delta) of the mailboxes we listen to, one mailbox at a time.
 
-A synced room's calendar is reconciled by ``calendar_sync.reconcile`` (the SPEC §4 table);
-the organizer mailbox's by ``calendar_sync.organizer_sync`` (attendees' answers and
-cancellations of the product's meetings). Both take the same steps:
-
-1. A mailbox is pulled by one worker at a time (a lock in the cache, with a lease so
-   a killed worker can't hold it forever).
+1. One worker pulls a mailbox at a time (a lock in the cache, with a lease).
 2. With a stored deltaLink only changes come back; without one (first pull, nightly,
-   ``--full``) a full round over the sync window is made. A 410 SyncStateNotFound
-   (the token expired) drops the token and starts a full round.
-3. Each page is reconciled as it arrives (by the mailbox's module). The new
-   deltaLink is stored only after the whole round was reconciled: a worker killed
-   mid-round leaves the old link, and the next pull replays the round (reconciling
-   is idempotent: unchanged change keys are skipped, matches go by id and iCalUId).
-4. A full round ends with a sweep: meetings we had seen in the window that the
-   round no longer has were deleted.
-5. A room's round that met a removal it could not map (an ``@removed`` copy or a
-   "deleted" notification naming a copy never recorded), and every full round, then
-   asks Exchange about the product's meetings in the room whose copy no pull recorded
-   (``reconcile.settle_unrecorded``): a quick cancel in Outlook, before any pull saw
-   the room's copy, is not lost.
+   ``full``) a full round over the sync window; an expired token restarts a full round.
+3. Each page goes to the mailbox's ``Reconciler`` as it arrives; the new deltaLink is
+   stored only after the whole round, so a killed worker's round is replayed (idempotent).
+4. A full round ends with a sweep: meetings seen in the window that it no longer has
+   were deleted; then the reconciler settles what no pull recorded.
 """
 
 from __future__ import annotations
@@ -30,19 +17,22 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from exchange_auth import properties
 from exchange_auth.graph import GraphError, NotFound, users_path
 from exchange_auth.providers import active_provider
 from workplace.models import Room
 
-from . import organizer_sync, reconcile
-from .clients import system_client
-from .models import MailboxDeltaState, RoomEvent, WebhookNotification
-from .subscriptions import is_organizer_mailbox
+from .. import conf
+from ..common.clients import system_client
+from ..models import MailboxDeltaState, RoomEvent, WebhookNotification
+from . import organizer_calendar, room_calendar
+from .copies import Copy, parse_copy
+from .mailboxes import is_organizer_mailbox
 
 logger = logging.getLogger("calendar_sync.inbound")
 
@@ -50,9 +40,17 @@ LOCK_PREFIX = "calendar_sync:inbound:lock:"
 PAGE_SIZE = 200
 
 
-def lock_seconds() -> int:
-    """The pull lock's lease: longer than a pull takes, short enough to recover from a crash."""
-    return int(getattr(settings, "CALENDAR_SYNC_INBOUND_LOCK_SECONDS", 120))
+class Reconciler(Protocol):
+    """What a pull asks of the module that reconciles a mailbox's copies
+    (``room_calendar`` for a synced room, ``organizer_calendar`` for the organizer mailbox)."""
+
+    Context: type  # built with provider, client, window_start, window_end, nightly and the scope
+
+    def reconcile_page(self, ctx, raw_events: list[dict]) -> None: ...
+    def reconcile_copy(self, ctx, copy: Copy, row: RoomEvent | None) -> str: ...
+    def reconcile_notified_deletions(self, ctx, event_ids: list[str]) -> None: ...
+    def settle_unrecorded(self, ctx, *, full: bool) -> None: ...
+    def sweep_unseen(self, ctx) -> None: ...
 
 
 class MailboxBusy(Exception):
@@ -90,7 +88,7 @@ class MailboxLock:
 
     def __enter__(self):
         deadline = time.monotonic() + self.wait
-        while not cache.add(self.key, self.token, timeout=lock_seconds()):
+        while not cache.add(self.key, self.token, timeout=conf.get().inbound_lock_seconds):
             if time.monotonic() >= deadline:
                 raise MailboxBusy(self.key)
             time.sleep(0.1)
@@ -107,8 +105,6 @@ class MailboxLock:
 def sync_window(provider, *, nightly: bool = False, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """Real-time pulls cover the provider's window; the nightly one goes back
     ``past_sync_period_months`` (at least as far as the provider's window)."""
-    from exchange_auth import properties
-
     now = now or timezone.now()
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     past_days = provider.sync_window_past_days
@@ -124,14 +120,14 @@ def _iso(value: dt.datetime) -> str:
 # --- the pull ---------------------------------------------------------------------------------
 
 
-def _reconciler(mailbox: str, provider):
-    """(reconciling module, what its Context needs) for a mailbox we listen to: a synced
-    room (``reconcile``) or the organizer mailbox (``organizer_sync``); None otherwise."""
+def _reconciler(mailbox: str, provider) -> tuple[Reconciler, dict] | None:
+    """(reconciler, what its Context needs) for a mailbox we listen to: a synced room or
+    the organizer mailbox; None otherwise."""
     room = Room.objects.select_related("building").filter(mailbox__iexact=mailbox).first()
     if room is not None:
-        return (reconcile, {"room": room}) if room.is_synced else None
+        return (room_calendar, {"room": room}) if room.is_synced else None
     if is_organizer_mailbox(provider, mailbox):
-        return organizer_sync, {"mailbox": mailbox}
+        return organizer_calendar, {"mailbox": mailbox}
     return None
 
 
@@ -161,10 +157,9 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
             link = _round(ctx, module, state, result, progress=progress)
             # A meeting created and deleted between two rounds is in neither: its notification names it.
             module.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
-            if module is reconcile:
-                # Copies of the product's meetings no pull recorded: asked of Exchange after a
-                # round that met a removal it could not map, and after every full round.
-                reconcile.settle_unrecorded(ctx, full=result.full)
+            # Copies of the product's meetings no pull recorded: asked of Exchange after a
+            # round that met a removal it could not map, and after every full round.
+            module.settle_unrecorded(ctx, full=result.full)
         except GraphError as exc:
             MailboxDeltaState.objects.filter(pk=state.pk).update(last_error=str(exc)[:2000], last_pull_at=timezone.now())
             raise
@@ -243,7 +238,7 @@ def recheck_deferred(mailbox: str) -> Counter:
                 raw = client.get(users_path(mailbox, "events", row.event_id), headers={"Prefer": 'outlook.timezone="UTC"'})
             except NotFound:
                 raw = {"id": row.event_id, "@removed": {"reason": "deleted"}}
-            outcome = module.reconcile_copy(ctx, module.parse_copy(raw), row)
+            outcome = module.reconcile_copy(ctx, parse_copy(raw), row)
             stats[outcome] += 1
         stats["still_deferred"] = int(ctx.deferred)
     return stats

@@ -1,4 +1,5 @@
-"""Celery tasks of inbound sync: thin, ids (mailboxes) in, idempotent (STYLE 4).
+"""Celery tasks of inbound sync: thin, ids (mailboxes) in, idempotent (STYLE 4). The top
+of the wing: what the modules below want pulled comes back to these tasks, which queue it.
 
 Coalescing: the webhook asks for a pull of a mailbox with ``request_pull``; a cache key
 per mailbox means at most one pull is queued per mailbox at a time (duplicates and
@@ -10,37 +11,24 @@ change notified while a round runs is never lost.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.core.cache import cache
-from django.utils import timezone
+from django.db import transaction
 
+from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
+from exchange_auth.providers import active_provider
 
-from . import delta, nightly, subscriptions
-from .models import Subscription, WebhookNotification
+from .. import conf
+from ..models import Subscription, WebhookNotification
+from . import delta, nightly, polling, subscriptions
 
 logger = logging.getLogger("calendar_sync.inbound")
 
 QUEUED_PREFIX = "calendar_sync:inbound:queued:"
 QUEUED_TTL = 120  # a lost queued task (killed worker) stops blocking new ones after this
-
-
-def _eager() -> bool:
-    from celery import current_app
-
-    return bool(current_app.conf.task_always_eager)
-
-
-def _busy_retry_seconds() -> float:
-    return float(getattr(settings, "CALENDAR_SYNC_INBOUND_BUSY_RETRY_SECONDS", 0.5))
-
-
-def _defer_seconds() -> float:
-    return float(getattr(settings, "CALENDAR_SYNC_INBOUND_DEFER_SECONDS", 3))
 
 
 def request_pull(mailbox: str, *, full: bool = False) -> bool:
@@ -55,6 +43,31 @@ def request_pull(mailbox: str, *, full: bool = False) -> bool:
     return False
 
 
+def request_pulls(pulls: subscriptions.Pulls) -> None:
+    """Queue what a subscription change asked for: full rounds first, then the other pulls."""
+    for mailbox in sorted(pulls.full):
+        request_pull(mailbox, full=True)
+    for mailbox in sorted(pulls.changed - pulls.full):
+        request_pull(mailbox)
+
+
+def subscriptions_ensure(*, provider=None) -> dict:
+    """``subscriptions.subscription_ensure_all``, and the pulls it asks for queued."""
+    pulls = subscriptions.Pulls()
+    counts = subscriptions.subscription_ensure_all(provider=provider, pulls=pulls)
+    request_pulls(pulls)
+    return counts
+
+
+def subscription_renew(*, subscription: Subscription) -> Subscription:
+    """``subscriptions.subscription_renew``, and the resync a recreated subscription asks for queued."""
+    pulls = subscriptions.Pulls()
+    try:
+        return subscriptions.subscription_renew(subscription=subscription, pulls=pulls)
+    finally:
+        request_pulls(pulls)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
     """One delta round of ``mailbox``, a synced room's or the organizer mailbox (full: over
@@ -63,23 +76,23 @@ def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
         cache.delete(QUEUED_PREFIX + mailbox)  # a notification from now on queues the next pull
     try:
         # Inline (eager) runs can't come back later: they wait for the mailbox instead.
-        result = delta.pull_mailbox(mailbox, full=full, wait=30 if _eager() else 0)
+        result = delta.pull_mailbox(mailbox, full=full, wait=30 if conf.tasks_run_eagerly() else 0)
     except delta.MailboxBusy:
-        if _eager():
+        if conf.tasks_run_eagerly():
             return {"busy": True}
         if not full:
             cache.set(QUEUED_PREFIX + mailbox, 1, timeout=QUEUED_TTL)
-        pull_room_mailbox.apply_async((mailbox, full), countdown=_busy_retry_seconds())
+        pull_room_mailbox.apply_async((mailbox, full), countdown=conf.get().inbound_busy_retry_seconds)
         return {"busy": True}
     except delta.NoProvider:
         return {"no_provider": True}
     except GraphError as exc:
         logger.warning("inbound pull of %s failed: %s", mailbox, exc)
-        if exc.transient and not _eager():
+        if exc.transient and not conf.tasks_run_eagerly():
             pull_room_mailbox.apply_async((mailbox, full), countdown=min(300, exc.retry_after or 10))
         return {"error": str(exc)}
-    if result.deferred and not _eager():
-        recheck_deferred.apply_async((mailbox,), countdown=_defer_seconds())
+    if result.deferred and not conf.tasks_run_eagerly():
+        recheck_deferred.apply_async((mailbox,), countdown=conf.get().inbound_defer_seconds)
     return result.as_dict()
 
 
@@ -89,8 +102,8 @@ def recheck_deferred(mailbox: str) -> dict:
         stats = delta.recheck_deferred(mailbox)
     except delta.MailboxBusy:
         stats = {"still_deferred": 1}
-    if stats.get("still_deferred") and not _eager():
-        recheck_deferred.apply_async((mailbox,), countdown=_defer_seconds())
+    if stats.get("still_deferred") and not conf.tasks_run_eagerly():
+        recheck_deferred.apply_async((mailbox,), countdown=conf.get().inbound_defer_seconds)
     return dict(stats)
 
 
@@ -101,28 +114,26 @@ def handle_lifecycle_notification(notification_id: int) -> str:
     ).first()
     if notification is None:
         return "gone"
+    pulls = subscriptions.Pulls()
     try:
-        return subscriptions.lifecycle_handle(notification=notification)
+        return subscriptions.lifecycle_handle(notification=notification, pulls=pulls)
     except (GraphError, CredentialError) as exc:
         return f"failed: {exc}"
+    finally:
+        request_pulls(pulls)
 
 
 @shared_task(ignore_result=True)
 def ensure_subscriptions() -> dict:
     """Beat (every 15 minutes): create missing subscriptions, renew those expiring soon."""
-    return subscriptions.subscription_ensure_all()
+    return subscriptions_ensure()
 
 
 @shared_task(ignore_result=True)
 def poll_unsubscribed() -> list[str]:
     """Beat (every CALENDAR_SYNC_POLL_SECONDS): a pull of each mailbox that couldn't be
     subscribed (its ``polling`` row): the same coalesced pull a notification queues."""
-    from exchange_auth.providers import active_provider
-
-    provider = active_provider()
-    if provider is None or not provider.active:
-        return []
-    mailboxes = sorted(set(Subscription.objects.filter(provider=provider, status=Subscription.Status.POLLING).values_list("mailbox", flat=True)))
+    mailboxes = polling.polled_mailboxes(active_provider())
     for mailbox in mailboxes:
         request_pull(mailbox)
     return mailboxes
@@ -138,21 +149,11 @@ def run_nightly_reconcile() -> dict:
 def sweep_inbox(grace_seconds: float | None = None) -> int:
     """Beat (every minute): notifications still unanswered after a grace period (their
     pull was lost with a killed worker) get a pull again."""
-    grace = grace_seconds if grace_seconds is not None else float(getattr(settings, "CALENDAR_SYNC_INBOX_GRACE_SECONDS", 60))
-    stale = (
-        WebhookNotification.objects.filter(
-            kind=WebhookNotification.Kind.CHANGE, state=WebhookNotification.State.RECEIVED,
-            received_at__lte=timezone.now() - timedelta(seconds=grace),
-        ).values_list("mailbox", flat=True).distinct()
-    )
-    mailboxes = sorted(set(stale))
+    grace = grace_seconds if grace_seconds is not None else conf.get().inbox_grace_seconds
+    mailboxes = polling.unanswered_mailboxes(grace)
     for mailbox in mailboxes:
         pull_room_mailbox.delay(mailbox)
-    lifecycle = WebhookNotification.objects.filter(
-        kind=WebhookNotification.Kind.LIFECYCLE, state=WebhookNotification.State.RECEIVED,
-        received_at__lte=timezone.now() - timedelta(seconds=grace),
-    ).values_list("pk", flat=True)
-    for pk in lifecycle:
+    for pk in polling.unanswered_lifecycle(grace):
         handle_lifecycle_notification.delay(pk)
     return len(mailboxes)
 
@@ -160,23 +161,17 @@ def sweep_inbox(grace_seconds: float | None = None) -> int:
 def on_provider_saved(sender, instance, created: bool, **kwargs) -> None:
     """post_save of CalendarProvider (connected in CalendarSyncConfig.ready): an active
     provider gets its subscriptions after commit. Off with CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION=False."""
-    if not instance.active or not getattr(settings, "CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION", True):
+    if not instance.active or not conf.get().subscribe_on_activation:
         return
     update_fields = kwargs.get("update_fields")
     if not created and update_fields is not None and "active" not in update_fields:
         return  # a token refresh or a field edit, not an activation
-    from django.db import transaction
-
     transaction.on_commit(lambda: ensure_subscriptions.delay(), robust=True)
 
 
 def on_property_saved(sender, instance, **kwargs) -> None:
     """post_save of InstanceProperty (connected in CalendarSyncConfig.ready): a new sync mode
     may need the organizer mailbox subscribed, or no longer need it. Same switch as above."""
-    from exchange_auth import properties
-
-    if instance.name != properties.SYNC_INTEGRATION_MODE or not getattr(settings, "CALENDAR_SYNC_SUBSCRIBE_ON_ACTIVATION", True):
+    if instance.name != properties.SYNC_INTEGRATION_MODE or not conf.get().subscribe_on_activation:
         return
-    from django.db import transaction
-
     transaction.on_commit(lambda: ensure_subscriptions.delay(), robust=True)

@@ -1,24 +1,15 @@
-"""Confirmation (SPEC §4): a new reservation on a room with a mailbox waits for the room.
+"""Reading the room's answer after a push (SPEC §4 "Confirmation").
 
-The room's booking attendant answers on the organizer's copy of the meeting
-(the room attendee's ``status.response``) moments after the create. Every reader
-applies that answer through ``push.apply_room_answer`` (``push.apply_room_response``
-underneath), so a decline always ends as ``rejected`` with one reason and one email,
-whichever reader sees it first (the others then find nothing to change):
+1. ``check_answers`` — right after pushes whose create response didn't carry an answer:
+   reads the organizer's copies of all fresh awaiting meetings with ``$batch`` (20 per
+   HTTP request), coalesced across pushes; an occurrence without an id of its own is
+   answered from its series' master (one read per series);
+2. ``check_room_calendars`` — every 10 minutes: the room's calendar must still hold each
+   awaiting meeting, else the reservation is ``conflicted``;
+3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``.
 
-1. ``check_answers`` — right after pushes whose create response didn't carry an
-   answer yet: reads the organizer's copies of all fresh awaiting meetings with
-   ``$batch`` (20 per HTTP request), coalesced across pushes;
-2. inbound sync: the organizer mailbox's copy (``organizer_sync``) and the room's own
-   copy marked declined (``reconcile``, real-time and nightly);
-3. ``check_room_calendars`` — every 10 minutes: the room's calendar must still
-   hold each awaiting meeting, else the reservation is ``conflicted``;
-4. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` →
-   ``rejected``.
-
-An occurrence of a series has no event id of its own until one of its instances is
-changed alone: the room answers the series as a whole on the series master, so the
-occurrences are answered from their series' master (one read per series).
+Inbound sync reads the same answers from the mailboxes it pulls; every reader applies
+them through ``common.answers``, so the employee is told once.
 """
 
 from __future__ import annotations
@@ -41,13 +32,17 @@ from exchange_auth.graph import (
 )
 from reservations.models import Reservation, State, SyncEvent
 
-from . import conf, outcomes, push
-from .clients import system_client
+from ..common import outcomes
+from ..common.answers import (
+    ORGANIZER_COPY_SELECT,
+    apply_room_answer,
+    meeting_of,
+    read_organizer_copy,
+)
+from ..common.clients import system_client
+from ..common.plan import PermanentSyncError, client_for_plan, plan_for, provider
 
 logger = logging.getLogger("calendar_sync")
-
-_SELECT = "id,changeKey,attendees,isCancelled,iCalUId"
-
 
 def _awaiting():
     """Awaiting reservations whose meeting reached Exchange: their own, or their series'."""
@@ -58,15 +53,6 @@ def _awaiting():
     )
 
 
-def meeting_of(reservation: Reservation) -> tuple[str, str]:
-    """(mailbox, event id) of the organizer's copy that carries the room's answer: the
-    reservation's own meeting, or for an occurrence without an id of its own its series' master."""
-    if reservation.event_id:
-        return reservation.mailbox, reservation.event_id
-    series = reservation.series
-    if series is not None and series.event_id:
-        return series.mailbox or reservation.mailbox, series.event_id
-    return "", ""
 
 
 def _record_change_key(reservation: Reservation, change_key: str) -> None:
@@ -88,18 +74,18 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) ->
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
-    provider = push._provider()
+    active = provider()
     clients: dict[int, object] = {}
     # (client, mailbox, event id) -> the reservations that meeting answers for
     meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
     for reservation in reservations:
         mailbox, event_id = meeting_of(reservation)
         fake_event = SyncEvent(details={"system": False})
-        plan, actor = push.plan_for(fake_event, reservation, reservation.room, provider)
+        plan, actor = plan_for(fake_event, reservation, reservation.room, active)
         try:
-            client = push._client(plan, provider, actor, link_mailbox=mailbox)
-        except push.PermanentSyncError:
-            client = system_client(provider)
+            client = client_for_plan(plan, active, actor, link_mailbox=mailbox)
+        except PermanentSyncError:
+            client = system_client(active)
         clients[id(client)] = client
         meetings[(id(client), mailbox, event_id)].append(reservation)
     by_client: dict[int, list[tuple[str, str]]] = defaultdict(list)
@@ -107,7 +93,7 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) ->
         by_client[client_key].append((mailbox, event_id))
     for client_key, refs in by_client.items():
         client = clients[client_key]
-        items = [BatchItem("GET", users_path(mailbox, "events", event_id) + f"?$select={_SELECT}") for mailbox, event_id in refs]
+        items = [BatchItem("GET", users_path(mailbox, "events", event_id) + f"?$select={ORGANIZER_COPY_SELECT}") for mailbox, event_id in refs]
         try:
             answers = client.batch(items)
         except GraphError as exc:
@@ -133,13 +119,10 @@ def _apply_answer(reservation: Reservation, answer, counts: dict) -> None:
         outcomes.mark_conflicted(reservation, "The meeting was cancelled in Exchange.")
         return
     _record_change_key(reservation, body.get("changeKey", ""))
-    result = _apply_without_reschedule(reservation, body)
+    result = apply_room_answer(reservation, body)
     counts[{"accepted": "confirmed", "declined": "rejected"}.get(result, "unanswered")] += 1
 
 
-def _apply_without_reschedule(reservation: Reservation, body: dict) -> str:
-    """``push.apply_room_answer`` without queueing another check (this is the check)."""
-    return push.apply_room_answer(reservation, body, schedule_check=False)
 
 
 def pending_answers(max_age_seconds: float | None = None) -> int:
@@ -156,8 +139,7 @@ def check_room_calendars() -> dict:
     reservations = list(_awaiting().filter(room__mailbox__gt=""))
     if not reservations:
         return counts
-    provider = push._provider()
-    client = system_client(provider)
+    client = system_client(provider())
     items = []
     for r in reservations:
         window = {"startDateTime": (r.start - timedelta(minutes=1)).isoformat(), "endDateTime": (r.end + timedelta(minutes=1)).isoformat()}
@@ -187,24 +169,6 @@ def check_room_calendars() -> dict:
     return counts
 
 
-def read_organizer_copy(reservation: Reservation) -> dict | None:
-    """The organizer's copy of the reservation's meeting (where the room's answer shows), read
-    now and applied to nothing: None when it is gone or cancelled, {} when it can't be read."""
-    provider = push._provider()
-    plan, actor = push.plan_for(SyncEvent(details={}), reservation, reservation.room, provider)
-    mailbox, event_id = meeting_of(reservation)
-    if not event_id:
-        return {}
-    try:
-        client = push._client(plan, provider, actor, link_mailbox=mailbox)
-        body = client.get(users_path(mailbox, "events", event_id), params={"$select": _SELECT})
-    except NotFound:
-        return None
-    except (GraphError, push.PermanentSyncError):
-        return {}
-    if not body:
-        return {}
-    return None if body.get("isCancelled") else body
 
 
 def check_answers_for(reservation: Reservation) -> str:
@@ -213,7 +177,7 @@ def check_answers_for(reservation: Reservation) -> str:
         return "missing"
     if not body:
         return ""
-    answer = _apply_without_reschedule(reservation, body)
+    answer = apply_room_answer(reservation, body)
     return answer if answer in ("accepted", "declined") else "unanswered"
 
 
@@ -229,5 +193,3 @@ def clean_up_unanswered() -> int:
     return n
 
 
-def follow_up_window() -> float:
-    return conf.confirm_follow_up_seconds()

@@ -9,17 +9,12 @@ from __future__ import annotations
 import inspect
 import threading
 
+from exchange_auth import credentials
 from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, SyncPlan
 
 _clients: dict[tuple, GraphClient] = {}
 _lock = threading.Lock()
-
-
-def _credentials():
-    from exchange_auth import credentials
-
-    return credentials
 
 
 def _accepts(func, name: str) -> bool:
@@ -30,7 +25,7 @@ def _accepts(func, name: str) -> bool:
 
 
 def _token_callable(plan: SyncPlan, provider, acting_user):
-    creds = _credentials()
+    creds = credentials
     func = creds.token_for_plan
     refresh_ok = _accepts(func, "force_refresh")
 
@@ -59,9 +54,13 @@ def client_for(plan: SyncPlan, provider, acting_user=None) -> GraphClient:
         return client
 
 
+def system_plan(mailbox: str = "") -> SyncPlan:
+    """The provider's own credential acting on ``mailbox`` (no person behind it)."""
+    return SyncPlan(credential=Credential.SYSTEM, token_user="", mailbox=mailbox, sync_mailbox="other", organizer="", organizer_is_room=False, employee_role="attendee")
+
+
 def system_client(provider) -> GraphClient:
-    plan = SyncPlan(credential=Credential.SYSTEM, token_user="", mailbox="", sync_mailbox="other", organizer="", organizer_is_room=False, employee_role="attendee")
-    return client_for(plan, provider, None)
+    return client_for(system_plan(), provider, None)
 
 
 def credential_client(provider, credential: str) -> GraphClient:
@@ -70,7 +69,7 @@ def credential_client(provider, credential: str) -> GraphClient:
     client). Subscriptions use it: Graph lets only their creator renew or delete them."""
     if not credential:
         return system_client(provider)
-    creds = _credentials()
+    creds = credentials
     func = {"app": creds.app_token, "delegated": creds.delegated_user_token}[credential]
     key = (provider.pk, provider.updated_at, f"credential:{credential}", "")
     with _lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from reservations import services
 from reservations.models import Reservation, ReservationSeries, SyncState
 
+from ..models import RoomEvent
 from .notifications import notify_rejected
 
 
@@ -43,8 +44,6 @@ def forget_copies(reservation_ids) -> int:
     no longer stand for them: their series was rescheduled or split, and Exchange replaced or
     removed those occurrences. The next pull matches the new copies by iCalUId and slot, and
     takes the old ones' removal for no cancellation of these reservations."""
-    from .models import RoomEvent
-
     return RoomEvent.objects.filter(reservation_id__in=list(reservation_ids)).update(reservation=None)
 
 

@@ -51,10 +51,6 @@ def location_for(room) -> dict:
     return loc
 
 
-def room_attendee(room) -> dict:
-    return {"emailAddress": _address(room.mailbox, room.name), "type": "resource"}
-
-
 def attendees_for(*, room, requested_for, attendees, plan: SyncPlan) -> list[dict]:
     """1. the room as ``resource`` unless it organizes; 2. the employee when someone
     else (a service account, the room) organizes; 3. a blocker's invitee; 4. the
@@ -174,11 +170,3 @@ def series_create_payload(series, plan: SyncPlan, *, room, attendees, sync_event
     return payload
 
 
-def room_response(event: dict, room_mailbox: str) -> str:
-    """The room's answer as the organizer's copy shows it: accepted, declined,
-    tentativelyAccepted, notResponded or none ("" if the room isn't on it)."""
-    for attendee in (event or {}).get("attendees", []) or []:
-        address = ((attendee.get("emailAddress") or {}).get("address") or "").lower()
-        if address == room_mailbox.lower():
-            return ((attendee.get("status") or {}).get("response") or "none")
-    return ""

@@ -5,7 +5,11 @@ the webhook inbox, delta state per mailbox, meetings seen in subscribed calendar
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from .models import MailboxDeltaState, NightlyRun, RoomEvent, Subscription, WebhookNotification
+from exchange_auth.graph import GraphError
+
+from .. import conf
+from ..models import MailboxDeltaState, NightlyRun, RoomEvent, Subscription, WebhookNotification
+from .tasks import request_pull, subscription_renew
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -18,9 +22,7 @@ class ReadOnly(admin.ModelAdmin):
 
 def polling_health(obj: Subscription) -> str:
     """A polled mailbox's health line (the admin's list and ``manage.py sync_subscriptions``)."""
-    from .subscriptions import poll_seconds
-
-    return f"⟳ polling every {poll_seconds()} s: {obj.polling_reason}"
+    return f"⟳ polling every {conf.get().poll_seconds} s: {obj.polling_reason}"
 
 
 @admin.register(Subscription)
@@ -51,10 +53,6 @@ class SubscriptionAdmin(ReadOnly):
 
     @admin.action(description="Renew selected subscriptions now")
     def renew_selected(self, request, queryset):
-        from exchange_auth.graph import GraphError
-
-        from .subscriptions import subscription_renew
-
         ok = failed = 0
         for sub in queryset.select_related("provider").filter(status__in=[Subscription.Status.ACTIVE, Subscription.Status.FAILED]):
             try:
@@ -66,8 +64,6 @@ class SubscriptionAdmin(ReadOnly):
 
     @admin.action(description="Full resync of the selected mailboxes")
     def resync_selected(self, request, queryset):
-        from .inbound_tasks import request_pull
-
         mailboxes = sorted(set(queryset.values_list("mailbox", flat=True)))
         for mailbox in mailboxes:
             request_pull(mailbox, full=True)

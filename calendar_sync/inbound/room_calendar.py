@@ -1,61 +1,34 @@
-"""Inbound reconciliation: the SPEC §4 table, row by row, for one room calendar.
+"""The room calendar's reconciler: the SPEC §4 table, row by row, for one room's copies.
 
-A delta pull (``calendar_sync.delta``) hands us the room's copies of meetings page by
-page. For each copy we decide which row of the table applies:
+A delta pull (``inbound.delta``) hands us the room's copies page by page; each copy is
+one row of the table: (a) created by inviting the room → ``_row_a_created_in_outlook``;
+(b) the product's meeting updated in Exchange → ``_row_b_updated_in_exchange``; (c)
+cancelled on the room calendar → ``_vanished``; (d) the product's own write (echo) →
+``_row_d_own_echo``; (e) cancelled by the product → ``_settle_vanished``. A copy the room
+declined is its answer: an awaiting reservation is ``rejected`` (``common.answers``).
+Nightly differs only where the table says so: it acts on a vanished meeting only when
+seen before. Nothing here echoes back: services are called with ``from_exchange=True``,
+and a reservation whose own push is still on its way is deferred, not judged. The why of
+each rule is in the README ("Inbound sync").
 
-  (a) meeting created by inviting the room     → ``_row_a_created_in_outlook``
-  (b) the product's meeting updated in Exchange → ``_row_b_updated_in_exchange``
-  (c) meeting cancelled on the room calendar    → ``_row_c_cancelled_in_exchange``
-  (d) the product's own create/update (echo)    → ``_row_d_own_echo``
-  (e) the product cancelled the meeting         → ``_row_e_cancelled_by_product``
-
-A copy the room declined (still on its calendar marked declined, or removed while the
-organizer's copy shows the decline) is the room's answer: an awaiting reservation is
-``rejected`` exactly as SPEC §4 "Confirmation" says and ``calendar_sync.confirm`` does it
-(``_room_declined``); a confirmed one is cancelled, row (c).
-
-Real-time (a notification) and nightly differ only where the table says so: the
-nightly path acts on a vanished meeting only when we had seen it before (a
-``RoomEvent`` row, or the product's own meeting, whose ids it stored), and a copy whose
-change key equals what we recorded is never looked at again ("ids and change key equal
-→ no action").
-
-The room's copy of the product's meeting has its own event id; until a pull records it,
-its removal maps to no reservation. ``settle_unrecorded`` closes that gap: after a round
-that met such a removal, and after every full round, the product's meetings in the room
-whose copy was never recorded are looked up on the room calendar by iCalUId — recorded
-when there, settled as vanished when gone.
-
-What keeps sync from looping or duplicating:
-1. every reservation change here goes through the services with
-   ``from_exchange=True`` and ``actor=None``: no outbox event, so nothing is pushed back;
-2. a copy is matched to a reservation by event id *and* iCalUId (and the series'
-   iCalUId for occurrences) before it can count as new;
-3. a reservation whose own change is still on its way to Exchange (outbox event not
-   processed) is left alone: the copy we see is older than the product's intent.
-   An unlinked copy that overlaps such a reservation is *deferred* (re-checked
-   shortly) rather than declined: it is most likely the product's own meeting
-   whose ids have not been stored yet.
+One file of about 550 lines on purpose: the table's rows are read side by side with
+SPEC §4 (STYLE 11, 15); what both reconcilers share lives in ``copies``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-from collections import Counter
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db.models import Q
-from django.utils import timezone
 
-from exchange_auth.graph import GraphClient, GraphError, NotFound, users_path
+from exchange_auth import properties
+from exchange_auth.graph import GraphError
 from reservations import services
 from reservations.exceptions import ReservationError, SlotTaken
 from reservations.models import (
@@ -66,113 +39,48 @@ from reservations.models import (
     Reservation,
     Source,
     State,
-    SyncEvent,
     SyncState,
 )
 from workplace.models import Room
 
-from . import confirm as confirm_module
-from . import payloads, push
-from .models import RoomEvent
+from .. import conf
+from ..common import meetings
+from ..common.answers import (
+    WAITING_FOR_ANSWER,
+    apply_room_response,
+    read_organizer_copy,
+    room_response,
+)
+from ..models import RoomEvent
+from .copies import (
+    MAX_DEFERRALS,
+    NO_SUBJECT,
+    Copy,
+    PullContext,
+    cancel_reservation,
+    known_rows,
+    mark_removed,
+    outbound_in_flight,
+    parse_copy,
+    reconcile_each,
+    record_copy,
+    still_in_mailbox,
+)
 
 logger = logging.getLogger("calendar_sync.inbound")
-
-MAX_DEFERRALS = 20  # after this many re-checks an unlinked copy is treated as what it looks like
-NO_SUBJECT = "(no subject)"
 
 
 # --- what a room's copy of a meeting says --------------------------------------------------
 
 
-@dataclass
-class Copy:
-    """The room's copy of one meeting (or one occurrence), parsed from Graph JSON."""
-
-    id: str
-    removed: bool = False
-    ical_uid: str = ""
-    uid: str = ""
-    change_key: str = ""
-    subject: str = ""
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    original_start: dt.datetime | None = None
-    organizer: str = ""
-    organizer_name: str = ""
-    attendees: list[dict] = field(default_factory=list)
-    is_cancelled: bool = False
-    response: str = ""
-    type: str = "singleInstance"
-
-    @property
-    def uids(self) -> set[str]:
-        return {u for u in (self.ical_uid, self.uid) if u}
-
-
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")
-
-
-def graph_datetime(value: dict | None) -> dt.datetime | None:
-    """``{"dateTime": "2030-05-04T09:00:00.0000000", "timeZone": "UTC"}`` → aware UTC datetime."""
-    if not value or not value.get("dateTime"):
-        return None
-    text = _FRACTION.sub(lambda m: m.group(1), value["dateTime"].rstrip("Z"))
-    naive = dt.datetime.fromisoformat(text)
-    zone = value.get("timeZone") or "UTC"
-    try:
-        tz = dt.UTC if zone.upper() in ("UTC", "Z") else ZoneInfo(zone)
-    except (KeyError, ValueError):
-        tz = dt.UTC  # we ask Graph for UTC (Prefer: outlook.timezone); anything else is a surprise
-    return naive.replace(tzinfo=tz).astimezone(dt.UTC)
-
-
-def parse_copy(raw: dict) -> Copy:
-    if "@removed" in raw:
-        return Copy(id=raw["id"], removed=True)
-    organizer = ((raw.get("organizer") or {}).get("emailAddress") or {})
-    return Copy(
-        id=raw["id"],
-        ical_uid=raw.get("iCalUId") or "",
-        uid=raw.get("uid") or "",
-        change_key=raw.get("changeKey") or "",
-        subject=(raw.get("subject") or "").strip(),
-        start=graph_datetime(raw.get("start")),
-        end=graph_datetime(raw.get("end")),
-        original_start=_parse_instant(raw.get("originalStart")),
-        organizer=(organizer.get("address") or "").lower(),
-        organizer_name=organizer.get("name") or "",
-        attendees=list(raw.get("attendees") or []),
-        is_cancelled=bool(raw.get("isCancelled")),
-        response=((raw.get("responseStatus") or {}).get("response") or ""),
-        type=raw.get("type") or "singleInstance",
-    )
-
-
-def _parse_instant(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(_FRACTION.sub(lambda m: m.group(1), value.replace("Z", "+00:00")))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 # --- the context of one pull ----------------------------------------------------------------
 
 
-@dataclass
-class Context:
+@dataclass(kw_only=True)
+class Context(PullContext):
+    """One pull of a room's calendar."""
+
     room: Room
-    provider: object
-    client: GraphClient
-    window_start: dt.datetime
-    window_end: dt.datetime
-    nightly: bool = False
-    now: dt.datetime = field(default_factory=timezone.now)
-    stats: Counter = field(default_factory=Counter)
-    seen: set[str] = field(default_factory=set)
-    deferred: bool = False  # something should be re-checked shortly
     # Removed copies that mapped to nothing we recorded: maybe a copy of the product's own
     # meeting that no pull recorded before it went (``settle_unrecorded`` finds out).
     unmapped_removals: set[str] = field(default_factory=set)
@@ -189,23 +97,7 @@ def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
     """One page of a delta round. One query finds what we knew about the page's copies;
     unchanged copies (same change key) cost nothing more."""
     copies = [parse_copy(raw) for raw in raw_events if raw.get("id")]
-    known = {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=[c.id for c in copies])}
-    for copy in copies:
-        ctx.seen.add(copy.id)
-        row = known.get(copy.id)
-        if not copy.removed and row is not None and row.removed_at is None and row.change_key == copy.change_key and row.outcome != "deferred":
-            ctx.stats["unchanged"] += 1
-            continue
-        try:
-            outcome = reconcile_copy(ctx, copy, row)
-        except GraphError as exc:
-            # A Graph call of this row failed (after the client's retries): the copy is not
-            # recorded, so the next pull (or the nightly one) tries it again.
-            logger.warning("inbound: %s on %s failed: %s", copy.id[:16], ctx.mailbox, exc)
-            outcome = "graph_error"
-            if exc.transient:
-                raise
-        ctx.stats[outcome] += 1
+    reconcile_each(ctx, copies, known_rows(ctx, copies), lambda copy, row: reconcile_copy(ctx, copy, row))
 
 
 def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
@@ -301,7 +193,7 @@ def settle_unrecorded(ctx: Context, *, full: bool) -> None:
        the organizer → cancelled and the requester told (row c); declined by the room →
        rejected. A reservation still waiting for the room's answer is left alone while
        its meeting stands and the room has not declined: the room may simply not have
-       answered yet (``confirm`` handles that).
+       answered yet (``outbound.confirm`` handles that).
 
     The product's own meeting counts as seen before (the product wrote it and recorded its
     ids), so the nightly pass settles it too."""
@@ -322,21 +214,18 @@ def settle_unrecorded(ctx: Context, *, full: bool) -> None:
 
 
 def _settle_unrecorded_one(ctx: Context, reservation: Reservation) -> str:
-    uid = reservation.ical_uid.replace("'", "''")
-    found = ctx.client.get(
-        users_path(ctx.mailbox, "events"), params={"$filter": f"iCalUId eq '{uid}'"}, headers={"Prefer": 'outlook.timezone="UTC"'},
-    ) or {}
-    copies = [parse_copy(raw) for raw in found.get("value") or [] if raw.get("id")]
+    found = meetings.by_ical_uid(ctx.client, ctx.mailbox, reservation.ical_uid)
+    copies = [parse_copy(raw) for raw in found if raw.get("id")]
     if copies:
         outcomes = [reconcile_copy(ctx, copy, None) for copy in copies]
         return outcomes[0] if len(outcomes) == 1 else "unrecorded_" + "+".join(sorted(set(outcomes)))
     declined = None
-    if reservation.state in push.WAITING_FOR_ANSWER:
-        body = confirm_module.read_organizer_copy(reservation)
+    if reservation.state in WAITING_FOR_ANSWER:
+        body = read_organizer_copy(reservation)
         if body == {}:
             return "unrecorded_unreadable"  # the organizer's copy can't be read now: asked again next time
         declined = body is not None  # gone or cancelled (None) → the meeting went; else the room's answer
-        if declined and payloads.room_response(body, ctx.room.mailbox) != "declined":
+        if declined and room_response(body, ctx.room.mailbox) != "declined":
             return "unrecorded_unanswered"  # the meeting stands and the room has not declined: it may not have answered yet
     return _settle_vanished(ctx, "", None, reservation, confirm=False, declined=declined)
 
@@ -392,8 +281,6 @@ def requester_for(organizer: str, provider) -> tuple[object | None, str]:
     """(whom the reservation is for, kind): the organizer's own account when the product
     knows them; else a blocker for ``sn_wsd_rsv.blocker_user``, the provider's organizer
     account or delegated user, or ``CALENDAR_SYNC_INBOUND_FALLBACK_USER``."""
-    from exchange_auth import properties
-
     users = get_user_model().objects.filter(is_active=True)
     if organizer:
         user = users.filter(email__iexact=organizer).first()
@@ -408,7 +295,7 @@ def requester_for(organizer: str, provider) -> tuple[object | None, str]:
         user = users.filter(email__iexact=email).first()
         if user is not None:
             return user, Kind.BLOCKER
-    fallback = getattr(settings, "CALENDAR_SYNC_INBOUND_FALLBACK_USER", "")
+    fallback = conf.get().inbound_fallback_user
     if fallback:
         user = users.filter(Q(username=fallback) | Q(email__iexact=fallback)).first()
         if user is not None:
@@ -437,18 +324,10 @@ def _decline_or_record(ctx: Context, copy: Copy, row: RoomEvent | None, reason: 
     if copy.end <= ctx.now:
         record_copy(ctx, copy, row, outcome="past_not_booked", note=reason)
         return "past_not_booked"  # declining a meeting that is over helps no one
-    room_declines(ctx.client, ctx.room.mailbox, copy.id, reason)
+    meetings.decline(ctx.client, ctx.room.mailbox, copy.id, reason)
     record_copy(ctx, copy, row, outcome="declined", note=reason, removed=True)
     logger.info("inbound: %s declined an Outlook meeting: %s", ctx.room.mailbox, reason)
     return "declined"
-
-
-def room_declines(client: GraphClient, room_mailbox: str, event_id: str, reason: str) -> None:
-    """The room declines its copy (the organizer gets the answer with our reason)."""
-    try:
-        client.post(users_path(room_mailbox.lower(), "events", event_id, "decline"), json={"comment": reason, "sendResponse": True})
-    except NotFound:
-        pass  # already gone from the room's calendar
 
 
 # --- (b) and (d) --------------------------------------------------------------------------------
@@ -506,15 +385,13 @@ def _cancel_meeting(ctx: Context, copy: Copy, reservation: Reservation, reason: 
     one we may not touch) is declined by the room instead."""
     if reservation.origin == Origin.APP and reservation.mailbox and reservation.event_id:
         try:
-            ctx.client.post(users_path(reservation.mailbox, "events", reservation.event_id, "cancel"), json={"Comment": reason})
-            return
-        except NotFound:
+            meetings.cancel(ctx.client, reservation.mailbox, reservation.event_id, reason)
             return
         except GraphError as exc:
             if exc.transient:
                 raise
             logger.warning("inbound: could not cancel meeting of reservation %s (%s); the room declines it", reservation.pk, exc)
-    room_declines(ctx.client, ctx.room.mailbox, copy.id, reason)
+    meetings.decline(ctx.client, ctx.room.mailbox, copy.id, reason)
 
 
 # --- (c) and (e) ----------------------------------------------------------------------------------
@@ -560,16 +437,15 @@ def _settle_vanished(ctx: Context, event_id: str, row: RoomEvent | None, reserva
         return "deferred"  # the product's change is on its way; the next round settles it
     if confirm and still_in_mailbox(ctx, event_id):
         return "outside_window"  # @removed because it moved out of the window, not deleted
-    if reservation.state in push.WAITING_FOR_ANSWER and (room_declined_on_organizer_copy(reservation) if declined is None else declined):
+    if reservation.state in WAITING_FOR_ANSWER and (room_declined_on_organizer_copy(reservation) if declined is None else declined):
         # Exchange removes the copy a room declines: the reservation waiting for that answer is
         # rejected, as every confirmation reader does it (``_room_declined``), not cancelled.
-        push.apply_room_response(reservation, "declined", schedule_check=False)
+        apply_room_response(reservation, "declined")
         mark_removed(ctx, event_id, row, outcome="rejected")
         return "rejected" if reservation.state == State.REJECTED else "no_action"
     cancel_reservation(reservation, reason=reason)
     mark_removed(ctx, event_id, row, outcome="cancelled")
     return "cancelled"
-
 
 
 def room_declined_on_organizer_copy(reservation: Reservation) -> bool:
@@ -578,8 +454,8 @@ def room_declined_on_organizer_copy(reservation: Reservation) -> bool:
     room_mailbox = reservation.room.mailbox
     if not room_mailbox or reservation.organizer.lower() == room_mailbox.lower():
         return False  # the room organizes it: its copy was the meeting
-    body = confirm_module.read_organizer_copy(reservation)
-    return bool(body) and payloads.room_response(body, room_mailbox) == "declined"
+    body = read_organizer_copy(reservation)
+    return bool(body) and room_response(body, room_mailbox) == "declined"
 
 
 def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
@@ -590,7 +466,7 @@ def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
 
     - Its reservation still waits for the room's answer (``awaiting_confirmation``, or
       ``conflicted``) → this *is* the answer (SPEC §4 Confirmation): ``rejected``, with the
-      reason and email every confirmation reader gives (``push.apply_room_response``),
+      reason and email every confirmation reader gives (``common.answers``),
       never ``cancelled``. Real-time and nightly alike (the copy is there to read, so
       "seen before" does not matter). Whichever reader sees the decline first makes the
       one transition (a conditional update); the others find nothing to change.
@@ -604,50 +480,15 @@ def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
     if row is not None and row.removed_at is not None:
         return "no_action"  # we declined it ourselves (row a), or settled it already
     reservation = find_reservation(copy, row)
-    if reservation is None or reservation.state not in push.WAITING_FOR_ANSWER or reservation.room_id != ctx.room.pk:
+    if reservation is None or reservation.state not in WAITING_FOR_ANSWER or reservation.room_id != ctx.room.pk:
         return _vanished(ctx, copy.id, row, confirm=False, copy=copy, reason=WITHDRAWN_BY_ROOM.format(room=ctx.room.name))
     if outbound_in_flight(reservation):
         return _defer(ctx, copy, row, reservation=reservation)  # the answer may be to the meeting before the product's change
-    push.apply_room_response(reservation, "declined", schedule_check=False)
+    apply_room_response(reservation, "declined")
     outcome = "rejected" if reservation.state == State.REJECTED else "no_action"
     record_copy(ctx, copy, row, reservation=reservation, outcome=outcome, note=reservation.state_reason, removed=True)
     logger.info("inbound: %s declined the meeting of reservation %s: %s", ctx.room.mailbox, reservation.pk, reservation.state)
     return outcome
-
-
-def still_in_mailbox(ctx: Context, event_id: str) -> bool:
-    """A copy delta reported ``@removed`` is still there (it only left the window): not deleted.
-    Used by ``organizer_sync`` too (any context with ``client`` and ``mailbox``)."""
-    try:
-        found = ctx.client.get(users_path(ctx.mailbox, "events", event_id), params={"$select": "id,isCancelled,start,end"})
-    except NotFound:
-        return False
-    return bool(found) and not found.get("isCancelled")
-
-
-def cancel_reservation(reservation: Reservation, *, reason: str) -> None:
-    """Cancel from Exchange (no outbox event) and tell the people it was for."""
-    cancelled = services.reservation_cancel(actor=None, reservation=reservation, reason=reason[:500], from_exchange=True, source=Source.OUTLOOK)
-    if cancelled:
-        notify_cancelled(reservation, reason)
-
-
-def notify_cancelled(reservation: Reservation, reason: str) -> None:
-    people = (reservation.requested_for, reservation.requested_by)
-    recipients = sorted({u.email for u in people if u is not None and u.email})
-    if not recipients:
-        return
-    room = reservation.room
-    local = reservation.start.astimezone(room.building.tzinfo)
-    try:
-        send_mail(
-            f"Reservation cancelled: {reservation.subject}",
-            f"Your reservation of {room.name} on {local:%A %d %B %Y at %H:%M} ({room.building.timezone}) was cancelled.\n\n"
-            f"Reason: {reason}\n",
-            settings.DEFAULT_FROM_EMAIL, recipients,
-        )
-    except Exception:  # the cancellation stands; the mail failure is logged
-        logger.exception("cancellation email for reservation %s failed", reservation.pk)
 
 
 # --- matching --------------------------------------------------------------------------------
@@ -678,16 +519,6 @@ def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
     by_slot = [c for c in candidates if (c.original_start or c.start) == wanted]
     active = [c for c in (by_slot or candidates) if c.state in ACTIVE_STATES]
     return (active or by_slot or candidates)[0]
-
-
-def outbound_in_flight(reservation: Reservation) -> bool:
-    """The product changed this reservation and the change has not reached Exchange yet."""
-    if reservation.sync_state != SyncState.PENDING:
-        return False
-    return SyncEvent.objects.filter(
-        Q(reservation=reservation) | Q(series_id=reservation.series_id, series__isnull=False),
-        state__in=[SyncEvent.State.NEW, SyncEvent.State.PROCESSING],
-    ).exists()
 
 
 def _pending_product_reservation(room: Room, copy: Copy) -> Reservation | None:
@@ -725,28 +556,4 @@ def _ids(ctx: Context, copy: Copy, reservation: Reservation | None = None) -> se
         organizer=copy.organizer, sync_mailbox="other",
     )
 
-
-def record_copy(
-    ctx: Context, copy: Copy, row: RoomEvent | None, *, outcome: str, reservation: Reservation | None = None,
-    note: str = "", removed: bool = False, change_key: str | None = None,
-) -> RoomEvent:
-    """What we saw of this copy and decided (a ``RoomEvent`` row of ``ctx.mailbox``); ``organizer_sync`` uses it too."""
-    values = {
-        "ical_uid": copy.ical_uid, "change_key": copy.change_key if change_key is None else change_key,
-        "subject": copy.subject[:255], "organizer": copy.organizer[:254], "start": copy.start, "end": copy.end,
-        "outcome": outcome, "note": note[:500], "removed_at": ctx.now if removed else None,
-    }
-    if reservation is not None:
-        values["reservation"] = reservation
-    if outcome != "deferred":
-        values["deferrals"] = 0
-    row, _ = RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults=values)
-    return row
-
-
-def mark_removed(ctx: Context, event_id: str, row: RoomEvent | None, *, outcome: str = "removed") -> None:
-    if row is not None:
-        RoomEvent.objects.filter(pk=row.pk).update(removed_at=ctx.now, outcome=outcome)
-    else:
-        RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id=event_id).update(removed_at=ctx.now, outcome=outcome)
 

@@ -4,13 +4,10 @@ future window. Beat calls ``run_due`` every 15 minutes; a ``NightlyRun`` row per
 (building, local date) is the claim, so a building runs once a night whatever the
 number of beat processes.
 
-The organizer mailboxes (``subscriptions.organizer_mailboxes``: the provider's service
-account where the mode makes it organize) belong to no building: each gets its full round
-once a night, with the first building pass of that local date (a ``NightlyRun`` row per
-(mailbox, local date) is its claim). It recovers what a dropped notification of that
-mailbox hid (an attendee's answer, an Outlook cancel) without waiting for a 'missed'
-lifecycle notification. Every round goes through ``delta.pull_mailbox`` (its lock, so it
-never overlaps a real-time pull of the mailbox); unchanged copies write nothing."""
+The organizer mailboxes belong to no building: each gets its full round once a night, with
+the first building pass of that local date (its own ``NightlyRun`` claim). Every round goes
+through ``delta.pull_mailbox`` (its lock: never beside a real-time pull of the mailbox);
+unchanged copies write nothing."""
 
 from __future__ import annotations
 
@@ -18,28 +15,22 @@ import datetime as dt
 import logging
 from collections import Counter
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange_auth.providers import active_provider
 from workplace.models import Building, Room
 
-from . import delta, subscriptions
-from .models import NightlyRun
+from .. import conf
+from ..models import NightlyRun
+from . import delta, mailboxes
 
 logger = logging.getLogger("calendar_sync.inbound")
 
 
 def nightly_time() -> dt.time:
     """``CALENDAR_SYNC_NIGHTLY_TIME`` ("HH:MM", building-local; default 02:30)."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    raw = getattr(settings, "CALENDAR_SYNC_NIGHTLY_TIME", "02:30")
-    try:
-        return dt.time.fromisoformat(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"CALENDAR_SYNC_NIGHTLY_TIME must be HH:MM (got {raw!r})") from None
+    return conf.get().nightly_time
 
 
 # A building whose beat missed 02:30 (deploy, outage) still runs if it's within this.
@@ -96,7 +87,7 @@ def run_building(building: Building, *, run: NightlyRun | None = None, progress=
 def organizer_mailboxes() -> list[str]:
     """The organizer mailboxes the nightly pass (and ``sync_calendars``) covers: those subscribed."""
     provider = active_provider()
-    return subscriptions.organizer_mailboxes(provider) if provider is not None and provider.active else []
+    return mailboxes.organizer_mailboxes(provider) if provider is not None and provider.active else []
 
 
 def claim_mailbox(mailbox: str, local_date: dt.date) -> NightlyRun | None:

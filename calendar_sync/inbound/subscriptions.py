@@ -1,50 +1,13 @@
-"""Change-notification subscriptions (SPEC §4 "Inbound") on every synced room mailbox and,
-where the mode needs it, on the organizer mailbox.
+"""Change-notification subscriptions on the mailboxes inbound sync listens to.
 
-Which mailboxes (``subscribed_mailboxes``):
-- every synced room mailbox (``synced_mailboxes``), kind ``room``;
-- the provider's service account (its organizer account, else its delegated user), kind
-  ``organizer``, when at least one room is synced and (``organizer_mailboxes``):
-  1. the mode is Strict and rooms don't organize their own meetings: the service account
-     organizes every product meeting of a synced room (sync mailbox ``other``); with rooms
-     organizing, synced rooms (they all have a mailbox) organize their own;
-  2. the mode is Normal and some active person has no mailbox (no email address, or a
-     profile saying so): the service account organizes their meetings (the table's
-     fallback); when everyone has one, Normal mode writes into their own calendars;
-  3. in any mode, while active product meetings that are not over live in its calendar:
-     Personal-mode blockers, REST bookings for someone without a mailbox, meetings booked
-     before the mode or a profile changed. Personal mode otherwise writes into employees'
-     own calendars, which are never subscribed. (Rule 3 also covers the delegated user
-     when it differs from the organizer account: Personal-mode blockers go to it first.)
-  A mailbox that becomes wanted gets its subscription from the next beat (at most 15
-  minutes) at the latest; its first round reads the whole window, so nothing is missed.
-  Its notifications are reconciled by ``calendar_sync.organizer_sync``: attendees'
-  answers and cancellations of the product's meetings.
-
-Services (keyword-only, STYLE 1):
-- ``subscription_ensure_all``: every wanted mailbox has a live subscription (created when
-  missing, renewed when it expires soon); subscriptions of mailboxes no longer wanted are
-  deleted. Run on provider activation, when the sync mode changes, by beat, and by
-  ``manage.py sync_subscriptions``.
-- ``subscription_create`` / ``subscription_renew`` / ``subscription_reauthorize``.
-- ``lifecycle_handle``: reauthorizationRequired → reauthorize and renew;
-  missed → full resync of that mailbox; subscriptionRemoved → recreate and resync.
-A renewal that fails is recorded on the subscription and the admins are told.
-
-Which credential subscribes (``subscription_credential``): Graph lets a delegated token
-subscribe only to the signed-in user's own mailbox (Outlook change notifications refuse
-shared and delegated folders, whatever the .Shared permissions say), so the connected
-delegated user subscribes its own mailbox and every other mailbox (the rooms) is subscribed
-with the app-only credential, even while the system credential is the delegated user.
-The row records which one (``Subscription.credential``): Graph lets only the creator renew,
-reauthorize or delete a subscription. Reading a room's calendar as its delegate is allowed,
-so the pulls keep using the system client.
-
-Polling: when no subscription can be made for a wanted mailbox (no usable app-only
-credential, or Graph answers 403 on create) the mailbox gets a ``polling`` row with the
-reason, the admins are told once, and the beat task ``inbound_tasks.poll_unsubscribed``
-pulls it every CALENDAR_SYNC_POLL_SECONDS (the same coalesced pull a notification queues).
-The next ``subscription_ensure_all`` that can subscribe it does, and the polling stops.
+Which mailboxes (``subscribed_mailboxes``): every synced room, and the provider's organizer
+mailbox whenever the product's meetings live there (Strict mode without room organizers,
+someone without a mailbox, live meetings in its calendar). Which credential: Graph lets a
+delegated token subscribe only to the signed-in user's own mailbox, so every other one is
+subscribed app-only, and renewed or deleted by the credential that created it. A mailbox
+that can't be subscribed gets a ``polling`` row (the admins told once) and is pulled every
+``CALENDAR_SYNC_POLL_SECONDS``. Nothing here queues a pull: the functions that want one
+say so in the ``Pulls`` they are handed, and the task queues them.
 """
 
 from __future__ import annotations
@@ -52,44 +15,41 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import mail_admins, send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from exchange_auth import properties
 from exchange_auth.credentials import CredentialError, app_token
 from exchange_auth.graph import AccessDenied, GraphError, NotFound
-from exchange_auth.modes import Mode
 from exchange_auth.providers import active_provider
-from reservations.models import ACTIVE_STATES, Reservation
-from workplace.models import Room
 
-from .clients import credential_client
-from .models import Subscription, WebhookNotification, hash_client_state
+from .. import conf
+from ..common.clients import credential_client
+from ..models import Subscription, WebhookNotification, hash_client_state
+from .mailboxes import delegated_mailbox, subscribed_mailboxes
 
 logger = logging.getLogger("calendar_sync.subscriptions")
 
 CHANGE_TYPES = "created,updated,deleted"
 
 
-def lifetime_minutes() -> int:
-    """Graph allows just under 3 days for Outlook resources with lifecycle URLs (4230 min)."""
-    return int(getattr(settings, "CALENDAR_SYNC_SUBSCRIPTION_MINUTES", 4200))
+@dataclass
+class Pulls:
+    """Mailboxes a subscription change wants pulled (results flow up: the task queues them)."""
 
+    changed: set[str] = field(default_factory=set)  # what changed since the last pull
+    full: set[str] = field(default_factory=set)  # a full round: notifications may have been lost
 
-def renew_margin() -> dt.timedelta:
-    """Renew a subscription when it expires within this (beat runs every 15 minutes)."""
-    return dt.timedelta(minutes=int(getattr(settings, "CALENDAR_SYNC_SUBSCRIPTION_RENEW_MINUTES", 24 * 60)))
+    def pull(self, mailbox: str) -> None:
+        self.changed.add(mailbox.lower())
 
-
-def poll_seconds() -> int:
-    """How often a mailbox that can't be subscribed is pulled instead."""
-    return int(getattr(settings, "CALENDAR_SYNC_POLL_SECONDS", 60))
+    def resync(self, mailbox: str) -> None:
+        self.full.add(mailbox.lower())
 
 
 class CannotSubscribe(Exception):
@@ -106,70 +66,6 @@ def notification_url() -> str:
 
 def lifecycle_url() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("calendar_sync:webhook-lifecycle")
-
-
-def synced_mailboxes() -> list[str]:
-    """The synced rooms' mailboxes."""
-    return sorted({m.lower() for m in Room.objects.filter(sync_enabled=True).exclude(mailbox="").values_list("mailbox", flat=True)})
-
-
-def service_accounts(provider) -> list[str]:
-    """The mailboxes that hold meetings on the product's behalf: the table's service account
-    (organizer account, else delegated user) first, then the delegated user if it differs
-    (Personal-mode blockers live there, ``exchange_auth.modes.plan_sync`` step 1)."""
-    if provider is None:
-        return []
-    accounts = provider.accounts
-    found = [accounts.service_account, accounts.delegated_user]
-    return list(dict.fromkeys(a.strip().lower() for a in found if a and a.strip()))
-
-
-def organizer_mailboxes(provider, *, rooms: list[str] | None = None) -> list[str]:
-    """The organizer mailbox(es) to subscribe to (rules 1–3 of the module docstring)."""
-    rooms = synced_mailboxes() if rooms is None else rooms
-    accounts = [a for a in service_accounts(provider) if a not in rooms]
-    if not rooms or not accounts:
-        return []
-    mode = properties.sync_mode()
-    organizes = (mode is Mode.STRICT and not provider.rooms_organize_own_meetings) or (mode is Mode.NORMAL and _someone_without_mailbox())
-    main = service_accounts(provider)[0]
-    wanted = [main] if organizes and main in accounts else []
-    wanted += [a for a in accounts if a not in wanted and _holds_live_meetings(a)]
-    return wanted
-
-
-def _holds_live_meetings(mailbox: str) -> bool:
-    """Active product meetings that are not over live in ``mailbox`` (rule 3)."""
-    return Reservation.objects.filter(mailbox__iexact=mailbox, state__in=ACTIVE_STATES, end__gt=timezone.now()).exists()
-
-
-def _someone_without_mailbox() -> bool:
-    """An active person the mode table would give the service account as organizer (as
-    ``push`` decides it: no email address, or a profile without a mailbox)."""
-    people = get_user_model().objects.filter(is_active=True)
-    return people.filter(Q(email="") | Q(profile__has_mailbox=False)).exists()
-
-
-def subscribed_mailboxes(provider) -> dict[str, str]:
-    """{mailbox: Subscription.Kind} of every mailbox that should have a live subscription."""
-    rooms = synced_mailboxes()
-    wanted = dict.fromkeys(rooms, Subscription.Kind.ROOM)
-    for mailbox in organizer_mailboxes(provider, rooms=rooms):
-        wanted.setdefault(mailbox, Subscription.Kind.ORGANIZER)
-    return wanted
-
-
-def is_organizer_mailbox(provider, mailbox: str) -> bool:
-    """Whether ``mailbox`` is one of the provider's service accounts (its pulls reconcile only
-    the product's meetings there, ``calendar_sync.organizer_sync``)."""
-    return mailbox.lower() in service_accounts(provider)
-
-
-def delegated_mailbox(provider) -> str:
-    """The connected delegated user's own mailbox ('' when none is connected)."""
-    if provider is None or not provider.delegated_connected:
-        return ""
-    return (provider.delegated_connected_as or provider.delegated_user_email or "").strip().lower()
 
 
 def subscription_credential(provider, mailbox: str) -> str:
@@ -197,7 +93,7 @@ def _client(subscription: Subscription):
 
 
 def _expiry() -> dt.datetime:
-    return timezone.now() + dt.timedelta(minutes=lifetime_minutes())
+    return timezone.now() + dt.timedelta(minutes=conf.get().subscription_minutes)
 
 
 def _iso(value: dt.datetime) -> str:
@@ -244,13 +140,13 @@ def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind
     return sub
 
 
-def subscription_renew(*, subscription: Subscription) -> Subscription:
+def subscription_renew(*, subscription: Subscription, pulls: Pulls) -> Subscription:
     """PATCH the expiry. A subscription Graph no longer knows is recreated (and the
     mailbox resynced); any other failure is recorded and the admins alerted."""
     try:
         updated = _client(subscription).patch(f"/subscriptions/{subscription.graph_id}", json={"expirationDateTime": _iso(_expiry())})
     except NotFound:
-        return _recreate(subscription, why="Graph no longer knows the subscription")
+        return _recreate(subscription, why="Graph no longer knows the subscription", pulls=pulls)
     except (GraphError, CredentialError) as exc:
         _failed(subscription, f"Renewal failed: {exc}")
         raise
@@ -262,16 +158,16 @@ def subscription_renew(*, subscription: Subscription) -> Subscription:
     return subscription
 
 
-def subscription_reauthorize(*, subscription: Subscription) -> Subscription:
+def subscription_reauthorize(*, subscription: Subscription, pulls: Pulls) -> Subscription:
     """reauthorizationRequired: POST .../reauthorize, then extend the expiry."""
     try:
         _client(subscription).post(f"/subscriptions/{subscription.graph_id}/reauthorize")
     except NotFound:
-        return _recreate(subscription, why="reauthorization found no subscription")
+        return _recreate(subscription, why="reauthorization found no subscription", pulls=pulls)
     except (GraphError, CredentialError) as exc:
         _failed(subscription, f"Reauthorization failed: {exc}")
         raise
-    return subscription_renew(subscription=subscription)
+    return subscription_renew(subscription=subscription, pulls=pulls)
 
 
 def subscription_delete(*, subscription: Subscription) -> None:
@@ -287,7 +183,7 @@ def subscription_delete(*, subscription: Subscription) -> None:
     Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED)
 
 
-def subscription_ensure_all(*, provider=None) -> dict:
+def subscription_ensure_all(*, pulls: Pulls, provider=None) -> dict:
     """Create what is missing, renew what expires soon, drop what is no longer wanted."""
     provider = provider or active_provider()
     counts = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
@@ -298,7 +194,7 @@ def subscription_ensure_all(*, provider=None) -> dict:
     live = {s.mailbox: s for s in rows.filter(status=Subscription.Status.ACTIVE)}
     polled = {s.mailbox: s for s in rows.filter(status=Subscription.Status.POLLING)}
     now = timezone.now()
-    soon = now + renew_margin()
+    soon = now + dt.timedelta(minutes=conf.get().subscription_renew_minutes)
     for mailbox, kind in sorted(wanted.items()):
         sub = live.get(mailbox)
         if sub is not None and sub.kind != kind:
@@ -314,7 +210,7 @@ def subscription_ensure_all(*, provider=None) -> dict:
             if current and (credential is None or credential == _effective_credential(sub)):
                 # It lives (a credential it can no longer be renewed with shows at its renewal).
                 if sub.expires_at <= soon:
-                    subscription_renew(subscription=sub)
+                    subscription_renew(subscription=sub, pulls=pulls)
                     counts["renewed"] += 1
                 continue
             if credential is None:
@@ -325,12 +221,12 @@ def subscription_ensure_all(*, provider=None) -> dict:
                 # Replaced by one made with the right credential: the old one goes from Graph.
                 _delete_quietly(sub)
             if mailbox in polled:
-                _pull(mailbox)  # what changed since the last poll
+                pulls.pull(mailbox)  # what changed since the last poll
             elif sub is None:
-                _resync(mailbox)  # anything booked (or answered) before we listened
+                pulls.resync(mailbox)  # anything booked (or answered) before we listened
         except CannotSubscribe as exc:
             counts["polling"] += 1
-            _poll(provider, mailbox, kind=kind, reason=exc.reason)
+            _poll(provider, mailbox, kind=kind, reason=exc.reason, pulls=pulls)
             if sub is not None:
                 _delete_quietly(sub)
         except (GraphError, CredentialError) as exc:
@@ -353,7 +249,7 @@ def subscription_ensure_all(*, provider=None) -> dict:
     return counts
 
 
-def lifecycle_handle(*, notification: WebhookNotification) -> str:
+def lifecycle_handle(*, notification: WebhookNotification, pulls: Pulls) -> str:
     """Act on one lifecycle notification (idempotent enough to run twice)."""
     sub = notification.subscription
     event = notification.lifecycle_event
@@ -362,14 +258,14 @@ def lifecycle_handle(*, notification: WebhookNotification) -> str:
         outcome = "no subscription"
     elif event == "reauthorizationRequired":
         if sub.status == Subscription.Status.ACTIVE:
-            subscription_reauthorize(subscription=sub)
+            subscription_reauthorize(subscription=sub, pulls=pulls)
         outcome = "reauthorized"
     elif event == "missed":
-        _resync(sub.mailbox)
+        pulls.resync(sub.mailbox)
         outcome = "resynced"
     elif event == "subscriptionRemoved":
         if sub.status == Subscription.Status.ACTIVE:
-            _recreate(sub, why="Graph removed the subscription")
+            _recreate(sub, why="Graph removed the subscription", pulls=pulls)
         outcome = "recreated"
     if sub is not None:
         Subscription.objects.filter(pk=sub.pk).update(last_lifecycle_event=event)
@@ -382,16 +278,16 @@ def lifecycle_handle(*, notification: WebhookNotification) -> str:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _recreate(subscription: Subscription, *, why: str) -> Subscription:
+def _recreate(subscription: Subscription, *, why: str, pulls: Pulls) -> Subscription:
     Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.REMOVED, last_error=why)
     try:
         fresh = subscription_create(provider=subscription.provider, mailbox=subscription.mailbox, kind=subscription.kind)
     except CannotSubscribe as exc:
-        return _poll(subscription.provider, subscription.mailbox, kind=subscription.kind, reason=f"{why}; {exc.reason}")
+        return _poll(subscription.provider, subscription.mailbox, kind=subscription.kind, reason=f"{why}; {exc.reason}", pulls=pulls)
     except GraphError as exc:
         _failed(subscription, f"{why}; recreating it failed: {exc}")
         raise
-    _resync(subscription.mailbox)  # notifications may have been lost meanwhile
+    pulls.resync(subscription.mailbox)  # notifications may have been lost meanwhile
     return fresh
 
 
@@ -403,7 +299,7 @@ def _delete_quietly(subscription: Subscription) -> None:
         logger.warning("deleting the replaced subscription %s of %s: %s", subscription.graph_id, subscription.mailbox, exc)
 
 
-def _poll(provider, mailbox: str, *, kind: str, reason: str) -> Subscription:
+def _poll(provider, mailbox: str, *, kind: str, reason: str, pulls: Pulls) -> Subscription:
     """``mailbox`` is polled instead of subscribed (its ``polling`` row, with the reason). The
     admins are told once, when it starts; a pull runs at once (nothing waits for the beat)."""
     mailbox = mailbox.lower()
@@ -422,29 +318,17 @@ def _poll(provider, mailbox: str, *, kind: str, reason: str) -> Subscription:
             )
     except IntegrityError:  # another worker started polling it a moment ago (and told the admins)
         return Subscription.objects.get(provider=provider, mailbox=mailbox, status=Subscription.Status.POLLING)
-    logger.warning("no subscription for %s: polling it every %s s (%s)", mailbox, poll_seconds(), reason)
+    logger.warning("no subscription for %s: polling it every %s s (%s)", mailbox, conf.get().poll_seconds, reason)
     _alert(
         f"Polling {mailbox}: no change-notification subscription",
         f"No change-notification subscription could be made for {mailbox}: {reason}.\n"
-        f"Its calendar is read every {poll_seconds()} s instead (CALENDAR_SYNC_POLL_SECONDS). Subscriptions on mailboxes other "
+        f"Its calendar is read every {conf.get().poll_seconds} s instead (CALENDAR_SYNC_POLL_SECONDS). Subscriptions on mailboxes other "
         "than the delegated user's own need the app-only credential (the provider's client secret, with application "
         "permission to the mailbox); the next subscription run after that is fixed subscribes it and the polling stops.",
         kind=kind,
     )
-    _resync(mailbox)
+    pulls.resync(mailbox)
     return row
-
-
-def _pull(mailbox: str) -> None:
-    from . import inbound_tasks
-
-    inbound_tasks.request_pull(mailbox)
-
-
-def _resync(mailbox: str) -> None:
-    from . import inbound_tasks
-
-    inbound_tasks.request_pull(mailbox, full=True)
 
 
 def _failed(subscription: Subscription, message: str) -> None:

@@ -1,90 +1,58 @@
-"""Inbound reconciliation of the organizer mailbox: the provider's service account
-(organizer account, else delegated user) organizes the product's meetings in Strict mode
-when rooms don't, and for employees without a mailbox (SPEC §3; which modes subscribe it:
-``calendar_sync.subscriptions``). Its copy of a meeting is where attendees' answers arrive
-and where the delegated user may cancel the meeting in Outlook.
-
-A notification on that mailbox pulls its calendarView/delta through the same machinery as
-a room (``calendar_sync.delta``: one worker per mailbox, coalesced pulls, the deltaLink,
-410 → full round, the deferred re-check); each copy is reconciled here, and only copies of
-meetings linked to a reservation or series count:
-
-  (a) linked and live → each attendee's answer (``Attendee.response``) is refreshed from
-      the organizer's copy. The room's own entry is not an attendee answer: it drives
-      confirmation, which is applied only to a reservation still awaiting it, and only
-      through ``push.apply_room_answer`` (the function every confirmation reader uses, see
-      ``calendar_sync.confirm``), so all readers agree;
-  (b) linked and deleted or cancelled in Outlook (the meeting, or one occurrence) → the
-      reservation is cancelled as the room calendar's row (c) does it
-      (``reconcile.cancel_reservation``: from Exchange, no outbox event, the requester told).
-      The room's own pull sees the same cancellation; whichever comes second finds the
-      reservation cancelled and does nothing (the services lock the row), so the requester
-      is told once;
-  (c) time, subject and other changes the organizer makes in Outlook are NOT applied here:
-      they reach the room's copy, and the room calendar is the authority for the SPEC §4
-      table (``calendar_sync.reconcile``, row (b));
-  (d) meetings linked to no reservation are ignored: no reservation is ever created from
-      this mailbox, and no row is kept for them;
-  (e) the product's own writes come back as copies whose answers are unchanged: nothing is
-      written, and nothing here ever records an outbox event. A copy whose reservation's own
-      change is still on its way to Exchange is put aside and re-checked shortly.
-
-A meeting created and deleted between two delta rounds is in neither round; the "deleted"
-notification names it, so the pull settles those too (``reconcile_notified_deletions``).
-
-Matching: a copy belongs to a reservation whose meeting lives in this mailbox
-(``Reservation.mailbox``) by event id, by iCalUId, or (an occurrence) by its series'
-iCalUId and the occurrence's slot; a removed copy carries only its id, so it is found by
-the event id or by what we recorded when we saw it (``RoomEvent`` rows of this mailbox).
-A meeting the service account was merely invited to never matches: its reservation's
-meeting lives in another mailbox.
+"""The organizer mailbox's reconciler: the provider's service account organizes the
+product's meetings in Strict mode when rooms don't, and for employees without a mailbox
+(SPEC §3). Its copy of a meeting is where attendees' answers arrive and where the
+delegated user may cancel the meeting in Outlook. Only copies linked to a reservation
+count: (a) live → attendees' answers refreshed, an awaiting room answer applied
+(``common.answers``); (b) deleted or cancelled → the reservation cancelled, requester
+told once; (c) time and subject changes are left to the room calendar (the SPEC §4
+table's authority); (d) unlinked meetings are ignored; (e) the product's own writes
+change nothing. The README ("Inbound sync") has the reasoning and the matching rules.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Q
-from django.utils import timezone
 
-from exchange_auth.graph import GraphClient, GraphError
+from exchange_auth.graph import GraphError
 from reservations import services
 from reservations.models import ACTIVE_STATES, Attendee, Origin, Reservation, State
 
-from . import payloads, push, reconcile
-from .models import RoomEvent
-from .reconcile import Copy, parse_copy
+from ..common.answers import apply_room_answer, room_response
+from ..models import RoomEvent
+from .copies import (
+    MAX_DEFERRALS,
+    Copy,
+    PullContext,
+    cancel_reservation,
+    known_rows,
+    mark_removed,
+    outbound_in_flight,
+    parse_copy,
+    reconcile_each,
+    record_copy,
+    still_in_mailbox,
+)
 
 logger = logging.getLogger("calendar_sync.inbound")
 
-__all__ = ["Context", "parse_copy", "reconcile_copy", "reconcile_notified_deletions", "reconcile_page", "sweep_unseen"]
 
 CANCELLED_REASON = "The meeting was cancelled in Outlook by its organizer ({mailbox})."
 
 
-@dataclass
-class Context:
-    """One pull of the organizer mailbox (the fields ``delta`` and ``reconcile``'s helpers use)."""
+@dataclass(kw_only=True)
+class Context(PullContext):
+    """One pull of the organizer mailbox."""
 
     mailbox: str
-    provider: object
-    client: GraphClient
-    window_start: dt.datetime
-    window_end: dt.datetime
-    nightly: bool = False
-    now: dt.datetime = field(default_factory=timezone.now)
-    stats: Counter = field(default_factory=Counter)
-    seen: set[str] = field(default_factory=set)
-    deferred: bool = False  # something should be re-checked shortly
 
     def __post_init__(self) -> None:
         self.mailbox = self.mailbox.lower()
 
 
-# --- entry points (the interface ``delta`` calls, as for ``reconcile``) -----------------------
+# --- entry points (the ``Reconciler`` interface ``delta`` calls) -----------------------
 
 
 def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
@@ -93,23 +61,9 @@ def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
     copies = [parse_copy(raw) for raw in raw_events if raw.get("id")]
     if not copies:
         return
-    known = {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=[c.id for c in copies])}
+    known = known_rows(ctx, copies)
     candidates = _candidates(ctx, copies, known.values())
-    for copy in copies:
-        ctx.seen.add(copy.id)
-        row = known.get(copy.id)
-        if not copy.removed and row is not None and row.removed_at is None and row.change_key == copy.change_key and row.outcome != "deferred":
-            ctx.stats["unchanged"] += 1
-            continue
-        try:
-            outcome = reconcile_copy(ctx, copy, row, candidates=candidates)
-        except GraphError as exc:
-            # Not recorded: the next pull tries this copy again.
-            logger.warning("inbound: %s on organizer mailbox %s failed: %s", copy.id[:16], ctx.mailbox, exc)
-            outcome = "graph_error"
-            if exc.transient:
-                raise
-        ctx.stats[outcome] += 1
+    reconcile_each(ctx, copies, known, lambda copy, row: reconcile_copy(ctx, copy, row, candidates=candidates))
 
 
 def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None, *, candidates: list[Reservation] | None = None) -> str:
@@ -123,12 +77,12 @@ def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None, *, candidate
         return _vanished(ctx, copy, row, reservation)
     if reservation is None:
         if row is not None and row.removed_at is None:
-            reconcile.mark_removed(ctx, copy.id, row, outcome="unlinked")  # its reservation's meeting moved elsewhere
+            mark_removed(ctx, copy.id, row, outcome="unlinked")  # its reservation's meeting moved elsewhere
         return "unlinked"  # (d)
     if reservation.state not in ACTIVE_STATES:
-        reconcile.record_copy(ctx, copy, row, reservation=reservation, outcome="inactive")
+        record_copy(ctx, copy, row, reservation=reservation, outcome="inactive")
         return "no_action"  # (e) the product cancelled it (its push settles the meeting), or it was rejected
-    if reconcile.outbound_in_flight(reservation):
+    if outbound_in_flight(reservation):
         return _defer(ctx, copy, row, reservation)
     return _answers(ctx, copy, row, reservation)
 
@@ -153,6 +107,11 @@ def reconcile_notified_deletions(ctx: Context, event_ids: list[str]) -> None:
             logger.warning("inbound: deleted %s on organizer mailbox %s failed: %s", event_id[:16], ctx.mailbox, exc)
             if exc.transient:
                 raise
+
+
+def settle_unrecorded(ctx: Context, *, full: bool) -> None:
+    """Nothing to settle: the copies here are the product's meetings themselves, whose ids the
+    push stored, so every removal maps (a room's copy has an id of its own the push never saw)."""
 
 
 def sweep_unseen(ctx: Context) -> None:
@@ -192,10 +151,10 @@ def _answers(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reser
         # The meeting's change key moved (an answer arrived): the next update's If-Match uses the fresh one.
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
     if reservation.state == State.AWAITING_CONFIRMATION and room_mailbox:
-        if payloads.room_response({"attendees": copy.attendees}, room_mailbox) in ("accepted", "declined"):
-            push.apply_room_answer(reservation, {"attendees": copy.attendees})
+        if room_response({"attendees": copy.attendees}, room_mailbox) in ("accepted", "declined"):
+            apply_room_answer(reservation, {"attendees": copy.attendees})
     outcome = "answers" if changed else "echo"
-    reconcile.record_copy(ctx, copy, row, reservation=reservation, outcome=outcome,
+    record_copy(ctx, copy, row, reservation=reservation, outcome=outcome,
                           note=", ".join(f"{email}: {response}" for email, response in sorted(changed.items())))
     return outcome
 
@@ -209,24 +168,24 @@ def _vanished(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Rese
         return "no_action"  # seen going already
     if reservation is None:
         if row is not None:
-            reconcile.mark_removed(ctx, copy.id, row)
+            mark_removed(ctx, copy.id, row)
         return "unlinked"  # (d)
     if reservation.state not in ACTIVE_STATES or (reservation.event_id and reservation.event_id != copy.id):
-        reconcile.mark_removed(ctx, copy.id, row)
+        mark_removed(ctx, copy.id, row)
         return "no_action"  # (e) the product cancelled it, or replaced this meeting by another
-    if reconcile.outbound_in_flight(reservation):
+    if outbound_in_flight(reservation):
         return _defer(ctx, copy, row, reservation)
-    if copy.removed and reconcile.still_in_mailbox(ctx, copy.id):
+    if copy.removed and still_in_mailbox(ctx, copy.id):
         return "outside_window"  # @removed because it left the window, not deleted
     reason = CANCELLED_REASON.format(mailbox=ctx.mailbox)
-    reconcile.cancel_reservation(reservation, reason=reason)
+    cancel_reservation(reservation, reason=reason)
     if row is None:
         RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults={
             "reservation": reservation, "ical_uid": copy.ical_uid, "start": reservation.start, "end": reservation.end,
             "subject": reservation.subject[:255], "organizer": ctx.mailbox, "outcome": "cancelled", "removed_at": ctx.now,
         })
     else:
-        reconcile.mark_removed(ctx, copy.id, row, outcome="cancelled")
+        mark_removed(ctx, copy.id, row, outcome="cancelled")
     logger.info("inbound: reservation %s cancelled: its meeting left organizer mailbox %s", reservation.pk, ctx.mailbox)
     return "cancelled"
 
@@ -278,7 +237,7 @@ def _linked(ctx: Context, copy: Copy, row: RoomEvent | None, candidates: list[Re
 def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reservation) -> str:
     """The product's own change to this reservation is on its way: look again shortly (no
     change key recorded, so the next pull reads the copy again too). After
-    ``reconcile.MAX_DEFERRALS`` re-checks only pulls look again (a push retrying for long)."""
+    ``MAX_DEFERRALS`` re-checks only pulls look again (a push retrying for long)."""
     note = f"waiting for reservation {reservation.pk}'s push"
     if copy.removed:
         row, _ = RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults={
@@ -286,8 +245,8 @@ def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reserva
             "start": reservation.start, "end": reservation.end, "subject": reservation.subject[:255],
         })
     else:
-        row = reconcile.record_copy(ctx, copy, row, reservation=reservation, outcome="deferred", note=note, change_key="")
+        row = record_copy(ctx, copy, row, reservation=reservation, outcome="deferred", note=note, change_key="")
     RoomEvent.objects.filter(pk=row.pk).update(deferrals=row.deferrals + 1)
-    if row.deferrals < reconcile.MAX_DEFERRALS:
+    if row.deferrals < MAX_DEFERRALS:
         ctx.deferred = True
     return "deferred"

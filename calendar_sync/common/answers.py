@@ -1,0 +1,93 @@
+"""The room's answer to a meeting (SPEC §4 "Confirmation"), wherever it is read.
+
+The room's booking attendant answers on the organizer's copy of the meeting (the room
+attendee's ``status.response``). The push's response, the confirmation checks, the
+organizer mailbox's pull and the room's own copy all apply it here, so a decline always
+ends as ``rejected`` with one reason and one email, whoever reads it first."""
+
+from __future__ import annotations
+
+from exchange_auth.graph import GraphError, NotFound, users_path
+from reservations.models import Reservation, State, SyncEvent
+
+from . import outcomes
+from .plan import PermanentSyncError, client_for_plan, plan_for, provider
+
+ROOM_DECLINED = "{room} declined the meeting: the room is not available at that time."
+# States in which a reservation still waits for the room's answer (the answer changes them).
+WAITING_FOR_ANSWER = (State.AWAITING_CONFIRMATION, State.CONFLICTED)
+# What the organizer's copy is read with: enough for the room's answer and the change key.
+ORGANIZER_COPY_SELECT = "id,changeKey,attendees,isCancelled,iCalUId"
+
+
+def room_response(event: dict, room_mailbox: str) -> str:
+    """The room's answer as the organizer's copy shows it: accepted, declined,
+    tentativelyAccepted, notResponded or none ("" if the room isn't on it)."""
+    for attendee in (event or {}).get("attendees", []) or []:
+        address = ((attendee.get("emailAddress") or {}).get("address") or "").lower()
+        if address == room_mailbox.lower():
+            return ((attendee.get("status") or {}).get("response") or "none")
+    return ""
+
+
+def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
+    """Confirm / reject an awaiting reservation from the organizer's copy of its meeting.
+    Returns the room's response ("" when it can't tell yet: the caller decides whether
+    to ask again later)."""
+    room = reservation.room
+    organizer_is_room = plan_organizer_is_room if plan_organizer_is_room is not None else (
+        bool(room.mailbox) and reservation.organizer.lower() == room.mailbox.lower()
+    )
+    if not room.mailbox or organizer_is_room:
+        if reservation.state == State.AWAITING_CONFIRMATION:
+            outcomes.mark_confirmed(reservation)
+        return "accepted"
+    return apply_room_response(reservation, room_response(graph_event, room.mailbox))
+
+
+def apply_room_response(reservation: Reservation, answer: str) -> str:
+    """The one place the room's answer changes a reservation. Only a reservation still
+    waiting for it (awaiting, or conflicted) is changed: accepted → confirmed, declined →
+    rejected with the same reason and email (``outcomes.mark_rejected``). The transitions
+    are conditional updates, so two readers of one answer make one change and the
+    employee is told once. Returns the answer ("" when there is none yet)."""
+    if answer == "accepted":
+        if reservation.state in WAITING_FOR_ANSWER:
+            outcomes.mark_confirmed(reservation)
+    elif answer == "declined":
+        if reservation.state in WAITING_FOR_ANSWER:
+            outcomes.mark_rejected(reservation, ROOM_DECLINED.format(room=reservation.room.name))
+    else:
+        return ""
+    return answer
+
+
+def meeting_of(reservation: Reservation) -> tuple[str, str]:
+    """(mailbox, event id) of the organizer's copy that carries the room's answer: the
+    reservation's own meeting, or for an occurrence without an id of its own its series' master."""
+    if reservation.event_id:
+        return reservation.mailbox, reservation.event_id
+    series = reservation.series
+    if series is not None and series.event_id:
+        return series.mailbox or reservation.mailbox, series.event_id
+    return "", ""
+
+
+def read_organizer_copy(reservation: Reservation) -> dict | None:
+    """The organizer's copy of the reservation's meeting (where the room's answer shows), read
+    now and applied to nothing: None when it is gone or cancelled, {} when it can't be read."""
+    active = provider()
+    plan, actor = plan_for(SyncEvent(details={}), reservation, reservation.room, active)
+    mailbox, event_id = meeting_of(reservation)
+    if not event_id:
+        return {}
+    try:
+        client = client_for_plan(plan, active, actor, link_mailbox=mailbox)
+        body = client.get(users_path(mailbox, "events", event_id), params={"$select": ORGANIZER_COPY_SELECT})
+    except NotFound:
+        return None
+    except (GraphError, PermanentSyncError):
+        return {}
+    if not body:
+        return {}
+    return None if body.get("isCancelled") else body

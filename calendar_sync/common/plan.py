@@ -1,0 +1,111 @@
+"""The SPEC §3 plan of one sync event: which provider, which credential and mailbox act,
+who organizes — and the Graph client that acts with it.
+
+Both wings use it: the outbound pushes plan each event; the confirmation checks and the
+inbound reconcilers read the organizer's copy of a meeting with the client its plan gives.
+The mode table itself lives in ``exchange_auth.modes`` and takes plain values."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from exchange_auth import properties
+from exchange_auth.credentials import CredentialError
+from exchange_auth.graph import GraphClient
+from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
+from exchange_auth.providers import active_provider
+from reservations.models import Reservation, SyncEvent
+
+from .clients import client_for, system_plan
+
+
+class PermanentSyncError(Exception):
+    """Retrying won't help (no provider, no account for the plan, reconnect needed...)."""
+
+
+def provider():
+    """The active calendar provider; a sync event can't be pushed without one."""
+    found = active_provider()
+    if found is None:
+        raise PermanentSyncError("No calendar provider is active.")
+    return found
+
+
+def user_email(user) -> str:
+    return (getattr(user, "email", "") or "").lower()
+
+
+def _has_mailbox(user) -> bool:
+    profile = getattr(user, "profile", None)
+    return bool(user_email(user)) and (profile is None or profile.has_mailbox)
+
+
+def _acting_user(event: SyncEvent, target):
+    """Who acted (details["actor_id"] from the service), else the requester."""
+    actor_id = event.details.get("actor_id")
+    if actor_id:
+        user = get_user_model().objects.filter(pk=actor_id).first()
+        if user is not None:
+            return user
+    return target.requested_by
+
+
+def plan_for(event: SyncEvent, target, room, provider) -> tuple[SyncPlan, object]:
+    """The SPEC §3 plan for this event's action, and the acting user."""
+    actor = _acting_user(event, target)
+    source = event.details.get("source") or getattr(target, "source", "portal")
+    subsource = event.details.get("subsource", getattr(target, "subsource", ""))
+    by_user = not event.details.get("system", False)
+    accounts: ProviderAccounts = provider.accounts
+    try:
+        plan = plan_sync(
+            mode=properties.sync_mode(),
+            source=source,
+            subsource=subsource,
+            kind=getattr(target, "kind", "standard"),
+            acting_user=user_email(actor),
+            requested_for=user_email(target.requested_for),
+            requested_for_has_mailbox=_has_mailbox(target.requested_for),
+            room_mailbox=(room.mailbox or "").lower(),
+            accounts=accounts,
+            blocker_user=properties.get(properties.BLOCKER_USER) or "",
+            by_user=by_user,
+            existing_sync_mailbox=(getattr(target, "sync_mailbox", "") or "") if event.type != SyncEvent.Type.CREATE else "",
+        )
+    except PlanError as exc:
+        raise PermanentSyncError(str(exc)) from exc
+    return plan, actor
+
+
+def client_for_plan(plan: SyncPlan, provider, actor, link_mailbox: str = "") -> GraphClient:
+    """The plan's credential — except that a meeting living in another mailbox than the
+    plan's (e.g. created by the REST API in the employee's calendar, now changed in the
+    portal in Personal mode) is changed with the system credential that reaches it."""
+    if link_mailbox and plan.credential == Credential.PERSONAL and link_mailbox.lower() != plan.mailbox.lower():
+        return client_for(system_plan(link_mailbox), provider, None)
+    try:
+        return client_for(plan, provider, actor)
+    except CredentialError as exc:  # no token, or the person must reconnect: retrying won't help
+        raise permanent(exc) from exc
+
+
+def permanent(exc: CredentialError) -> PermanentSyncError:
+    return PermanentSyncError(f"{type(exc).__name__}: {exc}")
+
+
+def timezone_of(room) -> str:
+    return room.building.timezone or "UTC"
+
+
+def linked_plan(reservation: Reservation, plan: SyncPlan) -> SyncPlan:
+    """The plan as the existing meeting has it (organizer and mailbox as stored): a meeting
+    keeps its organizer, so attendees are worked out against the linked one."""
+    organizer = reservation.organizer or plan.organizer
+    room_mailbox = (reservation.room.mailbox or "").lower()
+    return SyncPlan(
+        credential=plan.credential, token_user=plan.token_user, mailbox=reservation.mailbox or plan.mailbox,
+        sync_mailbox=reservation.sync_mailbox or plan.sync_mailbox, organizer=organizer,
+        organizer_is_room=bool(room_mailbox) and organizer.lower() == room_mailbox,
+        employee_role="organizer" if organizer.lower() == user_email(reservation.requested_for) else "attendee",
+        invitee=plan.invitee,
+    )

@@ -1,0 +1,2 @@
+"""Inbound sync: what changes in Exchange, heard through change notifications (or polling)
+and delta pulls, reconciled into reservations."""

@@ -1,0 +1,197 @@
+"""What both inbound reconcilers share: a mailbox's copy of a meeting as Graph shows it
+(``Copy``), the context of one pull, the page loop, and the bookkeeping of what we saw
+(``RoomEvent`` rows, keyed by mailbox and event id)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.db.models import Q
+from django.utils import timezone
+
+from exchange_auth.graph import GraphClient, GraphError
+from reservations import services
+from reservations.models import Reservation, Source, SyncEvent, SyncState
+
+from ..common import meetings
+from ..common.notifications import notify_cancelled
+from ..models import RoomEvent
+
+logger = logging.getLogger("calendar_sync.inbound")
+
+
+MAX_DEFERRALS = 20  # after this many re-checks an unlinked copy is treated as what it looks like
+
+
+NO_SUBJECT = "(no subject)"
+
+
+@dataclass
+class Copy:
+    """The room's copy of one meeting (or one occurrence), parsed from Graph JSON."""
+
+    id: str
+    removed: bool = False
+    ical_uid: str = ""
+    uid: str = ""
+    change_key: str = ""
+    subject: str = ""
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    original_start: dt.datetime | None = None
+    organizer: str = ""
+    organizer_name: str = ""
+    attendees: list[dict] = field(default_factory=list)
+    is_cancelled: bool = False
+    response: str = ""
+    type: str = "singleInstance"
+
+    @property
+    def uids(self) -> set[str]:
+        return {u for u in (self.ical_uid, self.uid) if u}
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def graph_datetime(value: dict | None) -> dt.datetime | None:
+    """``{"dateTime": "2030-05-04T09:00:00.0000000", "timeZone": "UTC"}`` → aware UTC datetime."""
+    if not value or not value.get("dateTime"):
+        return None
+    text = _FRACTION.sub(lambda m: m.group(1), value["dateTime"].rstrip("Z"))
+    naive = dt.datetime.fromisoformat(text)
+    zone = value.get("timeZone") or "UTC"
+    try:
+        tz = dt.UTC if zone.upper() in ("UTC", "Z") else ZoneInfo(zone)
+    except (KeyError, ValueError):
+        tz = dt.UTC  # we ask Graph for UTC (Prefer: outlook.timezone); anything else is a surprise
+    return naive.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def parse_copy(raw: dict) -> Copy:
+    if "@removed" in raw:
+        return Copy(id=raw["id"], removed=True)
+    organizer = ((raw.get("organizer") or {}).get("emailAddress") or {})
+    return Copy(
+        id=raw["id"],
+        ical_uid=raw.get("iCalUId") or "",
+        uid=raw.get("uid") or "",
+        change_key=raw.get("changeKey") or "",
+        subject=(raw.get("subject") or "").strip(),
+        start=graph_datetime(raw.get("start")),
+        end=graph_datetime(raw.get("end")),
+        original_start=_parse_instant(raw.get("originalStart")),
+        organizer=(organizer.get("address") or "").lower(),
+        organizer_name=organizer.get("name") or "",
+        attendees=list(raw.get("attendees") or []),
+        is_cancelled=bool(raw.get("isCancelled")),
+        response=((raw.get("responseStatus") or {}).get("response") or ""),
+        type=raw.get("type") or "singleInstance",
+    )
+
+
+def _parse_instant(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(_FRACTION.sub(lambda m: m.group(1), value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@dataclass(kw_only=True)
+class PullContext:
+    """One pull of one mailbox: what the reconcilers read and what they found."""
+
+    provider: object
+    client: GraphClient
+    window_start: dt.datetime
+    window_end: dt.datetime
+    nightly: bool = False
+    now: dt.datetime = field(default_factory=timezone.now)
+    stats: Counter = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
+    deferred: bool = False  # something should be re-checked shortly
+    # Each reconciler's context also says which ``mailbox`` it pulls.
+
+
+def known_rows(ctx: PullContext, copies: list[Copy]) -> dict[str, RoomEvent]:
+    """What we recorded of these copies: one query a page."""
+    return {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=[c.id for c in copies])}
+
+
+def reconcile_each(ctx: PullContext, copies: list[Copy], known: dict[str, RoomEvent], decide: Callable[[Copy, RoomEvent | None], str]) -> None:
+    """The page loop of both reconcilers. An unchanged copy (same change key, nothing
+    deferred) costs nothing; a copy whose Graph call failed is not recorded, so the next
+    pull (or the nightly one) tries it again; a transient failure ends the round."""
+    for copy in copies:
+        ctx.seen.add(copy.id)
+        row = known.get(copy.id)
+        if not copy.removed and row is not None and row.removed_at is None and row.change_key == copy.change_key and row.outcome != "deferred":
+            ctx.stats["unchanged"] += 1
+            continue
+        try:
+            outcome = decide(copy, row)
+        except GraphError as exc:
+            logger.warning("inbound: %s on %s failed: %s", copy.id[:16], ctx.mailbox, exc)
+            outcome = "graph_error"
+            if exc.transient:
+                raise
+        ctx.stats[outcome] += 1
+
+
+def still_in_mailbox(ctx: PullContext, event_id: str) -> bool:
+    """A copy delta reported ``@removed`` is still there (it only left the window): not deleted."""
+    found = meetings.get(ctx.client, ctx.mailbox, event_id, select="id,isCancelled,start,end")
+    return bool(found) and not found.get("isCancelled")
+
+
+def cancel_reservation(reservation: Reservation, *, reason: str) -> None:
+    """Cancel from Exchange (no outbox event) and tell the people it was for."""
+    cancelled = services.reservation_cancel(actor=None, reservation=reservation, reason=reason[:500], from_exchange=True, source=Source.OUTLOOK)
+    if cancelled:
+        notify_cancelled(reservation, reason)
+
+
+def outbound_in_flight(reservation: Reservation) -> bool:
+    """The product changed this reservation and the change has not reached Exchange yet."""
+    if reservation.sync_state != SyncState.PENDING:
+        return False
+    return SyncEvent.objects.filter(
+        Q(reservation=reservation) | Q(series_id=reservation.series_id, series__isnull=False),
+        state__in=[SyncEvent.State.NEW, SyncEvent.State.PROCESSING],
+    ).exists()
+
+
+def record_copy(
+    ctx: PullContext, copy: Copy, row: RoomEvent | None, *, outcome: str, reservation: Reservation | None = None,
+    note: str = "", removed: bool = False, change_key: str | None = None,
+) -> RoomEvent:
+    """What we saw of this copy and decided (a ``RoomEvent`` row of ``ctx.mailbox``)."""
+    values = {
+        "ical_uid": copy.ical_uid, "change_key": copy.change_key if change_key is None else change_key,
+        "subject": copy.subject[:255], "organizer": copy.organizer[:254], "start": copy.start, "end": copy.end,
+        "outcome": outcome, "note": note[:500], "removed_at": ctx.now if removed else None,
+    }
+    if reservation is not None:
+        values["reservation"] = reservation
+    if outcome != "deferred":
+        values["deferrals"] = 0
+    row, _ = RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults=values)
+    return row
+
+
+def mark_removed(ctx: PullContext, event_id: str, row: RoomEvent | None, *, outcome: str = "removed") -> None:
+    if row is not None:
+        RoomEvent.objects.filter(pk=row.pk).update(removed_at=ctx.now, outcome=outcome)
+    else:
+        RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id=event_id).update(removed_at=ctx.now, outcome=outcome)
+
+

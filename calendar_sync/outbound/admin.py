@@ -1,0 +1,38 @@
+"""Admin for the sync outbox/log (the model lives in reservations; its processing is ours)."""
+
+from django.contrib import admin, messages
+
+from reservations.models import SyncEvent
+
+from .tasks import reprocess
+
+
+@admin.register(SyncEvent)
+class SyncEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "state", "reservation", "series", "attempts", "next_attempt_at", "short_error", "created_at", "processed_at")
+    list_filter = ("state", "type", ("created_at", admin.DateFieldListFilter), "reservation__room__building", "reservation__room")
+    search_fields = ("=id", "=reservation__id", "reservation__subject", "reservation__event_id", "error")
+    date_hierarchy = "created_at"
+    list_select_related = ("reservation__room", "series")
+    raw_id_fields = ("reservation", "series")
+    readonly_fields = ("type", "state", "reservation", "series", "details", "attempts", "next_attempt_at", "request_payload", "response", "error", "created_at", "updated_at", "processed_at")
+    actions = ["reprocess_selected"]
+
+    @admin.display(description="error")
+    def short_error(self, obj: SyncEvent) -> str:
+        return (obj.error or "")[:80]
+
+    @admin.action(description="Re-process selected sync events (errors and stuck new ones)")
+    def reprocess_selected(self, request, queryset):
+        ids = list(queryset.filter(state__in=[SyncEvent.State.ERROR, SyncEvent.State.NEW]).values_list("pk", flat=True))
+        n = reprocess(ids)
+        skipped = queryset.count() - n
+        self.message_user(request, f"Queued {n} sync event(s) for another push." + (f" {skipped} skipped (processing or processed)." if skipped else ""), messages.SUCCESS)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+

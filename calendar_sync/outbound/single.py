@@ -1,0 +1,172 @@
+"""Pushes of one reservation (not a series): create, update, cancel (SPEC §4 "Outbound").
+
+One Graph call for the common cases: a create is one POST with a deterministic
+``transactionId``; an update one PATCH with ``If-Match``; a cancel one POST ``/cancel``,
+or, for a meeting made in Outlook, the room's ``/decline`` (the product never cancels
+someone else's meeting). Each returns a summary stored on the sync event; a summary
+with ``room_answer: "pending"`` asks the task to read the room's answer shortly."""
+
+from __future__ import annotations
+
+from exchange_auth.graph import users_path
+from exchange_auth.modes import SyncPlan
+from reservations import rules
+from reservations.models import Origin, Reservation, State, SyncEvent
+from workplace.models import Room
+
+from ..common import meetings, outcomes
+from ..common.answers import apply_room_answer
+from ..common.clients import system_plan
+from ..common.plan import client_for_plan, linked_plan, plan_for, provider, timezone_of
+from . import payloads
+
+PENDING_ANSWER = "pending"
+
+
+def summary(body: dict | None, *, answer: str | None = None) -> dict:
+    """What the sync event keeps of Graph's answer (ids, attendees: what admins look at)."""
+    body = body or {}
+    kept = {k: body.get(k) for k in ("id", "changeKey", "iCalUId", "organizer", "attendees", "webLink") if k in body}
+    if answer is not None:
+        kept["room_answer"] = answer or PENDING_ANSWER
+    return kept
+
+
+def comment(event: SyncEvent, default: str) -> str:
+    """The cancellation's comment to attendees: the reason the person gave, if any."""
+    return event.details.get("comment") or event.details.get("reason") or default
+
+
+def room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
+    """Apply the room's answer if the response carries it; "" while a reservation waits for it."""
+    answer = apply_room_answer(reservation, graph_event, plan_organizer_is_room=plan_organizer_is_room)
+    return answer if answer or reservation.state != State.AWAITING_CONFIRMATION else ""
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def push_create(event: SyncEvent, reservation: Reservation) -> dict:
+    if reservation.event_id:
+        return {"note": "already linked", "event_id": reservation.event_id}
+    if reservation.state in (State.CANCELLED, State.REJECTED) or reservation.origin == Origin.EXCHANGE:
+        return {"note": f"not created: reservation is {reservation.state}, origin {reservation.origin}"}
+    active = provider()
+    plan, actor = plan_for(event, reservation, reservation.room, active)
+    return _create_meeting(event, reservation, plan, active, actor)
+
+
+def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, active, actor) -> dict:
+    body = payloads.create_payload(reservation, plan, tz_name=timezone_of(reservation.room), sync_event_id=event.pk)
+    event.request_payload = body
+    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+    client = client_for_plan(plan, active, actor)
+    created = client.post(users_path(plan.mailbox, "events"), json=body)
+    outcomes.link_exchange(
+        reservation, event_id=created["id"], change_key=created.get("changeKey", ""), ical_uid=created.get("iCalUId", ""),
+        mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox,
+    )
+    answer = room_answer(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
+    return summary(created, answer=answer)
+
+
+# --- update ---------------------------------------------------------------------------------
+
+
+def push_update(event: SyncEvent, reservation: Reservation) -> dict:
+    if reservation.origin == Origin.EXCHANGE:
+        return {"note": "Outlook-origin meetings are not edited from the product"}
+    if reservation.state == State.CANCELLED:
+        return {"note": "reservation cancelled; its delete event cancels the meeting"}
+    active = provider()
+    plan, actor = plan_for(event, reservation, reservation.room, active)
+    if not reservation.event_id:
+        # The create never reached Exchange (error, or a crash before the link was stored): this update creates it.
+        return _create_meeting(event, reservation, plan, active, actor)
+    previous_room_id = event.details.get("previous_room_id")
+    room_changed = bool(previous_room_id) and previous_room_id != reservation.room_id
+    previous_room = Room.objects.filter(pk=previous_room_id).first() if room_changed else None
+    old_room_organized = previous_room is not None and previous_room.mailbox and previous_room.mailbox.lower() == reservation.organizer.lower()
+    if room_changed and (old_room_organized or plan.organizer_is_room):
+        # Room mailboxes organize: cancel the old room's meeting, the new room organizes a new one.
+        old_client = client_for_plan(system_plan(reservation.mailbox), active, None)
+        meetings.cancel(old_client, reservation.mailbox, reservation.event_id, f"Moved to {reservation.room.name}.")
+        outcomes.unlink_exchange(reservation)
+        return {"cancelled_previous": True, **_create_meeting(event, reservation, plan, active, actor)}
+    body = payloads.event_payload(reservation, plan, tz_name=timezone_of(reservation.room))
+    # The meeting keeps its organizer: recompute attendees against the linked organizer.
+    body["attendees"] = payloads.attendees_for(
+        room=reservation.room, requested_for=reservation.requested_for, attendees=list(reservation.attendees.all()),
+        plan=linked_plan(reservation, plan),
+    )
+    event.request_payload = body
+    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+    client = client_for_plan(plan, active, actor, link_mailbox=reservation.mailbox)
+    updated = meetings.patch(client, reservation.mailbox, reservation.event_id, reservation.change_key, body)
+    if updated is None:
+        # The meeting vanished in Exchange: the room no longer holds it.
+        outcomes.mark_conflicted(reservation, "The meeting no longer exists in Exchange.")
+        return {"note": "meeting missing in Exchange"}
+    outcomes.set_change_key(reservation, updated.get("changeKey", ""))
+    if room_changed and reservation.state == State.AWAITING_CONFIRMATION:
+        return summary(updated, answer=room_answer(reservation, updated))
+    return summary(updated)
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def keeps_meeting(event: SyncEvent, reservations) -> bool:
+    """The person unticked "also cancel the meeting on people's calendars", and the product may
+    choose for these reservations (not a room-organizer meeting, not one created in Outlook:
+    the same rule the portal used to offer the choice)."""
+    return event.details.get("cancel_meeting", True) is False and rules.offer_cancel_meeting_choice(reservations)
+
+
+def release_room_payload(target, plan: SyncPlan, *, attendees, requested_for) -> dict:
+    """The meeting without its room: the room leaves the attendees (Exchange tells it, and it
+    frees its calendar) and the location is cleared; everyone else keeps the meeting."""
+    room_mailbox = (target.room.mailbox or "").lower()
+    kept = [
+        a for a in payloads.attendees_for(room=target.room, requested_for=requested_for, attendees=attendees, plan=linked_plan(target, plan))
+        if (a["emailAddress"]["address"] or "").lower() != room_mailbox
+    ]
+    return {"attendees": kept, "location": {"displayName": "", "locationType": "default"}, "locations": []}
+
+
+def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
+    if not reservation.event_id and reservation.origin != Origin.EXCHANGE:
+        return {"note": "no meeting in Exchange"}
+    active = provider()
+    text = comment(event, "The room reservation was cancelled.")
+    if reservation.origin == Origin.EXCHANGE:
+        return _room_declines(reservation, active, text)
+    plan, actor = plan_for(event, reservation, reservation.room, active)
+    client = client_for_plan(plan, active, actor, link_mailbox=reservation.mailbox)
+    if keeps_meeting(event, [reservation]):
+        body = release_room_payload(reservation, plan, attendees=list(reservation.attendees.all()), requested_for=reservation.requested_for)
+        event.request_payload = body
+        updated = meetings.patch(client, reservation.mailbox, reservation.event_id, reservation.change_key, body)
+        if updated is None:
+            return {"note": "meeting already gone"}
+        outcomes.set_change_key(reservation, updated.get("changeKey", ""))
+        return {"released_room": reservation.event_id, **summary(updated)}
+    if not meetings.cancel(client, reservation.mailbox, reservation.event_id, text):
+        return {"note": "meeting already gone"}
+    return {"cancelled": reservation.event_id}
+
+
+def _room_declines(reservation: Reservation, active, text: str) -> dict:
+    """An Outlook-origin meeting: the room declines it (the organizer is told) instead of
+    the product cancelling someone else's meeting."""
+    room_mailbox = reservation.room.mailbox.lower()
+    client = client_for_plan(system_plan(room_mailbox), active, None)
+    copy_id = reservation.event_id if reservation.mailbox.lower() == room_mailbox else ""
+    if not copy_id and reservation.ical_uid:
+        found = meetings.by_ical_uid(client, room_mailbox, reservation.ical_uid, select="id")
+        copy_id = found[0]["id"] if found else ""
+    if not copy_id:
+        return {"note": "the room holds no copy of the meeting"}
+    if not meetings.decline(client, room_mailbox, copy_id, text):
+        return {"note": "the room's copy is already gone"}
+    return {"declined": copy_id}

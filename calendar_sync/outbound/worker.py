@@ -1,0 +1,206 @@
+"""The outbound worker: push one ``SyncEvent`` to Exchange (SPEC §4 "Outbound").
+
+``process_sync_event(id)`` is what the Celery task runs:
+
+1. **claim** the event with a conditional UPDATE (``new`` → ``processing``; an
+   expired ``processing`` lease; ``error`` only when an admin re-processes), and
+   only when no earlier event of the same reservation/series (or of the series it
+   was split from) is still pending, so changes reach Exchange in their order;
+2. **push** it (``single`` or ``series``: plan by the SPEC §3 mode table, one Graph call);
+3. **record** the response; a transient failure puts the event back to ``new`` with a
+   back-off (``max_event_retry_count`` attempts, then ``error``), a permanent one is
+   ``error`` at once. The ``Outcome`` says what the task should schedule next.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from exchange_auth import properties
+from exchange_auth.credentials import CredentialError
+from exchange_auth.graph import GraphError
+from reservations.models import Reservation, ReservationSeries, SyncEvent
+
+from .. import conf
+from ..common import outcomes
+from ..common.plan import PermanentSyncError, permanent
+from .series import push_occurrence, push_series_cancel, push_series_create, push_series_update
+from .single import PENDING_ANSWER, push_cancel, push_create, push_update
+
+logger = logging.getLogger("calendar_sync")
+
+PENDING = (SyncEvent.State.NEW, SyncEvent.State.PROCESSING)
+
+
+@dataclass
+class Outcome:
+    """What a push did, and what the task should schedule next (results flow up: nothing
+    here imports the tasks)."""
+
+    status: str  # "processed" | "retry" | "error" | "skipped"
+    delay: float = 0.0  # "retry": push again after this many seconds
+    check_answers: bool = False  # the room's answer wasn't in Graph's response: read it shortly
+
+
+# --- 1. claim ---------------------------------------------------------------------------
+
+
+def _earlier_pending(event: SyncEvent):
+    """Earlier events of the same reservation or series that haven't finished. A series split
+    off another (a series-wide time change of a series that has begun) waits for the old one's:
+    its meeting is created once the old meeting has been ended, so the room is free for it."""
+    scope = Q()
+    if event.reservation_id:
+        scope |= Q(reservation_id=event.reservation_id)
+    if event.series_id:
+        scope |= Q(series_id=event.series_id)
+    after = (event.details or {}).get("after_series_id")
+    if after:
+        scope |= Q(series_id=after)
+    return SyncEvent.objects.filter(scope, pk__lt=OuterRef("pk"), state__in=PENDING)
+
+
+def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
+    event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id", "details").first()
+    if event is None:
+        return None
+    now = timezone.now()
+    due_new = Q(state=SyncEvent.State.NEW) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    if reprocess:
+        due_new = Q(state__in=[SyncEvent.State.NEW, SyncEvent.State.ERROR])
+    lease_expired = Q(state=SyncEvent.State.PROCESSING, next_attempt_at__lt=now)
+    updates = {
+        "state": SyncEvent.State.PROCESSING,
+        "next_attempt_at": now + timedelta(seconds=conf.get().lease_seconds),
+        "updated_at": now,
+    }
+    if reprocess:
+        updates["attempts"] = 0
+    rows = (
+        SyncEvent.objects.filter(pk=event_id)
+        .filter(due_new | lease_expired)
+        .filter(~Exists(_earlier_pending(event)))
+        .update(**updates)
+    )
+    if not rows:
+        return None
+    SyncEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1)
+    return SyncEvent.objects.select_related("reservation", "series").get(pk=event_id)
+
+
+def next_pending_for(event: SyncEvent) -> list[int]:
+    """``new`` events of the same reservation/series (or of a series split off it) that were
+    waiting behind ``event``."""
+    scope = Q()
+    if event.reservation_id:
+        scope |= Q(reservation_id=event.reservation_id)
+    if event.series_id:
+        scope |= Q(series_id=event.series_id) | Q(details__after_series_id=event.series_id)
+    return list(SyncEvent.objects.filter(scope, state=SyncEvent.State.NEW, pk__gt=event.pk).order_by("pk").values_list("pk", flat=True)[:1])
+
+
+# --- 2. push -------------------------------------------------------------------------------
+
+
+def process_sync_event(event_id: int, *, reprocess: bool = False) -> Outcome:
+    event = claim(event_id, reprocess=reprocess)
+    if event is None:
+        return Outcome("skipped")
+    target = event.reservation or event.series
+    try:
+        if target is None:
+            _finish(event, response={"note": "nothing to push: the reservation is gone"})
+            return Outcome("processed")
+        response = _dispatch(event)
+    except GraphError as exc:
+        return _failed(event, str(exc), transient=exc.transient, retry_after=exc.retry_after, response=exc.as_dict())
+    except PermanentSyncError as exc:
+        return _failed(event, str(exc), transient=False)
+    except CredentialError as exc:
+        return _failed(event, str(permanent(exc)), transient=False)
+    except Exception as exc:
+        logger.exception("sync event %s failed unexpectedly", event.pk)
+        return _failed(event, f"{type(exc).__name__}: {exc}", transient=True)
+    _finish(event, response=response)
+    return Outcome("processed", check_answers=isinstance(response, dict) and response.get("room_answer") == PENDING_ANSWER)
+
+
+# --- 3. record ----------------------------------------------------------------------------
+
+
+def _finish(event: SyncEvent, *, response) -> None:
+    now = timezone.now()
+    SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
+        state=SyncEvent.State.PROCESSED, response=response, error="", processed_at=now, next_attempt_at=None,
+        request_payload=event.request_payload, updated_at=now,
+    )
+    if event.reservation_id:
+        reservation = Reservation.objects.filter(pk=event.reservation_id).first()
+        if reservation is not None and not SyncEvent.objects.filter(reservation_id=reservation.pk, state__in=PENDING).exclude(pk=event.pk).exists():
+            outcomes.synced(reservation)
+    elif event.series_id:
+        # Occurrences with a change of their own still on its way stay pending until it lands.
+        own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
+        for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
+            outcomes.synced(reservation)
+
+
+def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float | None = None, response=None) -> Outcome:
+    now = timezone.now()
+    attempts = SyncEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 0
+    max_attempts = int(properties.get(properties.MAX_EVENT_RETRY_COUNT))
+    if transient and attempts < max_attempts:
+        base = conf.get().retry_base_seconds
+        delay = min(3600.0, base * 2 ** (attempts - 1))
+        delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter
+        if retry_after:
+            delay = max(delay, retry_after)
+        SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
+            state=SyncEvent.State.NEW, error=error, response=response, next_attempt_at=now + timedelta(seconds=delay),
+            request_payload=event.request_payload, updated_at=now,
+        )
+        logger.warning("sync event %s attempt %s failed, retrying in %.1fs: %s", event.pk, attempts, delay, error)
+        return Outcome("retry", delay)
+    SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
+        state=SyncEvent.State.ERROR, error=error, response=response, next_attempt_at=None,
+        request_payload=event.request_payload, updated_at=now,
+    )
+    logger.error("sync event %s failed after %s attempt(s): %s", event.pk, attempts, error)
+    targets = [event.reservation] if event.reservation_id else list(Reservation.objects.filter(series_id=event.series_id))
+    for reservation in targets:
+        if reservation is not None:
+            outcomes.failed(reservation, error)
+    return Outcome("error")
+
+
+def _dispatch(event: SyncEvent):
+    if event.reservation_id:
+        reservation = (
+            Reservation.objects.select_related("room__building", "requested_for__profile", "requested_by", "series")
+            .prefetch_related("attendees").get(pk=event.reservation_id)
+        )
+        if reservation.series_id:
+            if event.type == SyncEvent.Type.CREATE:
+                return {"note": "an occurrence reaches Exchange with its series' create"}
+            return push_occurrence(event, reservation)
+        if event.type == SyncEvent.Type.CREATE:
+            return push_create(event, reservation)
+        if event.type == SyncEvent.Type.UPDATE:
+            return push_update(event, reservation)
+        if event.type == SyncEvent.Type.DELETE:
+            return push_cancel(event, reservation)
+        return {"note": f"{event.type} events are handled by inbound sync"}
+    series = ReservationSeries.objects.select_related("room__building", "requested_for__profile", "requested_by").get(pk=event.series_id)
+    if event.type == SyncEvent.Type.CREATE:
+        return push_series_create(event, series)
+    if event.type == SyncEvent.Type.UPDATE:
+        return push_series_update(event, series)
+    if event.type == SyncEvent.Type.DELETE:
+        return push_series_cancel(event, series)
+    return {"note": f"{event.type} events are handled by inbound sync"}
