@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-from celery.schedules import crontab
-
 from .env import database_from_url, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -186,4 +184,3 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-_ = crontab  # schedules are declared by the apps (see calendar_sync.apps)

@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("DEBUG", "true")
 
 from .base import *  # noqa: E402,F403
-from .base import BASE_DIR, VAR_DIR  # noqa: E402
+from .base import VAR_DIR  # noqa: E402
 
 DEBUG = True
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -21,4 +21,3 @@ if not TOKEN_ENCRYPTION_KEY:  # noqa: F405
 if not GRAPH_CA_BUNDLE:  # noqa: F405
     _ca = VAR_DIR / "emulator" / "ca.pem"
     GRAPH_CA_BUNDLE = str(_ca)
-_ = BASE_DIR
