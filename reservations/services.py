@@ -32,7 +32,6 @@ harmless.
 """
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +40,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, OperationalError, connection, models, transaction
-from django.db.models import Q, signals
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from reservations import rules
+from reservations import fastpaths, rules
 from reservations.exceptions import InvalidReservation, NotActive, NotPermitted, SlotTaken
 from reservations.models import (
     ACTIVE_STATES,
@@ -300,72 +299,6 @@ def _slot_taken_after_race(*, room: Room, slots: Sequence[tuple[dt.datetime, dt.
     return SlotTaken(f"{room.name} was booked by someone else at the same moment; try another time.", extra={"conflicts": []})
 
 
-@functools.cache
-def _insert_statement(model) -> tuple[str, tuple]:
-    """INSERT ... RETURNING pk for one ``model`` row, written once from the model's metadata
-    (the columns ``Model.save(force_insert=True)`` writes: every concrete field but an
-    auto primary key), and how each column's value is read (``_column_readers``)."""
-    meta = model._meta
-    fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (identifiers from metadata)
-        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
-    )
-    return sql, _column_readers(fields)
-
-
-# Field classes (exactly these, not subclasses) whose ``get_db_prep_save`` on PostgreSQL hands
-# back a value of this Python type (exactly; a bool is not taken for an int) unchanged, as it
-# does None: such a value needs no adapting. A datetime only when aware (a naive one is made
-# aware, with a warning, by Django).
-_PASSED_AS_IS = {
-    models.CharField: str, models.TextField: str, models.EmailField: str, models.ForeignKey: int,
-    models.IntegerField: int, models.PositiveIntegerField: int, models.BigIntegerField: int,
-    models.BooleanField: bool, models.DateTimeField: dt.datetime,
-}
-
-
-def _column_readers(fields) -> tuple:
-    """(field, attname, type passed as is or None, whether pre_save computes the value)."""
-    return tuple(
-        (f, f.attname, _PASSED_AS_IS.get(type(f)), bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)))
-        for f in fields
-    )
-
-
-def _column_value(obj, field, attname: str, as_is: type | None, computed: bool):
-    """``field.get_db_prep_save(field.pre_save(obj, True))``, skipping the adapting where it
-    would return the value unchanged (a booking's INSERT has 27 columns)."""
-    value = field.pre_save(obj, True) if computed else getattr(obj, attname)  # Field.pre_save is the getattr
-    if value is None or (as_is is not None and type(value) is as_is and (as_is is not dt.datetime or value.tzinfo is not None)):
-        return value
-    return field.get_db_prep_save(value, connection)
-
-
-def _insert(obj) -> None:
-    """``obj.save(force_insert=True)`` for a new row, minus the ORM's per-call SQL compilation
-    (it was the biggest Python cost of a booking). Same values (each field's ``pre_save`` fills
-    auto_now(_add), ``get_db_prep_save`` adapts what needs it: ``_column_value``), same signals, same state afterwards; errors
-    (the exclusion constraint's among them) come wrapped as Django's. PostgreSQL only: other
-    databases take ``save``."""
-    model = type(obj)
-    if connection.vendor != "postgresql" or model._meta.parents or model._meta.auto_field is None:
-        obj.save(force_insert=True)
-        return
-    sql, readers = _insert_statement(model)
-    using = connection.alias
-    obj._prepare_related_fields_for_save(operation_name="save")  # as Model.save: refuses unsaved related objects
-    signals.pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
-    values = [_column_value(obj, *reader) for reader in readers]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        obj.pk = cursor.fetchone()[0]
-    obj._state.adding = False
-    obj._state.db = using
-    signals.post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
-
-
 def _initial_states(*, room: Room, from_exchange: bool) -> tuple[str, str]:
     """(state, sync_state) of a new reservation."""
     if from_exchange:
@@ -514,7 +447,7 @@ def _create_rows(
         for slot in slots
     ]
     if len(rows) == 1:
-        _insert(rows[0])
+        fastpaths.insert(rows[0])
     else:
         Reservation.objects.bulk_create(rows)
     created = Attendee.objects.bulk_create([att for row in rows for att in _attendee_rows(row, attendees)]) if attendees else []

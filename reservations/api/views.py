@@ -21,7 +21,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reservations import feeds, rules, selectors, services
+from reservations import fastpaths, feeds, rules, selectors, services
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -135,7 +135,7 @@ class ReservationListView(APIView):
         serializer = ReservationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        found = selectors.room_for_booking(room_id=data["room"])
+        found = fastpaths.room_for_booking(room_id=data["room"])
         if found is None:
             raise ValidationError({"room": [f"No room has the id {data['room']}."]})
         room, default_arrangement = found
