@@ -1,0 +1,70 @@
+"""Every write to reservations goes through here (HackSoft "services"), one module per verb
+(Zulip ``zerver/actions``); this package re-exports the public services so callers import
+``from reservations import services`` whatever module holds them.
+
+Public services are keyword-only. The user-facing ones (``create``, ``update``, ``cancel``)
+run in one durable transaction each: validate (``validation``), check the sync-mode
+restrictions (``reservations.rules``), check the room is free (``conflicts``), write the rows
+and, for a synced room, the outbox event (``sync_events``). A refused change raises a
+``ReservationError`` subclass and writes nothing. A series-wide time change moves the series
+too (``series_move``).
+
+The Exchange sync calls ``exchange`` (a push's or an answer's result) and the general
+services with ``from_exchange=True`` (a meeting seen in Exchange); those write no outbox
+event, so nothing echoes back. The
+booking's ORM bypasses live in ``reservations.fastpaths``."""
+
+from reservations.services import clock  # noqa: F401 (tests move the services' time: services.clock.now)
+from reservations.services.cancel import reservation_cancel, reservation_cancel_many
+from reservations.services.conflicts import DEADLOCK_RETRIES, OVERLAP_CONSTRAINT
+from reservations.services.create import reservation_create
+from reservations.services.exchange import (
+    WAITING_FOR_ANSWER,
+    ExchangeIds,
+    reservation_link_exchange,
+    reservation_mark_confirmed,
+    reservation_mark_conflicted,
+    reservation_mark_rejected,
+    reservation_set_attendee_responses,
+    reservation_set_sync_state,
+    reservation_unlink_exchange,
+    series_link_exchange,
+    series_link_occurrences,
+    series_unlink_instances,
+)
+from reservations.services.update import reservation_update
+from reservations.services.validation import (
+    ATTENDEE_NAME_MAX_LENGTH,
+    BODY_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    SERIES_SCOPES,
+    SUBJECT_MAX_LENGTH,
+    UNSET,
+)
+
+__all__ = [
+    "ATTENDEE_NAME_MAX_LENGTH",
+    "BODY_MAX_LENGTH",
+    "DEADLOCK_RETRIES",
+    "OVERLAP_CONSTRAINT",
+    "REASON_MAX_LENGTH",
+    "SERIES_SCOPES",
+    "SUBJECT_MAX_LENGTH",
+    "UNSET",
+    "WAITING_FOR_ANSWER",
+    "ExchangeIds",
+    "reservation_cancel",
+    "reservation_cancel_many",
+    "reservation_create",
+    "reservation_link_exchange",
+    "reservation_mark_confirmed",
+    "reservation_mark_conflicted",
+    "reservation_mark_rejected",
+    "reservation_set_attendee_responses",
+    "reservation_set_sync_state",
+    "reservation_unlink_exchange",
+    "reservation_update",
+    "series_link_exchange",
+    "series_link_occurrences",
+    "series_unlink_instances",
+]
