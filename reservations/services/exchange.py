@@ -1,5 +1,6 @@
 """The writes the Exchange sync makes after a push, or when an answer or a response arrives:
-the meeting's link, the room's answer, how the last push went, attendees' responses.
+the meeting's link, the room's answer, how the last push went, attendees' responses — and
+``reservation_record_push`` / ``series_record_push``, which apply one push's result at once.
 
 Each runs in a plain (non-durable) ``transaction.atomic``: called alone it is its own
 transaction, called inside the worker's it joins it. Each is a conditional UPDATE and
@@ -180,3 +181,100 @@ def reservation_set_attendee_responses(*, reservation: Reservation, responses: M
         changed += Attendee.objects.filter(reservation=reservation, email__iexact=email).exclude(response=response).update(response=response)
     return changed
 
+
+# --- one push's result at once -------------------------------------------------------------------
+
+ANSWERS = ("", "accepted", "declined")
+
+
+@dataclass(frozen=True)
+class PushRecorded:
+    """What ``reservation_record_push`` changed, for the caller to act on after commit
+    (a rejected reservation's employee is told)."""
+
+    confirmed: bool = False
+    rejected: bool = False
+
+
+def _answer_values(answer: str, reason: str) -> dict[str, str]:
+    """The state change the room's answer makes to a reservation waiting for it."""
+    if answer not in ANSWERS:
+        raise ValueError(f"Unknown answer {answer!r}: one of {ANSWERS}")
+    if answer == "accepted":
+        return {"state": State.CONFIRMED, "state_reason": ""}
+    if answer == "declined":
+        if not reason:
+            raise ValueError("A declined reservation needs the reason the employee is told")
+        return {"state": State.REJECTED, "state_reason": reason[:REASON_MAX_LENGTH]}
+    return {}
+
+
+@transaction.atomic
+def reservation_record_push(
+    *,
+    reservation: Reservation,
+    link: ExchangeIds | None = None,
+    answer: str = "",
+    reason: str = "",
+    sync_state: str | None = None,
+    sync_error: str = "",
+) -> PushRecorded:
+    """Apply one push's result to ``reservation`` in one transaction, in one UPDATE but where
+    the answer no longer applies:
+
+    1. ``link``: where the meeting lives (empty values keep what is stored);
+    2. ``answer``, the room's (SPEC §4 Confirmation), changes only a reservation still waiting
+       for it (awaiting confirmation, or conflicted): "accepted" → confirmed, "declined" →
+       rejected with ``reason``; "" changes no state. The wait is the UPDATE's condition, so
+       two readers of one answer make one change; when it fails (already answered, cancelled)
+       a second UPDATE writes the rest alone and ``reservation.state`` is left as it was read;
+    3. ``sync_state``/``sync_error`` as ``reservation_set_sync_state`` (None: unchanged).
+
+    Returns which transition happened."""
+    transition = _answer_values(answer, reason)
+    values = {**(link.given() if link else {}), **(_sync_state_values(sync_state, sync_error) if sync_state is not None else {})}
+    if transition and _conditional_update(reservation, from_states=WAITING_FOR_ANSWER, **values, **transition):
+        return PushRecorded(confirmed=answer == "accepted", rejected=answer == "declined")
+    if values:
+        _conditional_update(reservation, from_states=None, **values)
+    return PushRecorded()
+
+
+@dataclass(frozen=True)
+class SeriesPushRecorded:
+    """The occurrences ``series_record_push`` confirmed or rejected."""
+
+    confirmed_ids: tuple[int, ...] = ()
+    rejected_ids: tuple[int, ...] = ()
+
+
+@transaction.atomic
+def series_record_push(*, series: ReservationSeries, link: ExchangeIds, answer: str = "", reason: str = "") -> SeriesPushRecorded:
+    """Apply a series create's result in one transaction (four statements at most):
+
+    1. the master's ids on the series (as ``series_link_exchange``);
+    2. the meeting's home (iCalUId, mailbox, organizer, sync mailbox) on every occurrence, which
+       keep their own event ids (as ``series_link_occurrences``);
+    3. the room's answer on each occurrence waiting for it, as ``reservation_record_push``.
+
+    The waiting occurrences are locked and read first, so the ids returned are those changed;
+    the caller tells each rejected one's employee after commit."""
+    transition = _answer_values(answer, reason)
+    series_values = link.given()
+    if series_values:
+        ReservationSeries.objects.filter(pk=series.pk).update(**series_values)
+        for field, value in series_values.items():
+            setattr(series, field, value)
+    home = ExchangeIds(ical_uid=link.ical_uid, mailbox=link.mailbox, organizer=link.organizer, sync_mailbox=link.sync_mailbox).given()
+    waiting: list[int] = []
+    if transition:
+        waiting = list(
+            Reservation.objects.select_for_update().filter(series=series, state__in=WAITING_FOR_ANSWER).order_by("pk").values_list("pk", flat=True)
+        )
+    now = clock.now()
+    if home:
+        Reservation.objects.filter(series=series).update(updated_at=now, **home)
+    if waiting:
+        Reservation.objects.filter(pk__in=waiting).update(updated_at=now, **transition)
+    ids = tuple(waiting)
+    return SeriesPushRecorded(confirmed_ids=ids if answer == "accepted" else (), rejected_ids=ids if answer == "declined" else ())
