@@ -9,9 +9,9 @@ and, for a synced room, the outbox event (``sync_events``). A refused change rai
 ``ReservationError`` subclass and writes nothing. A series-wide time change moves the series
 too (``series_move``).
 
-The Exchange sync calls ``exchange`` (a push's or an answer's result) and the general
-services with ``from_exchange=True`` (a meeting seen in Exchange); those write no outbox
-event, so nothing echoes back. The
+The Exchange sync calls ``exchange`` (a push's or an answer's result) and ``from_exchange``
+(a meeting seen in Exchange: the general services with the inbound channel filled in); those
+write no outbox event, so nothing echoes back. The
 booking's ORM bypasses live in ``reservations.fastpaths``."""
 
 from reservations.services import clock  # noqa: F401 (tests move the services' time: services.clock.now)
@@ -35,6 +35,11 @@ from reservations.services.exchange import (
     series_link_occurrences,
     series_record_push,
     series_unlink_instances,
+)
+from reservations.services.from_exchange import (
+    reservation_cancel_from_exchange,
+    reservation_create_from_exchange,
+    reservation_update_from_exchange,
 )
 from reservations.services.update import reservation_update
 from reservations.services.validation import (
@@ -60,8 +65,10 @@ __all__ = [
     "PushRecorded",
     "SeriesPushRecorded",
     "reservation_cancel",
+    "reservation_cancel_from_exchange",
     "reservation_cancel_many",
     "reservation_create",
+    "reservation_create_from_exchange",
     "reservation_link_exchange",
     "reservation_mark_confirmed",
     "reservation_mark_conflicted",
@@ -71,6 +78,7 @@ __all__ = [
     "reservation_set_sync_state",
     "reservation_unlink_exchange",
     "reservation_update",
+    "reservation_update_from_exchange",
     "series_link_exchange",
     "series_link_occurrences",
     "series_record_push",
