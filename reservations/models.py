@@ -11,8 +11,6 @@ from django.db.models import Q
 
 from workplace.models import Arrangement, Room
 
-REST_API_SUBSOURCE = "sn_wsd_rest_api"
-
 
 class Kind(models.TextChoices):
     STANDARD = "standard"

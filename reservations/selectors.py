@@ -106,13 +106,3 @@ def room_busy_slots(*, room: Room, start: dt.datetime, end: dt.datetime) -> list
         .only("id", "start", "end", "state", "room_id")
         .order_by("start")
     )
-
-
-def room_day_view(*, room: Room, day: dt.date) -> list[Reservation]:
-    """The room's active reservations on ``day`` in the building's time zone."""
-    tz = room.building.tzinfo
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-    return list(
-        reservation_queryset().filter(room=room, state__in=ACTIVE_STATES, start__lt=end, end__gt=start).order_by("start")
-    )

@@ -9,8 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from exchange_auth.modes import REST_API_SUBSOURCE
 from reservations.fastpaths import reservation_to_dict
-from reservations.models import REST_API_SUBSOURCE, Attendee, Kind, Source, State
+from reservations.models import Attendee, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
 from workplace.models import Arrangement, Room
 

@@ -16,7 +16,7 @@ booking's ORM bypasses live in ``reservations.fastpaths``."""
 
 from reservations.services import clock  # noqa: F401 (tests move the services' time: services.clock.now)
 from reservations.services.cancel import reservation_cancel, reservation_cancel_many
-from reservations.services.conflicts import DEADLOCK_RETRIES, OVERLAP_CONSTRAINT
+from reservations.services.conflicts import DEADLOCK_RETRIES
 from reservations.services.create import reservation_create
 from reservations.services.exchange import (
     WAITING_FOR_ANSWER,
@@ -42,23 +42,10 @@ from reservations.services.from_exchange import (
     reservation_update_from_exchange,
 )
 from reservations.services.update import reservation_update
-from reservations.services.validation import (
-    ATTENDEE_NAME_MAX_LENGTH,
-    BODY_MAX_LENGTH,
-    REASON_MAX_LENGTH,
-    SERIES_SCOPES,
-    SUBJECT_MAX_LENGTH,
-    UNSET,
-)
+from reservations.services.validation import UNSET
 
 __all__ = [
-    "ATTENDEE_NAME_MAX_LENGTH",
-    "BODY_MAX_LENGTH",
     "DEADLOCK_RETRIES",
-    "OVERLAP_CONSTRAINT",
-    "REASON_MAX_LENGTH",
-    "SERIES_SCOPES",
-    "SUBJECT_MAX_LENGTH",
     "UNSET",
     "WAITING_FOR_ANSWER",
     "ExchangeIds",
