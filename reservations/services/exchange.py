@@ -149,7 +149,10 @@ def series_link_exchange(
     sync_mailbox: str = "",
 ) -> bool:
     """The series master's ids in Exchange."""
-    values = ExchangeIds(event_id, change_key, ical_uid, mailbox, organizer, sync_mailbox).given()
+    return _link_series(series, ExchangeIds(event_id, change_key, ical_uid, mailbox, organizer, sync_mailbox).given())
+
+
+def _link_series(series: ReservationSeries, values: dict[str, str]) -> bool:
     changed = ReservationSeries.objects.filter(pk=series.pk).update(**values) == 1
     for field, value in values.items():
         setattr(series, field, value)
@@ -260,11 +263,8 @@ def series_record_push(*, series: ReservationSeries, link: ExchangeIds, answer: 
     The waiting occurrences are locked and read first, so the ids returned are those changed;
     the caller tells each rejected one's employee after commit."""
     transition = _answer_values(answer, reason)
-    series_values = link.given()
-    if series_values:
-        ReservationSeries.objects.filter(pk=series.pk).update(**series_values)
-        for field, value in series_values.items():
-            setattr(series, field, value)
+    if link.given():
+        _link_series(series, link.given())
     home = ExchangeIds(ical_uid=link.ical_uid, mailbox=link.mailbox, organizer=link.organizer, sync_mailbox=link.sync_mailbox).given()
     waiting: list[int] = []
     if transition:
