@@ -114,8 +114,15 @@ def _update_rows(
     *, actor, reservation, scope, source, subsource, from_exchange, subject, body, start, end, room,
     arrangement, attendees, requested_for, exchange, race,
 ) -> Reservation:
-    """The steps of ``reservation_update`` inside its transaction. ``race`` collects the slots
-    written and the rows moved, for naming the winner if the constraint refuses one."""
+    """``reservation_update`` inside its transaction:
+
+    1. lock the rows (``_lock_rows``);
+    2. work out each row's new values and what changes (``_time_change``, ``_plan_row``);
+    3. restrictions and validation (``_check_plans``);
+    4. the room must be free, ignoring the rows we move (``race`` collects the slots and rows,
+       for naming the winner if the constraint refuses one);
+    5. write the rows (``_write_rows``), then the series and the outbox events: a series-wide
+       time change moves the series (``series_move``), else one event per change."""
     now = clock.now()
     target, rows = _lock_rows(actor=actor, reservation=reservation, scope=scope, from_exchange=from_exchange, now=now)
     tz = target.room.building.tzinfo
@@ -125,7 +132,6 @@ def _update_rows(
     if not plans:
         return target
     _check_plans(plans, actor=actor, from_exchange=from_exchange, source=source, subsource=subsource, attendees=attendees)
-    # The room must be free (ignoring the rows we move).
     pairs = [(plan.values["start"], plan.values["end"]) for plan in plans if {"start", "end", "room"} & plan.changes.keys()]
     race_pairs, race_exclude = race
     race_pairs.extend(pairs)
@@ -150,7 +156,7 @@ def _update_rows(
 
 
 def _lock_rows(*, actor, reservation: Reservation, scope: str, from_exchange: bool, now: dt.datetime) -> tuple[Reservation, list[Reservation]]:
-    """Step 1: lock what we change, freshly read (a concurrent update waits here)."""
+    """1. Lock what we change, freshly read (a concurrent update waits here)."""
     locked = Reservation.objects.select_for_update(of=("self",)).select_related("room__building", "requested_for", "requested_by", "arrangement")
     target = locked.get(pk=reservation.pk)
     ensure_may_manage(actor, target)
@@ -167,7 +173,7 @@ def _lock_rows(*, actor, reservation: Reservation, scope: str, from_exchange: bo
 
 
 def _time_change(target: Reservation, *, start, end, tz) -> TimeChange | None:
-    """Step 2a: the target's new times as a local shift and duration (None: times unchanged)."""
+    """2. The target's new times as a local shift and duration (None: times unchanged)."""
     if start is UNSET and end is UNSET:
         return None
     new_start = target.start if start is UNSET else start
@@ -186,7 +192,7 @@ def _attendee_list(reservation: Reservation) -> list[dict]:
 
 
 def _plan_row(row: Reservation, target: Reservation, time: TimeChange | None, given: dict[str, Any], attendees, tz) -> RowPlan:
-    """Step 2b: one row's new values and what changes."""
+    """2. One row's new values and what changes."""
     if time is None:
         row_start, row_end = row.start, row.end
     elif row.pk == target.pk:
@@ -218,7 +224,7 @@ def _plan_row(row: Reservation, target: Reservation, time: TimeChange | None, gi
 
 
 def _check_plans(plans: list[RowPlan], *, actor, from_exchange: bool, source: str, subsource: str, attendees) -> None:
-    """Step 3: restrictions (per occurrence) and validation of the new values."""
+    """3. Restrictions (per occurrence) and validation of the new values."""
     errors: dict[str, list[str]] = {}
     for row, values, changes in plans:
         if actor is not None and not from_exchange:
@@ -238,7 +244,7 @@ def _check_plans(plans: list[RowPlan], *, actor, from_exchange: bool, source: st
 
 
 def _write_rows(plans: list[RowPlan], *, time: TimeChange | None, room: Room, from_exchange: bool, exchange: ExchangeIds | None, attendees) -> None:
-    """Step 4: write each row. Occurrences all move by the same shift: writing the one furthest
+    """5. Write each row. Occurrences all move by the same shift: writing the one furthest
     along the shift first means no row ever overlaps a sibling not yet moved (the exclusion
     constraint checks each row as it is written)."""
     if time is not None and len(plans) > 1:
@@ -266,7 +272,7 @@ def _write_rows(plans: list[RowPlan], *, time: TimeChange | None, room: Room, fr
 
 
 def _write_series_fields(series, plan: RowPlan) -> None:
-    """Step 5: a series-wide change of subject or room (no time change) is the series' too."""
+    """5. A series-wide change of subject or room (no time change) is the series' too."""
     series_fields = [f for f in ("subject", "room") if f in plan.changes]
     for field in series_fields:
         setattr(series, field, plan.values[field])
