@@ -222,8 +222,8 @@ def reservation_record_push(
     sync_state: str | None = None,
     sync_error: str = "",
 ) -> PushRecorded:
-    """Apply one push's result to ``reservation`` in one transaction, in one UPDATE but where
-    the answer no longer applies:
+    """Apply one push's result to ``reservation`` in one transaction: one UPDATE, or two when
+    the room's answer no longer applies:
 
     1. ``link``: where the meeting lives (empty values keep what is stored);
     2. ``answer``, the room's (SPEC §4 Confirmation), changes only a reservation still waiting
