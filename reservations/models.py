@@ -11,8 +11,6 @@ from django.db.models import Q
 
 from workplace.models import Arrangement, Room
 
-REST_API_SUBSOURCE = "sn_wsd_rest_api"
-
 
 class Kind(models.TextChoices):
     STANDARD = "standard"
@@ -215,7 +213,7 @@ class SyncEvent(models.Model):
     series = models.ForeignKey(ReservationSeries, on_delete=models.CASCADE, related_name="sync_events", null=True, blank=True)
     type = models.CharField(max_length=20, choices=Type.choices)
     state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
-    # What the change was about, for the worker: e.g. {"previous_room_id": 3, "fields": [...]}.
+    # What the change was about, for the worker: reservations.outbox.SyncEventDetails.to_json().
     details = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

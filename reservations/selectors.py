@@ -2,11 +2,9 @@
 objects are joined or prefetched so listing never costs a query per row."""
 
 import datetime as dt
-import functools
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from reservations.models import ACTIVE_STATES, Attendee, Reservation
@@ -54,52 +52,6 @@ def room_list_available(
         )
         rooms = rooms.filter(~Exists(busy))
     return rooms.order_by("building__name", "name").distinct()
-
-
-def _columns(model) -> list:
-    return list(model._meta.concrete_fields)
-
-
-@functools.cache
-def _room_for_booking_sql() -> str:
-    """One join, written once from the models' own metadata (so it follows schema changes)."""
-    quote = connection.ops.quote_name
-
-    def cols(model, alias):
-        return ", ".join(f"{alias}.{quote(f.column)}" for f in _columns(model))
-
-    # Identifiers only (quoted, from model metadata); the room id is a bound parameter.
-    return (
-        f"SELECT {cols(Room, 'r')}, {cols(Building, 'b')}, {cols(Arrangement, 'a')} "  # noqa: S608
-        f"FROM {quote(Room._meta.db_table)} r "
-        f"JOIN {quote(Building._meta.db_table)} b ON b.{quote('id')} = r.{quote('building_id')} "
-        f"LEFT JOIN {quote(Arrangement._meta.db_table)} a ON a.{quote('room_id')} = r.{quote('id')} AND a.{quote('is_default')} "
-        f"WHERE r.{quote('id')} = %s"
-    )
-
-
-def room_for_booking(*, room_id: int) -> tuple[Room, Arrangement | None] | None:
-    """The room with its building and default arrangement, in one query.
-
-    The booking API's hot path: a raw join built from model metadata costs a
-    fraction of the ORM's select_related compilation, which dominated a create."""
-    with connection.cursor() as cursor:
-        cursor.execute(_room_for_booking_sql(), [room_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    db = connection.alias
-    room_fields, building_fields, arrangement_fields = _columns(Room), _columns(Building), _columns(Arrangement)
-    room_values = row[: len(room_fields)]
-    building_values = row[len(room_fields): len(room_fields) + len(building_fields)]
-    arrangement_values = row[len(room_fields) + len(building_fields):]
-    room = Room.from_db(db, [f.attname for f in room_fields], room_values)
-    room.building = Building.from_db(db, [f.attname for f in building_fields], building_values)
-    arrangement = None
-    if arrangement_values[0] is not None:
-        arrangement = Arrangement.from_db(db, [f.attname for f in arrangement_fields], arrangement_values)
-        arrangement.room = room
-    return room, arrangement
 
 
 def reservation_queryset() -> QuerySet[Reservation]:
@@ -153,14 +105,4 @@ def room_busy_slots(*, room: Room, start: dt.datetime, end: dt.datetime) -> list
         Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=end, end__gt=start)
         .only("id", "start", "end", "state", "room_id")
         .order_by("start")
-    )
-
-
-def room_day_view(*, room: Room, day: dt.date) -> list[Reservation]:
-    """The room's active reservations on ``day`` in the building's time zone."""
-    tz = room.building.tzinfo
-    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-    return list(
-        reservation_queryset().filter(room=room, state__in=ACTIVE_STATES, start__lt=end, end__gt=start).order_by("start")
     )

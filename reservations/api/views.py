@@ -14,14 +14,15 @@ Decisions an API client relies on:
 import datetime as dt
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reservations import feeds, rules, selectors, services
+from exchange_auth.modes import REST_API_SUBSOURCE
+from reservations import fastpaths, feeds, rules, selectors, services
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -38,7 +39,7 @@ from reservations.api.serializers import (
     RoomSerializer,
 )
 from reservations.exceptions import InvalidReservation
-from reservations.models import ACTIVE_STATES, REST_API_SUBSOURCE, Source
+from reservations.models import ACTIVE_STATES, Source
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -135,7 +136,7 @@ class ReservationListView(APIView):
         serializer = ReservationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        found = selectors.room_for_booking(room_id=data["room"])
+        found = fastpaths.room_for_booking(room_id=data["room"])
         if found is None:
             raise ValidationError({"room": [f"No room has the id {data['room']}."]})
         room, default_arrangement = found
@@ -257,5 +258,3 @@ class PingView(APIView):
     def get(self, request):
         return Response({"user": request.user.get_username(), "staff": request.user.is_staff})
 
-
-_ = OpenApiParameter

@@ -324,7 +324,7 @@ def test_the_api_cancelling_the_rest_of_a_begun_series_with_cancel_meeting_false
     pull_room()  # the room's copies are known (and linked) before the cancel
     assert RoomEvent.objects.filter(mailbox=ATLAS, reservation__in=rows[2:]).count() == 2
     # The first two are over when the rest is cancelled.
-    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[1].end + dt.timedelta(minutes=5))
     emulator.clear_request_log()
     mailoutbox.clear()
 

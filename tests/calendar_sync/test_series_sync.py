@@ -165,7 +165,7 @@ def test_cancelling_the_rest_of_a_series_that_has_begun_ends_it_and_keeps_its_pa
     answers(occurrences(series)[0])
     # The first two have happened by the time the series is cancelled.
     rows = occurrences(series)
-    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[1].end + dt.timedelta(minutes=5))
 
     with django_capture_on_commit_callbacks(execute=True):
         cancelled = services.reservation_cancel(actor=alice, reservation=rows[3], scope="series")

@@ -209,7 +209,7 @@ def test_moving_the_rest_of_a_series_that_has_begun_splits_it(
     pull_room()
     # The first two are over by the time the rest moves; half an hour later overlaps the old
     # slots, so the room accepts the new series only once the old one has ended.
-    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[1].end + dt.timedelta(minutes=5))
     shift = dt.timedelta(minutes=30)
 
     moved = move_series(django_capture_on_commit_callbacks, rows[2], actor=alice, by=shift)
@@ -261,7 +261,7 @@ def test_a_change_of_one_occurrence_queued_before_the_split_does_not_touch_the_o
     old = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(13, 9),
                       recurrence=Recurrence("daily", count=3))
     rows = occurrences(old)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=5))
     # One occurrence is retitled and, before that reaches Exchange, the series moves.
     with django_capture_on_commit_callbacks(execute=False):
         services.reservation_update(actor=alice, reservation=rows[2], subject="Retro")
@@ -288,7 +288,7 @@ def test_the_new_half_of_a_split_series_waits_for_the_old_half_to_end(
     old = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(14, 9),
                       recurrence=Recurrence("daily", count=3))
     rows = occurrences(old)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=False):
         services.reservation_update(actor=alice, reservation=rows[1], scope="series",
                                     start=rows[1].start + dt.timedelta(minutes=30), end=rows[1].end + dt.timedelta(minutes=30))
@@ -316,7 +316,7 @@ def test_with_rooms_organizing_a_split_series_is_ended_and_created_in_the_rooms_
     with django_capture_on_commit_callbacks(execute=True):
         services.reservation_cancel(actor=alice, reservation=rows[2])
     pull_room()
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=5))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=5))
 
     move_series(django_capture_on_commit_callbacks, rows[1], actor=alice, by=dt.timedelta(days=1))
 

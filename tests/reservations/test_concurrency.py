@@ -57,7 +57,7 @@ def test_twenty_concurrent_bookings_of_one_slot(people, dojo, api_as):
 def test_the_constraint_alone_holds_when_the_check_is_skipped(people, dojo, api_as, monkeypatch):
     """Without the friendly pre-check every request reaches the INSERT: the
     exclusion constraint refuses all but one, and each refusal is still a 409."""
-    monkeypatch.setattr(services, "_conflicts", lambda **kwargs: [])
+    monkeypatch.setattr(services.conflicts, "find_conflicts", lambda **kwargs: [])
 
     statuses = _race(api_as, dojo, people, days_ahead(1, 9, 30))
 
@@ -91,8 +91,8 @@ def _deadlocking(real, times: int):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_booking_that_loses_a_deadlock_is_run_again(alice, dojo, api_as, monkeypatch):
-    create_rows = _deadlocking(services._create_rows, times=1)
-    monkeypatch.setattr(services, "_create_rows", create_rows)
+    create_rows = _deadlocking(services.create._create_rows, times=1)
+    monkeypatch.setattr(services.create, "_create_rows", create_rows)
     body = {"room": dojo.pk, "subject": "retried", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat()}
 
     response = api_as(alice).post("/api/v1/reservations/", body, format="json")
@@ -104,7 +104,7 @@ def test_a_booking_that_loses_a_deadlock_is_run_again(alice, dojo, api_as, monke
 
 @pytest.mark.django_db(transaction=True)
 def test_a_booking_that_keeps_deadlocking_is_a_409_not_a_500(alice, dojo, api_as, monkeypatch):
-    monkeypatch.setattr(services, "_create_rows", _deadlocking(services._create_rows, times=services.DEADLOCK_RETRIES))
+    monkeypatch.setattr(services.create, "_create_rows", _deadlocking(services.create._create_rows, times=services.DEADLOCK_RETRIES))
     body = {"room": dojo.pk, "subject": "unlucky", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat()}
 
     response = api_as(alice).post("/api/v1/reservations/", body, format="json")
@@ -120,7 +120,7 @@ def test_a_move_that_deadlocks_is_a_409_and_changes_nothing(alice, dojo, api_as,
     created = api_as(alice).post(
         "/api/v1/reservations/", {"room": dojo.pk, "subject": "mine", "start": start.isoformat(), "end": end.isoformat()}, format="json",
     ).json()
-    monkeypatch.setattr(services, "_update_rows", _deadlocking(services._update_rows, times=1))
+    monkeypatch.setattr(services.update, "_update_rows", _deadlocking(services.update._update_rows, times=1))
 
     response = api_as(alice).patch(
         f"/api/v1/reservations/{created['id']}/",

@@ -1,4 +1,4 @@
-"""services._insert writes what Model.save(force_insert=True) would: the column values it
+"""fastpaths.insert writes what Model.save(force_insert=True) would: the column values it
 passes as they are equal Django's own adapting of them, and anything else goes through it."""
 
 import datetime as dt
@@ -7,19 +7,19 @@ import pytest
 from django.db import connection
 from django.utils.translation import gettext_lazy
 
-from reservations import services
+from reservations import fastpaths
 from reservations.models import Reservation
 from tests.factories import days_ahead
 
 
 def _django_values(obj) -> list:
-    _sql, readers = services._insert_statement(Reservation)
+    _sql, readers = fastpaths.insert_statement(Reservation)
     return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field, *_ in readers]
 
 
 def _insert_values(obj) -> list:
-    _sql, readers = services._insert_statement(Reservation)
-    return [services._column_value(obj, *reader) for reader in readers]
+    _sql, readers = fastpaths.insert_statement(Reservation)
+    return [fastpaths.column_value(obj, *reader) for reader in readers]
 
 
 @pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_column_values_are_djangos(alice, dojo):
     ours = _insert_values(row)
     django = _django_values(row)
     # auto_now(_add) columns are computed on each read: compare everything else exactly
-    computed = {i for i, (_f, _a, _t, auto) in enumerate(services._insert_statement(Reservation)[1]) if auto}
+    computed = {i for i, (_f, _a, _t, auto) in enumerate(fastpaths.insert_statement(Reservation)[1]) if auto}
     assert [v for i, v in enumerate(ours) if i not in computed] == [v for i, v in enumerate(django) if i not in computed]
     assert all(isinstance(ours[i], dt.datetime) and ours[i].tzinfo is not None for i in computed)
 
@@ -43,9 +43,9 @@ def test_values_of_other_types_are_adapted_by_django(alice, dojo):
         room=dojo, subject=gettext_lazy("Lazy subject"), start=days_ahead(3, 9), end=days_ahead(3, 10),
         requested_by=alice, requested_for=alice, original_start=naive,
     )
-    _sql, readers = services._insert_statement(Reservation)
+    _sql, readers = fastpaths.insert_statement(Reservation)
     with pytest.warns(RuntimeWarning, match="naive datetime"):  # Django's own adapting ran
-        by_name = {field.name: services._column_value(row, field, *rest) for field, *rest in readers}
+        by_name = {field.name: fastpaths.column_value(row, field, *rest) for field, *rest in readers}
 
     assert by_name["subject"] == "Lazy subject" and type(by_name["subject"]) is str
     assert by_name["original_start"].tzinfo is not None  # made aware by Django, not passed naive
@@ -56,7 +56,7 @@ def test_inserted_row_reads_back_as_saved(alice, dojo):
     row = Reservation(
         room=dojo, subject="Round trip", start=days_ahead(4, 9), end=days_ahead(4, 10), requested_by=alice, requested_for=alice,
     )
-    services._insert(row)
+    fastpaths.insert(row)
 
     stored = Reservation.objects.get(pk=row.pk)
     assert (stored.subject, stored.start, stored.end, stored.room_id, stored.requested_for_id) == ("Round trip", row.start, row.end, dojo.pk, alice.pk)

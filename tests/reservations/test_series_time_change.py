@@ -109,7 +109,7 @@ def test_occurrences_cancelled_alone_keep_their_place_in_the_moved_pattern(alice
 def test_a_series_that_has_begun_is_split_and_both_halves_describe_their_occurrences(alice, bob, dojo, monkeypatch):
     series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=5))
     rows = occurrences(series)
-    monkeypatch.setattr(services, "_now", lambda: rows[1].end + dt.timedelta(minutes=1))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[1].end + dt.timedelta(minutes=1))
 
     moved = services.reservation_update(
         actor=alice, reservation=rows[3], scope="series", start=rows[3].start + HOUR, end=rows[3].end + 2 * HOUR,
@@ -134,7 +134,7 @@ def test_a_conflict_refuses_the_whole_change_and_nothing_is_split(alice, bob, do
     series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=4))
     rows = occurrences(series)
     ReservationFactory(room=dojo, start=rows[3].start + HOUR, end=rows[3].end + HOUR, requested_for=bob)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
     before = list(Reservation.objects.order_by("pk").values_list("pk", "start", "end", "series_id", "original_start"))
     first_start, until, count = series.first_start, series.until, series.count
 
@@ -151,7 +151,7 @@ def test_splitting_a_series_that_never_reached_exchange_only_creates_the_new_hal
     error) reads its shortened pattern; the new half's create waits for it."""
     series = book(alice, atlas, days_ahead(6, 9), Recurrence("daily", count=3))
     rows = occurrences(series)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
 
     moved = services.reservation_update(actor=alice, reservation=rows[1], scope="series", start=rows[1].start + HOUR, end=rows[1].end + HOUR)
 
@@ -166,7 +166,7 @@ def test_splitting_a_series_that_never_reached_exchange_only_creates_the_new_hal
 def test_the_api_answers_with_the_moved_occurrence_and_its_new_series(alice, alice_api, bob, dojo, monkeypatch):
     series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=3))
     rows = occurrences(series)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
     new_start = rows[1].start + HOUR
 
     response = alice_api.patch(f"/api/v1/reservations/{rows[1].pk}/", {
@@ -193,7 +193,7 @@ def test_the_api_answers_with_the_moved_occurrence_and_its_new_series(alice, ali
 def test_the_portal_moves_the_rest_of_a_series_that_has_begun(client, alice, dojo, monkeypatch):
     series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=3))
     rows = occurrences(series)
-    monkeypatch.setattr(services, "_now", lambda: rows[0].end + dt.timedelta(minutes=1))
+    monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
     client.force_login(alice)
 
     response = client.post(f"/reservations/{rows[1].pk}/change/", {

@@ -101,7 +101,7 @@ def test_the_database_refuses_an_overlap_the_code_did_not_check(alice, dojo):
 
 def test_losing_the_race_at_the_constraint_is_slot_taken(alice, bob, dojo, monkeypatch):
     book(alice, dojo, start=days_ahead(1, 9))
-    monkeypatch.setattr(services, "_conflicts", lambda **kwargs: [])  # as if the other insert was not yet visible
+    monkeypatch.setattr(services.conflicts, "find_conflicts", lambda **kwargs: [])  # as if the other insert was not yet visible
 
     with pytest.raises(SlotTaken, match="booked by someone else"):
         book(bob, dojo, start=days_ahead(1, 9))
@@ -303,7 +303,7 @@ def test_sync_error_is_recorded(alice, atlas):
 def test_without_the_database_constraint_the_service_checks_first(alice, bob, dojo, monkeypatch):
     """SQLite's path: no exclusion constraint, so the service checks before writing."""
     book(alice, dojo, start=days_ahead(1, 9))
-    monkeypatch.setattr(services, "_database_enforces_no_overlap", lambda: False)
+    monkeypatch.setattr(services.conflicts, "database_enforces_no_overlap", lambda: False)
 
     with pytest.raises(SlotTaken, match="Dojo is already booked"):
         book(bob, dojo, start=days_ahead(1, 9, 30))
