@@ -8,14 +8,13 @@ ends as ``rejected`` with one reason and one email, whoever reads it first."""
 from __future__ import annotations
 
 from exchange_auth.graph import GraphError, NotFound, users_path
-from reservations.models import Reservation, State, SyncEvent
+from reservations.models import Reservation, SyncEvent
+from reservations.services import WAITING_FOR_ANSWER
 
 from . import outcomes
 from .plan import PermanentSyncError, client_for_plan, plan_for, provider
 
 ROOM_DECLINED = "{room} declined the meeting: the room is not available at that time."
-# States in which a reservation still waits for the room's answer (the answer changes them).
-WAITING_FOR_ANSWER = (State.AWAITING_CONFIRMATION, State.CONFLICTED)
 # What the organizer's copy is read with: enough for the room's answer and the change key.
 ORGANIZER_COPY_SELECT = "id,changeKey,attendees,isCancelled,iCalUId"
 
@@ -30,19 +29,34 @@ def room_response(event: dict, room_mailbox: str) -> str:
     return ""
 
 
-def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
-    """Confirm / reject an awaiting reservation from the organizer's copy of its meeting.
-    Returns the room's response ("" when it can't tell yet: the caller decides whether
-    to ask again later)."""
+def answer_in(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
+    """The room's answer that the organizer's copy of the meeting carries: "accepted",
+    "declined", or "" (none yet, or tentative). A room without a mailbox, or one that
+    organizes the meeting itself, has nothing to answer: the meeting stands."""
     room = reservation.room
     organizer_is_room = plan_organizer_is_room if plan_organizer_is_room is not None else (
         bool(room.mailbox) and reservation.organizer.lower() == room.mailbox.lower()
     )
+    return room_answer_in(room, graph_event, organizer_is_room=organizer_is_room)
+
+
+def room_answer_in(room, graph_event: dict, *, organizer_is_room: bool) -> str:
+    """``answer_in`` for a meeting of ``room`` whose organizer is known."""
     if not room.mailbox or organizer_is_room:
-        if reservation.state == State.AWAITING_CONFIRMATION:
-            outcomes.mark_confirmed(reservation)
         return "accepted"
-    return apply_room_response(reservation, room_response(graph_event, room.mailbox))
+    answer = room_response(graph_event, room.mailbox)
+    return answer if answer in ("accepted", "declined") else ""
+
+
+def declined_reason(reservation: Reservation) -> str:
+    return ROOM_DECLINED.format(room=reservation.room.name)
+
+
+def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
+    """Confirm / reject a reservation waiting for the room from the organizer's copy of its
+    meeting. Returns the room's answer ("" when there is none yet: the caller decides
+    whether to ask again later)."""
+    return apply_room_response(reservation, answer_in(reservation, graph_event, plan_organizer_is_room=plan_organizer_is_room))
 
 
 def apply_room_response(reservation: Reservation, answer: str) -> str:
@@ -56,7 +70,7 @@ def apply_room_response(reservation: Reservation, answer: str) -> str:
             outcomes.mark_confirmed(reservation)
     elif answer == "declined":
         if reservation.state in WAITING_FOR_ANSWER:
-            outcomes.mark_rejected(reservation, ROOM_DECLINED.format(room=reservation.room.name))
+            outcomes.mark_rejected(reservation, declined_reason(reservation))
     else:
         return ""
     return answer

@@ -14,21 +14,6 @@ from ..models import RoomEvent
 from .notifications import notify_rejected
 
 
-def link_exchange(target: Reservation | ReservationSeries, *, event_id: str, change_key: str, ical_uid: str, mailbox: str, organizer: str, sync_mailbox: str) -> None:
-    fields = {"event_id": event_id or "", "change_key": change_key or "", "ical_uid": ical_uid or "", "mailbox": mailbox.lower(), "organizer": (organizer or "").lower(), "sync_mailbox": sync_mailbox}
-    if isinstance(target, ReservationSeries):
-        services.series_link_exchange(series=target, **fields)
-    else:
-        services.reservation_link_exchange(reservation=target, **fields)
-
-
-def link_occurrences(series: ReservationSeries, *, ical_uid: str, mailbox: str, organizer: str, sync_mailbox: str) -> None:
-    """The series' meeting home on each of its occurrences (their own ids come when one changes alone)."""
-    services.series_link_occurrences(
-        series=series, ical_uid=ical_uid or "", mailbox=mailbox.lower(), organizer=(organizer or "").lower(), sync_mailbox=sync_mailbox,
-    )
-
-
 def link_instance(reservation: Reservation, *, event_id: str, change_key: str) -> None:
     """An occurrence's own instance id in its series, found when it is changed or cancelled alone."""
     services.reservation_link_exchange(reservation=reservation, event_id=event_id, change_key=change_key or "")
@@ -61,7 +46,7 @@ def set_change_key(target: Reservation | ReservationSeries, change_key: str) -> 
         services.reservation_link_exchange(reservation=target, event_id=target.event_id, change_key=change_key)
 
 
-def set_sync_state(reservation: Reservation, state: str, error: str = "") -> None:
+def _set_sync_state(reservation: Reservation, state: str, error: str = "") -> None:
     services.reservation_set_sync_state(reservation=reservation, state=state, error=error)
 
 
@@ -92,8 +77,8 @@ def mark_conflicted(reservation: Reservation, reason: str) -> bool:
 
 
 def synced(reservation: Reservation) -> None:
-    set_sync_state(reservation, SyncState.SYNCED, "")
+    _set_sync_state(reservation, SyncState.SYNCED, "")
 
 
 def failed(reservation: Reservation, error: str) -> None:
-    set_sync_state(reservation, SyncState.ERROR, error[:2000])
+    _set_sync_state(reservation, SyncState.ERROR, error[:2000])

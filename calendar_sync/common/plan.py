@@ -15,6 +15,7 @@ from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
 from exchange_auth.providers import active_provider
 from reservations.models import Reservation, SyncEvent
+from reservations.outbox import SyncEventDetails
 
 from .clients import client_for, system_plan
 
@@ -40,11 +41,10 @@ def _has_mailbox(user) -> bool:
     return bool(user_email(user)) and (profile is None or profile.has_mailbox)
 
 
-def _acting_user(event: SyncEvent, target):
-    """Who acted (details["actor_id"] from the service), else the requester."""
-    actor_id = event.details.get("actor_id")
-    if actor_id:
-        user = get_user_model().objects.filter(pk=actor_id).first()
+def _acting_user(details: SyncEventDetails, target):
+    """Who acted (the service recorded it), else the requester."""
+    if details.actor_id:
+        user = get_user_model().objects.filter(pk=details.actor_id).first()
         if user is not None:
             return user
     return target.requested_by
@@ -52,10 +52,11 @@ def _acting_user(event: SyncEvent, target):
 
 def plan_for(event: SyncEvent, target, room, provider) -> tuple[SyncPlan, object]:
     """The SPEC §3 plan for this event's action, and the acting user."""
-    actor = _acting_user(event, target)
-    source = event.details.get("source") or getattr(target, "source", "portal")
-    subsource = event.details.get("subsource", getattr(target, "subsource", ""))
-    by_user = not event.details.get("system", False)
+    details = SyncEventDetails.of(event)
+    actor = _acting_user(details, target)
+    source = details.source or getattr(target, "source", "portal")
+    subsource = details.subsource if details.subsource is not None else getattr(target, "subsource", "")
+    by_user = not details.system
     accounts: ProviderAccounts = provider.accounts
     try:
         plan = plan_sync(

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from exchange_auth.graph import GraphClient, GraphError
 from reservations import services
-from reservations.models import Reservation, Source, SyncEvent, SyncState
+from reservations.models import Reservation, SyncEvent, SyncState
 
 from ..common import meetings
 from ..common.notifications import notify_cancelled
@@ -155,7 +155,7 @@ def still_in_mailbox(ctx: PullContext, event_id: str) -> bool:
 
 def cancel_reservation(reservation: Reservation, *, reason: str) -> None:
     """Cancel from Exchange (no outbox event) and tell the people it was for."""
-    cancelled = services.reservation_cancel(actor=None, reservation=reservation, reason=reason[:500], from_exchange=True, source=Source.OUTLOOK)
+    cancelled = services.reservation_cancel_from_exchange(reservation=reservation, reason=reason)
     if cancelled:
         notify_cancelled(reservation, reason)
 

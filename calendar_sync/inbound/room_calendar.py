@@ -7,7 +7,7 @@ cancelled on the room calendar → ``_vanished``; (d) the product's own write (e
 ``_row_d_own_echo``; (e) cancelled by the product → ``_settle_vanished``. A copy the room
 declined is its answer: an awaiting reservation is ``rejected`` (``common.answers``).
 Nightly differs only where the table says so: it acts on a vanished meeting only when
-seen before. Nothing here echoes back: services are called with ``from_exchange=True``,
+seen before. Nothing here echoes back: the ``*_from_exchange`` services write no outbox event,
 and a reservation whose own push is still on its way is deferred, not judged. The why of
 each rule is in the README ("Inbound sync").
 
@@ -37,7 +37,6 @@ from reservations.models import (
     Kind,
     Origin,
     Reservation,
-    Source,
     State,
     SyncState,
 )
@@ -248,10 +247,9 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
         record_copy(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
         return "unowned"
     try:
-        reservation = services.reservation_create(
-            actor=None, room=room, start=copy.start, end=copy.end, subject=(copy.subject or NO_SUBJECT)[:255],
-            requested_for=requested_for, attendees=_attendees(copy, room), kind=kind, source=Source.OUTLOOK,
-            from_exchange=True, exchange=_ids(ctx, copy),
+        reservation = services.reservation_create_from_exchange(
+            room=room, start=copy.start, end=copy.end, subject=(copy.subject or NO_SUBJECT)[:255],
+            requested_for=requested_for, attendees=_attendees(copy, room), kind=kind, exchange=_ids(ctx, copy),
         )
     except SlotTaken:
         reason = f"{room.name} is already booked in the reservation system at that time."
@@ -364,9 +362,7 @@ def _row_b_updated_in_exchange(ctx: Context, copy: Copy, row: RoomEvent | None, 
         if reservation.origin == Origin.EXCHANGE:
             changes["attendees"] = _attendees(copy, room)
         try:
-            services.reservation_update(
-                actor=None, reservation=reservation, from_exchange=True, exchange=_ids(ctx, copy, reservation=reservation), **changes,
-            )
+            services.reservation_update_from_exchange(reservation=reservation, exchange=_ids(ctx, copy, reservation=reservation), **changes)
         except SlotTaken:
             refusal = f"{room.name} is already booked in the reservation system at the new time."
         except ReservationError as exc:

@@ -8,7 +8,7 @@ day before (``_end_series``), so what is over stays on people's calendars."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
@@ -16,8 +16,10 @@ from django.utils import timezone
 from exchange_auth.graph import GraphClient, NotFound, users_path
 from exchange_auth.modes import SyncPlan
 from reservations.models import ACTIVE_STATES, Reservation, ReservationSeries, State, SyncEvent
+from reservations.outbox import SyncEventDetails
 
 from ..common import meetings, outcomes
+from ..common.answers import room_answer_in
 from ..common.plan import (
     PermanentSyncError,
     client_for_plan,
@@ -27,7 +29,15 @@ from ..common.plan import (
     timezone_of,
 )
 from . import payloads
-from .single import comment, keeps_meeting, release_room_payload, room_answer, summary
+from .single import (
+    PENDING_ANSWER,
+    PushResult,
+    comment,
+    created_link,
+    keeps_meeting,
+    release_room_payload,
+    summary,
+)
 
 
 def _series_reference(series: ReservationSeries, event: SyncEvent | None = None) -> Reservation | None:
@@ -35,7 +45,7 @@ def _series_reference(series: ReservationSeries, event: SyncEvent | None = None)
     (a series-wide change writes the same values to every upcoming occurrence), else the
     first upcoming active one, else the first."""
     rows = series.occurrences.select_related("requested_for").prefetch_related("attendees").order_by("start", "id")
-    ids = (event.details.get("reservation_ids") if event is not None else None) or []
+    ids = SyncEventDetails.of(event).reservation_ids if event is not None else ()
     return (
         (rows.filter(pk__in=ids).first() if ids else None)
         or rows.filter(state__in=ACTIVE_STATES, end__gt=timezone.now()).first()
@@ -48,7 +58,7 @@ def _series_attendees(series: ReservationSeries, event: SyncEvent | None = None)
     return (list(reference.attendees.all()) if reference else []), (reference.body if reference else "")
 
 
-def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
+def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict | PushResult:
     if series.event_id:
         return {"note": "already linked", "event_id": series.event_id}
     active = provider()
@@ -59,16 +69,12 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict:
     SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
     client = client_for_plan(plan, active, actor)
     created = client.post(users_path(plan.mailbox, "events"), json=body)
-    link = dict(event_id=created["id"], change_key=created.get("changeKey", ""), ical_uid=created.get("iCalUId", ""),
-                mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox)
-    outcomes.link_exchange(series, **link)
-    # Occurrences share the meeting's home; their own instance ids are looked up when one changes.
-    outcomes.link_occurrences(series, ical_uid=link["ical_uid"], mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox)
-    answers = set()
-    for reservation in Reservation.objects.filter(series=series, state=State.AWAITING_CONFIRMATION).select_related("room"):
-        reservation.organizer = plan.organizer
-        answers.add(room_answer(reservation, created, plan_organizer_is_room=plan.organizer_is_room))
-    return summary(created, answer="" if "" in answers else None)
+    # The master's link, the meeting's home on every occurrence (their own instance ids are
+    # looked up when one changes) and the room's answer on the waiting ones: recorded by the
+    # worker with the event's end (``series_record_push``: one transaction).
+    answer = room_answer_in(series.room, created, organizer_is_room=plan.organizer_is_room)
+    waiting = not answer and series.occurrences.filter(state=State.AWAITING_CONFIRMATION).exists()
+    return PushResult(summary(created, answer=PENDING_ANSWER if waiting else answer or None), link=created_link(created, plan), answer=answer)
 
 
 def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
@@ -79,7 +85,7 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
     are forgotten (the occurrence events queued behind this one re-apply what deviates).
     ``details["action"] == "end"``: the series was split, its rest moved to a new series
     (``_end_series``)."""
-    if event.details.get("action") == "end":
+    if SyncEventDetails.of(event).action == "end":
         return _end_series(event, series)
     if not series.event_id:
         return push_series_create(event, series)
@@ -99,7 +105,7 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     updated = meetings.patch(client, series.mailbox, series.event_id, series.change_key, body)
     outcomes.set_change_key(series, updated.get("changeKey", ""))
-    if event.details.get("reschedules"):
+    if SyncEventDetails.of(event).reschedules:
         outcomes.unlink_instances(series)
         outcomes.forget_copies(series.occurrences.values_list("pk", flat=True))
     return summary(updated)
@@ -113,14 +119,15 @@ def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:
     forgotten, so the inbound pull doesn't take their removal for a cancellation."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
-    end_date = date.fromisoformat(event.details["ends_on"])
+    details = SyncEventDetails.of(event)
+    end_date = details.ends_on
     active = provider()
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     body = {"recurrence": payloads.recurrence_ending(series, end_date)}
     event.request_payload = body
     updated = meetings.patch(client, series.mailbox, series.event_id, series.change_key, body)
-    outcomes.forget_copies(event.details.get("moved_reservation_ids") or [])
+    outcomes.forget_copies(details.moved_reservation_ids)
     if updated is None:
         return {"note": "meeting already gone"}
     outcomes.set_change_key(series, updated.get("changeKey", ""))
@@ -128,7 +135,7 @@ def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:
 
 
 def _first_cancelled(event: SyncEvent, series: ReservationSeries) -> Reservation | None:
-    ids = event.details.get("reservation_ids") or []
+    ids = SyncEventDetails.of(event).reservation_ids
     return Reservation.objects.filter(series=series, pk__in=ids).order_by("start", "id").first() if ids else None
 
 
@@ -152,7 +159,7 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
     active = provider()
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
-    cancelled_ids = event.details.get("reservation_ids") or []
+    cancelled_ids = SyncEventDetails.of(event).reservation_ids
     first = _first_cancelled(event, series)
     has_begun = first is not None and _has_begun(series, first, cancelled_ids)
     if first is not None and keeps_meeting(event, list(

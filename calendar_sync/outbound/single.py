@@ -3,19 +3,24 @@
 One Graph call for the common cases: a create is one POST with a deterministic
 ``transactionId``; an update one PATCH with ``If-Match``; a cancel one POST ``/cancel``,
 or, for a meeting made in Outlook, the room's ``/decline`` (the product never cancels
-someone else's meeting). Each returns a summary stored on the sync event; a summary
-with ``room_answer: "pending"`` asks the task to read the room's answer shortly."""
+someone else's meeting). Each returns a summary stored on the sync event, or a
+``PushResult`` when the push made a meeting: the worker records its link and the room's
+answer with the event's end, in one transaction."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from exchange_auth.graph import users_path
 from exchange_auth.modes import SyncPlan
 from reservations import rules
 from reservations.models import Origin, Reservation, State, SyncEvent
+from reservations.outbox import SyncEventDetails
+from reservations.services import ExchangeIds
 from workplace.models import Room
 
 from ..common import meetings, outcomes
-from ..common.answers import apply_room_answer
+from ..common.answers import answer_in, apply_room_answer
 from ..common.clients import system_plan
 from ..common.plan import client_for_plan, linked_plan, plan_for, provider, timezone_of
 from . import payloads
@@ -23,30 +28,46 @@ from . import payloads
 PENDING_ANSWER = "pending"
 
 
+@dataclass
+class PushResult:
+    """A push that made a meeting: what the worker records with the event's end."""
+
+    response: dict  # stored on the sync event
+    link: ExchangeIds | None = None  # where the meeting lives
+    answer: str = ""  # the room's answer the response carried ("" none yet)
+
+    @property
+    def awaiting_answer(self) -> bool:
+        return self.response.get("room_answer") == PENDING_ANSWER
+
+
 def summary(body: dict | None, *, answer: str | None = None) -> dict:
     """What the sync event keeps of Graph's answer (ids, attendees: what admins look at)."""
     body = body or {}
     kept = {k: body.get(k) for k in ("id", "changeKey", "iCalUId", "organizer", "attendees", "webLink") if k in body}
     if answer is not None:
-        kept["room_answer"] = answer or PENDING_ANSWER
+        kept["room_answer"] = answer
     return kept
 
 
 def comment(event: SyncEvent, default: str) -> str:
     """The cancellation's comment to attendees: the reason the person gave, if any."""
-    return event.details.get("comment") or event.details.get("reason") or default
+    return SyncEventDetails.of(event).reason or default
 
 
 def room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
-    """Apply the room's answer if the response carries it; "" while a reservation waits for it."""
+    """Apply the room's answer if the response carries it; ``PENDING_ANSWER`` while the
+    reservation still waits for it ("" when it waits for nothing)."""
     answer = apply_room_answer(reservation, graph_event, plan_organizer_is_room=plan_organizer_is_room)
-    return answer if answer or reservation.state != State.AWAITING_CONFIRMATION else ""
+    if answer:
+        return answer
+    return PENDING_ANSWER if reservation.state == State.AWAITING_CONFIRMATION else ""
 
 
 # --- create ---------------------------------------------------------------------------------
 
 
-def push_create(event: SyncEvent, reservation: Reservation) -> dict:
+def push_create(event: SyncEvent, reservation: Reservation) -> dict | PushResult:
     if reservation.event_id:
         return {"note": "already linked", "event_id": reservation.event_id}
     if reservation.state in (State.CANCELLED, State.REJECTED) or reservation.origin == Origin.EXCHANGE:
@@ -56,24 +77,32 @@ def push_create(event: SyncEvent, reservation: Reservation) -> dict:
     return _create_meeting(event, reservation, plan, active, actor)
 
 
-def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, active, actor) -> dict:
+def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, active, actor) -> PushResult:
+    """One POST. Its link and the room's answer (when the response carries it) are recorded by
+    the worker with the event's end (``reservation_record_push``: one transaction)."""
     body = payloads.create_payload(reservation, plan, tz_name=timezone_of(reservation.room), sync_event_id=event.pk)
     event.request_payload = body
     SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
     client = client_for_plan(plan, active, actor)
     created = client.post(users_path(plan.mailbox, "events"), json=body)
-    outcomes.link_exchange(
-        reservation, event_id=created["id"], change_key=created.get("changeKey", ""), ical_uid=created.get("iCalUId", ""),
-        mailbox=plan.mailbox, organizer=plan.organizer, sync_mailbox=plan.sync_mailbox,
+    link = created_link(created, plan)
+    answer = answer_in(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
+    pending = not answer and reservation.state == State.AWAITING_CONFIRMATION
+    return PushResult(summary(created, answer=PENDING_ANSWER if pending else answer), link=link, answer=answer)
+
+
+def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:
+    """Where the meeting Graph just made lives (the organizer's copy)."""
+    return ExchangeIds(
+        event_id=created["id"], change_key=created.get("changeKey", ""), ical_uid=created.get("iCalUId", ""),
+        mailbox=plan.mailbox.lower(), organizer=(plan.organizer or "").lower(), sync_mailbox=plan.sync_mailbox,
     )
-    answer = room_answer(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
-    return summary(created, answer=answer)
 
 
 # --- update ---------------------------------------------------------------------------------
 
 
-def push_update(event: SyncEvent, reservation: Reservation) -> dict:
+def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult:
     if reservation.origin == Origin.EXCHANGE:
         return {"note": "Outlook-origin meetings are not edited from the product"}
     if reservation.state == State.CANCELLED:
@@ -83,7 +112,7 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict:
     if not reservation.event_id:
         # The create never reached Exchange (error, or a crash before the link was stored): this update creates it.
         return _create_meeting(event, reservation, plan, active, actor)
-    previous_room_id = event.details.get("previous_room_id")
+    previous_room_id = SyncEventDetails.of(event).previous_room_id
     room_changed = bool(previous_room_id) and previous_room_id != reservation.room_id
     previous_room = Room.objects.filter(pk=previous_room_id).first() if room_changed else None
     old_room_organized = previous_room is not None and previous_room.mailbox and previous_room.mailbox.lower() == reservation.organizer.lower()
@@ -92,7 +121,9 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict:
         old_client = client_for_plan(system_plan(reservation.mailbox), active, None)
         meetings.cancel(old_client, reservation.mailbox, reservation.event_id, f"Moved to {reservation.room.name}.")
         outcomes.unlink_exchange(reservation)
-        return {"cancelled_previous": True, **_create_meeting(event, reservation, plan, active, actor)}
+        result = _create_meeting(event, reservation, plan, active, actor)
+        result.response = {"cancelled_previous": True, **result.response}
+        return result
     body = payloads.event_payload(reservation, plan, tz_name=timezone_of(reservation.room))
     # The meeting keeps its organizer: recompute attendees against the linked organizer.
     body["attendees"] = payloads.attendees_for(
@@ -120,7 +151,7 @@ def keeps_meeting(event: SyncEvent, reservations) -> bool:
     """The person unticked "also cancel the meeting on people's calendars", and the product may
     choose for these reservations (not a room-organizer meeting, not one created in Outlook:
     the same rule the portal used to offer the choice)."""
-    return event.details.get("cancel_meeting", True) is False and rules.offer_cancel_meeting_choice(reservations)
+    return SyncEventDetails.of(event).cancel_meeting is False and rules.offer_cancel_meeting_choice(reservations)
 
 
 def release_room_payload(target, plan: SyncPlan, *, attendees, requested_for) -> dict:

@@ -19,19 +19,24 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
-from reservations.models import Reservation, ReservationSeries, SyncEvent
+from reservations import services
+from reservations.models import Reservation, ReservationSeries, SyncEvent, SyncState
+from reservations.outbox import SyncEventDetails
 
 from .. import conf
 from ..common import outcomes
+from ..common.answers import ROOM_DECLINED, declined_reason
+from ..common.notifications import notify_rejected
 from ..common.plan import PermanentSyncError, permanent
 from .series import push_occurrence, push_series_cancel, push_series_create, push_series_update
-from .single import PENDING_ANSWER, push_cancel, push_create, push_update
+from .single import PENDING_ANSWER, PushResult, push_cancel, push_create, push_update
 
 logger = logging.getLogger("calendar_sync")
 
@@ -60,7 +65,7 @@ def _earlier_pending(event: SyncEvent):
         scope |= Q(reservation_id=event.reservation_id)
     if event.series_id:
         scope |= Q(series_id=event.series_id)
-    after = (event.details or {}).get("after_series_id")
+    after = SyncEventDetails.of(event).after_series_id
     if after:
         scope |= Q(series_id=after)
     return SyncEvent.objects.filter(scope, pk__lt=OuterRef("pk"), state__in=PENDING)
@@ -117,7 +122,7 @@ def process_sync_event(event_id: int, *, reprocess: bool = False) -> Outcome:
         if target is None:
             _finish(event, response={"note": "nothing to push: the reservation is gone"})
             return Outcome("processed")
-        response = _dispatch(event)
+        pushed = _dispatch(event)
     except GraphError as exc:
         return _failed(event, str(exc), transient=exc.transient, retry_after=exc.retry_after, response=exc.as_dict())
     except PermanentSyncError as exc:
@@ -127,28 +132,59 @@ def process_sync_event(event_id: int, *, reprocess: bool = False) -> Outcome:
     except Exception as exc:
         logger.exception("sync event %s failed unexpectedly", event.pk)
         return _failed(event, f"{type(exc).__name__}: {exc}", transient=True)
-    _finish(event, response=response)
-    return Outcome("processed", check_answers=isinstance(response, dict) and response.get("room_answer") == PENDING_ANSWER)
+    if isinstance(pushed, PushResult):
+        _finish(event, response=pushed.response, result=pushed)
+        return Outcome("processed", check_answers=pushed.awaiting_answer)
+    _finish(event, response=pushed)
+    return Outcome("processed", check_answers=pushed.get("room_answer") == PENDING_ANSWER)
 
 
 # --- 3. record ----------------------------------------------------------------------------
 
 
-def _finish(event: SyncEvent, *, response) -> None:
+def _finish(event: SyncEvent, *, response, result: PushResult | None = None) -> None:
+    """The event is processed: its end, and what the push made (the meeting's link, the room's
+    answer) with the reservations' sync state, in one transaction; the employee told of a
+    decline after commit."""
     now = timezone.now()
-    SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
-        state=SyncEvent.State.PROCESSED, response=response, error="", processed_at=now, next_attempt_at=None,
-        request_payload=event.request_payload, updated_at=now,
-    )
-    if event.reservation_id:
-        reservation = Reservation.objects.filter(pk=event.reservation_id).first()
-        if reservation is not None and not SyncEvent.objects.filter(reservation_id=reservation.pk, state__in=PENDING).exclude(pk=event.pk).exists():
-            outcomes.synced(reservation)
-    elif event.series_id:
-        # Occurrences with a change of their own still on its way stay pending until it lands.
-        own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
-        for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
-            outcomes.synced(reservation)
+    rejected: list[int] = []
+    with transaction.atomic():
+        SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
+            state=SyncEvent.State.PROCESSED, response=response, error="", processed_at=now, next_attempt_at=None,
+            request_payload=event.request_payload, updated_at=now,
+        )
+        if event.reservation_id:
+            reservation = event.reservation
+            others = SyncEvent.objects.filter(reservation_id=event.reservation_id, state__in=PENDING).exclude(pk=event.pk)
+            synced = reservation is not None and not others.exists()
+            if reservation is not None and (result is not None or synced):
+                recorded = services.reservation_record_push(
+                    reservation=reservation, link=result.link if result else None, answer=result.answer if result else "",
+                    reason=declined_reason(reservation) if result and result.answer == "declined" else "",
+                    sync_state=SyncState.SYNCED if synced else None,
+                )
+                if recorded.rejected:
+                    rejected.append(reservation.pk)
+        elif event.series_id:
+            if result is not None:
+                series = event.series
+                answer = result.answer
+                recorded = services.series_record_push(
+                    series=series, link=result.link, answer=answer,
+                    reason=ROOM_DECLINED.format(room=series.room.name) if answer == "declined" else "",
+                )
+                rejected += recorded.rejected_ids
+            # Occurrences with a change of their own still on its way stay pending until it lands.
+            own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
+            for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
+                outcomes.synced(reservation)
+    if rejected:
+        transaction.on_commit(lambda: _tell_rejected(rejected), robust=True)
+
+
+def _tell_rejected(reservation_ids: list[int]) -> None:
+    for reservation in Reservation.objects.filter(pk__in=reservation_ids).select_related("room__building", "requested_for", "requested_by"):
+        notify_rejected(reservation, reservation.state_reason)
 
 
 def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float | None = None, response=None) -> Outcome:
