@@ -36,6 +36,7 @@ from .model import (
     new_change_key,
     new_event_id,
     new_ical_uid,
+    occurrence,
 )
 from .serialize import norm_body
 from .timeutil import ZERO_TIME, fmt_z, now, parse_datetime_tz
@@ -345,8 +346,6 @@ class Calendar:
         return ev
 
     def _update_occurrence(self, owner: User, ev: Event, day, fields: dict) -> Event:
-        from .model import occurrence
-
         inst = occurrence(ev, day)
         if inst is None:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")

@@ -3,81 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.utils import formatdate
 from urllib.parse import quote, urlencode
 
-from multidict import CIMultiDict
-
+from .batch import run_batch
 from .delta import DeltaEngine
 from .errors import GraphError, access_denied, invalid_request, item_not_found
-from .model import Event, Instance, User, instances, occurrence, parse_occurrence_id
+from .event_views import event_view, preferences, view_instances
+from .http_types import DropConnection, GReq, GResp, error_body
+from .model import Event, User, instances, occurrence, parse_occurrence_id
 from .schedule import get_schedule
-from .serialize import event_json, room_json, user_json
-from .timeutil import parse_query_instant, prefer_pagesize, prefer_timezone
+from .serialize import room_json, user_json
+from .timeutil import parse_query_instant, prefer_pagesize
 
 MAILBOX_RE = re.compile(r"^/(me|users/([^/]+)|users\('([^']+)'\))(/.*)?$", re.IGNORECASE)
 EVENT_ACTIONS = {"cancel", "accept", "decline", "tentativelyaccept"}
 READ_ROLES = {"Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"}
 DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
-
-
-class DropConnection(Exception):
-    """Fault injection: close the connection without a response."""
-
-
-@dataclass
-class GReq:
-    method: str
-    path: str  # below /v1.0, e.g. /users/x/events
-    query: dict
-    headers: CIMultiDict
-    body: bytes
-    base: str
-    batch: bool = False
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    claims: dict | None = None
-    mailbox: User | None = None
-
-    def json(self):
-        if not self.body or not self.body.strip():
-            raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise GraphError(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from exc
-
-    def q(self, name: str) -> str | None:
-        v = self.query.get("$" + name)
-        if v is None:
-            v = self.query.get(name)
-        return v
-
-
-@dataclass
-class GResp:
-    status: int
-    body: object = None
-    headers: dict = field(default_factory=dict)
-
-
-def error_body(err: GraphError, req: GReq | None) -> dict:
-    return {
-        "error": {
-            "code": err.code,
-            "message": err.message,
-            "innerError": {
-                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": req.request_id if req else str(uuid.uuid4()),
-                "client-request-id": (req.headers.get("client-request-id") if req else None) or (req.request_id if req else ""),
-            },
-        }
-    }
 
 
 def _int_param(req: GReq, name: str, default: int | None, lo: int = 0, hi: int = 1000) -> int | None:
@@ -312,9 +256,7 @@ class Graph:
             if req.batch:
                 raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
             self._only(req, "POST")
-            from .batch import run_batch
-
-            return await run_batch(self, req)
+            return await run_batch(self.dispatch, req)
         bad = next((s for s in segs if s), head)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{bad}'.")
 
@@ -336,7 +278,7 @@ class Graph:
             if segs == ["getSchedule"]:
                 self._only(req, "POST")
                 self.check_mailbox(req, target, write=False)
-                return get_schedule(self, req, target)
+                return get_schedule(self.store, req)
         if not segs:
             self._only(req, "GET")
             self.check_directory(req, target)
@@ -438,25 +380,6 @@ class Graph:
         })
 
     # -- events -------------------------------------------------------------------------------
-    def _tz(self, req: GReq) -> tuple[str | None, dict]:
-        tz = prefer_timezone(req.headers.get("Prefer"))
-        headers = {}
-        applied = []
-        if tz:
-            applied.append(f'outlook.timezone="{tz}"')
-        if self._body_text(req):
-            applied.append('outlook.body-content-type="text"')
-        if applied:
-            headers["Preference-Applied"] = ", ".join(applied)
-        return tz, headers
-
-    @staticmethod
-    def _body_text(req: GReq) -> bool:
-        return 'outlook.body-content-type="text"' in (req.headers.get("Prefer") or "").replace("'", '"')
-
-    def _ej(self, req: GReq, target: User, inst, tz: str | None, select=None) -> dict:
-        return event_json(self.store, inst, tz, req.base, target, select, self._body_text(req))
-
     def find_event(self, target: User, event_id: str) -> tuple[Event, object]:
         """(master or single event, occurrence date or None); 404 ErrorItemNotFound if absent."""
         mb = self.store.mailboxes[target.id]
@@ -489,10 +412,10 @@ class Graph:
         return f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events{suffix}"
 
     def list_events(self, req: GReq, target: User) -> GResp:
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         events = sorted(self.store.mailboxes[target.id].events.values(), key=lambda e: (e.created, e.id))
         sel = _select(req)
-        items = [self._ej(req, target, e, tz) for e in events]
+        items = [event_view(self.store, req, target, e, tz) for e in events]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
@@ -518,20 +441,13 @@ class Graph:
 
         return sorted(items, key=key, reverse=direction.strip().lower() == "desc")
 
-    def view_instances(self, target: User, start: datetime, end: datetime) -> list[Instance]:
-        out = []
-        for ev in self.store.mailboxes[target.id].events.values():
-            out.extend(instances(ev, start, end))
-        out.sort(key=lambda i: (i.start, i.end, i.id))
-        return out
-
     def calendar_view(self, req: GReq, target: User) -> GResp:
         start = parse_query_instant(req.q("startDateTime") or req.query.get("StartDateTime"), "startDateTime")
         end = parse_query_instant(req.q("endDateTime") or req.query.get("EndDateTime"), "endDateTime")
         if end < start:
             raise GraphError(400, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.")
-        tz, headers = self._tz(req)
-        items = [self._ej(req, target, i, tz) for i in self.view_instances(target, start, end)]
+        tz, headers = preferences(req)
+        items = [event_view(self.store, req, target, i, tz) for i in view_instances(self.store, target, start, end)]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
@@ -547,24 +463,24 @@ class Graph:
         ev, day = self.find_event(target, event_id)
         start = parse_query_instant(req.q("startDateTime"), "startDateTime")
         end = parse_query_instant(req.q("endDateTime"), "endDateTime")
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         insts = [i for i in instances(ev, start, end) if ev.recurrence is not None]
-        items = [self._ej(req, target, i, tz, _select(req)) for i in insts]
+        items = [event_view(self.store, req, target, i, tz, _select(req)) for i in insts]
         context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events('{ev.id}')/instances"
         return GResp(200, self._page(req, items, int(self.store.config["page_size"]), context), headers)
 
     def get_event(self, req: GReq, target: User, event_id: str) -> GResp:
         ev, day = self.find_event(target, event_id)
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         inst = occurrence(ev, day) if day is not None else ev
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz, _select(req))}
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, inst, tz, _select(req))}
         return GResp(200, body, headers)
 
     def create_event(self, req: GReq, target: User) -> GResp:
         payload = req.json()
         ev, _created = self.ctx.calendar.create(target, payload)
-        tz, headers = self._tz(req)
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, ev, tz or ev.start_tz)}
+        tz, headers = preferences(req)
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, ev, tz or ev.start_tz)}
         headers["Location"] = f"{req.base}/v1.0/Users('{target.id}')/Events('{ev.id}')"
         return GResp(201, body, headers)
 
@@ -573,9 +489,9 @@ class Graph:
         self._etag_check(req, ev, day)
         payload = req.json()
         self.ctx.calendar.update(target, ev, payload, day)
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         inst = occurrence(ev, day) if day is not None else ev
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz or ev.start_tz)}
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, inst, tz or ev.start_tz)}
         return GResp(200, body, headers)
 
     def delete_event(self, req: GReq, target: User, event_id: str) -> GResp:

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -293,8 +294,6 @@ class Store:
         return self.consents.get(f"{user_id}|{client_id}")
 
     def grant_consent(self, user_id: str, client_id: str, scopes: list[str]) -> None:
-        import time
-
         entry = self.consents.get(f"{user_id}|{client_id}")
         if entry is None or entry.get("revoked"):
             fresh = {"scopes": sorted(set(scopes)), "granted_at": time.time(), "revoked": False}

@@ -16,7 +16,8 @@ from aiohttp import web
 from .calendar import Calendar
 from .control import Control
 from .errors import GraphError
-from .graph import DropConnection, Graph, GReq, error_body
+from .graph import Graph
+from .http_types import DropConnection, GReq, error_body
 from .identity import Identity
 from .limits import Faults, RequestLog, Throttle
 from .model import Store
