@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import recurrence as rec
 from .errors import GraphError, invalid_request
 from .model import (
     Event,
-    Instance,
     Store,
     User,
     instances,
@@ -160,9 +159,6 @@ class Calendar:
         self.defer = defer
 
     # -- helpers ----------------------------------------------------------------
-    def owner_of(self, ev: Event) -> User:
-        return self.store.users[ev.mailbox]
-
     def organizer_event(self, ev: Event) -> Event | None:
         org = self.store.find_user(ev.organizer.get("address", ""))
         if org is None:
@@ -452,10 +448,3 @@ def _reschedules_series(ev: Event, fields: dict) -> bool:
         return "recurrence" in fields
     old, new = ev.recurrence or {}, fields["recurrence"]
     return old.get("pattern") != new.get("pattern") or (old.get("range") or {}).get("startDate") != new["range"]["startDate"]
-
-
-def utc(dt: datetime) -> datetime:
-    return dt.astimezone(UTC)
-
-
-__all__ = ["Calendar", "Instance", "dropped_days", "parse_fields", "utc"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from email.utils import formatdate
 from urllib.parse import quote, urlencode
 
 from .batch import run_batch
@@ -523,9 +522,3 @@ class Graph:
         name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
         self.ctx.calendar.respond(target, ev, name, send)
         return GResp(202, None)
-
-
-def http_date() -> str:
-    return formatdate(usegmt=True)
-
-

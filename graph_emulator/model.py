@@ -37,10 +37,6 @@ DEFAULT_CONFIG = {
 }
 
 
-def new_guid() -> str:
-    return str(uuid.uuid4())
-
-
 def new_change_key() -> str:
     return base64.b64encode(b"\x00\x00\x00\x16" + os.urandom(14)).decode()
 

@@ -8,7 +8,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from aiohttp import web
@@ -288,7 +287,3 @@ class EmulatorServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 import uuid
 from collections import deque
@@ -332,7 +331,3 @@ class Subscriptions:
             del self.store.subscriptions[sub_id]
         self.enqueue(sub["lifecycleNotificationUrl"], {"value": [item]}, "lifecycle")
         return item
-
-
-def new_secret() -> str:
-    return secrets.token_hex(8)
