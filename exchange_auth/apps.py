@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class ExchangeAuthConfig(AppConfig):
     name = "exchange_auth"
     verbose_name = "Exchange credentials and sync mode"
+
+    def ready(self) -> None:
+        # Imported here, not at the top: properties imports the models, and models can only
+        # be imported once Django has loaded the apps (this module is read before that).
+        from exchange_auth import properties
+        from exchange_auth.models import InstanceProperty
+
+        # An edit that bypasses properties.set_value (the admin's form, a bulk delete, the
+        # shell) still drops the cached value.
+        for signal in (post_save, post_delete):
+            signal.connect(properties.invalidate_on_edit, sender=InstanceProperty, dispatch_uid="exchange_auth.property_invalidate")

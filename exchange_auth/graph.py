@@ -34,6 +34,8 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from exchange_auth.http import new_session
+
 logger = logging.getLogger("exchange_auth.graph")
 
 TRANSIENT_STATUSES = frozenset({429, 503, 504})
@@ -266,8 +268,6 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         credential_label: str = "",
     ):
-        from exchange_auth.http import new_session
-
         self._token = token
         base_url = base_url.rstrip("/")
         self.root = base_url if base_url.endswith("/v1.0") else base_url + "/v1.0"
@@ -333,6 +333,7 @@ class GraphClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 resp = None
                 error: GraphError = Unavailable(0, type(exc).__name__, "No answer from Graph.")
+                error.__cause__ = exc  # what failed (TLS, refused, timeout), for a caller that names it
             finally:
                 for r in release:
                     r()

@@ -1,14 +1,15 @@
 """The few Graph reads exchange_auth makes itself: "Test connection" and mailbox access checks.
 
-Everything else Graph-facing is calendar_sync's client; these reads live here
-because exchange_auth imports no other app of ours.
+They go through ``GraphClient`` like every other Graph call (STYLE 6); this
+module turns its errors into sentences an admin can act on: ``GraphCallError``
+(Graph's status and code) or, when Graph could not be reached, the
+``CredentialError`` that names why.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote
-
-import requests
-from django.conf import settings
+from functools import partial
+from urllib.parse import unquote, urlsplit
 
 from exchange_auth.credentials import (
     CredentialError,
@@ -17,8 +18,12 @@ from exchange_auth.credentials import (
     delegated_user_token,
     translate_exception,
 )
+from exchange_auth.graph import GraphClient, GraphError, users_path
 from exchange_auth.http import new_session
 from exchange_auth.models import CalendarProvider
+
+# A token function (asked again with force_refresh=True after a 401), or one token as is.
+Token = GraphToken | Callable[..., GraphToken]
 
 
 class GraphCallError(CredentialError):
@@ -30,48 +35,62 @@ class GraphCallError(CredentialError):
         self.code = code
 
 
-def graph_get(provider: CalendarProvider, token: GraphToken, path: str, *, params: dict | None = None) -> dict:
-    url = f"{provider.graph_base_url.rstrip('/')}/{path.lstrip('/')}"
-    session = new_session()
-    try:
-        response = session.get(
-            url, params=params, timeout=settings.GRAPH_TIMEOUT_SECONDS,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        )
-    except requests.exceptions.RequestException as exc:
-        raise translate_exception(exc, provider, url=url) from None
-    finally:
-        session.close()
-    if response.status_code >= 400:
-        raise _graph_error(response, token)
-    return response.json()
+class _Bearer:
+    """The client's token callable; remembers the token it last handed out, so an error can say whose it was."""
+
+    def __init__(self, token: Token):
+        self._source = token
+        self.last = token if isinstance(token, str) else None
+
+    def __call__(self, force_refresh: bool = False) -> str:
+        if not isinstance(self._source, str):
+            self.last = self._source(force_refresh=force_refresh)
+        return self.last
 
 
-def _graph_error(response: requests.Response, token: GraphToken) -> GraphCallError:
-    try:
-        body = response.json().get("error", {})
-    except ValueError:
-        body = {}
-    code = body.get("code") or f"HTTP {response.status_code}"
-    detail = body.get("message") or response.reason
+def _read(provider: CalendarProvider, token: Token, path: str, read: Callable[[GraphClient], object]):
+    """``read(client)`` with a client acting with ``token``; Graph's errors as sentences.
+
+    One attempt per call (``max_attempts=1``): an admin is waiting for the answer, so the
+    first failure is reported rather than retried with backoff."""
+    bearer = _Bearer(token)
+    with new_session() as session:
+        client = GraphClient(bearer, base_url=provider.graph_base_url, session=session, max_attempts=1, credential_label="check")
+        try:
+            return read(client)
+        except GraphError as exc:
+            raise _sentence(exc, provider, client.root + path, bearer.last) from None
+
+
+def _sentence(exc: GraphError, provider: CalendarProvider, url: str, token: str | None) -> CredentialError:
+    if exc.status == 0:  # no HTTP answer: TLS, refused, timeout
+        return translate_exception(exc.__cause__ or exc, provider, url=url)
+    code = exc.code or f"HTTP {exc.status}"
     who = f"{token.kind} token of {token.identity}" if isinstance(token, GraphToken) else "token"
-    if response.status_code == 403:
-        message = f"Access denied to {unquote(response.request.path_url.split('?')[0])} for the {who}: {code}: {detail}"
-    elif response.status_code == 401:
-        message = f"Graph refused the {who} ({code}): {detail}"
+    if exc.status == 403:
+        message = f"Access denied to {unquote(urlsplit(url).path)} for the {who}: {code}: {exc.message}"
+    elif exc.status == 401:
+        message = f"Graph refused the {who} ({code}): {exc.message}"
     else:
-        message = f"Graph answered {response.status_code} {code}: {detail}"
-    return GraphCallError(message, status=response.status_code, code=code)
+        message = f"Graph answered {exc.status} {code}: {exc.message}"
+    return GraphCallError(message, status=exc.status, code=code)
 
 
-def list_rooms(provider: CalendarProvider, token: GraphToken) -> list[dict]:
-    data = graph_get(provider, token, "places/microsoft.graph.room", params={"$top": "100"})
-    return data.get("value", [])
+def graph_get(provider: CalendarProvider, token: Token, path: str, *, params: dict | None = None) -> dict:
+    """The JSON of ``GET {graph_base_url}/{path}`` (``path`` e.g. ``me``)."""
+    path = "/" + path.lstrip("/")
+    return _read(provider, token, path, lambda client: client.get(path, params=params) or {})
 
 
-def check_mailbox_access(provider: CalendarProvider, token: GraphToken, mailbox: str) -> None:
+def list_rooms(provider: CalendarProvider, token: Token) -> list[dict]:
+    """Every room of the tenant: all pages, following ``@odata.nextLink``."""
+    path = "/places/microsoft.graph.room"
+    return _read(provider, token, path, lambda client: client.collect(path, params={"$top": "100"}))
+
+
+def check_mailbox_access(provider: CalendarProvider, token: Token, mailbox: str) -> None:
     """Raise GraphCallError (403 ErrorAccessDenied) when ``token`` can't read ``mailbox``'s calendar."""
-    graph_get(provider, token, f"users/{quote(mailbox, safe='@')}/calendar")
+    graph_get(provider, token, users_path(mailbox, "calendar"))
 
 
 @dataclass
@@ -83,11 +102,12 @@ class ConnectionReport:
 
 
 def test_connection(provider: CalendarProvider) -> ConnectionReport:
-    """1. acquire an app-only token; 2. list the tenant's rooms; 3. if a delegated user is
-    connected, refresh its token too. Success or the exact error, in one sentence."""
+    """1. acquire a fresh app-only token; 2. list the tenant's rooms with it; 3. if a delegated
+    user is connected, refresh its token too. Success or the exact error, in one sentence."""
     try:
-        token = app_token(provider, force_refresh=True)
-        rooms = [room.get("emailAddress") or room.get("displayName", "?") for room in list_rooms(provider, token)]
+        app_token(provider, force_refresh=True)
+        listed = list_rooms(provider, partial(app_token, provider))
+        rooms = [room.get("emailAddress") or room.get("displayName", "?") for room in listed]
     except CredentialError as exc:
         return ConnectionReport(ok=False, message=exc.message, cause=exc.cause)
     message = f"Connected to tenant {provider.tenant_id}: {len(rooms)} room(s) found ({', '.join(rooms[:10]) or 'none'})."

@@ -11,10 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 
-from exchange_auth import crypto
+from exchange_auth import crypto, property_specs
 from exchange_auth.modes import ProviderAccounts
 
 PUBLIC_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -165,7 +163,10 @@ class PersonalToken(models.Model):
 
 
 class InstanceProperty(models.Model):
-    """The admin's value for one instance property; types and defaults live in ``exchange_auth.properties``."""
+    """The admin's value for one instance property; types and defaults live in ``exchange_auth.property_specs``.
+
+    An edit drops the cached value: ``properties.invalidate_on_edit`` is connected to
+    this model's ``post_save`` and ``post_delete`` in ``apps.py``."""
 
     name = models.CharField(max_length=120, unique=True)
     value = models.TextField(blank=True, default="")
@@ -179,20 +180,11 @@ class InstanceProperty(models.Model):
         return f"{self.name} = {self.value}"
 
     def clean(self) -> None:
-        from exchange_auth import properties
-
-        if self.name not in properties.SPECS:
-            raise ValidationError({"name": f"Unknown property; known: {', '.join(properties.SPECS)}."})
-        spec = properties.spec_for(self.name)
+        if self.name not in property_specs.SPECS:
+            raise ValidationError({"name": f"Unknown property; known: {', '.join(property_specs.SPECS)}."})
+        spec = property_specs.spec_for(self.name)
         try:
             self.value = spec.serialize(spec.parse(self.value))
         except ValidationError as exc:
             raise ValidationError({"value": exc.messages}) from None
 
-
-@receiver([post_save, post_delete], sender=InstanceProperty, dispatch_uid="exchange_auth.property_invalidate")
-def _invalidate_property(sender, instance: InstanceProperty, **kwargs) -> None:
-    """An edit (admin form, bulk delete, shell) drops the cached value."""
-    from exchange_auth import properties
-
-    properties.invalidate(instance.name)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from multidict import CIMultiDict
 
 from .errors import GraphError
+from .http_types import DropConnection, GReq, GResp, error_body
 
 MAX_REQUESTS = 20
 
 
-async def run_batch(graph, req):
-    from .graph import DropConnection, GReq, GResp, error_body
-
+async def run_batch(dispatch: Callable[[GReq], Awaitable[GResp]], req: GReq) -> GResp:
+    """Run the batch's requests one by one through ``dispatch`` (the router's entry, passed in
+    so this module needs nothing above it)."""
     payload = req.json()
     if not isinstance(payload, dict) or not isinstance(payload.get("requests"), list):
         raise GraphError(400, "BadRequest", "Invalid batch payload format.")
@@ -61,7 +63,7 @@ async def run_batch(graph, req):
         sub = GReq(method=str(r["method"]).upper(), path=parts.path, query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                    headers=headers, body=raw, base=req.base, batch=True)
         try:
-            resp = await graph.dispatch(sub)
+            resp = await dispatch(sub)
         except DropConnection:
             resp = GResp(504, error_body(GraphError(504, "GatewayTimeout", "The request timed out."), sub))
         statuses[rid] = resp.status

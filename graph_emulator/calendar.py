@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import recurrence as rec
 from .errors import GraphError, invalid_request
 from .model import (
     Event,
-    Instance,
     Store,
     User,
     instances,
     new_change_key,
     new_event_id,
     new_ical_uid,
+    occurrence,
 )
 from .serialize import norm_body
 from .timeutil import ZERO_TIME, fmt_z, now, parse_datetime_tz
@@ -159,9 +159,6 @@ class Calendar:
         self.defer = defer
 
     # -- helpers ----------------------------------------------------------------
-    def owner_of(self, ev: Event) -> User:
-        return self.store.users[ev.mailbox]
-
     def organizer_event(self, ev: Event) -> Event | None:
         org = self.store.find_user(ev.organizer.get("address", ""))
         if org is None:
@@ -345,8 +342,6 @@ class Calendar:
         return ev
 
     def _update_occurrence(self, owner: User, ev: Event, day, fields: dict) -> Event:
-        from .model import occurrence
-
         inst = occurrence(ev, day)
         if inst is None:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
@@ -453,10 +448,3 @@ def _reschedules_series(ev: Event, fields: dict) -> bool:
         return "recurrence" in fields
     old, new = ev.recurrence or {}, fields["recurrence"]
     return old.get("pattern") != new.get("pattern") or (old.get("range") or {}).get("startDate") != new["range"]["startDate"]
-
-
-def utc(dt: datetime) -> datetime:
-    return dt.astimezone(UTC)
-
-
-__all__ = ["Calendar", "Instance", "dropped_days", "parse_fields", "utc"]

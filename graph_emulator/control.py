@@ -6,9 +6,10 @@ import json
 import time
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from .errors import GraphError
-from .graph import GReq, error_body
+from .http_types import GReq, error_body
 from .seed import apply_seed_payload
 
 
@@ -228,8 +229,6 @@ class Control:
         """Create an event in a mailbox as its owner would in Outlook (no token, no throttling)."""
         user = self._user(request.match_info["upn"])
         body = await request.read()
-        from multidict import CIMultiDict
-
         req = GReq(method="POST", path=f"/users/{user.upn}/events", query={}, headers=CIMultiDict(request.headers),
                    body=body, base=f"https://{request.host}")
         req.claims = {"idtyp": "app", "roles": ["Calendars.ReadWrite"], "appid": "_emulator"}

@@ -11,6 +11,8 @@ import secrets
 from urllib.parse import quote
 
 from .errors import GraphError
+from .event_views import event_view, preferences
+from .http_types import GResp
 from .model import User, instances, occurrence, parse_occurrence_id
 from .timeutil import parse_query_instant, prefer_pagesize
 
@@ -75,13 +77,10 @@ class DeltaEngine:
         return self._emit(req, target, page, None)
 
     def _emit(self, req, target: User, page: dict, used_skip: str | None):
-        from .graph import GResp
-
         store = self.ctx.store
-        graph = self.ctx.graph
         size = prefer_pagesize(req.headers.get("Prefer")) or int(store.config["delta_page_size"])
         size = max(1, size)
-        tz, headers = graph._tz(req)
+        tz, headers = preferences(req)
         chunk, rest = page["entries"][:size], page["entries"][size:]
         mb = store.mailboxes[target.id]
         value = []
@@ -98,7 +97,7 @@ class DeltaEngine:
             if inst is None:
                 value.append({"@odata.type": "#microsoft.graph.event", "id": iid, "@removed": {"reason": "deleted"}})
             else:
-                value.append({"@odata.type": "#microsoft.graph.event", **graph._ej(req, target, inst, tz)})
+                value.append({"@odata.type": "#microsoft.graph.event", **event_view(store, req, target, inst, tz)})
         if used_skip:
             self.pages.pop(used_skip, None)
         base = f"{req.base}/v1.0/users/{quote(target.upn)}/calendarView/delta"

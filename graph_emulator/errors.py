@@ -14,10 +14,6 @@ class GraphError(Exception):
         self.headers = headers or {}
 
 
-def bad_request(message: str, code: str = "BadRequest") -> GraphError:
-    return GraphError(400, code, message)
-
-
 def invalid_request(message: str) -> GraphError:
     return GraphError(400, "ErrorInvalidRequest", message)
 

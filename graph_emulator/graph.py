@@ -1,163 +1,31 @@
-"""Microsoft Graph v1.0: routing, authentication, permissions and the resource handlers."""
+"""Microsoft Graph v1.0: routing, authentication, permissions and the resource handlers.
+
+Below it: the request/response types (``http_types``), OData query options (``odata``),
+how events render (``event_views``), and ``batch``, ``delta``, ``schedule``, which are
+handed what they need and import nothing of this module."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import formatdate
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from multidict import CIMultiDict
-
+from .batch import run_batch
 from .delta import DeltaEngine
 from .errors import GraphError, access_denied, invalid_request, item_not_found
-from .model import Event, Instance, User, instances, occurrence, parse_occurrence_id
+from .event_views import event_view, preferences, view_instances
+from .http_types import DropConnection, GReq, GResp, error_body
+from .model import Event, User, instances, occurrence, parse_occurrence_id
+from .odata import compile_filter, order, page, select_fields
 from .schedule import get_schedule
-from .serialize import event_json, room_json, user_json
-from .timeutil import parse_query_instant, prefer_pagesize, prefer_timezone
+from .serialize import room_json, user_json
+from .timeutil import parse_query_instant
 
 MAILBOX_RE = re.compile(r"^/(me|users/([^/]+)|users\('([^']+)'\))(/.*)?$", re.IGNORECASE)
 EVENT_ACTIONS = {"cancel", "accept", "decline", "tentativelyaccept"}
 READ_ROLES = {"Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"}
 DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
-
-
-class DropConnection(Exception):
-    """Fault injection: close the connection without a response."""
-
-
-@dataclass
-class GReq:
-    method: str
-    path: str  # below /v1.0, e.g. /users/x/events
-    query: dict
-    headers: CIMultiDict
-    body: bytes
-    base: str
-    batch: bool = False
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    claims: dict | None = None
-    mailbox: User | None = None
-
-    def json(self):
-        if not self.body or not self.body.strip():
-            raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise GraphError(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from exc
-
-    def q(self, name: str) -> str | None:
-        v = self.query.get("$" + name)
-        if v is None:
-            v = self.query.get(name)
-        return v
-
-
-@dataclass
-class GResp:
-    status: int
-    body: object = None
-    headers: dict = field(default_factory=dict)
-
-
-def error_body(err: GraphError, req: GReq | None) -> dict:
-    return {
-        "error": {
-            "code": err.code,
-            "message": err.message,
-            "innerError": {
-                "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": req.request_id if req else str(uuid.uuid4()),
-                "client-request-id": (req.headers.get("client-request-id") if req else None) or (req.request_id if req else ""),
-            },
-        }
-    }
-
-
-def _int_param(req: GReq, name: str, default: int | None, lo: int = 0, hi: int = 1000) -> int | None:
-    raw = req.q(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query parameter ${name}.") from exc
-    if value < lo or value > hi:
-        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for query parameter ${name}.")
-    return value
-
-
-def _select(req: GReq) -> list[str] | None:
-    s = req.q("select")
-    return [x.strip() for x in s.split(",") if x.strip()] if s else None
-
-
-_FILTER_CLAUSE = re.compile(
-    r"^\s*(?:(startswith)\(\s*([\w/]+)\s*,\s*'((?:[^']|'')*)'\s*\)|([\w/]+)\s+(eq|ne|ge|gt|le|lt)\s+('(?:[^']|'')*'|true|false|null|[\w:.\-+]+))\s*$",
-    re.IGNORECASE,
-)
-
-
-def compile_filter(expr: str | None):
-    """A light OData $filter: clauses joined by 'and' (eq/ne/ge/gt/le/lt, startswith)."""
-    if not expr:
-        return None
-    clauses = []
-    for part in re.split(r"\s+and\s+", expr.strip(), flags=re.IGNORECASE):
-        m = _FILTER_CLAUSE.match(part)
-        if not m:
-            raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
-        if m.group(1):
-            clauses.append(("startswith", m.group(2), m.group(3).replace("''", "'")))
-        else:
-            raw = m.group(6)
-            if raw.startswith("'"):
-                value = raw[1:-1].replace("''", "'")
-            elif raw.lower() in ("true", "false"):
-                value = raw.lower() == "true"
-            elif raw.lower() == "null":
-                value = None
-            else:
-                value = raw
-            clauses.append((m.group(5).lower(), m.group(4), value))
-
-    def get(obj: dict, path: str):
-        cur = obj
-        for seg in path.split("/"):
-            if not isinstance(cur, dict):
-                return None
-            match = next((k for k in cur if k.lower() == seg.lower()), None)
-            cur = cur.get(match) if match else None
-        return cur
-
-    def test(obj: dict) -> bool:
-        for op, path, value in clauses:
-            actual = get(obj, path)
-            if op == "startswith":
-                if not isinstance(actual, str) or not actual.lower().startswith(value.lower()):
-                    return False
-                continue
-            a, v = actual, value
-            if isinstance(a, str) and isinstance(v, str):
-                a, v = a.lower(), v.lower()
-                if re.match(r"\d{4}-\d{2}-\d{2}T", a) and re.match(r"\d{4}-\d{2}-\d{2}T", v):
-                    a, v = a.rstrip("z")[:19], v.rstrip("z")[:19]
-            try:
-                ok = {"eq": a == v, "ne": a != v, "ge": a is not None and a >= v, "gt": a is not None and a > v,
-                      "le": a is not None and a <= v, "lt": a is not None and a < v}[op]
-            except TypeError:
-                ok = False
-            if not ok:
-                return False
-        return True
-
-    return test
 
 
 class Graph:
@@ -312,9 +180,7 @@ class Graph:
             if req.batch:
                 raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
             self._only(req, "POST")
-            from .batch import run_batch
-
-            return await run_batch(self, req)
+            return await run_batch(self.dispatch, req)
         bad = next((s for s in segs if s), head)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{bad}'.")
 
@@ -336,11 +202,11 @@ class Graph:
             if segs == ["getSchedule"]:
                 self._only(req, "POST")
                 self.check_mailbox(req, target, write=False)
-                return get_schedule(self, req, target)
+                return get_schedule(self.store, req)
         if not segs:
             self._only(req, "GET")
             self.check_directory(req, target)
-            body = user_json(target, _select(req))
+            body = user_json(target, select_fields(req))
             body = {"@odata.context": f"{req.base}/v1.0/$metadata#users/$entity", **body}
             return GResp(200, body)
         if segs[0].lower() == "calendarview":
@@ -382,20 +248,6 @@ class Graph:
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segs[0] if segs else ''}'.")
 
     # -- directory ------------------------------------------------------------------------
-    def _page(self, req: GReq, items: list, default_size: int, context: str, max_size: int = 999) -> dict:
-        size = _int_param(req, "top", None, 1, max_size) or prefer_pagesize(req.headers.get("Prefer")) or default_size
-        size = max(1, min(size, max_size))
-        skip = _int_param(req, "skip", 0, 0, 10**9) or 0
-        page = items[skip:skip + size]
-        body = {"@odata.context": context, "value": page}
-        if skip + size < len(items):
-            q = {k: v for k, v in req.query.items() if k not in ("$skip", "skip")}
-            q["$skip"] = str(skip + size)
-            if "$top" not in q and "top" not in q:
-                q["$top"] = str(size)
-            body["@odata.nextLink"] = f"{req.base}/v1.0{req.path}?" + urlencode(q, quote_via=quote, safe="$,'@:/")
-        return body
-
     def list_users(self, req: GReq) -> GResp:
         self.check_directory(req, None)
         users = sorted(self.store.users.values(), key=lambda u: u.upn)
@@ -403,11 +255,11 @@ class Graph:
         test = compile_filter(req.q("filter"))
         if test:
             items = [u for u in items if test(u)]
-        sel = _select(req)
+        sel = select_fields(req)
         if sel:
             keep = set(sel) | {"id"}
             items = [{k: v for k, v in u.items() if k in keep} for u in items]
-        return GResp(200, self._page(req, items, 100, f"{req.base}/v1.0/$metadata#users"))
+        return GResp(200, page(req, items, 100, f"{req.base}/v1.0/$metadata#users"))
 
     def list_places(self, req: GReq, kind: str) -> GResp:
         scopes = self._scopes(req)
@@ -425,7 +277,7 @@ class Graph:
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
-        return GResp(200, self._page(req, items, 100, context))
+        return GResp(200, page(req, items, 100, context))
 
     def calendar_resource(self, req: GReq, target: User) -> GResp:
         return GResp(200, {
@@ -438,25 +290,6 @@ class Graph:
         })
 
     # -- events -------------------------------------------------------------------------------
-    def _tz(self, req: GReq) -> tuple[str | None, dict]:
-        tz = prefer_timezone(req.headers.get("Prefer"))
-        headers = {}
-        applied = []
-        if tz:
-            applied.append(f'outlook.timezone="{tz}"')
-        if self._body_text(req):
-            applied.append('outlook.body-content-type="text"')
-        if applied:
-            headers["Preference-Applied"] = ", ".join(applied)
-        return tz, headers
-
-    @staticmethod
-    def _body_text(req: GReq) -> bool:
-        return 'outlook.body-content-type="text"' in (req.headers.get("Prefer") or "").replace("'", '"')
-
-    def _ej(self, req: GReq, target: User, inst, tz: str | None, select=None) -> dict:
-        return event_json(self.store, inst, tz, req.base, target, select, self._body_text(req))
-
     def find_event(self, target: User, event_id: str) -> tuple[Event, object]:
         """(master or single event, occurrence date or None); 404 ErrorItemNotFound if absent."""
         mb = self.store.mailboxes[target.id]
@@ -489,82 +322,60 @@ class Graph:
         return f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events{suffix}"
 
     def list_events(self, req: GReq, target: User) -> GResp:
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         events = sorted(self.store.mailboxes[target.id].events.values(), key=lambda e: (e.created, e.id))
-        sel = _select(req)
-        items = [self._ej(req, target, e, tz) for e in events]
+        sel = select_fields(req)
+        items = [event_view(self.store, req, target, e, tz) for e in events]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
-        items = self._order(req, items)
+        items = order(req, items)
         if sel:
             keep = set(sel) | {"id", "@odata.etag"}
             items = [{k: v for k, v in i.items() if k in keep} for i in items]
-        body = self._page(req, items, int(self.store.config["page_size"]), self._event_context(req, target, False))
+        body = page(req, items, int(self.store.config["page_size"]), self._event_context(req, target, False))
         return GResp(200, body, headers)
-
-    def _order(self, req: GReq, items: list) -> list:
-        order = req.q("orderby")
-        if not order:
-            return items
-        field_name, _, direction = order.strip().partition(" ")
-        keys = field_name.split("/")
-
-        def key(i):
-            cur = i
-            for k in keys:
-                cur = cur.get(k) if isinstance(cur, dict) else None
-            return (cur is None, str(cur) if cur is not None else "")
-
-        return sorted(items, key=key, reverse=direction.strip().lower() == "desc")
-
-    def view_instances(self, target: User, start: datetime, end: datetime) -> list[Instance]:
-        out = []
-        for ev in self.store.mailboxes[target.id].events.values():
-            out.extend(instances(ev, start, end))
-        out.sort(key=lambda i: (i.start, i.end, i.id))
-        return out
 
     def calendar_view(self, req: GReq, target: User) -> GResp:
         start = parse_query_instant(req.q("startDateTime") or req.query.get("StartDateTime"), "startDateTime")
         end = parse_query_instant(req.q("endDateTime") or req.query.get("EndDateTime"), "endDateTime")
         if end < start:
             raise GraphError(400, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.")
-        tz, headers = self._tz(req)
-        items = [self._ej(req, target, i, tz) for i in self.view_instances(target, start, end)]
+        tz, headers = preferences(req)
+        items = [event_view(self.store, req, target, i, tz) for i in view_instances(self.store, target, start, end)]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
-        items = self._order(req, items)
-        sel = _select(req)
+        items = order(req, items)
+        sel = select_fields(req)
         if sel:
             keep = set(sel) | {"id", "@odata.etag"}
             items = [{k: v for k, v in i.items() if k in keep} for i in items]
         context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/calendarView"
-        return GResp(200, self._page(req, items, int(self.store.config["page_size"]), context), headers)
+        return GResp(200, page(req, items, int(self.store.config["page_size"]), context), headers)
 
     def event_instances(self, req: GReq, target: User, event_id: str) -> GResp:
         ev, day = self.find_event(target, event_id)
         start = parse_query_instant(req.q("startDateTime"), "startDateTime")
         end = parse_query_instant(req.q("endDateTime"), "endDateTime")
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         insts = [i for i in instances(ev, start, end) if ev.recurrence is not None]
-        items = [self._ej(req, target, i, tz, _select(req)) for i in insts]
+        items = [event_view(self.store, req, target, i, tz, select_fields(req)) for i in insts]
         context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events('{ev.id}')/instances"
-        return GResp(200, self._page(req, items, int(self.store.config["page_size"]), context), headers)
+        return GResp(200, page(req, items, int(self.store.config["page_size"]), context), headers)
 
     def get_event(self, req: GReq, target: User, event_id: str) -> GResp:
         ev, day = self.find_event(target, event_id)
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         inst = occurrence(ev, day) if day is not None else ev
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz, _select(req))}
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, inst, tz, select_fields(req))}
         return GResp(200, body, headers)
 
     def create_event(self, req: GReq, target: User) -> GResp:
         payload = req.json()
         ev, _created = self.ctx.calendar.create(target, payload)
-        tz, headers = self._tz(req)
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, ev, tz or ev.start_tz)}
+        tz, headers = preferences(req)
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, ev, tz or ev.start_tz)}
         headers["Location"] = f"{req.base}/v1.0/Users('{target.id}')/Events('{ev.id}')"
         return GResp(201, body, headers)
 
@@ -573,9 +384,9 @@ class Graph:
         self._etag_check(req, ev, day)
         payload = req.json()
         self.ctx.calendar.update(target, ev, payload, day)
-        tz, headers = self._tz(req)
+        tz, headers = preferences(req)
         inst = occurrence(ev, day) if day is not None else ev
-        body = {"@odata.context": self._event_context(req, target, True), **self._ej(req, target, inst, tz or ev.start_tz)}
+        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, inst, tz or ev.start_tz)}
         return GResp(200, body, headers)
 
     def delete_event(self, req: GReq, target: User, event_id: str) -> GResp:
@@ -607,9 +418,3 @@ class Graph:
         name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
         self.ctx.calendar.respond(target, ev, name, send)
         return GResp(202, None)
-
-
-def http_date() -> str:
-    return formatdate(usegmt=True)
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import secrets
 import time
 import uuid
@@ -447,9 +446,3 @@ class Identity:
         if not grant:
             raise OAuthError(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
         raise OAuthError(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
-
-
-def parse_client_info(text: str) -> dict:
-    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-
-

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,10 +35,6 @@ DEFAULT_CONFIG = {
     "page_size": 10,  # calendarView/events default page size, as Graph's
     "redirect_uris": [],  # extra redirect URIs accepted for every app
 }
-
-
-def new_guid() -> str:
-    return str(uuid.uuid4())
 
 
 def new_change_key() -> str:
@@ -293,8 +290,6 @@ class Store:
         return self.consents.get(f"{user_id}|{client_id}")
 
     def grant_consent(self, user_id: str, client_id: str, scopes: list[str]) -> None:
-        import time
-
         entry = self.consents.get(f"{user_id}|{client_id}")
         if entry is None or entry.get("revoked"):
             fresh = {"scopes": sorted(set(scopes)), "granted_at": time.time(), "revoked": False}

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .errors import GraphError
+from .event_views import view_instances
+from .http_types import GReq, GResp
+from .model import Store
 from .timeutil import fmt_local, parse_datetime_tz, prefer_timezone
 
 STATUS_DIGIT = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3", "unknown": "0"}
 
 
-def get_schedule(graph, req, caller_mailbox):
-    from .graph import GResp
-
+def get_schedule(store: Store, req: GReq) -> GResp:
     payload = req.json()
     if not isinstance(payload, dict):
         raise GraphError(400, "UnableToDeserializePostBody", "Request body must be a JSON object.")
@@ -39,13 +40,13 @@ def get_schedule(graph, req, caller_mailbox):
     out = []
     step = timedelta(minutes=interval)
     for address in schedules:
-        user = graph.store.find_user(address)
+        user = store.find_user(address)
         if user is None:
             out.append({"scheduleId": address, "availabilityView": "", "scheduleItems": [],
                         "error": {"message": f"The specified email address '{address}' was not found in the directory.",
                                   "responseCode": "ErrorMailRecipientNotFound"}})
             continue
-        insts = [i for i in graph.view_instances(user, start, end) if not i.event.is_cancelled and i.show_as != "free"]
+        insts = [i for i in view_instances(store, user, start, end) if not i.event.is_cancelled and i.show_as != "free"]
         items = []
         for i in insts:
             loc = (i.override or {}).get("location", i.event.location) or {}

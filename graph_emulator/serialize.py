@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from .model import Event, Instance, Store, User
 from .timeutil import fmt_local, fmt_z
@@ -169,7 +169,3 @@ def room_json(u: User) -> dict:
         "videoDeviceName": r.get("videoDeviceName"),
         "displayDeviceName": r.get("displayDeviceName"),
     }
-
-
-def utcnow_z() -> str:
-    return fmt_z(datetime.now(UTC))

@@ -8,7 +8,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +15,8 @@ from aiohttp import web
 from .calendar import Calendar
 from .control import Control
 from .errors import GraphError
-from .graph import DropConnection, Graph, GReq, error_body
+from .graph import Graph
+from .http_types import DropConnection, GReq, error_body
 from .identity import Identity
 from .limits import Faults, RequestLog, Throttle
 from .model import Store
@@ -287,7 +287,3 @@ class EmulatorServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())

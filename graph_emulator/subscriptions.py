@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 import uuid
 from collections import deque
@@ -21,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from .errors import GraphError
+from .http_types import GResp
 from .timeutil import fmt_z, now, parse_iso
 
 log = logging.getLogger("graph_emulator.subscriptions")
@@ -102,8 +102,6 @@ class Subscriptions:
 
     # -- API -----------------------------------------------------------------------------
     def list(self, req):
-        from .graph import GResp
-
         self._purge()
         value = [self._json(req, s) for s in self.store.subscriptions.values() if self._visible(req, s)]
         for v in value:
@@ -111,13 +109,9 @@ class Subscriptions:
         return GResp(200, {"@odata.context": f"{req.base}/v1.0/$metadata#subscriptions", "value": value})
 
     def get(self, req, sub_id: str):
-        from .graph import GResp
-
         return GResp(200, self._json(req, self._lookup(req, sub_id)))
 
     def patch(self, req, sub_id: str):
-        from .graph import GResp
-
         sub = self._lookup(req, sub_id)
         payload = req.json()
         if not isinstance(payload, dict):
@@ -134,22 +128,16 @@ class Subscriptions:
         return GResp(200, self._json(req, sub))
 
     def delete(self, req, sub_id: str):
-        from .graph import GResp
-
         self._lookup(req, sub_id)
         del self.store.subscriptions[sub_id]
         return GResp(204, None)
 
     def reauthorize(self, req, sub_id: str):
-        from .graph import GResp
-
         sub = self._lookup(req, sub_id)
         sub["_reauthorization_required"] = False
         return GResp(204, None)
 
     async def create(self, req):
-        from .graph import GResp
-
         payload = req.json()
         if not isinstance(payload, dict):
             raise GraphError(400, "BadRequest", "Request body must be a JSON object.")
@@ -343,7 +331,3 @@ class Subscriptions:
             del self.store.subscriptions[sub_id]
         self.enqueue(sub["lifecycleNotificationUrl"], {"value": [item]}, "lifecycle")
         return item
-
-
-def new_secret() -> str:
-    return secrets.token_hex(8)

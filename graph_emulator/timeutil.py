@@ -125,11 +125,6 @@ def fmt_z(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
 
 
-def fmt_offset(dt: datetime) -> str:
-    """subscription expirationDateTime style: 2024-05-01T09:00:00Z / with offset."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
-
-
 def parse_iso(value) -> datetime:
     if not isinstance(value, str):
         raise GraphError(400, "BadRequest", "Expected an ISO 8601 date-time string.")
