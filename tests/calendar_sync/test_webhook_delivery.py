@@ -76,6 +76,8 @@ def test_an_expired_delta_token_falls_back_to_a_full_resync(subscribed, provider
     outlook_meeting(emulator, BOB, [ATLAS], days_ahead(3, 14), subject="After expiry")
     wait_for(lambda: Reservation.objects.get(pk=seen.pk).state == State.CANCELLED, message="the sweep cancels the vanished meeting")
     wait_for(lambda: [r.subject for r in outlook_reservations(state__in=ACTIVE_STATES)] == ["After expiry"], message="new one booked")
+    # The round's counter is written after its sweep, a moment after the changes it made.
+    wait_for(lambda: full_syncs() > before, message="the full round recorded")
     assert full_syncs() == before + 1
 
 
