@@ -15,6 +15,9 @@ Everything the product sends to Graph goes through ``GraphClient``:
 A client is bound to one credential: ``token`` is a callable returning a bearer
 token; it is called again with ``force_refresh=True`` once after a 401 (a token
 the service revoked or expired early is refreshed silently).
+
+One module of about 450 lines on purpose: a newcomer finds every rule about talking to
+Graph (errors, limits, retries, paging, batching) in one file (STYLE 6, 11).
 """
 
 from __future__ import annotations
