@@ -17,11 +17,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reservations import feeds, rules, selectors, services
+from reservations.api import pagination
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -58,7 +58,7 @@ def _query(serializer_class, request):
 
 
 def _paginated(view: APIView, request, queryset, serializer_class):
-    paginator = LimitOffsetPagination()
+    paginator = pagination.Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -75,7 +75,10 @@ def _fresh(reservation_id: int):
 
 
 class RoomListView(APIView):
-    @extend_schema(parameters=[RoomFilterSerializer], responses={200: RoomSerializer(many=True), **ERRORS}, summary="Find rooms")
+    @extend_schema(
+        parameters=[RoomFilterSerializer, *pagination.PARAMETERS],
+        responses={200: pagination.page_of(RoomSerializer), **ERRORS}, summary="Find rooms", operation_id="v1_rooms_list",
+    )
     def get(self, request):
         filters = _query(RoomFilterSerializer, request)
         equipment = [slug.strip() for slug in filters.get("equipment", "").split(",") if slug.strip()]
@@ -117,8 +120,8 @@ class RoomAvailabilityView(APIView):
 
 class ReservationListView(APIView):
     @extend_schema(
-        parameters=[ReservationFilterSerializer],
-        responses={200: ReservationSerializer(many=True), **ERRORS},
+        parameters=[ReservationFilterSerializer, *pagination.PARAMETERS],
+        responses={200: pagination.page_of(ReservationSerializer), **ERRORS}, operation_id="v1_reservations_list",
         summary="My reservations (staff: everyone's)",
     )
     def get(self, request):
