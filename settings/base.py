@@ -23,7 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed API tokens (workplace.ApiToken, see KNOX_TOKEN_MODEL)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally (no CDN)
     "workplace",
@@ -114,6 +114,10 @@ CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its schedules in its AppConfig.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST API -----------------------------------------------------------------
+# API tokens are django-rest-knox tokens in workplace.ApiToken: stored as SHA-512 digests,
+# named per client, revocable (delete), expiring only when created with an expiry.
+KNOX_TOKEN_MODEL = "workplace.ApiToken"
+REST_KNOX = {"TOKEN_MODEL": KNOX_TOKEN_MODEL, "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workplace.authentication.TokenAuthentication",

@@ -13,7 +13,6 @@ import os
 
 import pytest
 from django.conf import settings as django_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.celery_worker import ROOT, Worker
@@ -24,6 +23,7 @@ from tests.factories import (
     RoomFactory,
     UserFactory,
 )
+from workplace.models import ApiToken
 
 
 def forget_process_state() -> None:
@@ -111,8 +111,8 @@ def dojo(hq):
 
 def _client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = ApiToken.objects.create(user=user, name="tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 
