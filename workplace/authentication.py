@@ -3,6 +3,7 @@ of ``workplace.ApiToken`` (django-rest-knox; only digests are stored)."""
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox import auth
 from rest_framework import exceptions
 
@@ -23,3 +24,16 @@ class TokenAuthentication(auth.TokenAuthentication):
     def _cleanup_token(self, auth_token) -> bool:
         """True when the token may not be used any more."""
         return auth_token.expiry is not None and auth_token.expiry <= timezone.now()
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The schema's ``tokenAuth``: ``Authorization: Token <token>``, as before the tokens were hashed."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey", "in": "header", "name": "Authorization",
+            "description": 'A token from `manage.py create_api_token`, sent as "Token <token>".',
+        }

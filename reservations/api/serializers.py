@@ -316,7 +316,8 @@ class ArrangementSerializer(serializers.ModelSerializer):
 class RoomSerializer(serializers.ModelSerializer):
     building = serializers.SlugRelatedField(slug_field="code", read_only=True)
     timezone = serializers.CharField(source="building.timezone")
-    floor = serializers.StringRelatedField()
+    floor = serializers.StringRelatedField(allow_null=True, help_text="null for a room without a floor.")
+    mailbox = serializers.CharField(help_text="The room's Exchange mailbox; empty for a room without one.")
     equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     arrangements = ArrangementSerializer(many=True)
     synced = serializers.BooleanField(source="is_synced")
