@@ -117,6 +117,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # API tokens are django-rest-knox tokens in workplace.ApiToken: stored as SHA-512 digests,
 # named per client, revocable (delete), expiring only when created with an expiry.
 KNOX_TOKEN_MODEL = "workplace.ApiToken"
+# knox's own migrations create its AuthToken table even though the model is swapped for
+# ours; nothing would use it, and its foreign key to users broke flushing the database.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {"TOKEN_MODEL": KNOX_TOKEN_MODEL, "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
