@@ -148,6 +148,9 @@ class ReservationForm(forms.Form):
         else:
             del self.fields["scope"]
 
+    def clean_subject(self):
+        return parsing.subject(self.cleaned_data["subject"])
+
     def clean_attendees(self):
         emails = parse_attendees(self.cleaned_data.get("attendees", ""))
         if len(emails) > MAX_ATTENDEES_TYPED:

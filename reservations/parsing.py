@@ -1,4 +1,4 @@
-"""The one place where what a caller typed becomes a time, an id or a day.
+"""The one place where what a caller typed becomes a time, an id, a day or a subject.
 
 The REST API (``reservations.api.fields``) and the portal's forms and views read their
 input through these functions, so an impossible value ("2030-02-30", an offset of
@@ -18,6 +18,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date as django_parse_date
 from django.utils.dateparse import parse_datetime as django_parse_datetime
+
+from workplace.text import one_line
 
 # Days and moments the product handles: far enough either way for any real booking or
 # filter, and far enough from datetime's limits that a day's end, a time-zone
@@ -102,6 +104,11 @@ def object_id(value: str | int) -> int:
     if not 1 <= number <= MAX_ID:
         raise ValidationError(NOT_AN_ID, code="invalid")
     return number
+
+
+def subject(value: str) -> str:
+    """A reservation's subject as one line (it becomes an email subject and a calendar title)."""
+    return one_line(value)
 
 
 def looks_like_id(value: str) -> bool:

@@ -181,7 +181,10 @@ RESERVATION_MIN_DURATION_MINUTES = env_int("RESERVATION_MIN_DURATION_MINUTES", 5
 RESERVATION_BOOKING_HORIZON_DAYS = env_int("RESERVATION_BOOKING_HORIZON_DAYS", 365, minimum=1)
 RESERVATION_MAX_OCCURRENCES = env_int("RESERVATION_MAX_OCCURRENCES", 200, minimum=1)
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Every email passes workplace.mail.SafeEmailBackend (one-line headers, retried when the
+# transport fails), which hands it to EMAIL_BACKEND from the environment.
+EMAIL_DELIVERY_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reservations@contoso.example")
 
 LOGGING = {

@@ -65,6 +65,13 @@ def _fresh_process_state():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _product_email_backend(settings):
+    """Django's test set-up sends mail straight to locmem; send it as production does, through
+    workplace.mail.SafeEmailBackend, which delivers to locmem (EMAIL_DELIVERY_BACKEND)."""
+    settings.EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
+
+
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice", first_name="Alice")

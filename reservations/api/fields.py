@@ -51,6 +51,13 @@ class IdField(serializers.IntegerField):
             _refuse(exc)
 
 
+class SubjectField(serializers.CharField):
+    """A subject, made one line ("Line1\nBcc: x" is "Line1 Bcc: x"): it becomes an email's subject."""
+
+    def to_internal_value(self, data):
+        return parsing.subject(super().to_internal_value(data))
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class PersonField(serializers.Field):
     """A person by email address (or user id). Shown as the email address."""

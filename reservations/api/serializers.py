@@ -7,7 +7,7 @@ import datetime as dt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField
+from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField, SubjectField
 from reservations.models import REST_API_SUBSOURCE, Attendee, Kind, Reservation, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
 from workplace.models import Arrangement, Room
@@ -111,7 +111,7 @@ class FreshFieldsMixin:
 class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
     room = IdField(help_text="Room id.")
     arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
-    subject = serializers.CharField(max_length=255)
+    subject = SubjectField(max_length=255)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     start = AwareDateTimeField()
     end = AwareDateTimeField()
@@ -136,7 +136,7 @@ class ReservationUpdateSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
     room = _room_field(required=False)
     arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True)
-    subject = serializers.CharField(max_length=255, required=False)
+    subject = SubjectField(max_length=255, required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
