@@ -4,7 +4,7 @@ from pathlib import Path
 
 from celery.schedules import crontab
 
-from .env import database_from_url, env_bool, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_fernet_keys, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -164,7 +164,7 @@ CALENDAR_FEED_ROOM_SUBJECTS = env_bool("CALENDAR_FEED_ROOM_SUBJECTS", False)
 
 # --- Secrets at rest -------------------------------------------------------------
 # Fernet key (urlsafe base64, 32 bytes) used to encrypt client secrets and token caches.
-TOKEN_ENCRYPTION_KEY = env_str("TOKEN_ENCRYPTION_KEY", "")
+TOKEN_ENCRYPTION_KEY = env_fernet_keys("TOKEN_ENCRYPTION_KEY")
 
 # --- Microsoft Graph / emulator -------------------------------------------------------
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -191,9 +191,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # OAuth codes and calendar-feed tokens never reach a log line (workplace.access_log).
+    "filters": {"redact_secrets": {"()": "workplace.access_log.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's access lines and "Not Found: <path>": redacted before any handler sees them.
+        "django.server": {"filters": ["redact_secrets"]},
+        "django.request": {"filters": ["redact_secrets"]},
+    },
 }
 
 _ = crontab  # schedules are declared by the apps (see calendar_sync.apps)
