@@ -49,7 +49,7 @@ class RecurrenceInputSerializer(serializers.Serializer):
 
 def _room_field(**kwargs):
     return serializers.PrimaryKeyRelatedField(
-        queryset=Room.objects.select_related("building").prefetch_related("arrangements"), **kwargs
+        queryset=Room.objects.select_related("building").prefetch_related("arrangements"), pk_field=IdField(), **kwargs
     )
 
 
@@ -110,7 +110,7 @@ class FreshFieldsMixin:
 
 class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
     room = IdField(help_text="Room id.")
-    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), pk_field=IdField(), required=False, allow_null=True, default=None)
     subject = SubjectField(max_length=255)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     start = AwareDateTimeField()
@@ -135,7 +135,7 @@ class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
 class ReservationUpdateSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
     room = _room_field(required=False)
-    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True)
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), pk_field=IdField(), required=False, allow_null=True)
     subject = SubjectField(max_length=255, required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     start = AwareDateTimeField(required=False)

@@ -147,3 +147,9 @@ def test_a_limit_above_the_cap_returns_one_page_of_the_cap(alice_api, alice, doj
     body = alice_api.get(URL, {"limit": 1000000}).json()
     assert (body["count"], len(body["results"])) == (3, 2)
     assert "offset=2" in body["next"]
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 25, -3])
+def test_moving_a_reservation_to_an_impossible_room_id_is_a_400(alice_api, alice, dojo, value):
+    reservation = ReservationFactory(room=dojo, requested_by=alice, requested_for=alice)
+    assert_refused(alice_api.patch(f"{URL}{reservation.pk}/", {"room": value}, format="json"), field="room")
