@@ -74,6 +74,8 @@ class PersonField(serializers.Field):
             found = list(users.filter(pk=data)[:2]) if 1 <= data <= parsing.MAX_ID else []
         elif isinstance(data, str) and data.strip():
             value = data.strip()
+            if "\x00" in value:  # PostgreSQL can't even compare text with a NUL in it
+                self.fail("invalid")
             if parsing.looks_like_id(value):
                 number = int(value)
                 found = list(users.filter(pk=number)[:2]) if 1 <= number <= parsing.MAX_ID else []

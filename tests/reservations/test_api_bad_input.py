@@ -153,3 +153,10 @@ def test_a_limit_above_the_cap_returns_one_page_of_the_cap(alice_api, alice, doj
 def test_moving_a_reservation_to_an_impossible_room_id_is_a_400(alice_api, alice, dojo, value):
     reservation = ReservationFactory(room=dojo, requested_by=alice, requested_for=alice)
     assert_refused(alice_api.patch(f"{URL}{reservation.pk}/", {"room": value}, format="json"), field="room")
+
+
+def test_a_nul_character_in_requested_for_is_a_400_on_booking_and_the_list(alice_api, alice, dojo):
+    """Found by the schemathesis tests: PostgreSQL refuses to compare text with a NUL in it."""
+    body = {"room": dojo.pk, "subject": "x", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat(), "requested_for": "\x00b"}
+    assert_refused(alice_api.post(URL, body, format="json"), field="requested_for")
+    assert_refused(alice_api.get(URL, {"requested_for": "a\x00@contoso.example"}), field="requested_for")

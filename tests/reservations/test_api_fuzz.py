@@ -15,6 +15,7 @@ Sizes (examples per operation, steps) keep the whole file around a minute of sui
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 
 import hypothesis
@@ -22,6 +23,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -79,7 +81,8 @@ def _one_connection_for_the_test():
 def workplace_data(alice, bob, hq):
     """Rooms to find (none synced: no Graph call is made) and reservations of alice's to read."""
     dojo = RoomFactory(building=hq, name="Dojo", capacity=6)
-    RoomFactory(building=hq, name="Borealis", capacity=4)
+    borealis = RoomFactory(building=hq, name="Borealis", capacity=4)
+    ROOMS[:] = [dojo.pk, borealis.pk]
     for day in (1, 2):
         ReservationFactory(room=dojo, requested_by=alice, requested_for=alice, start=days_ahead(day, 9), end=days_ahead(day, 10))
     ReservationFactory(room=dojo, requested_by=bob, requested_for=bob, start=days_ahead(3, 9), end=days_ahead(3, 10))
@@ -87,8 +90,36 @@ def workplace_data(alice, bob, hq):
     return {"Authorization": f"Token {token}"}
 
 
+# Rooms of the current test's data, for flatmap_body (filled by the workplace_data fixture).
+ROOMS: list[int] = []
+
+
+def _bookable(body: dict):
+    """``body`` turned into a booking the API can accept: a real room, a slot in the next two
+    months, 15 minutes to 2 hours long. Without it almost every generated booking is refused
+    (a random room id, a time years away) and changing or cancelling one is never tried."""
+
+    def build(room: int, day: int, hour: int, minutes: int) -> dict:
+        start = days_ahead(day, hour)
+        return {**body, "room": room, "start": start.isoformat(), "end": (start + dt.timedelta(minutes=minutes)).isoformat()}
+
+    return st.builds(build, st.sampled_from(ROOMS), st.integers(1, 60), st.integers(7, 18), st.sampled_from([15, 30, 60, 120]))
+
+
+def flatmap_body(context, body):
+    """Half of the bodies generated for POST /reservations/ are made bookable (see _bookable)."""
+    operation = context.operation
+    if operation is None or (operation.method.upper(), operation.path) != ("POST", "/api/v1/reservations/"):
+        return st.just(body)
+    if not isinstance(body, dict) or not ROOMS:
+        return st.just(body)
+    return st.one_of(st.just(body), _bookable(body))
+
+
 def _schema(seed: int):
-    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", application, config=_config(seed))
+    loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application, config=_config(seed))
+    loaded.hooks.hook(flatmap_body)
+    return loaded
 
 
 # Loaded when the module is collected (the schema view needs no database); schemathesis'
