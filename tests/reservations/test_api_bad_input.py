@@ -160,3 +160,8 @@ def test_a_nul_character_in_requested_for_is_a_400_on_booking_and_the_list(alice
     body = {"room": dojo.pk, "subject": "x", "start": days_ahead(1, 9).isoformat(), "end": days_ahead(1, 10).isoformat(), "requested_for": "\x00b"}
     assert_refused(alice_api.post(URL, body, format="json"), field="requested_for")
     assert_refused(alice_api.get(URL, {"requested_for": "a\x00@contoso.example"}), field="requested_for")
+
+
+def test_a_body_that_is_not_json_is_a_400_in_the_error_shape(alice_api, alice):
+    body = assert_refused(alice_api.post(URL, "{not json", content_type="application/json"), 400)
+    assert "JSON parse error" in body["message"]
