@@ -42,6 +42,8 @@ from reservations.models import ACTIVE_STATES, REST_API_SUBSOURCE, Source
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+# What a request with a body can also get: too large (413), not JSON or a form (415).
+BODY_ERRORS = {**ERRORS, 413: ErrorSerializer, 415: ErrorSerializer}
 
 
 def _query(serializer_class, request):
@@ -133,7 +135,7 @@ class ReservationListView(APIView):
         )
         return _paginated(self, request, rows, ReservationSerializer)
 
-    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, **ERRORS}, summary="Book a room (optionally recurring)")
+    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, **BODY_ERRORS}, summary="Book a room (optionally recurring)")
     def post(self, request):
         serializer = ReservationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -157,7 +159,7 @@ class ReservationDetailView(APIView):
 
     @extend_schema(
         request=ReservationUpdateSerializer,
-        responses={200: ReservationSerializer, **ERRORS},
+        responses={200: ReservationSerializer, **BODY_ERRORS},
         summary="Change a reservation (scope=series: every coming occurrence)",
     )
     def patch(self, request, reservation_id: int):
@@ -188,7 +190,7 @@ def _cancel_meeting(serializer, reservations) -> dict:
 
 
 class ReservationCancelView(APIView):
-    @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel a reservation or its series")
+    @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **BODY_ERRORS}, summary="Cancel a reservation or its series")
     def post(self, request, reservation_id: int):
         reservation = _visible_reservation(request, reservation_id)
         serializer = CancelSerializer(data=request.data)
@@ -207,7 +209,7 @@ class ReservationCancelView(APIView):
 
 
 class ReservationBulkCancelView(APIView):
-    @extend_schema(request=BulkCancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel several reservations at once (all or none)", operation_id="reservations_bulk_cancel")
+    @extend_schema(request=BulkCancelSerializer, responses={200: CancelResultSerializer, **BODY_ERRORS}, summary="Cancel several reservations at once (all or none)", operation_id="reservations_bulk_cancel")
     def post(self, request):
         serializer = BulkCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -27,3 +27,11 @@ def test_the_schema_says_lists_come_in_pages_with_limit_and_offset(client):
         params = {p["name"]: p for p in get["parameters"]}
         assert {"limit", "offset"} <= set(params)
         assert "at most 200" in params["limit"]["description"]
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_413_and_415_where_a_body_is_sent(client):
+    schema = client.get("/api/schema/?format=json").json()
+    for path, method in (("/api/v1/reservations/", "post"), ("/api/v1/reservations/{reservation_id}/", "patch"),
+                         ("/api/v1/reservations/{reservation_id}/cancel/", "post"), ("/api/v1/reservations/cancel/", "post")):
+        assert {"413", "415"} <= set(schema["paths"][path][method]["responses"]), (path, method)
