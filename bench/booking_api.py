@@ -99,7 +99,7 @@ def _recreate_database(database_url: str) -> None:
 
 SEED = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from workplace.models import ApiToken
 from workplace.models import Arrangement, Building, Room
 building = Building.objects.create(name="Bench", code="bench", timezone="Europe/Berlin")
 rooms = []
@@ -108,7 +108,7 @@ for i in range({rooms}):
     Arrangement.objects.create(room=room, name="Default", is_default=True)
     rooms.append(room.pk)
 user = get_user_model().objects.create_user("bencher", "bencher@contoso.example", "demo-password")
-print(Token.objects.create(user=user).key, ",".join(map(str, rooms)))
+print(ApiToken.objects.create(user=user, name="bench")[1], ",".join(map(str, rooms)))
 """
 
 

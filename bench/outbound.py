@@ -113,13 +113,12 @@ class Control:
 def setup(control: Control):
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
     from exchange_auth import properties
     from exchange_auth.demo import seed_provider
     from reservations.models import Reservation, ReservationSeries, SyncEvent
-    from workplace.models import Arrangement, Building, Profile, Room
+    from workplace.models import ApiToken, Arrangement, Building, Profile, Room
 
     cache.clear()
     SyncEvent.objects.all().delete()
@@ -146,11 +145,11 @@ def setup(control: Control):
         Profile.objects.get_or_create(user=user, defaults={"timezone": "Europe/Amsterdam"})
         users.append(user)
     api_user, _ = User.objects.get_or_create(username="bench-api", defaults={"email": f"bench-api@{DOMAIN}", "is_staff": True})
-    token, _ = Token.objects.get_or_create(user=api_user)
+    _, token = ApiToken.objects.create(user=api_user, name="bench")
     seed_provider()
     properties.set_value(properties.SYNC_INTEGRATION_MODE, "Normal")
     client = APIClient(SERVER_NAME="localhost")
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return rooms, users, client
 
 

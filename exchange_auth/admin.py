@@ -1,10 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
-from django.urls import reverse
-from django.utils.html import format_html
 
-from exchange_auth import credentials, graph_check, properties
+from exchange_auth import credentials, graph_check, properties, views
 from exchange_auth.models import (
     PUBLIC_AUTHORITY_HOST,
     PUBLIC_GRAPH_BASE_URL,
@@ -78,7 +75,7 @@ class CalendarProviderAdmin(admin.ModelAdmin):
         if obj.delegated_connected:
             return f"connected as {obj.delegated_connected_as}" + (" — last refresh failed" if obj.delegated_last_error else "")
         if obj.pk:
-            return format_html('not connected — <a href="{}">connect</a>', reverse("exchange_auth:provider_connect", args=[obj.pk]))
+            return "not connected — select it and run “Connect delegated user”"
         return "not connected"
 
     @admin.action(description="Test connection (app-only token + list rooms)")
@@ -93,7 +90,7 @@ class CalendarProviderAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one provider to connect its delegated user.", messages.WARNING)
             return None
-        return HttpResponseRedirect(reverse("exchange_auth:provider_connect", args=[queryset.get().pk]))
+        return views.begin_delegated_sign_in(request, queryset.get())
 
     @admin.action(description="Disconnect delegated user")
     def disconnect_delegated_user(self, request, queryset):

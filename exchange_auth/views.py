@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import select_template
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -83,9 +84,15 @@ def disconnect(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
+@require_POST
 def provider_connect(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admin: sign in as the provider's delegated user."""
-    provider = get_object_or_404(CalendarProvider, pk=pk)
+    """Admin: sign in as the provider's delegated user (a POST, like every start of a
+    sign-in: a link or an image on another site can't replace a sign-in in progress)."""
+    return begin_delegated_sign_in(request, get_object_or_404(CalendarProvider, pk=pk))
+
+
+def begin_delegated_sign_in(request: HttpRequest, provider: CalendarProvider) -> HttpResponse:
+    """Start the delegated user's sign-in (also the admin action's answer, itself a POST)."""
     back = reverse("admin:exchange_auth_calendarprovider_change", args=[provider.pk])
     return _begin(request, provider, purpose="delegated", next_url=back, login_hint=provider.delegated_user_email)
 
@@ -103,11 +110,20 @@ def _begin(request: HttpRequest, provider: CalendarProvider, *, purpose: str, ne
 @login_required
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
-    """The identity provider sends the user back here with a code (or an error)."""
-    pending = request.session.pop(FLOW_SESSION_KEY, None)
+    """The identity provider sends the user back here with a code (or an error).
+
+    The response must carry the ``state`` of the sign-in this session started before
+    anything is done with it, an error included: a forged ``?error=...`` link can't
+    discard a sign-in in progress."""
+    pending = request.session.get(FLOW_SESSION_KEY)
     if not pending:
         messages.error(request, "This sign-in response was not expected (it may have been used already). Start again.")
         return redirect("exchange_auth:connection")
+    if not constant_time_compare(request.GET.get("state", ""), str((pending.get("flow") or {}).get("state", ""))):
+        logger.warning("Outlook sign-in response with a state that doesn't match ignored (user %s)", request.user.pk)
+        messages.error(request, "This sign-in response doesn't match the sign-in that was started; it was ignored.")
+        return redirect("exchange_auth:connection")
+    del request.session[FLOW_SESSION_KEY]
     provider = CalendarProvider.objects.filter(pk=pending["provider_id"]).first()
     next_url = pending.get("next") or reverse("exchange_auth:connection")
     if provider is None:

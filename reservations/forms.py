@@ -11,11 +11,26 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from reservations import parsing
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 MAX_ATTENDEES_TYPED = 200
+
+
+class DayField(forms.DateField):
+    """A day as Django's DateField reads it, then held to the days ``reservations.parsing``
+    allows (as the API does): the year 9999 is a form error, not an overflow further on."""
+
+    def to_python(self, value):
+        day = super().to_python(value)
+        if day is None:
+            return None
+        try:
+            return parsing.day(day)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages, code="invalid") from None
 
 
 class FinderForm(forms.Form):
@@ -26,7 +41,7 @@ class FinderForm(forms.Form):
         queryset=Equipment.objects.all(), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
     )
     arrangement = forms.ChoiceField(required=False, label="Layout")
-    date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date = DayField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     free_from = forms.TimeField(required=False, label="Free from", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
     free_to = forms.TimeField(required=False, label="until", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
 
@@ -65,7 +80,7 @@ class ReservationForm(forms.Form):
     FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
 
     subject = forms.CharField(max_length=255)
-    date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    date = DayField(widget=forms.DateInput(attrs={"type": "date"}))
     start_time = forms.TimeField(label="From", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "step": 300}))
     end_time = forms.TimeField(label="To", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "step": 300}))
     arrangement = forms.ModelChoiceField(queryset=None, required=False, empty_label=None, label="Layout")
@@ -83,7 +98,7 @@ class ReservationForm(forms.Form):
     interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every")
     ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
                              widget=forms.RadioSelect, label="Ends")
-    until = forms.DateField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
+    until = DayField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
     count = forms.IntegerField(min_value=1, max_value=500, required=False, label="Occurrences")
     scope = forms.ChoiceField(choices=[("occurrence", "Only this occurrence"), ("series", "This and all later occurrences of the series")],
                               required=False, initial="occurrence", widget=forms.RadioSelect, label="Change")
@@ -132,6 +147,9 @@ class ReservationForm(forms.Form):
                 del self.fields["scope"]
         else:
             del self.fields["scope"]
+
+    def clean_subject(self):
+        return parsing.subject(self.cleaned_data["subject"])
 
     def clean_attendees(self):
         emails = parse_attendees(self.cleaned_data.get("attendees", ""))

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
-from reservations import feeds, portal_selectors, rules, selectors, services
+from reservations import feeds, parsing, portal_selectors, rules, selectors, services
 from reservations.exceptions import ReservationError
 from reservations.forms import CancelForm, FinderForm, ReservationForm
 from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
@@ -116,10 +117,7 @@ def _initial_times(request: HttpRequest, tz) -> dict:
     initial = {}
     now = timezone.now().astimezone(tz)
     start = (now + dt.timedelta(minutes=30 - now.minute % 30)).replace(second=0, microsecond=0)
-    try:
-        initial["date"] = dt.date.fromisoformat(request.GET["date"])
-    except (KeyError, ValueError):
-        initial["date"] = start.date()
+    initial["date"] = parsing.day_or_none(request.GET.get("date")) or start.date()
     for key, default in (("start", start.time()), ("end", (start + dt.timedelta(hours=1)).time())):
         try:
             initial[f"{key}_time"] = dt.time.fromisoformat(request.GET[key])
@@ -410,8 +408,8 @@ def _selected_ids(request: HttpRequest) -> list[int]:
     ids = []
     for value in request.POST.getlist("ids"):
         try:
-            ids.append(int(value))
-        except ValueError:
+            ids.append(parsing.object_id(value))
+        except ValidationError:
             continue
     return sorted(set(ids))[:500]
 

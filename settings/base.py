@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .env import database_from_url, env_bool, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_fernet_keys, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -21,7 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed API tokens (workplace.ApiToken, see KNOX_TOKEN_MODEL)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally (no CDN)
     "workplace",
@@ -112,13 +112,20 @@ CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its schedules in its AppConfig.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST API -----------------------------------------------------------------
+# API tokens are django-rest-knox tokens in workplace.ApiToken: stored as SHA-512 digests,
+# named per client, revocable (delete), expiring only when created with an expiry.
+KNOX_TOKEN_MODEL = "workplace.ApiToken"
+# knox's own migrations create its AuthToken table even though the model is swapped for
+# ours; nothing would use it, and its foreign key to users broke flushing the database.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_MODEL": KNOX_TOKEN_MODEL, "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workplace.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "reservations.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reservations.api.errors.exception_handler",
@@ -155,7 +162,7 @@ CALENDAR_FEED_ROOM_SUBJECTS = env_bool("CALENDAR_FEED_ROOM_SUBJECTS", False)
 
 # --- Secrets at rest -------------------------------------------------------------
 # Fernet key (urlsafe base64, 32 bytes) used to encrypt client secrets and token caches.
-TOKEN_ENCRYPTION_KEY = env_str("TOKEN_ENCRYPTION_KEY", "")
+TOKEN_ENCRYPTION_KEY = env_fernet_keys("TOKEN_ENCRYPTION_KEY")
 
 # --- Microsoft Graph / emulator -------------------------------------------------------
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -172,15 +179,25 @@ RESERVATION_MIN_DURATION_MINUTES = env_int("RESERVATION_MIN_DURATION_MINUTES", 5
 RESERVATION_BOOKING_HORIZON_DAYS = env_int("RESERVATION_BOOKING_HORIZON_DAYS", 365, minimum=1)
 RESERVATION_MAX_OCCURRENCES = env_int("RESERVATION_MAX_OCCURRENCES", 200, minimum=1)
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Every email passes workplace.mail.SafeEmailBackend (one-line headers, retried when the
+# transport fails), which hands it to EMAIL_BACKEND from the environment.
+EMAIL_DELIVERY_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reservations@contoso.example")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # OAuth codes and calendar-feed tokens never reach a log line (workplace.access_log).
+    "filters": {"redact_secrets": {"()": "workplace.access_log.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's access lines and "Not Found: <path>": redacted before any handler sees them.
+        "django.server": {"filters": ["redact_secrets"]},
+        "django.request": {"filters": ["redact_secrets"]},
+    },
 }
 

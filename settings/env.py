@@ -54,6 +54,37 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_fernet_keys(name: str) -> str:
+    """Comma-separated Fernet keys (newest first), each checked now: a bad key stops the start
+    naming the variable, instead of failing on the first secret encrypted or read."""
+    value = env_str(name, "") or ""
+    from cryptography.fernet import Fernet
+
+    for index, part in enumerate(p.strip() for p in value.split(",") if p.strip()):
+        try:
+            Fernet(part.encode())
+        except (ValueError, TypeError):
+            which = f"key {index + 1} of {name}" if "," in value else name
+            raise ImproperlyConfigured(
+                f"{which} is not a Fernet key (32 url-safe base64-encoded bytes; make one with: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+            ) from None
+    return value
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto: https`` → Django's ("HTTP_X_FORWARDED_PROTO", "https"); unset → None
+    (the header is trusted only where a proxy is said to set it)."""
+    value = env_str(name)
+    if value is None:
+        return None
+    header, sep, expected = value.partition(":")
+    header, expected = header.strip(), expected.strip()
+    if not sep or not header or not expected or not all(c.isalnum() or c == "-" for c in header):
+        raise ImproperlyConfigured(f"{name}={value!r}: give the header and its HTTPS value, e.g. 'X-Forwarded-Proto: https'.")
+    return "HTTP_" + header.upper().replace("-", "_"), expected
+
+
 # PostgreSQL through psycopg 3 with server-side binding, and each statement a connection has run
 # PREPARE_THRESHOLD times kept as a prepared statement: PostgreSQL then skips parsing and planning
 # it (measured on a booking: its PostgreSQL CPU halved, ~1.3 -> ~0.6 ms). Behind a connection
@@ -96,7 +127,11 @@ def database_from_url(name: str, url: str) -> dict:
             "HOST": parsed.hostname or "",
             "PORT": str(port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            # Kept connections only where a fixed pool of workers holds them: gunicorn.conf.py
+            # sets DATABASE_CONN_MAX_AGE=60. Elsewhere (runserver starts a thread per request,
+            # each would keep one: 50 requests at once exhausted PostgreSQL's 100) each request
+            # closes its connection. A kept one is checked before reuse.
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
             "CONN_HEALTH_CHECKS": True,
         }
     if parsed.scheme == "sqlite":

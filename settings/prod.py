@@ -9,7 +9,7 @@ for _name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "TOKEN_ENCRYPTION_KEY")
         raise ImproperlyConfigured(f"The environment variable {_name} must be set in production.")
 
 from .base import *  # noqa: E402,F403
-from .env import env_bool, env_int  # noqa: E402
+from .env import env_bool, env_int, env_proxy_ssl_header  # noqa: E402
 
 DEBUG = False
 # Static files: collected with content hashes in their names and pre-compressed (gzip, brotli
@@ -20,5 +20,17 @@ STORAGES = {
 }
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+# HTTPS only by default: plain HTTP is redirected and browsers are told to stay on HTTPS for a
+# year. Behind a proxy that redirects itself, SECURE_SSL_REDIRECT=false; SECURE_HSTS_SECONDS=0
+# turns HSTS off. /healthz stays reachable over plain HTTP for the orchestrator's probe.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Which header says a request came over HTTPS, only when a proxy is said to set it
+# (e.g. SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto: https"): trusted by default, any
+# client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+# Preloading HSTS is a commitment to the browsers' lists an operator makes (SECURE_HSTS_PRELOAD).
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]

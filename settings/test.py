@@ -16,7 +16,9 @@ INSTANCE_PROPERTY_LOCAL_SECONDS = 0
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Django's test set-up replaces EMAIL_BACKEND with locmem; tests/conftest.py puts the
+# product's backend back in front of it (mail.outbox still collects what is sent).
+EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 # Inbound sync (issue 6): tests subscribe explicitly; activating a provider in a fixture must not call Graph.

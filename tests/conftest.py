@@ -13,7 +13,6 @@ import os
 
 import pytest
 from django.conf import settings as django_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.celery_worker import ROOT, Worker
@@ -24,6 +23,7 @@ from tests.factories import (
     RoomFactory,
     UserFactory,
 )
+from workplace.models import ApiToken
 
 
 def forget_process_state() -> None:
@@ -63,6 +63,13 @@ def _no_sessions_left_behind(django_db_setup, django_db_blocker):
 def _fresh_process_state():
     forget_process_state()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _product_email_backend(settings):
+    """Django's test set-up sends mail straight to locmem; send it as production does, through
+    workplace.mail.SafeEmailBackend, which delivers to locmem (EMAIL_DELIVERY_BACKEND)."""
+    settings.EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
 
 
 @pytest.fixture
@@ -111,8 +118,8 @@ def dojo(hq):
 
 def _client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = ApiToken.objects.create(user=user, name="tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

@@ -1,10 +1,13 @@
-"""Admin for the space directory and for people (profile inline on the user)."""
+"""Admin for the space directory, for people (profile inline on the user) and their API tokens."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from knox.models import get_digest_token
+from knox.settings import CONSTANTS
 
-from workplace.models import Arrangement, Building, Equipment, Floor, Profile, Room
+from workplace.models import ApiToken, Arrangement, Building, Equipment, Floor, Profile, Room
 
 
 class FloorInline(admin.TabularInline):
@@ -71,3 +74,51 @@ if admin.site.is_registered(User):
 class PersonAdmin(DjangoUserAdmin):
     inlines = [ProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active"]
+
+
+class ApiTokenAddForm(forms.ModelForm):
+    """Adding a token generates it; the admin sees it once, in the confirmation message."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "expiry"]
+
+    def save(self, commit=True):
+        token = super().save(commit=False)
+        token.digest, self.token = get_digest_token()
+        token.token_key = self.token[:CONSTANTS.TOKEN_KEY_LENGTH]
+        if commit:
+            token.save()
+        return token
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Every REST API token: whose, which client, when it expires. Delete one to revoke it."""
+
+    list_display = ["name", "user", "token_key", "created", "expiry", "is_expired"]
+    list_filter = ["created", "expiry"]
+    search_fields = ["name", "token_key", "user__username", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["token_key", "created"]
+
+    @admin.display(boolean=True, description="expired")
+    def is_expired(self, obj: ApiToken) -> bool:
+        return obj.expired
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiTokenAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["user", "name", "expiry"] if obj is None else ["user", "name", "token_key", "created", "expiry"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["user", "token_key", "created"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(request, f"The new token (shown only now, copy it): {form.token}", messages.WARNING)

@@ -1,49 +1,39 @@
-"""API authentication."""
+"""API authentication: ``Authorization: Token <token>`` checked against the hashed tokens
+of ``workplace.ApiToken`` (django-rest-knox; only digests are stored)."""
 
-import functools
-
-from django.db import connections, router
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from rest_framework import authentication, exceptions
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from knox import auth
+from rest_framework import exceptions
 
 
-@functools.cache
-def _token_with_user_sql(token_model, vendor: str, alias: str) -> tuple[str, tuple, tuple]:
-    """One join, token and its user, written once from the models' metadata."""
-    quote = connections[alias].ops.quote_name
-    user_field = token_model._meta.get_field("user")
-    user_model = user_field.related_model
-    token_fields, user_fields = tuple(token_model._meta.concrete_fields), tuple(user_model._meta.concrete_fields)
-    columns = [f"t.{quote(f.column)}" for f in token_fields] + [f"u.{quote(f.column)}" for f in user_fields]
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {quote(token_model._meta.db_table)} t "  # noqa: S608 (identifiers from metadata)
-        f"JOIN {quote(user_model._meta.db_table)} u ON u.{quote(user_field.target_field.column)} = t.{quote(user_field.column)} "
-        f"WHERE t.{quote(token_model._meta.get_field('key').column)} = %s"
-    )
-    return sql, token_fields, user_fields
+class TokenAuthentication(auth.TokenAuthentication):
+    """Knox's authentication with two differences: an expired token is refused but kept
+    (the admin lists it as expired until someone deletes it; knox would delete it and the
+    person's other expired tokens on every request), and a token that isn't UTF-8 is a
+    401 like any wrong token, not a server error."""
+
+    def authenticate_credentials(self, token):
+        try:
+            token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
+        return super().authenticate_credentials(token)
+
+    def _cleanup_token(self, auth_token) -> bool:
+        """True when the token may not be used any more."""
+        return auth_token.expiry is not None and auth_token.expiry <= timezone.now()
 
 
-class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication (``Authorization: Token <key>``), same answers and errors,
-    with the token+user lookup as one prepared join instead of an ORM query compiled on
-    every API request (``select_related("user").get(key=...)``: most of a request's
-    authentication cost). Nothing is cached: a deleted token or a deactivated user is
-    refused on the very next request."""
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The schema's ``tokenAuth``: ``Authorization: Token <token>``, as before the tokens were hashed."""
 
-    def authenticate_credentials(self, key):
-        model = self.get_model()
-        alias = router.db_for_read(model)
-        connection = connections[alias]
-        sql, token_fields, user_fields = _token_with_user_sql(model, connection.vendor, alias)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
-            row = cursor.fetchone()
-        if row is None:
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
-        split = len(token_fields)
-        token = model.from_db(alias, [f.attname for f in token_fields], row[:split])
-        user_model = type(token)._meta.get_field("user").related_model
-        token.user = user_model.from_db(alias, [f.attname for f in user_fields], row[split:])
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        return (token.user, token)
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey", "in": "header", "name": "Authorization",
+            "description": 'A token from `manage.py create_api_token`, sent as "Token <token>".',
+        }

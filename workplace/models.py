@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from knox.models import AbstractAuthToken
 
 
 def validate_timezone(value: str) -> None:
@@ -140,3 +142,23 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A REST API token (django-rest-knox): the database keeps only its SHA-512 digest and
+    the first characters (``token_key``, the lookup key), never the token. One per client
+    of a person (an integration, a kiosk), named so an admin can tell them apart; revoked
+    by deleting it; an optional expiry. Created by ``manage.py create_api_token``."""
+
+    name = models.CharField(max_length=100, help_text="Which client uses it: an integration, a kiosk ...")
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["user", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user}, {self.token_key}…)"
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry is not None and self.expiry <= timezone.now()

@@ -9,6 +9,12 @@
 4. After commit, one delta pull per mailbox is requested (coalesced: at most one
    queued per mailbox) and lifecycle events are queued for handling.
 Graph waits at most 3 seconds: nothing here calls Graph or reconciles anything.
+
+The endpoint is open to anyone, so the body is read defensively: JSON nested too deeply
+to parse, or any string with a NUL (PostgreSQL can store neither in text nor in jsonb;
+Graph never sends one) is dropped, and an item whose ``subscriptionId``/``clientState``
+isn't a string or whose ``resourceData`` isn't an object is refused like a spoofed one.
+Whatever is sent, the answer is a 202 (or 413/405/200 above) that stores nothing false.
 """
 
 from __future__ import annotations
@@ -41,13 +47,33 @@ def notifications(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=413)
     try:
         items = json.loads(request.body or b"{}").get("value") or []
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep
         logger.warning("webhook: malformed body ignored")
         return HttpResponse(status=202)
     if not isinstance(items, list):
         return HttpResponse(status=202)
-    store_notifications([item for item in items if isinstance(item, dict)])
+    store_notifications([item for item in items if _well_formed(item)])
     return HttpResponse(status=202)
+
+
+def _well_formed(item) -> bool:
+    """An item the inbox can hold: an object whose ids are strings and with no NUL anywhere."""
+    if not isinstance(item, dict):
+        return False
+    if not isinstance(item.get("subscriptionId"), str) or not isinstance(item.get("clientState"), str | None):
+        logger.warning("webhook: notification refused (subscriptionId or clientState not a string)")
+        return False
+    if not isinstance(item.get("resourceData"), dict | None):
+        logger.warning("webhook: notification refused (resourceData not an object)")
+        return False
+    try:
+        text = json.dumps(item)
+    except (ValueError, RecursionError):
+        return False
+    if "\\u0000" in text:
+        logger.warning("webhook: notification refused (a NUL character)")
+        return False
+    return True
 
 
 @transaction.atomic

@@ -6,12 +6,17 @@
   403 not permitted / refused by a sync-mode rule, 409 slot taken, not active
   or edit not allowed), their ``message``, their ``extra`` and a ``code``;
 * 401/403/404/405/406/415/429 from DRF or Django: their message, empty extra;
+* Django's refusals of a request itself: a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+  (``RequestDataTooBig``) 413, more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` fields
+  (``TooManyFieldsSent``) and every other ``SuspiciousOperation`` 400, JSON nested
+  too deeply to parse (``RecursionError``) 400 — a warning in the log, no traceback;
 * anything unexpected: logged, and 500 with the same shape (never HTML).
 """
 
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -62,7 +67,26 @@ def _validation_message(extra: dict[str, list[str]]) -> str:
     return f"Invalid input ({len(extra)} fields): {', '.join(extra)}."
 
 
+def _bad_request(exc) -> Response | None:
+    """The caller's request itself can't be read: 400/413 and a warning, never a 500."""
+    if isinstance(exc, RequestDataTooBig):
+        status, message = 413, "The request body is too large."
+    elif isinstance(exc, TooManyFieldsSent):
+        status, message = 400, "The request has too many fields."
+    elif isinstance(exc, SuspiciousOperation):
+        status, message = 400, "The request can't be accepted."
+    elif isinstance(exc, RecursionError):
+        status, message = 400, "JSON parse error - the body is nested too deeply."
+    else:
+        return None
+    logger.warning("API request refused (%s): %s", type(exc).__name__, status)
+    return Response({"message": message, "extra": {}}, status=status)
+
+
 def exception_handler(exc, context):
+    refused = _bad_request(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, ReservationError):
         body = {"message": exc.message, "extra": exc.extra, "code": exc.code}
         return Response(body, status=exc.status_code)

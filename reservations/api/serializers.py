@@ -3,66 +3,17 @@ services decide (HackSoft "thin APIs")."""
 
 import copy
 
-from django.contrib.auth import get_user_model
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from exchange_auth.modes import REST_API_SUBSOURCE
+from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField, SubjectField
 from reservations.fastpaths import reservation_to_dict
 from reservations.models import Attendee, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
 from workplace.models import Arrangement, Room
 
-User = get_user_model()
-
-
 # --- fields ------------------------------------------------------------------------------
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with an offset; a naive time is refused rather than guessed."""
-
-    default_error_messages = {
-        "naive": "Give a time-zone offset, e.g. 2030-05-04T09:00:00+02:00 or …Z.",
-    }
-
-    def to_internal_value(self, value):
-        if isinstance(value, str):
-            parsed = parse_datetime(value.strip())
-            if parsed is not None and parsed.tzinfo is None:
-                self.fail("naive")
-        return super().to_internal_value(value)
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class PersonField(serializers.Field):
-    """A person by email address (or user id). Shown as the email address."""
-
-    default_error_messages = {
-        "unknown": "No active person has the address {value}.",
-        "ambiguous": "Several people share the address {value}; use their user id.",
-        "invalid": "Give an email address or a user id.",
-    }
-
-    def to_internal_value(self, data):
-        users = User.objects.filter(is_active=True)
-        if isinstance(data, int) and not isinstance(data, bool):
-            found = list(users.filter(pk=data)[:2])
-        elif isinstance(data, str) and data.strip():
-            value = data.strip()
-            found = list(users.filter(pk=int(value))[:2]) if value.isdigit() else list(users.filter(email__iexact=value)[:2])
-        else:
-            self.fail("invalid")
-        if not found:
-            self.fail("unknown", value=data)
-        if len(found) > 1:
-            self.fail("ambiguous", value=data)
-        return found[0]
-
-    def to_representation(self, value):
-        return value.email or value.get_username()
 
 
 class ApiOnlyChoiceField(serializers.CharField):
@@ -93,13 +44,13 @@ class RecurrenceInputSerializer(serializers.Serializer):
     frequency = serializers.ChoiceField(choices=FREQUENCIES)
     interval = serializers.IntegerField(min_value=1, max_value=99, default=1)
     weekdays = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=7), required=False, default=list, max_length=7)
-    until = serializers.DateField(required=False, allow_null=True, default=None)
+    until = DayField(required=False, allow_null=True, default=None)
     count = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
 
 def _room_field(**kwargs):
     return serializers.PrimaryKeyRelatedField(
-        queryset=Room.objects.select_related("building").prefetch_related("arrangements"), **kwargs
+        queryset=Room.objects.select_related("building").prefetch_related("arrangements"), pk_field=IdField(), **kwargs
     )
 
 
@@ -159,9 +110,9 @@ class FreshFieldsMixin:
 
 
 class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
-    room = serializers.IntegerField(min_value=1, help_text="Room id.")
-    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True, default=None)
-    subject = serializers.CharField(max_length=255)
+    room = IdField(help_text="Room id.")
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), pk_field=IdField(), required=False, allow_null=True, default=None)
+    subject = SubjectField(max_length=255)
     body = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     start = AwareDateTimeField()
     end = AwareDateTimeField()
@@ -185,8 +136,8 @@ class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
 class ReservationUpdateSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=["occurrence", "series"], default="occurrence")
     room = _room_field(required=False)
-    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), required=False, allow_null=True)
-    subject = serializers.CharField(max_length=255, required=False)
+    arrangement = serializers.PrimaryKeyRelatedField(queryset=Arrangement.objects.all(), pk_field=IdField(), required=False, allow_null=True)
+    subject = SubjectField(max_length=255, required=False)
     body = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     start = AwareDateTimeField(required=False)
     end = AwareDateTimeField(required=False)
@@ -211,15 +162,15 @@ class CancelSerializer(serializers.Serializer):
 
 
 class BulkCancelSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=200)
+    ids = serializers.ListField(child=IdField(), min_length=1, max_length=200)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     cancel_meeting = serializers.BooleanField(required=False, default=True, help_text=CANCEL_MEETING_HELP)
 
 
 class ReservationFilterSerializer(serializers.Serializer):
     state = serializers.MultipleChoiceField(choices=State.choices, required=False)
-    room = serializers.IntegerField(required=False, min_value=1)
-    series = serializers.IntegerField(required=False, min_value=1)
+    room = IdField(required=False)
+    series = IdField(required=False)
     requested_for = PersonField(required=False)
     starts_after = AwareDateTimeField(required=False, help_text="Reservations ending after this moment.")
     starts_before = AwareDateTimeField(required=False, help_text="Reservations starting before this moment.")
@@ -227,8 +178,8 @@ class ReservationFilterSerializer(serializers.Serializer):
 
 class RoomFilterSerializer(serializers.Serializer):
     building = serializers.CharField(required=False, help_text="Building code, e.g. hq.")
-    floor = serializers.IntegerField(required=False, min_value=1)
-    capacity_min = serializers.IntegerField(required=False, min_value=1)
+    floor = IdField(required=False)
+    capacity_min = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     equipment = serializers.CharField(required=False, help_text="Comma-separated equipment slugs; a room must have all.")
     arrangement = serializers.CharField(required=False)
     free_from = AwareDateTimeField(required=False)
@@ -244,7 +195,7 @@ class RoomFilterSerializer(serializers.Serializer):
 
 
 class AvailabilityFilterSerializer(serializers.Serializer):
-    date = serializers.DateField(required=False, help_text="Day in the building's time zone (default: today).")
+    date = DayField(required=False, help_text="Day in the building's time zone (default: today).")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -321,7 +272,8 @@ class ArrangementSerializer(serializers.ModelSerializer):
 class RoomSerializer(serializers.ModelSerializer):
     building = serializers.SlugRelatedField(slug_field="code", read_only=True)
     timezone = serializers.CharField(source="building.timezone")
-    floor = serializers.StringRelatedField()
+    floor = serializers.StringRelatedField(allow_null=True, help_text="null for a room without a floor.")
+    mailbox = serializers.CharField(help_text="The room's Exchange mailbox; empty for a room without one.")
     equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     arrangements = ArrangementSerializer(many=True)
     synced = serializers.BooleanField(source="is_synced")

@@ -17,12 +17,12 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from exchange_auth.modes import REST_API_SUBSOURCE
 from reservations import fastpaths, feeds, rules, selectors, services
+from reservations.api import pagination
 from reservations.api.serializers import (
     AvailabilityFilterSerializer,
     AvailabilitySerializer,
@@ -43,6 +43,8 @@ from reservations.models import ACTIVE_STATES, Source
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+# What a request with a body can also get: too large (413), not JSON or a form (415).
+BODY_ERRORS = {**ERRORS, 413: ErrorSerializer, 415: ErrorSerializer}
 
 
 def _query(serializer_class, request):
@@ -59,7 +61,7 @@ def _query(serializer_class, request):
 
 
 def _paginated(view: APIView, request, queryset, serializer_class):
-    paginator = LimitOffsetPagination()
+    paginator = pagination.Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -76,7 +78,10 @@ def _fresh(reservation_id: int):
 
 
 class RoomListView(APIView):
-    @extend_schema(parameters=[RoomFilterSerializer], responses={200: RoomSerializer(many=True), **ERRORS}, summary="Find rooms")
+    @extend_schema(
+        parameters=[RoomFilterSerializer, *pagination.PARAMETERS],
+        responses={200: pagination.page_of(RoomSerializer), **ERRORS}, summary="Find rooms", operation_id="v1_rooms_list",
+    )
     def get(self, request):
         filters = _query(RoomFilterSerializer, request)
         equipment = [slug.strip() for slug in filters.get("equipment", "").split(",") if slug.strip()]
@@ -118,8 +123,8 @@ class RoomAvailabilityView(APIView):
 
 class ReservationListView(APIView):
     @extend_schema(
-        parameters=[ReservationFilterSerializer],
-        responses={200: ReservationSerializer(many=True), **ERRORS},
+        parameters=[ReservationFilterSerializer, *pagination.PARAMETERS],
+        responses={200: pagination.page_of(ReservationSerializer), **ERRORS}, operation_id="v1_reservations_list",
         summary="My reservations (staff: everyone's)",
     )
     def get(self, request):
@@ -131,7 +136,7 @@ class ReservationListView(APIView):
         )
         return _paginated(self, request, rows, ReservationSerializer)
 
-    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, **ERRORS}, summary="Book a room (optionally recurring)")
+    @extend_schema(request=ReservationCreateSerializer, responses={201: ReservationSerializer, **BODY_ERRORS}, summary="Book a room (optionally recurring)")
     def post(self, request):
         serializer = ReservationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -155,7 +160,7 @@ class ReservationDetailView(APIView):
 
     @extend_schema(
         request=ReservationUpdateSerializer,
-        responses={200: ReservationSerializer, **ERRORS},
+        responses={200: ReservationSerializer, **BODY_ERRORS},
         summary="Change a reservation (scope=series: every coming occurrence)",
     )
     def patch(self, request, reservation_id: int):
@@ -186,7 +191,7 @@ def _cancel_meeting(serializer, reservations) -> dict:
 
 
 class ReservationCancelView(APIView):
-    @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel a reservation or its series")
+    @extend_schema(request=CancelSerializer, responses={200: CancelResultSerializer, **BODY_ERRORS}, summary="Cancel a reservation or its series")
     def post(self, request, reservation_id: int):
         reservation = _visible_reservation(request, reservation_id)
         serializer = CancelSerializer(data=request.data)
@@ -205,7 +210,7 @@ class ReservationCancelView(APIView):
 
 
 class ReservationBulkCancelView(APIView):
-    @extend_schema(request=BulkCancelSerializer, responses={200: CancelResultSerializer, **ERRORS}, summary="Cancel several reservations at once (all or none)", operation_id="reservations_bulk_cancel")
+    @extend_schema(request=BulkCancelSerializer, responses={200: CancelResultSerializer, **BODY_ERRORS}, summary="Cancel several reservations at once (all or none)", operation_id="reservations_bulk_cancel")
     def post(self, request):
         serializer = BulkCancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -92,7 +92,32 @@ def test_callback_with_a_forged_state_is_refused(client, emulated, provider, ali
     assert not PersonalToken.objects.exists()
 
 
+def test_a_forged_error_link_does_not_cancel_the_sign_in_in_progress(client, emulated, provider, alice):
+    client.force_login(alice)
+    start = client.post("/outlook/connect/")
+    location = sign_in(emulated, start["Location"], login=ALICE)
+    forged = client.get("/outlook/callback/?error=access_denied&error_description=x&state=forged", follow=True)
+    assert b"doesn&#x27;t match the sign-in that was started" in forged.content
+    response = client.get(callback_path(location), follow=True)  # the real answer still completes it
+    assert b"Outlook is connected as alice@contoso.example" in response.content
+
+
+def test_an_error_with_the_right_state_ends_the_sign_in_with_the_reason(client, emulated, provider, alice):
+    client.force_login(alice)
+    client.post("/outlook/connect/")
+    state = client.session["exchange_auth_flow"]["flow"]["state"]
+    response = client.get(f"/outlook/callback/?error=access_denied&error_description=No+consent&state={state}", follow=True)
+    assert b"Sign-in was refused: access_denied: No consent" in response.content
+    assert "exchange_auth_flow" not in client.session
+
+
 # --- admin ---------------------------------------------------------------------------------------
+
+
+def test_starting_the_delegated_sign_in_takes_a_post_not_a_link(client, admin_user, offline_provider):
+    client.force_login(admin_user)
+    assert client.get(reverse("exchange_auth:provider_connect", args=[offline_provider.pk])).status_code == 405
+    assert "exchange_auth_flow" not in client.session
 
 
 def test_admin_form_never_shows_the_secret(client, admin_user, offline_provider):
@@ -154,9 +179,7 @@ def test_admin_test_connection_reports_an_unreachable_host(client, admin_user, d
 
 def test_admin_connects_the_delegated_user(client, admin_user, emulated, provider):
     client.force_login(admin_user)
-    action = client.post(CHANGELIST, {"action": "connect_delegated_user", "_selected_action": [provider.pk]})
-    assert action.status_code == 302
-    start = client.get(action["Location"])
+    start = client.post(CHANGELIST, {"action": "connect_delegated_user", "_selected_action": [provider.pk]})
     assert start.status_code == 302 and "login_hint=reservations%40contoso.example" in start["Location"]
     location = sign_in(emulated, start["Location"], login="reservations@contoso.example")
     response = client.get(callback_path(location), follow=True)
@@ -170,7 +193,7 @@ def test_admin_connects_the_delegated_user(client, admin_user, emulated, provide
 
 def test_employee_can_not_connect_the_delegated_user(client, alice, provider):
     client.force_login(alice)
-    response = client.get(reverse("exchange_auth:provider_connect", args=[provider.pk]))
+    response = client.post(reverse("exchange_auth:provider_connect", args=[provider.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
