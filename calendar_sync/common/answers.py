@@ -48,8 +48,9 @@ def room_answer_in(room, graph_event: dict, *, organizer_is_room: bool) -> str:
     return answer if answer in ("accepted", "declined") else ""
 
 
-def declined_reason(reservation: Reservation) -> str:
-    return ROOM_DECLINED.format(room=reservation.room.name)
+def declined_reason(room) -> str:
+    """What a rejected employee reads when ``room`` declined."""
+    return ROOM_DECLINED.format(room=room.name)
 
 
 def apply_room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
@@ -70,7 +71,7 @@ def apply_room_response(reservation: Reservation, answer: str) -> str:
             outcomes.mark_confirmed(reservation)
     elif answer == "declined":
         if reservation.state in WAITING_FOR_ANSWER:
-            outcomes.mark_rejected(reservation, declined_reason(reservation))
+            outcomes.mark_rejected(reservation, declined_reason(reservation.room))
     else:
         return ""
     return answer

@@ -32,7 +32,7 @@ from reservations.outbox import SyncEventDetails
 
 from .. import conf
 from ..common import outcomes
-from ..common.answers import ROOM_DECLINED, declined_reason
+from ..common.answers import declined_reason
 from ..common.notifications import notify_rejected
 from ..common.plan import PermanentSyncError, permanent
 from .series import push_occurrence, push_series_cancel, push_series_create, push_series_update
@@ -160,7 +160,7 @@ def _finish(event: SyncEvent, *, response, result: PushResult | None = None) -> 
             if reservation is not None and (result is not None or synced):
                 recorded = services.reservation_record_push(
                     reservation=reservation, link=result.link if result else None, answer=result.answer if result else "",
-                    reason=declined_reason(reservation) if result and result.answer == "declined" else "",
+                    reason=declined_reason(reservation.room) if result and result.answer == "declined" else "",
                     sync_state=SyncState.SYNCED if synced else None,
                 )
                 if recorded.rejected:
@@ -171,7 +171,7 @@ def _finish(event: SyncEvent, *, response, result: PushResult | None = None) -> 
                 answer = result.answer
                 recorded = services.series_record_push(
                     series=series, link=result.link, answer=answer,
-                    reason=ROOM_DECLINED.format(room=series.room.name) if answer == "declined" else "",
+                    reason=declined_reason(series.room) if answer == "declined" else "",
                 )
                 rejected += recorded.rejected_ids
             # Occurrences with a change of their own still on its way stay pending until it lands.
