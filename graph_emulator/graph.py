@@ -235,7 +235,6 @@ class Graph:
             # https://learn.microsoft.com/en-us/graph/api/calendar-list-events?view=graph-rest-1.0
             self.check_mailbox(req, target, write=req.method != "GET")
             if segs[1] != self.calendar_id(target):
-                self._check_id(segs[1])
                 raise item_not_found()
             segs = segs[2:]
             if not segs:
