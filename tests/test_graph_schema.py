@@ -273,8 +273,8 @@ def test_the_selects_of_the_products_flows_name_v1_properties(provider, mode, em
     first = services.reservation_create(actor=alice, room=atlas, start=start + dt.timedelta(hours=3), end=start + dt.timedelta(hours=4),
                                         subject="Series", recurrence=Recurrence(frequency="weekly", interval=1, count=3))
     time.sleep(0.5)  # pushed (eager Celery after commit) and answered by the room's attendant
+    confirm.check_room_calendars()  # first, while the reservations still await the room's answer
     confirm.check_answers()
-    confirm.check_room_calendars()
     delta.pull_mailbox(ATLAS, full=True, nightly=True, wait=30)
     single.refresh_from_db()
     freebusy.attendee_responses_refresh(reservation=single)
