@@ -24,7 +24,16 @@ import pytest
 from graph_emulator import serialize
 from graph_emulator.seed import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from graph_emulator.testing import app_token, make_session
-from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, Graph, Webhook, meeting, wait_for
+from tests.graph_emulator.helpers import (
+    ALICE,
+    ATLAS,
+    BOB,
+    BOREALIS,
+    Graph,
+    Webhook,
+    meeting,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tests" / "graph_schema" / "v1_0_types.json").read_text())["types"]
