@@ -47,7 +47,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        spawn(PY, "-m", "graph_emulator", "--port", emulator_port, "--seed", "demo",
+        # The dev webhook is http://127.0.0.1:8000, which Graph would refuse: allow http on loopback only.
+        spawn(PY, "-m", "graph_emulator", "--port", emulator_port, "--seed", "demo", "--http-notifications", "loopback",
               "--state-dir", env["GRAPH_EMULATOR_STATE_DIR"], "--snapshot", str(VAR / "emulator" / "snapshot.json"))
         ca = Path(env["GRAPH_CA_BUNDLE"])
         for _ in range(100):

@@ -1,4 +1,5 @@
-"""python -m graph_emulator --port 8443 --seed demo [--host 127.0.0.1] [--state-dir DIR] [--snapshot FILE]"""
+"""python -m graph_emulator --port 8443 --seed demo [--host 127.0.0.1] [--state-dir DIR] [--snapshot FILE]
+[--http-notifications refuse|loopback|any] [--attendant-delay SECONDS] [--delta-expired-mode syncStateNotFound|gone]"""
 
 from __future__ import annotations
 
@@ -24,13 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throttle-requests", type=int, default=None)
     p.add_argument("--throttle-window", type=int, default=None, help="seconds")
     p.add_argument("--subscription-max-minutes", type=int, default=None)
+    p.add_argument("--http-notifications", choices=("refuse", "loopback", "any"), default=None,
+                   help="development only: accept http notification URLs (Graph refuses them; default refuse)")
+    p.add_argument("--attendant-delay", type=float, default=None, help="seconds the room's booking attendant takes to answer")
+    p.add_argument("--delta-expired-mode", choices=("syncStateNotFound", "gone"), default=None,
+                   help="how an expired delta token fails: 400 syncStateNotFound (default) or 410 Gone")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = {}
     for key, arg in (("access_token_lifetime", args.token_lifetime), ("throttle_concurrency", args.throttle_concurrency),
                      ("throttle_requests", args.throttle_requests), ("throttle_window_seconds", args.throttle_window),
-                     ("subscription_max_minutes", args.subscription_max_minutes)):
+                     ("subscription_max_minutes", args.subscription_max_minutes),
+                     ("http_notification_urls", args.http_notifications), ("attendant_delay_seconds", args.attendant_delay),
+                     ("delta_expired_mode", args.delta_expired_mode)):
         if arg is not None:
             config[key] = arg
     srv = EmulatorServer(host=args.host, port=args.port, seed=args.seed, state_dir=args.state_dir or default_state_dir(),

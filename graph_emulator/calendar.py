@@ -22,6 +22,7 @@ Exchange semantics kept here:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from .model import (
     Event,
     Store,
     User,
+    extended_property_key,
     instances,
     new_change_key,
     new_event_id,
@@ -50,13 +52,18 @@ WRITABLE = {
     "subject", "body", "start", "end", "location", "locations", "attendees", "showAs", "importance", "sensitivity",
     "isAllDay", "categories", "recurrence", "transactionId", "allowNewTimeProposals", "responseRequested",
     "reminderMinutesBeforeStart", "isReminderOn", "hideAttendees", "isOnlineMeeting", "onlineMeetingProvider",
+    "singleValueExtendedProperties",
 }
 IGNORED = {
     "@odata.type", "@odata.etag", "@odata.context", "id", "changeKey", "createdDateTime", "lastModifiedDateTime",
-    "iCalUId", "uid", "organizer", "isOrganizer", "isCancelled", "responseStatus", "type", "seriesMasterId", "webLink",
+    "iCalUId", "organizer", "isOrganizer", "isCancelled", "responseStatus", "type", "seriesMasterId", "webLink",
     "bodyPreview", "hasAttachments", "originalStartTimeZone", "originalEndTimeZone", "isDraft", "onlineMeeting",
-    "onlineMeetingUrl", "originalStart", "occurrenceId",
+    "onlineMeetingUrl", "originalStart", "cancelledOccurrences",
 }
+# An extended property's id: "{type} {guid} Name {name}" or "{type} {guid} Id 0x{tag}" (or a bare
+# "{type} 0x{tag}"): https://learn.microsoft.com/en-us/graph/api/resources/extended-properties-overview?view=graph-rest-1.0
+_PROP_ID = re.compile(r"^(String|Integer|Boolean|Double|SystemTime|Binary|Guid|Long|Short|Float|Currency|ApplicationTime|Object|CLSID)"
+                      r"\s+(?:\{[0-9a-fA-F-]{36}\}\s+(?:Name\s+\S.*|Id\s+0x[0-9a-fA-F]{1,4})|0x[0-9a-fA-F]{1,4})$")
 HORIZON = timedelta(days=180)  # the attendant's booking window (Exchange's default BookingWindowInDays)
 COPIED = ("subject", "body", "start", "end", "start_tz", "end_tz", "is_all_day", "location", "locations", "attendees",
           "recurrence", "importance", "sensitivity", "hide_attendees", "allow_new_time_proposals", "exceptions",
@@ -79,6 +86,23 @@ def _attendee(store: Store, a) -> dict:
                    "time": status.get("time", ZERO_TIME) if isinstance(status, dict) else ZERO_TIME},
         "emailAddress": {"name": name, "address": user.upn if user else address},
     }
+
+
+def _extended_properties(value) -> list[dict]:
+    """singleValueExtendedProperties on create or update: each {"id", "value"} (strings), the id in
+    one of the documented forms, else 400 as Exchange answers (ErrorInvalidExtendedProperty):
+    https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties?view=graph-rest-1.0"""
+    if not isinstance(value, list):
+        raise GraphError(400, "RequestBodyRead", "singleValueExtendedProperties must be an array.")
+    out = []
+    for p in value:
+        if not isinstance(p, dict) or set(p) - {"id", "value", "@odata.type"} or not isinstance(p.get("id"), str) \
+                or not isinstance(p.get("value"), str):
+            raise GraphError(400, "RequestBodyRead", "Each singleValueExtendedProperty needs a string id and a string value.")
+        if not _PROP_ID.match(p["id"].strip()):
+            raise GraphError(400, "ErrorInvalidExtendedProperty", "The extended property attribute combination is invalid.")
+        out.append({"id": p["id"].strip(), "value": p["value"]})
+    return out
 
 
 def parse_fields(store: Store, payload, creating: bool) -> dict:
@@ -135,6 +159,8 @@ def parse_fields(store: Store, payload, creating: bool) -> dict:
             if not isinstance(value, list):
                 raise GraphError(400, "RequestBodyRead", "categories must be an array of strings.")
             out["categories"] = [str(x) for x in value]
+        elif key == "singleValueExtendedProperties":
+            out["extended_properties"] = _extended_properties(value)
         elif key == "transactionId":
             out["transaction_id"] = None if value is None else str(value)
         elif key in ("isAllDay", "allowNewTimeProposals", "responseRequested", "isReminderOn", "hideAttendees"):
@@ -328,6 +354,10 @@ class Calendar:
             fields["attendees"] = [a for a in fields["attendees"] if a["emailAddress"]["address"].lower() != owner.upn.lower()]
             for a in fields["attendees"]:
                 a["status"] = previous.get(a["emailAddress"]["address"].lower(), {"response": "none", "time": ZERO_TIME})
+        if "extended_properties" in fields:  # an update sets the properties it names, the others stay
+            merged = {extended_property_key(p["id"]): p for p in ev.extended_properties}
+            merged.update({extended_property_key(p["id"]): p for p in fields["extended_properties"]})
+            fields["extended_properties"] = list(merged.values())
         reschedules = ev.recurrence is not None and _reschedules_series(ev, fields)
         for k, v in fields.items():
             setattr(ev, k, v)

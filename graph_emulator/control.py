@@ -203,6 +203,10 @@ class Control:
         unknown = [k for k in body if k not in cfg]
         if unknown:
             raise GraphError(400, "BadRequest", f"Unknown config keys: {unknown}; known: {sorted(cfg)}")
+        choices = {"http_notification_urls": ("refuse", "loopback", "any"), "delta_expired_mode": ("syncStateNotFound", "gone")}
+        for k, allowed in choices.items():
+            if k in body and body[k] not in allowed:
+                raise GraphError(400, "BadRequest", f"{k} must be one of {list(allowed)}")
         for k, v in body.items():
             cfg[k] = v
         return _json(cfg)

@@ -1,8 +1,12 @@
 """calendarView/delta: rounds of pages (@odata.nextLink) closed by an @odata.deltaLink.
 
 Sync state is kept server-side behind opaque tokens, like Exchange's sync
-state; expiring it (control API) makes the next call fail with 410
-SyncStateNotFound, and the client must start a full sync again.
+state; expiring it (control API) makes the next call fail, and the client must
+start a full sync again. How it fails is the config's ``delta_expired_mode``:
+"syncStateNotFound" (the default) answers 400 with that code, as Outlook does for
+a token it no longer holds; "gone" answers 410 Gone, the other documented restart
+signal. https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
+and https://learn.microsoft.com/en-us/graph/api/event-delta?view=graph-rest-1.0
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ class DeltaEngine:
         return n
 
     def _gone(self) -> GraphError:
-        return GraphError(410, "SyncStateNotFound",
-                          "The sync state generation is not valid or has expired. Please perform a full sync (restart the delta round without a token).")
+        if self.ctx.store.config.get("delta_expired_mode") == "gone":
+            return GraphError(410, "SyncStateNotFound",
+                              "The sync state generation is not valid or has expired. Please perform a full sync (restart the delta round without a token).")
+        return GraphError(400, "syncStateNotFound", "The sync state is not found or has expired. Please perform a full sync.")
 
     def handle(self, req, target: User):
         store = self.ctx.store

@@ -7,6 +7,8 @@ handed what they need and import nothing of this module."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import re
 import time
 from urllib.parse import quote
@@ -16,15 +18,33 @@ from .delta import DeltaEngine
 from .errors import GraphError, access_denied, invalid_request, item_not_found
 from .event_views import event_view, preferences, view_instances
 from .http_types import DropConnection, GReq, GResp, error_body
-from .model import Event, User, instances, occurrence, parse_occurrence_id
+from .model import Event, User, extended_property_key, instances, occurrence, parse_occurrence_id
 from .odata import compile_filter, order, page, select_fields
 from .schedule import get_schedule
-from .serialize import room_json, user_json
+from .serialize import (
+    EVENT_PROPERTIES,
+    ROOM_LIST_PROPERTIES,
+    ROOM_PROPERTIES,
+    USER_PROPERTIES,
+    check_select,
+    room_json,
+    room_list_json,
+    user_json,
+)
 from .timeutil import parse_query_instant
 
 MAILBOX_RE = re.compile(r"^/(me|users/([^/]+)|users\('([^']+)'\))(/.*)?$", re.IGNORECASE)
 EVENT_ACTIONS = {"cancel", "accept", "decline", "tentativelyaccept"}
 READ_ROLES = {"Calendars.Read", "Calendars.ReadBasic", "Calendars.ReadWrite", "Calendars.ReadBasic.All"}
+# Casts name the type by its namespace or by the metadata's alias ``graph`` (<Schema Namespace=
+# "microsoft.graph" Alias="graph">); Graph accepts both, and Microsoft's SDKs send the full name:
+# https://learn.microsoft.com/en-us/graph/api/place-list?view=graph-rest-1.0
+PLACE_CASTS = {"microsoft.graph.room": "room", "graph.room": "room", "microsoft.graph.roomlist": "roomList",
+               "graph.roomlist": "roomList"}
+# calendarView/delta is an OData function: ``delta()`` (as the Graph SDKs build it) and ``delta``
+# both call it: https://learn.microsoft.com/en-us/graph/api/event-delta?view=graph-rest-1.0
+DELTA_SEGMENTS = {"delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()", "graph.delta", "graph.delta()"}
+_EXPAND_SVEP = re.compile(r"^singleValueExtendedProperties(?:\(\$filter=id eq '((?:[^']|'')*)'\))?$", re.IGNORECASE)
 DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 
 
@@ -86,7 +106,8 @@ class Graph:
         resp.headers.setdefault("client-request-id", req.headers.get("client-request-id") or req.request_id)
         resp.headers.setdefault("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU"}}')
         ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id,
-                            resp.status, (time.perf_counter() - started) * 1000, req.batch, user=user_upn)
+                            resp.status, (time.perf_counter() - started) * 1000, req.batch, user=user_upn,
+                            select=req.q("select"))
         return resp
 
     def _target_mailbox(self, req: GReq) -> User | None:
@@ -154,9 +175,9 @@ class Graph:
         if head == "users" and len(segs) == 1:
             self._only(req, "GET")
             return self.list_users(req)
-        if head == "places" and len(segs) == 2 and segs[1].lower() in ("microsoft.graph.room", "microsoft.graph.roomlist"):
+        if head == "places" and len(segs) == 2 and segs[1].lower() in PLACE_CASTS:
             self._only(req, "GET")
-            return self.list_places(req, segs[1].lower())
+            return self.list_places(req, PLACE_CASTS[segs[1].lower()])
         if head == "subscriptions":
             subs = self.ctx.subscriptions
             if len(segs) == 1:
@@ -206,17 +227,28 @@ class Graph:
         if not segs:
             self._only(req, "GET")
             self.check_directory(req, target)
-            body = user_json(target, select_fields(req))
+            body = user_json(target, check_select(select_fields(req), USER_PROPERTIES, "user"))
             body = {"@odata.context": f"{req.base}/v1.0/$metadata#users/$entity", **body}
             return GResp(200, body)
-        if segs[0].lower() == "calendarview":
+        if len(segs) >= 2 and segs[0] == "calendars":
+            # /users/{id}/calendars/{calendarId}/events (and calendarView): the default calendar,
+            # the only one the emulator keeps, by its id:
+            # https://learn.microsoft.com/en-us/graph/api/calendar-list-events?view=graph-rest-1.0
+            self.check_mailbox(req, target, write=req.method != "GET")
+            if segs[1] != self.calendar_id(target):
+                raise item_not_found()
+            segs = segs[2:]
+            if not segs:
+                self._only(req, "GET")
+                return self.calendar_resource(req, target)
+        if segs and segs[0].lower() == "calendarview":
             self._only(req, "GET")
             self.check_mailbox(req, target, write=False)
             if len(segs) == 1:
                 return self.calendar_view(req, target)
-            if len(segs) == 2 and segs[1] == "delta":
+            if len(segs) == 2 and segs[1].lower() in DELTA_SEGMENTS:
                 return self.delta.handle(req, target)
-        if segs[0] == "events":
+        if segs and segs[0] == "events":
             if len(segs) == 1:
                 if req.method == "GET":
                     self.check_mailbox(req, target, write=False)
@@ -252,10 +284,10 @@ class Graph:
         self.check_directory(req, None)
         users = sorted(self.store.users.values(), key=lambda u: u.upn)
         items = [user_json(u) for u in users]
+        sel = check_select(select_fields(req), USER_PROPERTIES, "user")
         test = compile_filter(req.q("filter"))
         if test:
             items = [u for u in items if test(u)]
-        sel = select_fields(req)
         if sel:
             keep = set(sel) | {"id"}
             items = [{k: v for k, v in u.items() if k in keep} for u in items]
@@ -266,32 +298,56 @@ class Graph:
         if not scopes & {"Place.Read.All", "Place.ReadWrite.All"}:
             raise access_denied()
         rooms = sorted((u for u in self.store.users.values() if u.kind == "room"), key=lambda u: u.display_name)
-        if kind == "microsoft.graph.room":
+        if kind == "room":
+            sel = check_select(select_fields(req), ROOM_PROPERTIES, "room")
             items = [room_json(u) for u in rooms]
             context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.room"
         else:
+            sel = check_select(select_fields(req), ROOM_LIST_PROPERTIES, "roomList")
             lists = sorted({(u.room or {}).get("roomList") for u in rooms} - {None})
-            items = [{"@odata.type": "#microsoft.graph.roomList", "id": address, "displayName": "HQ rooms",
-                      "emailAddress": address, "address": {}, "geoCoordinates": None, "phone": None} for address in lists]
+            items = [room_list_json(address) for address in lists]
             context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.roomList"
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
+        if sel:
+            keep = set(sel) | {"id", "@odata.type"}
+            items = [{k: v for k, v in i.items() if k in keep} for i in items]
         return GResp(200, page(req, items, 100, context))
 
     def calendar_resource(self, req: GReq, target: User) -> GResp:
         return GResp(200, {
             "@odata.context": f"{req.base}/v1.0/$metadata#users('{target.id}')/calendar/$entity",
-            "id": "AAMkCal" + target.id.replace("-", ""), "name": "Calendar", "color": "auto", "hexColor": "",
+            "id": self.calendar_id(target), "name": "Calendar", "color": "auto", "hexColor": "",
             "isDefaultCalendar": True, "changeKey": "DxYSthXJXEWwAQSYQnXvIgAAIxGttg==", "canShare": True,
             "canViewPrivateItems": True, "canEdit": True, "allowedOnlineMeetingProviders": ["teamsForBusiness"],
             "defaultOnlineMeetingProvider": "teamsForBusiness", "isTallyingResponses": True, "isRemovable": False,
             "owner": {"name": target.display_name, "address": target.upn},
         })
 
+    @staticmethod
+    def calendar_id(target: User) -> str:
+        return "AAMkCal" + target.id.replace("-", "")
+
     # -- events -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_id(event_id: str) -> None:
+        """Graph tells an id it can't parse (400 ErrorInvalidIdMalformed) from one it can't find
+        (404 ErrorItemNotFound); only ids of the shape Exchange issues are looked up:
+        https://learn.microsoft.com/en-us/graph/api/resources/event?view=graph-rest-1.0 (id) and
+        https://learn.microsoft.com/en-us/graph/errors"""
+        if parse_occurrence_id(event_id) is not None:
+            return
+        try:
+            raw = base64.urlsafe_b64decode(event_id.encode() + b"=" * (-len(event_id) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+={0,2}", event_id) or len(raw) != 48 or not raw.startswith(b"\x00\x00\x00\x00"):
+            raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+
     def find_event(self, target: User, event_id: str) -> tuple[Event, object]:
         """(master or single event, occurrence date or None); 404 ErrorItemNotFound if absent."""
+        self._check_id(event_id)
         mb = self.store.mailboxes[target.id]
         ev = mb.events.get(event_id)
         if ev is not None:
@@ -301,8 +357,6 @@ class Graph:
             master = mb.events.get(occ[0])
             if master is not None and occurrence(master, occ[1]) is not None:
                 return master, occ[1]
-        if not re.fullmatch(r"[A-Za-z0-9_\-=+/]{8,400}", event_id):
-            raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
         raise item_not_found()
 
     def _etag_check(self, req: GReq, ev: Event, day) -> None:
@@ -324,8 +378,9 @@ class Graph:
     def list_events(self, req: GReq, target: User) -> GResp:
         tz, headers = preferences(req)
         events = sorted(self.store.mailboxes[target.id].events.values(), key=lambda e: (e.created, e.id))
-        sel = select_fields(req)
-        items = [event_view(self.store, req, target, e, tz) for e in events]
+        sel = self._event_select(req)
+        expand = self._expand(req)
+        items = [self._with_expand(event_view(self.store, req, target, e, tz), e, expand) for e in events]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
@@ -342,12 +397,12 @@ class Graph:
         if end < start:
             raise GraphError(400, "ErrorInvalidParameter", "The parameter 'EndDateTime' must be later than 'StartDateTime'.")
         tz, headers = preferences(req)
+        sel = self._event_select(req)
         items = [event_view(self.store, req, target, i, tz) for i in view_instances(self.store, target, start, end)]
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
         items = order(req, items)
-        sel = select_fields(req)
         if sel:
             keep = set(sel) | {"id", "@odata.etag"}
             items = [{k: v for k, v in i.items() if k in keep} for i in items]
@@ -360,16 +415,46 @@ class Graph:
         end = parse_query_instant(req.q("endDateTime"), "endDateTime")
         tz, headers = preferences(req)
         insts = [i for i in instances(ev, start, end) if ev.recurrence is not None]
-        items = [event_view(self.store, req, target, i, tz, select_fields(req)) for i in insts]
+        sel = self._event_select(req)
+        items = [event_view(self.store, req, target, i, tz, sel) for i in insts]
         context = f"{req.base}/v1.0/$metadata#users('{quote(target.upn)}')/events('{ev.id}')/instances"
         return GResp(200, page(req, items, int(self.store.config["page_size"]), context), headers)
 
     def get_event(self, req: GReq, target: User, event_id: str) -> GResp:
         ev, day = self.find_event(target, event_id)
         tz, headers = preferences(req)
+        sel, expand = self._event_select(req), self._expand(req)
         inst = occurrence(ev, day) if day is not None else ev
-        body = {"@odata.context": self._event_context(req, target, True), **event_view(self.store, req, target, inst, tz, select_fields(req))}
+        view = self._with_expand(event_view(self.store, req, target, inst, tz, sel), ev if day is None else None, expand)
+        body = {"@odata.context": self._event_context(req, target, True), **view}
         return GResp(200, body, headers)
+
+    def _event_select(self, req: GReq) -> list[str] | None:
+        return check_select(select_fields(req), EVENT_PROPERTIES, "event")
+
+    @staticmethod
+    def _expand(req: GReq) -> tuple[bool, str | None] | None:
+        """``$expand=singleValueExtendedProperties($filter=id eq '...')``, the one expansion the emulator
+        serves (extended properties are returned only when expanded):
+        https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get?view=graph-rest-1.0
+        Anything else is refused as Graph refuses what it can't parse."""
+        raw = req.q("expand")
+        if not raw:
+            return None
+        m = _EXPAND_SVEP.match(raw.strip())
+        if not m:
+            raise GraphError(400, "BadRequest", "Parsing OData Select and Expand failed: the emulator expands only singleValueExtendedProperties.")
+        return True, (m.group(1).replace("''", "'") if m.group(1) is not None else None)
+
+    @staticmethod
+    def _with_expand(view: dict, ev: Event | None, expand) -> dict:
+        if expand is None or ev is None:
+            return view
+        wanted = expand[1]
+        props = [dict(p) for p in ev.extended_properties if wanted is None or extended_property_key(p["id"]) == extended_property_key(wanted)]
+        if props:
+            view["singleValueExtendedProperties"] = props
+        return view
 
     def create_event(self, req: GReq, target: User) -> GResp:
         payload = req.json()

@@ -25,11 +25,17 @@ DEFAULT_CONFIG = {
     "throttle_concurrency": 4,  # per app per mailbox, like Outlook's MailboxConcurrency
     "throttle_requests": 10000,  # per app per mailbox per window
     "throttle_window_seconds": 600,
-    "subscription_max_minutes": 4230,
+    # Outlook event subscriptions without resource data live up to 10,080 minutes (7 days):
+    # https://learn.microsoft.com/en-us/graph/api/resources/subscription?view=graph-rest-1.0#subscription-lifetime
+    "subscription_max_minutes": 10080,
+    # http notification URLs: "refuse" (as Graph), "loopback" or "any" (development only); see subscriptions.py
+    "http_notification_urls": "refuse",
+    # an expired delta token: "syncStateNotFound" (400, as Outlook answers) or "gone" (410); see delta.py
+    "delta_expired_mode": "syncStateNotFound",
     "validation_timeout_seconds": 10.0,
     "notification_timeout_seconds": 3.0,
     "notification_retry_delays": [5.0, 15.0, 60.0, 300.0],
-    "attendant_delay_seconds": 0.0,
+    "attendant_delay_seconds": 0.0,  # how long the room's booking attendant takes to answer (Exchange: seconds)
     "latency_ms": 0,  # added to every Graph request (makes concurrency observable)
     "delta_page_size": 100,
     "page_size": 10,  # calendarView/events default page size, as Graph's
@@ -52,6 +58,16 @@ def new_ical_uid() -> str:
 
 
 OCC_PREFIX = b"\x01OCC"
+
+
+def extended_property_key(prop_id: str) -> str:
+    """An extended property's id as Exchange compares it: the type and the property set's GUID
+    regardless of case, the name as given (names are case-sensitive):
+    https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get?view=graph-rest-1.0"""
+    parts = prop_id.split(" ", 3)
+    if len(parts) == 4 and parts[2].lower() == "name":
+        return f"{parts[0].lower()} {parts[1].lower()} name {parts[3]}"
+    return " ".join(prop_id.split()).lower()
 
 
 def occurrence_id(master_id: str, day: date) -> str:
@@ -143,6 +159,7 @@ class Event:
     hide_attendees: bool = False
     exceptions: dict = field(default_factory=dict)  # "YYYY-MM-DD" -> overrides (start/end iso, subject, change_key ...)
     cancelled_dates: list = field(default_factory=list)
+    extended_properties: list = field(default_factory=list)  # singleValueExtendedProperties: [{"id", "value"}]
     seq: int = 0
 
     def bump(self) -> None:

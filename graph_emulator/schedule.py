@@ -9,8 +9,29 @@ from .event_views import view_instances
 from .http_types import GReq, GResp
 from .model import Store
 from .timeutil import fmt_local, parse_datetime_tz, prefer_timezone
+from .windows_zones import WINDOWS_TO_IANA
 
-STATUS_DIGIT = {"free": "0", "workingElsewhere": "0", "tentative": "1", "busy": "2", "oof": "3", "unknown": "0"}
+# availabilityView digits: 0 free, 1 tentative, 2 busy, 3 out of office, 4 working elsewhere. Learn's
+# scheduleInformation page says v1.0 maps working elsewhere to 0 "for backward compatibility", while the
+# service answers 4 for it (Outlook's olWorkingElsewhere); a client must take both, so the emulator sends
+# the digit that breaks a client that knows only 0-3:
+# https://learn.microsoft.com/en-us/graph/api/resources/scheduleinformation?view=graph-rest-1.0
+# https://learn.microsoft.com/en-us/office/vba/api/outlook.olbusystatus
+STATUS_DIGIT = {"free": "0", "workingElsewhere": "4", "tentative": "1", "busy": "2", "oof": "3", "unknown": "0"}
+# When a slot holds several items the busiest wins.
+DIGIT_RANK = {"0": 0, "4": 1, "1": 2, "2": 3, "3": 4}
+IANA_TO_WINDOWS = {}
+for _windows, _iana in WINDOWS_TO_IANA.items():
+    IANA_TO_WINDOWS.setdefault(_iana, _windows)
+
+
+def windows_zone(name: str) -> str:
+    """workingHours.timeZone names the mailbox's zone as Exchange keeps it: a Windows name
+    ("W. Europe Standard Time"), not an IANA one:
+    https://learn.microsoft.com/en-us/graph/api/resources/workinghours?view=graph-rest-1.0"""
+    if name in WINDOWS_TO_IANA:
+        return name
+    return IANA_TO_WINDOWS.get(name, "UTC" if name.upper() in ("UTC", "ETC/UTC") else name)
 
 
 def get_schedule(store: Store, req: GReq) -> GResp:
@@ -50,15 +71,13 @@ def get_schedule(store: Store, req: GReq) -> GResp:
         items = []
         for i in insts:
             loc = (i.override or {}).get("location", i.event.location) or {}
+            # v1.0's scheduleItem: isMeeting, isRecurring, isException, isReminderSet are beta-only.
+            # https://learn.microsoft.com/en-us/graph/api/resources/scheduleitem?view=graph-rest-1.0
             items.append({
                 "isPrivate": i.event.sensitivity in ("private", "confidential"),
                 "status": i.show_as,
                 "subject": "" if i.event.sensitivity in ("private", "confidential") else i.subject,
                 "location": loc.get("displayName", ""),
-                "isMeeting": bool(i.event.attendees),
-                "isRecurring": i.event.recurrence is not None,
-                "isException": bool(i.override),
-                "isReminderSet": i.event.is_reminder_on,
                 "start": fmt_local(i.start, tz),
                 "end": fmt_local(i.end, tz),
             })
@@ -70,7 +89,7 @@ def get_schedule(store: Store, req: GReq) -> GResp:
             for i in insts:
                 if i.start < slot_end and i.end > slot:
                     d = STATUS_DIGIT.get(i.show_as, "2")
-                    digit = max(digit, d)
+                    digit = max(digit, d, key=DIGIT_RANK.__getitem__)
             view.append(digit)
             slot = slot_end
         out.append({
@@ -81,7 +100,7 @@ def get_schedule(store: Store, req: GReq) -> GResp:
                 "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
                 "startTime": "08:00:00.0000000",
                 "endTime": "17:00:00.0000000",
-                "timeZone": {"name": user.time_zone},
+                "timeZone": {"name": windows_zone(user.time_zone)},
             },
         })
     body = {"@odata.context": f"{req.base}/v1.0/$metadata#Collection(microsoft.graph.scheduleInformation)", "value": out}

@@ -6,10 +6,57 @@ import html
 import re
 from datetime import datetime
 
+from .errors import GraphError
 from .model import Event, Instance, Store, User
 from .timeutil import fmt_local, fmt_z
 
 _TAG = re.compile(r"<[^>]+>")
+
+# The structural properties of Graph v1.0's types as Microsoft's metadata names them (the CSDL
+# ../shared/graph/v1.0-cleanMetadata.xml; tests/test_graph_schema.py checks these lists against the
+# project's extract of it). No beta-only name (``uid``, ``occurrenceId``) is served or selectable:
+# https://learn.microsoft.com/en-us/graph/api/resources/event?view=graph-rest-1.0
+EVENT_PROPERTIES = frozenset({
+    "id", "categories", "changeKey", "createdDateTime", "lastModifiedDateTime", "allowNewTimeProposals", "attendees",
+    "body", "bodyPreview", "cancelledOccurrences", "end", "hasAttachments", "hideAttendees", "iCalUId", "importance",
+    "isAllDay", "isCancelled", "isDraft", "isOnlineMeeting", "isOrganizer", "isReminderOn", "location", "locations",
+    "onlineMeeting", "onlineMeetingProvider", "onlineMeetingUrl", "organizer", "originalEndTimeZone", "originalStart",
+    "originalStartTimeZone", "recurrence", "reminderMinutesBeforeStart", "responseRequested", "responseStatus",
+    "sensitivity", "seriesMasterId", "showAs", "start", "subject", "transactionId", "type", "webLink",
+})
+USER_PROPERTIES = frozenset({
+    "id", "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
+    "preferredLanguage", "surname", "userPrincipalName", "accountEnabled", "mailNickname", "otherMails",
+    "proxyAddresses", "usageLocation", "userType", "createdDateTime", "department", "companyName", "employeeId",
+    "onPremisesSamAccountName", "onPremisesUserPrincipalName", "imAddresses", "country", "city", "state",
+    "streetAddress", "postalCode", "faxNumber", "mailboxSettings", "identities", "externalUserState",
+})
+ROOM_PROPERTIES = frozenset({
+    "id", "address", "displayName", "geoCoordinates", "isWheelChairAccessible", "label", "parentId", "phone", "placeId",
+    "tags", "audioDeviceName", "bookingType", "building", "capacity", "displayDeviceName", "emailAddress", "floorLabel",
+    "floorNumber", "nickname", "teamsEnabledState", "videoDeviceName",
+})
+ROOM_LIST_PROPERTIES = frozenset({
+    "id", "address", "displayName", "geoCoordinates", "isWheelChairAccessible", "label", "parentId", "phone", "placeId",
+    "tags", "emailAddress",
+})
+
+
+def check_select(select: list[str] | None, allowed: frozenset, type_name: str) -> list[str] | None:
+    """Refuse a ``$select`` naming a property the v1.0 type lacks, as Graph does (400
+    ``RequestBroker--ParseUri``, "Could not find a property named ..."; a beta-only name such as
+    ``uid`` fails on v1.0 the same way): https://learn.microsoft.com/en-us/graph/query-parameters#select-parameter
+    and https://github.com/microsoftgraph/microsoft-graph-docs/issues/2018. A cast prefix
+    (``microsoft.graph.event/subject``) is accepted, as the SDKs send it."""
+    if not select:
+        return select
+    out = []
+    for name in select:
+        bare = name.split("/", 1)[1] if "/" in name and name.split("/", 1)[0].lower() in (f"microsoft.graph.{type_name}".lower(), f"graph.{type_name}".lower()) else name
+        if bare not in allowed:
+            raise GraphError(400, "RequestBroker--ParseUri", f"Could not find a property named '{bare}' on type 'microsoft.graph.{type_name}'.")
+        out.append(bare)
+    return out
 
 
 def body_preview(body: dict) -> str:
@@ -77,11 +124,9 @@ def event_json(store: Store, inst: Event | Instance, tz: str | None, base: str, 
         "lastModifiedDateTime": fmt_z(datetime.fromisoformat(override["modified"]) if "modified" in override else ev.modified),
         "changeKey": change_key,
         "categories": list(ev.categories),
-        "transactionId": ev.transaction_id if not occ else None,
         "originalStartTimeZone": ev.start_tz,
         "originalEndTimeZone": ev.end_tz,
         "iCalUId": ev.ical_uid if not occ else ev.ical_uid + inst.day.strftime("%Y%m%d"),
-        "uid": ev.ical_uid,
         "reminderMinutesBeforeStart": ev.reminder_minutes,
         "isReminderOn": ev.is_reminder_on,
         "hasAttachments": False,
@@ -101,7 +146,6 @@ def event_json(store: Store, inst: Event | Instance, tz: str | None, base: str, 
         "isOnlineMeeting": False,
         "onlineMeetingProvider": "unknown",
         "allowNewTimeProposals": ev.allow_new_time_proposals,
-        "occurrenceId": None,
         "isDraft": False,
         "hideAttendees": ev.hide_attendees,
         "responseStatus": dict(ev.response),
@@ -115,6 +159,17 @@ def event_json(store: Store, inst: Event | Instance, tz: str | None, base: str, 
         "organizer": {"emailAddress": dict(ev.organizer)},
         "onlineMeeting": None,
     }
+    # transactionId is the client's own idempotency key: Graph returns it only on the event it was
+    # sent with, never null-filled, and never on the attendees' copies or occurrences:
+    # https://learn.microsoft.com/en-us/graph/api/resources/event?view=graph-rest-1.0 (transactionId)
+    if ev.transaction_id and not occ:
+        d["transactionId"] = ev.transaction_id
+    # A series master lists its cancelled occurrences ("OID.{masterId}.{date}"); the property is
+    # non-nullable in v1.0's metadata. https://learn.microsoft.com/en-us/graph/api/resources/event?view=graph-rest-1.0
+    if ev.recurrence is not None and not occ:
+        d["cancelledOccurrences"] = [f"OID.{ev.id}.{day}" for day in sorted(ev.cancelled_dates)]
+    elif select and "cancelledOccurrences" in select:
+        d["cancelledOccurrences"] = []
     if occ:
         d["originalStart"] = fmt_z(inst.start if not override else datetime.fromisoformat(override.get("original_start", inst.start.isoformat())))
     d["@odata.context"] = None  # placeholder removed below; callers add the collection context
@@ -145,11 +200,16 @@ def user_json(u: User, select: list[str] | None = None) -> dict:
     return d
 
 
-def room_json(u: User) -> dict:
+def room_json(u: User, select: list[str] | None = None) -> dict:
+    """A room as v1.0's ``microsoft.graph.room`` has it: ``placeId`` and ``teamsEnabledState`` are
+    v1.0 properties, ``isManaged`` is beta-only:
+    https://learn.microsoft.com/en-us/graph/api/resources/room?view=graph-rest-1.0"""
     r = u.room or {}
-    return {
+    d = {
         "@odata.type": "#microsoft.graph.room",
         "id": u.id,
+        "placeId": r.get("placeId", u.id),
+        "parentId": r.get("parentId"),
         "emailAddress": u.upn,
         "displayName": u.display_name,
         "address": r.get("address", {}),
@@ -161,11 +221,27 @@ def room_json(u: User) -> dict:
         "building": r.get("building"),
         "floorLabel": r.get("floorLabel"),
         "floorNumber": r.get("floorNumber"),
-        "isManaged": True,
         "isWheelChairAccessible": r.get("isWheelChairAccessible", False),
         "bookingType": r.get("bookingType", "standard"),
+        "teamsEnabledState": r.get("teamsEnabledState", "unknown"),
         "tags": r.get("tags", []),
         "audioDeviceName": r.get("audioDeviceName"),
         "videoDeviceName": r.get("videoDeviceName"),
         "displayDeviceName": r.get("displayDeviceName"),
     }
+    if select:
+        keep = set(select) | {"id", "@odata.type"}
+        d = {k: v for k, v in d.items() if k in keep}
+    return d
+
+
+def room_list_json(address: str, select: list[str] | None = None) -> dict:
+    """A room list (``microsoft.graph.roomList``, v1.0's properties):
+    https://learn.microsoft.com/en-us/graph/api/resources/roomlist?view=graph-rest-1.0"""
+    d = {"@odata.type": "#microsoft.graph.roomList", "id": address, "placeId": address, "parentId": None,
+         "displayName": "HQ rooms", "emailAddress": address, "address": {}, "geoCoordinates": None, "phone": None,
+         "label": None, "isWheelChairAccessible": False, "tags": []}
+    if select:
+        keep = set(select) | {"id", "@odata.type"}
+        d = {k: v for k, v in d.items() if k in keep}
+    return d

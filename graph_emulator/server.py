@@ -42,6 +42,7 @@ class Context:
             raise ValueError(f"unknown seed {seed!r}; known: {sorted(SEEDS)}")
         self.state_dir = state_dir
         self.seed_name = seed
+        self.initial_config: dict = {}  # the process's own settings (command line), kept across resets
         self.store = Store()
         SEEDS[seed](self.store)
         self.tokens = TokenService(self.store, state_dir)
@@ -76,6 +77,7 @@ class Context:
         self.seed_name = seed
         self.store.load_json({})
         SEEDS[seed](self.store)
+        self.store.config.update(self.initial_config)
         self.graph.delta.reset()
         self.subscriptions.reset()
         self.faults.clear()
@@ -238,6 +240,7 @@ class EmulatorServer:
         ctx.loop = asyncio.get_running_loop()
         if self.snapshot and self.snapshot.exists():
             ctx.load_snapshot(json.loads(self.snapshot.read_text()))
+        ctx.initial_config = dict(self.initial_config)
         ctx.store.config.update(self.initial_config)
         self.ctx = ctx
         await ctx.subscriptions.start()

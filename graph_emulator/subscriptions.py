@@ -9,13 +9,14 @@ lets tests reproduce what the real service sometimes does.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
 import uuid
 from collections import deque
 from datetime import timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -28,6 +29,16 @@ log = logging.getLogger("graph_emulator.subscriptions")
 RESOURCE_RE = re.compile(r"^/?(me|users/([^/]+)|users\('([^']+)'\))/(calendar/)?events/?$", re.IGNORECASE)
 CHANGE_TYPES = {"created", "updated", "deleted"}
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "missed", "subscriptionRemoved"}
+HTTP_MODES = ("refuse", "loopback", "any")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Subscriptions:
@@ -88,6 +99,22 @@ class Subscriptions:
             if parse_iso(sub["expirationDateTime"]) < t:
                 del self.store.subscriptions[sid]
 
+    def _check_url(self, url, name: str) -> str:
+        """Graph delivers only to a publicly accessible HTTPS endpoint and refuses an http URL:
+        https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks. The
+        development flag ``http_notification_urls`` (control config / ``--http-notifications``)
+        lets the product's own dev and test runs, whose webhook is http://127.0.0.1, subscribe:
+        "refuse" (the default, as Graph), "loopback" (http on 127.0.0.1/::1/localhost only), "any"."""
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url, re.IGNORECASE):
+            raise GraphError(400, "InvalidRequest", f"{name} must be an absolute https URL.")
+        parts = urlsplit(url)
+        if parts.scheme.lower() == "https":
+            return url
+        mode = str(self.store.config.get("http_notification_urls") or "refuse")
+        if mode == "any" or (mode == "loopback" and _is_loopback(parts.hostname or "")):
+            return url
+        raise GraphError(400, "ValidationError", f"The {name} must use the HTTPS protocol: '{url}'.")
+
     def _expiration(self, value) -> str:
         if value is None:
             raise GraphError(400, "InvalidRequest", "expirationDateTime is a required property for subscription creation.")
@@ -116,15 +143,18 @@ class Subscriptions:
         payload = req.json()
         if not isinstance(payload, dict):
             raise GraphError(400, "BadRequest", "Request body must be a JSON object.")
+        # Update renews (expirationDateTime) and/or moves delivery (notificationUrl); nothing else,
+        # lifecycleNotificationUrl included, can change: delete and create the subscription again.
+        # https://learn.microsoft.com/en-us/graph/api/subscription-update?view=graph-rest-1.0
         for key in payload:
-            if key not in ("expirationDateTime", "notificationUrl", "lifecycleNotificationUrl", "@odata.type"):
-                raise GraphError(400, "BadRequest", f"Property '{key}' cannot be updated.")
+            if key not in ("expirationDateTime", "notificationUrl", "@odata.type"):
+                raise GraphError(400, "InvalidRequest", f"Property '{key}' cannot be updated; only expirationDateTime and notificationUrl can.")
+        if "notificationUrl" in payload:
+            url = self._check_url(payload["notificationUrl"], "notificationUrl")
         if "expirationDateTime" in payload:
             sub["expirationDateTime"] = self._expiration(payload["expirationDateTime"])
         if "notificationUrl" in payload:
-            sub["notificationUrl"] = str(payload["notificationUrl"])
-        if "lifecycleNotificationUrl" in payload:
-            sub["lifecycleNotificationUrl"] = payload["lifecycleNotificationUrl"]
+            sub["notificationUrl"] = url
         return GResp(200, self._json(req, sub))
 
     def delete(self, req, sub_id: str):
@@ -144,12 +174,10 @@ class Subscriptions:
         change = payload.get("changeType")
         if not isinstance(change, str) or not change or not set(change.split(",")) <= CHANGE_TYPES:
             raise GraphError(400, "InvalidRequest", f"Invalid changeType '{change}'; use created, updated and/or deleted.")
-        url = payload.get("notificationUrl")
-        if not isinstance(url, str) or not re.match(r"^https?://", url):
-            raise GraphError(400, "InvalidRequest", "notificationUrl must be an absolute http(s) URL.")
+        url = self._check_url(payload.get("notificationUrl"), "notificationUrl")
         lifecycle_url = payload.get("lifecycleNotificationUrl")
-        if lifecycle_url is not None and (not isinstance(lifecycle_url, str) or not re.match(r"^https?://", lifecycle_url)):
-            raise GraphError(400, "InvalidRequest", "lifecycleNotificationUrl must be an absolute http(s) URL.")
+        if lifecycle_url is not None:
+            lifecycle_url = self._check_url(lifecycle_url, "lifecycleNotificationUrl")
         resource = payload.get("resource")
         m = RESOURCE_RE.match(resource or "") if isinstance(resource, str) else None
         if m is None:

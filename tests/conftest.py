@@ -160,7 +160,9 @@ def emulator_server(tmp_path_factory):
     """The emulator on an ephemeral port (demo tenant); settings point at it for the whole session."""
     from graph_emulator import EmulatorServer
 
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=str(tmp_path_factory.mktemp("emulator")))
+    # The webhook runs on http://127.0.0.1 here; Graph (and the emulator by default) refuse http.
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=str(tmp_path_factory.mktemp("emulator")),
+                         config={"http_notification_urls": "loopback"})
     srv.start()
     previous = django_settings.GRAPH_CA_BUNDLE, django_settings.GRAPH_EMULATOR_URL
     django_settings.GRAPH_CA_BUNDLE = str(srv.ca_path)

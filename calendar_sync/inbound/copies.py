@@ -39,7 +39,7 @@ class Copy:
     id: str
     removed: bool = False
     ical_uid: str = ""
-    uid: str = ""
+    uid: str = ""  # an occurrence's series' iCalUId: its master's, which the pull looks up (SERIES_ICAL_UID)
     change_key: str = ""
     subject: str = ""
     start: dt.datetime | None = None
@@ -58,6 +58,10 @@ class Copy:
 
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
+# Graph v1.0 gives an occurrence its own iCalUId and names its series only by ``seriesMasterId``
+# (the beta ``uid`` doesn't exist there); the pull reads each master's iCalUId once and puts it on
+# the occurrence's JSON under this key (inbound/delta.py).
+SERIES_ICAL_UID = "_seriesICalUId"
 
 
 def graph_datetime(value: dict | None) -> dt.datetime | None:
@@ -81,7 +85,7 @@ def parse_copy(raw: dict) -> Copy:
     return Copy(
         id=raw["id"],
         ical_uid=raw.get("iCalUId") or "",
-        uid=raw.get("uid") or "",
+        uid=raw.get(SERIES_ICAL_UID) or "",
         change_key=raw.get("changeKey") or "",
         subject=(raw.get("subject") or "").strip(),
         start=graph_datetime(raw.get("start")),

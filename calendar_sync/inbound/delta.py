@@ -2,7 +2,8 @@
 
 1. One worker pulls a mailbox at a time (a lock in the cache, with a lease).
 2. With a stored deltaLink only changes come back; without one (first pull, nightly,
-   ``full``) a full round over the sync window; an expired token restarts a full round.
+   ``full``) a full round over the sync window; an expired token (410, or a 4xx
+   ``syncStateNotFound`` / ``syncStateInvalid`` / ``resyncRequired``) restarts a full round.
 3. Each page goes to the mailbox's ``Reconciler`` as it arrives; the new deltaLink is
    stored only after the whole round, so a killed worker's round is replayed (idempotent).
 4. A full round ends with a sweep: meetings seen in the window that it no longer has
@@ -23,7 +24,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from exchange_auth import properties
-from exchange_auth.graph import GraphError, NotFound, users_path
+from exchange_auth.graph import BatchItem, GraphError, GraphResponse, NotFound, users_path
 from exchange_auth.providers import active_provider
 from workplace.models import Room
 
@@ -31,13 +32,23 @@ from .. import conf
 from ..common.clients import system_client
 from ..models import MailboxDeltaState, RoomEvent, WebhookNotification
 from . import organizer_calendar, room_calendar
-from .copies import Copy, parse_copy
+from .copies import SERIES_ICAL_UID, Copy, parse_copy
 from .mailboxes import is_organizer_mailbox
 
 logger = logging.getLogger("calendar_sync.inbound")
 
 LOCK_PREFIX = "calendar_sync:inbound:lock:"
 PAGE_SIZE = 200
+# Graph's signals that a delta token can't be resumed and the round must start over: 410 Gone, or a
+# 4xx whose code says the sync state is gone (Outlook answers 400 syncStateNotFound for an expired
+# token). https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset and
+# https://learn.microsoft.com/en-us/graph/api/event-delta?view=graph-rest-1.0
+RESTART_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
+
+
+def must_restart(exc: GraphError) -> bool:
+    """The delta round must start again without a token (see ``RESTART_CODES``)."""
+    return exc.status == 410 or (400 <= exc.status < 500 and (exc.code or "").lower() in RESTART_CODES)
 
 
 class Reconciler(Protocol):
@@ -186,19 +197,21 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
     else:
         path, params = client.relative(state.delta_link), None
     restarted = False
+    masters: dict[str, str] = {}  # series master id → its iCalUId, read once per round
     while True:
         try:
             body = client.request("GET", path, params=params, headers=headers, mailbox=ctx.mailbox).body or {}
-        except NotFound as exc:
-            if exc.status != 410 or restarted:
+        except GraphError as exc:
+            if not must_restart(exc) or restarted:
                 raise
             # 1. The sync state expired: drop the token and reconcile the whole window.
-            logger.info("inbound: delta token of %s expired (410); full resync", ctx.mailbox)
+            logger.info("inbound: delta token of %s expired (%s %s); full resync", ctx.mailbox, exc.status, exc.code)
             restarted = result.full = result.expired_token = True
             ctx.seen.clear()
             path, params = _fresh(ctx)
             continue
         page = body.get("value") or []
+        with_series_ical_uids(client, ctx.mailbox, page, masters)
         result.pages += 1
         result.events += len(page)
         module.reconcile_page(ctx, page)
@@ -208,6 +221,26 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
             path, params = client.relative(body["@odata.nextLink"]), None
             continue
         return body.get("@odata.deltaLink") or ""
+
+
+def with_series_ical_uids(client, mailbox: str, raw_events: list[dict], masters: dict[str, str]) -> None:
+    """Put each occurrence's series iCalUId on it (``SERIES_ICAL_UID``): v1.0 names the series only
+    by ``seriesMasterId``, so each master not met before is read once (``$batch``), its iCalUId kept
+    in ``masters``. A master gone meanwhile leaves the occurrence to its own iCalUId and id."""
+    wanted = sorted({e["seriesMasterId"] for e in raw_events
+                     if "@removed" not in e and e.get("seriesMasterId") and e["seriesMasterId"] not in masters})
+    if wanted:
+        answers = client.batch([BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=id,iCalUId") for master_id in wanted])
+        for master_id, answer in zip(wanted, answers, strict=True):
+            if isinstance(answer, GraphResponse):
+                masters[master_id] = (answer.body or {}).get("iCalUId") or ""
+            elif isinstance(answer, NotFound):
+                masters[master_id] = ""
+            else:
+                raise answer  # the pull fails and is retried rather than reconciling half-known copies
+    for e in raw_events:
+        if masters.get(e.get("seriesMasterId") or ""):
+            e[SERIES_ICAL_UID] = masters[e["seriesMasterId"]]
 
 
 def _fresh(ctx) -> tuple[str, dict]:
@@ -238,6 +271,7 @@ def recheck_deferred(mailbox: str) -> Counter:
                 raw = client.get(users_path(mailbox, "events", row.event_id), headers={"Prefer": 'outlook.timezone="UTC"'})
             except NotFound:
                 raw = {"id": row.event_id, "@removed": {"reason": "deleted"}}
+            with_series_ical_uids(client, mailbox, [raw], {})
             outcome = module.reconcile_copy(ctx, parse_copy(raw), row)
             stats[outcome] += 1
         stats["still_deferred"] = int(ctx.deferred)

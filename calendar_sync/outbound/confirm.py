@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.graph import (
-    AccessDenied,
     BatchItem,
     GraphError,
     GraphResponse,
@@ -132,10 +131,18 @@ def pending_answers(max_age_seconds: float | None = None) -> int:
     return qs.count()
 
 
+ROOM_COPY_SELECT = "id,iCalUId,seriesMasterId,type,isCancelled,responseStatus"
+
+
 def check_room_calendars() -> dict:
     """The 10-minute check: each awaiting meeting must be on its room's calendar (or, if the
-    room hasn't answered, still on the organizer's); a meeting gone → ``conflicted``."""
-    counts = {"checked": 0, "confirmed": 0, "rejected": 0, "conflicted": 0}
+    room hasn't answered, still on the organizer's); a meeting gone → ``conflicted``.
+
+    1. One calendarView read per reservation around its slot (``$batch``).
+    2. An occurrence's own iCalUId differs from its series' (v1.0 has no ``uid``): it is matched
+       through ``seriesMasterId`` and the master's ``iCalUId``, read once per master.
+    3. A read that failed is logged and counted (``failed``), never taken for an absence."""
+    counts = {"checked": 0, "confirmed": 0, "rejected": 0, "conflicted": 0, "failed": 0}
     reservations = list(_awaiting().filter(room__mailbox__gt=""))
     if not reservations:
         return counts
@@ -144,15 +151,21 @@ def check_room_calendars() -> dict:
     for r in reservations:
         window = {"startDateTime": (r.start - timedelta(minutes=1)).isoformat(), "endDateTime": (r.end + timedelta(minutes=1)).isoformat()}
         query = "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in window.items())
-        items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select=id,iCalUId,uid,isCancelled,responseStatus"))
+        items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select={ROOM_COPY_SELECT}"))
     answers = client.batch(items)
+    masters = _series_ical_uids(client, reservations, answers, counts)
     for reservation, answer in zip(reservations, answers, strict=True):
         counts["checked"] += 1
-        if isinstance(answer, AccessDenied) or not isinstance(answer, GraphResponse):
+        if not isinstance(answer, GraphResponse):
+            counts["failed"] += 1
+            logger.warning("room check: reading %s's calendar for reservation %s failed: %s",
+                           reservation.room.mailbox, reservation.pk, answer)
             continue
-        # A series' instances each have their own iCalUId; ``uid`` is the series' (= the master's iCalUId).
+        wanted = {u for u in (reservation.ical_uid, reservation.series.ical_uid if reservation.series else "") if u}
+        mailbox = reservation.room.mailbox.lower()
         copies = [e for e in (answer.body or {}).get("value", [])
-                  if reservation.ical_uid in (e.get("iCalUId"), e.get("uid")) and not e.get("isCancelled")]
+                  if not e.get("isCancelled")
+                  and wanted & {e.get("iCalUId"), masters.get((mailbox, e.get("seriesMasterId") or ""))}]
         if copies:
             response = ((copies[0].get("responseStatus") or {}).get("response") or "")
             if response == "accepted" and outcomes.mark_confirmed(reservation):
@@ -167,6 +180,30 @@ def check_room_calendars() -> dict:
             if outcomes.mark_conflicted(reservation, f"The meeting is missing from {reservation.room.name}'s calendar."):
                 counts["conflicted"] += 1
     return counts
+
+
+def _series_ical_uids(client, reservations, answers, counts: dict) -> dict[tuple[str, str], str]:
+    """(room mailbox, master id) → the series master's iCalUId, for the occurrences the reads met."""
+    wanted: list[tuple[str, str]] = []
+    for reservation, answer in zip(reservations, answers, strict=True):
+        if not isinstance(answer, GraphResponse):
+            continue
+        mailbox = reservation.room.mailbox.lower()
+        for e in (answer.body or {}).get("value", []):
+            key = (mailbox, e.get("seriesMasterId") or "")
+            if key[1] and key not in wanted:
+                wanted.append(key)
+    if not wanted:
+        return {}
+    found = client.batch([BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=id,iCalUId") for mailbox, master_id in wanted])
+    out = {}
+    for key, answer in zip(wanted, found, strict=True):
+        if isinstance(answer, GraphResponse):
+            out[key] = (answer.body or {}).get("iCalUId") or ""
+        elif not isinstance(answer, NotFound):
+            counts["failed"] += 1
+            logger.warning("room check: reading the series master %s in %s failed: %s", key[1], key[0], answer)
+    return out
 
 
 

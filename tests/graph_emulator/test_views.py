@@ -85,8 +85,8 @@ def test_delta_initial_incremental_removed_and_expired(app_graph, control):
     assert len(by_id) == 3
     control.expire_delta_tokens(ATLAS)
     gone = app_graph.get(changes["@odata.deltaLink"])
-    assert gone.status_code == 410 and gone.json()["error"]["code"] == "SyncStateNotFound"
-    assert app_graph.get(f"/users/{ATLAS}/calendarView/delta?$deltatoken=unknown").status_code == 410
+    assert gone.status_code == 400 and gone.json()["error"]["code"] == "syncStateNotFound"  # the default mode
+    assert app_graph.get(f"/users/{ATLAS}/calendarView/delta?$deltatoken=unknown").status_code == 400
 
 
 def test_get_schedule(app_graph):
