@@ -1,7 +1,8 @@
 """Shared fixtures: the demo tenant's named people (alice, bob, an admin, an outsider),
 the HQ building with a synced room (Atlas) and one without a mailbox (Dojo), API
 clients authenticated by token as each person; the one graph emulator of this test
-process, the demo provider pointing at it, and a real Celery worker subprocess.
+process, the demo provider pointing at it, and a real Celery worker subprocess. No test
+connects anywhere but loopback (tests/network_guard.py).
 
 Every test starts from the same process state: an empty Redis db (cache, locks,
 coalescing keys, request slots) and no Graph client, msal application or
@@ -24,6 +25,7 @@ from tests.factories import (
     RoomFactory,
     UserFactory,
 )
+from tests.network_guard import guard as network_guard
 
 
 def forget_process_state() -> None:
@@ -63,6 +65,22 @@ def _no_sessions_left_behind(django_db_setup, django_db_blocker):
 def _fresh_process_state():
     forget_process_state()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_only_session():
+    """From the first fixture to the last, sockets may only connect to this machine (tests/network_guard.py)."""
+    network_guard.install()
+    yield
+    network_guard.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(_loopback_only_session):
+    """Fails the test that tried to reach outside 127.0.0.1/::1/localhost, even if the error was caught
+    (an attempt made between two tests, by a straggling thread, fails the next one: none goes unseen)."""
+    yield
+    network_guard.check()
 
 
 @pytest.fixture
