@@ -161,9 +161,11 @@ def anonymous_api():
 
 
 # --- the graph emulator ------------------------------------------------------------------------
-# One server per test process, shared by every package (exchange_auth and graph_emulator name it
-# ``emulator``; the sync tests call the reset control API ``emulator`` and the server
-# ``emulator_server``). Two servers in one process would fight over GRAPH_EMULATOR_URL.
+# One server per test process, shared by every package, under one set of names everywhere:
+# ``emulator_server`` the server, ``emulator_control`` its control API, ``emulator`` that API after
+# a reset, ``provider`` the demo provider on it, ``mode`` the sync mode. A provider never contacted
+# is ``offline_provider`` (exchange_auth) or ``unreachable_provider`` (reservations' rule and portal
+# tests). Two servers in one process would fight over GRAPH_EMULATOR_URL.
 
 
 @pytest.fixture(scope="session")

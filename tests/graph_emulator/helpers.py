@@ -21,8 +21,8 @@ USER_SCOPE = "https://graph.microsoft.com/.default offline_access openid profile
 class Graph:
     """requests against /v1.0 with a bearer token."""
 
-    def __init__(self, emulator, session, token):
-        self.base = emulator.base_url + "/v1.0"
+    def __init__(self, emulator_server, session, token):
+        self.base = emulator_server.base_url + "/v1.0"
         self.s = session
         self.token = token
 
