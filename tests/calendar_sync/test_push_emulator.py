@@ -3,7 +3,6 @@ eager Celery. Each test books through the reservation services, as the portal an
 the API do, and looks at what Exchange (the emulator) holds afterwards."""
 
 import datetime as dt
-import time
 
 import pytest
 from django.core import mail
@@ -13,6 +12,7 @@ from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent, SyncState
 from reservations.recurrence import Recurrence
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -59,13 +59,19 @@ def cancel(capture, reservation, *, actor, **kw):
 
 def answers(reservation, timeout: float = 5.0) -> Reservation:
     """Let the room's attendant answer, then read its answer as the worker does."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answered():
         confirm.check_answers()
         reservation.refresh_from_db()
-        if reservation.state != State.AWAITING_CONFIRMATION or time.monotonic() > deadline:
-            return reservation
-        time.sleep(0.1)
+        return reservation.state != State.AWAITING_CONFIRMATION
+
+    wait_for(answered, timeout=timeout, message=lambda: f"the room's answer to {reservation.subject!r}")
+    return reservation
+
+
+def on_the_room_calendar(srv, room: str, ical_uid: str):
+    """The room's attendant has written its copy of the meeting (it does so on its own thread)."""
+    return wait_for(lambda: [m for m in meetings(srv, room) if m.ical_uid == ical_uid], message=f"{room}'s copy of the meeting")
 
 
 def posts(log: dict, suffix: str = "/events") -> list:
@@ -140,12 +146,12 @@ def test_a_busy_room_declines_the_reservation_is_rejected_and_the_employee_told(
     mode("Normal")
     start = days_ahead(4, 14)
     # Someone booked Atlas in Outlook and the product hasn't heard of it yet.
-    emulator.create_event_as("bob@contoso.example", {
+    outlook = emulator.create_event_as("bob@contoso.example", {
         "subject": "Outlook booking", "start": {"dateTime": start.astimezone(dt.UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
         "end": {"dateTime": (start + dt.timedelta(hours=1)).astimezone(dt.UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
         "attendees": [{"emailAddress": {"address": "atlas@contoso.example"}, "type": "resource"}],
     })
-    time.sleep(0.3)
+    on_the_room_calendar(emulator_server, "atlas@contoso.example", outlook["iCalUId"])  # Atlas is busy now
     r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
     r = answers(r)
 
@@ -236,8 +242,8 @@ def test_cancelling_an_outlook_meeting_makes_the_room_decline_it(provider, mode,
         "end": {"dateTime": (start + dt.timedelta(hours=1)).astimezone(dt.UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
         "attendees": [{"emailAddress": {"address": "atlas@contoso.example"}, "type": "resource"}],
     })
-    time.sleep(0.3)
-    [copy] = meetings(emulator_server, "atlas@contoso.example")
+    [copy] = on_the_room_calendar(emulator_server, "atlas@contoso.example", created["iCalUId"])
+    assert [c.id for c in meetings(emulator_server, "atlas@contoso.example")] == [copy.id]
     # Inbound sync (issue 6) would have made this reservation from the room's copy.
     r = services.reservation_create(
         actor=None, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Bob's Outlook meeting",

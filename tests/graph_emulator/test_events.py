@@ -11,8 +11,8 @@ from tests.graph_emulator.helpers import (
     BOREALIS,
     RESERVATIONS,
     meeting,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 EVENT_KEYS = {
     "@odata.etag", "id", "createdDateTime", "lastModifiedDateTime", "changeKey", "categories", "transactionId",

@@ -12,8 +12,8 @@ from tests.graph_emulator.helpers import (
     BOREALIS,
     RESERVATIONS,
     meeting,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 def expiry(minutes=60):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, COSMOS, meeting, wait_for
+from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, COSMOS, meeting
+from tests.waiting import wait_for
 
 WINDOW = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-02-01T00:00:00Z"
 
