@@ -33,13 +33,13 @@ from calendar_sync.models import (
     Subscription,
     WebhookNotification,
 )
-from calendar_sync.outbound import confirm
 from exchange_auth import credentials
 from exchange_auth.graph import users_path
 from exchange_auth.views import redirect_uri
 from reservations import services
 from reservations.models import Attendee, Reservation, ReservationSeries, State, SyncEvent
 from reservations.recurrence import Recurrence
+from tests.booking import book
 from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
@@ -74,17 +74,9 @@ def listening(settings, live_server, provider, strict, atlas):
     return provider
 
 
-def book(actor, room, start, *, hours=1, subject="Planning", attendees=(BOB,)):
-    """A portal booking in Strict mode; its push runs at once (eager Celery, after commit)."""
-    r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=hours), subject=subject,
-                                    attendees=[{"email": a} for a in attendees])
-
-    def confirmed():
-        confirm.check_answers()
-        return Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
-
-    wait_for(confirmed, message="room accepted the product's meeting")
-    r.refresh_from_db()
+def strict_booking(actor, room, start, **fields) -> Reservation:
+    """A portal booking in Strict mode, Bob invited; its push runs at once (eager Celery, after commit)."""
+    r = book(actor=actor, room=room, start=start, attendees=[{"email": BOB}], confirmed=True, **fields)
     assert (r.mailbox, r.sync_mailbox) == (ORGANIZER, "other")
     return r
 
@@ -200,7 +192,7 @@ def test_the_command_and_the_admin_show_both_kinds(listening, admin, client):
 
 
 def test_an_attendee_accepting_in_outlook_updates_their_answer_without_a_refresh(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 10))
+    r = strict_booking(alice, atlas, days_ahead(3, 10))
     assert answer(r) == "none"
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     emulator.respond_as(BOB, r.ical_uid, "accept")
@@ -216,7 +208,7 @@ def test_an_attendee_accepting_in_outlook_updates_their_answer_without_a_refresh
 
 
 def test_the_products_own_update_echoes_through_the_organizer_mailbox_without_effect(listening, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 14), subject="Ours")
+    r = strict_booking(alice, atlas, days_ahead(3, 14), subject="Ours")
     services.reservation_update(actor=alice, reservation=r, subject="Ours, renamed")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
     wait_for(lambda: settled(ORGANIZER, ATLAS), message="notifications answered")
@@ -233,7 +225,7 @@ def test_the_products_own_update_echoes_through_the_organizer_mailbox_without_ef
 
 
 def test_a_time_change_by_the_organizer_is_taken_from_the_room_calendar(listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(4, 10))
+    r = strict_booking(alice, atlas, days_ahead(4, 10))
     moved = days_ahead(4, 15)
     outlook_update(provider, ORGANIZER, r.event_id, start=moved, end=moved + dt.timedelta(hours=1), subject="Moved by the organizer")
     wait_for(lambda: Reservation.objects.get(pk=r.pk).start == moved, message="reservation follows the room's copy")
@@ -249,7 +241,7 @@ def test_a_time_change_by_the_organizer_is_taken_from_the_room_calendar(listenin
 
 @pytest.mark.parametrize("how", ["cancel", "delete"])
 def test_the_organizer_cancelling_in_outlook_cancels_the_reservation_once(how, listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(5, 10))
+    r = strict_booking(alice, atlas, days_ahead(5, 10))
     # The room's pull has seen its copy: both calendars will see the meeting go.
     wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists(), message="room copy seen")
     mail.outbox.clear()
@@ -267,7 +259,7 @@ def test_the_organizer_cancelling_in_outlook_cancels_the_reservation_once(how, l
 
 
 def test_the_organizer_mailbox_alone_cancels_when_the_room_says_nothing(listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(5, 14))
+    r = strict_booking(alice, atlas, days_ahead(5, 14))
     subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
     mail.outbox.clear()
     outlook_cancel(provider, ORGANIZER, r.event_id)
@@ -283,7 +275,7 @@ def test_the_organizer_mailbox_alone_cancels_when_the_room_says_nothing(listenin
 
 
 def test_the_product_cancelling_its_meeting_changes_nothing_more(listening, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(6, 10))
+    r = strict_booking(alice, atlas, days_ahead(6, 10))
     mail.outbox.clear()
     services.reservation_cancel(actor=alice, reservation=r, reason="Not needed")
     wait_for(lambda: WebhookNotification.objects.filter(mailbox=ORGANIZER, change_type="deleted", state="processed").exists(), message="removal seen")
@@ -380,7 +372,7 @@ def test_beat_renews_the_organizer_subscription_before_it_expires(listening, emu
 
 
 def test_subscription_removed_recreates_the_organizer_subscription_and_resyncs(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 16))
+    r = strict_booking(alice, atlas, days_ahead(3, 16))
     sub = organizer_subscription()
     before = full_syncs()
     emulator.trigger_lifecycle(sub.graph_id, "subscriptionRemoved")
@@ -408,7 +400,7 @@ def test_reauthorization_and_missed_for_the_organizer_subscription(listening, em
 
 
 def test_a_missed_answer_is_picked_up_by_the_resync(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 8))
+    r = strict_booking(alice, atlas, days_ahead(3, 8))
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     wait_for(lambda: settled(ORGANIZER, ATLAS) and not emulator.notifications()["pending"], message="quiet")
     emulator.set_notification_policy(drop=1)
@@ -439,7 +431,7 @@ def test_with_the_delegated_user_connected_the_organizer_subscribes_to_its_own_m
     organizer_id = emulator_server.call(lambda: emulator_server.store.find_user(ORGANIZER).id)
     graph = {s["resource"]: s for s in emulator.subscriptions()}
     assert graph[f"users/{ORGANIZER}/events"]["creatorId"] == organizer_id  # created with the delegated user's token
-    r = book(alice, atlas, days_ahead(3, 12))
+    r = strict_booking(alice, atlas, days_ahead(3, 12))
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     emulator.respond_as(BOB, r.ical_uid, "accept")
     wait_for(lambda: answer(r) == "accepted", message="bob's answer")
@@ -472,7 +464,7 @@ def test_an_outlook_cancel_whose_notification_was_dropped_is_recovered_by_the_ni
     # copy is gone, so it cancels the reservation; the organizer mailbox's round then has
     # nothing left to change, and the requester is told once.
     subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
-    r = book(alice, atlas, days_ahead(3, 13))
+    r = strict_booking(alice, atlas, days_ahead(3, 13))
     wait_for(lambda: quiet(emulator), message="quiet")
     assert not RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists()
     emulator.set_notification_policy(drop=1)
@@ -501,7 +493,7 @@ def _what_the_product_holds() -> tuple:
 
 
 def test_the_nightly_pass_with_nothing_changed_reads_each_organizer_mailbox_once_and_writes_nothing(listening, emulator, alice, bob, atlas):
-    book(alice, atlas, days_ahead(3, 9))
+    strict_booking(alice, atlas, days_ahead(3, 9))
     wait_for(lambda: quiet(emulator), message="quiet")
     assert ORGANIZER in nightly.run_due(nightly_at())  # last night's pass: whatever real time left is settled
     before = _what_the_product_holds()
@@ -520,7 +512,7 @@ def test_the_nightly_pass_with_nothing_changed_reads_each_organizer_mailbox_once
 
 
 def test_sync_calendars_full_covers_the_organizer_mailbox_and_says_so(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 17))
+    r = strict_booking(alice, atlas, days_ahead(3, 17))
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     wait_for(lambda: quiet(emulator), message="quiet")
     emulator.set_notification_policy(drop=1)

@@ -10,9 +10,9 @@ import pytest
 from django.core import mail
 
 from calendar_sync.models import MailboxDeltaState, RoomEvent, Subscription, WebhookNotification
-from calendar_sync.outbound import confirm
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
+from tests.booking import book
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     ALICE,
     ATLAS,
@@ -29,18 +29,6 @@ from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
 from tests.factories import ReservationFactory, days_ahead
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def book(actor, room, start, *, hours=1, subject="Planning"):
-    """A portal booking whose push runs at once (eager Celery, after commit)."""
-    r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=hours), subject=subject)
-    def confirmed():
-        confirm.check_answers()  # what the worker's scheduled check does
-        return Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
-
-    wait_for(confirmed, message="room accepted the product's meeting")
-    r.refresh_from_db()
-    return r
 
 
 # --- subscription and webhook -------------------------------------------------------------------
@@ -123,7 +111,7 @@ def test_row_a_a_meeting_that_breaks_the_rules_is_declined_with_the_reason(case,
 
 
 def test_row_b_a_move_in_outlook_to_a_free_slot_updates_the_reservation(subscribed, provider, emulator, alice, atlas):
-    r = book(alice, atlas, days_ahead(4, 10))
+    r = book(actor=alice, room=atlas, start=days_ahead(4, 10), confirmed=True)
     new_start = days_ahead(4, 15)
     outlook_update(provider, ALICE, r.event_id, start=new_start, end=new_start + dt.timedelta(hours=1), subject="Moved in Outlook")
     wait_for(lambda: Reservation.objects.get(pk=r.pk).start == new_start, message="reservation moved")
@@ -134,7 +122,7 @@ def test_row_b_a_move_in_outlook_to_a_free_slot_updates_the_reservation(subscrib
 
 
 def test_row_b_a_move_onto_a_slot_taken_in_the_product_cancels_meeting_and_reservation(subscribed, provider, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(4, 10))
+    r = book(actor=alice, room=atlas, start=days_ahead(4, 10), confirmed=True)
     taken = days_ahead(4, 16)
     ReservationFactory(room=atlas, start=taken, end=taken + dt.timedelta(hours=1), requested_for=bob)
     mail.outbox.clear()
@@ -150,7 +138,7 @@ def test_row_b_a_move_onto_a_slot_taken_in_the_product_cancels_meeting_and_reser
 
 
 def test_row_c_the_organizer_cancels_the_products_meeting_in_outlook(subscribed, provider, emulator, alice, atlas):
-    r = book(alice, atlas, days_ahead(5, 10))
+    r = book(actor=alice, room=atlas, start=days_ahead(5, 10), confirmed=True)
     mail.outbox.clear()
     outlook_cancel(provider, ALICE, r.event_id)
     wait_for(lambda: Reservation.objects.get(pk=r.pk).state == State.CANCELLED, message="reservation cancelled")
@@ -175,7 +163,7 @@ def test_row_c_an_outlook_meeting_cancelled_in_outlook_cancels_its_reservation(s
 
 
 def test_row_d_the_products_own_create_and_update_echo_back_without_effect(subscribed, emulator, alice, atlas):
-    r = book(alice, atlas, days_ahead(6, 10), subject="Ours")
+    r = book(actor=alice, room=atlas, start=days_ahead(6, 10), subject="Ours", confirmed=True)
     services.reservation_update(actor=alice, reservation=r, subject="Ours, renamed")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
     wait_for(lambda: RoomEvent.objects.filter(ical_uid=r.ical_uid, subject="Ours, renamed", outcome="echo").exists(), message="echo seen")
@@ -186,7 +174,7 @@ def test_row_d_the_products_own_create_and_update_echo_back_without_effect(subsc
 
 
 def test_row_e_the_product_cancels_its_meeting_and_nothing_else_happens(subscribed, emulator, emulator_server, alice, atlas):
-    r = book(alice, atlas, days_ahead(6, 14))
+    r = book(actor=alice, room=atlas, start=days_ahead(6, 14), confirmed=True)
     before = WebhookNotification.objects.filter(mailbox=ATLAS).order_by("-id").values_list("id", flat=True).first() or 0
     services.reservation_cancel(actor=alice, reservation=r, reason="Not needed")
     wait_for(lambda: room_copies(emulator_server, ATLAS) == [], message="room copy gone")

@@ -18,6 +18,7 @@ from calendar_sync.inbound import nightly
 from calendar_sync.models import RoomEvent, WebhookNotification
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
+from tests.booking import book
 from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     ALICE,
     ATLAS,
@@ -29,7 +30,6 @@ from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
     subscribed_fixture,
     wait_for,
 )
-from tests.calendar_sync.test_inbound_realtime import book
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +51,7 @@ def booked_unrecorded(emulator, emulator_server, alice, atlas, start) -> Reserva
     """A portal booking whose room copy's creation notification is lost: no pull saw the copy."""
     before = dropped(emulator)
     drop_next_notifications(emulator, 1)
-    r = book(alice, atlas, start)
+    r = book(actor=alice, room=atlas, start=start, confirmed=True)
     wait_for(lambda: dropped(emulator) == before + 1, message="the room copy's creation notification dropped")
     assert [c.ical_uid for c in room_copies(emulator_server, ATLAS)] == [r.ical_uid]
     assert not RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists()
@@ -93,7 +93,7 @@ def test_the_nightly_pass_cancels_a_meeting_cancelled_in_outlook_when_both_notif
 
 def test_the_nightly_pass_records_an_unrecorded_copy_that_is_still_there(provider, emulator, emulator_server, alice, atlas):
     # No subscription: nothing pulled the room since the booking.
-    r = book(alice, atlas, days_ahead(5, 14))
+    r = book(actor=alice, room=atlas, start=days_ahead(5, 14), confirmed=True)
     assert not RoomEvent.objects.filter(mailbox=ATLAS).exists()
     summary = nightly.run_building(atlas.building)
     assert summary.get("cancelled", 0) == 0
@@ -107,7 +107,7 @@ def test_the_nightly_pass_records_an_unrecorded_copy_that_is_still_there(provide
 def test_an_unrelated_removal_records_an_unrecorded_copy_still_there_instead_of_cancelling(
     subscribed, provider, emulator, emulator_server, alice, bob, atlas,
 ):
-    r = book(alice, atlas, days_ahead(5, 10))
+    r = book(actor=alice, room=atlas, start=days_ahead(5, 10), confirmed=True)
     wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists(), message="room copy recorded")
     wait_for(notifications_pulled, message="the creation's notification pulled")
     # The record of the copy is lost (e.g. its reconcile failed): the delta token knows the
@@ -135,7 +135,7 @@ def test_an_unrelated_removal_records_an_unrecorded_copy_still_there_instead_of_
 def test_a_cancel_in_outlook_of_a_copy_put_aside_while_the_push_was_in_flight_cancels_the_reservation(
     subscribed, provider, emulator, alice, atlas,
 ):
-    r = book(alice, atlas, days_ahead(5, 16))
+    r = book(actor=alice, room=atlas, start=days_ahead(5, 16), confirmed=True)
     wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists(), message="room copy recorded")
     wait_for(notifications_pulled, message="the creation's notification pulled")
     # What a pull that met the copy while the product's push was still running left: the

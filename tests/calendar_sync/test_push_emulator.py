@@ -11,6 +11,7 @@ from calendar_sync.outbound import confirm, worker
 from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent, SyncState
 from reservations.recurrence import Recurrence
+from tests.booking import book
 from tests.factories import days_ahead
 from tests.waiting import wait_for
 
@@ -33,14 +34,6 @@ def meetings(srv, mailbox: str, *, include_cancelled: bool = False) -> list:
         return [e for e in events if include_cancelled or not e.is_cancelled]
 
     return srv.call(read)
-
-
-def book(capture, *, actor, room, start=None, hours=1, subject="Planning", **kw):
-    start = start or days_ahead(2, 10)
-    with capture(execute=True):
-        r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=hours), subject=subject, **kw)
-    r.refresh_from_db()
-    return r
 
 
 def change(capture, reservation, *, actor, **kw):
@@ -87,7 +80,7 @@ def last_event(reservation) -> SyncEvent:
 
 def test_normal_mode_the_employee_organizes_in_their_calendar_and_the_room_confirms(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
 
     assert r.state == State.AWAITING_CONFIRMATION
     assert (r.mailbox, r.organizer, r.sync_mailbox) == (ALICE, ALICE, "user")
@@ -106,7 +99,7 @@ def test_normal_mode_the_employee_organizes_in_their_calendar_and_the_room_confi
 
 def test_times_are_sent_in_the_buildings_time_zone(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 9))
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 9))
     payload = last_event(r).request_payload
     assert payload["start"] == {"dateTime": r.start.astimezone(atlas.building.tzinfo).replace(tzinfo=None).isoformat(timespec="seconds"), "timeZone": "Europe/Berlin"}
     assert payload["location"]["displayName"] == "Atlas"
@@ -114,7 +107,7 @@ def test_times_are_sent_in_the_buildings_time_zone(provider, mode, emulator, ali
 
 def test_strict_mode_the_organizer_account_organizes_and_the_employee_is_invited(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Strict")
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
 
     assert (r.mailbox, r.organizer, r.sync_mailbox) == (ORGANIZER, ORGANIZER, "other")
     [meeting] = meetings(emulator_server, ORGANIZER)
@@ -127,7 +120,7 @@ def test_strict_mode_with_rooms_organizing_the_room_organizes_and_it_is_confirme
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
 
     assert r.state == State.CONFIRMED  # the write itself is the room's yes
     assert (r.mailbox, r.organizer) == ("atlas@contoso.example", "atlas@contoso.example")
@@ -137,7 +130,7 @@ def test_strict_mode_with_rooms_organizing_the_room_organizes_and_it_is_confirme
 
 def test_personal_mode_rest_api_bookings_use_the_system_credential(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Personal")
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, source="rest_api", subsource="sn_wsd_rest_api")
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, source="rest_api", subsource="sn_wsd_rest_api")
     assert (r.mailbox, r.sync_mailbox) == (ALICE, "user")
     assert answers(r).state == State.CONFIRMED
 
@@ -152,7 +145,7 @@ def test_a_busy_room_declines_the_reservation_is_rejected_and_the_employee_told(
         "attendees": [{"emailAddress": {"address": "atlas@contoso.example"}, "type": "resource"}],
     })
     on_the_room_calendar(emulator_server, "atlas@contoso.example", outlook["iCalUId"])  # Atlas is busy now
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
     r = answers(r)
 
     assert r.state == State.REJECTED
@@ -166,7 +159,7 @@ def test_a_busy_room_declines_the_reservation_is_rejected_and_the_employee_told(
 
 def test_an_update_patches_the_same_meeting_even_after_the_room_changed_its_change_key(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas))
     # The room's acceptance changed the organizer copy's change key; make ours stale on purpose.
     Reservation.objects.filter(pk=r.pk).update(change_key="stale")
     r.refresh_from_db()
@@ -183,7 +176,7 @@ def test_an_update_patches_the_same_meeting_even_after_the_room_changed_its_chan
 
 def test_a_room_change_keeps_the_meeting_and_swaps_the_room(provider, mode, emulator, emulator_server, alice, atlas, borealis, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas))
     first_id = r.event_id
     r = change(django_capture_on_commit_callbacks, r, actor=alice, room=borealis)
     r = answers(r)
@@ -200,7 +193,7 @@ def test_with_rooms_organizing_a_room_change_cancels_the_old_meeting_and_the_new
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     old_id = r.event_id
     r = change(django_capture_on_commit_callbacks, r, actor=alice, room=borealis)
 
@@ -213,7 +206,7 @@ def test_with_rooms_organizing_a_room_change_cancels_the_old_meeting_and_the_new
 
 def test_an_arrangement_change_keeps_the_meeting(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Strict")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas))
     event_id = r.event_id
     u_shape = atlas.arrangements.get(name="U-shape")
     r = change(django_capture_on_commit_callbacks, r, actor=alice, arrangement=u_shape)
@@ -224,7 +217,7 @@ def test_an_arrangement_change_keeps_the_meeting(provider, mode, emulator, emula
 
 def test_cancel_the_organizer_cancels_with_a_comment(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas))
     r = cancel(django_capture_on_commit_callbacks, r, actor=alice, reason="Not needed")
 
     assert last_event(r).state == SyncEvent.State.PROCESSED
@@ -293,7 +286,7 @@ def test_a_series_is_one_recurring_meeting_and_an_occurrence_cancel_is_an_except
 def test_a_429_storm_on_create_makes_one_meeting(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     emulator.inject_fault(method="POST", path=r"/users/[^/]+/events$", count=3, status=429, retry_after=0)
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     assert last_event(r).state == SyncEvent.State.PROCESSED
     assert len(meetings(emulator_server, ALICE)) == 1
     assert [e["status"] for e in posts(emulator.request_log())] == [429, 429, 429, 201]
@@ -302,7 +295,7 @@ def test_a_429_storm_on_create_makes_one_meeting(provider, mode, emulator, emula
 def test_a_503_storm_longer_than_the_client_retries_is_retried_later_without_a_second_meeting(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     emulator.inject_fault(method="POST", path=r"/users/[^/]+/events$", count=5, status=503, retry_after=0)
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     event = last_event(r)
     assert event.state == SyncEvent.State.NEW and event.next_attempt_at and "503" in event.error  # backed off
     SyncEvent.objects.filter(pk=event.pk).update(next_attempt_at=None)
@@ -315,7 +308,7 @@ def test_a_create_whose_answer_is_lost_is_not_duplicated_on_retry(provider, mode
     """Exchange made the meeting but the worker never saw the 201 (a reset connection
     after the write): the retry sends the same transactionId and gets the same meeting."""
     mode("Normal")
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     event = last_event(r)
     first_id = r.event_id
     # Replay the push as if the link had never been stored.
@@ -329,9 +322,9 @@ def test_a_create_whose_answer_is_lost_is_not_duplicated_on_retry(provider, mode
 
 def test_an_expired_token_mid_run_is_refreshed_silently(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     emulator.expire_tokens()
-    r2 = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(2, 15), subject="Second")
+    r2 = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(2, 15), subject="Second")
     assert last_event(r2).state == SyncEvent.State.PROCESSED
     statuses = [e["status"] for e in posts(emulator.request_log())]
     assert statuses == [201, 401, 201]
@@ -344,7 +337,7 @@ def test_after_max_attempts_the_event_is_error_and_reprocess_pushes_it(provider,
     mode("Normal")
     properties.set_value(properties.MAX_EVENT_RETRY_COUNT, 2)
     emulator.inject_fault(method="POST", path=r"/users/[^/]+/events$", count=10, status=503, retry_after=0)
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     event = last_event(r)
     SyncEvent.objects.filter(pk=event.pk).update(next_attempt_at=None)
     worker.process_sync_event(event.pk)
@@ -366,7 +359,7 @@ def test_after_max_attempts_the_event_is_error_and_reprocess_pushes_it(provider,
 def test_the_ten_minute_check_marks_a_vanished_meeting_conflicted(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
 
     def drop():
         store = emulator_server.store
@@ -384,7 +377,7 @@ def test_the_ten_minute_check_marks_a_vanished_meeting_conflicted(provider, mode
 def test_no_answer_within_the_callback_limit_rejects(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     emulator.set_auto_accept("atlas@contoso.example", False)
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
     Reservation.objects.filter(pk=r.pk).update(created_at=r.created_at - dt.timedelta(hours=6))
     assert confirm.clean_up_unanswered() == 1
     r.refresh_from_db()

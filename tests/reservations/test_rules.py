@@ -12,6 +12,7 @@ from exchange_auth.models import CalendarProvider, PersonalToken
 from reservations import rules, services
 from reservations.exceptions import EditNotAllowed, RuleViolation
 from reservations.models import Kind, Origin, Reservation, Source
+from tests.booking import book
 from tests.factories import ReservationFactory, RoomFactory, days_ahead
 
 REST = {"source": Source.REST_API, "subsource": "sn_wsd_rest_api"}
@@ -42,13 +43,6 @@ def connect_outlook(user, provider, *, revoked=False) -> PersonalToken:
     )
 
 
-def book(actor, room, *, requested_for=None, kind=Kind.STANDARD, day=1, **channel):
-    return services.reservation_create(
-        actor=actor, room=room, start=days_ahead(day, 9), end=days_ahead(day, 10), subject="Planning",
-        requested_for=requested_for, kind=kind, **channel,
-    )
-
-
 def meeting(room, owner, *, sync_mailbox="user", origin=Origin.APP, organizer="", day=2) -> Reservation:
     """A reservation already synced: its meeting is in ``sync_mailbox``."""
     mailbox = owner.email if sync_mailbox == "user" else "reservations@contoso.example"
@@ -71,14 +65,14 @@ def refused(rule: str, func, *args, **kwargs) -> RuleViolation:
 def test_personal_on_behalf_refused_for_synced_room(mode, unreachable_provider, alice, bob, atlas):
     mode("Personal")
     connect_outlook(alice, unreachable_provider)
-    error = refused("personal_on_behalf", book, alice, atlas, requested_for=bob)
+    error = refused("personal_on_behalf", book, actor=alice, room=atlas, requested_for=bob)
     assert error.status_code == 403 and "only be made for yourself" in error.message
     assert not Reservation.objects.exists()
 
 
 def test_personal_on_behalf_allowed_for_room_that_is_not_synced(mode, unreachable_provider, alice, bob, dojo):
     mode("Personal")
-    reservation = book(alice, dojo, requested_for=bob)
+    reservation = book(actor=alice, room=dojo, requested_for=bob)
     assert reservation.kind == Kind.ON_BEHALF and reservation.requested_for == bob
 
 
@@ -98,38 +92,38 @@ def test_personal_group_refused_for_synced_room_even_when_room_enables_groups(mo
     atlas.save()
     mode("Personal")
     connect_outlook(alice, unreachable_provider)
-    refused("personal_group", book, alice, atlas, kind=Kind.GROUP)
+    refused("personal_group", book, actor=alice, room=atlas, kind=Kind.GROUP)
 
 
 def test_personal_group_allowed_for_room_that_is_not_synced(mode, unreachable_provider, alice, hq):
     lounge = RoomFactory(building=hq, name="Lounge", group_reservations_enabled=True)
     mode("Personal")
-    assert book(alice, lounge, kind=Kind.GROUP).kind == Kind.GROUP
+    assert book(actor=alice, room=lounge, kind=Kind.GROUP).kind == Kind.GROUP
 
 
 def test_personal_booking_in_person_needs_outlook_connected(mode, unreachable_provider, alice, atlas):
     mode("Personal")
-    error = refused("personal_outlook_not_connected", book, alice, atlas)
+    error = refused("personal_outlook_not_connected", book, actor=alice, room=atlas)
     assert "Connect your Outlook account" in error.message
     connect_outlook(alice, unreachable_provider)
-    assert book(alice, atlas).pk
+    assert book(actor=alice, room=atlas).pk
 
 
 def test_personal_revoked_connection_asks_to_reconnect(mode, unreachable_provider, alice, atlas):
     mode("Personal")
     connect_outlook(alice, unreachable_provider, revoked=True)
-    error = refused("personal_outlook_not_connected", book, alice, atlas)
+    error = refused("personal_outlook_not_connected", book, actor=alice, room=atlas)
     assert "reconnect Outlook" in error.message and error.extra == {"reconnect_outlook": True}
 
 
 def test_personal_rest_api_booking_uses_system_credential_so_needs_no_token(mode, unreachable_provider, alice, atlas):
     mode("Personal")
-    assert book(alice, atlas, **REST).subsource == "sn_wsd_rest_api"
+    assert book(actor=alice, room=atlas, **REST).subsource == "sn_wsd_rest_api"
 
 
 def test_personal_admin_blocker_allowed(mode, unreachable_provider, admin, bob, atlas):
     mode("Personal")
-    assert book(admin, atlas, requested_for=bob, kind=Kind.BLOCKER).kind == Kind.BLOCKER
+    assert book(actor=admin, room=atlas, requested_for=bob, kind=Kind.BLOCKER).kind == Kind.BLOCKER
 
 
 # --- Personal mode: changing and cancelling ------------------------------------------------------------
@@ -189,7 +183,7 @@ def test_personal_pending_reservation_is_judged_by_where_the_mode_puts_it(mode, 
     """Not synced yet (no sync mailbox stored): Personal puts it in Alice's calendar."""
     mode("Personal")
     connect_outlook(alice, unreachable_provider)
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     assert reservation.sync_mailbox == ""
     refused("personal_not_requested_for", services.reservation_update, actor=admin, reservation=reservation, subject="x")
 
@@ -214,7 +208,7 @@ def test_strict_other_mailbox_meetings_can_be_changed_and_cancelled(mode, unreac
 
 def test_strict_new_reservations_are_in_other_mailbox_so_editable(mode, unreachable_provider, alice, atlas):
     mode("Strict")
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     assert rules.effective_sync_mailbox(reservation) == "other"
     services.reservation_update(actor=alice, reservation=reservation, subject="Renamed")
 
@@ -344,5 +338,5 @@ def test_ui_cancel_choice_before_sync_follows_the_provider(mode, unreachable_pro
     unreachable_provider.rooms_organize_own_meetings = True
     unreachable_provider.save()
     assert rules.ui_capabilities(alice, room=atlas)["offer_cancel_meeting_choice"] is False
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     assert rules.ui_capabilities(alice, reservation=reservation)["offer_cancel_meeting_choice"] is False
