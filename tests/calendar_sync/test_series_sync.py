@@ -11,7 +11,13 @@ from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
-from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings, on_the_room_calendar
+from tests.calendar_sync.test_push_emulator import (
+    ALICE,
+    answers,
+    meetings,
+    on_the_room_calendar,
+    remove_everywhere,
+)
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.django_db
@@ -92,14 +98,7 @@ def test_the_ten_minute_check_marks_the_occurrences_of_a_vanished_series_conflic
     emulator.set_auto_accept(ATLAS, False)  # the room doesn't answer
     series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 11), count=2)
 
-    def drop():
-        store = emulator_server.store
-        for mailbox in store.mailboxes.values():
-            for ev in list(mailbox.events.values()):
-                if ev.ical_uid == series.ical_uid:
-                    store.remove_event(ev)
-
-    emulator_server.call(drop)
+    remove_everywhere(emulator_server, series.ical_uid)
     counts = confirm.check_room_calendars()
 
     assert counts["conflicted"] == 2
