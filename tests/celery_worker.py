@@ -6,8 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +35,15 @@ class Worker:
             raise
 
     def _wait_ready(self, since: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if b"ready." in self.log_path.read_bytes()[since:]:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+            return b"ready." in self.log_path.read_bytes()[since:]
+
+        try:
+            wait_for(ready, timeout=timeout, message="the worker's 'ready.'")
+        except AssertionError:
+            raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}") from None
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), like a lost machine."""

@@ -1,7 +1,8 @@
 """Shared fixtures: the demo tenant's named people (alice, bob, an admin, an outsider),
 the HQ building with a synced room (Atlas) and one without a mailbox (Dojo), API
 clients authenticated by token as each person; the one graph emulator of this test
-process, the demo provider pointing at it, and a real Celery worker subprocess.
+process, the demo provider pointing at it, and a real Celery worker subprocess. No test
+connects anywhere but loopback (tests/network_guard.py).
 
 Every test starts from the same process state: an empty Redis db (cache, locks,
 coalescing keys, request slots) and no Graph client, msal application or
@@ -23,6 +24,7 @@ from tests.factories import (
     RoomFactory,
     UserFactory,
 )
+from tests.network_guard import guard as network_guard
 from workplace.models import ApiToken
 
 
@@ -70,6 +72,22 @@ def _product_email_backend(settings):
     """Django's test set-up sends mail straight to locmem; send it as production does, through
     workplace.mail.SafeEmailBackend, which delivers to locmem (EMAIL_DELIVERY_BACKEND)."""
     settings.EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_only_session():
+    """From the first fixture to the last, sockets may only connect to this machine (tests/network_guard.py)."""
+    network_guard.install()
+    yield
+    network_guard.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(_loopback_only_session):
+    """Fails the test that tried to reach outside 127.0.0.1/::1/localhost, even if the error was caught
+    (an attempt made between two tests, by a straggling thread, fails the next one: none goes unseen)."""
+    yield
+    network_guard.check()
 
 
 @pytest.fixture
@@ -150,9 +168,11 @@ def anonymous_api():
 
 
 # --- the graph emulator ------------------------------------------------------------------------
-# One server per test process, shared by every package (exchange_auth and graph_emulator name it
-# ``emulator``; the sync tests call the reset control API ``emulator`` and the server
-# ``emulator_server``). Two servers in one process would fight over GRAPH_EMULATOR_URL.
+# One server per test process, shared by every package, under one set of names everywhere:
+# ``emulator_server`` the server, ``emulator_control`` its control API, ``emulator`` that API after
+# a reset, ``provider`` the demo provider on it, ``mode`` the sync mode. A provider never contacted
+# is ``offline_provider`` (exchange_auth) or ``unreachable_provider`` (reservations' rule and portal
+# tests). Two servers in one process would fight over GRAPH_EMULATOR_URL.
 
 
 @pytest.fixture(scope="session")

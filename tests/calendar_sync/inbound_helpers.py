@@ -1,22 +1,23 @@
-"""Fixtures and helpers for the inbound sync tests: Outlook users acting in the emulator,
-the product's webhook served by ``live_server`` and subscriptions on the room mailboxes."""
+"""Helpers for the inbound sync tests: Outlook users acting in the emulator, what the room
+and organizer mailboxes hold, and what the product did about it. The fixtures that make the
+webhook live and subscribe (``subscribed``, ``listening``) are in tests/calendar_sync/conftest.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from calendar_sync.common.clients import system_client
-from calendar_sync.inbound import tasks as inbound_tasks
+from calendar_sync.inbound import delta
+from calendar_sync.models import MailboxDeltaState, Subscription, WebhookNotification
 from exchange_auth.graph import users_path
-from reservations.models import Reservation
-from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
+from reservations.models import Attendee, Reservation, SyncEvent
+from tests.booking import book
 
 ALICE = "alice@contoso.example"
 BOB = "bob@contoso.example"
 ATLAS = "atlas@contoso.example"
 BOREALIS = "borealis@contoso.example"
+ORGANIZER = "reservations@contoso.example"  # the demo provider's organizer account and delegated user
 
 
 def graph_time(moment: dt.datetime) -> dict:
@@ -73,10 +74,42 @@ def outlook_reservations(**filters):
     return list(Reservation.objects.filter(source="outlook", **filters).order_by("start"))
 
 
-@pytest.fixture(name="subscribed")
-def subscribed_fixture(settings, live_server, provider, atlas):
-    """The webhook is live and Atlas' mailbox is subscribed (handshake done by the emulator)."""
-    settings.PUBLIC_BASE_URL = live_server.url
-    counts = inbound_tasks.subscriptions_ensure(provider=provider)
-    assert counts["created"] >= 1, counts
-    return provider
+def run_nightly(mailbox: str = ATLAS) -> dict:
+    """The nightly pass's round of one mailbox: a full pull of the sync window."""
+    return delta.pull_mailbox(mailbox, full=True, nightly=True).stats
+
+
+def full_syncs(mailbox: str) -> int:
+    return MailboxDeltaState.objects.get(mailbox=mailbox).full_syncs
+
+
+def settled(*mailboxes: str) -> bool:
+    """Every notification received so far was answered by a pull."""
+    return not WebhookNotification.objects.filter(mailbox__in=mailboxes, state=WebhookNotification.State.RECEIVED).exists()
+
+
+def pushed_types(r: Reservation) -> list[str]:
+    return list(SyncEvent.objects.filter(reservation=r).order_by("id").values_list("type", flat=True))
+
+
+def answer(r: Reservation, email: str = BOB) -> str:
+    return Attendee.objects.get(reservation=r, email=email).response
+
+
+def bobs_copy_exists(emulator_server, ical_uid: str) -> bool:
+    def read():
+        user = emulator_server.store.find_user(BOB)
+        return emulator_server.store.find_by_ical(user.id, ical_uid) is not None
+
+    return emulator_server.call(read)
+
+
+def strict_booking(actor, room, start, **fields) -> Reservation:
+    """A portal booking in Strict mode, Bob invited; its push runs at once (eager Celery, after commit)."""
+    r = book(actor=actor, room=room, start=start, attendees=[{"email": BOB}], confirmed=True, **fields)
+    assert (r.mailbox, r.sync_mailbox) == (ORGANIZER, "other")
+    return r
+
+
+def organizer_subscription() -> Subscription:
+    return Subscription.objects.get(mailbox=ORGANIZER, status="active")

@@ -6,7 +6,6 @@ and meetings created in Outlook are declined by the room, whatever was chosen (t
 portal doesn't offer the choice there)."""
 
 import datetime as dt
-import time
 
 import pytest
 from django.urls import reverse
@@ -17,7 +16,8 @@ from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
-from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
+from tests.booking import book
+from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings, on_the_room_calendar
 from tests.calendar_sync.test_series_time_change import (
     assert_pull_changes_nothing,
     book_series,
@@ -30,13 +30,6 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.django_db
 
 ATLAS = "atlas@contoso.example"
-
-
-def book(capture, *, actor, room, start, **kw):
-    with capture(execute=True):
-        r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=1), subject="Planning", **kw)
-    r.refresh_from_db()
-    return r
 
 
 def graph_writes(emulator) -> list[str]:
@@ -52,7 +45,7 @@ def without_the_room(meeting) -> bool:
 
 def test_unticked_the_meeting_stays_on_peoples_calendars_and_only_the_room_is_released(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 10),
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 10),
                      attendees=[{"email": "bob@contoso.example"}]))
     assert len(meetings(emulator_server, ATLAS)) == 1
     emulator.clear_request_log()
@@ -69,14 +62,13 @@ def test_unticked_the_meeting_stays_on_peoples_calendars_and_only_the_room_is_re
     assert [a["emailAddress"]["address"] for a in meeting.attendees] == ["bob@contoso.example"]
     [bobs] = meetings(emulator_server, "bob@contoso.example")  # still on bob's calendar
     assert not bobs.is_cancelled
-    time.sleep(0.3)
-    assert meetings(emulator_server, ATLAS) == []  # the room is free again
+    wait_for(lambda: meetings(emulator_server, ATLAS) == [], message="the room free again")  # the room is free again
     assert graph_writes(emulator) == [r.event_id]  # one PATCH, no cancel
 
 
 def test_ticked_or_by_default_the_meeting_is_cancelled(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 13)))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 13)))
     with django_capture_on_commit_callbacks(execute=True):
         services.reservation_cancel(actor=alice, reservation=r)
     assert r.sync_events.order_by("-pk").first().details["cancel_meeting"] is True
@@ -88,7 +80,7 @@ def test_a_meeting_the_room_organizes_is_cancelled_whatever_was_chosen(provider,
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 15))
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 15))
     assert r.organizer == ATLAS
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -102,13 +94,13 @@ def test_a_meeting_created_in_outlook_is_declined_by_the_room_whatever_was_chose
     mode("Normal")
     start = days_ahead(4, 11)
     utc = start.astimezone(dt.UTC).replace(tzinfo=None)
-    emulator.create_event_as("bob@contoso.example", {
+    created = emulator.create_event_as("bob@contoso.example", {
         "subject": "Bob's Outlook meeting", "start": {"dateTime": utc.isoformat(), "timeZone": "UTC"},
         "end": {"dateTime": (utc + dt.timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
         "attendees": [{"emailAddress": {"address": ATLAS}, "type": "resource"}],
     })
-    time.sleep(0.3)
-    [copy] = meetings(emulator_server, ATLAS)
+    [copy] = on_the_room_calendar(emulator_server, ATLAS, created["iCalUId"])
+    assert [c.id for c in meetings(emulator_server, ATLAS)] == [copy.id]
     r = services.reservation_create(
         actor=None, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Bob's Outlook meeting",
         requested_for=bob, source="outlook", from_exchange=True,
@@ -183,7 +175,7 @@ def alice_portal(client, alice):
 
 def test_the_portal_dialog_unticked_keeps_the_meeting_and_releases_the_room(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 10)))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 10)))
     html = alice_portal.get(reverse("portal:cancel", args=[r.pk])).content.decode()
     assert 'name="cancel_meeting"' in html
 
@@ -199,8 +191,8 @@ def test_the_portal_dialog_unticked_keeps_the_meeting_and_releases_the_room(prov
 
 def test_the_portal_multi_select_dialog_passes_the_choice(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    kept = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 13)))
-    also = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 15)))
+    kept = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 13)))
+    also = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 15)))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_portal.post(reverse("portal:cancel_selected"), {"ids": [kept.pk, also.pk], "confirm": "1"})
@@ -215,7 +207,7 @@ def test_where_the_portal_does_not_offer_the_choice_the_meeting_is_cancelled(pro
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 16))
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 16))
     html = alice_portal.get(reverse("portal:cancel", args=[r.pk])).content.decode()
     assert 'name="cancel_meeting"' not in html
 
@@ -231,7 +223,7 @@ def test_where_the_portal_does_not_offer_the_choice_the_meeting_is_cancelled(pro
 
 def test_the_api_cancel_with_cancel_meeting_false_keeps_the_meeting_and_releases_the_room(provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    r = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 10)))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 10)))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": False, "reason": "Room not needed"}, format="json")
@@ -246,8 +238,8 @@ def test_the_api_cancel_with_cancel_meeting_false_keeps_the_meeting_and_releases
 
 def test_the_api_bulk_cancel_passes_the_choice(provider, mode, emulator, emulator_server, alice, alice_api, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
-    one = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 13)))
-    two = answers(book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 15)))
+    one = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 13)))
+    two = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 15)))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.post("/api/v1/reservations/cancel/", {"ids": [one.pk, two.pk], "cancel_meeting": False}, format="json")
@@ -261,7 +253,7 @@ def test_the_api_refuses_to_keep_a_meeting_the_room_organizes_and_changes_nothin
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 16))
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(6, 16))
     events_before = r.sync_events.count()
 
     response = alice_api.post(f"/api/v1/reservations/{r.pk}/cancel/", {"cancel_meeting": False}, format="json")

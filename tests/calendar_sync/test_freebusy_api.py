@@ -6,8 +6,19 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.calendar_sync.inbound_helpers import ALICE, ATLAS, BOB, outlook_meeting
+from calendar_sync import freebusy
+from reservations import services
+from reservations.models import Reservation, SyncEvent
+from tests.calendar_sync.inbound_helpers import (
+    ALICE,
+    ATLAS,
+    BOB,
+    outlook_meeting,
+    outlook_reservations,
+    run_nightly,
+)
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 URL = "/api/v1/freebusy/"
 
@@ -99,3 +110,32 @@ def test_each_user_gets_a_budget_of_exchange_lookups_a_minute(alice_api, bob_api
     assert set(refused.json()) == {"message", "extra"}
     assert alice_api.get("/api/v1/reservations/999999/attendees/").status_code == 429  # one budget for both endpoints
     assert bob_api.get(URL, {"emails": ALICE, **slot}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_free_busy_comes_from_get_schedule_and_is_unknown_without_an_organizer_account(provider, emulator, alice, bob, atlas):
+    start = days_ahead(6, 10)
+    outlook_meeting(emulator, BOB, [ATLAS], start, subject="Bob busy")
+    availability = freebusy.attendee_availability(start=start, end=start + dt.timedelta(hours=1), emails=[BOB, ALICE, "nobody@contoso.example"])
+    assert availability == {BOB: "busy", ALICE: "free", "nobody@contoso.example": "unknown"}
+    provider.organizer_account = ""
+    provider.save(update_fields=["organizer_account"])
+    assert set(freebusy.attendee_availability(start=start, end=start + dt.timedelta(hours=1), emails=[BOB]).values()) == {"unknown"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_attendee_responses_for_product_meetings_and_unknown_for_outlook_ones(provider, emulator, emulator_server, alice, bob, atlas, alice_api, bob_api):
+    start = days_ahead(6, 14)
+    ours = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Ours",
+                                       attendees=[{"email": BOB}])
+    wait_for(lambda: Reservation.objects.get(pk=ours.pk).event_id, message="pushed")
+    resp = alice_api.get(f"/api/v1/reservations/{ours.pk}/attendees/?refresh=1")
+    assert resp.status_code == 200
+    [bob_row] = resp.json()["attendees"]
+    assert bob_row["email"] == BOB and bob_row["response"] == "none" and bob_row["availability"] in ("tentative", "busy")
+    assert SyncEvent.objects.filter(reservation=ours, type="retrieve_attendees", state="processed").exists()
+    outlook_meeting(emulator, BOB, [ATLAS], days_ahead(6, 17), people=(ALICE,))
+    run_nightly()
+    [theirs] = outlook_reservations()
+    resp = bob_api.get(f"/api/v1/reservations/{theirs.pk}/attendees/")
+    assert [a["response"] for a in resp.json()["attendees"]] == ["unknown"]

@@ -11,17 +11,16 @@ import pytest
 from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import RoomEvent, WebhookNotification
 from reservations.models import Reservation
-from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
+from tests.calendar_sync.inbound_helpers import (
     ATLAS,
     BOB,
     outlook_meeting,
     outlook_reservations,
     room_response,
-    subscribed_fixture,
-    wait_for,
 )
 from tests.celery_worker import Worker
 from tests.factories import ReservationFactory, days_ahead
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -2,13 +2,12 @@
 (SPEC §3): the meeting is kept and its room swapped, or, where rooms organize their own
 meetings, the old room's meeting is cancelled and the new room organizes a new one."""
 
-import datetime as dt
 
 import pytest
 from django.urls import reverse
 
-from reservations import services
 from reservations.models import State
+from tests.booking import book
 from tests.calendar_sync.test_push_emulator import ALICE, ORGANIZER, answers, meetings
 from tests.factories import days_ahead
 
@@ -32,16 +31,9 @@ def move(portal, capture, r, room):
     return r
 
 
-def book(capture, alice, room, start):
-    with capture(execute=True):
-        r = services.reservation_create(actor=alice, room=room, start=start, end=start + dt.timedelta(hours=1), subject="Planning")
-    r.refresh_from_db()
-    return r
-
-
 def test_moving_keeps_the_organizers_meeting_and_swaps_the_room(provider, mode, emulator, emulator_server, alice, alice_portal, atlas, borealis, django_capture_on_commit_callbacks):
     mode("Strict")
-    r = answers(book(django_capture_on_commit_callbacks, alice, atlas, days_ahead(3, 10)))
+    r = answers(book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 10)))
     event_id = r.event_id
 
     r = answers(move(alice_portal, django_capture_on_commit_callbacks, r, borealis))
@@ -56,7 +48,7 @@ def test_where_rooms_organize_moving_recreates_the_meeting_in_the_new_room(provi
     mode("Strict")
     provider.rooms_organize_own_meetings = True
     provider.save()
-    r = book(django_capture_on_commit_callbacks, alice, atlas, days_ahead(3, 14))
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(3, 14))
     old_id = r.event_id
     html = alice_portal.get(reverse("portal:change", args=[r.pk])).content.decode()
     assert "cancels this meeting and that room sends everyone a new invitation" in html

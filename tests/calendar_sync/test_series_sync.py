@@ -3,7 +3,6 @@ every occurrence, a series change carries its attendees, and cancelling the rest
 series that has already begun ends the Outlook series instead of wiping its past."""
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -12,7 +11,13 @@ from graph_emulator.model import instances
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from reservations.recurrence import Recurrence
-from tests.calendar_sync.test_push_emulator import ALICE, answers, meetings
+from tests.calendar_sync.test_push_emulator import (
+    ALICE,
+    answers,
+    meetings,
+    on_the_room_calendar,
+    remove_everywhere,
+)
 from tests.factories import days_ahead
 
 pytestmark = pytest.mark.django_db
@@ -35,16 +40,16 @@ def occurrences(series):
     return list(series.occurrences.order_by("start"))
 
 
-def outlook_booking(emulator, who: str, start: dt.datetime, room: str = ATLAS):
-    """Someone books ``room`` in Outlook and the product hasn't heard of it yet."""
+def outlook_booking(emulator, emulator_server, who: str, start: dt.datetime, room: str = ATLAS):
+    """Someone books ``room`` in Outlook (the room has its copy) and the product hasn't heard of it yet."""
     utc = start.astimezone(dt.UTC).replace(tzinfo=None)
-    emulator.create_event_as(who, {
+    created = emulator.create_event_as(who, {
         "subject": "Outlook booking",
         "start": {"dateTime": utc.isoformat(), "timeZone": "UTC"},
         "end": {"dateTime": (utc + dt.timedelta(hours=1)).isoformat(), "timeZone": "UTC"},
         "attendees": [{"emailAddress": {"address": room}, "type": "resource"}],
     })
-    time.sleep(0.3)
+    on_the_room_calendar(emulator_server, room, created["iCalUId"])
 
 
 # --- 1. the room's answer to a series confirms or rejects its occurrences ---------------------------
@@ -67,7 +72,7 @@ def test_the_rooms_acceptance_of_the_series_confirms_every_occurrence(provider, 
 def test_the_rooms_refusal_of_the_series_rejects_every_occurrence(provider, mode, emulator, emulator_server, alice, bob, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     start = days_ahead(8, 9)
-    outlook_booking(emulator, "bob@contoso.example", start + dt.timedelta(days=7))  # the second week is taken
+    outlook_booking(emulator, emulator_server, "bob@contoso.example", start + dt.timedelta(days=7))  # the second week is taken
     series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
 
     answers(occurrences(series)[0])
@@ -80,7 +85,7 @@ def test_the_rooms_refusal_of_the_series_rejects_every_occurrence(provider, mode
 def test_the_ten_minute_check_finds_a_series_on_the_room_calendar(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 9), count=2)
-    time.sleep(0.3)  # the attendant has answered on the room's calendar
+    on_the_room_calendar(emulator_server, ATLAS, series.ical_uid)  # the attendant has answered on the room's calendar
 
     counts = confirm.check_room_calendars()
 
@@ -93,14 +98,7 @@ def test_the_ten_minute_check_marks_the_occurrences_of_a_vanished_series_conflic
     emulator.set_auto_accept(ATLAS, False)  # the room doesn't answer
     series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 11), count=2)
 
-    def drop():
-        store = emulator_server.store
-        for mailbox in store.mailboxes.values():
-            for ev in list(mailbox.events.values()):
-                if ev.ical_uid == series.ical_uid:
-                    store.remove_event(ev)
-
-    emulator_server.call(drop)
+    remove_everywhere(emulator_server, series.ical_uid)
     counts = confirm.check_room_calendars()
 
     assert counts["conflicted"] == 2

@@ -3,7 +3,6 @@ reservation services commit, the outbox listener queues the push, the worker
 talks to the emulator, and the room's answer confirms the reservation."""
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -48,22 +47,24 @@ def test_a_worker_killed_mid_push_leaves_no_duplicate_and_loses_no_change(provid
     r = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Before the crash")
     create = SyncEvent.objects.get(reservation=r, type="create")
     wait_for(lambda: SyncEvent.objects.get(pk=create.pk).state == "processing", message="push started")
-    time.sleep(0.5)
+    # The delay rule is used up when Graph takes the request: the create is in flight.
+    wait_for(lambda: emulator.faults() == [], message="Graph holding the create")
     worker.kill()
 
     # While no worker runs, the employee changes the reservation.
     r.refresh_from_db()
     services.reservation_update(actor=alice, reservation=r, subject="After the crash")
-    time.sleep(2.5)  # the emulator finishes the create the dead worker asked for
+    wait_for(lambda: meetings(emulator_server, ALICE), message="the emulator finishing the create the dead worker asked for")
 
     worker.start()
     # The beat sweeper takes back the expired lease and the waiting update.
     def swept():
-        tasks.sweep_sync_events.delay()
-        time.sleep(1)
-        return not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists()
+        if not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists():
+            return True
+        tasks.sweep_sync_events.delay()  # what beat does; the next look comes a second later
+        return False
 
-    wait_for(swept, timeout=60, interval=0.5, message="events re-pushed after restart")
+    wait_for(swept, timeout=60, interval=1, message="events re-pushed after restart")
     assert list(SyncEvent.objects.filter(reservation=r).values_list("state", flat=True)) == ["processed", "processed"]
     [meeting] = meetings(emulator_server, ALICE)  # no duplicate meeting
     assert meeting.subject == "After the crash"  # no lost change

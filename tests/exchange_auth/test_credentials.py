@@ -13,10 +13,10 @@ from tests.exchange_auth.conftest import make_provider, sign_in
 ALICE = "alice@contoso.example"
 
 
-def connect(emulator, provider, login: str) -> credentials.Connection:
+def connect(emulator_server, provider, login: str) -> credentials.Connection:
     """The authorization-code flow, as the views run it, with the person at the sign-in page."""
     flow = credentials.begin_auth_code_flow(provider, redirect_uri=redirect_uri(), login_hint=login)
-    location = sign_in(emulator, flow["auth_uri"], login=login)
+    location = sign_in(emulator_server, flow["auth_uri"], login=login)
     from urllib.parse import parse_qsl, urlsplit
 
     return credentials.complete_auth_code_flow(provider, flow, dict(parse_qsl(urlsplit(location).query)))
@@ -112,8 +112,8 @@ def test_delegated_user_must_be_the_configured_account(emulated, provider):
     assert excinfo.value.cause == "wrong_account"
 
 
-def test_expired_access_token_is_refreshed_silently_and_rotation_persisted(delegated, control):
-    control.configure(access_token_lifetime=120)  # within msal's 5-minute margin: always refresh
+def test_expired_access_token_is_refreshed_silently_and_rotation_persisted(delegated, emulator):
+    emulator.configure(access_token_lifetime=120)  # within msal's 5-minute margin: always refresh
     first = credentials.delegated_user_token(delegated)
     blob_before = CalendarProvider.objects.get(pk=delegated.pk).delegated_token_cache_encrypted
     second = credentials.delegated_user_token(delegated)
@@ -125,9 +125,9 @@ def test_expired_access_token_is_refreshed_silently_and_rotation_persisted(deleg
     graph_check.check_mailbox_access(delegated, third, "atlas@contoso.example")
 
 
-def test_access_token_expired_at_the_server_is_replaced_on_force_refresh(delegated, control):
+def test_access_token_expired_at_the_server_is_replaced_on_force_refresh(delegated, emulator):
     token = credentials.delegated_user_token(delegated)
-    control.expire_tokens(user="reservations@contoso.example")
+    emulator.expire_tokens(user="reservations@contoso.example")
     with pytest.raises(graph_check.GraphCallError) as excinfo:
         graph_check.check_mailbox_access(delegated, token, "atlas@contoso.example")
     assert excinfo.value.status == 401
@@ -135,8 +135,8 @@ def test_access_token_expired_at_the_server_is_replaced_on_force_refresh(delegat
     graph_check.check_mailbox_access(delegated, fresh, "atlas@contoso.example")
 
 
-def test_revoked_delegated_user_asks_the_admin_to_reconnect(delegated, control):
-    control.revoke_consent("reservations@contoso.example", "wsd-demo-client")
+def test_revoked_delegated_user_asks_the_admin_to_reconnect(delegated, emulator):
+    emulator.revoke_consent("reservations@contoso.example", "wsd-demo-client")
     with pytest.raises(CredentialError) as excinfo:
         credentials.system_token(delegated, force_refresh=True)
     assert excinfo.value.cause == "refresh_refused"
@@ -172,8 +172,8 @@ def test_personal_connection_must_be_the_users_own_account(emulated, provider, a
     assert not PersonalToken.objects.exists()
 
 
-def test_personal_token_refreshes_silently(emulated, provider, alice, control):
-    control.configure(access_token_lifetime=120)
+def test_personal_token_refreshes_silently(emulated, provider, alice, emulator):
+    emulator.configure(access_token_lifetime=120)
     credentials.connect_personal(provider, alice, connect(emulated, provider, ALICE))
     first = credentials.personal_token(provider, alice)
     second = credentials.personal_token(provider, alice)
@@ -182,10 +182,10 @@ def test_personal_token_refreshes_silently(emulated, provider, alice, control):
     assert graph_check.graph_get(provider, credentials.personal_token(provider, alice), "me")["mail"] == ALICE
 
 
-def test_revoked_consent_requires_reconnect(emulated, provider, alice, control):
+def test_revoked_consent_requires_reconnect(emulated, provider, alice, emulator):
     credentials.connect_personal(provider, alice, connect(emulated, provider, ALICE))
     token = credentials.personal_token(provider, alice)
-    control.revoke_consent(ALICE, "wsd-demo-client")
+    emulator.revoke_consent(ALICE, "wsd-demo-client")
     with pytest.raises(graph_check.GraphCallError) as excinfo:  # Graph refuses the old token: 401
         graph_check.graph_get(provider, token, "me")
     assert excinfo.value.status == 401
@@ -244,8 +244,8 @@ def test_seed_provider_is_idempotent_and_works(emulated, db):
     assert credentials.app_token(second).kind == "app"
 
 
-def test_valid_delegated_token_is_served_without_a_new_request(delegated, control):
+def test_valid_delegated_token_is_served_without_a_new_request(delegated, emulator):
     first = credentials.delegated_user_token(delegated)
-    control.clear_request_log()
+    emulator.clear_request_log()
     assert credentials.delegated_user_token(delegated) == first
-    assert control.request_log()["total"] == 0  # no discovery, no token request
+    assert emulator.request_log()["total"] == 0  # no discovery, no token request

@@ -23,10 +23,10 @@ def admin_user(db):
     return get_user_model().objects.create_superuser("admin", "admin@contoso.example", "demo-password")
 
 
-def connect_through_portal(client, emulator, login: str = ALICE):
+def connect_through_portal(client, emulator_server, login: str = ALICE):
     start = client.post("/outlook/connect/")
-    assert start.status_code == 302 and start["Location"].startswith(emulator.base_url)
-    location = sign_in(emulator, start["Location"], login=login)
+    assert start.status_code == 302 and start["Location"].startswith(emulator_server.base_url)
+    location = sign_in(emulator_server, start["Location"], login=login)
     assert location.startswith("http://127.0.0.1:8000/outlook/callback/?")
     return client.get(callback_path(location), follow=True)
 
@@ -47,10 +47,10 @@ def test_employee_connects_outlook(client, emulated, provider, alice):
     assert credentials.personal_token(provider, alice).identity == ALICE
 
 
-def test_revoked_connection_shows_reconnect_prompt_and_reconnect_works(client, emulated, provider, alice, control):
+def test_revoked_connection_shows_reconnect_prompt_and_reconnect_works(client, emulated, provider, alice, emulator):
     client.force_login(alice)
     connect_through_portal(client, emulated)
-    control.revoke_consent(ALICE, "wsd-demo-client")
+    emulator.revoke_consent(ALICE, "wsd-demo-client")
     with pytest.raises(credentials.ReconnectRequired):
         credentials.personal_token(provider, alice, force_refresh=True)
     page = client.get("/outlook/")

@@ -1,5 +1,6 @@
-"""The test process's one emulator (tests/conftest.py: in-process, free port), here named
-``emulator`` (the server) and ``control`` (its control API); reset to the demo seed before every test."""
+"""The emulator tests use the test process's one emulator as tests/conftest.py names it:
+``emulator_server`` (the server: in-process, free port) and ``emulator_control`` (its control
+API), reset to the demo seed before every test here."""
 
 from __future__ import annotations
 
@@ -10,40 +11,30 @@ from graph_emulator.testing import app_token, make_session, password_token
 from tests.graph_emulator.helpers import USER_SCOPE, Graph, Webhook
 
 
-@pytest.fixture(scope="session")
-def emulator(emulator_server):
-    return emulator_server
-
-
-@pytest.fixture(scope="session")
-def control(emulator_control):
-    return emulator_control
-
-
 @pytest.fixture(autouse=True)
-def _reset(control, tokens):
-    control.reset()
+def _reset(emulator_control, tokens):
+    emulator_control.reset()
     tokens.cache.clear()  # a test may have expired or revoked them
     yield
 
 
 @pytest.fixture
-def http(emulator):
-    s = make_session(emulator.ca_path)
+def http(emulator_server):
+    s = make_session(emulator_server.ca_path)
     yield s
     s.close()
 
 
 @pytest.fixture(scope="session")
-def tokens(emulator):
+def tokens(emulator_server):
     cache = {}
 
     def get(who="app"):
         if who not in cache:
             if who == "app":
-                cache[who] = app_token(emulator.base_url, emulator.ca_path, "contoso", DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)["access_token"]
+                cache[who] = app_token(emulator_server.base_url, emulator_server.ca_path, "contoso", DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)["access_token"]
             else:
-                cache[who] = password_token(emulator.base_url, emulator.ca_path, "contoso", DEMO_CLIENT_ID,
+                cache[who] = password_token(emulator_server.base_url, emulator_server.ca_path, "contoso", DEMO_CLIENT_ID,
                                             DEMO_CLIENT_SECRET, who, DEMO_PASSWORD, USER_SCOPE)["access_token"]
         return cache[who]
 
@@ -52,13 +43,13 @@ def tokens(emulator):
 
 
 @pytest.fixture
-def app_graph(emulator, http, tokens):
-    return Graph(emulator, http, tokens("app"))
+def app_graph(emulator_server, http, tokens):
+    return Graph(emulator_server, http, tokens("app"))
 
 
 @pytest.fixture
-def as_user(emulator, http, tokens):
-    return lambda upn: Graph(emulator, http, tokens(upn))
+def as_user(emulator_server, http, tokens):
+    return lambda upn: Graph(emulator_server, http, tokens(upn))
 
 
 @pytest.fixture

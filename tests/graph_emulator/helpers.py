@@ -21,8 +21,8 @@ USER_SCOPE = "https://graph.microsoft.com/.default offline_access openid profile
 class Graph:
     """requests against /v1.0 with a bearer token."""
 
-    def __init__(self, emulator, session, token):
-        self.base = emulator.base_url + "/v1.0"
+    def __init__(self, emulator_server, session, token):
+        self.base = emulator_server.base_url + "/v1.0"
         self.s = session
         self.token = token
 
@@ -60,16 +60,6 @@ def meeting(subject="Planning", start="2030-01-07T09:00:00", end="2030-01-07T10:
     return body
 
 
-def wait_for(predicate, timeout=5.0, interval=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
 class Webhook:
     """A tiny HTTP endpoint: echoes validation tokens, records notifications, can fail on purpose."""
 
@@ -93,7 +83,7 @@ class Webhook:
                     token = q["validationToken"][0]
                     hook.validations.append(token)
                     if hook.validation_mode == "slow":
-                        time.sleep(1.5)
+                        time.sleep(1.5)  # the behaviour under test: an endpoint slower than Graph's validation timeout
                     if hook.validation_mode == "error":
                         self.send_response(500)
                         self.end_headers()

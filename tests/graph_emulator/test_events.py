@@ -11,8 +11,8 @@ from tests.graph_emulator.helpers import (
     BOREALIS,
     RESERVATIONS,
     meeting,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 EVENT_KEYS = {
     "@odata.etag", "id", "createdDateTime", "lastModifiedDateTime", "changeKey", "categories",
@@ -100,8 +100,8 @@ def test_permissions(as_user, app_graph):
     assert app_graph.get("/me/events").status_code == 400  # /me needs a delegated token
 
 
-def test_application_access_policy(app_graph, control):
-    control.set_access_policy("wsd-demo-client", [ATLAS])
+def test_application_access_policy(app_graph, emulator_control):
+    emulator_control.set_access_policy("wsd-demo-client", [ATLAS])
     assert app_graph.get(f"/users/{ATLAS}/events").status_code == 200
     r = app_graph.get(f"/users/{BOREALIS}/events")
     assert r.status_code == 403 and r.json()["error"]["code"] == "ErrorAccessDenied"
@@ -166,21 +166,21 @@ def test_responses_update_organizer(app_graph, as_user):
     assert app_graph.post(f"/users/{ALICE}/events/{ev['id']}/accept", {"sendResponse": True}).status_code == 400
 
 
-def test_control_api_answers_as_an_attendee_in_outlook(app_graph, control):
+def test_control_api_answers_as_an_attendee_in_outlook(app_graph, emulator_control):
     ev = app_graph.post(f"/users/{RESERVATIONS}/events", meeting(people=[ALICE, BOB])).json()
 
     def copy_of(who):
         return next((e for e in app_graph.get(f"/users/{who}/events").json()["value"] if e["iCalUId"] == ev["iCalUId"]), None)
 
     wait_for(lambda: copy_of(ALICE) and copy_of(BOB))
-    answered = control.respond_as(ALICE, ev["iCalUId"], "accept")
+    answered = emulator_control.respond_as(ALICE, ev["iCalUId"], "accept")
     assert answered == {"user": ALICE, "event_id": copy_of(ALICE)["id"], "response": "accepted"}
-    control.respond_as(BOB, ev["iCalUId"], "tentativelyAccept")
+    emulator_control.respond_as(BOB, ev["iCalUId"], "tentativelyAccept")
     org = app_graph.get(f"/users/{RESERVATIONS}/events/{ev['id']}").json()
     answers = {a["emailAddress"]["address"]: a["status"]["response"] for a in org["attendees"]}
     assert answers == {ALICE: "accepted", BOB: "tentativelyAccepted"} and org["changeKey"] != ev["changeKey"]
     # Without sendResponse the organizer is not told; declining takes the meeting off the attendee's calendar.
-    control.respond_as(BOB, ev["iCalUId"], "decline", send_response=False)
+    emulator_control.respond_as(BOB, ev["iCalUId"], "decline", send_response=False)
     assert copy_of(BOB) is None
     org = app_graph.get(f"/users/{RESERVATIONS}/events/{ev['id']}").json()
     assert {a["emailAddress"]["address"]: a["status"]["response"] for a in org["attendees"]}[BOB] == "tentativelyAccepted"
@@ -188,11 +188,11 @@ def test_control_api_answers_as_an_attendee_in_outlook(app_graph, control):
     for user, ical, action, status in ((RESERVATIONS, ev["iCalUId"], "accept", 400), (ALICE, "no-such-meeting", "accept", 404),
                                        (ALICE, ev["iCalUId"], "maybe", 400)):
         with pytest.raises(RuntimeError, match=rf"\({status}\)"):
-            control.respond_as(user, ical, action)
+            emulator_control.respond_as(user, ical, action)
 
 
-def test_room_without_auto_accept_and_delegate_decline(app_graph, control, as_user):
-    control.set_auto_accept(BOREALIS, False)
+def test_room_without_auto_accept_and_delegate_decline(app_graph, emulator_control, as_user):
+    emulator_control.set_auto_accept(BOREALIS, False)
     ev = app_graph.post(f"/users/{ALICE}/events", meeting(rooms=[BOREALIS])).json()
     copy = wait_for(lambda: room_copy(app_graph, BOREALIS, ev["iCalUId"]))
     assert copy["responseStatus"]["response"] == "notResponded"
@@ -303,7 +303,7 @@ def test_dropping_the_room_from_one_occurrence_frees_only_that_slot_in_the_rooms
     assert app_graph.get(f"/users/{ALICE}/events/{master['id']}").json()["attendees"][0]["status"]["response"] == "accepted"
 
 
-def test_malformed_requests(app_graph, http, emulator):
+def test_malformed_requests(app_graph, http, emulator_server):
     r = app_graph("POST", f"/users/{ALICE}/events", data=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
     r = app_graph.post(f"/users/{ALICE}/events", {"subject": "no times"})

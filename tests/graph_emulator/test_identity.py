@@ -22,9 +22,9 @@ def claims(jwt: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def confidential(emulator, http, tenant="contoso"):
+def confidential(emulator_server, http, tenant="contoso"):
     return msal.ConfidentialClientApplication(
-        DEMO_CLIENT_ID, client_credential=DEMO_CLIENT_SECRET, authority=f"{emulator.base_url}/{tenant}",
+        DEMO_CLIENT_ID, client_credential=DEMO_CLIENT_SECRET, authority=f"{emulator_server.base_url}/{tenant}",
         instance_discovery=False, http_client=http,
     )
 
@@ -43,57 +43,57 @@ def sign_in(http, auth_uri: str, username: str, password: str = DEMO_PASSWORD) -
     return {k: v[0] for k, v in parse_qs(urlparse(resp.headers["Location"]).query).items()}
 
 
-def test_discovery_document(emulator, http):
+def test_discovery_document(emulator_server, http):
     for tenant in ("contoso", "contoso.example", DEMO_TENANT_ID, "organizations"):
-        r = http.get(f"{emulator.base_url}/{tenant}/v2.0/.well-known/openid-configuration")
+        r = http.get(f"{emulator_server.base_url}/{tenant}/v2.0/.well-known/openid-configuration")
         assert r.status_code == 200
         doc = r.json()
-        assert doc["issuer"] == f"{emulator.base_url}/{DEMO_TENANT_ID}/v2.0"
-        assert doc["token_endpoint"].startswith(emulator.base_url)
+        assert doc["issuer"] == f"{emulator_server.base_url}/{DEMO_TENANT_ID}/v2.0"
+        assert doc["token_endpoint"].startswith(emulator_server.base_url)
         assert doc["authorization_endpoint"].endswith("/oauth2/v2.0/authorize")
     keys = http.get(doc["jwks_uri"]).json()["keys"]
     assert keys[0]["kty"] == "RSA" and keys[0]["kid"]
 
 
-def test_unknown_tenant(emulator, http):
-    r = http.post(f"{emulator.base_url}/fabrikam/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
+def test_unknown_tenant(emulator_server, http):
+    r = http.post(f"{emulator_server.base_url}/fabrikam/oauth2/v2.0/token", data={"grant_type": "client_credentials"})
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_request" and "AADSTS90002" in r.json()["error_description"]
     assert r.json()["error_codes"] == [90002]
 
 
-def test_msal_client_credentials(emulator, http):
-    app = confidential(emulator, http)
+def test_msal_client_credentials(emulator_server, http):
+    app = confidential(emulator_server, http)
     result = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert "access_token" in result, result
     c = claims(result["access_token"])
     assert c["aud"] == "https://graph.microsoft.com" and c["tid"] == DEMO_TENANT_ID
     assert c["appid"] == DEMO_CLIENT_ID and c["idtyp"] == "app"
     assert set(c["roles"]) == {"Calendars.ReadWrite", "Place.Read.All", "User.Read.All"}
-    r = http.get(f"{emulator.base_url}/v1.0/users/{ATLAS}/events", headers={"Authorization": f"Bearer {result['access_token']}"})
+    r = http.get(f"{emulator_server.base_url}/v1.0/users/{ATLAS}/events", headers={"Authorization": f"Bearer {result['access_token']}"})
     assert r.status_code == 200
 
 
-def test_wrong_client_secret(emulator, http):
-    app = msal.ConfidentialClientApplication(DEMO_CLIENT_ID, client_credential="nope", authority=f"{emulator.base_url}/contoso",
+def test_wrong_client_secret(emulator_server, http):
+    app = msal.ConfidentialClientApplication(DEMO_CLIENT_ID, client_credential="nope", authority=f"{emulator_server.base_url}/contoso",
                                              instance_discovery=False, http_client=http)
     result = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert result["error"] == "invalid_client" and 7000215 in result["error_codes"]
-    r = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={
+    r = http.post(f"{emulator_server.base_url}/contoso/oauth2/v2.0/token", data={
         "grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": "nope",
         "scope": "https://graph.microsoft.com/.default"})
     assert r.status_code == 401
 
 
-def test_client_credentials_needs_default_scope(emulator, http):
-    r = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={
+def test_client_credentials_needs_default_scope(emulator_server, http):
+    r = http.post(f"{emulator_server.base_url}/contoso/oauth2/v2.0/token", data={
         "grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
         "scope": "https://graph.microsoft.com/Calendars.ReadWrite"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
 
 
-def test_password_grant_and_errors(emulator, http):
-    url = f"{emulator.base_url}/contoso/oauth2/v2.0/token"
+def test_password_grant_and_errors(emulator_server, http):
+    url = f"{emulator_server.base_url}/contoso/oauth2/v2.0/token"
     base = {"grant_type": "password", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
             "username": ALICE, "scope": "https://graph.microsoft.com/.default offline_access openid profile", "client_info": "1"}
     bad = http.post(url, data={**base, "password": "wrong"})
@@ -108,9 +108,9 @@ def test_password_grant_and_errors(emulator, http):
     assert info == {"uid": c["oid"], "utid": DEMO_TENANT_ID}
 
 
-def test_msal_auth_code_pkce_then_silent_refresh(emulator, http, control):
-    control.configure(access_token_lifetime=60)  # msal refreshes tokens expiring within 5 minutes
-    app = confidential(emulator, http)
+def test_msal_auth_code_pkce_then_silent_refresh(emulator_server, http, emulator_control):
+    emulator_control.configure(access_token_lifetime=60)  # msal refreshes tokens expiring within 5 minutes
+    app = confidential(emulator_server, http)
     flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="http://localhost:8000/auth/callback")
     assert "code_challenge=" in flow["auth_uri"]
     reply = sign_in(http, flow["auth_uri"], BOB)
@@ -127,17 +127,17 @@ def test_msal_auth_code_pkce_then_silent_refresh(emulator, http, control):
     assert again["access_token"] != result["access_token"]  # the near-expiry token was refreshed
     cached_rts = [rt["secret"] for rt in app.token_cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN)]
     assert first_rt not in cached_rts  # rotated
-    r = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={
+    r = http.post(f"{emulator_server.base_url}/contoso/oauth2/v2.0/token", data={
         "grant_type": "refresh_token", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
         "refresh_token": first_rt, "scope": "https://graph.microsoft.com/.default"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"  # old refresh token is spent
 
 
-def test_auth_code_pkce_mismatch_and_bad_code(emulator, http):
-    app = confidential(emulator, http)
+def test_auth_code_pkce_mismatch_and_bad_code(emulator_server, http):
+    app = confidential(emulator_server, http)
     flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="http://127.0.0.1:9999/cb")
     reply = sign_in(http, flow["auth_uri"], ALICE)
-    url = f"{emulator.base_url}/contoso/oauth2/v2.0/token"
+    url = f"{emulator_server.base_url}/contoso/oauth2/v2.0/token"
     data = {"grant_type": "authorization_code", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
             "code": reply["code"], "redirect_uri": "http://127.0.0.1:9999/cb", "code_verifier": "x" * 43}
     r = http.post(url, data=data)
@@ -146,8 +146,8 @@ def test_auth_code_pkce_mismatch_and_bad_code(emulator, http):
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
-def test_authorize_rejects_foreign_redirect_and_wrong_password(emulator, http):
-    app = confidential(emulator, http)
+def test_authorize_rejects_foreign_redirect_and_wrong_password(emulator_server, http):
+    app = confidential(emulator_server, http)
     flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="https://evil.example/cb")
     page = http.get(flow["auth_uri"])
     assert page.status_code == 400 and "AADSTS50011" in page.text
@@ -156,28 +156,28 @@ def test_authorize_rejects_foreign_redirect_and_wrong_password(emulator, http):
     action = unescape(re.search(r'action="([^"]+)"', page.text).group(1))
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
     fields = {unescape(k): unescape(v) for k, v in fields.items()}
-    resp = http.post(emulator.base_url + action, data={**fields, "login": ALICE, "passwd": "wrong"}, allow_redirects=False)
+    resp = http.post(emulator_server.base_url + action, data={**fields, "login": ALICE, "passwd": "wrong"}, allow_redirects=False)
     assert resp.status_code == 200 and "AADSTS50126" in resp.text
 
 
-def test_revoked_consent(emulator, http, control):
-    control.configure(access_token_lifetime=60)
-    app = confidential(emulator, http)
+def test_revoked_consent(emulator_server, http, emulator_control):
+    emulator_control.configure(access_token_lifetime=60)
+    app = confidential(emulator_server, http)
     flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="http://localhost:8000/cb")
     result = app.acquire_token_by_auth_code_flow(flow, sign_in(http, flow["auth_uri"], ALICE))
     token = result["access_token"]
-    me = http.get(f"{emulator.base_url}/v1.0/me/events", headers={"Authorization": f"Bearer {token}"})
+    me = http.get(f"{emulator_server.base_url}/v1.0/me/events", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    control.revoke_consent(ALICE, DEMO_CLIENT_ID)
-    me = http.get(f"{emulator.base_url}/v1.0/me/events", headers={"Authorization": f"Bearer {token}"})
+    emulator_control.revoke_consent(ALICE, DEMO_CLIENT_ID)
+    me = http.get(f"{emulator_server.base_url}/v1.0/me/events", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 401 and me.json()["error"]["code"] == "InvalidAuthenticationToken"
     silent = app.acquire_token_silent_with_error(GRAPH_SCOPES, account=app.get_accounts()[0])
     assert silent["error"] == "invalid_grant" and "AADSTS65001" in silent["error_description"]
 
 
-def test_msal_public_client(emulator, http, control):
-    control.configure(access_token_lifetime=60)
-    app = msal.PublicClientApplication(DEMO_CLIENT_ID, authority=f"{emulator.base_url}/contoso",
+def test_msal_public_client(emulator_server, http, emulator_control):
+    emulator_control.configure(access_token_lifetime=60)
+    app = msal.PublicClientApplication(DEMO_CLIENT_ID, authority=f"{emulator_server.base_url}/contoso",
                                        instance_discovery=False, http_client=http)
     flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="http://localhost:53100")
     result = app.acquire_token_by_auth_code_flow(flow, sign_in(http, flow["auth_uri"], ALICE))
@@ -187,24 +187,24 @@ def test_msal_public_client(emulator, http, control):
     assert silent and silent["access_token"] != result["access_token"]
 
 
-def test_graph_rejects_missing_bad_and_expired_tokens(emulator, http, control, tokens):
-    url = f"{emulator.base_url}/v1.0/users/{ALICE}"
+def test_graph_rejects_missing_bad_and_expired_tokens(emulator_server, http, emulator_control, tokens):
+    url = f"{emulator_server.base_url}/v1.0/users/{ALICE}"
     for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer abc"}, {"Authorization": "Bearer a.b.c"}):
         r = http.get(url, headers=headers)
         assert r.status_code == 401
         err = r.json()["error"]
         assert err["code"] == "InvalidAuthenticationToken"
         assert {"date", "request-id", "client-request-id"} <= set(err["innerError"])
-    fresh = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={
+    fresh = http.post(f"{emulator_server.base_url}/contoso/oauth2/v2.0/token", data={
         "grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET,
         "scope": "https://graph.microsoft.com/.default"}).json()["access_token"]
     assert http.get(url, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
-    control.expire_tokens(client_id=DEMO_CLIENT_ID)
+    emulator_control.expire_tokens(client_id=DEMO_CLIENT_ID)
     r = http.get(url, headers={"Authorization": f"Bearer {fresh}"})
     assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("grant", ["", "device_code"])
-def test_unsupported_grants(emulator, http, grant):
-    r = http.post(f"{emulator.base_url}/contoso/oauth2/v2.0/token", data={"grant_type": grant, "client_id": DEMO_CLIENT_ID})
+def test_unsupported_grants(emulator_server, http, grant):
+    r = http.post(f"{emulator_server.base_url}/contoso/oauth2/v2.0/token", data={"grant_type": grant, "client_id": DEMO_CLIENT_ID})
     assert r.status_code == 400 and r.json()["error"] in ("invalid_request", "unsupported_grant_type")

@@ -12,8 +12,8 @@ from tests.graph_emulator.helpers import (
     BOREALIS,
     RESERVATIONS,
     meeting,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 def expiry(minutes=60):
@@ -43,12 +43,12 @@ def test_create_list_renew_delete(app_graph, webhook):
     assert app_graph.get(f"/subscriptions/{sub['id']}").status_code == 404
 
 
-def test_handshake_failures_create_nothing(app_graph, webhook, control):
+def test_handshake_failures_create_nothing(app_graph, webhook, emulator_control):
     for mode in ("wrong", "error"):
         webhook.validation_mode = mode
         r = subscribe(app_graph, webhook)
         assert r.status_code == 400 and r.json()["error"]["code"] == "ValidationError"
-    control.configure(validation_timeout_seconds=0.5)
+    emulator_control.configure(validation_timeout_seconds=0.5)
     webhook.validation_mode = "slow"
     assert subscribe(app_graph, webhook).status_code == 400
     assert subscribe(app_graph, webhook, notificationUrl="http://127.0.0.1:9/nothing").status_code == 400
@@ -84,21 +84,21 @@ def test_attendant_changes_notify_the_room_subscription(app_graph, webhook):
     assert items[0]["changeType"] == "created"
 
 
-def test_retries_after_failures(app_graph, webhook, control):
-    control.configure(notification_retry_delays=[0.05, 0.05, 0.05])
+def test_retries_after_failures(app_graph, webhook, emulator_control):
+    emulator_control.configure(notification_retry_delays=[0.05, 0.05, 0.05])
     subscribe(app_graph, webhook)
     webhook.fail_next = 2
     app_graph.post(f"/users/{ATLAS}/events", meeting())
     items = wait_for(lambda: webhook.items())
     assert len(items) == 1
-    attempts = wait_for(lambda: [d for d in control.notifications()["deliveries"] if d["kind"] == "change"][-1]["ok"]
-                        and control.notifications()["deliveries"])
+    attempts = wait_for(lambda: [d for d in emulator_control.notifications()["deliveries"] if d["kind"] == "change"][-1]["ok"]
+                        and emulator_control.notifications()["deliveries"])
     assert [d["attempt"] for d in attempts if d["kind"] == "change"] == [1, 2, 3]
 
 
-def test_drop_and_duplicate_policy(app_graph, webhook, control):
+def test_drop_and_duplicate_policy(app_graph, webhook, emulator_control):
     subscribe(app_graph, webhook)
-    control.set_notification_policy(drop=1, duplicate=1)
+    emulator_control.set_notification_policy(drop=1, duplicate=1)
     first = app_graph.post(f"/users/{ATLAS}/events", meeting("dropped")).json()
     second = app_graph.post(f"/users/{ATLAS}/events", meeting("twice", start="2030-02-01T09:00:00", end="2030-02-01T10:00:00")).json()
     items = wait_for(lambda: len(webhook.items()) >= 2 and webhook.items())
@@ -106,19 +106,19 @@ def test_drop_and_duplicate_policy(app_graph, webhook, control):
     assert ids == [second["id"], second["id"]] and first["id"] not in ids
 
 
-def test_lifecycle_notifications(app_graph, webhook, control):
+def test_lifecycle_notifications(app_graph, webhook, emulator_control):
     sub = subscribe(app_graph, webhook).json()
-    control.trigger_lifecycle(sub["id"], "reauthorizationRequired")
+    emulator_control.trigger_lifecycle(sub["id"], "reauthorizationRequired")
     item = wait_for(lambda: webhook.items("/lifecycle"))[0]
     assert item["lifecycleEvent"] == "reauthorizationRequired" and item["subscriptionId"] == sub["id"]
     assert item["clientState"] == "secret-state"
     assert app_graph.post(f"/subscriptions/{sub['id']}/reauthorize").status_code == 204
-    control.trigger_lifecycle(sub["id"], "subscriptionRemoved")
+    emulator_control.trigger_lifecycle(sub["id"], "subscriptionRemoved")
     wait_for(lambda: len(webhook.items("/lifecycle")) == 2)
     assert app_graph.get(f"/subscriptions/{sub['id']}").status_code == 404
 
 
-def test_a_delegated_token_subscribes_only_to_its_own_mailbox(as_user, app_graph, webhook, control):
+def test_a_delegated_token_subscribes_only_to_its_own_mailbox(as_user, app_graph, webhook, emulator_control):
     """Outlook resources: delegated permission subscribes only to the signed-in user's mailbox. A
     delegate may read the room's calendar but not subscribe to it (that needs app-only)."""
     delegate = as_user(RESERVATIONS)
@@ -139,6 +139,6 @@ def test_a_delegated_token_subscribes_only_to_its_own_mailbox(as_user, app_graph
     assert subscribe(delegate, webhook, resource="me/events").status_code == 201
     # App-only still subscribes to any mailbox its access policy allows.
     assert subscribe(app_graph, webhook).status_code == 201
-    control.set_access_policy(DEMO_CLIENT_ID, [RESERVATIONS])
+    emulator_control.set_access_policy(DEMO_CLIENT_ID, [RESERVATIONS])
     blocked = subscribe(app_graph, webhook, resource=f"users/{BOREALIS}/events")
     assert blocked.status_code == 403 and blocked.json()["error"]["code"] == "ErrorAccessDenied"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, COSMOS, meeting, wait_for
+from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, BOREALIS, COSMOS, meeting
+from tests.waiting import wait_for
 
 WINDOW = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-02-01T00:00:00Z"
 
@@ -56,7 +57,7 @@ def test_calendar_view_paging(app_graph):
     assert [e["subject"] for e in filt["value"]] == ["M3"]
 
 
-def test_delta_initial_incremental_removed_and_expired(app_graph, control):
+def test_delta_initial_incremental_removed_and_expired(app_graph, emulator_control):
     ids = [app_graph.post(f"/users/{ATLAS}/events", meeting(f"D{i}", start=f"2030-01-{10 + i}T09:00:00",
                                                                 end=f"2030-01-{10 + i}T10:00:00")).json()["id"] for i in range(5)]
     url = f"/users/{ATLAS}/calendarView/delta?{WINDOW}"
@@ -83,7 +84,7 @@ def test_delta_initial_incremental_removed_and_expired(app_graph, control):
     assert by_id[ids[1]] == {"@odata.type": "#microsoft.graph.event", "id": ids[1], "@removed": {"reason": "deleted"}}
     assert by_id[new["id"]]["subject"] == "New"
     assert len(by_id) == 3
-    control.expire_delta_tokens(ATLAS)
+    emulator_control.expire_delta_tokens(ATLAS)
     gone = app_graph.get(changes["@odata.deltaLink"])
     assert gone.status_code == 400 and gone.json()["error"]["code"] == "syncStateNotFound"  # the default mode
     assert app_graph.get(f"/users/{ATLAS}/calendarView/delta?$deltatoken=unknown").status_code == 400

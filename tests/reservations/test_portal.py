@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from exchange_auth import crypto, properties
+from exchange_auth import crypto
 from exchange_auth.models import CalendarProvider, PersonalToken
 from reservations import rules, selectors, services
 from reservations.models import Origin, Reservation, State, SyncEvent, SyncState
@@ -34,7 +34,8 @@ def _empty_cache():
 
 
 @pytest.fixture
-def provider(db):
+def unreachable_provider(db):
+    """A provider whose hosts don't resolve: these tests never reach Exchange."""
     provider = CalendarProvider(
         name="Contoso", active=True, tenant_id="contoso", client_id="wsd-demo-client",
         authority_host="https://login.example.invalid", graph_base_url="https://graph.example.invalid/v1.0",
@@ -43,14 +44,6 @@ def provider(db):
     provider.client_secret = "demo-secret"
     provider.save()
     return provider
-
-
-@pytest.fixture
-def mode(provider):
-    def set_mode(value: str) -> None:
-        properties.set_value(properties.SYNC_INTEGRATION_MODE, value)
-
-    return set_mode
 
 
 def connect_outlook(user, provider, *, revoked=False) -> PersonalToken:
@@ -240,9 +233,9 @@ def test_unknown_or_unreservable_room_is_404(alice_client, hq):
 # --- Personal mode: restrictions visible before acting --------------------------------------------
 
 
-def test_personal_mode_hides_on_behalf_and_a_crafted_post_is_a_form_error(alice_client, mode, provider, alice, bob, atlas, dojo):
+def test_personal_mode_hides_on_behalf_and_a_crafted_post_is_a_form_error(alice_client, mode, unreachable_provider, alice, bob, atlas, dojo):
     mode("Personal")
-    connect_outlook(alice, provider)
+    connect_outlook(alice, unreachable_provider)
     form = page(alice_client.get(f"/rooms/{atlas.pk}/book/"))
     assert 'name="requested_for"' not in form and 'id="on-behalf-hidden"' in form
     assert "can only be made for yourself" in form
@@ -254,7 +247,7 @@ def test_personal_mode_hides_on_behalf_and_a_crafted_post_is_a_form_error(alice_
     assert alice_client.post(f"/rooms/{dojo.pk}/book/", booking(requested_for=bob.pk)).status_code == 302
 
 
-def test_personal_mode_without_outlook_disables_booking_with_the_reason(alice_client, mode, provider, alice, atlas):
+def test_personal_mode_without_outlook_disables_booking_with_the_reason(alice_client, mode, unreachable_provider, alice, atlas):
     mode("Personal")
     html = page(alice_client.get(f"/rooms/{atlas.pk}/book/"))
     assert 'id="outlook-required"' in html and "Connect your Outlook account first" in html
@@ -264,16 +257,16 @@ def test_personal_mode_without_outlook_disables_booking_with_the_reason(alice_cl
     assert "Connect your Outlook account first" in page(refused) and not Reservation.objects.exists()
 
 
-def test_revoked_outlook_shows_the_reconnect_prompt(alice_client, mode, provider, alice, atlas):
+def test_revoked_outlook_shows_the_reconnect_prompt(alice_client, mode, unreachable_provider, alice, atlas):
     mode("Personal")
-    connect_outlook(alice, provider, revoked=True)
+    connect_outlook(alice, unreachable_provider, revoked=True)
     html = page(alice_client.get(f"/rooms/{atlas.pk}/book/"))
     assert "reconnect Outlook" in html and 'data-state="reconnect"' in html and "Reconnect Outlook</button>" in html
 
 
-def test_personal_mode_group_reservation_disabled_with_reason(alice_client, mode, provider, alice, hq):
+def test_personal_mode_group_reservation_disabled_with_reason(alice_client, mode, unreachable_provider, alice, hq):
     mode("Personal")
-    connect_outlook(alice, provider)
+    connect_outlook(alice, unreachable_provider)
     room = RoomFactory(building=hq, name="Agora", synced=True, group_reservations_enabled=True)
     html = page(alice_client.get(f"/rooms/{room.pk}/book/"))
     assert "Group reservations aren&#x27;t available for Agora" in html
@@ -313,11 +306,11 @@ def test_my_reservations_shows_state_and_sync_status(alice_client, alice, bob, a
     assert 'data-state="rejected"' in html
 
 
-def test_my_reservations_query_count_does_not_grow(alice_client, alice, atlas, dojo, mode, provider):
+def test_my_reservations_query_count_does_not_grow(alice_client, alice, atlas, dojo, mode, unreachable_provider):
     """Capabilities are worked out once per kind of row (room, where its meeting lives, whose it is),
     not once per row: 4 rows or 50, the same number of queries."""
     mode("Personal")
-    connect_outlook(alice, provider)
+    connect_outlook(alice, unreachable_provider)
 
     def add_days(days):
         for day in days:
@@ -351,12 +344,12 @@ def _rows_in_many_rooms(alice, bob, hq, first_day: int, rooms: int) -> None:
 
 
 @pytest.mark.parametrize("sync_mode", ["Normal", "Strict", "Personal"])
-def test_my_reservations_query_count_does_not_grow_with_distinct_rooms(alice_client, alice, hq, mode, provider, sync_mode):
+def test_my_reservations_query_count_does_not_grow_with_distinct_rooms(alice_client, alice, hq, mode, unreachable_provider, sync_mode):
     mode(sync_mode)
     if sync_mode == "Strict":
-        provider.rooms_organize_own_meetings = True
-        provider.save()
-    connect_outlook(alice, provider)
+        unreachable_provider.rooms_organize_own_meetings = True
+        unreachable_provider.save()
+    connect_outlook(alice, unreachable_provider)
     bob = UserFactory(username="bob")
 
     _rows_in_many_rooms(alice, bob, hq, first_day=1, rooms=2)
@@ -370,9 +363,9 @@ def test_my_reservations_query_count_does_not_grow_with_distinct_rooms(alice_cli
 
 
 @pytest.mark.parametrize("sync_mode", ["Normal", "Strict", "Personal"])
-def test_capabilities_many_at_once_answer_as_one_at_a_time(alice, hq, mode, provider, sync_mode, django_assert_max_num_queries):
+def test_capabilities_many_at_once_answer_as_one_at_a_time(alice, hq, mode, unreachable_provider, sync_mode, django_assert_max_num_queries):
     mode(sync_mode)
-    connect_outlook(alice, provider, revoked=sync_mode == "Personal")
+    connect_outlook(alice, unreachable_provider, revoked=sync_mode == "Personal")
     bob = UserFactory(username="bob")
     _rows_in_many_rooms(alice, bob, hq, first_day=1, rooms=3)
     rows = list(selectors.reservation_visible_to(user=alice))
@@ -387,7 +380,7 @@ def test_capabilities_many_at_once_answer_as_one_at_a_time(alice, hq, mode, prov
     assert many == one_at_a_time
 
 
-def test_my_reservations_shows_disabled_actions_with_reasons(alice_client, mode, provider, alice, bob, atlas):
+def test_my_reservations_shows_disabled_actions_with_reasons(alice_client, mode, unreachable_provider, alice, bob, atlas):
     mode("Strict")
     ReservationFactory(room=atlas, requested_for=alice, subject="Own calendar", sync_mailbox="user", mailbox=alice.email,
                        organizer=alice.email, event_id="E1")
@@ -462,13 +455,13 @@ def test_change_moves_a_reservation_to_another_room_of_the_building(alice_client
     assert event.type == "create" and event.details["previous_room_id"] == dojo.pk  # a new meeting for a synced room
 
 
-def test_the_change_form_says_what_a_room_move_does_to_the_meeting(alice_client, mode, provider, alice, atlas):
+def test_the_change_form_says_what_a_room_move_does_to_the_meeting(alice_client, mode, unreachable_provider, alice, atlas):
     row = ReservationFactory(room=atlas, requested_for=alice, start=days_ahead(1, 9), end=days_ahead(1, 10),
                              sync_mailbox="other", mailbox="reservations@contoso.example", organizer="reservations@contoso.example", event_id="E1")
     mode("Strict")
     assert "The Outlook meeting is kept: only its room changes" in page(alice_client.get(f"/reservations/{row.pk}/change/"))
-    provider.rooms_organize_own_meetings = True
-    provider.save()
+    unreachable_provider.rooms_organize_own_meetings = True
+    unreachable_provider.save()
     html = page(alice_client.get(f"/reservations/{row.pk}/change/"))
     assert "moving to another room with a mailbox cancels this meeting and that room sends everyone a new invitation" in html
 
@@ -496,7 +489,7 @@ def test_change_a_whole_series(alice_client, alice, dojo):
 # --- cancel -------------------------------------------------------------------------------------
 
 
-def test_single_cancel_dialog_offers_the_meeting_choice_for_own_meetings(alice_client, mode, provider, alice, atlas):
+def test_single_cancel_dialog_offers_the_meeting_choice_for_own_meetings(alice_client, mode, unreachable_provider, alice, atlas):
     mode("Normal")
     row = ReservationFactory(room=atlas, requested_for=alice, sync_mailbox="user", mailbox=alice.email,
                              organizer=alice.email, event_id="E1")
@@ -509,10 +502,10 @@ def test_single_cancel_dialog_offers_the_meeting_choice_for_own_meetings(alice_c
     assert SyncEvent.objects.filter(reservation=row, type="delete").exists()
 
 
-def test_cancel_dialog_hides_the_choice_for_room_organizer_meetings(alice_client, mode, provider, alice, atlas):
+def test_cancel_dialog_hides_the_choice_for_room_organizer_meetings(alice_client, mode, unreachable_provider, alice, atlas):
     mode("Strict")
-    provider.rooms_organize_own_meetings = True
-    provider.save()
+    unreachable_provider.rooms_organize_own_meetings = True
+    unreachable_provider.save()
     row = ReservationFactory(room=atlas, requested_for=alice, sync_mailbox="other", mailbox=atlas.mailbox,
                              organizer=atlas.mailbox, event_id="E1")
     html = page(alice_client.get(f"/reservations/{row.pk}/cancel/"))
@@ -535,7 +528,7 @@ def test_recurring_cancel_dialog(alice_client, alice, atlas):
     assert Reservation.objects.filter(state=State.CANCELLED).count() == 3
 
 
-def test_cancel_errors_are_messages(alice_client, mode, provider, alice, bob, atlas):
+def test_cancel_errors_are_messages(alice_client, mode, unreachable_provider, alice, bob, atlas):
     over = ReservationFactory(room=atlas, requested_for=alice, start=days_ahead(-1, 9), end=days_ahead(-1, 10))
     html = page(alice_client.get(f"/reservations/{over.pk}/cancel/"))
     assert 'id="cancel-blocked"' in html and "over" in html
@@ -566,10 +559,10 @@ def test_multi_select_cancel(alice_client, alice, atlas, django_assert_max_num_q
     assert Reservation.objects.filter(state=State.CANCELLED).count() == 6
 
 
-def test_multi_select_cancel_hides_the_choice_when_a_room_organizes_one(alice_client, mode, provider, alice, atlas, dojo):
+def test_multi_select_cancel_hides_the_choice_when_a_room_organizes_one(alice_client, mode, unreachable_provider, alice, atlas, dojo):
     mode("Strict")
-    provider.rooms_organize_own_meetings = True
-    provider.save()
+    unreachable_provider.rooms_organize_own_meetings = True
+    unreachable_provider.save()
     room_meeting = ReservationFactory(room=atlas, requested_for=alice, sync_mailbox="other", mailbox=atlas.mailbox,
                                       organizer=atlas.mailbox, event_id="E1")
     plain = ReservationFactory(room=dojo, requested_for=alice, start=days_ahead(2, 9), end=days_ahead(2, 10))

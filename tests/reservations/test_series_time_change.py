@@ -12,6 +12,7 @@ from reservations import services
 from reservations.exceptions import SlotTaken
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent
 from reservations.recurrence import Recurrence, expand
+from tests.booking import book
 from tests.factories import BERLIN, ReservationFactory, days_ahead
 
 pytestmark = pytest.mark.django_db
@@ -24,11 +25,6 @@ def next_weekday(days: int, hour: int, weekday: int) -> dt.datetime:
     """The first ``weekday`` (0 = Monday) at least ``days`` days ahead, ``hour`` o'clock in Berlin."""
     start = days_ahead(days, hour)
     return start + dt.timedelta(days=(weekday - start.weekday()) % 7)
-
-
-def book(actor, room, start, recurrence, subject="Team sync"):
-    first = services.reservation_create(actor=actor, room=room, start=start, end=start + HOUR, subject=subject, recurrence=recurrence)
-    return ReservationSeries.objects.get(pk=first.series_id)
 
 
 def occurrences(series) -> list[Reservation]:
@@ -50,7 +46,7 @@ def local(moments) -> list[str]:
 
 def test_a_series_that_has_not_begun_moves_its_first_slot_weekdays_and_end(alice, dojo):
     monday = next_weekday(8, 9, 0)
-    series = book(alice, dojo, monday, Recurrence("weekly", weekdays=(1, 3), until=(monday + 9 * DAY).date()))
+    series = book(actor=alice, room=dojo, start=monday, recurrence=Recurrence("weekly", weekdays=(1, 3), until=(monday + 9 * DAY).date()), subject="Team sync").series
     rows = occurrences(series)
 
     services.reservation_update(actor=alice, reservation=rows[1], scope="series", start=rows[1].start + DAY + HOUR, end=rows[1].end + DAY + HOUR)
@@ -66,7 +62,7 @@ def test_a_series_that_has_not_begun_moves_its_first_slot_weekdays_and_end(alice
 
 def test_a_sunday_series_moved_a_day_later_runs_on_mondays_and_a_count_is_kept(alice, dojo):
     sunday = next_weekday(8, 18, 6)
-    series = book(alice, dojo, sunday, Recurrence("weekly", weekdays=(7,), count=3))
+    series = book(actor=alice, room=dojo, start=sunday, recurrence=Recurrence("weekly", weekdays=(7,), count=3), subject="Team sync").series
 
     services.reservation_update(actor=alice, reservation=occurrences(series)[0], scope="series", start=sunday + DAY, end=sunday + DAY + HOUR)
 
@@ -77,7 +73,7 @@ def test_a_sunday_series_moved_a_day_later_runs_on_mondays_and_a_count_is_kept(a
 
 def test_a_monthly_series_follows_its_first_slot_to_another_day_of_the_month(alice, dojo):
     start = days_ahead(3, 9)
-    series = book(alice, dojo, start, Recurrence("monthly", count=3))
+    series = book(actor=alice, room=dojo, start=start, recurrence=Recurrence("monthly", count=3), subject="Team sync").series
     if start.day > 26:
         pytest.skip("late in the month: the moved day may not exist in every month")
 
@@ -90,7 +86,7 @@ def test_a_monthly_series_follows_its_first_slot_to_another_day_of_the_month(ali
 
 
 def test_occurrences_cancelled_alone_keep_their_place_in_the_moved_pattern(alice, dojo):
-    series = book(alice, dojo, days_ahead(5, 9), Recurrence("daily", count=3))
+    series = book(actor=alice, room=dojo, start=days_ahead(5, 9), recurrence=Recurrence("daily", count=3), subject="Team sync").series
     first, second, third = occurrences(series)
     services.reservation_cancel(actor=alice, reservation=second)
 
@@ -107,7 +103,7 @@ def test_occurrences_cancelled_alone_keep_their_place_in_the_moved_pattern(alice
 
 
 def test_a_series_that_has_begun_is_split_and_both_halves_describe_their_occurrences(alice, bob, dojo, monkeypatch):
-    series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=5))
+    series = book(actor=alice, room=dojo, start=days_ahead(6, 9), recurrence=Recurrence("daily", count=5), subject="Team sync").series
     rows = occurrences(series)
     monkeypatch.setattr(services.clock, "now", lambda: rows[1].end + dt.timedelta(minutes=1))
 
@@ -131,7 +127,7 @@ def test_a_series_that_has_begun_is_split_and_both_halves_describe_their_occurre
 
 
 def test_a_conflict_refuses_the_whole_change_and_nothing_is_split(alice, bob, dojo, monkeypatch):
-    series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=4))
+    series = book(actor=alice, room=dojo, start=days_ahead(6, 9), recurrence=Recurrence("daily", count=4), subject="Team sync").series
     rows = occurrences(series)
     ReservationFactory(room=dojo, start=rows[3].start + HOUR, end=rows[3].end + HOUR, requested_for=bob)
     monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
@@ -149,7 +145,7 @@ def test_a_conflict_refuses_the_whole_change_and_nothing_is_split(alice, bob, do
 def test_splitting_a_series_that_never_reached_exchange_only_creates_the_new_half(alice, atlas, monkeypatch):
     """No meeting to end: the old series' own create (still queued, or re-processed after an
     error) reads its shortened pattern; the new half's create waits for it."""
-    series = book(alice, atlas, days_ahead(6, 9), Recurrence("daily", count=3))
+    series = book(actor=alice, room=atlas, start=days_ahead(6, 9), recurrence=Recurrence("daily", count=3), subject="Team sync").series
     rows = occurrences(series)
     monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
 
@@ -164,7 +160,7 @@ def test_splitting_a_series_that_never_reached_exchange_only_creates_the_new_hal
 
 
 def test_the_api_answers_with_the_moved_occurrence_and_its_new_series(alice, alice_api, bob, dojo, monkeypatch):
-    series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=3))
+    series = book(actor=alice, room=dojo, start=days_ahead(6, 9), recurrence=Recurrence("daily", count=3), subject="Team sync").series
     rows = occurrences(series)
     monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
     new_start = rows[1].start + HOUR
@@ -191,7 +187,7 @@ def test_the_api_answers_with_the_moved_occurrence_and_its_new_series(alice, ali
 
 
 def test_the_portal_moves_the_rest_of_a_series_that_has_begun(client, alice, dojo, monkeypatch):
-    series = book(alice, dojo, days_ahead(6, 9), Recurrence("daily", count=3))
+    series = book(actor=alice, room=dojo, start=days_ahead(6, 9), recurrence=Recurrence("daily", count=3), subject="Team sync").series
     rows = occurrences(series)
     monkeypatch.setattr(services.clock, "now", lambda: rows[0].end + dt.timedelta(minutes=1))
     client.force_login(alice)

@@ -14,23 +14,17 @@ from reservations.exceptions import (
     SlotTaken,
 )
 from reservations.models import Attendee, Reservation, SyncEvent
+from tests.booking import book
 from tests.factories import ReservationFactory, RoomFactory, days_ahead
 
 pytestmark = pytest.mark.django_db
-
-
-def book(actor, room, start=None, end=None, **kwargs):
-    start = start or days_ahead(1, 9)
-    end = end or start + dt.timedelta(hours=1)
-    kwargs.setdefault("subject", "Planning")
-    return services.reservation_create(actor=actor, room=room, start=start, end=end, **kwargs)
 
 
 # --- create -----------------------------------------------------------------------------
 
 
 def test_room_without_mailbox_is_confirmed_and_not_synced(alice, dojo):
-    reservation = book(alice, dojo)
+    reservation = book(actor=alice, room=dojo)
 
     assert reservation.state == "confirmed"
     assert reservation.sync_state == "not_synced"
@@ -41,7 +35,7 @@ def test_room_without_mailbox_is_confirmed_and_not_synced(alice, dojo):
 
 
 def test_synced_room_awaits_the_rooms_answer_and_queues_a_create(alice, atlas):
-    reservation = book(alice, atlas, attendees=[{"email": "Bob@Contoso.example", "name": "Bob"}])
+    reservation = book(actor=alice, room=atlas, attendees=[{"email": "Bob@Contoso.example", "name": "Bob"}])
 
     assert reservation.state == "awaiting_confirmation"
     assert reservation.sync_state == "pending"
@@ -51,7 +45,7 @@ def test_synced_room_awaits_the_rooms_answer_and_queues_a_create(alice, atlas):
 
 
 def test_booking_for_someone_else_is_on_behalf(alice, bob, dojo):
-    reservation = book(alice, dojo, requested_for=bob)
+    reservation = book(actor=alice, room=dojo, requested_for=bob)
 
     assert reservation.kind == "on_behalf"
     assert (reservation.requested_by, reservation.requested_for) == (alice, bob)
@@ -61,7 +55,7 @@ def test_outlook_inbound_stores_the_meeting_and_echoes_nothing(bob, atlas):
     ids = services.ExchangeIds(event_id="AAMk1", change_key="ck1", ical_uid="uid1", mailbox="atlas@contoso.example", organizer="bob@contoso.example", sync_mailbox="other")
     start = days_ahead(-1, 9)  # inbound may record meetings in the past
 
-    reservation = book(None, atlas, start=start, requested_for=bob, source="outlook", from_exchange=True, exchange=ids)
+    reservation = book(actor=None, room=atlas, start=start, requested_for=bob, source="outlook", from_exchange=True, exchange=ids)
 
     assert (reservation.state, reservation.sync_state, reservation.origin) == ("confirmed", "synced", "exchange")
     assert (reservation.event_id, reservation.change_key, reservation.ical_uid) == ("AAMk1", "ck1", "uid1")
@@ -70,10 +64,10 @@ def test_outlook_inbound_stores_the_meeting_and_echoes_nothing(bob, atlas):
 
 
 def test_a_taken_slot_is_refused_naming_it(alice, bob, dojo):
-    book(alice, dojo, start=days_ahead(1, 9))
+    book(actor=alice, room=dojo, start=days_ahead(1, 9))
 
     with pytest.raises(SlotTaken) as caught:
-        book(bob, dojo, start=days_ahead(1, 9, 30))
+        book(actor=bob, room=dojo, start=days_ahead(1, 9, 30))
 
     assert "Dojo is already booked" in caught.value.message and "09:00–10:00" in caught.value.message
     assert caught.value.status_code == 409
@@ -83,11 +77,11 @@ def test_a_taken_slot_is_refused_naming_it(alice, bob, dojo):
 
 
 def test_back_to_back_bookings_and_cancelled_slots_are_free(alice, bob, dojo):
-    first = book(alice, dojo, start=days_ahead(1, 9))
-    book(bob, dojo, start=days_ahead(1, 10))  # starts when the first ends
+    first = book(actor=alice, room=dojo, start=days_ahead(1, 9))
+    book(actor=bob, room=dojo, start=days_ahead(1, 10))  # starts when the first ends
     services.reservation_cancel(actor=alice, reservation=first)
 
-    book(bob, dojo, start=days_ahead(1, 9))
+    book(actor=bob, room=dojo, start=days_ahead(1, 9))
 
     assert Reservation.objects.filter(state="confirmed").count() == 2
 
@@ -100,11 +94,11 @@ def test_the_database_refuses_an_overlap_the_code_did_not_check(alice, dojo):
 
 
 def test_losing_the_race_at_the_constraint_is_slot_taken(alice, bob, dojo, monkeypatch):
-    book(alice, dojo, start=days_ahead(1, 9))
+    book(actor=alice, room=dojo, start=days_ahead(1, 9))
     monkeypatch.setattr(services.conflicts, "find_conflicts", lambda **kwargs: [])  # as if the other insert was not yet visible
 
     with pytest.raises(SlotTaken, match="booked by someone else"):
-        book(bob, dojo, start=days_ahead(1, 9))
+        book(actor=bob, room=dojo, start=days_ahead(1, 9))
 
 
 INVALID = [
@@ -129,7 +123,7 @@ INVALID = [
 @pytest.mark.parametrize(("case", "changes", "field"), INVALID, ids=[case for case, _, _ in INVALID])
 def test_invalid_input_is_refused_and_changes_nothing(alice, dojo, case, changes, field):
     with pytest.raises(InvalidReservation) as caught:
-        book(alice, dojo, **changes)
+        book(actor=alice, room=dojo, **changes)
 
     assert field in caught.value.extra
     assert caught.value.message
@@ -139,14 +133,14 @@ def test_invalid_input_is_refused_and_changes_nothing(alice, dojo, case, changes
 def test_rooms_that_cant_be_reserved_and_foreign_arrangements_are_refused(alice, dojo, atlas):
     closed = RoomFactory(building=dojo.building, name="Closed", reservable=False)
     with pytest.raises(InvalidReservation, match="can't be reserved"):
-        book(alice, closed)
+        book(actor=alice, room=closed)
     with pytest.raises(InvalidReservation) as caught:
-        book(alice, dojo, arrangement=atlas.arrangements.first())
+        book(actor=alice, room=dojo, arrangement=atlas.arrangements.first())
     assert "arrangement" in caught.value.extra
 
 
 def test_admins_create_blockers(admin, dojo):
-    assert book(admin, dojo, kind="blocker").kind == "blocker"
+    assert book(actor=admin, room=dojo, kind="blocker").kind == "blocker"
 
 
 def test_a_sync_mode_rule_refuses_before_anything_is_written(alice, atlas, monkeypatch):
@@ -156,7 +150,7 @@ def test_a_sync_mode_rule_refuses_before_anything_is_written(alice, atlas, monke
     monkeypatch.setattr(rules, "check_create", refuse)
 
     with pytest.raises(RuleViolation):
-        book(alice, atlas)
+        book(actor=alice, room=atlas)
     assert not Reservation.objects.exists() and not SyncEvent.objects.exists()
 
 
@@ -164,7 +158,7 @@ def test_a_sync_mode_rule_refuses_before_anything_is_written(alice, atlas, monke
 
 
 def test_update_moves_the_reservation_and_queues_an_update(alice, atlas, dojo):
-    reservation = book(alice, atlas, start=days_ahead(1, 9))
+    reservation = book(actor=alice, room=atlas, start=days_ahead(1, 9))
     SyncEvent.objects.all().delete()
 
     updated = services.reservation_update(actor=alice, reservation=reservation, start=days_ahead(1, 14), end=days_ahead(1, 15), subject="Moved")
@@ -175,7 +169,7 @@ def test_update_moves_the_reservation_and_queues_an_update(alice, atlas, dojo):
 
 
 def test_moving_to_a_room_without_mailbox_tells_exchange_about_the_old_room(alice, atlas, dojo):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     SyncEvent.objects.all().delete()
 
     updated = services.reservation_update(actor=alice, reservation=reservation, room=dojo)
@@ -187,8 +181,8 @@ def test_moving_to_a_room_without_mailbox_tells_exchange_about_the_old_room(alic
 
 
 def test_update_into_a_taken_slot_is_refused(alice, bob, dojo):
-    book(bob, dojo, start=days_ahead(1, 14))
-    reservation = book(alice, dojo, start=days_ahead(1, 9))
+    book(actor=bob, room=dojo, start=days_ahead(1, 14))
+    reservation = book(actor=alice, room=dojo, start=days_ahead(1, 9))
 
     with pytest.raises(SlotTaken):
         services.reservation_update(actor=alice, reservation=reservation, start=days_ahead(1, 14, 30), end=days_ahead(1, 15, 30))
@@ -197,7 +191,7 @@ def test_update_into_a_taken_slot_is_refused(alice, bob, dojo):
 
 
 def test_update_without_changes_writes_nothing(alice, atlas):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     before = SyncEvent.objects.count()
 
     services.reservation_update(actor=alice, reservation=reservation, subject=reservation.subject)
@@ -206,7 +200,7 @@ def test_update_without_changes_writes_nothing(alice, atlas):
 
 
 def test_attendees_are_replaced(alice, dojo):
-    reservation = book(alice, dojo, attendees=[{"email": "a@contoso.example"}])
+    reservation = book(actor=alice, room=dojo, attendees=[{"email": "a@contoso.example"}])
 
     services.reservation_update(actor=alice, reservation=reservation, attendees=[{"email": "b@contoso.example", "type": "optional"}])
 
@@ -214,7 +208,7 @@ def test_attendees_are_replaced(alice, dojo):
 
 
 def test_alice_cant_change_bobs_reservation_but_staff_can(alice, bob, admin, dojo):
-    reservation = book(bob, dojo)
+    reservation = book(actor=bob, room=dojo)
 
     with pytest.raises(NotPermitted):
         services.reservation_update(actor=alice, reservation=reservation, subject="Mine now")
@@ -226,12 +220,12 @@ def test_alice_cant_change_bobs_reservation_but_staff_can(alice, bob, admin, doj
 
 
 def test_the_person_it_is_for_may_change_it(alice, bob, dojo):
-    reservation = book(alice, dojo, requested_for=bob)
+    reservation = book(actor=alice, room=dojo, requested_for=bob)
     assert services.reservation_update(actor=bob, reservation=reservation, subject="Bob's now").subject == "Bob's now"
 
 
 def test_cancelled_reservations_cant_be_changed(alice, dojo):
-    reservation = book(alice, dojo)
+    reservation = book(actor=alice, room=dojo)
     services.reservation_cancel(actor=alice, reservation=reservation)
 
     with pytest.raises(NotActive):
@@ -242,7 +236,7 @@ def test_cancelled_reservations_cant_be_changed(alice, dojo):
 
 
 def test_cancel_frees_the_room_and_queues_a_delete(alice, atlas):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
 
     [cancelled] = services.reservation_cancel(actor=alice, reservation=reservation, reason="Not needed")
 
@@ -253,20 +247,20 @@ def test_cancel_frees_the_room_and_queues_a_delete(alice, atlas):
 
 
 def test_cancel_many_is_all_or_nothing(alice, bob, dojo):
-    mine = book(alice, dojo, start=days_ahead(1, 9))
-    theirs = book(bob, dojo, start=days_ahead(1, 11))
+    mine = book(actor=alice, room=dojo, start=days_ahead(1, 9))
+    theirs = book(actor=bob, room=dojo, start=days_ahead(1, 11))
 
     with pytest.raises(NotPermitted):
         services.reservation_cancel_many(actor=alice, reservations=[mine, theirs])
     assert Reservation.objects.filter(state="cancelled").count() == 0
 
-    other = book(alice, dojo, start=days_ahead(2, 9))
+    other = book(actor=alice, room=dojo, start=days_ahead(2, 9))
     cancelled = services.reservation_cancel_many(actor=alice, reservations=[mine, other])
     assert {r.pk for r in cancelled} == {mine.pk, other.pk}
 
 
 def test_rejected_reservations_cant_be_cancelled(alice, atlas):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     services.reservation_mark_rejected(reservation=reservation, reason="Declined by the room")
 
     with pytest.raises(NotActive):
@@ -277,7 +271,7 @@ def test_rejected_reservations_cant_be_cancelled(alice, atlas):
 
 
 def test_worker_services_are_conditional(alice, atlas):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
 
     assert services.reservation_link_exchange(reservation=reservation, event_id="AAMk9", change_key="ck9", ical_uid="uid9", mailbox="alice@contoso.example", organizer="alice@contoso.example", sync_mailbox="user")
     assert services.reservation_set_sync_state(reservation=reservation, state="synced")
@@ -290,11 +284,11 @@ def test_worker_services_are_conditional(alice, atlas):
     reservation.refresh_from_db()
     assert (reservation.state, reservation.state_reason, reservation.sync_state) == ("rejected", "Declined", "synced")
     assert (reservation.event_id, reservation.change_key, reservation.sync_mailbox) == ("AAMk9", "ck9", "user")
-    book(alice, atlas)  # a rejected reservation no longer holds the room
+    book(actor=alice, room=atlas)  # a rejected reservation no longer holds the room
 
 
 def test_sync_error_is_recorded(alice, atlas):
-    reservation = book(alice, atlas)
+    reservation = book(actor=alice, room=atlas)
     services.reservation_set_sync_state(reservation=reservation, state="error", error="ErrorAccessDenied")
     reservation.refresh_from_db()
     assert (reservation.sync_state, reservation.sync_error) == ("error", "ErrorAccessDenied")
@@ -302,11 +296,11 @@ def test_sync_error_is_recorded(alice, atlas):
 
 def test_without_the_database_constraint_the_service_checks_first(alice, bob, dojo, monkeypatch):
     """SQLite's path: no exclusion constraint, so the service checks before writing."""
-    book(alice, dojo, start=days_ahead(1, 9))
+    book(actor=alice, room=dojo, start=days_ahead(1, 9))
     monkeypatch.setattr(services.conflicts, "database_enforces_no_overlap", lambda: False)
 
     with pytest.raises(SlotTaken, match="Dojo is already booked"):
-        book(bob, dojo, start=days_ahead(1, 9, 30))
-    reservation = book(bob, dojo, start=days_ahead(1, 11))
+        book(actor=bob, room=dojo, start=days_ahead(1, 9, 30))
+    reservation = book(actor=bob, room=dojo, start=days_ahead(1, 11))
     with pytest.raises(SlotTaken):
         services.reservation_update(actor=bob, reservation=reservation, start=days_ahead(1, 9, 45), end=days_ahead(1, 10, 15))

@@ -1,6 +1,7 @@
-"""Delivery as Graph really does it: duplicated, dropped and out-of-order notifications,
-expired delta tokens, lifecycle notifications, a failing renewal, and an Outlook
-booking racing a portal booking for the same slot."""
+"""Pull mechanics (calendar_sync/inbound/delta.py) under delivery as Graph really does it:
+duplicated (coalesced into one pull), dropped and out-of-order notifications, an expired
+delta token (410 → a full round of the sync window), and the deferred re-check when an
+Outlook booking races a portal booking for the same slot."""
 
 from __future__ import annotations
 
@@ -8,26 +9,31 @@ import datetime as dt
 import threading
 
 import pytest
-from django.core import mail
 
-from calendar_sync.inbound import delta
-from calendar_sync.inbound import tasks as inbound_tasks
-from calendar_sync.models import MailboxDeltaState, Subscription, WebhookNotification
+from calendar_sync.inbound import (
+    delta,
+)
+from calendar_sync.models import (
+    WebhookNotification,
+)
 from calendar_sync.outbound import confirm
-from exchange_auth.graph import GraphError
-from reservations.models import ACTIVE_STATES, Reservation, State
-from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
+from reservations.models import (
+    ACTIVE_STATES,
+    Reservation,
+    State,
+)
+from tests.calendar_sync.inbound_helpers import (
     ATLAS,
     BOB,
+    full_syncs,
     outlook_cancel,
     outlook_meeting,
     outlook_reservations,
     outlook_update,
     room_response,
-    subscribed_fixture,
-    wait_for,
 )
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,8 +42,7 @@ def policy(emulator, **values):
     emulator.set_notification_policy(**values)
 
 
-def full_syncs() -> int:
-    return MailboxDeltaState.objects.get(mailbox=ATLAS).full_syncs
+# --- delivery as Graph does it: duplicated, dropped, out of order ------------------------------------
 
 
 def test_duplicated_notifications_make_one_reservation_each(subscribed, emulator, bob, atlas):
@@ -65,10 +70,13 @@ def test_out_of_order_notifications_end_in_the_latest_state(subscribed, provider
     wait_for(lambda: [(r.start, r.subject) for r in outlook_reservations()] == [(moved, "Second")], message="latest state")
 
 
+# --- an expired delta token (410): a full round ------------------------------------------------------
+
+
 def test_an_expired_delta_token_falls_back_to_a_full_resync(subscribed, provider, emulator, bob, atlas):
     meeting = outlook_meeting(emulator, BOB, [ATLAS], days_ahead(3, 9), subject="Seen")
     [seen] = wait_for(outlook_reservations, message="first reservation")
-    before = full_syncs()
+    before = full_syncs(ATLAS)
     # The deletion's notification is lost and the sync state expires meanwhile.
     policy(emulator, drop=1)
     outlook_cancel(provider, BOB, meeting["id"])
@@ -77,61 +85,11 @@ def test_an_expired_delta_token_falls_back_to_a_full_resync(subscribed, provider
     wait_for(lambda: Reservation.objects.get(pk=seen.pk).state == State.CANCELLED, message="the sweep cancels the vanished meeting")
     wait_for(lambda: [r.subject for r in outlook_reservations(state__in=ACTIVE_STATES)] == ["After expiry"], message="new one booked")
     # The round's counter is written after its sweep, a moment after the changes it made.
-    wait_for(lambda: full_syncs() > before, message="the full round recorded")
-    assert full_syncs() == before + 1
+    wait_for(lambda: full_syncs(ATLAS) > before, message="the full round recorded")
+    assert full_syncs(ATLAS) == before + 1
 
 
-# --- lifecycle notifications ---------------------------------------------------------------------------
-
-
-def lifecycle(emulator, sub: Subscription, event: str):
-    emulator.trigger_lifecycle(sub.graph_id, event)
-
-
-def test_missed_triggers_a_full_resync(subscribed, emulator, atlas):
-    sub = Subscription.objects.get(mailbox=ATLAS, status="active")
-    before = full_syncs()
-    lifecycle(emulator, sub, "missed")
-    wait_for(lambda: full_syncs() == before + 1, message="resync")
-    # The notification is marked handled once the resync returned.
-    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced", message="noted")
-
-
-def test_reauthorization_required_reauthorizes_and_renews(subscribed, emulator, atlas):
-    sub = Subscription.objects.get(mailbox=ATLAS, status="active")
-    lifecycle(emulator, sub, "reauthorizationRequired")
-    wait_for(lambda: Subscription.objects.get(pk=sub.pk).renewed_at > sub.renewed_at, message="renewed")
-    wait_for(lambda: Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired", message="noted")
-    [graph_sub] = emulator.subscriptions()
-    assert not graph_sub.get("_reauthorization_required")
-
-
-def test_subscription_removed_recreates_and_resyncs(subscribed, emulator, bob, atlas):
-    sub = Subscription.objects.get(mailbox=ATLAS, status="active")
-    before = full_syncs()
-    lifecycle(emulator, sub, "subscriptionRemoved")
-    wait_for(lambda: Subscription.objects.filter(mailbox=ATLAS, status="active").exclude(pk=sub.pk).exists(), message="recreated")
-    wait_for(lambda: full_syncs() == before + 1, message="resync")
-    # The new subscription works.
-    outlook_meeting(emulator, BOB, [ATLAS], days_ahead(2, 9))
-    wait_for(outlook_reservations, message="reservation through the new subscription")
-
-
-def test_a_failed_renewal_is_shown_and_alerts_the_admins(subscribed, emulator, admin, atlas):
-    sub = Subscription.objects.get(mailbox=ATLAS, status="active")
-    mail.outbox.clear()
-    emulator.inject_fault(method="PATCH", path="/subscriptions/", count=5, status=500)
-    with pytest.raises(GraphError):
-        inbound_tasks.subscription_renew(subscription=sub)
-    sub.refresh_from_db()
-    assert sub.status == "failed" and "Renewal failed" in sub.last_error
-    assert any(admin.email in m.to for m in mail.outbox)
-    emulator.clear_faults()
-    counts = inbound_tasks.subscriptions_ensure(provider=sub.provider)  # the beat job heals it
-    assert counts["created"] == 1
-
-
-# --- the race: Outlook and the portal book one slot at the same moment ---------------------------------
+# --- deferred re-check: Outlook and the portal book one slot at the same moment ----------------------
 
 
 def test_outlook_and_portal_booking_the_same_slot_at_once_exactly_one_wins(subscribed, emulator, emulator_server, alice_api, alice, bob, atlas):

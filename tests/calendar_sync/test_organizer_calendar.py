@@ -1,6 +1,8 @@
-"""Inbound sync of the organizer mailbox (reservations@, the demo provider's organizer account
-and delegated user): which modes subscribe it, attendees' answers and Outlook cancellations
-arriving through its notifications, meetings that aren't ours, and its subscription's life.
+"""The organizer-calendar reconciler (calendar_sync/inbound/organizer_calendar.py): the
+organizer mailbox (reservations@, the demo provider's organizer account and delegated user)
+pulled as the room mailboxes are — (a) attendees' answers, (b) Outlook cancellations,
+(d) meetings that aren't the product's, and its nightly pass. Which modes subscribe it and
+its subscription's life are in test_subscriptions.py.
 
 Like the room tests, everything goes through the real path: the emulator notifies the
 webhook served by ``live_server``, the webhook stores and queues, the pull reconciles."""
@@ -10,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from io import StringIO
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from django.core import mail
@@ -19,13 +20,11 @@ from django.core.management import call_command
 from calendar_sync.common.clients import system_client
 from calendar_sync.inbound import (
     delta,
-    mailboxes,
     nightly,
     organizer_calendar,
     room_calendar,
     subscriptions,
 )
-from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import (
     MailboxDeltaState,
     NightlyRun,
@@ -33,10 +32,7 @@ from calendar_sync.models import (
     Subscription,
     WebhookNotification,
 )
-from calendar_sync.outbound import confirm
-from exchange_auth import credentials
 from exchange_auth.graph import users_path
-from exchange_auth.views import redirect_uri
 from reservations import services
 from reservations.models import Attendee, Reservation, ReservationSeries, State, SyncEvent
 from reservations.recurrence import Recurrence
@@ -44,163 +40,29 @@ from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
     BOB,
+    ORGANIZER,
+    answer,
+    bobs_copy_exists,
     graph_time,
+    organizer_subscription,
     outlook_cancel,
     outlook_reservations,
     outlook_update,
-    wait_for,
+    pushed_types,
+    settled,
+    strict_booking,
 )
-from tests.exchange_auth.conftest import sign_in
 from tests.factories import ReservationFactory, days_ahead
-from workplace.models import Profile
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORGANIZER = "reservations@contoso.example"
 
-
-@pytest.fixture
-def strict(mode):
-    mode("Strict")
-
-
-@pytest.fixture
-def listening(settings, live_server, provider, strict, atlas):
-    """Strict mode (reservations@ organizes Atlas' meetings); the webhook is live; Atlas and
-    the organizer mailbox are subscribed, and each one's first full round has run."""
-    settings.PUBLIC_BASE_URL = live_server.url
-    counts = inbound_tasks.subscriptions_ensure(provider=provider)
-    assert counts == {"created": 2, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
-    return provider
-
-
-def book(actor, room, start, *, hours=1, subject="Planning", attendees=(BOB,)):
-    """A portal booking in Strict mode; its push runs at once (eager Celery, after commit)."""
-    r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=hours), subject=subject,
-                                    attendees=[{"email": a} for a in attendees])
-
-    def confirmed():
-        confirm.check_answers()
-        return Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
-
-    wait_for(confirmed, message="room accepted the product's meeting")
-    r.refresh_from_db()
-    assert (r.mailbox, r.sync_mailbox) == (ORGANIZER, "other")
-    return r
-
-
-def answer(r: Reservation, email: str = BOB) -> str:
-    return Attendee.objects.get(reservation=r, email=email).response
-
-
-def settled(*mailboxes: str) -> bool:
-    """Every notification received so far was answered by a pull."""
-    return not WebhookNotification.objects.filter(mailbox__in=mailboxes, state=WebhookNotification.State.RECEIVED).exists()
-
-
-def pushed_types(r: Reservation) -> list[str]:
-    return list(SyncEvent.objects.filter(reservation=r).order_by("id").values_list("type", flat=True))
-
-
-def bobs_copy_exists(emulator_server, ical_uid: str) -> bool:
-    def read():
-        user = emulator_server.store.find_user(BOB)
-        return emulator_server.store.find_by_ical(user.id, ical_uid) is not None
-
-    return emulator_server.call(read)
-
-
-# --- which mailboxes are subscribed -------------------------------------------------------------------
-
-
-def test_strict_mode_subscribes_the_rooms_and_the_organizer_mailbox(listening, emulator):
-    subs = {s.mailbox: s.kind for s in Subscription.objects.filter(status="active")}
-    assert subs == {ATLAS: "room", ORGANIZER: "organizer"}
-    graph = {s["resource"]: s for s in emulator.subscriptions()}
-    assert set(graph) == {f"users/{ATLAS}/events", f"users/{ORGANIZER}/events"}
-    mine = Subscription.objects.get(mailbox=ORGANIZER)
-    assert graph[mine.resource]["id"] == mine.graph_id and graph[mine.resource]["lifecycleNotificationUrl"].endswith("/sync/webhook/lifecycle/")
-    assert MailboxDeltaState.objects.get(mailbox=ORGANIZER).delta_link  # its first full round ran
-
-
-@pytest.mark.parametrize(("mode_name", "rooms_organize", "without_mailbox", "wanted"), [
-    ("Strict", False, False, True),  # the organizer account organizes every Strict meeting
-    ("Strict", True, False, False),  # synced rooms all have a mailbox: they organize their own
-    ("Normal", False, False, False),  # everyone has a mailbox: their own calendars
-    ("Normal", False, True, True),  # the table's fallback for someone without one
-    ("Personal", False, True, False),  # the acting employee's calendar
-])
-def test_the_organizer_mailbox_is_wanted_only_where_the_mode_makes_it_organize(
-    provider, mode, atlas, alice, mode_name, rooms_organize, without_mailbox, wanted,
-):
-    mode(mode_name)
-    provider.rooms_organize_own_meetings = rooms_organize
-    provider.save()
-    if without_mailbox:
-        Profile.objects.filter(user=alice).update(has_mailbox=False)
-    expected = {ATLAS: "room", ORGANIZER: "organizer"} if wanted else {ATLAS: "room"}
-    assert mailboxes.subscribed_mailboxes(provider) == expected
-
-
-@pytest.mark.parametrize("mode_name", ["Personal", "Strict"])
-def test_live_product_meetings_in_the_organizer_calendar_keep_it_wanted_in_any_mode(provider, mode, atlas, alice, mode_name):
-    mode(mode_name)
-    provider.rooms_organize_own_meetings = True
-    provider.save()
-    start = days_ahead(2, 10)
-    blocker = ReservationFactory(room=atlas, start=start, end=start + dt.timedelta(hours=1), requested_for=alice, kind="blocker",
-                                 mailbox=ORGANIZER, sync_mailbox="other", event_id="AAMk-blocker")
-    assert ORGANIZER in mailboxes.subscribed_mailboxes(provider)
-    Reservation.objects.filter(pk=blocker.pk).update(state=State.CANCELLED)
-    assert ORGANIZER not in mailboxes.subscribed_mailboxes(provider)
-
-
-def test_blockers_of_a_delegated_user_other_than_the_organizer_account_keep_its_mailbox_wanted(provider, mode, atlas, alice):
-    """Personal mode puts blockers in the delegated user's calendar (plan_sync step 1), whoever the organizer account is."""
-    mode("Personal")
-    provider.organizer_account = "admin@contoso.example"
-    provider.save()
-    assert mailboxes.service_accounts(provider) == ["admin@contoso.example", ORGANIZER]
-    assert mailboxes.subscribed_mailboxes(provider) == {ATLAS: "room"}
-    start = days_ahead(2, 10)
-    ReservationFactory(room=atlas, start=start, end=start + dt.timedelta(hours=1), requested_for=alice, kind="blocker",
-                       mailbox=ORGANIZER, sync_mailbox="other", event_id="AAMk-blocker")
-    assert mailboxes.subscribed_mailboxes(provider) == {ATLAS: "room", ORGANIZER: "organizer"}
-    assert mailboxes.is_organizer_mailbox(provider, ORGANIZER.upper()) and mailboxes.is_organizer_mailbox(provider, "admin@contoso.example")
-    assert not mailboxes.is_organizer_mailbox(provider, ALICE)
-
-
-def test_nothing_is_subscribed_without_a_synced_room(provider, mode, dojo):
-    mode("Strict")
-    assert mailboxes.subscribed_mailboxes(provider) == {}
-
-
-def test_leaving_strict_mode_drops_the_organizer_subscription(listening, mode, emulator):
-    mode("Personal")
-    counts = inbound_tasks.subscriptions_ensure(provider=listening)
-    assert counts["deleted"] == 1
-    assert list(Subscription.objects.filter(status="active").values_list("mailbox", flat=True)) == [ATLAS]
-    assert [s["resource"] for s in emulator.subscriptions()] == [f"users/{ATLAS}/events"]
-
-
-def test_the_command_and_the_admin_show_both_kinds(listening, admin, client):
-    out = StringIO()
-    call_command("sync_subscriptions", stdout=out)
-    assert f"{ORGANIZER} (organizer mailbox): expires" in out.getvalue()
-    assert f"{ATLAS} (room mailbox): expires" in out.getvalue()
-    client.force_login(admin)
-    page = client.get("/admin/calendar_sync/subscription/")
-    assert page.status_code == 200
-    html = page.content.decode()
-    assert ORGANIZER in html and "organizer mailbox" in html and "✓ ok" in html
-    assert client.get("/admin/calendar_sync/subscription/?kind__exact=organizer").content.decode().count("✓ ok") == 1
-
-
-# --- (a) attendees' answers ------------------------------------------------------------------------------
+# --- (a) attendees' answers --------------------------------------------------------------------------
 
 
 def test_an_attendee_accepting_in_outlook_updates_their_answer_without_a_refresh(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 10))
+    r = strict_booking(alice, atlas, days_ahead(3, 10))
     assert answer(r) == "none"
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     emulator.respond_as(BOB, r.ical_uid, "accept")
@@ -216,7 +78,7 @@ def test_an_attendee_accepting_in_outlook_updates_their_answer_without_a_refresh
 
 
 def test_the_products_own_update_echoes_through_the_organizer_mailbox_without_effect(listening, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 14), subject="Ours")
+    r = strict_booking(alice, atlas, days_ahead(3, 14), subject="Ours")
     services.reservation_update(actor=alice, reservation=r, subject="Ours, renamed")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
     wait_for(lambda: settled(ORGANIZER, ATLAS), message="notifications answered")
@@ -233,7 +95,7 @@ def test_the_products_own_update_echoes_through_the_organizer_mailbox_without_ef
 
 
 def test_a_time_change_by_the_organizer_is_taken_from_the_room_calendar(listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(4, 10))
+    r = strict_booking(alice, atlas, days_ahead(4, 10))
     moved = days_ahead(4, 15)
     outlook_update(provider, ORGANIZER, r.event_id, start=moved, end=moved + dt.timedelta(hours=1), subject="Moved by the organizer")
     wait_for(lambda: Reservation.objects.get(pk=r.pk).start == moved, message="reservation follows the room's copy")
@@ -244,12 +106,12 @@ def test_a_time_change_by_the_organizer_is_taken_from_the_room_calendar(listenin
     assert RoomEvent.objects.get(mailbox=ORGANIZER, event_id=r.event_id).outcome in ("echo", "answers")  # ours only read answers
 
 
-# --- (b) cancelled in Outlook -----------------------------------------------------------------------------
+# --- (b) cancelled in Outlook ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("how", ["cancel", "delete"])
 def test_the_organizer_cancelling_in_outlook_cancels_the_reservation_once(how, listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(5, 10))
+    r = strict_booking(alice, atlas, days_ahead(5, 10))
     # The room's pull has seen its copy: both calendars will see the meeting go.
     wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists(), message="room copy seen")
     mail.outbox.clear()
@@ -267,7 +129,7 @@ def test_the_organizer_cancelling_in_outlook_cancels_the_reservation_once(how, l
 
 
 def test_the_organizer_mailbox_alone_cancels_when_the_room_says_nothing(listening, provider, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(5, 14))
+    r = strict_booking(alice, atlas, days_ahead(5, 14))
     subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
     mail.outbox.clear()
     outlook_cancel(provider, ORGANIZER, r.event_id)
@@ -283,7 +145,7 @@ def test_the_organizer_mailbox_alone_cancels_when_the_room_says_nothing(listenin
 
 
 def test_the_product_cancelling_its_meeting_changes_nothing_more(listening, emulator, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(6, 10))
+    r = strict_booking(alice, atlas, days_ahead(6, 10))
     mail.outbox.clear()
     services.reservation_cancel(actor=alice, reservation=r, reason="Not needed")
     wait_for(lambda: WebhookNotification.objects.filter(mailbox=ORGANIZER, change_type="deleted", state="processed").exists(), message="removal seen")
@@ -322,7 +184,7 @@ def test_a_series_answers_reach_every_occurrence_and_a_deleted_occurrence_is_can
     assert gone.reservation_id == rows[1].pk and gone.removed_at is not None
 
 
-# --- (d) meetings that aren't the product's ---------------------------------------------------------------
+# --- (d) meetings that aren't the product's ----------------------------------------------------------
 
 
 def test_an_unrelated_meeting_in_the_organizer_calendar_is_ignored(listening, provider, emulator, emulator_server, alice, bob, atlas):
@@ -358,94 +220,7 @@ def test_a_meeting_the_organizer_account_was_only_invited_to_is_never_theirs(pro
     assert Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
 
 
-# --- the subscription's life ----------------------------------------------------------------------------------
-
-
-def organizer_subscription() -> Subscription:
-    return Subscription.objects.get(mailbox=ORGANIZER, status="active")
-
-
-def full_syncs() -> int:
-    return MailboxDeltaState.objects.get(mailbox=ORGANIZER).full_syncs
-
-
-def test_beat_renews_the_organizer_subscription_before_it_expires(listening, emulator):
-    sub = organizer_subscription()
-    Subscription.objects.filter(pk=sub.pk).update(expires_at=sub.expires_at - dt.timedelta(days=2, hours=12))
-    counts = inbound_tasks.subscriptions_ensure(provider=listening)
-    assert (counts["renewed"], counts["created"]) == (1, 0)
-    renewed = Subscription.objects.get(pk=sub.pk)
-    assert renewed.expires_at > sub.expires_at - dt.timedelta(minutes=5) and renewed.renewed_at > sub.renewed_at
-    assert renewed.kind == "organizer" and renewed.status == "active"
-
-
-def test_subscription_removed_recreates_the_organizer_subscription_and_resyncs(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 16))
-    sub = organizer_subscription()
-    before = full_syncs()
-    emulator.trigger_lifecycle(sub.graph_id, "subscriptionRemoved")
-    fresh = wait_for(lambda: Subscription.objects.filter(mailbox=ORGANIZER, status="active").exclude(pk=sub.pk).first(), message="recreated")
-    assert fresh.kind == "organizer"
-    wait_for(lambda: full_syncs() == before + 1, message="resync")
-    # The notification is marked handled once the recreate (and its resync) returned.
-    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="subscriptionRemoved").note == "recreated", message="noted")
-    # The new subscription carries answers.
-    wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
-    emulator.respond_as(BOB, r.ical_uid, "tentativelyAccept")
-    wait_for(lambda: answer(r) == "tentativelyAccepted", message="answer through the new subscription")
-
-
-def test_reauthorization_and_missed_for_the_organizer_subscription(listening, emulator):
-    sub = organizer_subscription()
-    emulator.trigger_lifecycle(sub.graph_id, "reauthorizationRequired")
-    wait_for(lambda: Subscription.objects.get(pk=sub.pk).renewed_at > sub.renewed_at, message="renewed")
-    wait_for(lambda: Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "reauthorizationRequired", message="noted")
-    before = full_syncs()
-    emulator.trigger_lifecycle(sub.graph_id, "missed")
-    wait_for(lambda: full_syncs() == before + 1, message="resync")
-    wait_for(lambda: WebhookNotification.objects.get(lifecycle_event="missed").note == "resynced", message="noted")
-    assert Subscription.objects.get(pk=sub.pk).last_lifecycle_event == "missed"
-
-
-def test_a_missed_answer_is_picked_up_by_the_resync(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 8))
-    wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
-    wait_for(lambda: settled(ORGANIZER, ATLAS) and not emulator.notifications()["pending"], message="quiet")
-    emulator.set_notification_policy(drop=1)
-    emulator.respond_as(BOB, r.ical_uid, "accept")
-    sub = organizer_subscription()
-
-    def dropped():
-        return any(d.get("dropped") and d["payload"]["value"][0]["subscriptionId"] == sub.graph_id for d in emulator.notifications()["deliveries"])
-
-    wait_for(dropped, message="the answer's notification dropped")
-    assert answer(r) == "none"
-    emulator.trigger_lifecycle(sub.graph_id, "missed")
-    wait_for(lambda: answer(r) == "accepted", message="answer from the resync")
-
-
-# --- a delegated provider ---------------------------------------------------------------------------------------
-
-
-def test_with_the_delegated_user_connected_the_organizer_subscribes_to_its_own_mailbox(
-    settings, live_server, provider, emulator, emulator_server, strict, alice, bob, atlas,
-):
-    flow = credentials.begin_auth_code_flow(provider, redirect_uri=redirect_uri(), login_hint=ORGANIZER)
-    location = sign_in(emulator_server, flow["auth_uri"], login=ORGANIZER)
-    credentials.connect_delegated_user(provider, credentials.complete_auth_code_flow(provider, flow, dict(parse_qsl(urlsplit(location).query))))
-    assert credentials.system_token(provider).kind == "delegated"
-    settings.PUBLIC_BASE_URL = live_server.url
-    assert inbound_tasks.subscriptions_ensure(provider=provider)["created"] == 2
-    organizer_id = emulator_server.call(lambda: emulator_server.store.find_user(ORGANIZER).id)
-    graph = {s["resource"]: s for s in emulator.subscriptions()}
-    assert graph[f"users/{ORGANIZER}/events"]["creatorId"] == organizer_id  # created with the delegated user's token
-    r = book(alice, atlas, days_ahead(3, 12))
-    wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
-    emulator.respond_as(BOB, r.ical_uid, "accept")
-    wait_for(lambda: answer(r) == "accepted", message="bob's answer")
-
-
-# --- the nightly pass -------------------------------------------------------------------------------------------
+# --- the nightly pass --------------------------------------------------------------------------------
 
 
 def nightly_at(days_from_today: int = 0) -> dt.datetime:
@@ -472,7 +247,7 @@ def test_an_outlook_cancel_whose_notification_was_dropped_is_recovered_by_the_ni
     # copy is gone, so it cancels the reservation; the organizer mailbox's round then has
     # nothing left to change, and the requester is told once.
     subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
-    r = book(alice, atlas, days_ahead(3, 13))
+    r = strict_booking(alice, atlas, days_ahead(3, 13))
     wait_for(lambda: quiet(emulator), message="quiet")
     assert not RoomEvent.objects.filter(mailbox=ATLAS, ical_uid=r.ical_uid).exists()
     emulator.set_notification_policy(drop=1)
@@ -501,7 +276,7 @@ def _what_the_product_holds() -> tuple:
 
 
 def test_the_nightly_pass_with_nothing_changed_reads_each_organizer_mailbox_once_and_writes_nothing(listening, emulator, alice, bob, atlas):
-    book(alice, atlas, days_ahead(3, 9))
+    strict_booking(alice, atlas, days_ahead(3, 9))
     wait_for(lambda: quiet(emulator), message="quiet")
     assert ORGANIZER in nightly.run_due(nightly_at())  # last night's pass: whatever real time left is settled
     before = _what_the_product_holds()
@@ -520,7 +295,7 @@ def test_the_nightly_pass_with_nothing_changed_reads_each_organizer_mailbox_once
 
 
 def test_sync_calendars_full_covers_the_organizer_mailbox_and_says_so(listening, emulator, emulator_server, alice, bob, atlas):
-    r = book(alice, atlas, days_ahead(3, 17))
+    r = strict_booking(alice, atlas, days_ahead(3, 17))
     wait_for(lambda: bobs_copy_exists(emulator_server, r.ical_uid), message="bob invited")
     wait_for(lambda: quiet(emulator), message="quiet")
     emulator.set_notification_policy(drop=1)

@@ -1,12 +1,14 @@
 """The room says no (SPEC §4 "Confirmation"): a reservation waiting for the room's answer is
 ``rejected`` with one reason and one email, whichever reader sees the decline first — the
 push's check of the organizer's copy (``confirm``), the room mailbox's own pull (real-time
-and nightly, ``reconcile``) or the organizer mailbox's pull (``organizer_sync``). A room
+and nightly, calendar_sync/inbound/room_calendar.py) or the organizer mailbox's pull (organizer_calendar.py). A room
 going back on a yes it gave is a meeting gone from its calendar: ``cancelled``, row (c).
 
 A delegate answers for Atlas here (its automatic processing is off), so the reservation
 waits; "keep declined" leaves the declined copy on the room's calendar (Outlook's "show
-declined events"), otherwise Exchange removes it."""
+declined events"), otherwise Exchange removes it.
+
+The declines rows of test_room_calendar.py's table: its tests are here, to keep that file readable."""
 
 from __future__ import annotations
 
@@ -17,25 +19,34 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from calendar_sync.inbound import delta
+from calendar_sync.inbound import (
+    delta,
+)
 from calendar_sync.inbound import tasks as inbound_tasks
-from calendar_sync.models import RoomEvent, WebhookNotification
+from calendar_sync.models import (
+    RoomEvent,
+)
 from calendar_sync.outbound import confirm
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
-from tests.calendar_sync.inbound_helpers import (  # noqa: F401 - fixtures
+from tests.booking import book
+from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
+    ORGANIZER,
+    pushed_types,
     room_copies,
-    subscribed_fixture,
-    wait_for,
+    settled,
 )
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORGANIZER = "reservations@contoso.example"
+
 REJECTED_REASON = "Atlas declined the meeting: the room is not available at that time."
+
+
 REJECTED_MAIL = ([ALICE], "Room not available: Planning")
 
 
@@ -56,16 +67,8 @@ def awaiting(actor, room, start) -> Reservation:
     return r
 
 
-def settled(*mailboxes: str) -> bool:
-    return not WebhookNotification.objects.filter(mailbox__in=mailboxes, state=WebhookNotification.State.RECEIVED).exists()
-
-
 def mails() -> list[tuple[list[str], str]]:
     return [(m.to, m.subject) for m in mail.outbox]
-
-
-def pushed_types(r: Reservation) -> list[str]:
-    return list(SyncEvent.objects.filter(reservation=r).order_by("id").values_list("type", flat=True))
 
 
 def seen_by_the_room(r: Reservation) -> bool:
@@ -76,7 +79,7 @@ def nightly_round() -> dict:
     return dict(delta.pull_mailbox(ATLAS, full=True, nightly=True, wait=30).stats)
 
 
-# --- the room mailbox, real time -------------------------------------------------------------
+# --- the room mailbox, real time ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("keep_declined", [True, False], ids=["copy-kept-declined", "copy-removed"])
@@ -101,7 +104,7 @@ def test_realtime_the_room_declining_an_awaiting_reservation_rejects_it(keep_dec
     assert mails() == [REJECTED_MAIL] and Reservation.objects.get(pk=r.pk).state == State.REJECTED
 
 
-# --- the room mailbox, nightly ---------------------------------------------------------------------
+# --- the room mailbox, nightly -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("seen_before", [True, False], ids=["seen-before", "first-seen-declined"])
@@ -184,7 +187,7 @@ def test_confirm_and_the_room_pull_both_see_the_decline_one_transition_one_email
     assert RoomEvent.objects.get(mailbox=ATLAS, ical_uid=r.ical_uid).removed_at is not None
 
 
-# --- the organizer mailbox ---------------------------------------------------------------------------------
+# --- the organizer mailbox ---------------------------------------------------------------------------
 
 
 def test_strict_mode_the_organizer_mailbox_and_the_room_agree_on_a_decline(settings, live_server, provider, mode, emulator, alice, atlas):
@@ -210,7 +213,7 @@ def test_strict_mode_the_organizer_mailbox_and_the_room_agree_on_a_decline(setti
     assert pushed_types(r) == ["create"]
 
 
-# --- a room going back on its yes ---------------------------------------------------------------------------
+# --- a room going back on its yes --------------------------------------------------------------------
 
 
 def test_a_room_declining_a_confirmed_reservation_cancels_it_as_a_meeting_gone_from_its_calendar(subscribed, emulator, mode, alice, atlas, alice_api):
@@ -218,14 +221,7 @@ def test_a_room_declining_a_confirmed_reservation_cancels_it_as_a_meeting_gone_f
     declines (say someone force-booked the slot in Exchange) no longer holds the meeting: SPEC
     §4 row (c), the reservation is cancelled and the requester told why."""
     mode("Normal")
-    r = services.reservation_create(actor=alice, room=atlas, start=days_ahead(6, 10), end=days_ahead(6, 11), subject="Planning")
-
-    def confirmed():
-        confirm.check_answers()
-        return Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
-
-    wait_for(confirmed, message="the room accepted")
-    r.refresh_from_db()
+    r = book(actor=alice, room=atlas, start=days_ahead(6, 10), confirmed=True)
     wait_for(lambda: seen_by_the_room(r) and settled(ATLAS), message="the room's copy seen")
     mail.outbox.clear()
 

@@ -1,0 +1,64 @@
+"""Confirmation (calendar_sync/outbound/confirm.py, SPEC §4 "Confirmation"): the room's
+answer read by ``check_answers`` (a busy room declines: rejected, the employee told), the
+10-minute ``check_room_calendars`` (meeting missing: conflicted) and ``clean_up_unanswered``
+(no answer within exchange_callback_time_limit: rejected). Series: test_series_sync.py;
+declines seen by the room's own pull: test_room_calendar_declines.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+
+from calendar_sync.outbound import confirm
+from reservations.models import Reservation, State
+from tests.booking import book
+from tests.calendar_sync.inbound_helpers import (
+    ALICE,
+)
+from tests.calendar_sync.test_push_emulator import answers, on_the_room_calendar, remove_everywhere
+from tests.factories import days_ahead
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_busy_room_declines_the_reservation_is_rejected_and_the_employee_told(provider, mode, emulator, emulator_server, alice, bob, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    start = days_ahead(4, 14)
+    # Someone booked Atlas in Outlook and the product hasn't heard of it yet.
+    outlook = emulator.create_event_as("bob@contoso.example", {
+        "subject": "Outlook booking", "start": {"dateTime": start.astimezone(dt.UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
+        "end": {"dateTime": (start + dt.timedelta(hours=1)).astimezone(dt.UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": "atlas@contoso.example"}, "type": "resource"}],
+    })
+    on_the_room_calendar(emulator_server, "atlas@contoso.example", outlook["iCalUId"])  # Atlas is busy now
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=start)
+    r = answers(r)
+
+    assert r.state == State.REJECTED
+    assert "declined" in r.state_reason
+    assert [m.to for m in mail.outbox] == [[ALICE]]
+    assert "Atlas" in mail.outbox[0].body
+
+
+def test_the_ten_minute_check_marks_a_vanished_meeting_conflicted(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
+
+    remove_everywhere(emulator_server, r.ical_uid)
+    counts = confirm.check_room_calendars()
+    r.refresh_from_db()
+    assert counts["conflicted"] == 1 and r.state == State.CONFLICTED
+
+
+def test_no_answer_within_the_callback_limit_rejects(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
+    mode("Normal")
+    emulator.set_auto_accept("atlas@contoso.example", False)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    Reservation.objects.filter(pk=r.pk).update(created_at=r.created_at - dt.timedelta(hours=6))
+    assert confirm.clean_up_unanswered() == 1
+    r.refresh_from_db()
+    assert r.state == State.REJECTED and "did not answer" in r.state_reason
+    assert mail.outbox
