@@ -39,6 +39,7 @@ class Control:
             web.delete("/_emulator/requests", c.requests_clear),
             web.post("/_emulator/subscriptions/{id}/lifecycle", c.lifecycle),
             web.get("/_emulator/subscriptions", c.subscriptions),
+            web.post("/_emulator/subscriptions/https_only", c.subscriptions_https_only),
             web.post("/_emulator/consent/revoke", c.consent_revoke),
             web.post("/_emulator/consent/grant", c.consent_grant),
             web.post("/_emulator/tokens/expire", c.tokens_expire),
@@ -160,6 +161,12 @@ class Control:
     async def subscriptions(self, request):
         subs = [{k: v for k, v in s.items()} for s in self.ctx.store.subscriptions.values()]
         return _json({"subscriptions": subs})
+
+    async def subscriptions_https_only(self, request):
+        """{"enabled": true}: subscription creates with an http notification URL are refused, as Graph does."""
+        body = await self._body(request)
+        self.ctx.subscriptions.https_only = bool(body.get("enabled", True))
+        return _json({"https_only": self.ctx.subscriptions.https_only})
 
     async def lifecycle(self, request):
         body = await self._body(request)
