@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 from .errors import GraphError
 from .http_types import GReq, error_body
 from .seed import apply_seed_payload
+from .tokens import check_certificate
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -47,6 +48,7 @@ class Control:
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
             web.post("/_emulator/access_policy", c.access_policy),
+            web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
             web.post("/_emulator/users/{upn}/respond", c.respond_as),
             web.get("/_emulator/state", c.state),
@@ -231,6 +233,17 @@ class Control:
         else:
             self.ctx.store.access_policy[client_id] = [self._user(m).id for m in body["mailboxes"]]
         return _json({"access_policy": self.ctx.store.access_policy})
+
+    async def app_certificates(self, request):
+        """{"certificate": PEM, "replace": false}: register a certificate's public part on an app
+        (Certificates & secrets), so assertions signed with its key authenticate the app."""
+        body = await self._body(request)
+        app = self.ctx.store.apps.get(request.match_info["client_id"])
+        if app is None:
+            raise GraphError(404, "ResourceNotFound", f"Unknown app {request.match_info['client_id']}.")
+        pem = check_certificate(str(body["certificate"]))
+        app.certificates = ([] if body.get("replace") else app.certificates) + [pem]
+        return _json({"client_id": app.client_id, "certificates": len(app.certificates)})
 
     async def create_event_as(self, request):
         """Create an event in a mailbox as its owner would in Outlook (no token, no throttling)."""
