@@ -43,6 +43,8 @@ class CalendarProvider(models.Model):
     client_certificate_pem = models.TextField(blank=True, default="", editable=False)
     client_certificate_thumbprint = models.CharField(max_length=40, blank=True, default="", editable=False)
     client_certificate_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last expiry warning the admins got ("kind:identity:days"), so each goes once (exchange_auth.expiry).
+    credential_expiry_warned = models.CharField(max_length=120, blank=True, default="", editable=False)
     authority_host = models.URLField(default=PUBLIC_AUTHORITY_HOST, help_text="Microsoft Entra host; the emulator's in development.")
     graph_base_url = models.URLField(default=PUBLIC_GRAPH_BASE_URL, help_text="Microsoft Graph base URL including the version.")
     delegated_user_email = models.EmailField(
