@@ -94,7 +94,9 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Client secret")
     def secret_status(self, obj: CalendarProvider) -> str:
-        return "stored (encrypted)" if obj.has_client_secret else "not set"
+        if not obj.has_client_secret:
+            return "not set"
+        return "stored (encrypted)" + (" — not used while a certificate is stored" if obj.has_client_certificate else "")
 
     @admin.display(description="Certificate")
     def certificate_status(self, obj: CalendarProvider) -> str:
