@@ -1,5 +1,55 @@
 """Calendar sync's admin (Django discovers this module): the outbox and its processing,
-and inbound sync's subscriptions, inbox, delta state, recorded copies and nightly runs."""
+inbound sync's subscriptions, inbox, delta state, recorded copies and nightly runs, and the
+calendar provider's preflight page (its checks need calendar_sync: the webhook and subscriptions)."""
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from exchange_auth.admin import CalendarProviderAdmin
+from exchange_auth.models import CalendarProvider
 
 from .inbound import admin as inbound_admin  # noqa: F401 - registers its ModelAdmins
 from .outbound import admin as outbound_admin  # noqa: F401 - registers its ModelAdmins
+from .preflight import preflight_run
+
+
+class CalendarProviderWithPreflightAdmin(CalendarProviderAdmin):
+    """exchange_auth's provider admin, plus a Preflight page (a link on the provider and an action)."""
+
+    actions = [*CalendarProviderAdmin.actions, "preflight"]
+    readonly_fields = [*CalendarProviderAdmin.readonly_fields, "preflight_link"]
+    fieldsets = [(None, {"fields": ["preflight_link"]}), *CalendarProviderAdmin.fieldsets]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.preflight_view)
+        return [path("<int:object_id>/preflight/", view, name="exchange_auth_calendarprovider_preflight"), *super().get_urls()]
+
+    @admin.display(description="Preflight")
+    def preflight_link(self, obj: CalendarProvider) -> str:
+        if not obj.pk:
+            return "available once saved"
+        url = reverse("admin:exchange_auth_calendarprovider_preflight", args=[obj.pk])
+        return format_html('<a href="{}">Run the preflight</a>: permissions, access policy, delegate access, organizer, webhook, expiry', url)
+
+    @admin.action(description="Preflight (everything the tenant must allow, with fixes)")
+    def preflight(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one provider to run its preflight.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:exchange_auth_calendarprovider_preflight", args=[queryset.get().pk]))
+
+    def preflight_view(self, request, object_id: int):
+        provider = get_object_or_404(CalendarProvider, pk=object_id)
+        if not self.has_change_permission(request, provider):
+            return HttpResponseRedirect(reverse("admin:index"))
+        context = {**self.admin_site.each_context(request), "provider": provider, "result": preflight_run(provider),
+                   "opts": self.model._meta, "title": f"Preflight of {provider.name}"}
+        return TemplateResponse(request, "admin/calendar_sync/preflight.html", context)
+
+
+admin.site.unregister(CalendarProvider)
+admin.site.register(CalendarProvider, CalendarProviderWithPreflightAdmin)

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from exchange_auth import credentials, graph_check, properties, views
+from exchange_auth import certificates, credentials, graph_check, properties, views
 from exchange_auth.models import (
     PUBLIC_AUTHORITY_HOST,
     PUBLIC_GRAPH_BASE_URL,
@@ -19,6 +19,13 @@ class CalendarProviderForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Write-only. Leave blank to keep the stored secret.",
     )
+    # Write-only too: the PEM's private key is stored encrypted and never shown back; the thumbprint and expiry are.
+    client_certificate = forms.FileField(
+        required=False,
+        help_text="Instead of a secret: one PEM file with the certificate and its (unencrypted) private key. Upload the "
+                  "certificate's public part to the app registration's Certificates & secrets. Leave empty to keep the stored one.",
+    )
+    remove_client_certificate = forms.BooleanField(required=False, help_text="Remove the stored certificate (the client secret is used).")
     authority_host = forms.URLField(
         assume_scheme="https", initial=PUBLIC_AUTHORITY_HOST, help_text=CalendarProvider._meta.get_field("authority_host").help_text
     )
@@ -29,21 +36,35 @@ class CalendarProviderForm(forms.ModelForm):
     class Meta:
         model = CalendarProvider
         fields = [
-            "name", "active", "tenant_id", "client_id", "client_secret", "authority_host", "graph_base_url",
+            "name", "active", "tenant_id", "client_id", "client_secret", "client_secret_expires_on", "authority_host", "graph_base_url",
             "delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
             "sync_window_past_days", "sync_window_future_days",
         ]
 
+    def clean_client_certificate(self):
+        upload = self.cleaned_data.get("client_certificate")
+        if not upload:
+            return None
+        if upload.size > 64 * 1024:
+            raise forms.ValidationError("A PEM certificate with its key is a few kilobytes; this file is too large.")
+        return certificates.parse_pem(upload.read())
+
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("client_secret") and not (self.instance.pk and self.instance.has_client_secret):
-            self.add_error("client_secret", "Enter the app registration's client secret.")
+        keeps_certificate = self.instance.pk and self.instance.has_client_certificate and not cleaned.get("remove_client_certificate")
+        has_secret = cleaned.get("client_secret") or (self.instance.pk and self.instance.has_client_secret)
+        if not (has_secret or cleaned.get("client_certificate") or keeps_certificate):
+            self.add_error("client_secret", "Enter the app registration's client secret, or upload a certificate.")
         return cleaned
 
     def save(self, commit=True):
         provider = super().save(commit=False)
         if self.cleaned_data.get("client_secret"):
             provider.client_secret = self.cleaned_data["client_secret"]
+        if self.cleaned_data.get("client_certificate"):
+            provider.set_client_certificate(self.cleaned_data["client_certificate"])
+        elif self.cleaned_data.get("remove_client_certificate"):
+            provider.set_client_certificate(None)
         if commit:
             provider.save()
         credentials.forget_cached_apps()
@@ -55,11 +76,13 @@ class CalendarProviderAdmin(admin.ModelAdmin):
     form = CalendarProviderForm
     list_display = ["name", "active", "tenant_id", "client_id", "authority_host", "delegated_status"]
     list_filter = ["active"]
-    readonly_fields = ["secret_status", "delegated_status", "delegated_connected_at", "delegated_last_error", "updated_at"]
+    readonly_fields = ["secret_status", "certificate_status", "delegated_status", "delegated_connected_at", "delegated_last_error", "updated_at"]
     actions = ["test_connection", "connect_delegated_user", "disconnect_delegated_user"]
     fieldsets = [
         (None, {"fields": ["name", "active"]}),
-        ("App registration", {"fields": ["tenant_id", "client_id", "client_secret", "secret_status", "authority_host", "graph_base_url"]}),
+        ("App registration", {"fields": ["tenant_id", "client_id", "client_secret", "secret_status", "client_secret_expires_on",
+                                         "client_certificate", "remove_client_certificate", "certificate_status",
+                                         "authority_host", "graph_base_url"]}),
         ("Accounts", {"fields": ["delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
                                  "delegated_status", "delegated_connected_at", "delegated_last_error"]}),
         ("Sync window", {"fields": ["sync_window_past_days", "sync_window_future_days"]}),
@@ -68,7 +91,16 @@ class CalendarProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Client secret")
     def secret_status(self, obj: CalendarProvider) -> str:
-        return "stored (encrypted)" if obj.has_client_secret else "not set"
+        if not obj.has_client_secret:
+            return "not set"
+        return "stored (encrypted)" + (" — not used while a certificate is stored" if obj.has_client_certificate else "")
+
+    @admin.display(description="Certificate")
+    def certificate_status(self, obj: CalendarProvider) -> str:
+        if not obj.has_client_certificate:
+            return "none (the client secret is used)"
+        return (f"thumbprint {obj.client_certificate_thumbprint}, expires {obj.client_certificate_expires_at:%Y-%m-%d %H:%M} UTC"
+                " — used instead of the client secret; private key stored encrypted")
 
     @admin.display(description="Delegated user")
     def delegated_status(self, obj: CalendarProvider) -> str:

@@ -16,3 +16,9 @@ class ExchangeAuthConfig(AppConfig):
         # shell) still drops the cached value.
         for signal in (post_save, post_delete):
             signal.connect(properties.invalidate_on_edit, sender=InstanceProperty, dispatch_uid="exchange_auth.property_invalidate")
+
+        # Daily: warn the admins 30 and 7 days before the client secret or certificate expires.
+        from django.conf import settings
+
+        settings.CELERY_BEAT_SCHEDULE.setdefault(
+            "exchange_auth.warn_credential_expiry", {"task": "exchange_auth.tasks.warn_credential_expiry", "schedule": 86400.0})

@@ -82,6 +82,17 @@ def graph_get(provider: CalendarProvider, token: Token, path: str, *, params: di
     return _read(provider, token, path, lambda client: client.get(path, params=params) or {})
 
 
+def graph_post(provider: CalendarProvider, token: Token, path: str, *, json: dict) -> dict:
+    """The JSON of ``POST {graph_base_url}/{path}`` (the preflight's test subscription)."""
+    path = "/" + path.lstrip("/")
+    return _read(provider, token, path, lambda client: client.post(path, json=json) or {})
+
+
+def graph_delete(provider: CalendarProvider, token: Token, path: str) -> None:
+    path = "/" + path.lstrip("/")
+    _read(provider, token, path, lambda client: client.delete(path))
+
+
 def list_rooms(provider: CalendarProvider, token: Token) -> list[dict]:
     """Every room of the tenant: all pages, following ``@odata.nextLink``."""
     path = "/places/microsoft.graph.room"

@@ -35,6 +35,16 @@ class CalendarProvider(models.Model):
     tenant_id = models.CharField(max_length=120, help_text="Directory (tenant) id or domain, e.g. contoso.onmicrosoft.com.")
     client_id = models.CharField(max_length=120, help_text="Application (client) id of the app registration.")
     client_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    client_secret_expires_on = models.DateField(
+        null=True, blank=True, help_text="When the client secret expires (Entra ID shows it under Certificates & secrets): admins are warned 30 and 7 days before."
+    )
+    # Certificate credential (instead of a secret): the key only encrypted, the certificate's public part as is.
+    client_certificate_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    client_certificate_pem = models.TextField(blank=True, default="", editable=False)
+    client_certificate_thumbprint = models.CharField(max_length=40, blank=True, default="", editable=False)
+    client_certificate_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last expiry warning the admins got ("kind:identity:days"), so each goes once (exchange_auth.expiry).
+    credential_expiry_warned = models.CharField(max_length=120, blank=True, default="", editable=False)
     authority_host = models.URLField(default=PUBLIC_AUTHORITY_HOST, help_text="Microsoft Entra host; the emulator's in development.")
     graph_base_url = models.URLField(default=PUBLIC_GRAPH_BASE_URL, help_text="Microsoft Graph base URL including the version.")
     delegated_user_email = models.EmailField(
@@ -81,6 +91,21 @@ class CalendarProvider(models.Model):
     @property
     def has_client_secret(self) -> bool:
         return bool(self.client_secret_encrypted)
+
+    @property
+    def client_certificate_key(self) -> str:
+        return crypto.decrypt(self.client_certificate_key_encrypted)
+
+    @property
+    def has_client_certificate(self) -> bool:
+        return bool(self.client_certificate_key_encrypted and self.client_certificate_thumbprint)
+
+    def set_client_certificate(self, parsed) -> None:
+        """Store a checked certificate (``certificates.ParsedCertificate``); None removes it."""
+        self.client_certificate_key_encrypted = crypto.encrypt(parsed.private_key_pem) if parsed else ""
+        self.client_certificate_pem = parsed.certificate_pem if parsed else ""
+        self.client_certificate_thumbprint = parsed.thumbprint if parsed else ""
+        self.client_certificate_expires_at = parsed.not_after if parsed else None
 
     @property
     def delegated_token_cache(self) -> str:

@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 from .errors import GraphError
 from .http_types import GReq, error_body
 from .seed import apply_seed_payload
+from .tokens import check_certificate
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -39,6 +40,7 @@ class Control:
             web.delete("/_emulator/requests", c.requests_clear),
             web.post("/_emulator/subscriptions/{id}/lifecycle", c.lifecycle),
             web.get("/_emulator/subscriptions", c.subscriptions),
+            web.post("/_emulator/subscriptions/https_only", c.subscriptions_https_only),
             web.post("/_emulator/consent/revoke", c.consent_revoke),
             web.post("/_emulator/consent/grant", c.consent_grant),
             web.post("/_emulator/tokens/expire", c.tokens_expire),
@@ -46,6 +48,7 @@ class Control:
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
             web.post("/_emulator/access_policy", c.access_policy),
+            web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
             web.post("/_emulator/users/{upn}/respond", c.respond_as),
             web.get("/_emulator/state", c.state),
@@ -161,6 +164,12 @@ class Control:
         subs = [{k: v for k, v in s.items()} for s in self.ctx.store.subscriptions.values()]
         return _json({"subscriptions": subs})
 
+    async def subscriptions_https_only(self, request):
+        """{"enabled": true}: subscription creates with an http notification URL are refused, as Graph does."""
+        body = await self._body(request)
+        self.ctx.subscriptions.https_only = bool(body.get("enabled", True))
+        return _json({"https_only": self.ctx.subscriptions.https_only})
+
     async def lifecycle(self, request):
         body = await self._body(request)
         item = await self.ctx.subscriptions.lifecycle(request.match_info["id"], body.get("event") or body.get("lifecycleEvent"))
@@ -228,6 +237,17 @@ class Control:
         else:
             self.ctx.store.access_policy[client_id] = [self._user(m).id for m in body["mailboxes"]]
         return _json({"access_policy": self.ctx.store.access_policy})
+
+    async def app_certificates(self, request):
+        """{"certificate": PEM, "replace": false}: register a certificate's public part on an app
+        (Certificates & secrets), so assertions signed with its key authenticate the app."""
+        body = await self._body(request)
+        app = self.ctx.store.apps.get(request.match_info["client_id"])
+        if app is None:
+            raise GraphError(404, "ResourceNotFound", f"Unknown app {request.match_info['client_id']}.")
+        pem = check_certificate(str(body["certificate"]))
+        app.certificates = ([] if body.get("replace") else app.certificates) + [pem]
+        return _json({"client_id": app.client_id, "certificates": len(app.certificates)})
 
     async def create_event_as(self, request):
         """Create an event in a mailbox as its owner would in Outlook (no token, no throttling)."""

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .errors import OAuthError
 from .model import App, User
-from .tokens import GRAPH_APP_ID, GRAPH_AUDIENCE, b64url_json
+from .tokens import GRAPH_APP_ID, GRAPH_AUDIENCE, JWT_BEARER, b64url_json, verify_client_assertion
 
 OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -318,7 +318,16 @@ class Identity:
             except (ValueError, UnicodeDecodeError):
                 pass
         app = self._app(client_id)
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            return self._assertion_auth(request, form, app), True
         if secret is not None and secret != "":
+            if app.secret_expires_at is not None and app.secret_expires_at < time.time() and secret == app.secret:
+                raise OAuthError(
+                    401, "invalid_client", 7000222,
+                    f"The provided client secret keys for app '{app.client_id}' are expired. Visit the Azure portal to create new "
+                    "keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: "
+                    "https://aka.ms/certCreds.",
+                )
             if secret != app.secret:
                 raise OAuthError(
                     401, "invalid_client", 7000215,
@@ -330,6 +339,18 @@ class Identity:
             raise OAuthError(401, "invalid_client", 7000218,
                              "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
         return app, False
+
+    def _assertion_auth(self, request: web.Request, form: dict, app: App) -> App:
+        """private_key_jwt: the client assertion signed with a certificate registered on the app."""
+        if form.get("client_assertion_type") != JWT_BEARER or not form.get("client_assertion"):
+            raise OAuthError(400, "invalid_request", 90014,
+                             f"The request body must contain client_assertion and client_assertion_type '{JWT_BEARER}'.")
+        if form.get("client_secret"):
+            raise OAuthError(400, "invalid_request", 90014, "Send either client_secret or client_assertion, not both.")
+        base = base_url(request)
+        audiences = {f"{base}/{self.store.tenant_id}/oauth2/v2.0/token", f"{base}{request.path}"}
+        verify_client_assertion(form["client_assertion"], app, audiences)
+        return app
 
     def _user_token_response(self, request, app: App, user: User, scopes: list[str], requested: str,
                              confidential: bool, nonce: str | None, client_info: bool) -> dict:

@@ -119,6 +119,8 @@ class App:
     redirect_uris: list = field(default_factory=list)
     allow_loopback_redirects: bool = True
     allow_public_client: bool = True
+    certificates: list = field(default_factory=list)  # PEM certificates whose keys may sign client assertions
+    secret_expires_at: float | None = None  # epoch seconds; past it the secret is refused (AADSTS7000222)
 
 
 DT_FIELDS = ("created", "modified", "start", "end")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .model import App, Store, User, stable_guid
+from .tokens import check_certificate
 
 DEMO_TENANT_ID = "6f1c4c2e-8d3a-4b6e-9a51-2c7d0e5f4a10"
 DEMO_TENANT_NAME = "contoso"
@@ -174,6 +175,8 @@ def apply_seed_payload(store: Store, payload: dict) -> dict:
             redirect_uris=list(a.get("redirect_uris", [])),
             allow_loopback_redirects=bool(a.get("allow_loopback_redirects", True)),
             allow_public_client=bool(a.get("allow_public_client", True)),
+            certificates=[check_certificate(c) for c in a.get("certificates", [])],
+            secret_expires_at=float(a["secret_expires_at"]) if a.get("secret_expires_at") is not None else None,
         )
         store.apps[app.client_id] = app
         if a.get("admin_consent", True):

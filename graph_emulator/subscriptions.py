@@ -50,6 +50,7 @@ class Subscriptions:
         self.deliveries: deque = deque(maxlen=5000)
         self.generation = 0
         self.pending: set = set()
+        self.https_only = False  # the control API's switch (refuse_http)
 
     @property
     def store(self):
@@ -70,6 +71,7 @@ class Subscriptions:
         self.generation += 1
         self.policy = {}
         self.held = []
+        self.https_only = False
         self.deliveries.clear()
         for task in list(self.pending):
             task.cancel()
@@ -178,6 +180,7 @@ class Subscriptions:
         lifecycle_url = payload.get("lifecycleNotificationUrl")
         if lifecycle_url is not None:
             lifecycle_url = self._check_url(lifecycle_url, "lifecycleNotificationUrl")
+        self.refuse_http(url, lifecycle_url)
         resource = payload.get("resource")
         m = RESOURCE_RE.match(resource or "") if isinstance(resource, str) else None
         if m is None:
@@ -227,6 +230,15 @@ class Subscriptions:
         }
         self.store.subscriptions[sub["id"]] = sub
         return GResp(201, self._json(req, sub))
+
+    def refuse_http(self, *urls: str | None) -> None:
+        """With ``https_only`` (POST /_emulator/subscriptions/https_only) an http URL is refused
+        even where ``http_notification_urls`` lets loopback through: a test of the product's
+        handling of Graph's refusal, whatever the development flag says."""
+        for url in urls:
+            if self.https_only and url and not url.lower().startswith("https://"):
+                scheme = url.split(":", 1)[0]
+                raise GraphError(400, "InvalidRequest", f"NotificationUrl scheme='{scheme}' is not supported.")
 
     async def validate_endpoint(self, url: str) -> tuple[bool, str]:
         token = "Validation: Testing client application reachability for subscription Request-Id: " + str(uuid.uuid4())

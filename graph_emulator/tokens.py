@@ -9,11 +9,12 @@ import secrets
 import time
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .errors import unauthenticated
+from .errors import OAuthError, unauthenticated
 from .model import App, Store, User, stable_guid
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -30,6 +31,74 @@ def b64url_decode(text: str) -> bytes:
 
 def b64url_json(obj: dict) -> str:
     return b64url(json.dumps(obj, separators=(",", ":")).encode())
+
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def check_certificate(pem: str) -> str:
+    """A PEM certificate as registered on an app (seed / control API); ValueError when it isn't one."""
+    x509.load_pem_x509_certificate(pem.encode())
+    return pem
+
+
+def _assertion_error(aadsts: int, description: str) -> OAuthError:
+    return OAuthError(401, "invalid_client", aadsts, description)
+
+
+def verify_client_assertion(assertion: str, app: App, audiences: set[str]) -> None:
+    """Check a signed client assertion (RFC 7523) as Entra ID does
+    (https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials):
+
+    1. a JWT whose header names the certificate: ``x5t`` (base64url SHA-1 thumbprint of its DER)
+       with RS256, or ``x5t#S256`` (SHA-256) with PS256;
+    2. that certificate is registered on the app and not expired; the signature verifies with its key;
+    3. ``aud`` is the token endpoint, ``iss`` = ``sub`` = the client id, a ``jti``, now before ``exp``
+       and (when given) not before ``nbf``. No clock skew is allowed: stricter than Entra, never kinder.
+    Raises OAuthError (invalid_client, AADSTS700027 for the key and signature)."""
+    try:
+        head_b64, payload_b64, sig_b64 = assertion.split(".")
+        header = json.loads(b64url_decode(head_b64))
+        claims = json.loads(b64url_decode(payload_b64))
+        signature = b64url_decode(sig_b64)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise _assertion_error(50027, "JWT token is invalid or malformed.") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise _assertion_error(50027, "JWT token is invalid or malformed.")
+    alg = header.get("alg")
+    if alg == "RS256" and header.get("x5t"):
+        digest, thumb, pad = hashes.SHA1(), header["x5t"], padding.PKCS1v15()  # noqa: S303 - x5t is SHA-1 by definition
+    elif alg == "PS256" and header.get("x5t#S256"):
+        digest, thumb, pad = hashes.SHA256(), header["x5t#S256"], padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
+    else:
+        raise _assertion_error(700027, "Client assertion contains an invalid signature. [Reason - The header must name the "
+                                       "certificate: x5t with alg RS256, or x5t#S256 with alg PS256.]")
+    cert = next((c for c in (x509.load_pem_x509_certificate(p.encode()) for p in app.certificates)
+                 if b64url(c.fingerprint(digest)) == str(thumb).rstrip("=")), None)
+    if cert is None:
+        raise _assertion_error(700027, f"Client assertion contains an invalid signature. [Reason - The key was not found., "
+                                       f"Thumbprint of key used by client: '{thumb}', Please visit the Azure Portal, Graph Explorer or "
+                                       f"directly use MS Graph to see configured keys for app Id '{app.client_id}'.]")
+    if cert.not_valid_after_utc.timestamp() < time.time():
+        raise _assertion_error(700027, f"Client assertion contains an invalid signature. [Reason - The key used is expired., "
+                                       f"Thumbprint of key used by client: '{thumb}'.]")
+    pss = isinstance(pad, padding.PSS)
+    try:
+        cert.public_key().verify(signature, f"{head_b64}.{payload_b64}".encode(), pad, hashes.SHA256())
+    except (InvalidSignature, TypeError, ValueError):
+        raise _assertion_error(700027, "Client assertion contains an invalid signature. [Reason - The provided signature value "
+                                       f"did not match the expected signature value ({'PS256' if pss else 'RS256'}).]") from None
+    if claims.get("aud") not in audiences:
+        raise _assertion_error(50012, f"Client assertion audience claim does not match Realm issuer ('{claims.get('aud')}').")
+    if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
+        raise _assertion_error(700021, "Client assertion application identifier doesn't match 'client_id' parameter "
+                                       "(iss and sub must be the client id).")
+    if not claims.get("jti"):
+        raise _assertion_error(50027, "JWT token is invalid or malformed: the jti claim is missing.")
+    t = time.time()
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, (int, float)) or exp <= t or (nbf is not None and (not isinstance(nbf, (int, float)) or nbf > t)):
+        raise _assertion_error(700024, "Client assertion is not within its valid time range.")
 
 
 class TokenService:

@@ -68,6 +68,15 @@ def lifecycle_url() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("calendar_sync:webhook-lifecycle")
 
 
+def refused_reason(exc: GraphError) -> str:
+    """Why Graph refused a subscription create (400), and what fixes it."""
+    return (
+        f"Graph refused the subscription ({exc.code or 'HTTP 400'}: {exc.message}). Graph must reach "
+        f"{notification_url()} over HTTPS with a publicly trusted certificate and get the validation token echoed within "
+        "10 seconds: set PUBLIC_BASE_URL to the public https:// address of a reverse proxy or tunnel in front of the app"
+    )
+
+
 def subscription_credential(provider, mailbox: str) -> str:
     """The credential that may subscribe to ``mailbox``: the delegated user for its own
     mailbox, app-only for any other. Raises ``CannotSubscribe`` when the app-only token
@@ -111,7 +120,8 @@ def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind
     """POST /subscriptions for ``mailbox``'s events with a fresh secret clientState, as
     ``credential`` (default: ``subscription_credential``). Graph validates our endpoint
     (handshake) before it answers. A mailbox that was polled stops being polled.
-    Raises ``CannotSubscribe`` (no credential, or Graph refused it: 403) or GraphError."""
+    Raises ``CannotSubscribe`` (no credential, or Graph refused it: 403, or 400 for an http URL
+    or a failed validation handshake) or GraphError."""
     mailbox = mailbox.lower()
     if credential is None:
         credential = subscription_credential(provider, mailbox)
@@ -127,6 +137,11 @@ def subscription_create(*, provider, mailbox: str, kind: str = Subscription.Kind
         created = credential_client(provider, credential).post("/subscriptions", json=body)
     except AccessDenied as exc:
         raise CannotSubscribe(f"Graph refused the subscription with the {label} credential ({exc})") from exc
+    except GraphError as exc:
+        if exc.status != 400:
+            raise
+        # Graph refused the request itself: an http URL, or our endpoint failed the validation handshake.
+        raise CannotSubscribe(refused_reason(exc)) from exc
     except CredentialError as exc:
         raise CannotSubscribe(f"no {label} token to subscribe with ({exc.message})") from exc
     # The previous live subscription of this mailbox (if any) is replaced, and polling stops.

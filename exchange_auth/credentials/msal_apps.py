@@ -30,15 +30,9 @@ def build_app(provider: CalendarProvider, token_cache=None) -> msal.Confidential
     if not (provider.tenant_id and provider.client_id):
         raise CredentialError(f"Calendar provider {provider.name!r} has no tenant id or client id.", cause="not_configured")
     try:
-        secret = provider.client_secret
-    except crypto.DecryptionError as exc:
-        raise CredentialError(str(exc), cause="not_configured") from None
-    if not secret:
-        raise CredentialError(f"Calendar provider {provider.name!r} has no client secret.", cause="not_configured")
-    try:
         return msal.ConfidentialClientApplication(
             provider.client_id,
-            client_credential=secret,
+            client_credential=client_credential(provider),
             authority=provider.authority,
             instance_discovery=False,
             http_client=new_session(),
@@ -49,6 +43,20 @@ def build_app(provider: CalendarProvider, token_cache=None) -> msal.Confidential
         raise translate_exception(exc, provider) from None
 
 
+def client_credential(provider: CalendarProvider) -> str | dict:
+    """What proves the app: the certificate when one is stored (msal signs a client assertion
+    with its key, header x5t = its SHA-1 thumbprint), else the client secret."""
+    try:
+        if provider.has_client_certificate:
+            return {"private_key": provider.client_certificate_key, "thumbprint": provider.client_certificate_thumbprint}
+        secret = provider.client_secret
+    except crypto.DecryptionError as exc:
+        raise CredentialError(str(exc), cause="not_configured") from None
+    if not secret:
+        raise CredentialError(f"Calendar provider {provider.name!r} has no client secret or certificate.", cause="not_configured")
+    return secret
+
+
 # --- 1. the app-only application, one per provider configuration -------------------------
 
 _app_lock = threading.Lock()
@@ -56,7 +64,8 @@ _apps: dict[tuple, msal.ConfidentialClientApplication] = {}
 
 
 def _app_key(provider: CalendarProvider) -> tuple:
-    return (provider.pk, provider.authority, provider.client_id, provider.client_secret_encrypted, provider.graph_base_url)
+    return (provider.pk, provider.authority, provider.client_id, provider.client_secret_encrypted,
+            provider.client_certificate_key_encrypted, provider.graph_base_url)
 
 
 def cached_app(provider: CalendarProvider) -> msal.ConfidentialClientApplication:

@@ -18,6 +18,7 @@ def prod(monkeypatch):
     for name, value in {
         "SECRET_KEY": "test-only", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
         "REDIS_URL": "redis://127.0.0.1:6379/15", "TOKEN_ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "PUBLIC_BASE_URL": "https://rooms.contoso.example",
     }.items():
         monkeypatch.setenv(name, value)
     sys.modules.pop("settings.prod", None)

@@ -22,3 +22,4 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError(f"{provider.name}: {report.message}")
         self.stdout.write(self.style.SUCCESS(f"{provider.name}: {report.message}"))
+        self.stdout.write("For everything the tenant must allow (permissions, access policy, delegates, webhook, expiry): manage.py outlook_preflight")
