@@ -32,8 +32,8 @@ from tests.graph_emulator.helpers import (
     Graph,
     Webhook,
     meeting,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tests" / "graph_schema" / "v1_0_types.json").read_text())["types"]

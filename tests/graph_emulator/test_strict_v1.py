@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, meeting, wait_for
+from tests.graph_emulator.helpers import ALICE, ATLAS, BOB, meeting
+from tests.waiting import wait_for
 
 WINDOW = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-03-01T00:00:00Z"
 PROP = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name ReservationId"
