@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -263,7 +262,7 @@ _TYPE_OF_ENDPOINT = [
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_selects_of_the_products_flows_name_v1_properties(provider, mode, emulator, alice, bob, atlas):
+def test_the_selects_of_the_products_flows_name_v1_properties(provider, mode, emulator, emulator_server, alice, bob, atlas):
     """Run the product's Graph flows (push, answer checks, the room check, pulls, cancelling an
     occurrence, the attendees' answers, the room list) and check each $select the emulator saw."""
     from calendar_sync import freebusy
@@ -271,8 +270,11 @@ def test_the_selects_of_the_products_flows_name_v1_properties(provider, mode, em
     from calendar_sync.outbound import confirm
     from exchange_auth.graph_check import test_connection
     from reservations import services
+    from reservations.models import Reservation, SyncEvent
     from reservations.recurrence import Recurrence
+    from tests.calendar_sync.inbound_helpers import room_copies
     from tests.factories import days_ahead
+    from tests.waiting import wait_for
 
     mode("Normal")
     emulator.clear_request_log()
@@ -281,14 +283,18 @@ def test_the_selects_of_the_products_flows_name_v1_properties(provider, mode, em
                                          attendees=[{"email": "bob@contoso.example"}])
     first = services.reservation_create(actor=alice, room=atlas, start=start + dt.timedelta(hours=3), end=start + dt.timedelta(hours=4),
                                         subject="Series", recurrence=Recurrence(frequency="weekly", interval=1, count=3))
-    time.sleep(0.5)  # pushed (eager Celery after commit) and answered by the room's attendant
+    def on_the_room_calendar() -> bool:  # pushed (eager Celery after commit), answered by the room's attendant
+        uids = set(Reservation.objects.filter(pk__in=[single.pk, first.pk]).values_list("ical_uid", flat=True)) - {""}
+        return len(uids) == 2 and uids <= {e.ical_uid for e in room_copies(emulator_server, ATLAS)}
+
+    wait_for(on_the_room_calendar, message="the room's copies")
     confirm.check_room_calendars()  # first, while the reservations still await the room's answer
     confirm.check_answers()
     delta.pull_mailbox(ATLAS, full=True, nightly=True, wait=30)
     single.refresh_from_db()
     freebusy.attendee_responses_refresh(reservation=single)
     services.reservation_cancel(actor=alice, reservation=first.series.occurrences.order_by("start").last(), reason="Away")
-    time.sleep(0.5)
+    wait_for(lambda: not SyncEvent.objects.filter(state__in=[SyncEvent.State.NEW, SyncEvent.State.PROCESSING]).exists(), message="the cancel pushed")
     delta.pull_mailbox(ATLAS, wait=30)
     assert test_connection(provider).ok
     log = emulator.request_log(limit=5000)["entries"]

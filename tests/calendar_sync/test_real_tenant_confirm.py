@@ -3,15 +3,16 @@ finds a series' occurrences on the room's calendar through ``seriesMasterId`` an
 ``iCalUId`` (v1.0 has no ``uid``), and a read that fails is logged and counted, not skipped."""
 
 import logging
-import time
 
 import pytest
 
 from calendar_sync.outbound import confirm
 from reservations.models import State
-from tests.calendar_sync.test_push_emulator import book
+from tests.booking import book
+from tests.calendar_sync.inbound_helpers import room_copies
 from tests.calendar_sync.test_series_sync import book_series, occurrences
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +20,11 @@ ALICE = "alice@contoso.example"
 ATLAS = "atlas@contoso.example"
 
 
-def test_the_room_check_confirms_a_series_from_the_rooms_own_occurrences(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
+def test_the_room_check_confirms_a_series_from_the_rooms_own_occurrences(provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks):
     mode("Normal")
     series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(9, 9), count=2)
-    time.sleep(0.3)  # the attendant has accepted on the room's calendar
+    series.refresh_from_db()
+    wait_for(lambda: any(e.ical_uid == series.ical_uid for e in room_copies(emulator_server, ATLAS)), message="the attendant accepted on the room's calendar")
     emulator.clear_request_log()
 
     counts = confirm.check_room_calendars()
@@ -39,7 +41,7 @@ def test_the_room_check_confirms_a_series_from_the_rooms_own_occurrences(provide
 def test_a_failed_read_is_logged_and_counted_not_skipped(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks, caplog):
     mode("Normal")
     emulator.set_auto_accept(ATLAS, False)  # nobody answers: the reservation stays awaiting
-    r = book(django_capture_on_commit_callbacks, actor=alice, room=atlas)
+    r = book(actor=alice, room=atlas, capture_on_commit=django_capture_on_commit_callbacks)
     emulator.inject_fault(method="GET", path="/calendarView", mailbox=ATLAS, status=500, count=1)
 
     with caplog.at_level(logging.WARNING, logger="calendar_sync"):

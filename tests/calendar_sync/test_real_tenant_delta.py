@@ -4,15 +4,20 @@ https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-res
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from calendar_sync.inbound import delta
 from calendar_sync.models import MailboxDeltaState
 from exchange_auth.graph import GraphError
-from tests.calendar_sync.inbound_helpers import ATLAS, BOB, outlook_meeting, outlook_reservations
+from tests.calendar_sync.inbound_helpers import (
+    ATLAS,
+    BOB,
+    outlook_meeting,
+    outlook_reservations,
+    room_copies,
+)
 from tests.factories import days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,11 +28,11 @@ def first_round(emulator):
     return first
 
 
-def test_a_400_sync_state_not_found_restarts_a_full_round(provider, emulator, bob, atlas):
+def test_a_400_sync_state_not_found_restarts_a_full_round(provider, emulator, emulator_server, bob, atlas):
     """The emulator's default answer to an expired token is Outlook's: 400 syncStateNotFound."""
     first_round(emulator)
     meeting = outlook_meeting(emulator, BOB, [ATLAS], days_ahead(3, 9), subject="While away")
-    time.sleep(0.3)  # the room's attendant has answered
+    wait_for(lambda: any(e.ical_uid == meeting["iCalUId"] for e in room_copies(emulator_server, ATLAS)), message="the room's attendant answered")
     emulator.expire_delta_tokens(ATLAS)
 
     result = delta.pull_mailbox(ATLAS)

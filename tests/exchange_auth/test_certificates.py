@@ -36,8 +36,8 @@ def cert(key):
 
 
 @pytest.fixture
-def cert_app(control, cert):
-    control.seed({"apps": [{"client_id": CERT_APP, "secret": None, "certificates": [cert_pem(cert)]}]})
+def cert_app(emulator_control, cert):
+    emulator_control.seed({"apps": [{"client_id": CERT_APP, "secret": None, "certificates": [cert_pem(cert)]}]})
     return CERT_APP
 
 
@@ -71,13 +71,13 @@ def test_a_key_the_app_does_not_know_is_refused_with_a_sentence(emulated, cert_a
     assert "AADSTS700027" in excinfo.value.message and "The key was not found" in excinfo.value.message
 
 
-def test_a_certificate_registered_later_is_accepted(emulated, control, key, cert, db):
-    control.seed({"apps": [{"client_id": CERT_APP, "secret": None}]})
+def test_a_certificate_registered_later_is_accepted(emulated, emulator_control, key, cert, db):
+    emulator_control.seed({"apps": [{"client_id": CERT_APP, "secret": None}]})
     provider = cert_provider(emulated, key, cert)
     with pytest.raises(CredentialError):
         credentials.app_token(provider)
 
-    control._call("POST", f"apps/{CERT_APP}/certificates", {"certificate": cert_pem(cert)})
+    emulator_control._call("POST", f"apps/{CERT_APP}/certificates", {"certificate": cert_pem(cert)})
     credentials.forget_cached_apps()
 
     assert credentials.app_token(provider).kind == "app"

@@ -96,8 +96,8 @@ def test_rooms_have_v1_place_properties_and_take_the_graph_alias(app_graph):
 # -- getSchedule -------------------------------------------------------------------------------------
 
 
-def test_schedule_shows_working_elsewhere_as_4_and_windows_zones(app_graph, control):
-    control.seed({"users": [{"upn": "carol@contoso.example", "timeZone": "America/New_York"}]})
+def test_schedule_shows_working_elsewhere_as_4_and_windows_zones(app_graph, emulator_control):
+    emulator_control.seed({"users": [{"upn": "carol@contoso.example", "timeZone": "America/New_York"}]})
     app_graph.post(f"/users/{ALICE}/events", meeting(start="2030-01-07T09:00:00", end="2030-01-07T10:00:00", showAs="workingElsewhere"))
     r = app_graph.post(f"/users/{ALICE}/calendar/getSchedule", {
         "schedules": [ALICE, "carol@contoso.example"],
@@ -132,29 +132,29 @@ def test_lifecycle_url_cannot_be_patched(app_graph, webhook):
     assert app_graph.patch(f"/subscriptions/{sub['id']}", {"expirationDateTime": expiry(120)}).status_code == 200
 
 
-def test_http_notification_urls_need_the_development_flag(app_graph, webhook, control):
+def test_http_notification_urls_need_the_development_flag(app_graph, webhook, emulator_control):
     # The test run allows http on loopback only (tests/conftest.py), as make run does.
-    assert control.config()["http_notification_urls"] == "loopback"
+    assert emulator_control.config()["http_notification_urls"] == "loopback"
     assert subscribe(app_graph, webhook.url + "/notify").status_code == 201
     remote = subscribe(app_graph, "http://hooks.contoso.example/notify")
     assert remote.status_code == 400 and "HTTPS" in remote.json()["error"]["message"]
-    control.configure(http_notification_urls="refuse")  # Graph itself
+    emulator_control.configure(http_notification_urls="refuse")  # Graph itself
     refused = subscribe(app_graph, webhook.url + "/notify")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "ValidationError"
     assert webhook.validations == [webhook.validations[0]]  # no handshake was even tried for the refused ones
-    control.reset()
-    assert control.config()["http_notification_urls"] == "loopback"  # the process's setting survives a reset
+    emulator_control.reset()
+    assert emulator_control.config()["http_notification_urls"] == "loopback"  # the process's setting survives a reset
 
 
 # -- delta -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode,status,code", [(None, 400, "syncStateNotFound"), ("gone", 410, "SyncStateNotFound")])
-def test_expired_delta_token(app_graph, control, mode, status, code):
+def test_expired_delta_token(app_graph, emulator_control, mode, status, code):
     if mode:
-        control.configure(delta_expired_mode=mode)
+        emulator_control.configure(delta_expired_mode=mode)
     first = app_graph.get(f"/users/{ATLAS}/calendarView/delta?{WINDOW}").json()
-    control.expire_delta_tokens(ATLAS)
+    emulator_control.expire_delta_tokens(ATLAS)
     r = app_graph.get(first["@odata.deltaLink"])
     assert r.status_code == status and r.json()["error"]["code"] == code
 
@@ -170,8 +170,8 @@ def test_delta_function_with_parentheses(app_graph):
 # -- $batch ------------------------------------------------------------------------------------------
 
 
-def test_batch_items_run_concurrently_and_are_throttled_one_by_one(app_graph, control):
-    control.configure(latency_ms=300)
+def test_batch_items_run_concurrently_and_are_throttled_one_by_one(app_graph, emulator_control):
+    emulator_control.configure(latency_ms=300)
     requests = [{"id": str(i), "method": "GET", "url": f"/users/{ATLAS}/events?$top=1"} for i in range(10)]
     started = datetime.now(UTC)
     body = app_graph.post("/$batch", {"requests": requests}).json()
@@ -183,8 +183,8 @@ def test_batch_items_run_concurrently_and_are_throttled_one_by_one(app_graph, co
     assert elapsed < 2  # in parallel, not 10 x 300 ms
 
 
-def test_batch_depends_on_still_orders(app_graph, control):
-    control.configure(latency_ms=50)
+def test_batch_depends_on_still_orders(app_graph, emulator_control):
+    emulator_control.configure(latency_ms=50)
     body = app_graph.post("/$batch", {"requests": [
         {"id": "1", "method": "POST", "url": f"/users/{ALICE}/events", "body": meeting("First"), "headers": {"Content-Type": "application/json"}},
         {"id": "2", "method": "GET", "url": f"/users/{ALICE}/events?$select=subject", "dependsOn": ["1"]},
@@ -196,8 +196,8 @@ def test_batch_depends_on_still_orders(app_graph, control):
 # -- the booking attendant ---------------------------------------------------------------------------
 
 
-def test_the_attendant_answers_after_the_configured_delay(app_graph, control):
-    control.configure(attendant_delay_seconds=1.0)
+def test_the_attendant_answers_after_the_configured_delay(app_graph, emulator_control):
+    emulator_control.configure(attendant_delay_seconds=1.0)
     ev = app_graph.post(f"/users/{ALICE}/events", meeting(rooms=[ATLAS])).json()
 
     def room_answer():

@@ -22,6 +22,7 @@ README_PRODUCTION = {  # what the README says production needs, plus the hosts i
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "TOKEN_ENCRYPTION_KEY": FERNET_KEY,
     "ALLOWED_HOSTS": "reservations.contoso.example",
+    "PUBLIC_BASE_URL": "https://reservations.contoso.example",
 }
 
 
