@@ -186,13 +186,14 @@ def redis_sem():
 
 def test_at_most_four_requests_per_mailbox_run_at_once(redis_sem):
     active, peak, lock = [0], [0], threading.Lock()
+    four_inside = threading.Barrier(4)  # a slot is held until four requests run at once
 
     def work():
         release = redis_sem.acquire("room@x")
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
+        four_inside.wait(timeout=10)
         with lock:
             active[0] -= 1
         release()

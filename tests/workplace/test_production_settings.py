@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from settings.env import database_from_url
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FERNET_KEY = "WZQ9YVk6hi_LCcOno-faL0FNCXAjTpK20IDzNiZ99Eo="
@@ -109,7 +110,6 @@ def test_gunicorn_keeps_its_pool_of_connections_health_checked(monkeypatch):
 def runserver(transactional_db):
     """``manage.py runserver`` (a thread per request) on this run's test database."""
     import socket
-    import time
 
     import requests
     from django.db import connection
@@ -125,12 +125,13 @@ def runserver(transactional_db):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        def answers() -> bool:
             try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
+                return requests.get(f"{url}/healthz", timeout=1).status_code == 200
             except requests.ConnectionError:
-                time.sleep(0.1)
+                return False
+
+        wait_for(answers, timeout=10, message="runserver answering")
         yield url
     finally:
         server.terminate()
