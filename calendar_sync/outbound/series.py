@@ -35,6 +35,7 @@ from .single import (
     comment,
     created_link,
     keeps_meeting,
+    post_create,
     release_room_payload,
     summary,
 )
@@ -64,17 +65,16 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict | Pu
     active = provider()
     plan, actor = plan_for(event, series, series.room, active)
     attendees, body_text = _series_attendees(series)
-    body = payloads.series_create_payload(series, plan, room=series.room, attendees=attendees, sync_event_id=event.pk, body=body_text)
-    event.request_payload = body
-    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
-    client = client_for_plan(plan, active, actor)
-    created = client.post(users_path(plan.mailbox, "events"), json=body)
+    created, plan, why = post_create(
+        event, plan, active, actor,
+        lambda p: payloads.series_create_payload(series, p, room=series.room, attendees=attendees, sync_event_id=event.pk, body=body_text),
+    )
     # The master's link, the meeting's home on every occurrence (their own instance ids are
     # looked up when one changes) and the room's answer on the waiting ones: recorded by the
     # worker with the event's end (``series_record_push``: one transaction).
     answer = room_answer_in(series.room, created, organizer_is_room=plan.organizer_is_room)
     waiting = not answer and series.occurrences.filter(state=State.AWAITING_CONFIRMATION).exists()
-    return PushResult(summary(created, answer=PENDING_ANSWER if waiting else answer or None), link=created_link(created, plan), answer=answer)
+    return PushResult({**summary(created, answer=PENDING_ANSWER if waiting else answer or None), **why}, link=created_link(created, plan), answer=answer)
 
 
 def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:

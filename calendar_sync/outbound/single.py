@@ -9,10 +9,11 @@ answer with the event's end, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from exchange_auth.graph import users_path
-from exchange_auth.modes import SyncPlan
+from exchange_auth.graph import AccessDenied, users_path
+from exchange_auth.modes import Credential, SyncPlan, fallback_plan
 from reservations import rules
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.outbox import SyncEventDetails
@@ -21,8 +22,15 @@ from workplace.models import Room
 
 from ..common import meetings, outcomes
 from ..common.answers import answer_in, apply_room_answer
-from ..common.clients import system_plan
-from ..common.plan import client_for_plan, linked_plan, plan_for, provider, timezone_of
+from ..common.clients import mailbox_client, mailbox_reach, system_plan
+from ..common.plan import (
+    PermanentSyncError,
+    client_for_plan,
+    linked_plan,
+    plan_for,
+    provider,
+    timezone_of,
+)
 from . import payloads
 
 PENDING_ANSWER = "pending"
@@ -78,17 +86,64 @@ def push_create(event: SyncEvent, reservation: Reservation) -> dict | PushResult
 
 
 def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, active, actor) -> PushResult:
-    """One POST. Its link and the room's answer (when the response carries it) are recorded by
-    the worker with the event's end (``reservation_record_push``: one transaction)."""
-    body = payloads.create_payload(reservation, plan, tz_name=timezone_of(reservation.room), sync_event_id=event.pk)
-    event.request_payload = body
-    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
-    client = client_for_plan(plan, active, actor)
-    created = client.post(users_path(plan.mailbox, "events"), json=body)
+    """One POST (``post_create``: with a credential that can write where the plan says, else
+    the mode table's fallback). Its link and the room's answer (when the response carries
+    it) are recorded by the worker with the event's end (``reservation_record_push``: one
+    transaction)."""
+    tz_name = timezone_of(reservation.room)
+    created, plan, why = post_create(
+        event, plan, active, actor,
+        lambda p: payloads.create_payload(reservation, p, tz_name=tz_name, sync_event_id=event.pk),
+    )
     link = created_link(created, plan)
     answer = answer_in(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
     pending = not answer and reservation.state == State.AWAITING_CONFIRMATION
-    return PushResult(summary(created, answer=PENDING_ANSWER if pending else answer), link=link, answer=answer)
+    return PushResult({**summary(created, answer=PENDING_ANSWER if pending else answer), **why}, link=link, answer=answer)
+
+
+def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Callable[[SyncPlan], dict]) -> tuple[dict, SyncPlan, dict]:
+    """POST a new meeting into the plan's mailbox; return Graph's answer, the plan it was made
+    with and why that credential (kept on the sync event).
+
+    1. The system credential is chosen per mailbox (``mailbox_reach``): the delegated user in
+       its own mailbox and the rooms it is a delegate of, app-only elsewhere; a credential
+       Graph refuses (403) gives way to the next one;
+    2. where none can write into an employee's calendar, the mode table's fallback
+       (``modes.fallback_plan``): the organizer account organizes, the employee is invited;
+    3. a personal token is never swapped for another identity (SPEC §3): its 403 stands."""
+    current, notes = plan, []
+    while True:
+        if current.credential == Credential.SYSTEM:
+            reach = mailbox_reach(active, current.mailbox)
+            candidates: tuple[str | None, ...] = reach.credentials
+            notes.append(f"{current.mailbox}: {reach.why}")
+        else:
+            candidates = (None,)
+        refused: AccessDenied | None = None
+        for credential in candidates:
+            body = make_body(current)
+            event.request_payload = body
+            SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+            client = client_for_plan(current, active, actor) if credential is None else mailbox_client(active, current.mailbox, credential)
+            try:
+                created = client.post(users_path(current.mailbox, "events"), json=body)
+            except AccessDenied as exc:
+                refused = exc
+                notes.append(f"{credential} refused by Graph on {current.mailbox} ({exc.status} {exc.code})")
+                continue
+            why = {"credential": credential or str(current.credential), "credential_why": "; ".join(notes)}
+            if current is not plan:
+                why["fallback"] = (
+                    f"No credential could write to {plan.mailbox}'s calendar: the organizer account {current.organizer} "
+                    f"organizes the meeting and {plan.mailbox} is invited."
+                )
+            return created, current, why
+        fallback = fallback_plan(current, active.accounts) if current is plan else None
+        if fallback is None:
+            error = refused or PermanentSyncError(f"No credential can write to {notes[-1]}.", cause=f"no-credential:{current.sync_mailbox}")
+            error.mailbox = current.mailbox  # the admins' alert names it
+            raise error
+        current = fallback
 
 
 def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:
