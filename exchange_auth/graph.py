@@ -316,6 +316,11 @@ class GraphClient:
                 return self._token()
         return self._token()
 
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """How long to wait before attempt ``attempt + 1``: Retry-After when given, else
+        exponential back-off with full jitter."""
+        return self._backoff(attempt, retry_after)
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             # Honour the server; a little jitter keeps a crowd of workers from returning in step.
@@ -333,7 +338,11 @@ class GraphClient:
         headers: dict | None = None,
         mailbox: str | None = None,
         slots: Iterable[str] | None = None,
+        attempts: int | None = None,
     ) -> GraphResponse:
+        """``attempts`` overrides ``max_attempts`` for this call (1: no retries — a create
+        whose first try may have landed is looked up before it is sent again)."""
+        max_attempts = attempts or self.max_attempts
         method = method.upper()
         mailbox = (mailbox or mailbox_of(path)).lower()
         template = path_template(path)
@@ -381,7 +390,7 @@ class GraphClient:
                     continue
             if not error.transient:
                 raise error
-            if attempt >= self.max_attempts:
+            if attempt >= max_attempts:
                 raise error
             self.sleep(self._backoff(attempt, error.retry_after))
 

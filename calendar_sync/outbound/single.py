@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exchange_auth.graph import AccessDenied, users_path
+from exchange_auth.graph import AccessDenied, GraphError, users_path
 from exchange_auth.modes import Credential, SyncPlan, fallback_plan
 from reservations import rules
 from reservations.models import Origin, Reservation, State, SyncEvent
@@ -126,12 +126,14 @@ def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Call
             SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
             client = client_for_plan(current, active, actor) if credential is None else mailbox_client(active, current.mailbox, credential)
             try:
-                created = client.post(users_path(current.mailbox, "events"), json=body)
+                created, found = create_once(client, current.mailbox, body, retried=event.attempts > 1)
             except AccessDenied as exc:
                 refused = exc
                 notes.append(f"{credential} refused by Graph on {current.mailbox} ({exc.status} {exc.code})")
                 continue
             why = {"credential": credential or str(current.credential), "credential_why": "; ".join(notes)}
+            if found:
+                why["found_by_transaction_id"] = body.get("transactionId", "")
             if current is not plan:
                 why["fallback"] = (
                     f"No credential could write to {plan.mailbox}'s calendar: the organizer account {current.organizer} "
@@ -144,6 +146,49 @@ def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Call
             error.mailbox = current.mailbox  # the admins' alert names it
             raise error
         current = fallback
+
+
+SETTLE_SECONDS = 2.0  # before looking a create up: a POST that timed out may still be landing
+
+
+def may_have_landed(error: GraphError) -> bool:
+    """No answer, or a 5xx other than 503: Graph may have made the meeting all the same.
+    (429 and 503 say the request was not processed.)"""
+    return error.status == 0 or (error.status >= 500 and error.status != 503)
+
+
+def create_once(client, mailbox: str, body: dict, *, retried: bool) -> tuple[dict, bool]:
+    """POST a new meeting so that a retry never makes a second one (SPEC §4); return the event
+    and whether it was found rather than made.
+
+    Graph documents ``transactionId`` only as avoiding redundant POSTs — not what a repeat
+    gets — so a POST that may have landed (``may_have_landed``: the client's own retries are
+    off for it) is looked up by its ``transactionId`` before it is sent again or the push
+    gives up; so is a create the worker retries (the last push may have died after Graph
+    made it). Throttling (429/503) is retried after Retry-After; a 4xx is Graph's answer."""
+    txn = body.get("transactionId") or ""
+    if retried and txn:
+        found = meetings.by_transaction_id(client, mailbox, txn)
+        if found:
+            return found, True
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return client.post(users_path(mailbox, "events"), json=body, attempts=1), False
+        except GraphError as exc:
+            landed = may_have_landed(exc)
+            if not (exc.transient or landed):
+                raise
+            if landed and txn:
+                client.sleep(max(SETTLE_SECONDS, min(exc.retry_after or 0.0, client.max_retry_after)))
+                found = meetings.by_transaction_id(client, mailbox, txn)
+                if found:
+                    return found, True
+            if not exc.transient or attempt >= client.max_attempts:
+                raise
+            if not landed:
+                client.sleep(client.backoff(attempt, exc.retry_after))
 
 
 def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:
