@@ -13,11 +13,11 @@ from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
-from exchange_auth.providers import active_provider
 from reservations.models import Reservation, SyncEvent
 from reservations.outbox import SyncEventDetails
 
 from .clients import client_for, mailbox_client
+from .tenancy import provider_for_room
 
 
 class PermanentSyncError(Exception):
@@ -29,9 +29,10 @@ class PermanentSyncError(Exception):
         self.cause = cause
 
 
-def provider():
-    """The active calendar provider; a sync event can't be pushed without one."""
-    found = active_provider()
+def provider(room=None):
+    """The calendar provider of ``room`` (its building's, else the default one); a sync event
+    can't be pushed without one."""
+    found = provider_for_room(room)
     if found is None:
         raise PermanentSyncError("No calendar provider is active.")
     return found

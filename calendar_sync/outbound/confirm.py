@@ -74,12 +74,12 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) ->
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
-    active = provider()
     clients: dict[int, object] = {}
     # (client, mailbox, event id) -> the reservations that meeting answers for
     meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
     for reservation in reservations:
         mailbox, event_id = meeting_of(reservation)
+        active = provider(reservation.room)
         fake_event = SyncEvent(details={"system": False})
         plan, actor = plan_for(fake_event, reservation, reservation.room, active)
         try:
@@ -132,6 +132,22 @@ def pending_answers(max_age_seconds: float | None = None) -> int:
     return qs.count()
 
 
+def batch_per_provider(reservations: list[Reservation], items: list[BatchItem]) -> list:
+    """``items[i]`` (about ``reservations[i]``'s room) run by the system client of that room's
+    provider: each tenant's rooms are read in their own tenant. One answer per item, in order."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    found: dict[int, object] = {}
+    for i, reservation in enumerate(reservations):
+        active = provider(reservation.room)
+        found[active.pk] = active
+        groups[active.pk].append(i)
+    answers: list = [None] * len(items)
+    for pk, indexes in groups.items():
+        for i, answer in zip(indexes, system_client(found[pk]).batch([items[i] for i in indexes]), strict=True):
+            answers[i] = answer
+    return answers
+
+
 def check_room_calendars() -> dict:
     """The 10-minute check: each awaiting meeting must be on its room's calendar (or, if the
     room hasn't answered, still on the organizer's); a meeting gone → ``conflicted``."""
@@ -139,13 +155,12 @@ def check_room_calendars() -> dict:
     reservations = list(_awaiting().filter(room__mailbox__gt=""))
     if not reservations:
         return counts
-    client = system_client(provider())
     items = []
     for r in reservations:
         window = {"startDateTime": (r.start - timedelta(minutes=1)).isoformat(), "endDateTime": (r.end + timedelta(minutes=1)).isoformat()}
         query = "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in window.items())
         items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select=id,iCalUId,uid,isCancelled,responseStatus"))
-    answers = client.batch(items)
+    answers = batch_per_provider(reservations, items)
     for reservation, answer in zip(reservations, answers, strict=True):
         counts["checked"] += 1
         if isinstance(answer, AccessDenied) or not isinstance(answer, GraphResponse):

@@ -62,7 +62,7 @@ def _series_attendees(series: ReservationSeries, event: SyncEvent | None = None)
 def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict | PushResult:
     if series.event_id:
         return {"note": "already linked", "event_id": series.event_id}
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     attendees, body_text = _series_attendees(series)
     created, plan, why = post_create(
@@ -89,7 +89,7 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
         return _end_series(event, series)
     if not series.event_id:
         return push_series_create(event, series)
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     attendees, body_text = _series_attendees(series, event)
     reference = _series_reference(series, event)
@@ -121,7 +121,7 @@ def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:
         return {"note": "no meeting in Exchange"}
     details = SyncEventDetails.of(event)
     end_date = details.ends_on
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     body = {"recurrence": payloads.recurrence_ending(series, end_date)}
@@ -156,7 +156,7 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
        else the whole meeting is cancelled."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     cancelled_ids = SyncEventDetails.of(event).reservation_ids
@@ -249,7 +249,7 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
         if event.type == SyncEvent.Type.DELETE:
             return {"note": "series not in Exchange yet"}
         raise PermanentSyncError("The series hasn't reached Exchange; re-process the series' create first.")
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     instance_id = reservation.event_id if reservation.event_id and reservation.event_id != series.event_id else ""

@@ -80,7 +80,7 @@ def push_create(event: SyncEvent, reservation: Reservation) -> dict | PushResult
         return {"note": "already linked", "event_id": reservation.event_id}
     if reservation.state in (State.CANCELLED, State.REJECTED) or reservation.origin == Origin.EXCHANGE:
         return {"note": f"not created: reservation is {reservation.state}, origin {reservation.origin}"}
-    active = provider()
+    active = provider(reservation.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     return _create_meeting(event, reservation, plan, active, actor)
 
@@ -207,7 +207,7 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult
         return {"note": "Outlook-origin meetings are not edited from the product"}
     if reservation.state == State.CANCELLED:
         return {"note": "reservation cancelled; its delete event cancels the meeting"}
-    active = provider()
+    active = provider(reservation.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     if not reservation.event_id:
         # The create never reached Exchange (error, or a crash before the link was stored): this update creates it.
@@ -268,7 +268,7 @@ def release_room_payload(target, plan: SyncPlan, *, attendees, requested_for) ->
 def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
     if not reservation.event_id and reservation.origin != Origin.EXCHANGE:
         return {"note": "no meeting in Exchange"}
-    active = provider()
+    active = provider(reservation.room)
     text = comment(event, "The room reservation was cancelled.")
     if reservation.origin == Origin.EXCHANGE:
         return _room_declines(reservation, active, text)
