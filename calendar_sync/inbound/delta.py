@@ -147,7 +147,7 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
         # Notifications received up to now are answered by this pull.
         answered = list(WebhookNotification.objects.filter(mailbox=mailbox, state=WebhookNotification.State.RECEIVED,
                                                             received_at__lte=started).values_list("pk", "change_type", "event_id"))
-        state, _ = MailboxDeltaState.objects.get_or_create(mailbox=mailbox)
+        state, _ = MailboxDeltaState.objects.get_or_create(provider=provider, mailbox=mailbox)
         client = system_client(provider)
         calls_before = client.calls
         window = sync_window(provider, nightly=nightly)

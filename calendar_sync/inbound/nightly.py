@@ -22,6 +22,7 @@ from exchange_auth.providers import active_providers
 from workplace.models import Building, Room
 
 from .. import conf
+from ..common.tenancy import provider_for_mailbox
 from ..models import NightlyRun
 from . import delta, mailboxes
 
@@ -95,7 +96,7 @@ def organizer_mailboxes() -> list[str]:
 def claim_mailbox(mailbox: str, local_date: dt.date) -> NightlyRun | None:
     try:
         with transaction.atomic():
-            return NightlyRun.objects.create(mailbox=mailbox.lower(), local_date=local_date)
+            return NightlyRun.objects.create(mailbox=mailbox.lower(), local_date=local_date, provider=provider_for_mailbox(mailbox))
     except IntegrityError:
         return None  # done tonight already (another building's pass, or another beat)
 

@@ -126,7 +126,8 @@ def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Call
             SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
             client = client_for_plan(current, active, actor) if credential is None else mailbox_client(active, current.mailbox, credential)
             try:
-                created, found = create_once(client, current.mailbox, body, retried=event.attempts > 1)
+                # A second attempt, or an admin's re-process of one that failed: the last may have landed.
+                created, found = create_once(client, current.mailbox, body, retried=event.attempts > 1 or bool(event.error))
             except AccessDenied as exc:
                 refused = exc
                 notes.append(f"{credential} refused by Graph on {current.mailbox} ({exc.status} {exc.code})")

@@ -13,7 +13,7 @@ import datetime as dt
 import pytest
 
 from calendar_sync.inbound import tasks as inbound_tasks
-from calendar_sync.models import Subscription
+from calendar_sync.models import MailboxDeltaState, Subscription
 from exchange_auth.models import CalendarProvider
 from exchange_auth.providers import default_provider, provider_for_room
 from graph_emulator.seed import FABRIKAM_CLIENT_ID, FABRIKAM_CLIENT_SECRET
@@ -128,3 +128,6 @@ def test_each_tenants_rooms_are_subscribed_there_and_reconciled_against_their_pr
     outlook_meeting(emulator, ALICE, [ATLAS], days_ahead(3, 9), subject="Booked in Contoso's Outlook")
     found = wait_for(lambda: (lambda rs: rs if len(rs) == 2 else None)(outlook_reservations()), message="both reservations")
     assert {(r.room_id, r.subject) for r in found} == {(hudson.pk, "Booked in Fabrikam's Outlook"), (atlas.pk, "Booked in Contoso's Outlook")}
+    # Each mailbox's delta state is its provider's (keyed by provider and mailbox).
+    wait_for(lambda: MailboxDeltaState.objects.filter(mailbox=HUDSON).exists(), message="hudson pulled")
+    assert {(s.mailbox, s.provider_id) for s in MailboxDeltaState.objects.filter(mailbox__in=[ATLAS, HUDSON])} == {(ATLAS, provider.pk), (HUDSON, fabrikam.pk)}
