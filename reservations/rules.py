@@ -70,9 +70,10 @@ class Lookups:
         """The provider of ``room``'s building (else the default one), looked up once per building."""
         if room is None:
             return self.provider
-        key = getattr(room, "building_id", None)
+        key = room.building_id
         if key not in self._providers:
-            self._providers[key] = provider_for_room(room)
+            # A building naming no provider is the default's: the lookup already made serves it.
+            self._providers[key] = provider_for_room(room) if room.building.calendar_provider_id else self.provider
         return self._providers[key]
 
     def rooms_organize_in(self, room) -> bool:

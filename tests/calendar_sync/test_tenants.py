@@ -131,3 +131,11 @@ def test_each_tenants_rooms_are_subscribed_there_and_reconciled_against_their_pr
     # Each mailbox's delta state is its provider's (keyed by provider and mailbox).
     wait_for(lambda: MailboxDeltaState.objects.filter(mailbox=HUDSON).exists(), message="hudson pulled")
     assert {(s.mailbox, s.provider_id) for s in MailboxDeltaState.objects.filter(mailbox__in=[ATLAS, HUDSON])} == {(ATLAS, provider.pk), (HUDSON, fabrikam.pk)}
+
+
+def test_the_admin_shows_each_buildings_provider(provider, fabrikam, hudson, hq, client, admin):
+    client.force_login(admin)
+    page = client.get("/admin/workplace/building/").content.decode()
+    assert "Fabrikam" in page and "(default provider)" in page
+    providers_page = client.get("/admin/exchange_auth/calendarprovider/").content.decode()
+    assert "Contoso (emulator)" in providers_page and "Fabrikam" in providers_page
