@@ -132,3 +132,23 @@ def test_a_refusal_for_good_ends_visibly_and_the_admins_hear_once_per_cause(prov
     assert {tuple(m.to) for m in alerts} == {("ops@contoso.example",), ("admin@contoso.example",)}
     told_bob = [m for m in mail.outbox if BOB in m.to]
     assert len(told_bob) == 2  # each rejection mailed to bob
+
+
+def test_a_series_refused_for_good_rejects_every_waiting_occurrence(provider, mode, emulator, atlas, django_capture_on_commit_callbacks):
+    from reservations.models import Reservation
+    from reservations.recurrence import Recurrence
+
+    CalendarProvider.objects.filter(pk=provider.pk).update(organizer_account="", delegated_user_email="")
+    bob = UserFactory(username="bob")
+    mode("Normal")
+    emulator.set_access_policy(DEMO_CLIENT_ID, ["atlas@contoso.example"])
+    start = days_ahead(7, 9)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reservation_create(actor=bob, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Weekly",
+                                    recurrence=Recurrence(frequency="weekly", interval=1, count=3))
+
+    rows = list(Reservation.objects.filter(series__isnull=False))
+    assert len(rows) == 3
+    assert {r.state for r in rows} == {State.REJECTED}
+    assert all(r.state_reason.startswith("Atlas could not be booked in Outlook") for r in rows)
