@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from exchange_auth.providers import provider_for_room
 from reservations import selectors
 from reservations.api.serializers import AwareDateTimeField, ErrorSerializer
 from reservations.models import Attendee, Origin
@@ -68,7 +69,8 @@ class ReservationAttendeesView(APIView):
             freebusy.attendee_responses_refresh(reservation=reservation)
             reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=pk)
         attendees = list(reservation.attendees.all())
-        availability = freebusy.attendee_availability(start=reservation.start, end=reservation.end, emails=[a.email for a in attendees])
+        availability = freebusy.attendee_availability(start=reservation.start, end=reservation.end, emails=[a.email for a in attendees],
+                                                      provider=provider_for_room(reservation.room))  # the room's tenant knows its people
         from_outlook = reservation.origin == Origin.EXCHANGE
         return Response(ReservationAttendeesSerializer({
             "reservation": reservation.pk,

@@ -18,11 +18,11 @@ import logging
 from django.utils import timezone
 
 from exchange_auth.graph import GraphError, users_path
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_provider, provider_for_room
 from reservations import services
 from reservations.models import Attendee, Origin, Reservation, SyncEvent
 
-from .common.clients import system_client
+from .common.clients import mailbox_client, system_client
 
 logger = logging.getLogger("calendar_sync.freebusy")
 
@@ -68,13 +68,13 @@ def attendee_responses_refresh(*, reservation: Reservation) -> dict[str, str]:
     attendees = list(reservation.attendees.all())
     if reservation.origin == Origin.EXCHANGE or not (reservation.event_id and reservation.mailbox):
         return {a.email: (a.response if reservation.origin == Origin.APP else Attendee.Response.UNKNOWN) for a in attendees}
-    provider = active_provider()
+    provider = provider_for_room(reservation.room)
     if provider is None:
         return {a.email: a.response for a in attendees}
     log = SyncEvent.objects.create(type=SyncEvent.Type.RETRIEVE_ATTENDEES, reservation=reservation, state=SyncEvent.State.PROCESSING,
                                    attempts=1, details={"mailbox": reservation.mailbox})
     try:
-        meeting = system_client(provider).get(users_path(reservation.mailbox, "events", reservation.event_id), params={"$select": "id,attendees"})
+        meeting = mailbox_client(provider, reservation.mailbox).get(users_path(reservation.mailbox, "events", reservation.event_id), params={"$select": "id,attendees"})
     except GraphError as exc:
         SyncEvent.objects.filter(pk=log.pk).update(state=SyncEvent.State.ERROR, error=str(exc)[:2000], response=exc.as_dict())
         return {a.email: a.response for a in attendees}

@@ -120,9 +120,11 @@ class WebhookNotification(models.Model):
 
 
 class MailboxDeltaState(models.Model):
-    """Where the last delta round of one subscribed mailbox ended (its deltaLink) and how it went."""
+    """Where the last delta round of one subscribed mailbox ended (its deltaLink) and how it went.
+    Per provider: two tenants' mailboxes are two calendars even where an address repeats."""
 
-    mailbox = models.EmailField(unique=True)
+    provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="+", null=True, blank=True)
+    mailbox = models.EmailField()
     delta_link = models.TextField(blank=True, default="")
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
@@ -135,6 +137,12 @@ class MailboxDeltaState(models.Model):
     class Meta:
         ordering = ["mailbox"]
         verbose_name = "mailbox delta state"
+        constraints = [
+            # delta.pull_mailbox's get_or_create: one state per (provider, mailbox) — and per mailbox for
+            # rows from before providers were told apart (NULLs are distinct in a plain unique constraint).
+            models.UniqueConstraint(fields=["provider", "mailbox"], condition=Q(provider__isnull=False), name="mailboxdeltastate_one_per_provider_mailbox"),
+            models.UniqueConstraint(fields=["mailbox"], condition=Q(provider__isnull=True), name="mailboxdeltastate_one_per_unowned_mailbox"),
+        ]
 
     def __str__(self) -> str:
         return self.mailbox
@@ -188,6 +196,8 @@ class NightlyRun(models.Model):
 
     building = models.ForeignKey("workplace.Building", on_delete=models.CASCADE, related_name="+", null=True, blank=True)
     mailbox = models.EmailField(blank=True, default="", help_text="An organizer mailbox's run (no building).")
+    # The organizer mailbox's provider (two tenants' organizer accounts are two mailboxes).
+    provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="+", null=True, blank=True)
     local_date = models.DateField()
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -199,7 +209,9 @@ class NightlyRun(models.Model):
             # PostgreSQL and SQLite treat NULLs as distinct: organizer mailbox rows (no building) never clash here.
             models.UniqueConstraint(fields=["building", "local_date"], name="nightlyrun_once_per_day"),
             # The claim of an organizer mailbox's nightly round (``nightly.claim_mailbox``).
-            models.UniqueConstraint(fields=["mailbox", "local_date"], condition=~models.Q(mailbox=""), name="nightlyrun_mailbox_once_per_day"),
+            models.UniqueConstraint(fields=["mailbox", "local_date"], condition=~models.Q(mailbox="") & Q(provider__isnull=True), name="nightlyrun_mailbox_once_per_day"),
+            models.UniqueConstraint(fields=["provider", "mailbox", "local_date"], condition=~models.Q(mailbox="") & Q(provider__isnull=False),
+                                    name="nightlyrun_provider_mailbox_once_per_day"),
         ]
 
     def __str__(self) -> str:

@@ -36,7 +36,7 @@ class CalendarProviderForm(forms.ModelForm):
     class Meta:
         model = CalendarProvider
         fields = [
-            "name", "active", "tenant_id", "client_id", "client_secret", "client_secret_expires_on", "authority_host", "graph_base_url",
+            "name", "active", "is_default", "tenant_id", "client_id", "client_secret", "client_secret_expires_on", "authority_host", "graph_base_url",
             "delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
             "sync_window_past_days", "sync_window_future_days",
         ]
@@ -74,12 +74,12 @@ class CalendarProviderForm(forms.ModelForm):
 @admin.register(CalendarProvider)
 class CalendarProviderAdmin(admin.ModelAdmin):
     form = CalendarProviderForm
-    list_display = ["name", "active", "tenant_id", "client_id", "authority_host", "delegated_status"]
+    list_display = ["name", "active", "is_default", "tenant_id", "client_id", "authority_host", "delegated_status"]
     list_filter = ["active"]
     readonly_fields = ["secret_status", "certificate_status", "delegated_status", "delegated_connected_at", "delegated_last_error", "updated_at"]
     actions = ["test_connection", "connect_delegated_user", "disconnect_delegated_user"]
     fieldsets = [
-        (None, {"fields": ["name", "active"]}),
+        (None, {"fields": ["name", "active", "is_default"]}),
         ("App registration", {"fields": ["tenant_id", "client_id", "client_secret", "secret_status", "client_secret_expires_on",
                                          "client_certificate", "remove_client_certificate", "certificate_status",
                                          "authority_host", "graph_base_url"]}),

@@ -25,5 +25,6 @@ def seed_provider() -> CalendarProvider:
     provider.organizer_account = "reservations@contoso.example"
     provider.rooms_organize_own_meetings = False
     provider.active = not CalendarProvider.objects.filter(active=True).exclude(pk=provider.pk).exists()
+    provider.is_default = provider.active and not CalendarProvider.objects.filter(is_default=True).exclude(pk=provider.pk).exists()
     provider.save()
     return provider

@@ -28,6 +28,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -142,11 +143,17 @@ def users_path(mailbox: str, *rest: str) -> str:
 
 # --- per-mailbox concurrency -------------------------------------------------------
 
-# KEYS[1] = the mailbox's sorted set; ARGV = now, lease expiry, limit, token.
+# KEYS[1] = the mailbox's sorted set; ARGV = now, lease expiry, limit, token, count.
+# ``count`` slots are taken together or not at all (a $batch carrying several requests
+# for one mailbox): taking them one by one, two processes could each hold some and wait
+# for the rest forever.
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+local count = tonumber(ARGV[5])
+if redis.call('ZCARD', KEYS[1]) + count <= tonumber(ARGV[3]) then
+  for i = 1, count do
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4] .. ':' .. i)
+  end
   redis.call('EXPIRE', KEYS[1], 3600)
   return 1
 end
@@ -175,24 +182,42 @@ class MailboxSemaphore:
             self._redis = redis.Redis.from_url(redis_url)
             self._script = self._redis.register_script(_ACQUIRE)
         self._local: dict[str, threading.BoundedSemaphore] = {}
+        self._take_locks: dict[str, threading.Lock] = {}
         self._local_lock = threading.Lock()
 
-    def acquire(self, mailbox: str) -> Callable[[], None]:
-        """Block until a slot is free; return the function that releases it."""
+    def acquire(self, mailbox: str, count: int = 1) -> Callable[[], None]:
+        """Block until ``count`` slots are free (taken together); return the function that
+        releases them."""
+        count = max(1, min(count, self.limit))
         if self._redis is None:
             with self._local_lock:
                 sem = self._local.setdefault(mailbox, threading.BoundedSemaphore(self.limit))
-            if not sem.acquire(timeout=self.wait):
+                take_lock = self._take_locks.setdefault(mailbox, threading.Lock())
+            # One taker of a mailbox at a time, so two multi-slot takers never hold a part each.
+            taken = 0
+            deadline = time.monotonic() + self.wait
+            with take_lock:
+                while taken < count and sem.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    taken += 1
+            if taken < count:
+                for _ in range(taken):
+                    sem.release()
                 raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
-            return sem.release
+
+            def release_local() -> None:
+                for _ in range(count):
+                    sem.release()
+
+            return release_local
         key = self.prefix + mailbox
         token = uuid.uuid4().hex
+        members = [f"{token}:{i}" for i in range(1, count + 1)]
         deadline = time.monotonic() + self.wait
         delay = 0.01
         while True:
             now = time.time()
-            if self._script(keys=[key], args=[now, now + self.lease, self.limit, token]):
-                return lambda: self._redis.zrem(key, token)
+            if self._script(keys=[key], args=[now, now + self.lease, self.limit, token, count]):
+                return lambda: self._redis.zrem(key, *members)
             if time.monotonic() > deadline:
                 raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
             time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
@@ -294,6 +319,11 @@ class GraphClient:
                 return self._token()
         return self._token()
 
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """How long to wait before attempt ``attempt + 1``: Retry-After when given, else
+        exponential back-off with full jitter."""
+        return self._backoff(attempt, retry_after)
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             # Honour the server; a little jitter keeps a crowd of workers from returning in step.
@@ -311,7 +341,11 @@ class GraphClient:
         headers: dict | None = None,
         mailbox: str | None = None,
         slots: Iterable[str] | None = None,
+        attempts: int | None = None,
     ) -> GraphResponse:
+        """``attempts`` overrides ``max_attempts`` for this call (1: no retries — a create
+        whose first try may have landed is looked up before it is sent again)."""
+        max_attempts = attempts or self.max_attempts
         method = method.upper()
         mailbox = (mailbox or mailbox_of(path)).lower()
         template = path_template(path)
@@ -326,7 +360,8 @@ class GraphClient:
             req_headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
             if headers:
                 req_headers.update(headers)
-            release = [self.semaphore.acquire(m) for m in sorted(set(slots or ([mailbox] if mailbox else [])))]
+            wanted = Counter(slots if slots is not None else ([mailbox] if mailbox else []))
+            release = [self.semaphore.acquire(m, wanted[m]) for m in sorted(wanted)]  # sorted: no two takers wait on each other
             started = time.monotonic()
             status = 0
             try:
@@ -358,7 +393,7 @@ class GraphClient:
                     continue
             if not error.transient:
                 raise error
-            if attempt >= self.max_attempts:
+            if attempt >= max_attempts:
                 raise error
             self.sleep(self._backoff(attempt, error.retry_after))
 
@@ -412,13 +447,41 @@ class GraphClient:
         return [item for page in self.pages(path, params=params, **kw) for item in page.get("value", [])]
 
     # 4. $batch -------------------------------------------------------------------------
+    @staticmethod
+    def batch_groups(items: list[BatchItem], *, per_mailbox: int = MAILBOX_CONCURRENCY, size: int = BATCH_LIMIT) -> list[list[int]]:
+        """The items' indexes packed into batches of at most ``size`` requests and at most
+        ``per_mailbox`` requests for any one mailbox. Graph runs a batch's requests
+        concurrently and throttles each against its mailbox's limit of 4 concurrent requests
+        (https://learn.microsoft.com/en-us/graph/json-batching#throttling-and-batching), so
+        a batch of 20 for one room invites 16 per-request 429s. First fit keeps the order."""
+        groups: list[list[int]] = []
+        counts: list[Counter] = []
+        for i, item in enumerate(items):
+            mailbox = mailbox_of(item.url)
+            for group, count in zip(groups, counts, strict=True):
+                if len(group) < size and (not mailbox or count[mailbox] < per_mailbox):
+                    break
+            else:
+                group, count = [], Counter()
+                groups.append(group)
+                counts.append(count)
+            group.append(i)
+            if mailbox:
+                count[mailbox] += 1
+        return groups
+
     def batch(self, items: list[BatchItem]) -> list[GraphResponse | GraphError]:
-        """Run ``items`` through ``/$batch`` (20 per request); return one result per item,
-        in order: a ``GraphResponse`` or the ``GraphError`` for that item. Items that were
-        throttled inside a batch are retried in a later batch, honouring Retry-After."""
+        """Run ``items`` through ``/$batch``; return one result per item, in order: a
+        ``GraphResponse`` or the ``GraphError`` for that item.
+
+        1. Items are grouped (``batch_groups``): at most 20 per batch, at most 4 per mailbox;
+        2. each batch holds one request slot per item of each mailbox it carries (the
+           per-mailbox semaphore counts what Graph counts);
+        3. items throttled inside a batch (a per-item 429/503/504) are sent again in a
+           later batch after their ``Retry-After`` (or a back-off), up to ``max_attempts``."""
         results: list[GraphResponse | GraphError | None] = [None] * len(items)
-        for offset in range(0, len(items), BATCH_LIMIT):
-            pending = list(range(offset, min(offset + BATCH_LIMIT, len(items))))
+        for group in self.batch_groups(items):
+            pending = group
             attempt = 0
             while pending:
                 attempt += 1
@@ -428,8 +491,9 @@ class GraphClient:
                         else ({"headers": items[i].headers} if items[i].headers else {}))}
                     for i in pending
                 ]}
-                mailboxes = {mailbox_of(items[i].url) for i in pending} - {""}
-                body = self.request("POST", "/$batch", json=payload, mailbox=",".join(sorted(mailboxes)) or "-", slots=mailboxes).body
+                slots = [m for m in (mailbox_of(items[i].url) for i in pending) if m]
+                label = ",".join(sorted(set(slots))) or "-"
+                body = self.request("POST", "/$batch", json=payload, mailbox=label, slots=slots).body
                 retry_after = 0.0
                 again = []
                 for answer in (body or {}).get("responses", []):
@@ -440,7 +504,8 @@ class GraphClient:
                         results[i] = GraphResponse(status, headers, answer.get("body"))
                         continue
                     err = (answer.get("body") or {}).get("error", {}) if isinstance(answer.get("body"), dict) else {}
-                    error = error_for(status, err.get("code", ""), err.get("message", ""), retry_after=parse_retry_after(headers.get("Retry-After")))
+                    retry_header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+                    error = error_for(status, err.get("code", ""), err.get("message", ""), retry_after=parse_retry_after(retry_header))
                     results[i] = error
                     if error.transient and attempt < self.max_attempts:
                         again.append(i)

@@ -31,7 +31,10 @@ class CalendarProvider(models.Model):
     """An Exchange Online tenant and the app registration the product uses there."""
 
     name = models.CharField(max_length=120, unique=True)
-    active = models.BooleanField(default=False, help_text="Only one provider can be active at a time.")
+    active = models.BooleanField(default=False, help_text="Several providers can be active: each building names its own (else the default one serves it).")
+    is_default = models.BooleanField(
+        default=False, help_text="Serves the buildings that name no provider (at most one). Without one, the first active provider by name does."
+    )
     tenant_id = models.CharField(max_length=120, help_text="Directory (tenant) id or domain, e.g. contoso.onmicrosoft.com.")
     client_id = models.CharField(max_length=120, help_text="Application (client) id of the app registration.")
     client_secret_encrypted = models.TextField(blank=True, default="", editable=False)
@@ -69,12 +72,12 @@ class CalendarProvider(models.Model):
     class Meta:
         ordering = ["-active", "name"]
         constraints = [
-            # active_provider() relies on there being at most one.
-            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="calendarprovider_one_active"),
+            # providers.default_provider() relies on there being at most one default.
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="calendarprovider_one_default"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name}{' (active)' if self.active else ''}"
+        return f"{self.name}{' (active)' if self.active else ''}{' (default)' if self.is_default else ''}"
 
     def __repr__(self) -> str:  # never the secret
         return f"<CalendarProvider {self.pk} {self.name!r} tenant={self.tenant_id!r}>"
@@ -149,8 +152,8 @@ class CalendarProvider(models.Model):
             setattr(self, field_name, (getattr(self, field_name) or "").strip().lower())
         self.tenant_id = (self.tenant_id or "").strip()
         self.client_id = (self.client_id or "").strip()
-        if self.active and CalendarProvider.objects.filter(active=True).exclude(pk=self.pk).exists():
-            errors["active"] = ["Another calendar provider is active; deactivate it first (only one can be active)."]
+        if self.is_default and CalendarProvider.objects.filter(is_default=True).exclude(pk=self.pk).exists():
+            errors["is_default"] = ["Another calendar provider is the default; unflag it first (only one can be the default)."]
         if errors:
             raise ValidationError(errors)
 

@@ -18,6 +18,12 @@ lists this under Personal mode; elsewhere a blocker follows its mode's row).
 Personal mode, a user changing a reservation whose meeting lives in another
 mailbox (sync mailbox ``other``): the system credential keeps acting on it — the
 employee's own token can't reach that mailbox.
+
+Where the plan's mailbox is an employee's calendar and none of the provider's own
+credentials can write there (the delegated user is a delegate of the rooms only, and
+app-only is missing or refused by an application access policy), ``fallback_plan``
+gives the table's answer for an employee without a mailbox: the organizer account
+organizes, the employee is invited (sync mailbox ``other``).
 """
 
 from dataclasses import dataclass
@@ -159,3 +165,15 @@ def _service_account_plan(accounts: ProviderAccounts) -> SyncPlan:
         credential=Credential.SYSTEM, token_user="", mailbox=account, sync_mailbox="other",
         organizer=account, organizer_is_room=False, employee_role="attendee",
     )
+
+
+def fallback_plan(plan: SyncPlan, accounts: ProviderAccounts) -> SyncPlan | None:
+    """The plan when nothing can write into ``plan.mailbox`` (an employee's calendar): the
+    service account organizes and the employee is invited. None when there is nothing to
+    fall back to (the plan isn't the employee's calendar, or no service account)."""
+    account = accounts.service_account
+    if plan.credential is not Credential.SYSTEM or plan.sync_mailbox != "user" or not account:
+        return None
+    if account.lower() == plan.mailbox.lower():
+        return None
+    return _service_account_plan(accounts)

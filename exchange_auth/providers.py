@@ -1,4 +1,13 @@
-"""Which calendar provider is in use."""
+"""Which calendar provider serves a room or a mailbox (SPEC §7 "Several providers").
+
+Each building may name its provider (``workplace.Building.calendar_provider``, a string
+reference: workplace imports nothing of ours); a building without one, and everything
+that belongs to no building, is served by the **default provider**: the active provider
+flagged ``is_default`` (at most one: a partial unique constraint), else — an instance with
+one active provider, as before — the only active one. Several providers may be active
+at once (two Microsoft 365 tenants, or a region on another cloud)."""
+
+from __future__ import annotations
 
 from exchange_auth.models import CalendarProvider
 
@@ -7,9 +16,53 @@ class NoActiveProvider(LookupError):
     """No calendar provider is active: nothing syncs until an admin activates one."""
 
 
+def active_providers() -> list[CalendarProvider]:
+    """Every active provider, the default first."""
+    return list(CalendarProvider.objects.filter(active=True).order_by("-is_default", "name"))
+
+
+def default_provider() -> CalendarProvider | None:
+    """The active provider flagged default; else the first active one (by name); else None."""
+    return CalendarProvider.objects.filter(active=True).order_by("-is_default", "name").first()
+
+
 def active_provider() -> CalendarProvider | None:
-    """The active provider (at most one exists: a partial unique constraint), or None."""
-    return CalendarProvider.objects.filter(active=True).first()
+    """The default provider (what callers that work on no particular room or mailbox use)."""
+    return default_provider()
+
+
+def provider_for_building(building) -> CalendarProvider | None:
+    """The building's own provider when it names an active one, else the default provider."""
+    provider_id = getattr(building, "calendar_provider_id", None)
+    if provider_id:
+        found = CalendarProvider.objects.filter(pk=provider_id, active=True).first()
+        if found is not None:
+            return found
+    return default_provider()
+
+
+def provider_for_room(room) -> CalendarProvider | None:
+    """The provider of the room's building (else the default one)."""
+    if room is None:
+        return default_provider()
+    return provider_for_building(room.building)
+
+
+def provider_for_mailbox(mailbox: str, *, rooms=None) -> CalendarProvider | None:
+    """The provider a mailbox belongs to: the provider of the room with that mailbox (the
+    caller passes ``rooms``, a queryset or list of objects with ``mailbox`` and ``building``:
+    exchange_auth knows no rooms), or the provider whose delegated user or organizer
+    account it is, else the default provider."""
+    mailbox = (mailbox or "").lower()
+    if rooms is not None:
+        for room in rooms:
+            if (room.mailbox or "").lower() == mailbox:
+                return provider_for_room(room)
+    for provider in active_providers():
+        if mailbox and mailbox in {(provider.organizer_account or "").lower(), (provider.delegated_user_email or "").lower(),
+                                   (provider.delegated_connected_as or "").lower()}:
+            return provider
+    return default_provider()
 
 
 def require_active_provider() -> CalendarProvider:

@@ -201,7 +201,7 @@ class Calendar:
         fields = parse_fields(self.store, payload, creating=True)
         mb = self.store.mailboxes[owner.id]
         txn = fields.get("transaction_id")
-        if txn and txn in mb.transactions and mb.transactions[txn] in mb.events:
+        if txn and self.store.config.get("transaction_dedupe", True) and txn in mb.transactions and mb.transactions[txn] in mb.events:
             return mb.events[mb.transactions[txn]], False
         self._check_times(fields["start"], fields["end"])
         t = now()

@@ -40,6 +40,10 @@ DEFAULT_CONFIG = {
     "delta_page_size": 100,
     "page_size": 10,  # calendarView/events default page size, as Graph's
     "redirect_uris": [],  # extra redirect URIs accepted for every app
+    # A repeated POST with a known transactionId returns the first event. Graph documents
+    # transactionId only as avoiding redundant POSTs, not what a duplicate gets: false makes
+    # a repeat create a second event (stricter), so clients can't lean on it.
+    "transaction_dedupe": True,
 }
 
 

@@ -115,7 +115,44 @@ def load_empty(store: Store) -> Store:
     return store
 
 
-SEEDS = {"demo": load_demo, "empty": load_empty}
+# A second tenant, for instances serving two Microsoft 365 tenants (one emulator process per
+# tenant, as each tenant is its own directory and Graph endpoint for the product).
+FABRIKAM_TENANT_ID = "0b9a7c1d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+FABRIKAM_TENANT_NAME = "fabrikam"
+FABRIKAM_DOMAIN = "fabrikam.example"
+FABRIKAM_CLIENT_ID = "wsd-fabrikam-client"
+FABRIKAM_CLIENT_SECRET = "fabrikam-secret"
+
+
+def load_fabrikam(store: Store) -> Store:
+    """Tenant fabrikam: dana@ (employee), reservations@ (delegated user / organizer account, a
+    delegate of the rooms), rooms hudson@ and liberty@; app wsd-fabrikam-client."""
+    store.tenant_id = FABRIKAM_TENANT_ID
+    store.tenant_name = FABRIKAM_TENANT_NAME
+    store.domain = FABRIKAM_DOMAIN
+    people = [
+        _user(f"dana@{FABRIKAM_DOMAIN}", "Dana Dorn", "Dana", "Dorn", "Engineer"),
+        _user(f"reservations@{FABRIKAM_DOMAIN}", "Room Reservations", None, None, "Service account"),
+    ]
+    rooms = [_room(f"hudson@{FABRIKAM_DOMAIN}", "Hudson", 10, 1), _room(f"liberty@{FABRIKAM_DOMAIN}", "Liberty", 4, 2)]
+    for u in people + rooms:
+        u.time_zone = "Eastern Standard Time"
+        if u.room:
+            u.room.update(building="Harbor", roomList=f"harbor-rooms@{FABRIKAM_DOMAIN}")
+        store.add_user(u)
+    delegate = store.by_upn[f"reservations@{FABRIKAM_DOMAIN}"]
+    for u in rooms:
+        store.mailboxes[u.id].delegates = [delegate.id]
+    store.apps[FABRIKAM_CLIENT_ID] = App(
+        client_id=FABRIKAM_CLIENT_ID, secret=FABRIKAM_CLIENT_SECRET, display_name="Workplace Space (Fabrikam)",
+        app_roles=list(DEMO_APP_ROLES), delegated_scopes=list(DEMO_DELEGATED_SCOPES), redirect_uris=[],
+    )
+    for u in people:
+        store.grant_consent(u.id, FABRIKAM_CLIENT_ID, DEMO_DELEGATED_SCOPES)
+    return store
+
+
+SEEDS = {"demo": load_demo, "empty": load_empty, "fabrikam": load_fabrikam}
 
 
 def apply_seed_payload(store: Store, payload: dict) -> dict:

@@ -28,7 +28,7 @@ from django.db.models import prefetch_related_objects
 
 from exchange_auth import credentials, properties
 from exchange_auth.modes import Mode, PlanError, is_user_triggered, plan_sync
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_provider, provider_for_room
 from reservations.exceptions import EditNotAllowed, RuleViolation
 from reservations.models import Kind, Origin, SyncMailbox
 
@@ -59,7 +59,26 @@ class Lookups:
 
     @cached_property
     def provider(self):
+        """The default provider (the one employees connect their Outlook through)."""
         return active_provider()
+
+    @cached_property
+    def _providers(self) -> dict:
+        return {}
+
+    def provider_for(self, room):
+        """The provider of ``room``'s building (else the default one), looked up once per building."""
+        if room is None:
+            return self.provider
+        key = room.building_id
+        if key not in self._providers:
+            # A building naming no provider is the default's: the lookup already made serves it.
+            self._providers[key] = provider_for_room(room) if room.building.calendar_provider_id else self.provider
+        return self._providers[key]
+
+    def rooms_organize_in(self, room) -> bool:
+        provider = self.provider_for(room)
+        return bool(provider and provider.rooms_organize_own_meetings)
 
     @cached_property
     def has_token(self) -> bool:
@@ -313,7 +332,7 @@ def effective_sync_mailbox(reservation, *, lookups: Lookups | None = None) -> st
     if not room.is_synced:
         return ""
     lookups = lookups or Lookups()
-    provider = lookups.provider
+    provider = lookups.provider_for(room)
     if provider is None:
         return ""
     requester, requested_for = reservation.requested_by, reservation.requested_for
@@ -343,7 +362,7 @@ def _multi_room_violation(lookups: Lookups, room, rooms_count) -> RuleViolation 
 def _room_organizes(lookups: Lookups, room) -> bool:
     if lookups.mode is not Mode.STRICT or not room.has_mailbox:
         return False
-    return lookups.rooms_organize
+    return lookups.rooms_organize_in(room)
 
 
 def _product_can_choose_on_cancel(lookups: Lookups, reservation) -> bool:
@@ -361,7 +380,7 @@ def _product_can_choose_on_cancel(lookups: Lookups, reservation) -> bool:
 
 def _room_change_note(lookups: Lookups, reservation) -> str:
     """What moving the reservation to another room does to its Outlook meeting (SPEC §3)."""
-    if lookups.mode is Mode.STRICT and lookups.rooms_organize:
+    if lookups.mode is Mode.STRICT and lookups.rooms_organize_in(reservation.room):
         return ("Rooms organize their own meetings: moving to another room with a mailbox cancels this meeting and "
                 "that room sends everyone a new invitation. Moving to a room without a mailbox keeps the meeting.")
     if reservation.room.is_synced or reservation.event_id:

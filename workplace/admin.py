@@ -17,8 +17,15 @@ class FloorInline(admin.TabularInline):
 
 @admin.register(Building)
 class BuildingAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "timezone", "address"]
+    list_display = ["name", "code", "timezone", "address", "provider_shown"]
+    list_select_related = ["calendar_provider"]
+    list_filter = ["calendar_provider"]
     search_fields = ["name", "code", "address"]
+
+    @admin.display(description="Calendar provider", ordering="calendar_provider__name")
+    def provider_shown(self, obj) -> str:
+        """The building's own provider, or that the default one serves it."""
+        return str(obj.calendar_provider.name) if obj.calendar_provider_id else "(default provider)"
     prepopulated_fields = {"code": ["name"]}
     inlines = [FloorInline]
 

@@ -21,6 +21,12 @@ class Building(models.Model):
     code = models.SlugField(max_length=40, unique=True)
     address = models.CharField(max_length=255, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # The calendar provider (Microsoft 365 tenant) whose Exchange holds this building's rooms;
+    # empty: the default provider. A string reference: workplace imports nothing of exchange_auth.
+    calendar_provider = models.ForeignKey(
+        "exchange_auth.CalendarProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings",
+        help_text="The tenant whose Exchange holds this building's rooms; empty: the default calendar provider.",
+    )
 
     class Meta:
         ordering = ["name"]

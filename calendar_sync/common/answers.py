@@ -91,7 +91,7 @@ def meeting_of(reservation: Reservation) -> tuple[str, str]:
 def read_organizer_copy(reservation: Reservation) -> dict | None:
     """The organizer's copy of the reservation's meeting (where the room's answer shows), read
     now and applied to nothing: None when it is gone or cancelled, {} when it can't be read."""
-    active = provider()
+    active = provider(reservation.room)
     plan, actor = plan_for(SyncEvent(details={}), reservation, reservation.room, active)
     mailbox, event_id = meeting_of(reservation)
     if not event_id:

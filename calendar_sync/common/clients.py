@@ -12,6 +12,7 @@ import threading
 from exchange_auth import credentials
 from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, SyncPlan
+from workplace.models import Room
 
 _clients: dict[tuple, GraphClient] = {}
 _lock = threading.Lock()
@@ -81,6 +82,25 @@ def credential_client(provider, credential: str) -> GraphClient:
             client = GraphClient(token, base_url=provider.graph_base_url, credential_label=credential)
             _clients[key] = client
         return client
+
+
+def delegate_of(mailbox: str) -> bool:
+    """Whether the provider's delegated user is a delegate of ``mailbox``: SPEC §3 makes it
+    a delegate on the rooms (a room mailbox of the directory), not on people's calendars."""
+    return bool(mailbox) and Room.objects.filter(mailbox__iexact=mailbox).exists()
+
+
+def mailbox_reach(provider, mailbox: str) -> credentials.Reach:
+    """Which of the provider's own credentials act on ``mailbox``, best first, and why."""
+    return credentials.reach(provider, mailbox, delegate_of=delegate_of(mailbox))
+
+
+def mailbox_client(provider, mailbox: str, credential: str | None = None) -> GraphClient:
+    """The provider's own client for acting on ``mailbox``: ``credential`` when given, else the
+    first its reach names (the system client when none does: its token call then says why)."""
+    if credential is None:
+        credential = mailbox_reach(provider, mailbox).first
+    return credential_client(provider, credential)
 
 
 def reset() -> None:

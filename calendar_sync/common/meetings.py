@@ -81,6 +81,14 @@ def by_ical_uid(client: GraphClient, mailbox: str, ical_uid: str, *, select: str
     return client.collect(users_path(mailbox, "events"), params=params, headers=UTC_TIMES)
 
 
+def by_transaction_id(client: GraphClient, mailbox: str, transaction_id: str) -> dict | None:
+    """The event of ``mailbox`` a create with this ``transactionId`` made, if any (Graph filters
+    events on it like on any other string property)."""
+    params = {"$filter": f"transactionId eq '{transaction_id.replace(chr(39), chr(39) * 2)}'"}
+    found = client.collect(users_path(mailbox, "events"), params=params, headers=UTC_TIMES)
+    return found[0] if found else None
+
+
 def _instance_slot(inst: dict) -> datetime | None:
     """When an ``/instances`` entry was scheduled by the series (``originalStart``), as aware UTC."""
     raw = inst.get("originalStart") or (inst.get("start") or {}).get("dateTime")

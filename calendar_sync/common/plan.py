@@ -13,20 +13,26 @@ from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphClient
 from exchange_auth.modes import Credential, PlanError, ProviderAccounts, SyncPlan, plan_sync
-from exchange_auth.providers import active_provider
 from reservations.models import Reservation, SyncEvent
 from reservations.outbox import SyncEventDetails
 
-from .clients import client_for, system_plan
+from .clients import client_for, mailbox_client
+from .tenancy import provider_for_room
 
 
 class PermanentSyncError(Exception):
-    """Retrying won't help (no provider, no account for the plan, reconnect needed...)."""
+    """Retrying won't help (no provider, no account for the plan, reconnect needed...).
+    ``cause`` names what the admins would fix (the alert's dedupe key)."""
+
+    def __init__(self, message: str = "", *, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause
 
 
-def provider():
-    """The active calendar provider; a sync event can't be pushed without one."""
-    found = active_provider()
+def provider(room=None):
+    """The calendar provider of ``room`` (its building's, else the default one); a sync event
+    can't be pushed without one."""
+    found = provider_for_room(room)
     if found is None:
         raise PermanentSyncError("No calendar provider is active.")
     return found
@@ -81,10 +87,15 @@ def plan_for(event: SyncEvent, target, room, provider) -> tuple[SyncPlan, object
 def client_for_plan(plan: SyncPlan, provider, actor, link_mailbox: str = "") -> GraphClient:
     """The plan's credential — except that a meeting living in another mailbox than the
     plan's (e.g. created by the REST API in the employee's calendar, now changed in the
-    portal in Personal mode) is changed with the system credential that reaches it."""
+    portal in Personal mode) is changed with the system credential that reaches it. The
+    system credential is the one that reaches the mailbox acted on (``mailbox_reach``: the
+    delegated user in its own mailbox and the rooms, app-only in people's calendars)."""
+    target = (link_mailbox or plan.mailbox or "").lower()
     if link_mailbox and plan.credential == Credential.PERSONAL and link_mailbox.lower() != plan.mailbox.lower():
-        return client_for(system_plan(link_mailbox), provider, None)
+        return mailbox_client(provider, target)
     try:
+        if plan.credential == Credential.SYSTEM and target:
+            return mailbox_client(provider, target)
         return client_for(plan, provider, actor)
     except CredentialError as exc:  # no token, or the person must reconnect: retrying won't help
         raise permanent(exc) from exc

@@ -25,11 +25,11 @@ from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.graph import BatchItem, GraphError, GraphResponse, NotFound, users_path
-from exchange_auth.providers import active_provider
 from workplace.models import Room
 
 from .. import conf
 from ..common.clients import system_client
+from ..common.tenancy import provider_for_mailbox
 from ..models import MailboxDeltaState, RoomEvent, WebhookNotification
 from . import organizer_calendar, room_calendar
 from .copies import SERIES_ICAL_UID, Copy, parse_copy
@@ -146,7 +146,7 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
     """Pull one subscribed mailbox and reconcile what changed. Raises ``MailboxBusy`` when
     another worker holds the mailbox (the caller retries shortly)."""
     mailbox = mailbox.lower()
-    provider = active_provider()
+    provider = provider_for_mailbox(mailbox)
     if provider is None:
         raise NoProvider("No active calendar provider.")
     target = _reconciler(mailbox, provider)
@@ -158,7 +158,7 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
         # Notifications received up to now are answered by this pull.
         answered = list(WebhookNotification.objects.filter(mailbox=mailbox, state=WebhookNotification.State.RECEIVED,
                                                             received_at__lte=started).values_list("pk", "change_type", "event_id"))
-        state, _ = MailboxDeltaState.objects.get_or_create(mailbox=mailbox)
+        state, _ = MailboxDeltaState.objects.get_or_create(provider=provider, mailbox=mailbox)
         client = system_client(provider)
         calls_before = client.calls
         window = sync_window(provider, nightly=nightly)
@@ -253,7 +253,7 @@ def _fresh(ctx) -> tuple[str, dict]:
 def recheck_deferred(mailbox: str) -> Counter:
     """Copies put aside because the product's own push was in flight: read each again."""
     mailbox = mailbox.lower()
-    provider = active_provider()
+    provider = provider_for_mailbox(mailbox)
     stats: Counter = Counter()
     target = _reconciler(mailbox, provider) if provider is not None else None
     if target is None:

@@ -17,12 +17,14 @@ from exchange_auth.modes import Mode
 from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
 
+from ..common import tenancy
 from ..models import Subscription
 
 
-def synced_mailboxes() -> list[str]:
-    """The synced rooms' mailboxes."""
-    return sorted({m.lower() for m in Room.objects.filter(sync_enabled=True).exclude(mailbox="").values_list("mailbox", flat=True)})
+def synced_mailboxes(provider=None) -> list[str]:
+    """The synced rooms' mailboxes (of ``provider``'s rooms when given: each tenant listens to its own)."""
+    rooms = tenancy.rooms_of(provider) if provider is not None else Room.objects.all()
+    return sorted({m.lower() for m in rooms.filter(sync_enabled=True).exclude(mailbox="").values_list("mailbox", flat=True)})
 
 
 def service_accounts(provider) -> list[str]:
@@ -38,7 +40,7 @@ def service_accounts(provider) -> list[str]:
 
 def organizer_mailboxes(provider, *, rooms: list[str] | None = None) -> list[str]:
     """The organizer mailbox(es) to subscribe to (rules 1–3 above)."""
-    rooms = synced_mailboxes() if rooms is None else rooms
+    rooms = synced_mailboxes(provider) if rooms is None else rooms
     accounts = [a for a in service_accounts(provider) if a not in rooms]
     if not rooms or not accounts:
         return []
@@ -64,7 +66,7 @@ def _someone_without_mailbox() -> bool:
 
 def subscribed_mailboxes(provider) -> dict[str, str]:
     """{mailbox: Subscription.Kind} of every mailbox that should have a live subscription."""
-    rooms = synced_mailboxes()
+    rooms = synced_mailboxes(provider)
     wanted = dict.fromkeys(rooms, Subscription.Kind.ROOM)
     for mailbox in organizer_mailboxes(provider, rooms=rooms):
         wanted.setdefault(mailbox, Subscription.Kind.ORGANIZER)

@@ -18,10 +18,11 @@ from collections import Counter
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_providers
 from workplace.models import Building, Room
 
 from .. import conf
+from ..common.tenancy import provider_for_mailbox
 from ..models import NightlyRun
 from . import delta, mailboxes
 
@@ -86,14 +87,16 @@ def run_building(building: Building, *, run: NightlyRun | None = None, progress=
 
 def organizer_mailboxes() -> list[str]:
     """The organizer mailboxes the nightly pass (and ``sync_calendars``) covers: those subscribed."""
-    provider = active_provider()
-    return mailboxes.organizer_mailboxes(provider) if provider is not None and provider.active else []
+    found = []
+    for provider in active_providers():
+        found += [m for m in mailboxes.organizer_mailboxes(provider) if m not in found]
+    return found
 
 
 def claim_mailbox(mailbox: str, local_date: dt.date) -> NightlyRun | None:
     try:
         with transaction.atomic():
-            return NightlyRun.objects.create(mailbox=mailbox.lower(), local_date=local_date)
+            return NightlyRun.objects.create(mailbox=mailbox.lower(), local_date=local_date, provider=provider_for_mailbox(mailbox))
     except IntegrityError:
         return None  # done tonight already (another building's pass, or another beat)
 

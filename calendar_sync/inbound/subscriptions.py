@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from exchange_auth.credentials import CredentialError, app_token
 from exchange_auth.graph import AccessDenied, GraphError, NotFound
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_providers
 
 from .. import conf
 from ..common.clients import credential_client
@@ -199,8 +199,14 @@ def subscription_delete(*, subscription: Subscription) -> None:
 
 
 def subscription_ensure_all(*, pulls: Pulls, provider=None) -> dict:
-    """Create what is missing, renew what expires soon, drop what is no longer wanted."""
-    provider = provider or active_provider()
+    """Create what is missing, renew what expires soon, drop what is no longer wanted — for
+    ``provider``, else for every active provider (each subscribes its own rooms, in its tenant)."""
+    if provider is None:
+        totals = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
+        for each in active_providers():
+            for key, value in subscription_ensure_all(pulls=pulls, provider=each).items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
     counts = {"created": 0, "renewed": 0, "deleted": 0, "failed": 0, "polling": 0}
     if provider is None or not provider.active:
         return counts

@@ -19,7 +19,7 @@ from django.db import transaction
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_providers
 
 from .. import conf
 from ..models import Subscription, WebhookNotification
@@ -133,7 +133,7 @@ def ensure_subscriptions() -> dict:
 def poll_unsubscribed() -> list[str]:
     """Beat (every CALENDAR_SYNC_POLL_SECONDS): a pull of each mailbox that couldn't be
     subscribed (its ``polling`` row): the same coalesced pull a notification queues."""
-    mailboxes = polling.polled_mailboxes(active_provider())
+    mailboxes = sorted({m for provider in active_providers() for m in polling.polled_mailboxes(provider)})
     for mailbox in mailboxes:
         request_pull(mailbox)
     return mailboxes

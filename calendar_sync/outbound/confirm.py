@@ -73,12 +73,12 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) ->
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
-    active = provider()
     clients: dict[int, object] = {}
     # (client, mailbox, event id) -> the reservations that meeting answers for
     meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
     for reservation in reservations:
         mailbox, event_id = meeting_of(reservation)
+        active = provider(reservation.room)
         fake_event = SyncEvent(details={"system": False})
         plan, actor = plan_for(fake_event, reservation, reservation.room, active)
         try:
@@ -134,6 +134,22 @@ def pending_answers(max_age_seconds: float | None = None) -> int:
 ROOM_COPY_SELECT = "id,iCalUId,seriesMasterId,type,isCancelled,responseStatus"
 
 
+def batch_per_provider(reservations: list[Reservation], items: list[BatchItem]) -> list:
+    """``items[i]`` (about ``reservations[i]``'s room) run by the system client of that room's
+    provider: each tenant's rooms are read in their own tenant. One answer per item, in order."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    found: dict[int, object] = {}
+    for i, reservation in enumerate(reservations):
+        active = provider(reservation.room)
+        found[active.pk] = active
+        groups[active.pk].append(i)
+    answers: list = [None] * len(items)
+    for pk, indexes in groups.items():
+        for i, answer in zip(indexes, system_client(found[pk]).batch([items[i] for i in indexes]), strict=True):
+            answers[i] = answer
+    return answers
+
+
 def check_room_calendars() -> dict:
     """The 10-minute check: each awaiting meeting must be on its room's calendar (or, if the
     room hasn't answered, still on the organizer's); a meeting gone → ``conflicted``.
@@ -146,14 +162,13 @@ def check_room_calendars() -> dict:
     reservations = list(_awaiting().filter(room__mailbox__gt=""))
     if not reservations:
         return counts
-    client = system_client(provider())
     items = []
     for r in reservations:
         window = {"startDateTime": (r.start - timedelta(minutes=1)).isoformat(), "endDateTime": (r.end + timedelta(minutes=1)).isoformat()}
         query = "&".join(f"{k}={v.replace('+', '%2B')}" for k, v in window.items())
         items.append(BatchItem("GET", users_path(r.room.mailbox, "calendarView") + f"?{query}&$select={ROOM_COPY_SELECT}"))
-    answers = client.batch(items)
-    masters = _series_ical_uids(client, reservations, answers, counts)
+    answers = batch_per_provider(reservations, items)
+    masters = _series_ical_uids(reservations, answers, counts)
     for reservation, answer in zip(reservations, answers, strict=True):
         counts["checked"] += 1
         if not isinstance(answer, GraphResponse):
@@ -182,20 +197,23 @@ def check_room_calendars() -> dict:
     return counts
 
 
-def _series_ical_uids(client, reservations, answers, counts: dict) -> dict[tuple[str, str], str]:
-    """(room mailbox, master id) → the series master's iCalUId, for the occurrences the reads met."""
-    wanted: list[tuple[str, str]] = []
+def _series_ical_uids(reservations, answers, counts: dict) -> dict[tuple[str, str], str]:
+    """(room mailbox, master id) → the series master's iCalUId, for the occurrences the reads met
+    (each read in its room's tenant)."""
+    wanted: dict[tuple[str, str], Reservation] = {}
     for reservation, answer in zip(reservations, answers, strict=True):
         if not isinstance(answer, GraphResponse):
             continue
         mailbox = reservation.room.mailbox.lower()
         for e in (answer.body or {}).get("value", []):
             key = (mailbox, e.get("seriesMasterId") or "")
-            if key[1] and key not in wanted:
-                wanted.append(key)
+            if key[1]:
+                wanted.setdefault(key, reservation)
     if not wanted:
         return {}
-    found = client.batch([BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=id,iCalUId") for mailbox, master_id in wanted])
+    found = batch_per_provider(
+        list(wanted.values()), [BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=id,iCalUId") for mailbox, master_id in wanted],
+    )
     out = {}
     for key, answer in zip(wanted, found, strict=True):
         if isinstance(answer, GraphResponse):

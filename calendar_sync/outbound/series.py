@@ -35,6 +35,7 @@ from .single import (
     comment,
     created_link,
     keeps_meeting,
+    post_create,
     release_room_payload,
     summary,
 )
@@ -61,20 +62,19 @@ def _series_attendees(series: ReservationSeries, event: SyncEvent | None = None)
 def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict | PushResult:
     if series.event_id:
         return {"note": "already linked", "event_id": series.event_id}
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     attendees, body_text = _series_attendees(series)
-    body = payloads.series_create_payload(series, plan, room=series.room, attendees=attendees, sync_event_id=event.pk, body=body_text)
-    event.request_payload = body
-    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
-    client = client_for_plan(plan, active, actor)
-    created = client.post(users_path(plan.mailbox, "events"), json=body)
+    created, plan, why = post_create(
+        event, plan, active, actor,
+        lambda p: payloads.series_create_payload(series, p, room=series.room, attendees=attendees, sync_event_id=event.pk, body=body_text),
+    )
     # The master's link, the meeting's home on every occurrence (their own instance ids are
     # looked up when one changes) and the room's answer on the waiting ones: recorded by the
     # worker with the event's end (``series_record_push``: one transaction).
     answer = room_answer_in(series.room, created, organizer_is_room=plan.organizer_is_room)
     waiting = not answer and series.occurrences.filter(state=State.AWAITING_CONFIRMATION).exists()
-    return PushResult(summary(created, answer=PENDING_ANSWER if waiting else answer or None), link=created_link(created, plan), answer=answer)
+    return PushResult({**summary(created, answer=PENDING_ANSWER if waiting else answer or None), **why}, link=created_link(created, plan), answer=answer)
 
 
 def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
@@ -89,7 +89,7 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
         return _end_series(event, series)
     if not series.event_id:
         return push_series_create(event, series)
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     attendees, body_text = _series_attendees(series, event)
     reference = _series_reference(series, event)
@@ -121,7 +121,7 @@ def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:
         return {"note": "no meeting in Exchange"}
     details = SyncEventDetails.of(event)
     end_date = details.ends_on
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     body = {"recurrence": payloads.recurrence_ending(series, end_date)}
@@ -156,7 +156,7 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
        else the whole meeting is cancelled."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     cancelled_ids = SyncEventDetails.of(event).reservation_ids
@@ -249,7 +249,7 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
         if event.type == SyncEvent.Type.DELETE:
             return {"note": "series not in Exchange yet"}
         raise PermanentSyncError("The series hasn't reached Exchange; re-process the series' create first.")
-    active = provider()
+    active = provider(series.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     instance_id = reservation.event_id if reservation.event_id and reservation.event_id != series.event_id else ""

@@ -9,10 +9,11 @@ answer with the event's end, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from exchange_auth.graph import users_path
-from exchange_auth.modes import SyncPlan
+from exchange_auth.graph import AccessDenied, GraphError, users_path
+from exchange_auth.modes import Credential, SyncPlan, fallback_plan
 from reservations import rules
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.outbox import SyncEventDetails
@@ -21,8 +22,15 @@ from workplace.models import Room
 
 from ..common import meetings, outcomes
 from ..common.answers import answer_in, apply_room_answer
-from ..common.clients import system_plan
-from ..common.plan import client_for_plan, linked_plan, plan_for, provider, timezone_of
+from ..common.clients import mailbox_client, mailbox_reach, system_plan
+from ..common.plan import (
+    PermanentSyncError,
+    client_for_plan,
+    linked_plan,
+    plan_for,
+    provider,
+    timezone_of,
+)
 from . import payloads
 
 PENDING_ANSWER = "pending"
@@ -72,23 +80,116 @@ def push_create(event: SyncEvent, reservation: Reservation) -> dict | PushResult
         return {"note": "already linked", "event_id": reservation.event_id}
     if reservation.state in (State.CANCELLED, State.REJECTED) or reservation.origin == Origin.EXCHANGE:
         return {"note": f"not created: reservation is {reservation.state}, origin {reservation.origin}"}
-    active = provider()
+    active = provider(reservation.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     return _create_meeting(event, reservation, plan, active, actor)
 
 
 def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, active, actor) -> PushResult:
-    """One POST. Its link and the room's answer (when the response carries it) are recorded by
-    the worker with the event's end (``reservation_record_push``: one transaction)."""
-    body = payloads.create_payload(reservation, plan, tz_name=timezone_of(reservation.room), sync_event_id=event.pk)
-    event.request_payload = body
-    SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
-    client = client_for_plan(plan, active, actor)
-    created = client.post(users_path(plan.mailbox, "events"), json=body)
+    """One POST (``post_create``: with a credential that can write where the plan says, else
+    the mode table's fallback). Its link and the room's answer (when the response carries
+    it) are recorded by the worker with the event's end (``reservation_record_push``: one
+    transaction)."""
+    tz_name = timezone_of(reservation.room)
+    created, plan, why = post_create(
+        event, plan, active, actor,
+        lambda p: payloads.create_payload(reservation, p, tz_name=tz_name, sync_event_id=event.pk),
+    )
     link = created_link(created, plan)
     answer = answer_in(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
     pending = not answer and reservation.state == State.AWAITING_CONFIRMATION
-    return PushResult(summary(created, answer=PENDING_ANSWER if pending else answer), link=link, answer=answer)
+    return PushResult({**summary(created, answer=PENDING_ANSWER if pending else answer), **why}, link=link, answer=answer)
+
+
+def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Callable[[SyncPlan], dict]) -> tuple[dict, SyncPlan, dict]:
+    """POST a new meeting into the plan's mailbox; return Graph's answer, the plan it was made
+    with and why that credential (kept on the sync event).
+
+    1. The system credential is chosen per mailbox (``mailbox_reach``): the delegated user in
+       its own mailbox and the rooms it is a delegate of, app-only elsewhere; a credential
+       Graph refuses (403) gives way to the next one;
+    2. where none can write into an employee's calendar, the mode table's fallback
+       (``modes.fallback_plan``): the organizer account organizes, the employee is invited;
+    3. a personal token is never swapped for another identity (SPEC §3): its 403 stands."""
+    current, notes = plan, []
+    while True:
+        if current.credential == Credential.SYSTEM:
+            reach = mailbox_reach(active, current.mailbox)
+            candidates: tuple[str | None, ...] = reach.credentials
+            notes.append(f"{current.mailbox}: {reach.why}")
+        else:
+            candidates = (None,)
+        refused: AccessDenied | None = None
+        for credential in candidates:
+            body = make_body(current)
+            event.request_payload = body
+            SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+            client = client_for_plan(current, active, actor) if credential is None else mailbox_client(active, current.mailbox, credential)
+            try:
+                # A second attempt, or an admin's re-process of one that failed: the last may have landed.
+                created, found = create_once(client, current.mailbox, body, retried=event.attempts > 1 or bool(event.error))
+            except AccessDenied as exc:
+                refused = exc
+                notes.append(f"{credential} refused by Graph on {current.mailbox} ({exc.status} {exc.code})")
+                continue
+            why = {"credential": credential or str(current.credential), "credential_why": "; ".join(notes)}
+            if found:
+                why["found_by_transaction_id"] = body.get("transactionId", "")
+            if current is not plan:
+                why["fallback"] = (
+                    f"No credential could write to {plan.mailbox}'s calendar: the organizer account {current.organizer} "
+                    f"organizes the meeting and {plan.mailbox} is invited."
+                )
+            return created, current, why
+        fallback = fallback_plan(current, active.accounts) if current is plan else None
+        if fallback is None:
+            error = refused or PermanentSyncError(f"No credential can write to {notes[-1]}.", cause=f"no-credential:{current.sync_mailbox}")
+            error.mailbox = current.mailbox  # the admins' alert names it
+            raise error
+        current = fallback
+
+
+SETTLE_SECONDS = 2.0  # before looking a create up: a POST that timed out may still be landing
+
+
+def may_have_landed(error: GraphError) -> bool:
+    """No answer, or a 5xx other than 503: Graph may have made the meeting all the same.
+    (429 and 503 say the request was not processed.)"""
+    return error.status == 0 or (error.status >= 500 and error.status != 503)
+
+
+def create_once(client, mailbox: str, body: dict, *, retried: bool) -> tuple[dict, bool]:
+    """POST a new meeting so that a retry never makes a second one (SPEC §4); return the event
+    and whether it was found rather than made.
+
+    Graph documents ``transactionId`` only as avoiding redundant POSTs — not what a repeat
+    gets — so a POST that may have landed (``may_have_landed``: the client's own retries are
+    off for it) is looked up by its ``transactionId`` before it is sent again or the push
+    gives up; so is a create the worker retries (the last push may have died after Graph
+    made it). Throttling (429/503) is retried after Retry-After; a 4xx is Graph's answer."""
+    txn = body.get("transactionId") or ""
+    if retried and txn:
+        found = meetings.by_transaction_id(client, mailbox, txn)
+        if found:
+            return found, True
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return client.post(users_path(mailbox, "events"), json=body, attempts=1), False
+        except GraphError as exc:
+            landed = may_have_landed(exc)
+            if not (exc.transient or landed):
+                raise
+            if landed and txn:
+                client.sleep(max(SETTLE_SECONDS, min(exc.retry_after or 0.0, client.max_retry_after)))
+                found = meetings.by_transaction_id(client, mailbox, txn)
+                if found:
+                    return found, True
+            if not exc.transient or attempt >= client.max_attempts:
+                raise
+            if not landed:
+                client.sleep(client.backoff(attempt, exc.retry_after))
 
 
 def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:
@@ -107,7 +208,7 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult
         return {"note": "Outlook-origin meetings are not edited from the product"}
     if reservation.state == State.CANCELLED:
         return {"note": "reservation cancelled; its delete event cancels the meeting"}
-    active = provider()
+    active = provider(reservation.room)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     if not reservation.event_id:
         # The create never reached Exchange (error, or a crash before the link was stored): this update creates it.
@@ -168,7 +269,7 @@ def release_room_payload(target, plan: SyncPlan, *, attendees, requested_for) ->
 def push_cancel(event: SyncEvent, reservation: Reservation) -> dict:
     if not reservation.event_id and reservation.origin != Origin.EXCHANGE:
         return {"note": "no meeting in Exchange"}
-    active = provider()
+    active = provider(reservation.room)
     text = comment(event, "The room reservation was cancelled.")
     if reservation.origin == Origin.EXCHANGE:
         return _room_declines(reservation, active, text)

@@ -26,12 +26,13 @@ from django.utils import timezone
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
+from exchange_auth.providers import provider_for_room
 from reservations import services
-from reservations.models import Reservation, ReservationSeries, SyncEvent, SyncState
+from reservations.models import Reservation, ReservationSeries, State, SyncEvent, SyncState
 from reservations.outbox import SyncEventDetails
 
 from .. import conf
-from ..common import outcomes
+from ..common import outcomes, refusals
 from ..common.answers import declined_reason
 from ..common.notifications import notify_rejected
 from ..common.plan import PermanentSyncError, permanent
@@ -124,11 +125,11 @@ def process_sync_event(event_id: int, *, reprocess: bool = False) -> Outcome:
             return Outcome("processed")
         pushed = _dispatch(event)
     except GraphError as exc:
-        return _failed(event, str(exc), transient=exc.transient, retry_after=exc.retry_after, response=exc.as_dict())
+        return _failed(event, str(exc), transient=exc.transient, retry_after=exc.retry_after, response=exc.as_dict(), cause=exc)
     except PermanentSyncError as exc:
-        return _failed(event, str(exc), transient=False)
+        return _failed(event, str(exc), transient=False, cause=exc)
     except CredentialError as exc:
-        return _failed(event, str(permanent(exc)), transient=False)
+        return _failed(event, str(permanent(exc)), transient=False, cause=exc)
     except Exception as exc:
         logger.exception("sync event %s failed unexpectedly", event.pk)
         return _failed(event, f"{type(exc).__name__}: {exc}", transient=True)
@@ -187,7 +188,8 @@ def _tell_rejected(reservation_ids: list[int]) -> None:
         notify_rejected(reservation, reservation.state_reason)
 
 
-def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float | None = None, response=None) -> Outcome:
+def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float | None = None, response=None,
+            cause: BaseException | None = None) -> Outcome:
     now = timezone.now()
     attempts = SyncEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 0
     max_attempts = int(properties.get(properties.MAX_EVENT_RETRY_COUNT))
@@ -212,7 +214,35 @@ def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float
     for reservation in targets:
         if reservation is not None:
             outcomes.failed(reservation, error)
+    if not transient and cause is not None:
+        _refused(event, [r for r in targets if r is not None], cause, error)
     return Outcome("error")
+
+
+def _refused(event: SyncEvent, targets: list[Reservation], cause: BaseException, error: str) -> None:
+    """Exchange refused the push for good. A reservation whose meeting could not be made and
+    that waits for the room's answer would wait for nothing: it is rejected with a sentence
+    the employee understands (and mailed it); the admins are told once per cause."""
+    waiting = [r for r in targets if not r.event_id and not (r.series_id and r.series.event_id) and r.state == State.AWAITING_CONFIRMATION]
+    rejected = []
+    for reservation in waiting:
+        reason = refusals.employee_reason(cause, room_name=reservation.room.name)
+        if outcomes.mark_rejected(reservation, reason):
+            rejected.append(reservation.pk)
+    if not refusals.needs_admins(cause):
+        return
+    target = event.reservation or event.series
+    mailbox = getattr(cause, "mailbox", "") or (getattr(target, "mailbox", "") or "")
+    employee = (getattr(getattr(target, "requested_for", None), "email", "") or "").lower()
+    kind = "user" if mailbox and mailbox.lower() == employee else "other"
+    found = provider_for_room(target.room) if target is not None else None
+    provider_id = found.pk if found is not None else None
+    refusals.alert_admins_once(
+        refusals.cause_of(cause, provider_id=provider_id, mailbox_kind=kind),
+        "Bookings are not reaching Outlook",
+        f"Sync event {event.pk} ({event.type}) was refused for good: {error}\n\n{refusals.admin_advice(cause, mailbox=mailbox or 'the mailbox')}"
+        + (f"\n\n{len(rejected)} reservation(s) were rejected and their employees told." if rejected else ""),
+    )
 
 
 def _dispatch(event: SyncEvent):

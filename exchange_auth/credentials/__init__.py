@@ -5,6 +5,7 @@
 - ``msal_apps``: the msal applications and the token caches behind them;
 - ``tokens``: app-only, delegated-user and personal tokens, and the one a
   sync plan asks for;
+- ``reach``: which of the provider's own credentials can act on a mailbox;
 - ``flows``: the authorization-code sign-in that connects the delegated user
   or an employee's Outlook.
 
@@ -22,6 +23,7 @@ from exchange_auth.credentials.flows import (
     disconnect_personal,
 )
 from exchange_auth.credentials.msal_apps import forget_cached_apps
+from exchange_auth.credentials.reach import Reach, has_app_credential, reach
 from exchange_auth.credentials.tokens import (
     GraphToken,
     app_token,
@@ -36,6 +38,7 @@ __all__ = [
     "Connection",
     "CredentialError",
     "GraphToken",
+    "Reach",
     "ReconnectRequired",
     "app_token",
     "begin_auth_code_flow",
@@ -46,8 +49,10 @@ __all__ = [
     "disconnect_delegated_user",
     "disconnect_personal",
     "forget_cached_apps",
+    "has_app_credential",
     "has_personal_token",
     "personal_token",
+    "reach",
     "system_token",
     "token_for_plan",
     "translate_exception",

@@ -58,17 +58,19 @@ def test_missing_or_bad_key_fails_loudly(settings):
         crypto.encrypt("x")
 
 
-def test_only_one_active_provider_database_constraint(offline_provider):
-    second = CalendarProvider(name="Fabrikam", tenant_id="fabrikam", client_id="c", active=True)
+def test_only_one_default_provider_database_constraint(offline_provider):
+    CalendarProvider.objects.filter(pk=offline_provider.pk).update(is_default=True)
+    second = CalendarProvider(name="Fabrikam", tenant_id="fabrikam", client_id="c", active=True, is_default=True)
     with pytest.raises(IntegrityError), transaction.atomic():
         second.save()
 
 
-def test_only_one_active_provider_clear_validation_error(offline_provider):
-    second = CalendarProvider(name="Fabrikam", tenant_id="fabrikam", client_id="c", active=True)
+def test_only_one_default_provider_clear_validation_error(offline_provider):
+    CalendarProvider.objects.filter(pk=offline_provider.pk).update(is_default=True)
+    second = CalendarProvider(name="Fabrikam", tenant_id="fabrikam", client_id="c", active=True, is_default=True)
     with pytest.raises(ValidationError) as excinfo:
         second.full_clean()
-    assert "Another calendar provider is active" in str(excinfo.value.message_dict["active"])
+    assert "Another calendar provider is the default" in str(excinfo.value.message_dict["is_default"])
 
 
 def test_active_provider(db):

@@ -9,19 +9,19 @@ from calendar_sync.inbound.admin import polling_health
 from calendar_sync.inbound.subscriptions import notification_url
 from calendar_sync.inbound.tasks import subscriptions_ensure
 from calendar_sync.models import Subscription
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_providers
 
 
 class Command(BaseCommand):
     help = "Create, renew or delete change-notification subscriptions on the synced room mailboxes and the organizer mailbox."
 
     def handle(self, *args, **options):
-        provider = active_provider()
-        if provider is None:
+        providers = active_providers()
+        if not providers:
             raise CommandError("No calendar provider is active.")
         self.stdout.write(f"Notifications go to {notification_url()}")
-        counts = subscriptions_ensure(provider=provider)
-        for sub in Subscription.objects.filter(provider=provider, status__in=[Subscription.Status.ACTIVE, Subscription.Status.POLLING]):
+        counts = subscriptions_ensure()  # every active provider, each in its own tenant
+        for sub in Subscription.objects.filter(provider__in=providers, status__in=[Subscription.Status.ACTIVE, Subscription.Status.POLLING]):
             if sub.status == Subscription.Status.POLLING:
                 self.stdout.write(f"  {sub.mailbox} ({sub.get_kind_display()}): {polling_health(sub)}")
             else:
