@@ -22,9 +22,9 @@ from tests.calendar_sync.inbound_helpers import (
     outlook_meeting,
     outlook_reservations,
     room_copies,
-    wait_for,
 )
 from tests.factories import BuildingFactory, RoomFactory, UserFactory, days_ahead
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +39,8 @@ def fabrikam_server(emulator_server):
     """The Fabrikam tenant's emulator: its own process state and port, the session's CA."""
     from graph_emulator import EmulatorServer
 
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="fabrikam", state_dir=str(emulator_server.state_dir))
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="fabrikam", state_dir=str(emulator_server.state_dir),
+                         config={"http_notification_urls": "loopback"})  # the webhook is http://127.0.0.1 here
     srv.start()
     yield srv
     srv.stop()
