@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from exchange_auth import credentials, properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.models import CalendarProvider, PersonalToken
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import active_provider, active_providers
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,28 @@ def connection_status(user, provider: CalendarProvider | None) -> dict:
     return {"state": state, "token": row}
 
 
+def _chosen_provider(request: HttpRequest) -> CalendarProvider | None:
+    """The provider a connect/disconnect names (one tenant among several), else the default one."""
+    chosen = request.POST.get("provider", "")
+    if chosen.isascii() and chosen.isdigit():
+        return next((p for p in active_providers() if p.pk == int(chosen)), None)
+    return active_provider()
+
+
 @login_required
 @require_GET
 def connection(request: HttpRequest) -> HttpResponse:
+    """The employee's Outlook connection: one per tenant the company's rooms live in (most
+    companies have one); the default provider's first."""
     provider = active_provider()
+    others = [p for p in active_providers() if provider is None or p.pk != provider.pk]
     context = {
         "base_template": _base_template(),
         "provider": provider,
         "mode": properties.sync_mode(),
         "next": _safe_next(request, request.GET.get("next", "")),
         **connection_status(request.user, provider),
+        "other_tenants": [{"provider": p, **connection_status(request.user, p)} for p in others],
     }
     return render(request, "exchange_auth/connection.html", context)
 
@@ -65,8 +77,8 @@ def connection(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def connect(request: HttpRequest) -> HttpResponse:
-    """Start (or restart, to reconnect) the employee's sign-in to Outlook."""
-    provider = active_provider()
+    """Start (or restart, to reconnect) the employee's sign-in to Outlook, in the tenant named."""
+    provider = _chosen_provider(request)
     if provider is None:
         messages.error(request, "Outlook can't be connected: no calendar provider is configured.")
         return redirect("exchange_auth:connection")
@@ -77,7 +89,8 @@ def connect(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def disconnect(request: HttpRequest) -> HttpResponse:
-    removed = credentials.disconnect_personal(None, request.user)
+    chosen = request.POST.get("provider", "")
+    removed = credentials.disconnect_personal(_chosen_provider(request) if chosen else None, request.user)
     if removed:
         messages.success(request, "Outlook is disconnected. Synced rooms can't be booked in Personal mode until you connect again.")
     return redirect("exchange_auth:connection")

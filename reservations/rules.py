@@ -81,12 +81,19 @@ class Lookups:
         return bool(provider and provider.rooms_organize_own_meetings)
 
     @cached_property
-    def has_token(self) -> bool:
-        return credentials.has_personal_token(self.actor, self.provider)
+    def _connections(self) -> dict:
+        return {}
 
-    @cached_property
-    def needs_reconnect(self) -> bool:
-        return self.provider is not None and self.provider.personal_tokens.filter(user=self.actor, needs_reconnect=True).exists()
+    def connection_for(self, room) -> tuple[bool, bool]:
+        """(has a usable Outlook connection, must reconnect) in the tenant of ``room``'s
+        provider: an employee connects once per tenant they book in. Looked up once per provider."""
+        provider = self.provider_for(room)
+        key = provider.pk if provider is not None else None
+        if key not in self._connections:
+            usable = credentials.has_personal_token(self.actor, provider) if provider is not None else False
+            revoked = not usable and provider is not None and provider.personal_tokens.filter(user=self.actor, needs_reconnect=True).exists()
+            self._connections[key] = (usable, revoked)
+        return self._connections[key]
 
     @cached_property
     def blocker_user(self) -> str:
@@ -277,13 +284,13 @@ def _create_connection_violation(lookups: Lookups, room, kind, source, subsource
         return None
     if not is_user_triggered(source=source, subsource=subsource):
         return None
-    return _connection_violation(lookups)
+    return _connection_violation(lookups, room)
 
 
-def _connection_violation(lookups: Lookups) -> RuleViolation | None:
-    if lookups.has_token:
+def _connection_violation(lookups: Lookups, room) -> RuleViolation | None:
+    usable, reconnect = lookups.connection_for(room)
+    if usable:
         return None
-    reconnect = lookups.needs_reconnect
     return RuleViolation(
         "personal_outlook_not_connected",
         ("Your Outlook connection expired or was revoked: reconnect Outlook, then try again."
@@ -320,7 +327,7 @@ def _mailbox_violation(lookups: Lookups, reservation, source, subsource, *, acti
             f"This reservation's meeting is in {reservation.requested_for}'s own Outlook calendar, so in Personal mode "
             f"only they can {'change' if action == 'change' else 'cancel'} it.",
         )
-    return _connection_violation(lookups)
+    return _connection_violation(lookups, reservation.room)
 
 
 def effective_sync_mailbox(reservation, *, lookups: Lookups | None = None) -> str:

@@ -8,21 +8,21 @@ provider. Real HTTPS, real msal, the real webhook (``live_server``), eager Celer
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import MailboxDeltaState, Subscription
-from exchange_auth.models import CalendarProvider
+from exchange_auth.models import CalendarProvider, PersonalToken
 from exchange_auth.providers import default_provider, provider_for_room
 from graph_emulator.seed import FABRIKAM_CLIENT_ID, FABRIKAM_CLIENT_SECRET
-from reservations import services
+from reservations.exceptions import RuleViolation
+from tests.booking import book
 from tests.calendar_sync.inbound_helpers import (
     outlook_meeting,
     outlook_reservations,
     room_copies,
 )
+from tests.exchange_auth.conftest import callback_path, sign_in
 from tests.factories import BuildingFactory, RoomFactory, UserFactory, days_ahead
 from tests.waiting import wait_for
 
@@ -88,20 +88,13 @@ def events_of(srv, mailbox: str) -> list:
     return srv.call(read)
 
 
-def book(capture, *, actor, room, start):
-    with capture(execute=True):
-        r = services.reservation_create(actor=actor, room=room, start=start, end=start + dt.timedelta(hours=1), subject=f"{actor.username}'s meeting")
-    r.refresh_from_db()
-    return r
-
-
 def test_each_building_reaches_its_own_tenant(provider, fabrikam, emulator, emulator_server, fabrikam_server, mode, alice, dana, atlas, hudson, django_capture_on_commit_callbacks):
     mode("Normal")
     assert default_provider() == provider  # the demo provider is the default (seed_provider)
     assert provider_for_room(atlas) == provider and provider_for_room(hudson) == fabrikam
 
-    in_hq = book(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(2, 10))
-    in_harbor = book(django_capture_on_commit_callbacks, actor=dana, room=hudson, start=days_ahead(2, 10))
+    in_hq = book(actor=alice, room=atlas, start=days_ahead(2, 10), subject=f"{alice.username}'s meeting", capture_on_commit=django_capture_on_commit_callbacks)
+    in_harbor = book(actor=dana, room=hudson, start=days_ahead(2, 10), subject=f"{dana.username}'s meeting", capture_on_commit=django_capture_on_commit_callbacks)
 
     assert in_hq.event_id and in_harbor.event_id, (in_hq.sync_events.last().error, in_harbor.sync_events.last().error)
     assert [e.id for e in events_of(emulator_server, ALICE)] == [in_hq.event_id]
@@ -140,3 +133,26 @@ def test_the_admin_shows_each_buildings_provider(provider, fabrikam, hudson, hq,
     assert "Fabrikam" in page and "(default provider)" in page
     providers_page = client.get("/admin/exchange_auth/calendarprovider/").content.decode()
     assert "Contoso (emulator)" in providers_page and "Fabrikam" in providers_page
+
+
+def test_in_personal_mode_an_employee_connects_the_tenant_of_the_room_they_book(client, provider, fabrikam, fabrikam_server, emulator, mode, dana, hudson, atlas, django_capture_on_commit_callbacks):
+    """Personal mode writes to the employee's own calendar with their own token: Dana, of
+    Fabrikam, connects Fabrikam's tenant (the connection page offers each tenant), and only
+    then may book Harbor's room; a Contoso room still needs a Contoso connection."""
+    mode("Personal")
+    with pytest.raises(RuleViolation, match="Connect your Outlook account first"):
+        book(actor=dana, room=hudson, start=days_ahead(3, 10), capture_on_commit=django_capture_on_commit_callbacks)
+
+    client.force_login(dana)
+    page = client.get("/outlook/")
+    assert f'id="outlook-status-{fabrikam.pk}" data-state="not_connected"'.encode() in page.content
+    start = client.post("/outlook/connect/", {"provider": fabrikam.pk})
+    assert start.status_code == 302 and start["Location"].startswith(fabrikam_server.base_url)
+    client.get(callback_path(sign_in(fabrikam_server, start["Location"], login=DANA)), follow=True)
+    assert PersonalToken.objects.get(user=dana).provider == fabrikam
+    assert f'id="outlook-status-{fabrikam.pk}" data-state="connected"'.encode() in client.get("/outlook/").content
+
+    booked = book(actor=dana, room=hudson, start=days_ahead(3, 10), capture_on_commit=django_capture_on_commit_callbacks)
+    assert booked.event_id and [e.id for e in events_of(fabrikam_server, DANA)] == [booked.event_id]
+    with pytest.raises(RuleViolation, match="Connect your Outlook account first"):
+        book(actor=dana, room=atlas, start=days_ahead(3, 14), capture_on_commit=django_capture_on_commit_callbacks)
