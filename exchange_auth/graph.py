@@ -16,7 +16,7 @@ A client is bound to one credential: ``token`` is a callable returning a bearer
 token; it is called again with ``force_refresh=True`` once after a 401 (a token
 the service revoked or expired early is refreshed silently).
 
-One module of about 450 lines on purpose: a newcomer finds every rule about talking to
+One module of about 500 lines on purpose: a newcomer finds every rule about talking to
 Graph (errors, limits, retries, paging, batching) in one file (STYLE 6, 11).
 """
 

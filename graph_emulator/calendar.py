@@ -17,6 +17,9 @@ Exchange semantics kept here:
    its exceptions: moved and cancelled occurrences become plain ones again (Outlook warns
    "any exceptions associated with this recurring appointment will be lost"). Cutting
    only the range (a new end date or count) keeps them.
+
+About 480 lines on purpose: these rules act on each other (an update re-runs the
+attendant, a reschedule drops exceptions), so they stay in one file, in this order.
 """
 
 from __future__ import annotations

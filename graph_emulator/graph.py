@@ -2,7 +2,8 @@
 
 Below it: the request/response types (``http_types``), OData query options (``odata``),
 how events render (``event_views``), and ``batch``, ``delta``, ``schedule``, which are
-handed what they need and import nothing of this module."""
+handed what they need and import nothing of this module. About 500 lines on purpose: the
+router and the permission check of every Graph endpoint the product calls, in one place."""
 
 from __future__ import annotations
 

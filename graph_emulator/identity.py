@@ -1,4 +1,8 @@
-"""Entra ID endpoints: OpenID discovery, JWKS, the sign-in page (/authorize) and /token."""
+"""Entra ID endpoints: OpenID discovery, JWKS, the sign-in page (/authorize) and /token.
+
+About 470 lines on purpose: the token endpoint's grants (client credentials with a secret
+or a certificate's signed assertion, authorization code + PKCE, refresh, password) are
+checked the way Microsoft's identity platform checks them, side by side in one file."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 All state lives in one ``Store`` owned by the server's event loop thread; the
 Graph handlers, the booking attendant and the control API mutate it there.
+
+About 400 lines on purpose: every entity the emulator keeps (users, places, events,
+subscriptions, apps) and its snapshot form sit in one file, so the state is read whole.
 """
 
 from __future__ import annotations
