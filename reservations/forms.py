@@ -62,7 +62,10 @@ def parse_attendees(text: str) -> list[str]:
 class ReservationForm(forms.Form):
     """Booking and changing a reservation. Times are building-local (``tz``)."""
 
-    FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+    FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"),
+                   ("monthly", "Monthly (same day of the month)")]
+    # ISO weekdays, as the API's recurrence.weekdays.
+    WEEKDAYS = [(1, "Monday"), (2, "Tuesday"), (3, "Wednesday"), (4, "Thursday"), (5, "Friday"), (6, "Saturday"), (7, "Sunday")]
 
     subject = forms.CharField(max_length=255)
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -80,7 +83,12 @@ class ReservationForm(forms.Form):
     )
     group = forms.BooleanField(required=False, label="Group reservation")
     frequency = forms.ChoiceField(choices=FREQUENCIES, required=False, label="Repeat")
-    interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every")
+    interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every",
+                                  help_text="days, weeks or months")
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="On",
+        help_text="Weekly series: the days of the week it meets (none ticked: the first day's weekday).",
+    )
     ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
                              widget=forms.RadioSelect, label="Ends")
     until = forms.DateField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -93,7 +101,7 @@ class ReservationForm(forms.Form):
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
         "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
-        "recurrence.count": "count", "recurrence": "frequency", "scope": "scope", "room": "room",
+        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
 
     def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
@@ -126,7 +134,7 @@ class ReservationForm(forms.Form):
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
-            for name in ("requested_for", "group", "frequency", "interval", "ends", "until", "count"):
+            for name in ("requested_for", "group", "frequency", "interval", "weekdays", "ends", "until", "count"):
                 del self.fields[name]
             if editing.series_id is None:
                 del self.fields["scope"]
@@ -169,6 +177,8 @@ class ReservationForm(forms.Form):
                 self.add_error("until", "Give the date the series ends on.")
             if ends == "count" and not data.get("count"):
                 self.add_error("count", "Give the number of occurrences.")
+            if data.get("weekdays") and data["frequency"] != "weekly":
+                data["weekdays"] = []  # ticked, then the frequency changed: days apply to weekly series only
         return data
 
     def recurrence(self) -> Recurrence | None:
@@ -178,6 +188,7 @@ class ReservationForm(forms.Form):
         by_count = data.get("ends") == "count"
         return Recurrence(
             frequency=data["frequency"], interval=data.get("interval") or 1,
+            weekdays=tuple(sorted(set(data.get("weekdays") or ()))),
             until=None if by_count else data.get("until"), count=data.get("count") if by_count else None,
         )
 
