@@ -96,6 +96,20 @@ def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QueryS
     )
 
 
+def reservation_statuses(*, user: AbstractBaseUser, ids: Sequence[int]) -> list[Reservation]:
+    """The live-status poll: state and latest sync event of those of ``ids`` that ``user`` may see
+    (one query, whatever the number of ids)."""
+    return list(
+        reservation_visible_to(user=user).filter(pk__in=list(ids)).annotate(
+            sync_event_state=latest_sync_event_subquery("state"),
+            sync_event_attempts=latest_sync_event_subquery("attempts"),
+            sync_event_next_attempt_at=latest_sync_event_subquery("next_attempt_at"),
+            sync_event_error=latest_sync_event_subquery("error"),
+            sync_event_type=latest_sync_event_subquery("type"),
+        ).order_by("pk")
+    )
+
+
 def capabilities_for(*, actor: AbstractBaseUser, reservations: Iterable[Reservation]) -> dict[int, dict]:
     """{reservation id: capabilities} for a page of rows: ``rules.ui_capabilities_many`` looks up
     the provider, the mode and the actor's Outlook connection once, however many rows and rooms."""

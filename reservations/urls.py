@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.finder, name="finder"),
     path("rooms/<int:room_id>/book/", views.book, name="book"),
     path("my/", views.my_reservations, name="my_reservations"),
+    path("my/status/", views.reservation_status, name="reservation_status"),
     path("my/feed/", views.my_feed, name="my_feed"),
     path("feeds/<str:token>.ics", feed_views.calendar_feed, name="calendar_feed"),
     path("reservations/<int:reservation_id>/", views.reservation_detail, name="reservation_detail"),

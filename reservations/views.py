@@ -14,8 +14,9 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -25,6 +26,7 @@ from exchange_auth.credentials import CredentialError
 from reservations import feeds, portal_selectors, rules, selectors, services
 from reservations.exceptions import ReservationError
 from reservations.forms import CancelForm, FinderForm, ReservationForm
+from reservations.templatetags.portal import state_label
 from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
 from workplace.models import Arrangement, Room
 
@@ -254,6 +256,36 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
     return render(request, "reservations/my_reservations.html", context)
 
 
+# The states a reservation leaves by itself (the room answers, the push goes through): the
+# pages poll while one of theirs is in one of them.
+MOVING_STATES = {State.AWAITING_CONFIRMATION}
+MAX_STATUS_IDS = 100
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def reservation_status(request: HttpRequest) -> JsonResponse:
+    """The live status of "my reservations" and the detail page: ``?ids=1,2,3`` (at most 100;
+    ``detail=1`` for the detail page's wording) → each visible reservation's state and sync
+    status, as the page draws them. Short polls, so it works behind any WSGI server."""
+    ids = []
+    for value in request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]:
+        if value.strip().isdigit():
+            ids.append(int(value))
+    context = {"max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": _user_tz(request.user),
+               "detail": request.GET.get("detail") == "1"}
+    rows = []
+    for row in portal_selectors.reservation_statuses(user=request.user, ids=ids):
+        item = {**context, "r": row}
+        rows.append({
+            "id": row.pk, "state": row.state, "state_label": state_label(row.state), "sync": row.sync_state,
+            "moving": row.state in MOVING_STATES or row.sync_state == "pending",
+            "state_html": render_to_string("reservations/_state_status.html", item),
+            "sync_html": render_to_string("reservations/_sync_status.html", item),
+        })
+    return JsonResponse({"reservations": rows}, headers={"Cache-Control": "no-store"})
+
+
 def _feed_context(request: HttpRequest) -> dict:
     """The "Calendar feed" section: the employee's feed URL (decrypted for them alone)."""
     feed = feeds.calendar_feed_for(user=request.user)
@@ -447,7 +479,11 @@ selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).order_by(
             return redirect("portal:my_reservations")
     items = [{"r": row, "local_start": row.start.astimezone(row.room.building.tzinfo),
               "local_end": row.end.astimezone(row.room.building.tzinfo)} for row in rows]
-    context = {"items": items, "form": form, "offer_cancel_meeting": offer, "refused": refused, "dialog": "multi"}
+    # The note says which of the selection the room handles (room-organized or made in Outlook), not
+    # a general rule that may apply to none of them (rooms outside Outlook have no meeting at all).
+    handled_by_room = [row for row in rows if row.room.is_synced and not caps[row.pk]["offer_cancel_meeting_choice"]]
+    context = {"items": items, "form": form, "offer_cancel_meeting": offer, "refused": refused, "dialog": "multi",
+               "handled_by_room": handled_by_room}
     return render(request, "reservations/cancel_selected.html", context)
 
 
