@@ -63,6 +63,9 @@
 
     setUpCopyButtons();
     setUpLiveStatus();
+    // On a phone the finder's rarer filters fold away (unless in use), so results show on the first screen.
+    var more = document.querySelector("details.more-filters");
+    if (more && !more.hasAttribute("data-in-use") && window.matchMedia("(max-width: 600px)").matches) more.open = false;
     setUpCancelSelected();
     fillAttendeeAvailability();
     setUpAvailabilityCheck();
