@@ -26,8 +26,8 @@ from exchange_auth.credentials import CredentialError
 from reservations import feeds, portal_selectors, rules, selectors, services
 from reservations.exceptions import ReservationError
 from reservations.forms import CancelForm, FinderForm, ReservationForm
-from reservations.templatetags.portal import state_label
 from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
+from reservations.templatetags.portal import state_label
 from workplace.models import Arrangement, Room
 
 FINDER_PAGE_SIZE = 25
@@ -273,7 +273,7 @@ def reservation_status(request: HttpRequest) -> JsonResponse:
         if value.strip().isdigit():
             ids.append(int(value))
     context = {"max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": _user_tz(request.user),
-               "detail": request.GET.get("detail") == "1"}
+               "detail": request.GET.get("detail") == "1", "user": request.user}
     rows = []
     for row in portal_selectors.reservation_statuses(user=request.user, ids=ids):
         item = {**context, "r": row}
