@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from reservations import feeds, portal_selectors, rules, selectors, services
-from reservations.exceptions import ReservationError
+from reservations.exceptions import ReservationError, SlotTaken
 from reservations.forms import CancelForm, FinderForm, ReservationForm
 from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
 from reservations.templatetags.portal import state_label
@@ -136,6 +136,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
     room = _get_room(room_id)
     tz = room.building.tzinfo
     caps = rules.ui_capabilities(request.user, room=room)
+    alternatives: list[dict] = []
     if request.method == "POST":
         form = ReservationForm(request.POST, room=room, tz=tz, caps=caps)
         if form.is_valid():
@@ -150,6 +151,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 )
             except ReservationError as exc:
                 form.add_service_error(exc)
+                alternatives = _alternative_bookings(request, room, exc)
             except CredentialError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -157,8 +159,32 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
-    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": _freebusy_api_url()}
+    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": _freebusy_api_url(),
+               "alternatives": alternatives}
     return render(request, "reservations/book.html", context, status=200)
+
+
+def _alternative_bookings(request: HttpRequest, room: Room, exc: ReservationError) -> list[dict]:
+    """A clash's next steps as one-click bookings: the same request posted to another room
+    (its default layout), or to this room at its next free slot."""
+    found = (exc.extra or {}).get("alternatives") if isinstance(exc, SlotTaken) else None
+    if not found:
+        return []
+    posted = [(key, value) for key in request.POST for value in request.POST.getlist(key)
+              if key not in ("csrfmiddlewaretoken", "arrangement")]
+    same_layout = [("arrangement", v) for v in request.POST.getlist("arrangement")]
+    options = []
+    for other in found.get("rooms", []):
+        options.append({"label": f"Book {other['name']} ({other['capacity']} seats) at the same time",
+                        "action": reverse("portal:book", args=[other["id"]]), "fields": posted})
+    if found.get("next_free"):
+        start = dt.datetime.fromisoformat(found["next_free"]["start"])
+        end = dt.datetime.fromisoformat(found["next_free"]["end"])
+        moved = [(k, v) for k, v in posted if k not in ("date", "start_time", "end_time")]
+        moved += [("date", start.date().isoformat()), ("start_time", f"{start:%H:%M}"), ("end_time", f"{end:%H:%M}")]
+        options.append({"label": f"Book {room.name} {start:%a %-d %b, %H:%M}–{end:%H:%M} ({room.building.timezone}), its next free time",
+                        "action": reverse("portal:book", args=[room.pk]), "fields": moved + same_layout})
+    return options
 
 
 def _booked_message(reservation: Reservation) -> str:
@@ -272,6 +298,8 @@ def reservation_status(request: HttpRequest) -> JsonResponse:
     for value in request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]:
         if value.strip().isdigit():
             ids.append(int(value))
+    if not ids:
+        return JsonResponse({"reservations": []}, headers={"Cache-Control": "no-store"})
     context = {"max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": _user_tz(request.user),
                "detail": request.GET.get("detail") == "1", "user": request.user}
     rows = []
