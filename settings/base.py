@@ -74,6 +74,8 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
+# settings/formats/en: 24-hour times with the zone named, in the admin and the Outlook page.
+FORMAT_MODULE_PATH = ["settings.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

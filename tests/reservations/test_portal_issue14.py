@@ -9,6 +9,7 @@ from django.contrib.auth import authenticate
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import formats
 
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent, SyncState
 from reservations.sync_messages import FALLBACK, plain_sync_error
@@ -134,3 +135,8 @@ def test_cancel_selected_names_the_reservations_the_room_handles(client, alice, 
     client.force_login(alice)
     html = client.post("/reservations/cancel/", {"ids": [a.pk, b.pk]}).content.decode()
     assert "These rooms aren't in Outlook" in html and "organized by a room" not in html
+
+
+def test_admin_and_outlook_page_times_are_24_hour_with_the_zone_named():
+    moment = dt.datetime(2026, 12, 1, 23, 33, tzinfo=dt.UTC)
+    assert formats.date_format(moment, "DATETIME_FORMAT") == "1 Dec 2026, 23:33 UTC"
