@@ -82,6 +82,8 @@ class ReservationForm(forms.Form):
         required=False, label="This reservation is for", empty_label="Myself",
     )
     group = forms.BooleanField(required=False, label="Group reservation")
+    online_meeting = forms.BooleanField(required=False, label="Teams meeting",
+                                        help_text="Outlook adds a Teams join link; it shows here and in the invitation.")
     frequency = forms.ChoiceField(choices=FREQUENCIES, required=False, label="Repeat")
     interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every",
                                   help_text="days, weeks or months")
@@ -134,7 +136,7 @@ class ReservationForm(forms.Form):
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
-            for name in ("requested_for", "group", "frequency", "interval", "weekdays", "ends", "until", "count"):
+            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "ends", "until", "count"):
                 del self.fields[name]
             if editing.series_id is None:
                 del self.fields["scope"]

@@ -147,7 +147,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                     body=data["body"], arrangement=data["arrangement"], requested_for=data["requested_for"] or request.user,
                     attendees=[{"email": email} for email in data["attendees"]],
                     kind=Kind.GROUP if data["group"] else Kind.STANDARD, source=Source.PORTAL,
-                    recurrence=form.recurrence(),
+                    recurrence=form.recurrence(), online_meeting=data["online_meeting"] and room.is_synced,
                 )
             except ReservationError as exc:
                 form.add_service_error(exc)
