@@ -77,7 +77,7 @@ class ExchangeLink(models.Model):
     # A Teams meeting (Graph: isOnlineMeeting + onlineMeetingProvider teamsForBusiness) and the
     # join link Graph made for it (onlineMeeting.joinUrl), read back from the create's answer.
     online_meeting = models.BooleanField(default=False, help_text="A Teams meeting was asked for.")
-    online_meeting_url = models.URLField(max_length=2048, blank=True, default="", help_text="Teams join link (Graph's onlineMeeting.joinUrl).")
+    online_meeting_url = models.CharField(max_length=2048, blank=True, default="", help_text="Teams join link (Graph's onlineMeeting.joinUrl).")
 
     class Meta:
         abstract = True

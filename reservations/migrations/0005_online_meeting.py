@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='reservation',
             name='online_meeting_url',
-            field=models.URLField(blank=True, default='', help_text="Teams join link (Graph's onlineMeeting.joinUrl).", max_length=2048),
+            field=models.CharField(blank=True, default='', help_text="Teams join link (Graph's onlineMeeting.joinUrl).", max_length=2048),
         ),
         migrations.AddField(
             model_name='reservationseries',
@@ -28,6 +28,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='reservationseries',
             name='online_meeting_url',
-            field=models.URLField(blank=True, default='', help_text="Teams join link (Graph's onlineMeeting.joinUrl).", max_length=2048),
+            field=models.CharField(blank=True, default='', help_text="Teams join link (Graph's onlineMeeting.joinUrl).", max_length=2048),
         ),
     ]
