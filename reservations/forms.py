@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from exchange_auth.providers import active_provider
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
@@ -117,6 +118,8 @@ class ReservationForm(forms.Form):
         if not (room.group_reservations_enabled and caps.get("can_group", True)):
             self.undrawn.add("group")
         self.fields["arrangement"].queryset = room.arrangements.all()
+        if "requested_for" in self.fields:
+            self._people_for_on_behalf()
         self.fields["arrangement"].label_from_instance = lambda a: f"{a.name} ({a.seats} seats)"
         if editing is not None:
             # Changing: the room can change too (rooms of the same building: times stay in its zone).
@@ -142,6 +145,18 @@ class ReservationForm(forms.Form):
                 del self.fields["scope"]
         else:
             del self.fields["scope"]
+
+    def _people_for_on_behalf(self) -> None:
+        """"This reservation is for": people by name and email, without service accounts (the
+        provider's delegated user and organizer account) or admin-only accounts (superusers)."""
+        provider = active_provider()
+        service = {e.lower() for e in (getattr(provider, "delegated_user_email", ""), getattr(provider, "organizer_account", "")) if e}
+        field = self.fields["requested_for"]
+        people = field.queryset.exclude(is_superuser=True)
+        for email in service:
+            people = people.exclude(email__iexact=email)
+        field.queryset = people
+        field.label_from_instance = lambda u: f"{u.get_full_name() or u.get_username()} ({u.email})" if u.email else (u.get_full_name() or u.get_username())
 
     def clean_attendees(self):
         emails = parse_attendees(self.cleaned_data.get("attendees", ""))

@@ -11,9 +11,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import formats
 
+from exchange_auth.models import CalendarProvider
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent, SyncState
 from reservations.sync_messages import FALLBACK, plain_sync_error
-from tests.factories import BERLIN, ReservationFactory, UserFactory, days_ahead
+from tests.factories import BERLIN, ReservationFactory, RoomFactory, UserFactory, days_ahead
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +141,18 @@ def test_cancel_selected_names_the_reservations_the_room_handles(client, alice, 
 def test_admin_and_outlook_page_times_are_24_hour_with_the_zone_named():
     moment = dt.datetime(2026, 12, 1, 23, 33, tzinfo=dt.UTC)
     assert formats.date_format(moment, "DATETIME_FORMAT") == "1 Dec 2026, 23:33 UTC"
+
+
+def test_this_reservation_is_for_lists_people_by_name_without_service_accounts(client, alice, bob, admin):
+    provider = CalendarProvider(name="Contoso", active=True, tenant_id="contoso", client_id="c",
+                                delegated_user_email="reservations@contoso.example", organizer_account="reservations@contoso.example")
+    provider.client_secret = "s"
+    provider.save()
+    UserFactory(username="reservations", first_name="Reservations")
+    room = RoomFactory(name="Hall")
+    client.force_login(alice)
+    html = client.get(f"/rooms/{room.pk}/book/").content.decode()
+    options = html[html.index('id="id_requested_for"'):]
+    options = options[:options.index("</select>")]
+    assert "Bob (bob@contoso.example)" in options and "Alice (alice@contoso.example)" in options
+    assert "reservations@contoso.example" not in options and "admin@" not in options
