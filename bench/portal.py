@@ -170,6 +170,16 @@ def main() -> None:
             "rooms_on_page": response.content.count(b'class="room card"'),
             "bookings_drawn": response.content.count(b'class="block'),
         }
+    # The week view of one room (issue 14): its busiest week.
+    week_room = Room.objects.order_by("pk").first()
+    timings, cpu, response = timed(f"/rooms/{week_room.pk}/week/", {"week": day})
+    with CaptureQueriesContext(connection) as queries:
+        client.get(f"/rooms/{week_room.pk}/week/", {"week": day})
+    results["room_week"] = {
+        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
+        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
+        "busy_cells": response.content.count(b'class="busy'),
+    }
     trivial_after, _, _ = timed(TRIVIAL_URL, {})
     (b50, b99), (a50, a99) = p50_p99(trivial_before), p50_p99(trivial_after)
     base_p50, base_p99 = min(b50, a50), min(b99, a99)

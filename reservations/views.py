@@ -103,6 +103,36 @@ def _finder_row(room: Room, bookings: list[dict], book_suffix: str) -> dict:
     }
 
 
+# --- a room's week: book from a free hour -----------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def room_week(request: HttpRequest, room_id: int) -> HttpResponse:
+    """A room's week (``?week=`` any day of it; this week by default), hour by hour: busy
+    hours show what holds them where the viewer may see it, a free hour is a link to the
+    booking form for that hour — plain links, so keyboard and no-JavaScript use work alike."""
+    room = _get_room(room_id)
+    tz = room.building.tzinfo
+    try:
+        day = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        day = timezone.now().astimezone(tz).date()
+    monday = day - dt.timedelta(days=day.weekday())
+    week = portal_selectors.room_week(room=room, monday=monday, user=request.user)
+    book_url = reverse("portal:book", args=[room.pk])
+    for row in week["rows"]:
+        for cell in row["cells"]:
+            if not cell.get("busy") and not cell["past"]:
+                cell["book_url"] = book_url + "?" + urlencode(
+                    {"date": cell["day"].isoformat(), "start": f"{cell['start']:%H:%M}", "end": f"{cell['end']:%H:%M}"})
+    context = {
+        "room": room, "week": week, "monday": monday,
+        "previous": (monday - dt.timedelta(days=7)).isoformat(), "next": (monday + dt.timedelta(days=7)).isoformat(),
+    }
+    return render(request, "reservations/room_week.html", context)
+
+
 # --- book and change ----------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ def pages(alice, bob, atlas, dojo):
         "finder": f"/?date={day}",
         "finder-filtered": f"/?building=hq&date={day}&free_from=10:00&free_to=11:00",
         "book": f"/rooms/{atlas.pk}/book/?date={day}&start=10:00&end=11:00",
+        "week": f"/rooms/{atlas.pk}/week/?week={day}",
         "my-reservations": "/my/",
         "detail": f"/reservations/{mine.pk}/",
         "change": f"/reservations/{mine.pk}/change/",
