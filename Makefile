@@ -21,6 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	bash bin/ensure_services.sh
 	bash bin/ensure_browser.sh
+	bash bin/ensure_axe.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -166,6 +166,9 @@ class Event:
     reminder_minutes: int = 15
     is_reminder_on: bool = True
     hide_attendees: bool = False
+    is_online_meeting: bool = False
+    online_meeting_provider: str = "unknown"
+    online_meeting: dict | None = None  # onlineMeetingInfo, made by online_meeting_for
     exceptions: dict = field(default_factory=dict)  # "YYYY-MM-DD" -> overrides (start/end iso, subject, change_key ...)
     cancelled_dates: list = field(default_factory=list)
     extended_properties: list = field(default_factory=list)  # singleValueExtendedProperties: [{"id", "value"}]

@@ -181,6 +181,8 @@ def reservation_to_dict(r: Reservation) -> dict:
             "id": series.pk, "frequency": series.frequency, "interval": series.interval, "weekdays": list(series.weekdays),
             "until": series.until.isoformat() if series.until else None, "count": series.count,
         },
+        "online_meeting": r.online_meeting,
+        "online_meeting_url": r.online_meeting_url or (series.online_meeting_url if series is not None else ""),
         "sync": {
             "state": r.sync_state, "sync_mailbox": r.sync_mailbox, "event_id": r.event_id, "change_key": r.change_key,
             "ical_uid": r.ical_uid, "last_error": r.sync_error,

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from exchange_auth.providers import active_providers
 from reservations import parsing
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence
@@ -77,7 +78,10 @@ def parse_attendees(text: str) -> list[str]:
 class ReservationForm(forms.Form):
     """Booking and changing a reservation. Times are building-local (``tz``)."""
 
-    FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"), ("monthly", "Monthly")]
+    FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"),
+                   ("monthly", "Monthly (same day of the month)")]
+    # ISO weekdays, as the API's recurrence.weekdays.
+    WEEKDAYS = [(1, "Monday"), (2, "Tuesday"), (3, "Wednesday"), (4, "Thursday"), (5, "Friday"), (6, "Saturday"), (7, "Sunday")]
 
     subject = forms.CharField(max_length=255)
     date = DayField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -94,8 +98,15 @@ class ReservationForm(forms.Form):
         required=False, label="This reservation is for", empty_label="Myself",
     )
     group = forms.BooleanField(required=False, label="Group reservation")
+    online_meeting = forms.BooleanField(required=False, label="Teams meeting",
+                                        help_text="Outlook adds a Teams join link; it shows here and in the invitation.")
     frequency = forms.ChoiceField(choices=FREQUENCIES, required=False, label="Repeat")
-    interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every")
+    interval = forms.IntegerField(min_value=1, max_value=99, required=False, initial=1, label="Every",
+                                  help_text="days, weeks or months")
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="On",
+        help_text="Weekly series: the days of the week it meets (none ticked: the first day's weekday).",
+    )
     ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
                              widget=forms.RadioSelect, label="Ends")
     until = DayField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -108,7 +119,7 @@ class ReservationForm(forms.Form):
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
         "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
-        "recurrence.count": "count", "recurrence": "frequency", "scope": "scope", "room": "room",
+        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
 
     def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
@@ -122,6 +133,8 @@ class ReservationForm(forms.Form):
         if not (room.group_reservations_enabled and caps.get("can_group", True)):
             self.undrawn.add("group")
         self.fields["arrangement"].queryset = room.arrangements.all()
+        if "requested_for" in self.fields:
+            self._people_for_on_behalf()
         self.fields["arrangement"].label_from_instance = lambda a: f"{a.name} ({a.seats} seats)"
         if editing is not None:
             # Changing: the room can change too (rooms of the same building: times stay in its zone).
@@ -141,7 +154,7 @@ class ReservationForm(forms.Form):
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
-            for name in ("requested_for", "group", "frequency", "interval", "ends", "until", "count"):
+            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "ends", "until", "count"):
                 del self.fields[name]
             if editing.series_id is None:
                 del self.fields["scope"]
@@ -150,6 +163,17 @@ class ReservationForm(forms.Form):
 
     def clean_subject(self):
         return parsing.subject(self.cleaned_data["subject"])
+
+    def _people_for_on_behalf(self) -> None:
+        """"This reservation is for": people by name and email, without service accounts (each
+        provider's delegated user and organizer account) or admin-only accounts (superusers)."""
+        service = {e.lower() for p in active_providers() for e in (p.delegated_user_email, p.organizer_account) if e}
+        field = self.fields["requested_for"]
+        people = field.queryset.exclude(is_superuser=True)
+        for email in service:
+            people = people.exclude(email__iexact=email)
+        field.queryset = people
+        field.label_from_instance = lambda u: f"{u.get_full_name() or u.get_username()} ({u.email})" if u.email else (u.get_full_name() or u.get_username())
 
     def clean_attendees(self):
         emails = parse_attendees(self.cleaned_data.get("attendees", ""))
@@ -187,6 +211,8 @@ class ReservationForm(forms.Form):
                 self.add_error("until", "Give the date the series ends on.")
             if ends == "count" and not data.get("count"):
                 self.add_error("count", "Give the number of occurrences.")
+            if data.get("weekdays") and data["frequency"] != "weekly":
+                data["weekdays"] = []  # ticked, then the frequency changed: days apply to weekly series only
         return data
 
     def recurrence(self) -> Recurrence | None:
@@ -196,6 +222,7 @@ class ReservationForm(forms.Form):
         by_count = data.get("ends") == "count"
         return Recurrence(
             frequency=data["frequency"], interval=data.get("interval") or 1,
+            weekdays=tuple(sorted(set(data.get("weekdays") or ()))),
             until=None if by_count else data.get("until"), count=data.get("count") if by_count else None,
         )
 

@@ -79,6 +79,8 @@ def _description(reservation: Reservation, *, detail_url: str) -> str:
     people = [a.email for a in reservation.attendees.all() if a.type != "resource"]
     if people:
         lines.append("Attendees: " + ", ".join(people))
+    if reservation.online_meeting_url:
+        lines.append(f"Join the Teams meeting: {reservation.online_meeting_url}")
     if reservation.series_id:
         lines.append("Part of a recurring reservation")
     if reservation.origin == "exchange":
@@ -124,6 +126,8 @@ def feed_ical(feed: CalendarFeed, reservations: Iterable[Reservation], *, detail
             event.add("description", _description(r, detail_url=url))
             if url:
                 event.add("url", url)
+            if r.online_meeting_url:  # Outlook's own property for the Teams link, besides the description's line
+                event.add("x-microsoft-skypeteamsmeetingurl", r.online_meeting_url)
         else:
             event.add("class", "PUBLIC" if show_subjects else "PRIVATE")
         cal.add_component(event)

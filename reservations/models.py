@@ -74,6 +74,10 @@ class ExchangeLink(models.Model):
     ical_uid = models.CharField(max_length=512, blank=True, default="")
     organizer = models.EmailField(blank=True, default="")
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.APP)
+    # A Teams meeting (Graph: isOnlineMeeting + onlineMeetingProvider teamsForBusiness) and the
+    # join link Graph made for it (onlineMeeting.joinUrl), read back from the create's answer.
+    online_meeting = models.BooleanField(default=False, help_text="A Teams meeting was asked for.")
+    online_meeting_url = models.CharField(max_length=2048, blank=True, default="", help_text="Teams join link (Graph's onlineMeeting.joinUrl).")
 
     class Meta:
         abstract = True

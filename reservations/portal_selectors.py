@@ -96,6 +96,20 @@ def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QueryS
     )
 
 
+def reservation_statuses(*, user: AbstractBaseUser, ids: Sequence[int]) -> list[Reservation]:
+    """The live-status poll: state and latest sync event of those of ``ids`` that ``user`` may see
+    (one query, whatever the number of ids)."""
+    return list(
+        reservation_visible_to(user=user).filter(pk__in=list(ids)).annotate(
+            sync_event_state=latest_sync_event_subquery("state"),
+            sync_event_attempts=latest_sync_event_subquery("attempts"),
+            sync_event_next_attempt_at=latest_sync_event_subquery("next_attempt_at"),
+            sync_event_error=latest_sync_event_subquery("error"),
+            sync_event_type=latest_sync_event_subquery("type"),
+        ).order_by("pk")
+    )
+
+
 def capabilities_for(*, actor: AbstractBaseUser, reservations: Iterable[Reservation]) -> dict[int, dict]:
     """{reservation id: capabilities} for a page of rows: ``rules.ui_capabilities_many`` looks up
     the provider, the mode and the actor's Outlook connection once, however many rows and rooms."""
@@ -132,3 +146,38 @@ def series_summary(*, reservation: Reservation) -> dict | None:
         position=Count("id", filter=Q(start__lte=reservation.start)),
     )
     return {"series": reservation.series, **counts}
+
+
+# The week view's hours (building-local), one row per hour.
+WEEK_VIEW_START_HOUR = 7
+WEEK_VIEW_END_HOUR = 21
+
+
+def room_week(*, room: Room, monday: dt.date, user: AbstractBaseUser) -> dict:
+    """A room's week as a grid of hour cells: each busy cell names what holds it (the
+    subject where ``user`` may see it: their own, or any for staff), each free one its slot.
+    One query for the week."""
+    tz = room.building.tzinfo
+    days = [monday + dt.timedelta(days=n) for n in range(7)]
+    week_start, _ = day_bounds(days[0], tz)
+    _, week_end = day_bounds(days[-1], tz)
+    rows = list(
+        Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=week_end, end__gt=week_start)
+        .only("id", "start", "end", "subject", "requested_for_id", "requested_by_id").order_by("start")
+    )
+    now = timezone.now()
+    grid = []
+    for hour in range(WEEK_VIEW_START_HOUR, WEEK_VIEW_END_HOUR):
+        cells = []
+        for day in days:
+            start = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
+            end = start + dt.timedelta(hours=1)
+            holder = next((r for r in rows if r.start < end and r.end > start), None)
+            cell = {"day": day, "start": start, "end": end, "past": end <= now}
+            if holder is not None:
+                mine = user.pk in (holder.requested_for_id, holder.requested_by_id)
+                cell.update(busy=True, mine=mine, label=holder.subject if mine or user.is_staff else "Busy",
+                            reservation_id=holder.pk if mine or user.is_staff else None)
+            cells.append(cell)
+        grid.append({"hour": hour, "cells": cells})
+    return {"days": days, "rows": grid}

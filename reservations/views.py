@@ -15,8 +15,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,9 +25,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from reservations import feeds, parsing, portal_selectors, rules, selectors, services
-from reservations.exceptions import ReservationError
+from reservations.exceptions import ReservationError, SlotTaken
 from reservations.forms import CancelForm, FinderForm, ReservationForm
 from reservations.models import ACTIVE_STATES, Attendee, Kind, Origin, Reservation, Source, State
+from reservations.templatetags.portal import state_label
 from workplace.models import Arrangement, Room
 
 FINDER_PAGE_SIZE = 25
@@ -102,6 +104,36 @@ def _finder_row(room: Room, bookings: list[dict], book_suffix: str) -> dict:
     }
 
 
+# --- a room's week: book from a free hour -----------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def room_week(request: HttpRequest, room_id: int) -> HttpResponse:
+    """A room's week (``?week=`` any day of it; this week by default), hour by hour: busy
+    hours show what holds them where the viewer may see it, a free hour is a link to the
+    booking form for that hour — plain links, so keyboard and no-JavaScript use work alike."""
+    room = _get_room(room_id)
+    tz = room.building.tzinfo
+    try:
+        day = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        day = timezone.now().astimezone(tz).date()
+    monday = day - dt.timedelta(days=day.weekday())
+    week = portal_selectors.room_week(room=room, monday=monday, user=request.user)
+    book_url = reverse("portal:book", args=[room.pk])
+    for row in week["rows"]:
+        for cell in row["cells"]:
+            if not cell.get("busy") and not cell["past"]:
+                cell["book_url"] = book_url + "?" + urlencode(
+                    {"date": cell["day"].isoformat(), "start": f"{cell['start']:%H:%M}", "end": f"{cell['end']:%H:%M}"})
+    context = {
+        "room": room, "week": week, "monday": monday,
+        "previous": (monday - dt.timedelta(days=7)).isoformat(), "next": (monday + dt.timedelta(days=7)).isoformat(),
+    }
+    return render(request, "reservations/room_week.html", context)
+
+
 # --- book and change ----------------------------------------------------------------------------
 
 
@@ -132,6 +164,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
     room = _get_room(room_id)
     tz = room.building.tzinfo
     caps = rules.ui_capabilities(request.user, room=room)
+    alternatives: list[dict] = []
     if request.method == "POST":
         form = ReservationForm(request.POST, room=room, tz=tz, caps=caps)
         if form.is_valid():
@@ -142,10 +175,11 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                     body=data["body"], arrangement=data["arrangement"], requested_for=data["requested_for"] or request.user,
                     attendees=[{"email": email} for email in data["attendees"]],
                     kind=Kind.GROUP if data["group"] else Kind.STANDARD, source=Source.PORTAL,
-                    recurrence=form.recurrence(),
+                    recurrence=form.recurrence(), online_meeting=data["online_meeting"] and room.is_synced,
                 )
             except ReservationError as exc:
                 form.add_service_error(exc)
+                alternatives = _alternative_bookings(request, room, exc)
             except CredentialError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -153,8 +187,32 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
-    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": _freebusy_api_url()}
+    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": _freebusy_api_url(),
+               "alternatives": alternatives}
     return render(request, "reservations/book.html", context, status=200)
+
+
+def _alternative_bookings(request: HttpRequest, room: Room, exc: ReservationError) -> list[dict]:
+    """A clash's next steps as one-click bookings: the same request posted to another room
+    (its default layout), or to this room at its next free slot."""
+    found = (exc.extra or {}).get("alternatives") if isinstance(exc, SlotTaken) else None
+    if not found:
+        return []
+    posted = [(key, value) for key in request.POST for value in request.POST.getlist(key)
+              if key not in ("csrfmiddlewaretoken", "arrangement")]
+    same_layout = [("arrangement", v) for v in request.POST.getlist("arrangement")]
+    options = []
+    for other in found.get("rooms", []):
+        options.append({"label": f"Book {other['name']} ({other['capacity']} seats) at the same time",
+                        "action": reverse("portal:book", args=[other["id"]]), "fields": posted})
+    if found.get("next_free"):
+        start = dt.datetime.fromisoformat(found["next_free"]["start"])
+        end = dt.datetime.fromisoformat(found["next_free"]["end"])
+        moved = [(k, v) for k, v in posted if k not in ("date", "start_time", "end_time")]
+        moved += [("date", start.date().isoformat()), ("start_time", f"{start:%H:%M}"), ("end_time", f"{end:%H:%M}")]
+        options.append({"label": f"Book {room.name} {start:%a %-d %b, %H:%M}–{end:%H:%M} ({room.building.timezone}), its next free time",
+                        "action": reverse("portal:book", args=[room.pk]), "fields": moved + same_layout})
+    return options
 
 
 def _booked_message(reservation: Reservation) -> str:
@@ -250,6 +308,38 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
         "feed": _feed_context(request),
     }
     return render(request, "reservations/my_reservations.html", context)
+
+
+# The states a reservation leaves by itself (the room answers, the push goes through): the
+# pages poll while one of theirs is in one of them.
+MOVING_STATES = {State.AWAITING_CONFIRMATION}
+MAX_STATUS_IDS = 100
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def reservation_status(request: HttpRequest) -> JsonResponse:
+    """The live status of "my reservations" and the detail page: ``?ids=1,2,3`` (at most 100;
+    ``detail=1`` for the detail page's wording) → each visible reservation's state and sync
+    status, as the page draws them. Short polls, so it works behind any WSGI server."""
+    ids = []
+    for value in request.GET.get("ids", "").split(",")[:MAX_STATUS_IDS]:
+        if value.strip().isdigit():
+            ids.append(int(value))
+    if not ids:
+        return JsonResponse({"reservations": []}, headers={"Cache-Control": "no-store"})
+    context = {"max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": _user_tz(request.user),
+               "detail": request.GET.get("detail") == "1", "user": request.user}
+    rows = []
+    for row in portal_selectors.reservation_statuses(user=request.user, ids=ids):
+        item = {**context, "r": row}
+        rows.append({
+            "id": row.pk, "state": row.state, "state_label": state_label(row.state), "sync": row.sync_state,
+            "moving": row.state in MOVING_STATES or row.sync_state == "pending",
+            "state_html": render_to_string("reservations/_state_status.html", item),
+            "sync_html": render_to_string("reservations/_sync_status.html", item),
+        })
+    return JsonResponse({"reservations": rows}, headers={"Cache-Control": "no-store"})
 
 
 def _feed_context(request: HttpRequest) -> dict:
@@ -445,7 +535,11 @@ selectors.reservation_visible_to(user=request.user).filter(pk__in=ids).order_by(
             return redirect("portal:my_reservations")
     items = [{"r": row, "local_start": row.start.astimezone(row.room.building.tzinfo),
               "local_end": row.end.astimezone(row.room.building.tzinfo)} for row in rows]
-    context = {"items": items, "form": form, "offer_cancel_meeting": offer, "refused": refused, "dialog": "multi"}
+    # The note says which of the selection the room handles (room-organized or made in Outlook), not
+    # a general rule that may apply to none of them (rooms outside Outlook have no meeting at all).
+    handled_by_room = [row for row in rows if row.room.is_synced and not caps[row.pk]["offer_cancel_meeting_choice"]]
+    context = {"items": items, "form": form, "offer_cancel_meeting": offer, "refused": refused, "dialog": "multi",
+               "handled_by_room": handled_by_room}
     return render(request, "reservations/cancel_selected.html", context)
 
 

@@ -67,11 +67,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Sign in with the email address or the username, either in any case (workplace/sign_in.py).
+AUTHENTICATION_BACKENDS = ["workplace.sign_in.EmailOrUsernameBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
+# settings/formats/en: 24-hour times with the zone named, in the admin and the Outlook page.
+FORMAT_MODULE_PATH = ["settings.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

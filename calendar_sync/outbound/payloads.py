@@ -81,10 +81,17 @@ def text_body(text: str) -> dict:
     return {"contentType": "text", "content": text or ""}
 
 
+def online_meeting_fields(link) -> dict:
+    """A Teams meeting: Graph makes its join link (onlineMeeting.joinUrl). Only when asked for:
+    an update without these fields leaves Outlook's own choice alone."""
+    return {"isOnlineMeeting": True, "onlineMeetingProvider": "teamsForBusiness"} if link.online_meeting else {}
+
+
 def event_payload(reservation, plan: SyncPlan, *, tz_name: str) -> dict:
     """The fields the product manages on a single meeting (create and full update)."""
     room = reservation.room
     return {
+        **online_meeting_fields(reservation),
         "subject": reservation.subject,
         "body": text_body(reservation.body),
         "start": graph_time(reservation.start, tz_name),
@@ -154,6 +161,7 @@ def recurrence_ending(series, end_date) -> dict:
 def series_create_payload(series, plan: SyncPlan, *, room, attendees, sync_event_id: int, body: str = "") -> dict:
     tz = series.timezone
     payload = {
+        **online_meeting_fields(series),
         "subject": series.subject,
         "body": text_body(body),
         "start": graph_time(series.first_start, tz),

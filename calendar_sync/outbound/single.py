@@ -197,6 +197,7 @@ def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:
     return ExchangeIds(
         event_id=created["id"], change_key=created.get("changeKey", ""), ical_uid=created.get("iCalUId", ""),
         mailbox=plan.mailbox.lower(), organizer=(plan.organizer or "").lower(), sync_mailbox=plan.sync_mailbox,
+        online_meeting_url=(created.get("onlineMeeting") or {}).get("joinUrl") or "",
     )
 
 

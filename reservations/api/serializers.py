@@ -120,6 +120,7 @@ class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
     attendees = AttendeesField(required=False, default=list)
     kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.STANDARD)
     recurrence = RecurrenceField(required=False, allow_null=True, default=None)
+    online_meeting = serializers.BooleanField(default=False, help_text="A Teams meeting: its join link comes from Exchange (online_meeting_url).")
     source = ApiOnlyChoiceField(fixed=Source.REST_API)
     subsource = ApiOnlyChoiceField(fixed=REST_API_SUBSOURCE)
 
@@ -251,6 +252,8 @@ class ReservationSerializer(serializers.Serializer):
     approval_state = serializers.CharField()
     origin = serializers.CharField()
     series = SeriesSerializer(allow_null=True)
+    online_meeting = serializers.BooleanField()
+    online_meeting_url = serializers.CharField(help_text="The Teams join link once Exchange made it, else empty.")
     sync = SyncSerializer(source="*")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -148,7 +148,7 @@ class ReservationListView(APIView):
         reservation = services.reservation_create(
             actor=request.user, room=room, arrangement=data["arrangement"] or default_arrangement, subject=data["subject"],
             body=data["body"], start=data["start"], end=data["end"], requested_for=data["requested_for"],
-            attendees=data["attendees"], kind=data["kind"], recurrence=serializer.recurrence_value(), **API_CHANNEL,
+            attendees=data["attendees"], kind=data["kind"], recurrence=serializer.recurrence_value(), online_meeting=data["online_meeting"], **API_CHANNEL,
         )
         return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
 

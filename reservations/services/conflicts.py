@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from django.db import IntegrityError, OperationalError, connection
 from django.db.models import Q
 
+from reservations.alternatives import alternatives_for
 from reservations.exceptions import SlotTaken
 from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
@@ -100,7 +101,14 @@ def raise_slot_taken(*, room: Room, slots: Slots, conflicts: list[tuple[int, Res
     else:
         taken = "; ".join(_slot_text(slots[index][0], slots[index][1], room) for index, _ in conflicts)
         message = f"{len(conflicts)} of {len(slots)} occurrences conflict in {room.name} ({tz}): {taken}. Nothing was booked."
-    raise SlotTaken(message, extra={"conflicts": listed})
+    # Times in the building's zone with their offset, as the rest of the API (issue 14, item 6);
+    # and what to do next: rooms free then and the room's next free slot (item 5).
+    tz_info = room.building.tzinfo
+    for entry in listed:
+        for key in ("start", "end", "conflicting_start", "conflicting_end"):
+            entry[key] = dt.datetime.fromisoformat(entry[key]).astimezone(tz_info).isoformat()
+    alternatives = alternatives_for(room=room, slots=slots, clashing=[index for index, _ in conflicts])
+    raise SlotTaken(message, extra={"conflicts": listed, "alternatives": alternatives})
 
 
 def check_free_first(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = ()) -> None:

@@ -77,6 +77,7 @@ def reservation_create(
     recurrence: Recurrence | None = None,
     from_exchange: bool = False,
     exchange: ExchangeIds | None = None,
+    online_meeting: bool = False,
 ) -> Reservation:
     """Book ``room`` from ``start`` to ``end``; with ``recurrence``, a whole series.
 
@@ -122,6 +123,7 @@ def reservation_create(
                     actor=actor, room=room, slots=slots, pairs=pairs, recurrence=recurrence, subject=subject, body=body,
                     arrangement=arrangement, requested_by=requested_by, requested_for=requested_for, attendees=cleaned,
                     kind=kind, source=source, subsource=subsource, from_exchange=from_exchange, exchange=exchange or ExchangeIds(),
+                    online_meeting=online_meeting,
                 )
         except IntegrityError as exc:
             if is_overlap_violation(exc):
@@ -153,7 +155,7 @@ def _slots(*, room: Room, start: dt.datetime, end: dt.datetime, recurrence: Recu
 
 def _create_rows(
     *, actor, room, slots, pairs, recurrence, subject, body, arrangement, requested_by, requested_for,
-    attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds,
+    attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds, online_meeting: bool = False,
 ) -> Reservation:
     check_free_first(room=room, slots=pairs)
     state, sync_state = initial_states(room=room, from_exchange=from_exchange)
@@ -161,6 +163,7 @@ def _create_rows(
         "event_id": exchange.event_id, "change_key": exchange.change_key, "ical_uid": exchange.ical_uid,
         "mailbox": exchange.mailbox, "organizer": exchange.organizer, "sync_mailbox": exchange.sync_mailbox,
         "origin": Origin.EXCHANGE if from_exchange else Origin.APP,
+        "online_meeting": online_meeting, "online_meeting_url": exchange.online_meeting_url,
     }
     series = None
     if recurrence is not None:

@@ -38,6 +38,7 @@ class ExchangeIds:
     mailbox: str = ""
     organizer: str = ""
     sync_mailbox: str = ""
+    online_meeting_url: str = ""  # Graph's onlineMeeting.joinUrl of a Teams meeting
 
     def given(self) -> dict[str, str]:
         """The values to write: those not empty."""
@@ -265,7 +266,8 @@ def series_record_push(*, series: ReservationSeries, link: ExchangeIds, answer: 
     transition = _answer_values(answer, reason)
     if link.given():
         _link_series(series, link.given())
-    home = ExchangeIds(ical_uid=link.ical_uid, mailbox=link.mailbox, organizer=link.organizer, sync_mailbox=link.sync_mailbox).given()
+    home = ExchangeIds(ical_uid=link.ical_uid, mailbox=link.mailbox, organizer=link.organizer, sync_mailbox=link.sync_mailbox,
+                       online_meeting_url=link.online_meeting_url).given()  # a series' Teams link is every occurrence's
     waiting: list[int] = []
     if transition:
         waiting = list(

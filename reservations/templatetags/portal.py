@@ -6,6 +6,7 @@ from django import template
 from exchange_auth import properties
 from exchange_auth.providers import active_provider
 from exchange_auth.views import connection_status
+from reservations.sync_messages import plain_sync_error
 
 register = template.Library()
 
@@ -37,3 +38,9 @@ def outlook_status(context):
 @register.filter
 def state_label(value: str) -> str:
     return STATE_LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+@register.filter(name="plain_sync_error")
+def plain_sync_error_filter(value: str) -> str:
+    """A stored Graph error as the employee reads it (reservations/sync_messages.py)."""
+    return plain_sync_error(value or "")

@@ -137,7 +137,7 @@ def test_a_conflict_refuses_the_whole_change_and_nothing_is_split(alice, bob, do
     with pytest.raises(SlotTaken) as caught:
         services.reservation_update(actor=alice, reservation=rows[1], scope="series", start=rows[1].start + HOUR, end=rows[1].end + HOUR)
 
-    assert [c["start"] for c in caught.value.extra["conflicts"]] == [(rows[3].start + HOUR).isoformat()]
+    assert [c["start"] for c in caught.value.extra["conflicts"]] == [(rows[3].start + HOUR).astimezone(BERLIN).isoformat()]
     assert list(Reservation.objects.order_by("pk").values_list("pk", "start", "end", "series_id", "original_start")) == before
     assert list(ReservationSeries.objects.values_list("pk", "first_start", "until", "count")) == [(series.pk, first_start, until, count)]
 

@@ -27,8 +27,8 @@ PASSWORD = "demo-password"
 
 PEOPLE = [
     # username, first, last, time zone, staff
-    ("alice", "Alice", "Archer", "Europe/Berlin", False),
-    ("bob", "Bob", "Baker", "America/New_York", False),
+    ("alice", "Alice", "Anders", "Europe/Berlin", False),
+    ("bob", "Bob", "Berg", "America/New_York", False),
     ("admin", "Ada", "Admin", "Europe/Berlin", True),
     ("reservations", "Reservations", "Service", "UTC", False),
 ]
@@ -128,13 +128,13 @@ class Command(BaseCommand):
 
         plans = [
             dict(actor=people["alice"], room=rooms["Dojo"], start=at(1, 10), end=at(1, 11), subject="Sprint planning",
-                 attendees=[{"email": f"bob@{DOMAIN}", "name": "Bob Baker"}]),
+                 attendees=[{"email": f"bob@{DOMAIN}", "name": "Bob Berg"}]),
             dict(actor=people["alice"], room=rooms["Atlas"], start=at(2, 14), end=at(2, 15, 30), subject="Customer demo",
-                 body="Walk-through of the new release.", attendees=[{"email": f"bob@{DOMAIN}", "name": "Bob Baker"}]),
+                 body="Walk-through of the new release.", attendees=[{"email": f"bob@{DOMAIN}", "name": "Bob Berg"}]),
             dict(actor=people["bob"], room=rooms["Borealis"], start=at(1, 9), end=at(1, 9, 30), subject="Team stand-up",
                  recurrence=Recurrence("weekly", weekdays=(1, 3, 5), count=6)),
             dict(actor=people["bob"], room=rooms["Dojo"], start=at(3, 13), end=at(3, 14), subject="1:1 with Alice",
-                 attendees=[{"email": f"alice@{DOMAIN}", "name": "Alice Archer"}]),
+                 attendees=[{"email": f"alice@{DOMAIN}", "name": "Alice Anders"}]),
         ]
         booked = 0
         for plan in plans:

@@ -62,17 +62,97 @@
     });
 
     setUpCopyButtons();
+    setUpLiveStatus();
+    // On a phone the finder's rarer filters fold away (unless in use), so results show on the first screen.
+    var more = document.querySelector("details.more-filters");
+    if (more && !more.hasAttribute("data-in-use") && window.matchMedia("(max-width: 600px)").matches) more.open = false;
+    setUpCancelSelected();
     fillAttendeeAvailability();
     setUpAvailabilityCheck();
 
     var frequency = document.getElementById("id_frequency");
     if (frequency) {
-      var repeatOnly = document.querySelectorAll(".repeat-only, .field:has(#id_interval)");
-      var sync = function () { repeatOnly.forEach(function (el) { el.hidden = !frequency.value; }); };
+      // The interval's own field only: ".field:has(#id_interval)" also matched the
+      // recurrence fieldset (class "field") and hid the whole "Repeat" section.
+      var interval = document.getElementById("id_interval");
+      var repeatOnly = Array.prototype.slice.call(document.querySelectorAll(".repeat-only"));
+      if (interval && interval.closest("div.field")) repeatOnly.push(interval.closest("div.field"));
+      var weekdays = document.getElementById("weekdays");
+      var sync = function () {
+        repeatOnly.forEach(function (el) { el.hidden = !frequency.value; });
+        if (weekdays) weekdays.hidden = frequency.value !== "weekly";
+      };
       frequency.addEventListener("change", sync);
       sync();
     }
   });
+
+  // --- live status: "my reservations" and the detail page follow the room's answer ----------
+  // Short polls of /my/status/ every 2 s while one of the page's reservations is still moving
+  // (awaiting the room, or being sent to Outlook); stops when none is, or after 10 minutes.
+  var MOVING_SYNC = "pending";
+  function setUpLiveStatus() {
+    var cells = document.querySelectorAll("[data-live][data-rsv]");
+    var note = document.getElementById("live-status-note");
+    var source = document.querySelector("[data-status-url]");
+    if (!cells.length || !source) return;
+    var url = source.getAttribute("data-status-url");
+    var detail = !!document.querySelector("[data-live][data-detail]");
+    var ids = [];
+    cells.forEach(function (cell) { var id = cell.getAttribute("data-rsv"); if (ids.indexOf(id) < 0) ids.push(id); });
+    var moving = function () {
+      return Array.prototype.some.call(document.querySelectorAll("[data-live=state][data-rsv]"), function (cell) {
+        var sync = document.querySelector("[data-live=sync][data-rsv='" + cell.getAttribute("data-rsv") + "']");
+        return cell.querySelector(".state-awaiting_confirmation") || (sync && sync.querySelector(".sync-pending"));
+      });
+    };
+    var deadline = Date.now() + 10 * 60 * 1000;
+    var tick = function () {
+      if (!moving() || Date.now() > deadline) return;
+      var query = new URLSearchParams({ ids: ids.join(",") });
+      if (detail) query.set("detail", "1");
+      getJSON(url + "?" + query.toString()).then(function (body) {
+        (body.reservations || []).forEach(function (r) {
+          var stateCell = document.querySelector("[data-live=state][data-rsv='" + r.id + "']");
+          var before = stateCell && stateCell.querySelector(".state");
+          var changed = before && !before.classList.contains("state-" + r.state);
+          document.querySelectorAll("[data-rsv='" + r.id + "']").forEach(function (el) {
+            var kind = el.getAttribute("data-live");
+            if (kind === "state") el.innerHTML = r.state_html;
+            else if (kind === "sync") el.innerHTML = r.sync_html;
+            else if (kind === "label") { el.textContent = r.state_label; el.className = "state state-" + r.state; }
+            if (el.tagName === "TR") { el.setAttribute("data-state", r.state); el.setAttribute("data-sync", r.sync); }
+          });
+          if (changed && note) {
+            var subject = (document.querySelector("#rsv-" + r.id + " .subject") || document.querySelector("h1") || {}).textContent || "The reservation";
+            note.textContent = subject.trim() + ": " + r.state_label + ".";
+          }
+        });
+      }).catch(function () { /* the next tick tries again */ }).finally(function () { window.setTimeout(tick, 2000); });
+    };
+    window.setTimeout(tick, 1500);
+  }
+
+  // --- my reservations: "Cancel selected…" says what is missing instead of doing nothing -----
+  function setUpCancelSelected() {
+    var button = document.getElementById("cancel-selected");
+    if (!button || button.disabled) return;
+    var form = button.form, hint = document.getElementById("cancel-selected-hint");
+    var sync = function () {
+      var any = form.querySelector("input[name='ids']:checked");
+      button.setAttribute("aria-disabled", any ? "false" : "true");
+      if (hint) hint.hidden = !!any;
+    };
+    form.addEventListener("change", sync);
+    form.addEventListener("submit", function (event) {
+      if (event.submitter === button && !form.querySelector("input[name='ids']:checked")) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        if (hint) { hint.hidden = false; hint.textContent = "Tick the reservations to cancel first."; }
+      }
+    }, true);
+    sync();
+  }
 
   // --- calendar feed: copy the link -------------------------------------------------------
   function setUpCopyButtons() {

@@ -1,0 +1,64 @@
+"""Issue 14, item 5: a clash comes with its next step — rooms that fit the same time and
+the same room's next free slot — in the API's 409 (``extra.alternatives``) and in the
+portal as one-click bookings; for a series, per clashing occurrence."""
+
+import pytest
+
+from reservations.models import Reservation
+from tests.factories import EquipmentFactory, ReservationFactory, RoomFactory, days_ahead
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/reservations/"
+
+
+@pytest.fixture
+def rooms(hq, atlas, projector):
+    """Atlas (8, projector) plus: Cosmos (12, projector) fits; Borealis (4) is too small;
+    Nova (10) lacks the projector; Zenith (10, projector) is booked at the time."""
+    cosmos = RoomFactory(building=hq, name="Cosmos", capacity=12, equipment=[projector])
+    RoomFactory(building=hq, name="Borealis", capacity=4, equipment=[projector])
+    RoomFactory(building=hq, name="Nova", capacity=10, equipment=[EquipmentFactory(slug="whiteboard", name="Whiteboard")])
+    zenith = RoomFactory(building=hq, name="Zenith", capacity=10, equipment=[projector])
+    ReservationFactory(room=zenith, start=days_ahead(1, 14), end=days_ahead(1, 16))
+    ReservationFactory(room=atlas, subject="Taken", start=days_ahead(1, 14), end=days_ahead(1, 15, 30))
+    ReservationFactory(room=atlas, subject="Also taken", start=days_ahead(1, 15, 30), end=days_ahead(1, 16))
+    return {"atlas": atlas, "cosmos": cosmos}
+
+
+def test_the_409_lists_rooms_that_fit_and_the_next_free_slot(alice_api, rooms):
+    atlas = rooms["atlas"]
+    response = alice_api.post(URL, {"room": atlas.pk, "subject": "Review", "start": days_ahead(1, 14, 30).isoformat(),
+                                    "end": days_ahead(1, 15, 30).isoformat()}, format="json")
+    assert response.status_code == 409
+    extra = response.json()["extra"]
+    assert [r["name"] for r in extra["alternatives"]["rooms"]] == ["Cosmos"]
+    assert extra["alternatives"]["next_free"] == {"start": days_ahead(1, 16).isoformat(), "end": days_ahead(1, 17).isoformat()}
+    assert extra["conflicts"][0]["conflicting_start"] == days_ahead(1, 14).isoformat()
+
+
+def test_a_series_names_each_clashing_occurrence_and_rooms_free_for_it(alice_api, rooms):
+    atlas = rooms["atlas"]
+    response = alice_api.post(URL, {"room": atlas.pk, "subject": "Daily", "start": days_ahead(1, 14, 30).isoformat(),
+                                    "end": days_ahead(1, 15).isoformat(), "recurrence": {"frequency": "daily", "count": 3}}, format="json")
+    assert response.status_code == 409
+    alternatives = response.json()["extra"]["alternatives"]
+    assert [o["occurrence"] for o in alternatives["occurrences"]] == [1]
+    assert [r["name"] for r in alternatives["occurrences"][0]["rooms"]] == ["Cosmos"]
+    assert [r["name"] for r in alternatives["rooms"]] == ["Cosmos"]
+
+
+def test_the_portal_offers_them_and_one_click_books_one(client, alice, rooms):
+    atlas, cosmos = rooms["atlas"], rooms["cosmos"]
+    client.force_login(alice)
+    day = days_ahead(1, 9).date().isoformat()
+    html = client.post(f"/rooms/{atlas.pk}/book/", {
+        "subject": "Review", "date": day, "start_time": "14:30", "end_time": "15:30", "arrangement": atlas.default_arrangement().pk,
+    }).content.decode()
+    assert "Atlas is already booked" in html and 'id="alternatives"' in html
+    assert "Book Cosmos (12 seats) at the same time" in html and "its next free time" in html
+    # The alternative's button posts the same booking to Cosmos.
+    response = client.post(f"/rooms/{cosmos.pk}/book/", {"subject": "Review", "date": day, "start_time": "14:30", "end_time": "15:30"})
+    assert response.status_code == 302
+    booked = Reservation.objects.get(subject="Review")
+    assert booked.room == cosmos and booked.start == days_ahead(1, 14, 30)
