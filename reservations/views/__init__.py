@@ -1,0 +1,16 @@
+"""The employee portal: find a room, book, my reservations, change, cancel — a module per page.
+
+Views stay thin: a form parses input, one service call writes, a ``ReservationError`` from
+the service goes back on the form as a message (never a server error page). What the sync
+mode allows is asked of ``rules.ui_capabilities`` before the page is drawn, so restricted
+actions are hidden or disabled with their reason. ``reservations.urls`` names these."""
+
+from .booking import book, change
+from .cancel import cancel, cancel_selected
+from .finder import finder, room_week
+from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
+
+__all__ = [
+    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
+    "reservation_detail", "reservation_status", "room_week",
+]

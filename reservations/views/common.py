@@ -1,0 +1,49 @@
+"""What the portal's pages share: the viewer's time zone, loading a room or a reservation the viewer may see."""
+
+import datetime as dt
+import zoneinfo
+
+from django.http import Http404, HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from reservations import selectors
+from reservations.models import ACTIVE_STATES, Reservation
+from workplace.models import Room
+
+FINDER_PAGE_SIZE = 25
+MY_PAGE_SIZE = 50
+
+
+def user_tz(user) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(user.profile.timezone)
+    except Exception:  # no profile row, or a zone this machine lacks
+        return timezone.get_default_timezone()
+
+
+def get_room(room_id: int) -> Room:
+    room = selectors.room_queryset().filter(pk=room_id, reservable=True).first()
+    if room is None:
+        raise Http404("No such room.")
+    return room
+
+
+def get_reservation(request: HttpRequest, reservation_id: int) -> Reservation:
+    reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+    if reservation is None:
+        raise Http404("No such reservation.")
+    return reservation
+
+
+def state_word(reservation: Reservation) -> str:
+    if reservation.state in ACTIVE_STATES and reservation.end <= timezone.now():
+        return "over"
+    return reservation.get_state_display().replace("_", " ").lower()
+def freebusy_api_url() -> str:
+    try:
+        return reverse("freebusy")
+    except NoReverseMatch:
+        return ""
+
+

@@ -1,0 +1,108 @@
+"""Finding a room: the finder (filters, a day's timeline per room) and a room's week."""
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from reservations import portal_selectors, rules, selectors
+from reservations.forms import FinderForm
+from workplace.models import Arrangement, Room
+
+from .common import (
+    FINDER_PAGE_SIZE,
+    get_room,
+    user_tz,
+)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def finder(request: HttpRequest) -> HttpResponse:
+    arrangement_names = list(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct())
+    form = FinderForm(request.GET or None, arrangement_names=arrangement_names)
+    filters: dict = {}
+    building = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        building = data["building"]
+        filters = {
+            "building": building, "floor": data["floor"], "capacity_min": data["capacity"],
+            "equipment": [e.slug for e in data["equipment"]], "arrangement": data["arrangement"] or None,
+        }
+    tz = building.tzinfo if building else user_tz(request.user)
+    day = (form.cleaned_data.get("date") if form.is_bound and form.is_valid() else None) or timezone.now().astimezone(tz).date()
+    free_from = free_to = None
+    if form.is_bound and form.is_valid() and form.cleaned_data["free_from"]:
+        free_from = dt.datetime.combine(day, form.cleaned_data["free_from"], tzinfo=tz)
+        free_to = dt.datetime.combine(day, form.cleaned_data["free_to"], tzinfo=tz)
+    rooms = (
+        selectors.room_list_available(**filters, free_from=free_from, free_to=free_to)
+        if not form.is_bound or form.is_valid() else Room.objects.none()
+    )
+    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
+    page_rooms = list(page.object_list)
+    bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
+    query = request.GET.copy()
+    query.pop("page", None)
+    book_query = {"date": day.isoformat()}
+    if free_from:
+        book_query.update(start=free_from.strftime("%H:%M"), end=free_to.strftime("%H:%M"))
+    book_suffix = "?" + urlencode(book_query)
+    first, last = portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR
+    context = {
+        "form": form, "page": page, "day": day, "tz_name": str(tz),
+        "rows": [_finder_row(room, bookings.get(room.pk, []), book_suffix) for room in page_rooms],
+        "query": query.urlencode(),
+        "hours": [{"hour": h, "left": round((h - first) / (last - first) * 100, 2)} for h in range(first, last + 1, 2)],
+        "free_from": free_from, "free_to": free_to,
+        "caps": rules.ui_capabilities(request.user),
+    }
+    return render(request, "reservations/finder.html", context)
+
+
+def _finder_row(room: Room, bookings: list[dict], book_suffix: str) -> dict:
+    """What the finder draws for a room, worked out here rather than in template loops
+    (the page lists many rooms)."""
+    booked = ", ".join(
+        f"{b['start']:%H:%M}–{b['end']:%H:%M}" + (" (yours)" if b["mine"] else "") for b in bookings
+    )
+    return {
+        "room": room, "bookings": bookings, "book_url": reverse("portal:book", args=[room.pk]) + book_suffix,
+        "equipment": ", ".join(e.name for e in room.equipment.all()),
+        "layouts": ", ".join(a.name for a in room.arrangements.all()),
+        "booked": f"Booked: {booked}" if booked else "Free all day",
+    }
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def room_week(request: HttpRequest, room_id: int) -> HttpResponse:
+    """A room's week (``?week=`` any day of it; this week by default), hour by hour: busy
+    hours show what holds them where the viewer may see it, a free hour is a link to the
+    booking form for that hour — plain links, so keyboard and no-JavaScript use work alike."""
+    room = get_room(room_id)
+    tz = room.building.tzinfo
+    try:
+        day = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        day = timezone.now().astimezone(tz).date()
+    monday = day - dt.timedelta(days=day.weekday())
+    week = portal_selectors.room_week(room=room, monday=monday, user=request.user)
+    book_url = reverse("portal:book", args=[room.pk])
+    for row in week["rows"]:
+        for cell in row["cells"]:
+            if not cell.get("busy") and not cell["past"]:
+                cell["book_url"] = book_url + "?" + urlencode(
+                    {"date": cell["day"].isoformat(), "start": f"{cell['start']:%H:%M}", "end": f"{cell['end']:%H:%M}"})
+    context = {
+        "room": room, "week": week, "monday": monday,
+        "previous": (monday - dt.timedelta(days=7)).isoformat(), "next": (monday + dt.timedelta(days=7)).isoformat(),
+    }
+    return render(request, "reservations/room_week.html", context)
