@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.mail import get_connection
+from django.contrib.auth import get_user_model
+from django.core.mail import get_connection, mail_admins, send_mail
 from django.core.mail.backends.base import BaseEmailBackend
 
 from workplace.text import one_line
@@ -65,3 +66,17 @@ def _queue_retry(message) -> None:
         tasks.deliver_email.apply_async(args=[as_data(message)], countdown=tasks.RETRY_SECONDS)
     except Exception:
         logger.exception("email %r to %s could not be queued for a retry: it is lost", message.subject, message.to)
+
+
+def tell_admins(subject: str, body: str) -> None:
+    """An alert for the people who run the product: settings.ADMINS (``mail_admins``) and
+    every active staff user with an address. What the alert is about stands whatever the
+    mail server does: a failure is logged. (exchange_auth's expiry warnings keep a copy of
+    these lines: the layers don't let exchange_auth import workplace.)"""
+    try:
+        mail_admins(subject, body, fail_silently=True)
+        staff = sorted(set(get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)))
+        if staff:
+            send_mail(f"[Workplace] {subject}", body, settings.DEFAULT_FROM_EMAIL, staff, fail_silently=True)
+    except Exception:
+        logger.exception("could not alert the admins about: %s", subject)

@@ -14,13 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.core.mail import mail_admins, send_mail
 
 from exchange_auth.credentials import CredentialError, ReconnectRequired
 from exchange_auth.graph import AccessDenied, GraphError
+from workplace.mail import tell_admins
 
 logger = logging.getLogger("calendar_sync")
 
@@ -63,14 +61,7 @@ def alert_admins_once(cause: str, subject: str, message: str) -> bool:
     key = "calendar_sync:alert:" + hashlib.sha256(cause.encode()).hexdigest()[:32]
     if not cache.add(key, 1, timeout=ALERT_DEDUPE_SECONDS):
         return False
-    body = f"{message}\n\nFurther bookings refused for the same cause are not mailed again today. See Calendar sync → Sync events in the admin."
-    try:
-        mail_admins(subject, body, fail_silently=True)
-        staff = sorted(set(get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)))
-        if staff:
-            send_mail(f"[Workplace] {subject}", body, settings.DEFAULT_FROM_EMAIL, staff, fail_silently=True)
-    except Exception:
-        logger.exception("could not alert the admins about: %s", subject)
+    tell_admins(subject, f"{message}\n\nFurther bookings refused for the same cause are not mailed again today. See Calendar sync → Sync events in the admin.")
     return True
 
 

@@ -18,8 +18,6 @@ import secrets
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import mail_admins, send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +25,7 @@ from django.utils import timezone
 from exchange_auth.credentials import CredentialError, app_token
 from exchange_auth.graph import AccessDenied, GraphError, NotFound
 from exchange_auth.providers import active_providers
+from workplace.mail import tell_admins
 
 from .. import conf
 from ..common.clients import credential_client
@@ -368,11 +367,4 @@ _CONSEQUENCE = {
 
 def _alert(subject: str, message: str, *, kind: str = Subscription.Kind.ROOM) -> None:
     """Tell the admins: settings.ADMINS through mail_admins, and every active staff user."""
-    body = f"{message}\n\n{_CONSEQUENCE.get(kind, _CONSEQUENCE[Subscription.Kind.ROOM])} until this is fixed. See Calendar sync → Subscriptions in the admin."
-    try:
-        mail_admins(subject, body, fail_silently=True)
-        staff = sorted(set(get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)))
-        if staff:
-            send_mail(f"[Workplace] {subject}", body, settings.DEFAULT_FROM_EMAIL, staff, fail_silently=True)
-    except Exception:
-        logger.exception("could not alert the admins about: %s", subject)
+    tell_admins(subject, f"{message}\n\n{_CONSEQUENCE.get(kind, _CONSEQUENCE[Subscription.Kind.ROOM])} until this is fixed. See Calendar sync → Subscriptions in the admin.")
