@@ -70,3 +70,10 @@ def require_active_provider() -> CalendarProvider:
     if provider is None:
         raise NoActiveProvider("No calendar provider is active. An admin activates one under Calendar providers.")
     return provider
+
+
+def provider_named(name: str | None) -> CalendarProvider | None:
+    """The provider a command names (``--provider``), else the default one; None when neither exists."""
+    if name:
+        return CalendarProvider.objects.filter(name=name).first()
+    return active_provider()

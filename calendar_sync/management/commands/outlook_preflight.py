@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from calendar_sync.preflight import preflight_run
-from exchange_auth.models import CalendarProvider
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import provider_named
 
 
 class Command(BaseCommand):
@@ -10,13 +9,10 @@ class Command(BaseCommand):
             "delegate access, organizer, webhook, credential expiry), with the fix for each. Non-zero exit on any failed check.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--provider", help="Provider name (default: the active one).")
+        parser.add_argument("--provider", help="Provider name (default: the default provider).")
 
     def handle(self, *args, **options):
-        if options["provider"]:
-            provider = CalendarProvider.objects.filter(name=options["provider"]).first()
-        else:
-            provider = active_provider()
+        provider = provider_named(options["provider"])
         if provider is None:
             raise CommandError("No such calendar provider (and none is active).")
         result = preflight_run(provider)

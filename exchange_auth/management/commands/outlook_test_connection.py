@@ -1,21 +1,17 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from exchange_auth import graph_check
-from exchange_auth.models import CalendarProvider
-from exchange_auth.providers import active_provider
+from exchange_auth.providers import provider_named
 
 
 class Command(BaseCommand):
     help = "Acquire an app-only token for a calendar provider and list its rooms (the admin's 'Test connection')."
 
     def add_arguments(self, parser):
-        parser.add_argument("--provider", help="Provider name (default: the active one).")
+        parser.add_argument("--provider", help="Provider name (default: the default provider).")
 
     def handle(self, *args, **options):
-        if options["provider"]:
-            provider = CalendarProvider.objects.filter(name=options["provider"]).first()
-        else:
-            provider = active_provider()
+        provider = provider_named(options["provider"])
         if provider is None:
             raise CommandError("No such calendar provider (and none is active).")
         report = graph_check.test_connection(provider)
