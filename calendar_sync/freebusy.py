@@ -18,7 +18,7 @@ import logging
 from django.utils import timezone
 
 from exchange_auth.graph import GraphError, users_path
-from exchange_auth.providers import active_provider, provider_for_room
+from exchange_auth.providers import active_providers, provider_for_room
 from reservations import services
 from reservations.models import Attendee, Origin, Reservation, SyncEvent
 
@@ -37,9 +37,22 @@ def _iso(value: dt.datetime) -> dict:
 
 
 def attendee_availability(*, start: dt.datetime, end: dt.datetime, emails: list[str], provider=None) -> dict[str, str]:
+    """Each person's availability in the window. With ``provider`` its tenant is asked; else the
+    default provider's, then each other active provider's for the people still unknown (a
+    company with two tenants: a person is in one of them) — one getSchedule per tenant asked."""
     emails = [e.lower() for e in emails if e]
     result = dict.fromkeys(emails, UNKNOWN)
-    provider = provider or active_provider()
+    for tenant in [provider] if provider is not None else active_providers():
+        unknown = [e for e in emails if result[e] == UNKNOWN]
+        if not unknown:
+            break
+        result.update(_schedule(tenant, start=start, end=end, emails=unknown))
+    return result
+
+
+def _schedule(provider, *, start: dt.datetime, end: dt.datetime, emails: list[str]) -> dict[str, str]:
+    """One getSchedule through ``provider``'s organizer account: {email: availability} for those it answered."""
+    result: dict[str, str] = {}
     organizer = (getattr(provider, "organizer_account", "") or "").lower() if provider else ""
     if not emails or not organizer:
         return result
@@ -54,7 +67,7 @@ def attendee_availability(*, start: dt.datetime, end: dt.datetime, emails: list[
         return result
     for info in (body or {}).get("value", []):
         address = (info.get("scheduleId") or "").lower()
-        if address not in result or info.get("error"):
+        if address not in emails or info.get("error"):
             continue
         view = info.get("availabilityView") or ""
         states = [_DIGITS.get(d, UNKNOWN) for d in view]

@@ -8,6 +8,8 @@ provider. Real HTTPS, real msal, the real webhook (``live_server``), eager Celer
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from calendar_sync.inbound import tasks as inbound_tasks
@@ -156,3 +158,17 @@ def test_in_personal_mode_an_employee_connects_the_tenant_of_the_room_they_book(
     assert booked.event_id and [e.id for e in events_of(fabrikam_server, DANA)] == [booked.event_id]
     with pytest.raises(RuleViolation, match="Connect your Outlook account first"):
         book(actor=dana, room=atlas, start=days_ahead(3, 14), capture_on_commit=django_capture_on_commit_callbacks)
+
+
+def test_free_busy_asks_each_tenant_for_its_own_people(provider, fabrikam, fabrikam_server, emulator, mode, alice, dana, hudson, django_capture_on_commit_callbacks):
+    """A person is in one of the company's tenants: the free/busy answer for Dana (Fabrikam)
+    comes from Fabrikam's directory, Alice's from Contoso's."""
+    from calendar_sync import freebusy
+
+    mode("Normal")
+    start = days_ahead(4, 10)
+    book(actor=dana, room=hudson, start=start, capture_on_commit=django_capture_on_commit_callbacks)
+
+    availability = freebusy.attendee_availability(start=start, end=start + dt.timedelta(hours=1), emails=[DANA, ALICE])
+
+    assert availability == {DANA: "busy", ALICE: "free"}
