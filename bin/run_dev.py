@@ -58,7 +58,7 @@ def main() -> int:
         subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
         spawn(PY, "-m", "celery", "-A", "workplace", "worker", "-B", "--loglevel", "INFO",
-              "--concurrency", "2", "--schedule", str(VAR / "celerybeat-schedule"))
+              "--concurrency", "2")  # beat's schedule: the database (django-celery-beat)
         print("\n  Portal: http://127.0.0.1:8000   admin: /admin/ (admin / demo-password)\n", flush=True)
         server = spawn(PY, "manage.py", "runserver", "127.0.0.1:8000", "--noreload")
         server.wait()

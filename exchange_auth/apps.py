@@ -1,6 +1,12 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save
 
+# This app's periodic tasks (in the database: migration 0006_periodic_tasks creates them).
+BEAT_SCHEDULE = {
+    # Daily: warn the admins 30 and 7 days before the client secret or certificate expires.
+    "exchange_auth.warn_credential_expiry": {"task": "exchange_auth.tasks.warn_credential_expiry", "schedule": 86400.0},
+}
+
 
 class ExchangeAuthConfig(AppConfig):
     name = "exchange_auth"
@@ -16,9 +22,3 @@ class ExchangeAuthConfig(AppConfig):
         # shell) still drops the cached value.
         for signal in (post_save, post_delete):
             signal.connect(properties.invalidate_on_edit, sender=InstanceProperty, dispatch_uid="exchange_auth.property_invalidate")
-
-        # Daily: warn the admins 30 and 7 days before the client secret or certificate expires.
-        from django.conf import settings
-
-        settings.CELERY_BEAT_SCHEDULE.setdefault(
-            "exchange_auth.warn_credential_expiry", {"task": "exchange_auth.tasks.warn_credential_expiry", "schedule": 86400.0})

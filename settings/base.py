@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "knox",  # hashed API tokens (workplace.ApiToken, see KNOX_TOKEN_MODEL)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served locally (no CDN)
+    "django_celery_beat",  # periodic tasks in the database, editable in admin
     "workplace",
     "exchange_auth",
     "reservations",
@@ -112,8 +113,24 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}  # each app adds its schedules in its AppConfig.ready()
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Periodic tasks live in the database (django-celery-beat): admins change them in admin
+# ("Periodic tasks") without a deploy. Each app's data migration creates its tasks under
+# stable names (calendar_sync.apps.BEAT_SCHEDULE, exchange_auth.apps.BEAT_SCHEDULE...);
+# nothing is put in CELERY_BEAT_SCHEDULE, which beat would write over the admins' edits.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# Queues (README "Workers and queues"): pushes of bookings never wait behind a burst of
+# inbound pulls or a nightly round. A worker without -Q consumes all four.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("outbound", "inbound", "nightly", "default")}
+CELERY_TASK_ROUTES = {
+    # First match wins (insertion order).
+    "calendar_sync.outbound.tasks.*": {"queue": "outbound"},
+    "calendar_sync.inbound.tasks.run_nightly_reconcile": {"queue": "nightly"},
+    "calendar_sync.inbound.tasks.nightly_*": {"queue": "nightly"},
+    "calendar_sync.inbound.tasks.*": {"queue": "inbound"},
+}
 
 # --- REST API -----------------------------------------------------------------
 # API tokens are django-rest-knox tokens in workplace.ApiToken: stored as SHA-512 digests,

@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Worker:
-    def __init__(self, env: dict, log_path: Path):
+    def __init__(self, env: dict, log_path: Path, *, queues: str | None = None):
         self.env = env
         self.log_path = log_path
+        self.queues = queues  # "-Q outbound,inbound": only those (default: all four)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -24,7 +25,8 @@ class Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed once the child holds it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=INFO", "--concurrency=4",
-             "--pool=prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"sync-test-{os.getpid()}@%h"],
+             "--pool=prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"sync-test-{os.getpid()}@%h",
+             *(["-Q", self.queues] if self.queues else [])],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()  # the child has its own descriptor

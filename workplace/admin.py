@@ -17,7 +17,7 @@ class FloorInline(admin.TabularInline):
 
 @admin.register(Building)
 class BuildingAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "timezone", "address", "provider_shown"]
+    list_display = ["name", "code", "timezone", "nightly_time", "address", "provider_shown"]
     list_select_related = ["calendar_provider"]
     list_filter = ["calendar_provider"]
     search_fields = ["name", "code", "address"]

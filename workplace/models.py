@@ -27,6 +27,10 @@ class Building(models.Model):
         "exchange_auth.CalendarProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="buildings",
         help_text="The tenant whose Exchange holds this building's rooms; empty: the default calendar provider.",
     )
+    nightly_time = models.TimeField(
+        null=True, blank=True,
+        help_text="Local time of the nightly reconcile of this building's rooms; empty: CALENDAR_SYNC_NIGHTLY_TIME (02:30).",
+    )
 
     class Meta:
         ordering = ["name"]

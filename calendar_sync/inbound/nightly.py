@@ -40,12 +40,13 @@ CATCH_UP = dt.timedelta(hours=3)
 
 def buildings_due(now: dt.datetime | None = None) -> list[tuple[Building, dt.date]]:
     now = now or timezone.now()
-    at = nightly_time()
+    default_at = nightly_time()
     due = []
     ids = Room.objects.filter(sync_enabled=True).exclude(mailbox="").values_list("building_id", flat=True).distinct()
     done = set(NightlyRun.objects.filter(building_id__in=ids).values_list("building_id", "local_date"))
     for building in Building.objects.filter(pk__in=ids):
         local = now.astimezone(building.tzinfo)
+        at = building.nightly_time or default_at
         scheduled = dt.datetime.combine(local.date(), at, tzinfo=building.tzinfo)
         if scheduled <= local < scheduled + CATCH_UP and (building.pk, local.date()) not in done:
             due.append((building, local.date()))
@@ -122,16 +123,25 @@ def run_mailbox(mailbox: str, *, run: NightlyRun | None = None) -> dict:
     return summary
 
 
+def run_one(building: Building, local_date: dt.date) -> dict:
+    """The nightly pass of one building for ``local_date`` (claimed: once, whichever worker
+    gets there first), and the organizer mailboxes not yet done that night.
+    {building name or organizer mailbox: summary} of what ran."""
+    ran = {}
+    run = claim(building, local_date)
+    if run is None:
+        return ran
+    ran[building.name] = run_building(building, run=run)
+    for mailbox in organizer_mailboxes():
+        mailbox_run = claim_mailbox(mailbox, local_date)
+        if mailbox_run is not None:
+            ran[mailbox] = run_mailbox(mailbox, run=mailbox_run)
+    return ran
+
+
 def run_due(now: dt.datetime | None = None) -> dict:
-    """{building name or organizer mailbox: summary} of what ran."""
+    """{building name or organizer mailbox: summary} of what ran (all due buildings, here)."""
     ran = {}
     for building, local_date in buildings_due(now):
-        run = claim(building, local_date)
-        if run is None:
-            continue
-        ran[building.name] = run_building(building, run=run)
-        for mailbox in organizer_mailboxes():
-            mailbox_run = claim_mailbox(mailbox, local_date)
-            if mailbox_run is not None:
-                ran[mailbox] = run_mailbox(mailbox, run=mailbox_run)
+        ran.update(run_one(building, local_date))
     return ran

@@ -10,6 +10,7 @@ change notified while a round runs is never lost.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -20,6 +21,7 @@ from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
 from exchange_auth.providers import active_providers
+from workplace.models import Building
 
 from .. import conf
 from ..models import Subscription, WebhookNotification
@@ -141,8 +143,24 @@ def poll_unsubscribed() -> list[str]:
 
 @shared_task(ignore_result=True)
 def run_nightly_reconcile() -> dict:
-    """Beat (every 15 minutes): the nightly pass of buildings whose 02:30 just passed."""
-    return nightly.run_due()
+    """Beat (every 15 minutes): the nightly pass of buildings whose nightly time (02:30 or
+    the building's own) just passed — one ``nightly_building`` task each on the ``nightly``
+    queue, so several workers share a night's buildings (inline when tasks run eagerly)."""
+    if conf.tasks_run_eagerly():
+        return nightly.run_due()
+    due = nightly.buildings_due()
+    for building, local_date in due:
+        nightly_building.delay(building.pk, local_date.isoformat())
+    return {building.name: "queued" for building, _ in due}
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def nightly_building(building_id: int, local_date: str) -> dict:
+    """One building's nightly pass (claimed once per local date, so a retry is harmless)."""
+    building = Building.objects.filter(pk=building_id).first()
+    if building is None:
+        return {}
+    return nightly.run_one(building, dt.date.fromisoformat(local_date))
 
 
 @shared_task(ignore_result=True)

@@ -42,6 +42,35 @@ def test_the_nightly_pass_runs_at_0230_building_local_once_a_day(provider, emula
     assert nightly.buildings_due(after) == []
 
 
+def test_a_building_can_have_its_own_nightly_time(provider, emulator, atlas):
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    today = dt.datetime.now(berlin).date()
+    hq = atlas.building
+    hq.nightly_time = dt.time(4, 0)
+    hq.save()
+    assert nightly.buildings_due(dt.datetime.combine(today, dt.time(2, 35), tzinfo=berlin)) == []
+    assert nightly.buildings_due(dt.datetime.combine(today, dt.time(4, 5), tzinfo=berlin)) == [(hq, today)]
+
+
+def test_the_beat_task_queues_one_nightly_task_per_due_building(provider, emulator, bob, atlas, celery_not_eager, monkeypatch):
+    """Not eager (a real deployment): the 15-minute beat task only queues each due building's
+    pass on the nightly queue, so several workers share a night; each pass claims its building."""
+    from calendar_sync.inbound import tasks
+
+    outlook_meeting(emulator, BOB, [ATLAS], days_ahead(2, 9))
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    at = dt.datetime.combine(dt.datetime.now(berlin).date(), dt.time(2, 35), tzinfo=berlin)
+    due_then = nightly.buildings_due
+    monkeypatch.setattr(tasks.nightly, "buildings_due", lambda now=None: due_then(at))  # beat at 02:35 Berlin
+    queued = []
+    monkeypatch.setattr(tasks.nightly_building, "delay", lambda *args: queued.append(args))
+    assert tasks.run_nightly_reconcile() == {"HQ": "queued"}
+    [(building_id, local_date)] = queued
+    assert building_id == atlas.building_id and local_date == at.date().isoformat()
+    assert tasks.nightly_building(building_id, local_date)["HQ"]["created"] == 1
+    assert tasks.nightly_building(building_id, local_date) == {}  # claimed once per local date
+
+
 def test_sync_calendars_full_prints_progress_and_a_summary(provider, emulator, bob, atlas, borealis):
     outlook_meeting(emulator, BOB, [ATLAS], days_ahead(2, 9))
     out, err = io.StringIO(), io.StringIO()

@@ -180,11 +180,3 @@ def test_the_admin_shows_each_check_and_its_fix(client, webhook, emulator, provi
     assert 'data-ok="false"' in page
     assert "✗</td><td>Application permissions" in page and "Grant admin consent" in page
     assert "✓</td><td>App-only token" in page and "⚠</td><td>Webhook URL is HTTPS" in page
-
-
-def test_the_beat_runs_the_expiry_warning_daily():
-    from workplace.celery import app
-
-    app.loader.import_default_modules()  # what a worker does at start: autodiscovers each app's tasks module
-    entry = app.conf.beat_schedule["exchange_auth.warn_credential_expiry"]
-    assert entry["task"] in app.tasks and entry["schedule"] == 86400.0
