@@ -1,6 +1,7 @@
 """Calendar sync's admin (Django discovers this module): the outbox and its processing,
 inbound sync's subscriptions, inbox, delta state, recorded copies and nightly runs, and the
-calendar provider's preflight page (its checks need calendar_sync: the webhook and subscriptions)."""
+calendar provider's preflight page (its checks need calendar_sync: the webhook and subscriptions),
+and the Sync health page (/admin/sync-health/: the figures /metrics exports, at a glance)."""
 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -11,7 +12,9 @@ from django.utils.html import format_html
 
 from exchange_auth.admin import CalendarProviderAdmin
 from exchange_auth.models import CalendarProvider
+from observability import metrics
 
+from . import health
 from .inbound import admin as inbound_admin  # noqa: F401 - registers its ModelAdmins
 from .outbound import admin as outbound_admin  # noqa: F401 - registers its ModelAdmins
 from .preflight import preflight_run
@@ -53,3 +56,41 @@ class CalendarProviderWithPreflightAdmin(CalendarProviderAdmin):
 
 admin.site.unregister(CalendarProvider)
 admin.site.register(CalendarProvider, CalendarProviderWithPreflightAdmin)
+
+
+# --- Sync health: the figures of /metrics at a glance (calendar_sync.health) ---------------
+
+
+def sync_health_view(request):
+    figures = health.figures()
+    snap = figures.counters
+    graph = {}
+    for (_method, status, mailbox_class), n in sorted(snap.counters[metrics.GRAPH_REQUESTS.name].items()):
+        row = graph.setdefault(mailbox_class, {"ok": 0, "throttled": 0, "failed": 0})
+        key = "ok" if status.startswith(("2", "3")) else "throttled" if status == "429" else "failed"
+        row[key] += int(n)
+    lag = snap.histograms[metrics.NOTIFICATION_LAG.name].get((), None)
+    context = {
+        **admin.site.each_context(request),
+        "title": "Sync health",
+        "figures": figures,
+        "pushes": {labels[0]: int(n) for labels, n in snap.counters[metrics.PUSHES.name].items()},
+        "pulls": sorted((labels, int(n)) for labels, n in snap.counters[metrics.PULLS.name].items()),
+        "graph": sorted(graph.items()),
+        "retry_wait": round(sum(snap.counters[metrics.GRAPH_RETRY_WAIT.name].values()), 1),
+        "lag_count": int(lag[2]) if lag else 0,
+        "lag_mean": round(lag[1] / lag[2], 2) if lag and lag[2] else None,
+        "subscriptions": sorted(figures.subscriptions.items()),
+    }
+    return TemplateResponse(request, "admin/calendar_sync/sync_health.html", context)
+
+
+_site_urls = admin.site.get_urls
+
+
+def _urls_with_sync_health():
+    return [path("sync-health/", admin.site.admin_view(sync_health_view), name="sync_health"), *_site_urls()]
+
+
+admin.site.get_urls = _urls_with_sync_health
+admin.site.index_template = "admin/calendar_sync/index.html"  # Django's index, with the link to it

@@ -29,9 +29,10 @@ class CalendarSyncConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from exchange_auth.models import CalendarProvider, InstanceProperty
+        from observability import metrics
         from reservations.outbox import register_listener
 
-        from . import conf
+        from . import conf, health
         from .inbound.tasks import on_property_saved, on_provider_saved
         from .outbound.tasks import enqueue_push
 
@@ -43,3 +44,6 @@ class CalendarSyncConfig(AppConfig):
         #    a change of sync mode adds or drops the organizer mailbox's subscription.
         post_save.connect(on_provider_saved, sender=CalendarProvider, dispatch_uid="calendar_sync.provider_activated")
         post_save.connect(on_property_saved, sender=InstanceProperty, dispatch_uid="calendar_sync.sync_mode_changed")
+        # 3. What operators see: /metrics' gauges and the labels of Graph requests.
+        metrics.register_gauges("calendar_sync", health.gauges)
+        metrics.set_mailbox_classifier(health.mailbox_class)

@@ -160,7 +160,8 @@ class RequestLog:
         self.entries.clear()
 
     def record(self, method: str, path: str, mailbox: str | None, app: str | None, status: int,
-               duration_ms: float, batch: bool = False, user: str | None = None, select: str | None = None) -> None:
+               duration_ms: float, batch: bool = False, user: str | None = None, select: str | None = None,
+               client_request_id: str | None = None) -> None:
         """``user``: the signed-in user of a delegated token (None for app-only tokens); ``select``:
         the request's ``$select`` (tests check the product selects only v1.0 properties)."""
         self.seq += 1
@@ -168,6 +169,7 @@ class RequestLog:
             "seq": self.seq, "time": time.time(), "method": method, "path": path,
             "endpoint": f"{method} {path_template(path)}", "mailbox": mailbox, "app": app, "user": user,
             "status": status, "duration_ms": round(duration_ms, 3), "batch": batch, "select": select,
+            "client_request_id": client_request_id,
         })
 
     def query(self, since: float | None = None, limit: int = 1000, throttle: Throttle | None = None) -> dict:

@@ -1,6 +1,9 @@
 """Settings shared by every environment. Everything comes from the environment."""
 
+import ipaddress
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import database_from_url, env_bool, env_fernet_keys, env_int, env_list, env_str
 
@@ -32,6 +35,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request (and the tasks it queues, and their Graph calls)
+    # carries one correlation id, returned in X-Request-ID.
+    "observability.middleware.CorrelationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ from the app server itself (gunicorn in production, DEBUG off); with
     # DEBUG on it serves the apps' files directly, without collectstatic.
@@ -108,6 +114,8 @@ else:
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The worker logs through LOGGING like the web (JSON in production, the correlation id on each line).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
@@ -131,6 +139,17 @@ CELERY_TASK_ROUTES = {
     "calendar_sync.inbound.tasks.nightly_*": {"queue": "nightly"},
     "calendar_sync.inbound.tasks.*": {"queue": "inbound"},
 }
+
+# --- Metrics -------------------------------------------------------------------
+# GET /metrics (Prometheus): allowed with "Authorization: Bearer $METRICS_TOKEN", or from an
+# address in METRICS_ALLOWED_NETWORKS (the direct peer: your Prometheus, not a proxy).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8).") from None
 
 # --- REST API -----------------------------------------------------------------
 # API tokens are django-rest-knox tokens in workplace.ApiToken: stored as SHA-512 digests,
@@ -206,13 +225,23 @@ EMAIL_DELIVERY_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.con
 EMAIL_BACKEND = "workplace.mail.SafeEmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reservations@contoso.example")
 
+# LOG_FORMAT=json (settings.prod's default): one JSON object a line (observability.logs),
+# each with the correlation id; plain: readable lines for development.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
     # OAuth codes and calendar-feed tokens never reach a log line (workplace.access_log).
-    "filters": {"redact_secrets": {"()": "workplace.access_log.RedactSecrets"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "filters": {
+        "redact_secrets": {"()": "workplace.access_log.RedactSecrets"},
+        "correlation": {"()": "observability.logs.CorrelationFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
+                             "filters": ["redact_secrets", "correlation"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -39,3 +39,7 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
 # Preloading HSTS is a commitment to the browsers' lists an operator makes (SECURE_HSTS_PRELOAD).
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# Log lines as JSON with the correlation id (observability.logs); LOG_FORMAT=plain for humans.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"  # noqa: F405

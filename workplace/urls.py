@@ -3,12 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from workplace.views import healthz
+from workplace.views import healthz, metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("calendar_sync.api_urls")),
     path("api/", include("reservations.api.urls")),
     path("outlook/", include("exchange_auth.urls")),

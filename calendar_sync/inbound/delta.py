@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.graph import BatchItem, GraphError, GraphResponse, NotFound, users_path
+from observability import metrics
 from workplace.models import Room
 
 from .. import conf
@@ -182,7 +183,11 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
             updates.update(window_start=ctx.window_start, window_end=ctx.window_end, last_full_sync_at=timezone.now(), full_syncs=state.full_syncs + 1)
         MailboxDeltaState.objects.filter(pk=state.pk).update(**updates)
         if answered:
-            WebhookNotification.objects.filter(pk__in=[pk for pk, _, _ in answered]).update(state=WebhookNotification.State.PROCESSED, processed_at=timezone.now())
+            done = WebhookNotification.objects.filter(pk__in=[pk for pk, _, _ in answered])
+            now = timezone.now()
+            received = list(done.values_list("received_at", flat=True))
+            done.update(state=WebhookNotification.State.PROCESSED, processed_at=now)
+            metrics.observe_many(metrics.NOTIFICATION_LAG, [(now - at).total_seconds() for at in received])
         result.stats.update(ctx.stats)
         result.deferred = ctx.deferred
         return result

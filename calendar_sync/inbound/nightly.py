@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange_auth.providers import active_providers
+from observability import metrics
 from workplace.models import Building, Room
 
 from .. import conf
@@ -63,16 +65,19 @@ def claim(building: Building, local_date: dt.date) -> NightlyRun | None:
 
 def run_building(building: Building, *, run: NightlyRun | None = None, progress=None) -> dict:
     """Full round for each synced room of ``building``; returns the summary."""
+    started = time.monotonic()
     totals: Counter = Counter()
     rooms = Room.objects.filter(building=building, sync_enabled=True).exclude(mailbox="").order_by("name")
     for room in rooms:
         try:
             result = delta.pull_mailbox(room.mailbox, full=True, nightly=True, wait=60)
         except Exception as exc:  # one room's failure must not stop the others
+            metrics.inc(metrics.PULLS, kind="nightly", outcome="error")
             logger.exception("nightly reconcile of %s failed", room.mailbox)
             totals["failed_rooms"] += 1
             totals[f"error:{type(exc).__name__}"] += 1
             continue
+        metrics.inc(metrics.PULLS, kind="nightly", outcome="ok")
         totals["rooms"] += 1
         totals["events"] += result.events
         totals["requests"] += result.requests
@@ -80,6 +85,8 @@ def run_building(building: Building, *, run: NightlyRun | None = None, progress=
         if progress is not None:
             progress(room, result)
     summary = dict(totals)
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    metrics.observe(metrics.NIGHTLY_SECONDS, summary["seconds"])
     if run is not None:
         NightlyRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), summary=summary)
     logger.info("nightly reconcile of %s: %s", building, summary)

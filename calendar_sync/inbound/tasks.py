@@ -21,6 +21,7 @@ from exchange_auth import properties
 from exchange_auth.credentials import CredentialError
 from exchange_auth.graph import GraphError
 from exchange_auth.providers import active_providers
+from observability import metrics
 from workplace.models import Building
 
 from .. import conf
@@ -76,10 +77,12 @@ def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
     the whole window, dropping the token). The name stays for queued tasks and deployments."""
     if not full:
         cache.delete(QUEUED_PREFIX + mailbox)  # a notification from now on queues the next pull
+    kind = "full" if full else "delta"
     try:
         # Inline (eager) runs can't come back later: they wait for the mailbox instead.
         result = delta.pull_mailbox(mailbox, full=full, wait=30 if conf.tasks_run_eagerly() else 0)
     except delta.MailboxBusy:
+        metrics.inc(metrics.PULLS, kind=kind, outcome="busy")
         if conf.tasks_run_eagerly():
             return {"busy": True}
         if not full:
@@ -89,10 +92,12 @@ def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
     except delta.NoProvider:
         return {"no_provider": True}
     except GraphError as exc:
+        metrics.inc(metrics.PULLS, kind=kind, outcome="error")
         logger.warning("inbound pull of %s failed: %s", mailbox, exc)
         if exc.transient and not conf.tasks_run_eagerly():
             pull_room_mailbox.apply_async((mailbox, full), countdown=min(300, exc.retry_after or 10))
         return {"error": str(exc)}
+    metrics.inc(metrics.PULLS, kind=kind, outcome="ok")
     if result.deferred and not conf.tasks_run_eagerly():
         recheck_deferred.apply_async((mailbox,), countdown=conf.get().inbound_defer_seconds)
     return result.as_dict()

@@ -27,6 +27,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from observability import metrics
+
 from ..models import Subscription, WebhookNotification
 from . import tasks
 
@@ -98,9 +100,16 @@ def store_notifications(items: list[dict]) -> list[WebhookNotification]:
             change_type=str(item.get("changeType") or "")[:20], lifecycle_event=lifecycle[:40],
             event_id=str(((item.get("resourceData") or {}).get("id")) or "")[:512], payload=payload,
         ))
+    refused = len(items) - len(rows)
+    if refused:
+        metrics.inc(metrics.NOTIFICATIONS, refused, kind="any", outcome="refused")
     if not rows:
         return []
     stored = WebhookNotification.objects.bulk_create(rows)
+    for kind in (WebhookNotification.Kind.CHANGE, WebhookNotification.Kind.LIFECYCLE):
+        count = sum(1 for r in stored if r.kind == kind)
+        if count:
+            metrics.inc(metrics.NOTIFICATIONS, count, kind=kind, outcome="stored")
     now = timezone.now()
     Subscription.objects.filter(pk__in={r.subscription_id for r in rows}).update(last_notification_at=now)
     mailboxes = sorted({r.mailbox for r in stored if r.kind == WebhookNotification.Kind.CHANGE})

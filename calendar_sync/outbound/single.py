@@ -182,14 +182,14 @@ def create_once(client, mailbox: str, body: dict, *, retried: bool) -> tuple[dic
             if not (exc.transient or landed):
                 raise
             if landed and txn:
-                client.sleep(max(SETTLE_SECONDS, min(exc.retry_after or 0.0, client.max_retry_after)))
+                client.pause(max(SETTLE_SECONDS, min(exc.retry_after or 0.0, client.max_retry_after)), reason="create_settle")
                 found = meetings.by_transaction_id(client, mailbox, txn)
                 if found:
                     return found, True
             if not exc.transient or attempt >= client.max_attempts:
                 raise
             if not landed:
-                client.sleep(client.backoff(attempt, exc.retry_after))
+                client.pause(client.backoff(attempt, exc.retry_after), reason="retry_after" if exc.retry_after is not None else "backoff")
 
 
 def created_link(created: dict, plan: SyncPlan) -> ExchangeIds:

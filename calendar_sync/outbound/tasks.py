@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
+from observability import metrics
 from reservations.models import SyncEvent
 
 from .. import conf
@@ -30,6 +31,7 @@ def enqueue_push(event_id: int) -> None:
 def push_sync_event(event_id: int, reprocess: bool = False) -> str:
     """Push one sync event. Safe to run twice: the claim lets one run through."""
     outcome = worker.process_sync_event(event_id, reprocess=reprocess)
+    metrics.inc(metrics.PUSHES, outcome=outcome.status)
     if outcome.status == "retry" and not conf.tasks_run_eagerly():
         push_sync_event.apply_async((event_id,), countdown=outcome.delay)
     if outcome.check_answers:

@@ -33,7 +33,7 @@ def test_every_task_has_its_queue():
     assert queue_of(inbound_tasks.run_nightly_reconcile) == "nightly"
     assert queue_of(inbound_tasks.nightly_building) == "nightly"
     assert queue_of(workplace_tasks.deliver_email) == "default"
-    # A worker started without -Q consumes all four (docker-compose, make run, the tests' worker).
+    # A worker started without -Q consumes all four (make run, the tests' worker).
     assert sorted(app.amqp.queues) == ["default", "inbound", "nightly", "outbound"]
     # Every product task lands on a queue some worker consumes.
     ours = [name for name in app.tasks if name.split(".")[0] in {"calendar_sync", "reservations", "workplace", "exchange_auth"}]
@@ -59,3 +59,19 @@ def test_a_push_is_served_while_the_nightly_queue_waits(provider, mode, emulator
         assert broker.llen("nightly") == 1  # still there: no outbound worker took it
     finally:
         worker.stop()
+
+
+def test_the_compose_file_serves_every_queue_and_scales_its_workers():
+    import yaml
+
+    from tests.celery_worker import ROOT
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    consumed = set()
+    for name, service in services.items():
+        command = service.get("command", "")
+        if "celery" in command and " worker" in command:
+            consumed |= set(command.split("-Q", 1)[1].split()[0].split(","))
+            assert "container_name" not in service and "ports" not in service, f"{name} could not be scaled"
+    assert consumed == set(app.amqp.queues)
+    assert sum(" beat" in s.get("command", "") for s in services.values()) == 1
