@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attendant-delay", type=float, default=None, help="seconds the room's booking attendant takes to answer")
     p.add_argument("--delta-expired-mode", choices=("syncStateNotFound", "gone"), default=None,
                    help="how an expired delta token fails: 400 syncStateNotFound (default) or 410 Gone")
+    p.add_argument("--latency", default=None, metavar="read=50-150,write=150-400",
+                   help="added latency per kind of request, ms ranges (uniform, seeded by --latency-seed)")
+    p.add_argument("--latency-seed", type=int, default=None)
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                      ("delta_expired_mode", args.delta_expired_mode)):
         if arg is not None:
             config[key] = arg
+    if args.latency:
+        config["latency"] = parse_latency(args.latency)
+    if args.latency_seed is not None:
+        config["latency_seed"] = args.latency_seed
     srv = EmulatorServer(host=args.host, port=args.port, seed=args.seed, state_dir=args.state_dir or default_state_dir(),
                          snapshot=args.snapshot, config=config)
     srv.start()
@@ -55,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     srv.stop()
     return 0
+
+
+def parse_latency(text: str) -> dict:
+    """``read=50-150,write=150-400`` → {"read": [50.0, 150.0], "write": [150.0, 400.0]}."""
+    out = {}
+    for part in text.split(","):
+        kind, _, span = part.partition("=")
+        low, _, high = span.partition("-")
+        if kind.strip() not in ("read", "write") or not low:
+            raise SystemExit(f"--latency: {part!r} is not read=LOW-HIGH or write=LOW-HIGH (ms)")
+        out[kind.strip()] = [float(low), float(high or low)]
+    return out
 
 
 if __name__ == "__main__":

@@ -216,6 +216,13 @@ class Control:
         for k, allowed in choices.items():
             if k in body and body[k] not in allowed:
                 raise GraphError(400, "BadRequest", f"{k} must be one of {list(allowed)}")
+        if "latency" in body:
+            spans = body["latency"]
+            ok = isinstance(spans, dict) and set(spans) <= {"read", "write"} and all(
+                isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v) and 0 <= v[0] <= v[1]
+                for v in spans.values())
+            if not ok:
+                raise GraphError(400, "BadRequest", 'latency must be like {"read": [50, 150], "write": [150, 400]} (ms, low <= high)')
         for k, v in body.items():
             cfg[k] = v
         return _json(cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import random
 import re
 import time
 from urllib.parse import quote
@@ -51,6 +52,7 @@ DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Direc
 
 class Graph:
     def __init__(self, ctx):
+        self._latency_rng: tuple | None = None  # (seed, generator) of the latency draws
         self.ctx = ctx
         self.delta = DeltaEngine(ctx)
 
@@ -59,6 +61,22 @@ class Graph:
         return self.ctx.store
 
     # -- entry -----------------------------------------------------------------------
+    def latency_ms(self, req: GReq) -> float:
+        """This request's added latency: drawn from its kind's range (read: GET; write: the
+        rest; the outer POST /$batch adds none, its items each take theirs), else latency_ms."""
+        cfg = self.ctx.store.config
+        if req.path.rstrip("/") == "/$batch" and not req.batch:
+            return 0.0
+        kind = "read" if req.method == "GET" else "write"
+        span = (cfg.get("latency") or {}).get(kind)
+        if not span:
+            return float(cfg.get("latency_ms") or 0)
+        seed = cfg.get("latency_seed")
+        if self._latency_rng is None or self._latency_rng[0] != seed:
+            self._latency_rng = (seed, random.Random(seed))  # noqa: S311 - a simulation, not crypto
+        low, high = float(span[0]), float(span[-1])
+        return self._latency_rng[1].uniform(low, high)
+
     async def dispatch(self, req: GReq) -> GResp:
         started = time.perf_counter()
         ctx = self.ctx
@@ -90,7 +108,7 @@ class Graph:
                 key = (app_id, req.mailbox.id)
                 ctx.throttle.acquire(key)
                 throttle_key = key  # released in finally only once acquired
-            latency = ctx.store.config.get("latency_ms") or 0
+            latency = self.latency_ms(req)
             if latency:
                 await asyncio.sleep(latency / 1000)
             resp = await self.route(req)

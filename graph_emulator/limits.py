@@ -176,13 +176,14 @@ class RequestLog:
         rows = [e for e in self.entries if since is None or (e["seq"] > since if since < 1e9 else e["time"] > since)]
         counts: dict[str, dict] = {"by_endpoint": defaultdict(int), "by_mailbox": defaultdict(int),
                                    "by_app": defaultdict(int), "by_status": defaultdict(int),
-                                   "by_mailbox_endpoint": defaultdict(int)}
+                                   "by_mailbox_endpoint": defaultdict(int), "by_mailbox_kind": defaultdict(int)}
         for e in rows:
             counts["by_endpoint"][e["endpoint"]] += 1
             counts["by_status"][str(e["status"])] += 1
             if e["mailbox"]:
                 counts["by_mailbox"][e["mailbox"]] += 1
                 counts["by_mailbox_endpoint"][f"{e['mailbox']} {e['endpoint']}"] += 1
+                counts["by_mailbox_kind"][f"{e['mailbox']} {'read' if e['method'] == 'GET' else 'write'}"] += 1
             if e["app"]:
                 counts["by_app"][e["app"]] += 1
         out = {

@@ -40,6 +40,11 @@ DEFAULT_CONFIG = {
     "notification_retry_delays": [5.0, 15.0, 60.0, 300.0],
     "attendant_delay_seconds": 0.0,  # how long the room's booking attendant takes to answer (Exchange: seconds)
     "latency_ms": 0,  # added to every Graph request (makes concurrency observable)
+    # Real Graph's latency per kind of request, in ms: {"read": [50, 150], "write": [150, 400]}
+    # (uniform in each range, drawn from a generator seeded with latency_seed; a kind missing
+    # takes latency_ms). Microsoft documents no figure; these are what a tenant sees (issue 17).
+    "latency": {},
+    "latency_seed": 1,
     "delta_page_size": 100,
     "page_size": 10,  # calendarView/events default page size, as Graph's
     "redirect_uris": [],  # extra redirect URIs accepted for every app

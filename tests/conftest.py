@@ -55,10 +55,15 @@ def _no_sessions_left_behind(django_db_setup, django_db_blocker):
 
     if connection.vendor != "postgresql":
         return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    from django.db.utils import OperationalError
+
+    try:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    except OperationalError:
+        pass  # no test used the database (e.g. only tests/graph_emulator ran): nobody to end
 
 
 @pytest.fixture(autouse=True)
