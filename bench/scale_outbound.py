@@ -1,0 +1,213 @@
+"""Outbound at Graph's limit (issue 17 item 2): reservations over many rooms pushed by 1, 2
+and 4 real Celery worker processes (4 pool processes each) to the emulator with Graph-like
+latency on (writes 150–400 ms, reads 50–150 ms, seeded), in Strict mode (every meeting in the
+one organizer account: one mailbox at the limit) and Normal mode (each employee's calendar).
+
+The physical limit of one mailbox is min(4 in flight / mean write latency, 10,000 requests per
+600 s) — Outlook's documented per-app-per-mailbox limits:
+https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits
+Reported per run: seconds from the workers' start until every push is processed, the creates per
+second into the busiest mailbox, that ÷ the limit (goal ≥ 0.8 for the organizer account),
+the speed-up over one worker, the most requests a mailbox had in flight (must stay ≤ 4) and 429s.
+
+    .venv/bin/python bench/scale_outbound.py                  # 300 reservations, 200 rooms (a few minutes)
+    .venv/bin/python bench/scale_outbound.py --reservations 10000   # the full size
+
+Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_scale_bench),
+REDIS_URL (default redis://127.0.0.1:6379/12).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_scale_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+
+from bench.outbound import Control, ensure_database  # noqa: E402
+
+DOMAIN = "contoso.example"
+ORGANIZER = f"reservations@{DOMAIN}"
+WINDOW_LIMIT = 10_000 / 600  # requests per second per mailbox (Outlook: 10,000 per 10 minutes)
+CONCURRENCY_LIMIT = 4
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--reservations", type=int, default=300)
+    p.add_argument("--rooms", type=int, default=200)
+    p.add_argument("--employees", type=int, default=20)
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--modes", default="Strict,Normal")
+    p.add_argument("--write-ms", default="150-400")
+    p.add_argument("--read-ms", default="50-150")
+    args = p.parse_args()
+    write = [float(x) for x in args.write_ms.split("-")]
+    read = [float(x) for x in args.read_ms.split("-")]
+
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from graph_emulator import EmulatorServer
+
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-scale-"))
+    srv.start()
+    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
+    settings.GRAPH_EMULATOR_URL = srv.base_url
+    control = Control(srv.base_url, srv.ca_path)
+    mean_write_s = (write[0] + write[1]) / 2000
+    limit = min(CONCURRENCY_LIMIT / mean_write_s, WINDOW_LIMIT)
+    results = {"reservations": args.reservations, "rooms": args.rooms, "employees": args.employees,
+               "latency_ms": {"write": write, "read": read},
+               "mailbox_limit_per_second": round(limit, 2), "runs": []}
+    try:
+        for mode in args.modes.split(","):
+            base_rate = None
+            for n in [int(w) for w in args.workers.split(",")]:
+                run = run_once(control, srv, mode=mode, workers=n, reservations=args.reservations, rooms=args.rooms,
+                               employees=args.employees, write=write, read=read, limit=limit)
+                base_rate = base_rate or run["pushes_per_second"]
+                run["speedup_over_1_worker"] = round(run["pushes_per_second"] / base_rate, 2) if base_rate else None
+                results["runs"].append(run)
+                print(json.dumps(run), file=sys.stderr, flush=True)
+    finally:
+        srv.stop()
+    print(json.dumps(results, indent=2))
+
+
+def setup(control: Control, *, mode: str, rooms: int, employees: int, write, read):
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    from exchange_auth import properties
+    from exchange_auth.demo import seed_provider
+    from reservations.models import Reservation, ReservationSeries, SyncEvent
+    from workplace.models import Arrangement, Building, Profile, Room
+
+    cache.clear()
+    SyncEvent.objects.all().delete()
+    Reservation.objects.all().delete()
+    ReservationSeries.objects.all().delete()
+    control.call("POST", "/reset", {"seed": "demo"})
+    control.call("POST", "/seed", {
+        "rooms": [{"upn": f"scale-room-{i:04d}@{DOMAIN}", "displayName": f"Scale {i:04d}", "capacity": 8} for i in range(rooms)],
+        "users": [{"upn": f"scale-user-{i:03d}@{DOMAIN}"} for i in range(employees)],
+    })
+    control.call("POST", "/config", {"latency": {"write": write, "read": read}, "latency_seed": 17})
+    building, _ = Building.objects.get_or_create(code="scale", defaults={"name": "Scale tower", "timezone": "Europe/Amsterdam"})
+    found = []
+    for i in range(rooms):
+        room, _ = Room.objects.update_or_create(building=building, name=f"Scale {i:04d}",
+                                                defaults={"capacity": 8, "mailbox": f"scale-room-{i:04d}@{DOMAIN}", "sync_enabled": True})
+        Arrangement.objects.get_or_create(room=room, name="Default", defaults={"is_default": True})
+        found.append(room)
+    User = get_user_model()
+    people = []
+    for i in range(employees):
+        user, _ = User.objects.get_or_create(username=f"scale-user-{i:03d}", defaults={"email": f"scale-user-{i:03d}@{DOMAIN}"})
+        Profile.objects.get_or_create(user=user, defaults={"timezone": "Europe/Amsterdam"})
+        people.append(user)
+    seed_provider()
+    properties.set_value(properties.SYNC_INTEGRATION_MODE, mode)
+    return found, people
+
+
+def start_workers(srv, n: int) -> list[subprocess.Popen]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.worker_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
+           "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
+    procs = []
+    for i in range(n):
+        log = open(Path(tempfile.gettempdir()) / f"bench-scale-worker-{i}.log", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", "--concurrency=4",
+             "-Q", "outbound", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-scale-{i}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+    return procs
+
+
+def stop_workers(procs) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=20)
+
+
+def run_once(control, srv, *, mode, workers, reservations, rooms, employees, write, read, limit) -> dict:
+    import redis
+    from django.conf import settings
+
+    from reservations import services
+    from reservations.models import SyncEvent
+    from workplace.celery import app
+
+    found, people = setup(control, mode=mode, rooms=rooms, employees=employees, write=write, read=read)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    app.conf.task_always_eager = False
+    # The bookings first (queued on Redis, no worker yet): the run measures the pushes alone.
+    base = dt.datetime.now(dt.UTC).replace(hour=6, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
+    for n in range(reservations):
+        room = found[n % len(found)]
+        k = n // len(found)
+        start = base + dt.timedelta(days=k // 10, hours=k % 10)
+        services.reservation_create(actor=people[n % len(people)], room=room, start=start, end=start + dt.timedelta(minutes=50),
+                                    subject=f"scale #{n:05d}")
+    control.call("DELETE", "/requests")
+    control.call("POST", "/config", {"latency": {"write": write, "read": read}, "latency_seed": 17})
+    started = time.monotonic()
+    procs = start_workers(srv, workers)
+    try:
+        deadline = started + 1800
+        while time.monotonic() < deadline:
+            if not SyncEvent.objects.filter(state__in=["new", "processing"]).exists():
+                break
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+    finally:
+        stop_workers(procs)
+    log = control.call("GET", "/requests?limit=200000")
+    creates = [e for e in log["entries"] if e["method"] == "POST" and e["path"].endswith("/events") and not e["batch"]]
+    per_mailbox: dict[str, list[float]] = {}
+    for e in creates:
+        per_mailbox.setdefault(e["mailbox"], []).append(e["time"])
+    busiest, times = max(per_mailbox.items(), key=lambda kv: len(kv[1])) if per_mailbox else ("-", [])
+    span = (max(times) - min(times)) if len(times) > 1 else 0.0
+    busiest_rate = (len(times) - 1) / span if span else 0.0
+    statuses = log["counts"]["by_status"]
+    return {
+        "mode": mode, "workers": workers,
+        "seconds_until_all_pushed": round(seconds, 2),
+        "pushes_per_second": round(reservations / seconds, 2),
+        "sync_events_left": SyncEvent.objects.filter(state__in=["new", "processing"]).count(),
+        "sync_events_failed": SyncEvent.objects.filter(state="error").count(),
+        "busiest_mailbox": busiest,
+        "busiest_mailbox_creates": len(times),
+        "busiest_mailbox_creates_per_second": round(busiest_rate, 2),
+        "busiest_mailbox_ratio_to_limit": round(busiest_rate / limit, 3),
+        "max_in_flight_per_mailbox": max(log.get("max_concurrency", {}).values() or [0]),
+        "graph_429s": int(statuses.get("429", 0)),
+        "graph_requests": log["total"],
+    }
+
+
+if __name__ == "__main__":
+    main()
