@@ -47,7 +47,7 @@ class Subscriptions:
         self.session: aiohttp.ClientSession | None = None
         self.policy: dict = {}
         self.held: list = []  # notifications held back for a reorder
-        self.deliveries: deque = deque(maxlen=5000)
+        self.deliveries: deque = deque(maxlen=100000)
         self.generation = 0
         self.pending: set = set()
         self.https_only = False  # the control API's switch (refuse_http)
@@ -333,6 +333,7 @@ class Subscriptions:
             if generation != self.generation:
                 return
             status, ok, error = None, False, None
+            sent = time.perf_counter()
             try:
                 async with self.session.post(
                     url, json=payload, headers={"Content-Type": "application/json; charset=utf-8"},
@@ -346,7 +347,8 @@ class Subscriptions:
             except (aiohttp.ClientError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
             self.deliveries.append({"time": time.time(), "url": url, "kind": kind, "payload": payload,
-                                    "attempt": attempt, "status": status, "ok": ok, "error": error, "dropped": False})
+                                    "attempt": attempt, "status": status, "ok": ok, "error": error, "dropped": False,
+                                    "duration_ms": round((time.perf_counter() - sent) * 1000, 3)})
             if ok:
                 return
 
