@@ -96,7 +96,7 @@ def event_payload(reservation, plan: SyncPlan, *, tz_name: str) -> dict:
 
 
 # Fields Graph reads together: a change of one sends the others of its group too.
-_TOGETHER = (("start", "end"), ("location", "locations"), ("isOnlineMeeting", "onlineMeetingProvider"))
+_TOGETHER = (("start", "end", "recurrence"), ("location", "locations"), ("isOnlineMeeting", "onlineMeetingProvider"))
 
 
 def _attendee_key(attendees) -> list[tuple[str, str]]:

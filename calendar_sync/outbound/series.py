@@ -101,14 +101,30 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
                 room=series.room, requested_for=reference.requested_for if reference else series.requested_for,
                 attendees=attendees, plan=linked_plan(series, plan),
             )}
+    # Only what changed since the last push: each PATCH of a meeting property mails every attendee.
+    body = payloads.changed_fields(body, payloads.pushed_state(_pushed_series_payloads(series, event)))
     event.request_payload = body
+    if not body:
+        return {"note": "nothing the meeting shows changed: no update sent"}
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     updated = meetings.patch(client, series.mailbox, series.event_id, series.change_key, body)
+    if updated is None:
+        return {"note": "meeting already gone"}
     outcomes.set_change_key(series, updated.get("changeKey", ""))
     if SyncEventDetails.of(event).reschedules:
         outcomes.unlink_instances(series)
         outcomes.forget_copies(series.occurrences.values_list("pk", flat=True))
     return summary(updated)
+
+
+def _pushed_series_payloads(series: ReservationSeries, event: SyncEvent) -> list:
+    """What the earlier pushes of the series' master sent, oldest first (``payloads.pushed_state``)."""
+    return list(
+        SyncEvent.objects.filter(
+            series=series, reservation__isnull=True, state=SyncEvent.State.PROCESSED,
+            type__in=[SyncEvent.Type.CREATE, SyncEvent.Type.UPDATE], pk__lt=event.pk,
+        ).order_by("pk").values_list("request_payload", flat=True)
+    )
 
 
 def _end_series(event: SyncEvent, series: ReservationSeries) -> dict:

@@ -77,3 +77,25 @@ def test_the_emulator_mails_every_attendee_for_a_patch_carrying_unchanged_meetin
     assert received(emulator) == {BOB: {"update": 1}}
     client.patch(users_path(ALICE, "events", made["id"]), json={"showAs": "busy", "categories": ["x"]})
     assert received(emulator) == {}  # the organizer's own item properties: no message
+
+
+def test_a_series_wide_change_mails_only_what_changed(provider, mode, emulator, alice, bob, atlas, django_capture_on_commit_callbacks):
+    from reservations.recurrence import Recurrence
+
+    mode("Normal")
+    start = days_ahead(5, 9)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.reservation_create(actor=alice, room=atlas, start=start, end=start + dt.timedelta(hours=1), subject="Stand-up",
+                                            attendees=[{"email": BOB, "name": "Bob"}], recurrence=Recurrence("daily", count=3))
+    assert received(emulator) == {ATLAS: {"invitation": 1}, BOB: {"invitation": 1}}
+
+    def change(**fields) -> dict:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.reservation_update(actor=alice, reservation=Reservation.objects.get(pk=first.pk), scope="series", **fields)
+        assert not SyncEvent.objects.filter(state__in=["new", "processing", "error"]).exists()
+        return received(emulator)
+
+    assert change(arrangement=atlas.arrangements.create(name="Boardroom")) == {}
+    assert change(subject="Daily stand-up") == {ATLAS: {"update": 1}, BOB: {"update": 1}}
+    last = SyncEvent.objects.filter(series_id=first.series_id, reservation__isnull=True).latest("pk").request_payload
+    assert set(last) == {"subject"}
