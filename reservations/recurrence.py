@@ -61,7 +61,7 @@ def validate_recurrence(recurrence: Recurrence, *, first_day: dt.date, max_occur
         raise InvalidReservation("The recurrence pattern is not valid.", extra=errors)
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
+def add_months(day: dt.date, months: int) -> dt.date:
     """The same day of the month ``months`` later; in a month too short for it, that month's
     last day. Outlook's rule for a monthly series on day 29-31 ("Outlook and CDO generate
     recurrences on February 28 for years other than leap years"; "the last day of every month
@@ -94,7 +94,7 @@ def _candidate_days(recurrence: Recurrence, first_day: dt.date):
     else:
         months = 0
         while True:
-            yield _add_months(first_day, months)
+            yield add_months(first_day, months)
             months += step
 
 
