@@ -15,6 +15,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
+# A copy put aside because the product's push was in flight is re-checked this many times
+# (every ``inbound_defer_seconds``) before it is judged for what it looks like.
+MAX_DEFERRALS = 20
+
 
 @dataclass(frozen=True)
 class SyncSettings:
@@ -35,6 +39,11 @@ class SyncSettings:
     inbox_grace_seconds: float  # a notification still unanswered after this gets a pull again
     nightly_time: dt.time  # building-local time of the nightly full round
     inbound_fallback_user: str  # username or email: requester of Outlook bookings whose organizer is no user of ours
+
+    @property
+    def deferral_window_seconds(self) -> float:
+        """How long an unknown room copy waits for the product's push before it is judged."""
+        return MAX_DEFERRALS * self.inbound_defer_seconds
 
 
 def _number(name: str, default: float, *, cast=float, minimum: float = 0.0):
@@ -72,8 +81,19 @@ def _flag(name: str, default: bool) -> bool:
 
 @functools.cache
 def get() -> SyncSettings:
+    values = _read()
+    if values.lease_seconds > values.deferral_window_seconds:
+        # A dead worker's push must be taken back while the room's copy of its meeting still waits for it.
+        raise ImproperlyConfigured(
+            f"CALENDAR_SYNC_LEASE_SECONDS ({values.lease_seconds:g}) must be at most the inbound deferral window "
+            f"({MAX_DEFERRALS} x CALENDAR_SYNC_INBOUND_DEFER_SECONDS = {values.deferral_window_seconds:g} s)"
+        )
+    return values
+
+
+def _read() -> SyncSettings:
     return SyncSettings(
-        lease_seconds=_number("CALENDAR_SYNC_LEASE_SECONDS", 120, minimum=1),
+        lease_seconds=_number("CALENDAR_SYNC_LEASE_SECONDS", 60, minimum=1),
         retry_base_seconds=_number("CALENDAR_SYNC_RETRY_BASE_SECONDS", 10, minimum=0.1),
         sweep_grace_seconds=_number("CALENDAR_SYNC_SWEEP_GRACE_SECONDS", 30),
         confirm_delay_seconds=_number("CALENDAR_SYNC_CONFIRM_DELAY_SECONDS", 2),

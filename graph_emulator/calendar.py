@@ -214,10 +214,52 @@ def parse_fields(store: Store, payload, creating: bool) -> dict:
     return out
 
 
+# Meeting messages (issue 16 item 6): what each attendee's inbox receives from the organizer,
+# counted per attendee and kind ("invitation", "update", "cancellation"), read with
+# GET /_emulator/messages. Exchange sends them when the organizer's event changes through Graph:
+# - a create of an event with attendees invites them;
+# - an update "that includes only the attendees property in the request body sends a meeting
+#   update to only the attendees that have changed" (added: invited, removed: cancelled); any
+#   other meeting property in the body (subject, body, times, location, recurrence...) sends the
+#   update to every attendee, whether or not its value differs (Exchange does not compare: the
+#   organizer "sends the update"):
+#   https://learn.microsoft.com/en-us/graph/api/event-update?view=graph-rest-1.0
+#   (Notes for updating specific properties; "For best performance you shouldn't include
+#   existing values that haven't changed");
+# - the organizer's own item properties (showAs, categories, reminders, extended properties)
+#   are not part of the meeting request and send nothing;
+# - cancel, and a delete of the meeting by its organizer, cancel it for every attendee:
+#   https://learn.microsoft.com/en-us/graph/api/event-cancel?view=graph-rest-1.0 ,
+#   https://learn.microsoft.com/en-us/graph/api/event-delete?view=graph-rest-1.0
+PRIVATE_FIELDS = frozenset({"show_as", "categories", "reminder_minutes", "is_reminder_on", "extended_properties", "transaction_id"})
+
+
+def _addresses(attendees) -> list[str]:
+    return [a["emailAddress"]["address"].lower() for a in attendees or []]
+
+
 class Calendar:
     def __init__(self, store: Store, defer: Callable[[float, Callable[[], None]], None]):
         self.store = store
         self.defer = defer
+
+    # -- meeting messages ---------------------------------------------------------
+    def _send(self, addresses, kind: str, organizer: str = "") -> None:
+        for address in addresses:
+            if address and address != organizer.lower():
+                counts = self.store.messages.setdefault(address, {"invitation": 0, "update": 0, "cancellation": 0})
+                counts[kind] += 1
+
+    def _send_update(self, owner: User, fields: dict, before: list[str], after: list[str]) -> None:
+        meeting_fields = set(fields) - PRIVATE_FIELDS
+        if not meeting_fields:
+            return
+        added = [a for a in after if a not in before]
+        removed = [a for a in before if a not in after]
+        self._send(added, "invitation", owner.upn)
+        self._send(removed, "cancellation", owner.upn)
+        if meeting_fields != {"attendees"}:
+            self._send([a for a in after if a in before], "update", owner.upn)
 
     # -- helpers ----------------------------------------------------------------
     def organizer_event(self, ev: Event) -> Event | None:
@@ -258,6 +300,7 @@ class Calendar:
         self.store.put_event(ev, "created")
         if txn:
             mb.transactions[txn] = ev.id
+        self._send(_addresses(ev.attendees), "invitation", owner.upn)
         self._schedule_propagation(ev, [])
         return ev, True
 
@@ -408,6 +451,7 @@ class Calendar:
         ev.bump()
         self.store.put_event(ev, "updated")
         if ev.is_organizer:
+            self._send_update(owner, fields, _addresses(old_attendees), _addresses(ev.attendees))
             self._schedule_propagation(ev, old_attendees)
         return ev
 
@@ -416,6 +460,7 @@ class Calendar:
         if inst is None:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         override = dict(ev.exceptions.get(day.isoformat(), {}))
+        before = _addresses(override.get("attendees", ev.attendees))
         override.setdefault("original_start", inst.start.isoformat())
         start, end = fields.get("start", inst.start), fields.get("end", inst.end)
         self._check_times(start, end)
@@ -437,6 +482,7 @@ class Calendar:
         ev.bump()
         self.store.put_event(ev, "updated")
         if ev.is_organizer:
+            self._send_update(owner, fields, before, _addresses(override.get("attendees", ev.attendees)))
             self._schedule_propagation(ev, [dict(a) for a in ev.attendees])
         return ev
 
@@ -450,6 +496,7 @@ class Calendar:
         self.store.remove_event(ev)
 
     def _cancel_all_copies(self, ev: Event) -> None:
+        self._send(_addresses(ev.attendees), "cancellation", ev.organizer.get("address", ""))
         for a in ev.attendees:
             user = self.store.find_user(a["emailAddress"]["address"])
             if user is not None and user.id != ev.mailbox:
@@ -462,6 +509,8 @@ class Calendar:
         ev.bump()
         self.store.put_event(ev, "updated")
         if ev.is_organizer:
+            attendees = (ev.exceptions.get(key) or {}).get("attendees", ev.attendees)
+            self._send(_addresses(attendees), "cancellation", ev.organizer.get("address", ""))
             for a in ev.attendees:
                 user = self.store.find_user(a["emailAddress"]["address"])
                 copy = self.store.find_by_ical(user.id, ev.ical_uid) if user else None

@@ -36,6 +36,8 @@ class Control:
             web.post("/_emulator/notifications/policy", c.notification_policy),
             web.get("/_emulator/notifications", c.notifications),
             web.delete("/_emulator/notifications", c.notifications_clear),
+            web.get("/_emulator/messages", c.messages_get),
+            web.delete("/_emulator/messages", c.messages_clear),
             web.get("/_emulator/requests", c.requests_get),
             web.delete("/_emulator/requests", c.requests_clear),
             web.post("/_emulator/subscriptions/{id}/lifecycle", c.lifecycle),
@@ -154,6 +156,14 @@ class Control:
         limit = int(request.query.get("limit", "1000"))
         data = self.ctx.requests.query(float(since) if since else None, limit, self.ctx.throttle)
         return _json(data)
+
+    async def messages_get(self, request):
+        """Meeting messages each attendee received, by kind (see calendar.py, "Meeting messages")."""
+        return _json({"messages": {k: dict(v) for k, v in sorted(self.ctx.store.messages.items())}})
+
+    async def messages_clear(self, request):
+        self.ctx.store.messages.clear()
+        return web.Response(status=204)
 
     async def requests_clear(self, request):
         self.ctx.requests.clear()

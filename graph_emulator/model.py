@@ -298,6 +298,7 @@ class Store:
         self.subscriptions: dict[str, dict] = {}
         self.config: dict = dict(DEFAULT_CONFIG)
         self.listeners: list[ChangeListener] = []
+        self.messages: dict[str, dict] = {}  # attendee address -> meeting messages received, by kind (calendar.py)
 
     # -- directory -------------------------------------------------------
     def add_user(self, user: User) -> User:

@@ -127,11 +127,13 @@ def _candidates(pattern: dict, start: date) -> Iterator[date]:
             year += 1
         for _ in range(100000):
             if ptype.startswith("absolute"):
-                dom = pattern["dayOfMonth"]
-                if dom <= calendar.monthrange(year, month)[1]:
-                    d = date(year, month, dom)
-                    if d >= start:
-                        yield d
+                # A month too short for dayOfMonth gets its last day (Outlook's rule: day 31 is
+                # "the last day of every month", day 29 falls on February 28 outside leap years:
+                # https://learn.microsoft.com/en-us/previous-versions/exchange-server/exchange-10/ms528295(v=exchg.10) ;
+                # MS-OXCICAL 2.1.3.2.2.3 stores BYMONTHDAY=-1 as day 31).
+                d = date(year, month, min(pattern["dayOfMonth"], calendar.monthrange(year, month)[1]))
+                if d >= start:
+                    yield d
             else:
                 for d in _nth_weekday(year, month, pattern["daysOfWeek"], pattern["index"]):
                     if d >= start:

@@ -97,6 +97,13 @@ class EmulatorControl:
             params["since"] = since
         return self._call("GET", "requests", params=params)
 
+    def messages(self) -> dict:
+        """{attendee address: {"invitation": n, "update": n, "cancellation": n}}"""
+        return self._call("GET", "messages")["messages"]
+
+    def clear_messages(self):
+        return self._call("DELETE", "messages")
+
     def clear_request_log(self):
         return self._call("DELETE", "requests")
 

@@ -1,12 +1,13 @@
 """Expanding a recurrence pattern into occurrence slots.
 
 Patterns follow Outlook's: daily / weekly (on chosen weekdays) / monthly (same
-day of the month), every ``interval`` units, ending on a date (``until``,
+day of the month, the last day of a month too short for it), every ``interval`` units, ending on a date (``until``,
 inclusive, building-local) or after ``count`` occurrences. The pattern is
 expanded in the building's time zone, so a 09:00 meeting stays at 09:00 local
 across daylight-saving changes; the slots come out in UTC.
 """
 
+import calendar
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
@@ -60,14 +61,17 @@ def validate_recurrence(recurrence: Recurrence, *, first_day: dt.date, max_occur
         raise InvalidReservation("The recurrence pattern is not valid.", extra=errors)
 
 
-def _add_months(day: dt.date, months: int) -> dt.date | None:
-    """The same day of the month ``months`` later, or None when that month is too short."""
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day of the month ``months`` later; in a month too short for it, that month's
+    last day. Outlook's rule for a monthly series on day 29-31 ("Outlook and CDO generate
+    recurrences on February 28 for years other than leap years"; "the last day of every month
+    can be represented by the value 31 in monthly recurrences":
+    https://learn.microsoft.com/en-us/previous-versions/exchange-server/exchange-10/ms528295(v=exchg.10) ,
+    and MS-OXCICAL 2.1.3.2.2.3: BYMONTHDAY=-1 is stored as day 31), which Graph's
+    ``absoluteMonthly`` pattern with that ``dayOfMonth`` follows."""
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
-    try:
-        return day.replace(year=year, month=month)
-    except ValueError:
-        return None
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def _candidate_days(recurrence: Recurrence, first_day: dt.date):
@@ -90,9 +94,7 @@ def _candidate_days(recurrence: Recurrence, first_day: dt.date):
     else:
         months = 0
         while True:
-            day = _add_months(first_day, months)
-            if day is not None:
-                yield day
+            yield add_months(first_day, months)
             months += step
 
 

@@ -110,7 +110,11 @@ def find_instances(client: GraphClient, mailbox: str, master_id: str, reservatio
     slots = {r.pk: r.original_start or r.start for r in reservations}
     window_start = (min(min(slots[r.pk], r.start) for r in reservations) - timedelta(days=1)).isoformat()
     window_end = (max(max(slots[r.pk], r.start) for r in reservations) + timedelta(days=1)).isoformat()
-    params = {"startDateTime": window_start, "endDateTime": window_end, "$select": "id,start,end,originalStart,changeKey,isCancelled"}
+    # $top: a page of up to 100 occurrences instead of Graph's default 10, so a long series is read
+    # in one request (Graph pages with @odata.nextLink all the same:
+    # https://learn.microsoft.com/en-us/graph/api/event-list-instances?view=graph-rest-1.0 ,
+    # https://learn.microsoft.com/en-us/graph/paging).
+    params = {"startDateTime": window_start, "endDateTime": window_end, "$select": "id,start,end,originalStart,changeKey,isCancelled", "$top": "100"}
     try:
         listed = [
             (inst, when)

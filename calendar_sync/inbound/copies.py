@@ -19,6 +19,7 @@ from exchange_auth.graph import GraphClient, GraphError
 from reservations import services
 from reservations.models import Reservation, SyncEvent, SyncState
 
+from .. import conf
 from ..common import meetings
 from ..common.notifications import notify_cancelled
 from ..models import RoomEvent
@@ -26,7 +27,7 @@ from ..models import RoomEvent
 logger = logging.getLogger("calendar_sync.inbound")
 
 
-MAX_DEFERRALS = 20  # after this many re-checks an unlinked copy is treated as what it looks like
+MAX_DEFERRALS = conf.MAX_DEFERRALS  # after this many re-checks an unlinked copy is judged (own_copies first)
 
 
 NO_SUBJECT = "(no subject)"

@@ -51,6 +51,7 @@ from ..common.answers import (
     room_response,
 )
 from ..models import RoomEvent
+from . import own_copies
 from .copies import (
     MAX_DEFERRALS,
     NO_SUBJECT,
@@ -237,8 +238,17 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
     (source outlook, origin exchange); else the room declines, saying why."""
     room = ctx.room
     pending = _pending_product_reservation(room, copy)
-    if pending is not None and (row is None or row.deferrals < MAX_DEFERRALS):
+    if pending is not None and row is None:
+        return _defer(ctx, copy, row, reservation=pending)  # usually the push links it within moments
+    # Not linked by the re-check: maybe the product's meeting whose push died before the link
+    # (own_copies: what the product wrote into the organizer's event says so). Never declined.
+    own = own_copies.recognise(ctx, copy)
+    if own.reservation is not None:
+        return _row_d_own_echo(ctx, copy, row, own.reservation)
+    if pending is not None and (own.unsure or row is None or row.deferrals < MAX_DEFERRALS):
         return _defer(ctx, copy, row, reservation=pending)
+    if own.unsure:
+        return _defer(ctx, copy, row, reservation=None)
     refusal = rules_refusal(room, copy, now=ctx.now)
     if refusal:
         return _decline_or_record(ctx, copy, row, refusal)
@@ -529,9 +539,10 @@ def _pending_product_reservation(room: Room, copy: Copy) -> Reservation | None:
     return None
 
 
-def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, *, reservation: Reservation) -> str:
+def _defer(ctx: Context, copy: Copy, row: RoomEvent | None, *, reservation: Reservation | None) -> str:
     """Look again shortly: the change key is not recorded, so the copy is re-checked."""
-    row = record_copy(ctx, copy, row, reservation=None, outcome="deferred", note=f"waiting for reservation {reservation.pk}'s push", change_key="")
+    note = f"waiting for reservation {reservation.pk}'s push" if reservation is not None else "the organizer's event could not be read"
+    row = record_copy(ctx, copy, row, reservation=None, outcome="deferred", note=note, change_key="")
     RoomEvent.objects.filter(pk=row.pk).update(deferrals=row.deferrals + 1)
     ctx.deferred = True
     return "deferred"

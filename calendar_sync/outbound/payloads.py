@@ -8,24 +8,14 @@ room's zone and a series keeps its local time across DST changes.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from exchange_auth.modes import SyncPlan
 
-# transactionIds are UUID5s in this namespace: the same sync event always sends the same id.
-TRANSACTION_NAMESPACE = uuid.UUID("5d0f5c1e-3b7a-4f0e-9c55-0a6b2c9d7e41")
+from ..common.own_meetings import mark, transaction_id
 
 GRAPH_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-
-
-def transaction_id(*, reservation_id: int | None, series_id: int | None, sync_event_id: int, room_mailbox: str) -> str:
-    """Deterministic per (reservation or series, sync event, room): a retried or redelivered
-    push of the same create sends the same id and Graph returns the meeting it already made;
-    a later re-create (room change) is a new sync event and so a new id."""
-    key = f"wsd:rsv={reservation_id or ''}:series={series_id or ''}:event={sync_event_id}:room={room_mailbox.lower()}"
-    return str(uuid.uuid5(TRANSACTION_NAMESPACE, key))
 
 
 def graph_time(value: datetime, tz_name: str) -> dict:
@@ -105,11 +95,53 @@ def event_payload(reservation, plan: SyncPlan, *, tz_name: str) -> dict:
     }
 
 
+# Fields Graph reads together: a change of one sends the others of its group too.
+_TOGETHER = (("start", "end", "recurrence"), ("location", "locations"), ("isOnlineMeeting", "onlineMeetingProvider"))
+
+
+def _attendee_key(attendees) -> list[tuple[str, str]]:
+    return sorted(((a.get("emailAddress") or {}).get("address", "").lower(), a.get("type", "")) for a in attendees or [])
+
+
+def pushed_state(payloads) -> dict | None:
+    """The meeting's fields as the product last wrote them: the last create's body (it carries a
+    ``transactionId``) with the updates sent since applied in order; None when unknown."""
+    state = None
+    for payload in payloads:
+        if not payload:
+            continue
+        if "transactionId" in payload:
+            state = dict(payload)
+        elif state is not None:
+            state.update(payload)
+    return state
+
+
+def changed_fields(desired: dict, pushed: dict | None) -> dict:
+    """The part of ``desired`` that differs from what the meeting was last given (all of it when
+    that is unknown). Graph mails every attendee an update for each PATCH that carries a meeting
+    property, changed or not, and only the changed attendees for one carrying attendees alone
+    (https://learn.microsoft.com/en-us/graph/api/event-update?view=graph-rest-1.0, "Notes for
+    updating specific properties"): so a PATCH carries what changed, nothing else."""
+    if pushed is None:
+        return dict(desired)
+    changed = {}
+    for key, value in desired.items():
+        same = _attendee_key(value) == _attendee_key(pushed.get(key)) if key == "attendees" else pushed.get(key) == value
+        if not same:
+            changed[key] = value
+    for group in _TOGETHER:
+        if any(key in changed for key in group):
+            changed.update({key: desired[key] for key in group if key in desired})
+    return changed
+
+
 def create_payload(reservation, plan: SyncPlan, *, tz_name: str, sync_event_id: int) -> dict:
     payload = event_payload(reservation, plan, tz_name=tz_name)
     payload["transactionId"] = transaction_id(
         reservation_id=reservation.pk, series_id=None, sync_event_id=sync_event_id, room_mailbox=reservation.room.mailbox
     )
+    payload["singleValueExtendedProperties"] = mark(reservation_id=reservation.pk)
     return payload
 
 
@@ -175,6 +207,7 @@ def series_create_payload(series, plan: SyncPlan, *, room, attendees, sync_event
         "allowNewTimeProposals": False,
     }
     payload["transactionId"] = transaction_id(reservation_id=None, series_id=series.pk, sync_event_id=sync_event_id, room_mailbox=room.mailbox)
+    payload["singleValueExtendedProperties"] = mark(series_id=series.pk)
     return payload
 
 

@@ -226,14 +226,18 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult
         result = _create_meeting(event, reservation, plan, active, actor)
         result.response = {"cancelled_previous": True, **result.response}
         return result
-    body = payloads.event_payload(reservation, plan, tz_name=timezone_of(reservation.room))
+    desired = payloads.event_payload(reservation, plan, tz_name=timezone_of(reservation.room))
     # The meeting keeps its organizer: recompute attendees against the linked organizer.
-    body["attendees"] = payloads.attendees_for(
+    desired["attendees"] = payloads.attendees_for(
         room=reservation.room, requested_for=reservation.requested_for, attendees=list(reservation.attendees.all()),
         plan=linked_plan(reservation, plan),
     )
+    # Only what changed since the last push: each PATCH of a meeting property mails every attendee.
+    body = payloads.changed_fields(desired, payloads.pushed_state(pushed_payloads(reservation, event)))
     event.request_payload = body
     SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+    if not body:
+        return {"note": "nothing the meeting shows changed: no update sent"}
     client = client_for_plan(plan, active, actor, link_mailbox=reservation.mailbox)
     updated = meetings.patch(client, reservation.mailbox, reservation.event_id, reservation.change_key, body)
     if updated is None:
@@ -244,6 +248,15 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult
     if room_changed and reservation.state == State.AWAITING_CONFIRMATION:
         return summary(updated, answer=room_answer(reservation, updated))
     return summary(updated)
+
+
+def pushed_payloads(reservation: Reservation, event: SyncEvent) -> list:
+    """What the earlier pushes of this reservation sent, oldest first (``payloads.pushed_state``)."""
+    return list(
+        SyncEvent.objects.filter(
+            reservation=reservation, state=SyncEvent.State.PROCESSED, type__in=[SyncEvent.Type.CREATE, SyncEvent.Type.UPDATE], pk__lt=event.pk,
+        ).order_by("pk").values_list("request_payload", flat=True)
+    )
 
 
 # --- cancel ---------------------------------------------------------------------------------

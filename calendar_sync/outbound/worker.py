@@ -30,6 +30,7 @@ from exchange_auth.providers import provider_for_room
 from reservations import services
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent, SyncState
 from reservations.outbox import SyncEventDetails
+from workplace.mail import tell_admins
 
 from .. import conf
 from ..common import outcomes, refusals
@@ -214,6 +215,13 @@ def _failed(event: SyncEvent, error: str, *, transient: bool, retry_after: float
     for reservation in targets:
         if reservation is not None:
             outcomes.failed(reservation, error)
+    if isinstance(cause, SplitBlocked):
+        tell_admins(f"A moved series is not in Outlook: {event.series.room.name if event.series else 'a room'}", (
+            f"Sync event {event.pk} (the create of series {event.series_id}) was blocked: {error}\n\n"
+            "The occurrences keep their new times in the reservation system; Outlook still shows the old series. "
+            "See Calendar sync → Sync events in the admin."
+        ))
+        return Outcome("error")
     if not transient and cause is not None:
         _refused(event, [r for r in targets if r is not None], cause, error)
     return Outcome("error")
@@ -245,6 +253,30 @@ def _refused(event: SyncEvent, targets: list[Reservation], cause: BaseException,
     )
 
 
+class SplitBlocked(PermanentSyncError):
+    """A series split off another whose "end the old series" push failed for good."""
+
+
+def _check_split_ended(event: SyncEvent, series: ReservationSeries) -> None:
+    """A series split off a begun one (Outlook's "this and following") is created once the old
+    meeting has been ended (``_earlier_pending`` waits for it). When that push failed for good
+    the old series still holds the room at the old times in Exchange: creating the new one
+    would leave two live series. The create is blocked (it stays ``error``, to re-process once
+    the old series' event has been re-processed) and the admins are told (``_failed``)."""
+    after = SyncEventDetails.of(event).after_series_id
+    if not after:
+        return
+    failed = SyncEvent.objects.filter(series_id=after, state=SyncEvent.State.ERROR, pk__lt=event.pk).order_by("-pk").first()
+    if failed is None:
+        return
+    raise SplitBlocked(
+        f"Not created in Exchange: it was split off series {after}, whose meeting could not be ended "
+        f"(sync event {failed.pk}: {failed.error or 'failed'}). Creating it would leave two live series holding "
+        f"{series.room.name}. Re-process sync event {failed.pk}, then this one.",
+        cause=f"split-blocked:{after}",
+    )
+
+
 def _dispatch(event: SyncEvent):
     if event.reservation_id:
         reservation = (
@@ -264,6 +296,7 @@ def _dispatch(event: SyncEvent):
         return {"note": f"{event.type} events are handled by inbound sync"}
     series = ReservationSeries.objects.select_related("room__building", "requested_for__profile", "requested_by").get(pk=event.series_id)
     if event.type == SyncEvent.Type.CREATE:
+        _check_split_ended(event, series)
         return push_series_create(event, series)
     if event.type == SyncEvent.Type.UPDATE:
         return push_series_update(event, series)

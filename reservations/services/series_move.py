@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from reservations.models import Reservation, ReservationSeries, State, SyncEvent, SyncState
 from reservations.outbox import SyncEventDetails, sync_event_record
-from reservations.recurrence import shift_weekdays
+from reservations.recurrence import add_months, shift_weekdays
 from reservations.services.sync_events import record_updates
 from workplace.models import Room
 
@@ -43,6 +43,20 @@ def _shifted(moment: dt.datetime, shift: dt.timedelta, tz) -> dt.datetime:
 
 def _slot_of(row: Reservation) -> dt.datetime:
     return row.original_start or row.start
+
+
+def _monthly_slots(anchor_old: dt.datetime, anchor_new: dt.datetime, rows, tz) -> dict[int, dt.datetime]:
+    """Each row's slot in the moved monthly pattern: as many months after ``anchor_new`` as its
+    old slot was after ``anchor_old``, on ``anchor_new``'s day of the month (the last day of a
+    shorter month: ``recurrence.add_months``), at ``anchor_new``'s local time."""
+    old, new = anchor_old.astimezone(tz), anchor_new.astimezone(tz).replace(tzinfo=None)
+    slots = {}
+    for row in rows:
+        slot = _slot_of(row).astimezone(tz)
+        months = (slot.year - old.year) * 12 + slot.month - old.month
+        local = dt.datetime.combine(add_months(new.date(), months), new.time())
+        slots[row.pk] = local.replace(tzinfo=tz).astimezone(dt.UTC)
+    return slots
 
 
 def plan_series_move(*, series_id: int, moving: list[Reservation], shift: dt.timedelta, duration: dt.timedelta, tz, now: dt.datetime) -> SeriesMove:
@@ -76,6 +90,16 @@ def plan_series_move(*, series_id: int, moving: list[Reservation], shift: dt.tim
         days = (first_start.astimezone(tz).date() - series.first_start.astimezone(tz).date()).days
         until = series.until + dt.timedelta(days=days) if series.until else None
         count = series.count
+    if series.frequency == "monthly":
+        # Outlook's rule: the pattern's day becomes the new first one's, and each occurrence falls
+        # on that day of its month (or the last day of a month too short for it), not simply
+        # shifted (a day-31 series' February 28 moved back a day is February 28, not 27).
+        slots = _monthly_slots(split_at if split else series.first_start, first_start, [*moving, *carried], tz)
+        last = max(slots[row.pk] for row in moving).astimezone(tz).date()
+        if split:
+            until = last
+        elif until is not None:
+            until = max(until, last)
     return SeriesMove(
         series=series, split=split, slots=slots, carried=carried, first_start=first_start,
         first_end=_shifted(first_start, duration, tz), weekdays=shift_weekdays(series.weekdays, days) if series.weekdays else [],

@@ -128,7 +128,13 @@ def _update_rows(
     tz = target.room.building.tzinfo
     time = _time_change(target, start=start, end=end, tz=tz)
     given = {"subject": subject, "body": body, "room": room, "arrangement": arrangement, "requested_for": requested_for}
-    plans = [plan for plan in (_plan_row(row, target, time, given, attendees, tz) for row in rows) if plan.changes]
+    move = None
+    series_time_change = scope == "series" and target.series_id is not None and not from_exchange and time is not None
+    if series_time_change and target.series.frequency == "monthly":
+        # A monthly series' occurrences follow its moved pattern (Outlook's month-end rule), not one shift.
+        move = plan_series_move(series_id=target.series_id, moving=rows, shift=time.shift, duration=time.duration, tz=tz, now=now)
+    pattern = move.slots if move is not None else None
+    plans = [plan for plan in (_plan_row(row, target, time, given, attendees, tz, pattern=pattern) for row in rows) if plan.changes]
     if not plans:
         return target
     _check_plans(plans, actor=actor, from_exchange=from_exchange, source=source, subsource=subsource, attendees=attendees)
@@ -137,8 +143,7 @@ def _update_rows(
     race_pairs.extend(pairs)
     race_exclude.extend(row.pk for row in rows)
     check_free_first(room=room, slots=pairs, exclude_ids=race_exclude)
-    move = None
-    if scope == "series" and target.series_id is not None and not from_exchange and any({"start", "end"} & plan.changes.keys() for plan in plans):
+    if move is None and series_time_change and any({"start", "end"} & plan.changes.keys() for plan in plans):
         move = plan_series_move(series_id=target.series_id, moving=rows, shift=time.shift, duration=time.duration, tz=tz, now=now)
     _write_rows(plans, time=time, room=room, from_exchange=from_exchange, exchange=exchange, attendees=attendees)
     via = channel(actor, source, subsource)
@@ -191,12 +196,17 @@ def _attendee_list(reservation: Reservation) -> list[dict]:
     return [{"email": a.email, "name": a.name, "type": a.type} for a in reservation.attendees.all()]
 
 
-def _plan_row(row: Reservation, target: Reservation, time: TimeChange | None, given: dict[str, Any], attendees, tz) -> RowPlan:
-    """2. One row's new values and what changes."""
+def _plan_row(row: Reservation, target: Reservation, time: TimeChange | None, given: dict[str, Any], attendees, tz,
+              pattern: dict[int, dt.datetime] | None = None) -> RowPlan:
+    """2. One row's new values and what changes. ``pattern``: a monthly series' new slots; an
+    occurrence on its slot moves to its new one (the others, moved alone before, by the shift)."""
     if time is None:
         row_start, row_end = row.start, row.end
     elif row.pk == target.pk:
         row_start, row_end = time.start, time.end
+    elif pattern is not None and row.pk in pattern and row.start == (row.original_start or row.start):
+        row_start = pattern[row.pk]
+        row_end = (row_start.astimezone(tz).replace(tzinfo=None) + time.duration).replace(tzinfo=tz).astimezone(dt.UTC)
     else:
         local = row.start.astimezone(tz).replace(tzinfo=None) + time.shift
         row_start = local.replace(tzinfo=tz).astimezone(dt.UTC)

@@ -36,9 +36,10 @@ def test_daily_until_is_inclusive_and_interval_skips():
     assert [s.day for s, _ in slots] == [1, 3, 5, 7]
 
 
-def test_monthly_skips_months_without_the_day():
+def test_monthly_on_a_day_a_month_lacks_falls_on_its_last_day():
+    """Outlook's rule (issue 16 item 7; tests/reservations/test_monthly_month_ends.py)."""
     slots = slots_of(Recurrence("monthly", count=3), local(2031, 1, 31, 9), local(2031, 1, 31, 10))
-    assert [s.month for s, _ in slots] == [1, 3, 5]
+    assert [(s.month, s.day) for s, _ in slots] == [(1, 31), (2, 28), (3, 31)]
 
 
 @pytest.mark.parametrize(
