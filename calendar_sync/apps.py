@@ -1,3 +1,4 @@
+from celery.schedules import crontab
 from django.apps import AppConfig
 
 OUTBOUND = "calendar_sync.outbound.tasks"
@@ -12,6 +13,8 @@ BEAT_SCHEDULE = {
     "calendar_sync.ensure_subscriptions": {"task": f"{INBOUND}.ensure_subscriptions", "schedule": 900.0},
     "calendar_sync.sweep_inbox": {"task": f"{INBOUND}.sweep_inbox", "schedule": 60.0},
     "calendar_sync.run_nightly_reconcile": {"task": f"{INBOUND}.run_nightly_reconcile", "schedule": 900.0},
+    # The room directory from Exchange, nightly at 01:30 UTC (README "Importing rooms from Exchange").
+    "calendar_sync.sync_rooms": {"task": "calendar_sync.directory.tasks.sync_rooms", "schedule": crontab(hour=1, minute=30)},
 }
 
 
@@ -29,6 +32,7 @@ class CalendarSyncConfig(AppConfig):
         from reservations.outbox import register_listener
 
         from . import conf
+        from .directory import tasks as directory_tasks  # noqa: F401 - registers the nightly room import
         from .inbound.tasks import on_property_saved, on_provider_saved
         from .outbound.tasks import enqueue_push
 
