@@ -83,7 +83,9 @@ class Room(models.Model):
     equipment = models.ManyToManyField(Equipment, blank=True, related_name="rooms")
     # The room's Exchange address; blank when the room has no mailbox.
     mailbox = models.EmailField(blank=True, default="")
-    sync_enabled = models.BooleanField(default=False, help_text="Keep this room's reservations in sync with Exchange.")
+    sync_enabled = models.BooleanField(default=False, help_text=(
+        "Keep this room's reservations in sync with Exchange. Without a mailbox, the calendar provider's organizer account "
+        "organizes their meetings (the room named in the location) and changes belong in the product."))
     group_reservations_enabled = models.BooleanField(default=False)
     reservable = models.BooleanField(default=True)
     # From Exchange's room directory (Graph places, ``manage.py sync_rooms``); see
