@@ -146,3 +146,19 @@ def test_a_room_without_a_mailbox_can_be_synced(hq):
     room = RoomFactory.build(building=hq, name="Studio", capacity=4, sync_enabled=True)
     room.full_clean(exclude=["equipment"])
     assert room.is_synced and not room.is_monitored
+
+
+@pytest.mark.django_db
+def test_a_recurring_reservation_on_a_room_without_a_mailbox_is_the_organizer_accounts_series(
+        provider, mode, emulator, emulator_server, alice, archive, django_capture_on_commit_callbacks):
+    from reservations.recurrence import Recurrence
+
+    mode("Normal")
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=archive, start=days_ahead(5, 9),
+             recurrence=Recurrence(frequency="weekly", interval=1, count=3))
+    series = r.series
+    series.refresh_from_db()
+    assert series.event_id and series.mailbox == ORGANIZER
+    [master] = [e for e in meetings(emulator_server, ORGANIZER) if e.recurrence]
+    assert master.id == series.event_id and master.location["displayName"] == "Archive" and addresses(master) == [ALICE]
+    assert set(series.occurrences.values_list("state", flat=True)) == {State.CONFIRMED}

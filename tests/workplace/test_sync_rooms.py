@@ -229,3 +229,14 @@ def test_the_api_shows_the_rooms_directory_fields(provider, emulator, alice_api)
         True, "standard", f"annex-rooms@{DOMAIN}", False, 0)
     listed = alice_api.get("/api/v1/rooms/", {"page_size": 100}).json()
     assert any(r["id"] == room.pk and r["outlook_changes_synced"] is False for r in listed["results"])
+
+
+def test_without_place_read_all_the_import_fails_cleanly_and_changes_nothing(provider, emulator):
+    from django.core.management.base import CommandError
+
+    emulator.seed({"apps": [{"client_id": DEMO_CLIENT_ID, "secret": DEMO_CLIENT_SECRET, "app_roles": ["Calendars.ReadWrite"]}]})
+    with pytest.raises(CommandError, match="1 of 1 provider"):
+        sync()
+    assert not Room.objects.exists()
+    run = RoomImport.objects.get()
+    assert run.error.startswith("403 ErrorAccessDenied") and run.finished_at is not None
