@@ -12,9 +12,13 @@ from django.utils.html import format_html
 
 from exchange_auth.admin import CalendarProviderAdmin
 from exchange_auth.models import CalendarProvider
+from exchange_auth.providers import active_providers
 from observability import metrics
+from workplace.admin import RoomAdmin
+from workplace.models import Room
 
 from . import health
+from .directory.rooms import DirectoryError, import_rooms
 from .inbound import admin as inbound_admin  # noqa: F401 - registers its ModelAdmins
 from .outbound import admin as outbound_admin  # noqa: F401 - registers its ModelAdmins
 from .preflight import preflight_run
@@ -23,7 +27,7 @@ from .preflight import preflight_run
 class CalendarProviderWithPreflightAdmin(CalendarProviderAdmin):
     """exchange_auth's provider admin, plus a Preflight page (a link on the provider and an action)."""
 
-    actions = [*CalendarProviderAdmin.actions, "preflight"]
+    actions = [*CalendarProviderAdmin.actions, "preflight", "import_rooms"]
     readonly_fields = [*CalendarProviderAdmin.readonly_fields, "preflight_link"]
     fieldsets = [(None, {"fields": ["preflight_link"]}), *CalendarProviderAdmin.fieldsets]
 
@@ -54,8 +58,44 @@ class CalendarProviderWithPreflightAdmin(CalendarProviderAdmin):
         return TemplateResponse(request, "admin/calendar_sync/preflight.html", context)
 
 
+    @admin.action(description="Import rooms from Exchange (room directory)")
+    def import_rooms(self, request, queryset):
+        run_imports(self, request, list(queryset))
+
+
+def run_imports(model_admin, request, providers) -> None:
+    """The admin's room import: one run per provider, its counts as a message (the run's
+    per-room details under Room imports)."""
+    for provider in providers:
+        try:
+            run, _result = import_rooms(provider, trigger="admin")
+        except DirectoryError as exc:
+            model_admin.message_user(request, f"{provider.name}: room import failed: {exc}", messages.ERROR)
+            continue
+        url = reverse("admin:workplace_roomimport_change", args=[run.pk])
+        model_admin.message_user(request, format_html('{}: {} (<a href="{}">per room</a>)', provider.name, run.summary, url))
+
+
+class RoomWithImportAdmin(RoomAdmin):
+    """workplace's room admin, plus "Import rooms from Exchange": whichever rooms are ticked,
+    every active provider's directory is imported (with no room yet, use the same action on
+    the calendar provider)."""
+
+    actions = [*RoomAdmin.actions, "import_from_exchange"]
+
+    @admin.action(description="Import rooms from Exchange (every active provider)")
+    def import_from_exchange(self, request, queryset):
+        providers = active_providers()
+        if not providers:
+            self.message_user(request, "No calendar provider is active.", messages.WARNING)
+            return
+        run_imports(self, request, providers)
+
+
 admin.site.unregister(CalendarProvider)
 admin.site.register(CalendarProvider, CalendarProviderWithPreflightAdmin)
+admin.site.unregister(Room)
+admin.site.register(Room, RoomWithImportAdmin)
 
 
 # --- Sync health: the figures of /metrics at a glance (calendar_sync.health) ---------------

@@ -16,6 +16,9 @@ BEAT_SCHEDULE = {
     "calendar_sync.run_nightly_reconcile": {"task": f"{INBOUND}.run_nightly_reconcile", "schedule": 900.0},
     # Mailboxes that can't be subscribed are polled; the migration takes CALENDAR_SYNC_POLL_SECONDS.
     "calendar_sync.poll_unsubscribed": {"task": f"{INBOUND}.poll_unsubscribed", "schedule": 60.0},
+    # The room directory from Exchange, nightly at 01:30 UTC (README "Importing rooms from Exchange").
+    # (a crontab in UTC; migration 0006_periodic_sync_rooms)
+    "calendar_sync.sync_rooms": {"task": "calendar_sync.directory.tasks.sync_rooms", "crontab": {"minute": "30", "hour": "1"}},
 }
 
 
@@ -33,6 +36,7 @@ class CalendarSyncConfig(AppConfig):
         from reservations.outbox import register_listener
 
         from . import conf, health
+        from .directory import tasks as directory_tasks  # noqa: F401 - registers the nightly room import
         from .inbound.tasks import on_property_saved, on_provider_saved
         from .outbound.tasks import enqueue_push
 

@@ -37,7 +37,7 @@ class CalendarProviderForm(forms.ModelForm):
         model = CalendarProvider
         fields = [
             "name", "active", "is_default", "tenant_id", "client_id", "client_secret", "client_secret_expires_on", "authority_host", "graph_base_url",
-            "delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
+            "delegated_user_email", "organizer_account", "rooms_organize_own_meetings", "push_rooms_to_exchange",
             "sync_window_past_days", "sync_window_future_days",
         ]
 
@@ -85,6 +85,7 @@ class CalendarProviderAdmin(admin.ModelAdmin):
                                          "authority_host", "graph_base_url"]}),
         ("Accounts", {"fields": ["delegated_user_email", "organizer_account", "rooms_organize_own_meetings",
                                  "delegated_status", "delegated_connected_at", "delegated_last_error"]}),
+        ("Room directory", {"fields": ["push_rooms_to_exchange"]}),
         ("Sync window", {"fields": ["sync_window_past_days", "sync_window_future_days"]}),
         (None, {"fields": ["updated_at"]}),
     ]

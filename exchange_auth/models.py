@@ -59,6 +59,12 @@ class CalendarProvider(models.Model):
     rooms_organize_own_meetings = models.BooleanField(
         default=False, help_text="Strict mode: rooms with a mailbox organize the meetings booked in them."
     )
+    push_rooms_to_exchange = models.BooleanField(
+        default=False, verbose_name="push rooms to Exchange",
+        help_text="Room imports write the product's capacity, equipment and floor back to Exchange's room directory "
+                  "(PATCH /places/{id}; the app needs the Place.ReadWrite.All application permission), so Outlook's "
+                  "Room Finder shows the same.",
+    )
     sync_window_past_days = models.PositiveIntegerField(default=60, help_text="Days back the full resync covers.")
     sync_window_future_days = models.PositiveIntegerField(default=365, help_text="Days ahead the full resync covers.")
     # The delegated user's msal token cache (refresh token included), encrypted.

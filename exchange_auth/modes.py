@@ -12,6 +12,10 @@ other app of ours). ``reservations.rules`` and ``calendar_sync`` both use it.
 |          |                       | organizer account (``other``)                         |           |                |
 | Personal | acting user's token   | the acting employee (``user``)                        | organizer | system         |
 
+A room without a mailbox: the organizer account (else the delegated user) organizes, in
+every mode, and the employee is an attendee (sync mailbox ``other``); the room is named in
+the meeting's location only.
+
 Personal mode, blocker reservations: they live in the delegated user's calendar
 with the requested-for user (or ``sn_wsd_rsv.blocker_user``) as invitee (SPEC §3
 lists this under Personal mode; elsewhere a blocker follows its mode's row).
@@ -126,6 +130,12 @@ def plan_sync(
             organizer=holder, organizer_is_room=False, employee_role="attendee",
             invitee=blocker_user or requested_for,
         )
+
+    # 1b. A synced room without a mailbox (the Archibus seed, "Not using room mailboxes"): the
+    #     provider's organizer account organizes its meetings in every mode, the room named in
+    #     the location, the requested-for employee invited. Its calendar isn't watched for them.
+    if not room_mailbox:
+        return _service_account_plan(accounts)
 
     # 2. Personal mode, an employee acting in person: their own token, their calendar
     #    (unless the meeting already lives in another mailbox: see the module docstring;

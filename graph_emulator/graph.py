@@ -47,6 +47,16 @@ PLACE_CASTS = {"microsoft.graph.room": "room", "graph.room": "room", "microsoft.
 # both call it: https://learn.microsoft.com/en-us/graph/api/event-delta?view=graph-rest-1.0
 DELTA_SEGMENTS = {"delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()", "graph.delta", "graph.delta()"}
 _EXPAND_SVEP = re.compile(r"^singleValueExtendedProperties(?:\(\$filter=id eq '((?:[^']|'')*)'\))?$", re.IGNORECASE)
+# Update place: what a room's and a room list's PATCH body may carry:
+# https://learn.microsoft.com/en-us/graph/api/place-update?view=graph-rest-1.0
+ROOM_UPDATABLE = frozenset({
+    "address", "audioDeviceName", "bookingType", "building", "capacity", "displayDeviceName", "floorLabel", "floorNumber",
+    "geoCoordinates", "isWheelChairAccessible", "label", "nickname", "phone", "tags", "videoDeviceName",
+})
+ROOM_LIST_UPDATABLE = frozenset({"address", "displayName", "geoCoordinates", "phone"})
+_PLACE_TYPES = {
+    "capacity": int, "floorNumber": int, "isWheelChairAccessible": bool, "tags": list, "address": dict, "geoCoordinates": dict,
+}
 DIR_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 
 
@@ -197,6 +207,16 @@ class Graph:
         if head == "places" and len(segs) == 2 and segs[1].lower() in PLACE_CASTS:
             self._only(req, "GET")
             return self.list_places(req, PLACE_CASTS[segs[1].lower()])
+        if head == "places" and len(segs) == 2:
+            if req.method == "GET":
+                return self.get_place(req, segs[1])
+            if req.method == "PATCH":
+                return self.update_place(req, segs[1])
+            raise self._method_not_allowed()
+        if head == "places" and segs[-1] == "rooms" and (
+                len(segs) == 3 or (len(segs) == 4 and PLACE_CASTS.get(segs[2].lower()) == "roomList")):
+            self._only(req, "GET")
+            return self.list_rooms_in(req, segs[1])
         if head == "subscriptions":
             subs = self.ctx.subscriptions
             if len(segs) == 1:
@@ -312,27 +332,111 @@ class Graph:
             items = [{k: v for k, v in u.items() if k in keep} for u in items]
         return GResp(200, page(req, items, 100, f"{req.base}/v1.0/$metadata#users"))
 
-    def list_places(self, req: GReq, kind: str) -> GResp:
-        scopes = self._scopes(req)
-        if not scopes & {"Place.Read.All", "Place.ReadWrite.All"}:
+    def _check_place_read(self, req: GReq) -> None:
+        # List places: Place.Read.All (delegated and application), Place.ReadWrite.All higher:
+        # https://learn.microsoft.com/en-us/graph/api/place-list?view=graph-rest-1.0
+        if not self._scopes(req) & {"Place.Read.All", "Place.ReadWrite.All"}:
             raise access_denied()
-        rooms = sorted((u for u in self.store.users.values() if u.kind == "room"), key=lambda u: u.display_name)
-        if kind == "room":
-            sel = check_select(select_fields(req), ROOM_PROPERTIES, "room")
-            items = [room_json(u) for u in rooms]
-            context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.room"
-        else:
-            sel = check_select(select_fields(req), ROOM_LIST_PROPERTIES, "roomList")
-            lists = sorted({(u.room or {}).get("roomList") for u in rooms} - {None})
-            items = [room_list_json(address) for address in lists]
-            context = f"{req.base}/v1.0/$metadata#places/microsoft.graph.roomList"
+
+    def _rooms(self) -> list[User]:
+        return sorted((u for u in self.store.users.values() if u.kind == "room"), key=lambda u: u.display_name)
+
+    def _room_lists(self) -> dict[str, list[User]]:
+        lists: dict[str, list[User]] = {}
+        for u in self._rooms():
+            address = (u.room or {}).get("roomList")
+            if address:
+                lists.setdefault(address.lower(), []).append(u)
+        return lists
+
+    def _list_json(self, address: str, members: list[User]) -> dict:
+        name = next(((u.room or {}).get("roomListName") for u in members if (u.room or {}).get("roomListName")), None)
+        return room_list_json((members[0].room or {}).get("roomList") or address, display_name=name)
+
+    def _page_of(self, req: GReq, items: list, allowed: frozenset, type_name: str, context: str) -> GResp:
+        sel = check_select(select_fields(req), allowed, type_name)
         test = compile_filter(req.q("filter"))
         if test:
             items = [i for i in items if test(i)]
         if sel:
             keep = set(sel) | {"id", "@odata.type"}
             items = [{k: v for k, v in i.items() if k in keep} for i in items]
+        # "By default, this operation returns 100 places per page" (List places, above).
         return GResp(200, page(req, items, 100, context))
+
+    def list_places(self, req: GReq, kind: str) -> GResp:
+        self._check_place_read(req)
+        if kind == "room":
+            items = [room_json(u) for u in self._rooms()]
+            return self._page_of(req, items, ROOM_PROPERTIES, "room", f"{req.base}/v1.0/$metadata#places/microsoft.graph.room")
+        items = [self._list_json(address, members) for address, members in sorted(self._room_lists().items())]
+        return self._page_of(req, items, ROOM_LIST_PROPERTIES, "roomList", f"{req.base}/v1.0/$metadata#places/microsoft.graph.roomList")
+
+    def list_rooms_in(self, req: GReq, key: str) -> GResp:
+        """The rooms of one room list, named by its email address:
+        ``GET /places/{roomlist-emailaddress}/microsoft.graph.roomlist/rooms`` (List places,
+        "List rooms contained in a room list"); ``/places/{id}/rooms`` is the roomList's
+        ``rooms`` navigation property:
+        https://learn.microsoft.com/en-us/graph/api/resources/roomlist?view=graph-rest-1.0"""
+        self._check_place_read(req)
+        members = self._room_lists().get(key.strip("'").lower())
+        if members is None:
+            raise item_not_found()
+        items = [room_json(u) for u in members]
+        return self._page_of(req, items, ROOM_PROPERTIES, "room", f"{req.base}/v1.0/$metadata#places('{key}')/microsoft.graph.roomList/rooms")
+
+    def _find_place(self, key: str) -> tuple[User | None, str | None]:
+        key = key.strip("'")
+        room = self.store.find_user(key)
+        if room is not None and room.kind == "room":
+            return room, None
+        lists = self._room_lists()
+        if key.lower() in lists:
+            return None, key.lower()
+        raise item_not_found()
+
+    def get_place(self, req: GReq, key: str) -> GResp:
+        """Get place: ``GET /places/{id | emailAddress}``:
+        https://learn.microsoft.com/en-us/graph/api/place-get?view=graph-rest-1.0"""
+        self._check_place_read(req)
+        room, address = self._find_place(key)
+        body = room_json(room) if room is not None else self._list_json(address, self._room_lists()[address])
+        return GResp(200, {"@odata.context": f"{req.base}/v1.0/$metadata#places/$entity", **body})
+
+    def update_place(self, req: GReq, key: str) -> GResp:
+        """Update place: ``PATCH /places/{id}``, Place.ReadWrite.All only (delegated or
+        application; Place.Read.All is not enough). The body names the type in
+        ``@odata.type`` and carries only the properties to change; the room's updatable ones
+        are the table's (address, audioDeviceName, bookingType, building, capacity,
+        displayDeviceName, floorLabel, floorNumber, geoCoordinates, isWheelChairAccessible,
+        label, nickname, phone, tags, videoDeviceName): the rest (id, emailAddress,
+        displayName ...) can't be set here; 200 with the updated place:
+        https://learn.microsoft.com/en-us/graph/api/place-update?view=graph-rest-1.0"""
+        if "Place.ReadWrite.All" not in self._scopes(req):
+            raise access_denied()
+        room, address = self._find_place(key)
+        payload = req.json()
+        if not isinstance(payload, dict):
+            raise invalid_request("The request body must be a JSON object.")
+        kind = str(payload.get("@odata.type") or "").lstrip("#").lower()
+        expected = "microsoft.graph.room" if room is not None else "microsoft.graph.roomlist"
+        if kind != expected:
+            raise invalid_request(f"The @odata.type of the request body must be '{expected}' for this place.")
+        allowed = ROOM_UPDATABLE if room is not None else ROOM_LIST_UPDATABLE
+        fields = {k: v for k, v in payload.items() if k != "@odata.type"}
+        refused = sorted(set(fields) - allowed)
+        if refused:
+            raise invalid_request(f"Property '{refused[0]}' can't be updated on a place of type '{expected}'.")
+        bad = _place_type_error(fields)
+        if bad:
+            raise invalid_request(bad)
+        if room is None:
+            for member in self._room_lists()[address]:
+                member.room.update({"roomList" + ("Name" if k == "displayName" else k[0].upper() + k[1:]): v for k, v in fields.items()})
+            return GResp(200, {"@odata.context": f"{req.base}/v1.0/$metadata#places/$entity",
+                               **self._list_json(address, self._room_lists()[address])})
+        room.room = {**(room.room or {}), **fields}
+        return GResp(200, {"@odata.context": f"{req.base}/v1.0/$metadata#places/$entity", **room_json(room)})
 
     def calendar_resource(self, req: GReq, target: User) -> GResp:
         return GResp(200, {
@@ -522,3 +626,20 @@ class Graph:
         name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
         self.ctx.calendar.respond(target, ev, name, send)
         return GResp(202, None)
+
+
+def _place_type_error(fields: dict) -> str:
+    """Graph rejects a value of the wrong EDM type (Int32, Boolean, String collection ...)."""
+    for name, value in fields.items():
+        want = _PLACE_TYPES.get(name, str)
+        if value is None and name not in ("capacity", "isWheelChairAccessible"):
+            continue
+        if want is int and (isinstance(value, bool) or not isinstance(value, int) or not -2**31 <= value < 2**31):
+            return f"Cannot convert the literal '{value}' to the expected type 'Edm.Int32'."
+        if want is not int and not isinstance(value, want):
+            return f"The value of property '{name}' has the wrong type."
+        if want is list and not all(isinstance(t, str) for t in value):
+            return "Property 'tags' must be a collection of strings."
+        if name == "bookingType" and value not in ("unknown", "standard", "reserved"):
+            return f"Requested value '{value}' was not found for bookingType."
+    return ""

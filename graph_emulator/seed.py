@@ -181,7 +181,8 @@ def apply_seed_payload(store: Store, payload: dict) -> dict:
         room = _room(upn, r.get("displayName") or upn.split("@")[0].title(), int(r.get("capacity", 4)), int(r.get("floorNumber", 1)))
         room.id = r.get("id") or stable_guid("room", upn)
         room.auto_accept = bool(r.get("autoAccept", True))
-        for k in ("building", "label", "tags", "bookingType"):
+        for k in ("building", "label", "tags", "bookingType", "floorLabel", "nickname", "phone", "isWheelChairAccessible",
+                  "audioDeviceName", "videoDeviceName", "displayDeviceName", "roomList", "roomListName", "address"):
             if k in r:
                 room.room[k] = r[k]
         if "timeZone" in r:

@@ -235,11 +235,11 @@ def room_json(u: User, select: list[str] | None = None) -> dict:
     return d
 
 
-def room_list_json(address: str, select: list[str] | None = None) -> dict:
+def room_list_json(address: str, select: list[str] | None = None, *, display_name: str | None = None) -> dict:
     """A room list (``microsoft.graph.roomList``, v1.0's properties):
     https://learn.microsoft.com/en-us/graph/api/resources/roomlist?view=graph-rest-1.0"""
     d = {"@odata.type": "#microsoft.graph.roomList", "id": address, "placeId": address, "parentId": None,
-         "displayName": "HQ rooms", "emailAddress": address, "address": {}, "geoCoordinates": None, "phone": None,
+         "displayName": display_name or "HQ rooms", "emailAddress": address, "address": {}, "geoCoordinates": None, "phone": None,
          "label": None, "isWheelChairAccessible": False, "tags": []}
     if select:
         keep = set(select) | {"id", "@odata.type"}

@@ -195,6 +195,7 @@ def _capabilities(lookups: Lookups, room, reservation, *, source: str) -> dict:
         "can_cancel": reservation is not None, "cancel_reason": "",
         "offer_cancel_meeting_choice": False,
         "room_change_note": "",
+        "changes_here_note": "",
     }
     if room is not None:
         on_behalf = _on_behalf_violation(mode, room, actor, None, Kind.ON_BEHALF)
@@ -219,6 +220,7 @@ def _capabilities(lookups: Lookups, room, reservation, *, source: str) -> dict:
                 caps.update(can_cancel=False, cancel_reason=cancel.message)
         caps["offer_cancel_meeting_choice"] = _product_can_choose_on_cancel(lookups, reservation)
         caps["room_change_note"] = _room_change_note(lookups, reservation)
+        caps["changes_here_note"] = changes_here_note(reservation.room)
     elif room is not None:
         caps["offer_cancel_meeting_choice"] = room.is_synced and not _room_organizes(lookups, room)
     return caps
@@ -257,7 +259,8 @@ def meeting_differences(reservation, changes: dict) -> dict:
 def _on_behalf_violation(mode, room, actor, requested_for, kind) -> RuleViolation | None:
     """Personal mode: nobody can write to another person's calendar, so no on-behalf bookings
     of synced rooms (the portal hides "this reservation is for")."""
-    if mode is not Mode.PERSONAL or not room.is_synced or kind == Kind.BLOCKER:
+    # A room without a mailbox: the organizer account writes its meetings, nobody's own calendar.
+    if mode is not Mode.PERSONAL or not room.is_synced or not room.has_mailbox or kind == Kind.BLOCKER:
         return None
     if requested_for is not None and getattr(requested_for, "pk", None) == getattr(actor, "pk", None):
         return None
@@ -269,7 +272,7 @@ def _on_behalf_violation(mode, room, actor, requested_for, kind) -> RuleViolatio
 
 
 def _group_violation(mode, room, kind) -> RuleViolation | None:
-    if mode is not Mode.PERSONAL or kind != Kind.GROUP or not room.is_synced:
+    if mode is not Mode.PERSONAL or kind != Kind.GROUP or not room.is_synced or not room.has_mailbox:
         return None
     return RuleViolation(
         "personal_group",
@@ -281,7 +284,7 @@ def _group_violation(mode, room, kind) -> RuleViolation | None:
 def _create_connection_violation(lookups: Lookups, room, kind, source, subsource) -> RuleViolation | None:
     """Personal mode: booking a synced room in person writes to the employee's own calendar with
     their own token; without one it could never sync, and no other identity may stand in."""
-    if lookups.mode is not Mode.PERSONAL or not room.is_synced or kind == Kind.BLOCKER:
+    if lookups.mode is not Mode.PERSONAL or not room.is_synced or not room.has_mailbox or kind == Kind.BLOCKER:
         return None
     if not is_user_triggered(source=source, subsource=subsource):
         return None
@@ -386,8 +389,22 @@ def _product_can_choose_on_cancel(lookups: Lookups, reservation) -> bool:
     return not _room_organizes(lookups, reservation.room)
 
 
+CHANGES_HERE = ("{room} has no Exchange mailbox: its meeting in Outlook is organized by the reservations account, which "
+                "isn't watched for changes. Change or cancel this reservation here; changes made in Outlook don't reach it.")
+
+
+def changes_here_note(room) -> str:
+    """For a synced room without a mailbox (README "Rooms without a mailbox"): where changes belong."""
+    if room is None or not room.is_synced or room.has_mailbox:
+        return ""
+    return CHANGES_HERE.format(room=room.name)
+
+
 def _room_change_note(lookups: Lookups, reservation) -> str:
     """What moving the reservation to another room does to its Outlook meeting (SPEC §3)."""
+    if reservation.room.is_synced and not reservation.room.has_mailbox:
+        return ("The reservations account's Outlook meeting is kept when you move to another room without a mailbox; "
+                "moving to a room with a mailbox may replace it with a new meeting, which that room is asked to accept.")
     if lookups.mode is Mode.STRICT and lookups.rooms_organize_in(reservation.room):
         return ("Rooms organize their own meetings: moving to another room with a mailbox cancels this meeting and "
                 "that room sends everyone a new invitation. Moving to a room without a mailbox keeps the meeting.")

@@ -138,6 +138,7 @@ CELERY_TASK_ROUTES = {
     "calendar_sync.inbound.tasks.run_nightly_reconcile": {"queue": "nightly"},
     "calendar_sync.inbound.tasks.nightly_*": {"queue": "nightly"},
     "calendar_sync.inbound.tasks.*": {"queue": "inbound"},
+    "calendar_sync.directory.tasks.*": {"queue": "nightly"},  # the nightly room import: slow
 }
 
 # --- Metrics -------------------------------------------------------------------

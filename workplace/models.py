@@ -70,6 +70,14 @@ class Equipment(models.Model):
         return self.name
 
 
+class BookingType(models.TextChoices):
+    """Graph's ``bookingType`` of a room: https://learn.microsoft.com/en-us/graph/api/resources/room?view=graph-rest-1.0"""
+
+    UNKNOWN = "unknown", "Unknown"
+    STANDARD = "standard", "Standard"
+    RESERVED = "reserved", "Reserved"
+
+
 class Room(models.Model):
     building = models.ForeignKey(Building, on_delete=models.PROTECT, related_name="rooms")
     floor = models.ForeignKey(Floor, on_delete=models.PROTECT, related_name="rooms", null=True, blank=True)
@@ -79,9 +87,39 @@ class Room(models.Model):
     equipment = models.ManyToManyField(Equipment, blank=True, related_name="rooms")
     # The room's Exchange address; blank when the room has no mailbox.
     mailbox = models.EmailField(blank=True, default="")
-    sync_enabled = models.BooleanField(default=False, help_text="Keep this room's reservations in sync with Exchange.")
+    sync_enabled = models.BooleanField(default=False, help_text=(
+        "Keep this room's reservations in sync with Exchange. Without a mailbox, the calendar provider's organizer account "
+        "organizes their meetings (the room named in the location) and changes belong in the product."))
     group_reservations_enabled = models.BooleanField(default=False)
     reservable = models.BooleanField(default=True)
+    # From Exchange's room directory (Graph places, ``manage.py sync_rooms``); see
+    # EXCHANGE_FIELDS for what an import refreshes and ``kept_fields`` for what it leaves alone.
+    wheelchair_accessible = models.BooleanField(default=False)
+    booking_type = models.CharField(
+        max_length=10, choices=BookingType.choices, default=BookingType.STANDARD,
+        help_text="Exchange's bookingType: standard, or reserved (booked for one person or team only).",
+    )
+    room_list = models.CharField(max_length=254, blank=True, default="", help_text="The Exchange room list (its address) the room belongs to.")
+    exchange_id = models.CharField(max_length=200, blank=True, default="", help_text="The room's id in Graph's places service.")
+    directory_provider = models.ForeignKey(
+        "exchange_auth.CalendarProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="imported_rooms",
+        help_text="The calendar provider whose room directory this room was imported from.",
+    )
+    exchange_synced_at = models.DateTimeField(null=True, blank=True, help_text="When a room import last found the room in Exchange.")
+    exchange_gone = models.BooleanField(
+        default=False, verbose_name="gone from Exchange",
+        help_text="The last room import didn't find this room in Exchange's directory (it is kept, never deleted).",
+    )
+    exchange_values = models.JSONField(default=dict, blank=True, help_text="The room as Exchange's directory described it at the last import.")
+    kept_fields = models.JSONField(
+        default=list, blank=True, help_text="Fields an admin set by hand: room imports keep the product's value of these.",
+    )
+    exchange_differences = models.JSONField(
+        default=dict, blank=True, help_text="Where the product's room differs from Exchange's: {field: {product, exchange}}.",
+    )
+
+    # What a room import takes from Exchange (unless an admin set it by hand: ``kept_fields``).
+    EXCHANGE_FIELDS = ("name", "capacity", "building", "floor", "equipment", "wheelchair_accessible", "booking_type", "room_list")
 
     class Meta:
         ordering = ["building__name", "name"]
@@ -101,8 +139,6 @@ class Room(models.Model):
     def clean(self) -> None:
         if self.floor_id and self.building_id and self.floor.building_id != self.building_id:
             raise ValidationError({"floor": "This floor belongs to another building."})
-        if self.sync_enabled and not self.mailbox:
-            raise ValidationError({"sync_enabled": "A room can only be synced when it has a room mailbox."})
         if self.mailbox:
             self.mailbox = self.mailbox.strip().lower()
 
@@ -112,6 +148,15 @@ class Room(models.Model):
 
     @property
     def is_synced(self) -> bool:
+        """Its reservations are meetings in Exchange: a room with a mailbox is invited to them;
+        one without is named in their location and the provider's organizer account
+        organizes them (README "Rooms without a mailbox")."""
+        return self.sync_enabled
+
+    @property
+    def is_monitored(self) -> bool:
+        """Exchange is watched for changes to its meetings: only a room mailbox's calendar is;
+        the organizer account's calendar is not watched for rooms without one."""
         return self.sync_enabled and bool(self.mailbox)
 
     def default_arrangement(self) -> "Arrangement | None":
@@ -119,6 +164,37 @@ class Room(models.Model):
             if arrangement.is_default:
                 return arrangement
         return None
+
+
+class RoomImport(models.Model):
+    """One run of a room import from a provider's Exchange directory (``manage.py sync_rooms``,
+    the admin action, the nightly job): what it found and did."""
+
+    provider = models.ForeignKey("exchange_auth.CalendarProvider", on_delete=models.CASCADE, related_name="room_imports")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=20, default="command", help_text="command, admin or nightly.")
+    room_lists = models.PositiveIntegerField(default=0)
+    seen = models.PositiveIntegerField(default=0, help_text="Rooms Exchange listed.")
+    new = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    gone = models.PositiveIntegerField(default=0, help_text="Rooms newly missing from Exchange (flagged, not deleted).")
+    pushed = models.PositiveIntegerField(default=0, help_text="Rooms whose capacity, equipment or floor were written back to Exchange.")
+    error = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True, help_text="Per room: new, changed (what), gone, pushed, push refused.")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Room import from {self.provider} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return f"failed: {self.error}"
+        return (f"{self.seen} room(s) in {self.room_lists} room list(s): {self.new} new, {self.changed} changed, "
+                f"{self.gone} gone from Exchange, {self.pushed} pushed back")
 
 
 class Arrangement(models.Model):

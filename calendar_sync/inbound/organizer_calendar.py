@@ -6,7 +6,8 @@ count: (a) live → attendees' answers refreshed, an awaiting room answer applie
 (``common.answers``); (b) deleted or cancelled → the reservation cancelled, requester
 told once; (c) time and subject changes are left to the room calendar (the SPEC §4
 table's authority); (d) unlinked meetings are ignored; (e) the product's own writes
-change nothing. The README ("Inbound sync") has the reasoning and the matching rules.
+change nothing. Meetings of rooms without a mailbox are not watched here at all (their
+changes belong in the product, README "Rooms without a mailbox"). The README ("Inbound sync") has the reasoning and the matching rules.
 """
 
 from __future__ import annotations
@@ -207,7 +208,9 @@ def _candidates(ctx: Context, copies: list[Copy], rows) -> list[Reservation]:
         .select_related("room__building", "requested_for", "requested_by", "series")
         .prefetch_related("attendees")
     )
-    return [r for r in found if (r.mailbox or "").lower() == ctx.mailbox]
+    # Meetings of rooms without a mailbox live here too, but this calendar is not watched for
+    # them (the Archibus seed): their changes belong in the product, so they count as unlinked.
+    return [r for r in found if (r.mailbox or "").lower() == ctx.mailbox and r.room.mailbox]
 
 
 def _linked(ctx: Context, copy: Copy, row: RoomEvent | None, candidates: list[Reservation]) -> Reservation | None:

@@ -218,8 +218,10 @@ def push_update(event: SyncEvent, reservation: Reservation) -> dict | PushResult
     room_changed = bool(previous_room_id) and previous_room_id != reservation.room_id
     previous_room = Room.objects.filter(pk=previous_room_id).first() if room_changed else None
     old_room_organized = previous_room is not None and previous_room.mailbox and previous_room.mailbox.lower() == reservation.organizer.lower()
-    if room_changed and (old_room_organized or plan.organizer_is_room):
+    if room_changed and (old_room_organized or plan.organizer_is_room or _organizer_changes(previous_room, reservation, plan)):
         # Room mailboxes organize: cancel the old room's meeting, the new room organizes a new one.
+        # So too for a move between a room without a mailbox (the organizer account's meeting)
+        # and one with a mailbox, where SPEC §3 names another organizer.
         old_client = client_for_plan(system_plan(reservation.mailbox), active, None)
         meetings.cancel(old_client, reservation.mailbox, reservation.event_id, f"Moved to {reservation.room.name}.")
         outcomes.unlink_exchange(reservation)
@@ -257,6 +259,16 @@ def pushed_payloads(reservation: Reservation, event: SyncEvent) -> list:
             reservation=reservation, state=SyncEvent.State.PROCESSED, type__in=[SyncEvent.Type.CREATE, SyncEvent.Type.UPDATE], pk__lt=event.pk,
         ).order_by("pk").values_list("request_payload", flat=True)
     )
+
+
+def _organizer_changes(previous_room: Room | None, reservation: Reservation, plan: SyncPlan) -> bool:
+    """A move from a room without a mailbox to one with one (or back) whose plan names another
+    organizer than the meeting's: the meeting can't change organizer, so a new one is made.
+    Between two rooms without a mailbox the organizer account's meeting is kept (the seed:
+    "The meeting in Exchange is retained when changing to a different room")."""
+    if previous_room is None or bool(previous_room.mailbox) == bool(reservation.room.mailbox):
+        return False
+    return bool(reservation.organizer) and reservation.organizer.lower() != (plan.organizer or "").lower()
 
 
 # --- cancel ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from reservations.api.fields import AwareDateTimeField, DayField, IdField, Perso
 from reservations.fastpaths import reservation_to_dict
 from reservations.models import Attendee, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
-from workplace.models import Arrangement, Room
+from workplace.models import Arrangement, BookingType, Room
 
 # --- fields ------------------------------------------------------------------------------
 
@@ -279,13 +279,26 @@ class RoomSerializer(serializers.ModelSerializer):
     mailbox = serializers.CharField(help_text="The room's Exchange mailbox; empty for a room without one.")
     equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     arrangements = ArrangementSerializer(many=True)
-    synced = serializers.BooleanField(source="is_synced")
+    synced = serializers.BooleanField(source="is_synced", help_text="Its reservations are meetings in Exchange.")
+    outlook_changes_synced = serializers.BooleanField(
+        source="is_monitored",
+        help_text="Changes made in Outlook to its meetings reach the product. False for a synced room without a mailbox: "
+                  "the provider's organizer account organizes its meetings and its calendar is not watched, so change "
+                  "those reservations here, not in Outlook.",
+    )
+    floor_level = serializers.IntegerField(source="floor.level", allow_null=True, help_text="The floor's number; null without a floor.")
+    wheelchair_accessible = serializers.BooleanField()
+    booking_type = serializers.ChoiceField(choices=BookingType.choices, help_text="Exchange's bookingType: standard or reserved.")
+    room_list = serializers.CharField(help_text="The Exchange room list (its address) the room is in; empty if none.")
+    gone_from_exchange = serializers.BooleanField(
+        source="exchange_gone", help_text="The last room import didn't find the room in Exchange's directory.")
 
     class Meta:
         model = Room
         fields = [
-            "id", "name", "building", "timezone", "floor", "capacity", "equipment", "arrangements", "mailbox",
-            "synced", "group_reservations_enabled",
+            "id", "name", "building", "timezone", "floor", "floor_level", "capacity", "equipment", "arrangements", "mailbox",
+            "synced", "outlook_changes_synced", "group_reservations_enabled", "wheelchair_accessible", "booking_type", "room_list",
+            "gone_from_exchange",
         ]
         read_only_fields = fields
 

@@ -14,12 +14,17 @@ from workplace.celery import app
 
 pytestmark = pytest.mark.django_db
 
-migration = importlib.import_module("workplace.migrations.0005_periodic_tasks")
+# Every data migration that creates periodic tasks (a task added to an app needs one).
+MIGRATIONS = [importlib.import_module(name) for name in (
+    "workplace.migrations.0005_periodic_tasks",
+    "calendar_sync.migrations.0006_periodic_sync_rooms",
+)]
 EXPECTED = {**SYNC_SCHEDULE, **AUTH_SCHEDULE}
 
 
 def run_migration():
-    migration.forwards(global_apps, None)
+    for migration in MIGRATIONS:
+        migration.forwards(global_apps, None)
 
 
 def test_the_migration_creates_every_periodic_task_of_the_code():
@@ -27,11 +32,15 @@ def test_the_migration_creates_every_periodic_task_of_the_code():
     PeriodicTask.objects.all().delete()
     run_migration()
     app.loader.import_default_modules()
-    rows = {t.name: t for t in PeriodicTask.objects.select_related("interval")}
+    rows = {t.name: t for t in PeriodicTask.objects.select_related("interval", "crontab")}
     assert set(rows) == set(EXPECTED)  # a task added to an app's BEAT_SCHEDULE needs its migration
     for name, entry in EXPECTED.items():
         assert rows[name].task == entry["task"] and rows[name].task in app.tasks, name
-        assert rows[name].interval.period == "seconds" and rows[name].interval.every == int(entry["schedule"]), name
+        if "crontab" in entry:
+            cron = rows[name].crontab
+            assert {k: getattr(cron, k) for k in entry["crontab"]} == entry["crontab"] and str(cron.timezone) == "UTC", name
+        else:
+            assert rows[name].interval.period == "seconds" and rows[name].interval.every == int(entry["schedule"]), name
         assert rows[name].enabled and rows[name].description
 
 
