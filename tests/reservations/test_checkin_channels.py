@@ -86,6 +86,8 @@ def test_the_qr_url_signs_in_then_checks_in_the_employees_meeting(client, alice,
     client.force_login(alice)
     page = client.get(url).content.decode()
     assert f'id="checkin-button-{now_meeting.pk}"' in page
+    closes = timezone.localtime(now_meeting.start + dt.timedelta(minutes=15), room.building.tzinfo)
+    assert f"Check-in closes at {closes:%H:%M}" in page  # the building's time, like the meeting's
     done = client.post(url, {"reservation": now_meeting.pk})
     assert done.status_code == 200 and "Checked in to" in done.content.decode()
     row = Reservation.objects.get(pk=now_meeting.pk)
