@@ -145,7 +145,7 @@ def run(srv, outbound) -> dict:
     for thread in threads:
         thread.join()
     push_seconds = time.monotonic() - t1
-    log = control.call("GET", "/requests")["entries"]
+    log = control.call("GET", "/requests?limit=200000")["entries"]  # the default answer stops at 1,000
     graph = [e for e in log if not e["path"].endswith("/token")]
     processed = SyncEvent.objects.filter(type=SyncEvent.Type.DELETE, state=SyncEvent.State.PROCESSED).count()
 
