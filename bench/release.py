@@ -39,7 +39,7 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")  # BENCH_REDIS_UR
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", os.environ["REDIS_URL"])
 os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
 
-PER_ROOM = 100
+PER_ROOM = int(os.environ.get("BENCH_RELEASE_PER_ROOM", "100"))  # 20 rooms x 100 = 2,000 due
 SLOT = dt.timedelta(minutes=6)
 LENGTH = dt.timedelta(minutes=5)
 THREADS = 4
