@@ -529,6 +529,53 @@ class Calendar:
         self.store.remove_event(ev)  # moved to Deleted Items
 
     # -- responses ---------------------------------------------------------------------
+    def respond_occurrence(self, owner: User, ev: Event, day, action: str, send_response: bool) -> None:
+        """An attendee answers one occurrence of a series (POST .../events/{occurrence id}/decline):
+        Exchange makes that occurrence an exception. Declined, it leaves the attendee's calendar
+        (that day only; the rest of the series stays), and the organizer's occurrence shows the
+        attendee's answer on that day alone — the series' other occurrences keep the old one.
+        https://learn.microsoft.com/en-us/graph/api/event-decline (an instance's id is an event id)
+        https://learn.microsoft.com/en-us/graph/outlook-schedule-recurring-events"""
+        if ev.is_organizer:
+            raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
+        inst = occurrence(ev, day)
+        if inst is None or ev.is_cancelled:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        response = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}[action]
+        key = day.isoformat()
+        if response == "declined":
+            ev.cancelled_dates.append(key)  # that occurrence goes to the attendee's Deleted Items
+        else:
+            override = dict(ev.exceptions.get(key, {}))
+            override.setdefault("original_start", inst.start.isoformat())
+            override.setdefault("start", inst.start.isoformat())
+            override.setdefault("end", inst.end.isoformat())
+            override["response"] = {"response": response, "time": fmt_z(now())}
+            override["show_as"] = {"accepted": "busy", "tentativelyAccepted": "tentative"}[response]
+            ev.exceptions[key] = override
+        ev.bump()
+        self.store.put_event(ev, "updated")
+        if not send_response:
+            return
+        org = self.organizer_event(ev)
+        if org is None or org.is_cancelled:
+            return
+        org_inst = occurrence(org, day)
+        if org_inst is None:
+            return
+        override = dict(org.exceptions.get(key, {}))
+        override.setdefault("original_start", org_inst.start.isoformat())
+        override.setdefault("start", org_inst.start.isoformat())
+        override.setdefault("end", org_inst.end.isoformat())
+        attendees = [dict(a) for a in override.get("attendees", org.attendees)]
+        for a in attendees:
+            if a["emailAddress"]["address"].lower() == owner.upn.lower():
+                a["status"] = {"response": response, "time": fmt_z(now())}
+        override["attendees"] = attendees
+        org.exceptions[key] = override
+        org.bump()
+        self.store.put_event(org, "updated")
+
     def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False) -> None:
         """An attendee answers. A declined copy leaves the calendar, unless ``keep_declined``
         (Outlook's "show declined events in your calendar"): then it stays, marked declined and free."""

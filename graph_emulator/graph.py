@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .batch import run_batch
 from .delta import DeltaEngine
-from .errors import GraphError, access_denied, invalid_request, item_not_found
+from .errors import GraphError, access_denied, item_not_found
 from .event_views import event_view, preferences, view_instances
 from .http_types import DropConnection, GReq, GResp, error_body
 from .model import Event, User, extended_property_key, instances, occurrence, parse_occurrence_id
@@ -621,9 +621,10 @@ class Graph:
         send = payload.get("sendResponse", payload.get("SendResponse", True))
         if not isinstance(send, bool):
             raise GraphError(400, "UnableToDeserializePostBody", "sendResponse must be a boolean.")
-        if day is not None:
-            raise invalid_request("Responding to a single occurrence is not supported by the emulator; respond to the series.")
         name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
+        if day is not None:
+            self.ctx.calendar.respond_occurrence(target, ev, day, name, send)
+            return GResp(202, None)
         self.ctx.calendar.respond(target, ev, name, send)
         return GResp(202, None)
 

@@ -35,6 +35,7 @@ _STATUS = {
     State.CONFLICTED: "TENTATIVE",
     State.CANCELLED: "CANCELLED",
     State.REJECTED: "CANCELLED",
+    State.RELEASED: "CANCELLED",
 }
 _STATE_WORDS = {
     State.CONFIRMED: "Confirmed",
@@ -42,6 +43,7 @@ _STATE_WORDS = {
     State.CONFLICTED: "Conflicted (the meeting is missing from the room's calendar)",
     State.CANCELLED: "Cancelled",
     State.REJECTED: "Rejected",
+    State.RELEASED: "Released: nobody checked in",
 }
 
 

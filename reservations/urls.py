@@ -18,5 +18,9 @@ urlpatterns = [
     path("reservations/<int:reservation_id>/change/", views.change, name="change"),
     path("reservations/<int:reservation_id>/cancel/", views.cancel, name="cancel"),
     path("reservations/cancel/", views.cancel_selected, name="cancel_selected"),
+    path("reservations/<int:reservation_id>/check-in/", views.check_in, name="check_in"),
+    # The short URL on a room's door (its QR code): the signed-in employee's check-in there.
+    path("r/<int:room_id>/", views.room_check_in, name="room_check_in"),
+    path("series/<int:series_id>/confirm/", views.series_confirm, name="series_confirm"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
 ]

@@ -120,6 +120,12 @@ class Room(models.Model):
 
     # What a room import takes from Exchange (unless an admin set it by hand: ``kept_fields``).
     EXCHANGE_FIELDS = ("name", "capacity", "building", "floor", "equipment", "wheelchair_accessible", "booking_type", "room_list")
+    # None: the instance property sn_wsd_rsv.checkin_required_default decides
+    # (reservations.services.checkin.checkin_required).
+    checkin_required = models.BooleanField(
+        null=True, blank=True, default=None,
+        help_text="Reservations must be checked in or they are released. Empty: the instance default (sn_wsd_rsv.checkin_required_default).",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]

@@ -15,11 +15,19 @@ from django.utils import timezone
 
 from exchange_auth.graph import GraphClient, NotFound, users_path
 from exchange_auth.modes import SyncPlan
-from reservations.models import ACTIVE_STATES, Reservation, ReservationSeries, State, SyncEvent
+from reservations.models import (
+    ACTIVE_STATES,
+    Origin,
+    Reservation,
+    ReservationSeries,
+    State,
+    SyncEvent,
+)
 from reservations.outbox import SyncEventDetails
 
 from ..common import meetings, outcomes
 from ..common.answers import room_answer_in
+from ..common.clients import system_plan
 from ..common.plan import (
     PermanentSyncError,
     client_for_plan,
@@ -272,6 +280,8 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
             return {"note": "series not in Exchange yet"}
         raise PermanentSyncError("The series hasn't reached Exchange; re-process the series' create first.")
     active = provider(series.room)
+    if event.type == SyncEvent.Type.DELETE and Origin.EXCHANGE in (series.origin, reservation.origin):
+        return _room_declines_occurrence(event, series, reservation, active)
     plan, actor = plan_for(event, reservation, reservation.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
     instance_id = reservation.event_id if reservation.event_id and reservation.event_id != series.event_id else ""
@@ -305,3 +315,25 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
     return summary(updated)
 
 
+
+
+def _room_declines_occurrence(event: SyncEvent, series: ReservationSeries, reservation: Reservation, active) -> dict:
+    """One occurrence of a series made in Outlook: the room declines that occurrence only (the
+    organizer is told; the rest of the series keeps the room). The product never cancels
+    someone else's meeting (SPEC §3)."""
+    room_mailbox = series.room.mailbox.lower()
+    client = client_for_plan(system_plan(room_mailbox), active, None)
+    master_id = series.event_id if series.mailbox.lower() == room_mailbox else ""
+    if not master_id and series.ical_uid:
+        found = meetings.by_ical_uid(client, room_mailbox, series.ical_uid, select="id,type")
+        masters = [f for f in found if f.get("type") == "seriesMaster"] or found
+        master_id = masters[0]["id"] if masters else ""
+    if not master_id:
+        return {"note": "the room holds no copy of the series"}
+    instances = meetings.find_instances(client, room_mailbox, master_id, [reservation])
+    inst = (instances or {}).get(reservation.pk)
+    if inst is None:
+        return {"note": "the room's occurrence is already gone"}
+    if not meetings.decline(client, room_mailbox, inst["id"], comment(event, "The room declined this occurrence.")):
+        return {"note": "the room's occurrence is already gone"}
+    return {"declined_occurrence": inst["id"]}

@@ -15,6 +15,7 @@ v1 = [
     path("reservations/cancel/", views.ReservationBulkCancelView.as_view(), name="reservation-bulk-cancel"),
     path("reservations/<int:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
     path("reservations/<int:reservation_id>/cancel/", views.ReservationCancelView.as_view(), name="reservation-cancel"),
+    path("reservations/<int:reservation_id>/check_in/", views.ReservationCheckInView.as_view(), name="reservation-check-in"),
 ]
 
 app_name = "api"

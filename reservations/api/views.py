@@ -39,7 +39,7 @@ from reservations.api.serializers import (
     RoomSerializer,
 )
 from reservations.exceptions import InvalidReservation
-from reservations.models import ACTIVE_STATES, Source
+from reservations.models import ACTIVE_STATES, CheckInChannel, Source
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -207,6 +207,28 @@ class ReservationCancelView(APIView):
         )
         rows = selectors.reservation_queryset().filter(pk__in=[r.pk for r in cancelled] or [reservation.pk])
         return Response({"cancelled": ReservationSerializer(rows, many=True).data})
+
+
+class ReservationCheckInView(APIView):
+    @extend_schema(
+        request=None, responses={200: ReservationSerializer, **BODY_ERRORS}, summary="Check a reservation in",
+        description=(
+            "Within its check-in window (from `check_in.opens` to `check_in.closes`), by its requested-for employee, its "
+            "requester or an attendee. Checking in twice is harmless (the first stays). 409 `outside_window` / `released` "
+            "/ `not_active` otherwise; a reservation not checked in by `closes` is released and its room freed."
+        ),
+    )
+    def post(self, request, reservation_id: int):
+        # Attendees may check in without seeing the reservation otherwise; to anyone else who
+        # can't see it, it doesn't exist (404); staff who can are told they may not (403).
+        reservation = selectors.reservation_queryset().filter(pk=reservation_id).first()
+        if reservation is None or not (
+            services.may_check_in(reservation, request.user, CheckInChannel.API)
+            or selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id) is not None
+        ):
+            raise NotFound("No such reservation.")
+        services.check_in(reservation, actor=request.user, channel=CheckInChannel.API)
+        return Response(ReservationSerializer(_fresh(reservation.pk)).data)
 
 
 class ReservationBulkCancelView(APIView):

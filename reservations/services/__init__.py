@@ -16,6 +16,7 @@ booking's ORM bypasses live in ``reservations.fastpaths``."""
 
 from reservations.services import clock  # noqa: F401 (tests move the services' time: services.clock.now)
 from reservations.services.cancel import reservation_cancel, reservation_cancel_many
+from reservations.services.checkin import check_in, checkin_window, may_check_in
 from reservations.services.conflicts import DEADLOCK_RETRIES
 from reservations.services.create import reservation_create
 from reservations.services.exchange import (
@@ -51,6 +52,9 @@ __all__ = [
     "ExchangeIds",
     "PushRecorded",
     "SeriesPushRecorded",
+    "check_in",
+    "checkin_window",
+    "may_check_in",
     "reservation_cancel",
     "reservation_cancel_from_exchange",
     "reservation_cancel_many",

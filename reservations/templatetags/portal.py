@@ -16,6 +16,7 @@ STATE_LABELS = {
     "rejected": "Rejected",
     "conflicted": "Conflicted",
     "cancelled": "Cancelled",
+    "released": "Released (no check-in)",
 }
 
 

@@ -7,10 +7,11 @@ actions are hidden or disabled with their reason. ``reservations.urls`` names th
 
 from .booking import book, change
 from .cancel import cancel, cancel_selected
+from .checkin import check_in, room_check_in, series_confirm
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
 
 __all__ = [
-    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
-    "reservation_detail", "reservation_status", "room_week",
+    "book", "cancel", "cancel_selected", "change", "check_in", "finder", "my_feed", "my_reservations", "outlook_settings",
+    "reservation_detail", "reservation_status", "room_check_in", "room_week", "series_confirm",
 ]

@@ -13,11 +13,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exchange_auth import properties
 from reservations import feeds, portal_selectors, rules
+from reservations.checkin_window import CheckInRules
 from reservations.models import ACTIVE_STATES, Attendee, Origin, Reservation, State
 from reservations.templatetags.portal import state_label
 
 # The states a reservation leaves by itself (the room answers, the push goes through): the
 # pages poll while one of theirs is in one of them.
+from .checkin import checkin_info
 from .common import MY_PAGE_SIZE, state_word, user_tz
 
 MOVING_STATES = {State.AWAITING_CONFIRMATION}
@@ -44,13 +46,14 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
     page_rows = list(page.object_list)
     caps = portal_selectors.capabilities_for(actor=request.user, reservations=page_rows)
     now = timezone.now()
+    rules = CheckInRules.now()
     items = []
     for row in page_rows:
         row_caps = dict(caps[row.pk])
         if row.state not in ACTIVE_STATES or row.end <= now:
             reason = f"This reservation is {state_word(row)}."
             row_caps.update(can_edit=False, can_cancel=False, edit_reason=reason, cancel_reason=reason)
-        items.append({"r": row, "caps": row_caps, "local_start": row.start.astimezone(row.room.building.tzinfo),
+        items.append({"r": row, "caps": row_caps, "ci": checkin_info(row, request.user, rules, now), "local_start": row.start.astimezone(row.room.building.tzinfo),
                       "local_end": row.end.astimezone(row.room.building.tzinfo)})
     context = {
         "items": items, "page": page, "show": show, "user_tz": user_tz(request.user),
@@ -139,6 +142,7 @@ def reservation_detail(request: HttpRequest, reservation_id: int) -> HttpRespons
         "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT), "user_tz": user_tz(request.user),
         "attendees_api": _attendees_api_url(reservation),
         "state_word": state_word(reservation),
+        "ci": checkin_info(reservation, request.user, CheckInRules.now(), timezone.now()),
     }
     return render(request, "reservations/detail.html", context)
 

@@ -10,6 +10,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 
 from calendar_sync.apps import BEAT_SCHEDULE as SYNC_SCHEDULE
 from exchange_auth.apps import BEAT_SCHEDULE as AUTH_SCHEDULE
+from reservations.apps import BEAT_SCHEDULE as RESERVATIONS_SCHEDULE
 from workplace.celery import app
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.django_db
 MIGRATIONS = [importlib.import_module(name) for name in (
     "workplace.migrations.0005_periodic_tasks",
     "calendar_sync.migrations.0006_periodic_sync_rooms",
+    "reservations.migrations.0007_periodic_release_no_shows",
 )]
-EXPECTED = {**SYNC_SCHEDULE, **AUTH_SCHEDULE}
+EXPECTED = {**SYNC_SCHEDULE, **AUTH_SCHEDULE, **RESERVATIONS_SCHEDULE}
 
 
 def run_migration():
@@ -67,4 +69,4 @@ def test_an_admins_change_survives_the_migration_and_beat_starting():
 
 def test_beat_uses_the_database_scheduler():
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
-    assert not any(name.startswith(("calendar_sync.", "exchange_auth.")) for name in app.conf.beat_schedule)
+    assert not any(name.startswith(("calendar_sync.", "exchange_auth.", "reservations.")) for name in app.conf.beat_schedule)
