@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .batch import run_batch
 from .delta import DeltaEngine
-from .errors import GraphError, access_denied, item_not_found
+from .errors import GraphError, access_denied, invalid_request, item_not_found
 from .event_views import event_view, preferences, view_instances
 from .http_types import DropConnection, GReq, GResp, error_body
 from .model import Event, User, extended_property_key, instances, occurrence, parse_occurrence_id

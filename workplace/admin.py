@@ -83,9 +83,83 @@ class RoomAdmin(admin.ModelAdmin):
     list_select_related = ["building", "floor"]
     filter_horizontal = ["equipment"]
     inlines = [ArrangementInline]
-from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+    actions = ["use_exchange_values"]
+    readonly_fields = ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "differences_shown", "kept_fields", "check_in_qr"]
+    fieldsets = [
+        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable"]}),
+        ("Check-in", {"fields": ["checkin_required", "check_in_qr"]}),
+        ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled", "booking_type", "room_list"]}),
+        ("Exchange room directory", {"fields": ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "kept_fields",
+                                                "differences_shown"]}),
+    ]
+
+    @admin.display(description="differs from Exchange")
+    def differs_from_exchange(self, obj: Room) -> str:
+        return ", ".join(sorted(obj.exchange_differences or {})) or "—"
+
+    @admin.display(description="what differs from Exchange")
+    def differences_shown(self, obj: Room) -> str:
+        diff = obj.exchange_differences or {}
+        if not diff:
+            return "Nothing (or never imported)."
+        return format_html("<table><tr><th>field</th><th>product</th><th>Exchange</th></tr>{}</table>", format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((name, _shown(v.get("product")), _shown(v.get("exchange"))) for name, v in sorted(diff.items()))))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:
+            # Fields an admin sets by hand on an imported room are kept by later imports.
+            keep_hand_set(form.instance, list(form.changed_data))
+
+    @admin.action(description="Take Exchange's values at the next import (forget hand edits)")
+    def use_exchange_values(self, request, queryset):
+        for room in queryset:
+            take_exchange_values(room)
+        self.message_user(request, f"{queryset.count()} room(s) will take Exchange's values at the next room import.")
+
+    @admin.display(description="QR code for the door")
+    def check_in_qr(self, room: Room) -> str:
+        """The room's short check-in URL and its QR code (SVG made here by segno), to print
+        and put on the door: scanned, it opens the check-in for the signed-in employee."""
+        if not room.pk:
+            return "Save the room first."
+        try:
+            url = settings.PUBLIC_BASE_URL + reverse("portal:room_check_in", args=[room.pk])
+        except NoReverseMatch:
+            return "The portal isn't installed."
+        svg = segno.make(url, error="m").svg_inline(scale=6, border=2, title=f"Check in to {room.name}")
+        return format_html(
+            '<div class="room-qr">{}</div><p><a href="{}">{}</a></p><p class="help">Print this page (or the code) for the door.</p>',
+            mark_safe(svg), url, url,  # noqa: S308 - segno's own SVG markup; the title is escaped by segno
+        )
+
+
+@admin.register(RoomImport)
+class RoomImportAdmin(admin.ModelAdmin):
+    """Every room import: counts, and per room what was new, changed, gone or pushed back."""
+
+    list_display = ["started_at", "provider", "trigger", "seen", "new", "changed", "gone", "pushed", "error"]
+    list_filter = ["provider", "trigger"]
+    list_select_related = ["provider"]
+    readonly_fields = [f.name for f in RoomImport._meta.fields] + ["details_shown"]
+    exclude = ["details"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="per room")
+    def details_shown(self, obj: RoomImport) -> str:
+        d = obj.details or {}
+        rows = [(m, "new", "") for m in d.get("new", [])]
+        for mailbox, what in (d.get("changed") or {}).items():
+            parts = [f"{k}: {_shown(v['was'])} → {_shown(v['now'])}" for k, v in (what.get("updated") or {}).items()]
+            parts += [f"{k} kept (Exchange: {_shown(v['exchange'])})" for k, v in (what.get("kept") or {}).items()]
+            rows.append((mailbox, "changed", "; ".join(parts)))
+        rows += [(m, "gone from Exchange", "") for m in d.get("gone", [])]
+        rows += [(m, "pushed back", "") for m in d.get("pushed", [])]
+        rows += [(m, "push refused", why) for m, why in (d.get("push_refused") or {}).items()]
+        return format_html("<table>{}</table>", format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
 
 
 class ProfileInline(admin.StackedInline):
