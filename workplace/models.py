@@ -78,6 +78,15 @@ class Room(models.Model):
     sync_enabled = models.BooleanField(default=False, help_text="Keep this room's reservations in sync with Exchange.")
     group_reservations_enabled = models.BooleanField(default=False)
     reservable = models.BooleanField(default=True)
+    # Approval inside the product: a booking of this room waits (awaiting_approval, holding the
+    # room, nothing written to Exchange) until a member of ``approvers`` approves it in the portal.
+    needs_approval = models.BooleanField(
+        default=False, help_text="Bookings wait until one of the room's approvers approves them in the portal (Approvals).",
+    )
+    approvers = models.ForeignKey(
+        "auth.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="approved_rooms",
+        help_text="The group whose members approve or decline this room's bookings (needed when the room needs approval).",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]
