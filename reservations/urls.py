@@ -19,4 +19,6 @@ urlpatterns = [
     path("reservations/<int:reservation_id>/cancel/", views.cancel, name="cancel"),
     path("reservations/cancel/", views.cancel_selected, name="cancel_selected"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("approvals/<int:reservation_id>/", views.decide, name="approval_decide"),
 ]

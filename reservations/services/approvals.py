@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from reservations.exceptions import NotActive, NotPermitted
 from reservations.models import ApprovalState, Reservation, State, SyncState
@@ -48,16 +48,6 @@ def may_approve(user: AbstractBaseUser | None, room: Room) -> bool:
     return bool(room.approvers_id) and user.groups.filter(pk=room.approvers_id).exists()
 
 
-def pending_for(user: AbstractBaseUser) -> QuerySet[Reservation]:
-    """The bookings waiting for ``user``'s approval (an admin sees every room's)."""
-    qs = Reservation.objects.filter(
-        state=State.AWAITING_CONFIRMATION, approval_state=ApprovalState.AWAITING_APPROVAL, room__needs_approval=True, event_id="",
-    )
-    if not user.is_staff:
-        qs = qs.filter(room__approvers__in=user.groups.all())
-    return qs.select_related("room__building", "requested_for", "requested_by", "series").order_by("start", "pk")
-
-
 def awaiting_product_approval(reservation: Reservation) -> bool:
     """Waits for the room's approvers in the product (not for a delegate in Exchange)."""
     return (
@@ -70,7 +60,7 @@ def _rows(reservation: Reservation) -> list[Reservation]:
     """The reservation, or every waiting occurrence of its series, locked."""
     where = Q(series_id=reservation.series_id) if reservation.series_id else Q(pk=reservation.pk)
     return list(
-        Reservation.objects.select_for_update().filter(where, state=State.AWAITING_CONFIRMATION, approval_state=ApprovalState.AWAITING_APPROVAL)
+        Reservation.objects.select_for_update(of=("self",)).filter(where, state=State.AWAITING_CONFIRMATION, approval_state=ApprovalState.AWAITING_APPROVAL)
         .select_related("room", "series").order_by("start", "pk")
     )
 

@@ -7,6 +7,7 @@ from exchange_auth import properties
 from exchange_auth.providers import active_provider
 from exchange_auth.views import connection_status
 from reservations.sync_messages import plain_sync_error
+from workplace.models import Room
 
 register = template.Library()
 
@@ -44,3 +45,19 @@ def state_label(value: str) -> str:
 def plain_sync_error_filter(value: str) -> str:
     """A stored Graph error as the employee reads it (reservations/sync_messages.py)."""
     return plain_sync_error(value or "")
+
+
+@register.simple_tag(takes_context=True)
+def is_approver(context) -> bool:
+    """The signed-in user approves some room's bookings (the "Approvals" link): staff, or a
+    member of a room's approvers group. One query per request, only for non-staff."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    cached = getattr(request, "_is_approver", None)
+    if cached is None:
+        cached = request._is_approver = Room.objects.filter(needs_approval=True, approvers__in=user.groups.all()).exists()
+    return cached

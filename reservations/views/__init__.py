@@ -5,12 +5,13 @@ the service goes back on the form as a message (never a server error page). What
 mode allows is asked of ``rules.ui_capabilities`` before the page is drawn, so restricted
 actions are hidden or disabled with their reason. ``reservations.urls`` names these."""
 
+from .approvals import approvals, decide
 from .booking import book, change
 from .cancel import cancel, cancel_selected
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
 
 __all__ = [
-    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
+    "approvals", "book", "cancel", "cancel_selected", "change", "decide", "finder", "my_feed", "my_reservations", "outlook_settings",
     "reservation_detail", "reservation_status", "room_week",
 ]
