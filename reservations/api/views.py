@@ -265,7 +265,10 @@ def _for_approver(request, reservation_id: int):
 
 
 class ApprovalListView(APIView):
-    @extend_schema(responses={200: ReservationSerializer(many=True), **ERRORS}, summary="Bookings waiting for my approval")
+    @extend_schema(
+        parameters=pagination.PARAMETERS, responses={200: pagination.page_of(ReservationSerializer), **ERRORS},
+        operation_id="v1_approvals_list", summary="Bookings waiting for my approval (rooms I approve; staff: every room's)",
+    )
     def get(self, request):
         return _paginated(self, request, selectors.approvals_pending_for(user=request.user), ReservationSerializer)
 

@@ -6,8 +6,8 @@ from django import template
 from exchange_auth import properties
 from exchange_auth.providers import active_provider
 from exchange_auth.views import connection_status
+from reservations.approver_session import APPROVER_SESSION_KEY
 from reservations.sync_messages import plain_sync_error
-from workplace.models import Room
 
 register = template.Library()
 
@@ -50,14 +50,10 @@ def plain_sync_error_filter(value: str) -> str:
 @register.simple_tag(takes_context=True)
 def is_approver(context) -> bool:
     """The signed-in user approves some room's bookings (the "Approvals" link): staff, or a
-    member of a room's approvers group. One query per request, only for non-staff."""
+    member of a room's approvers group — noted in the session at sign-in and on each visit of
+    the Approvals page (``views.approvals.APPROVER_SESSION_KEY``), so drawing a page costs no query."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    if user.is_staff:
-        return True
-    cached = getattr(request, "_is_approver", None)
-    if cached is None:
-        cached = request._is_approver = Room.objects.filter(needs_approval=True, approvers__in=user.groups.all()).exists()
-    return cached
+    return bool(user.is_staff or request.session.get(APPROVER_SESSION_KEY))

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from reservations import selectors, services
+from reservations import approver_session, selectors, services
 from reservations.exceptions import ReservationError
 
 
@@ -24,6 +24,7 @@ class DecideForm(forms.Form):
 @login_required
 @require_GET
 def approvals(request: HttpRequest) -> HttpResponse:
+    approver_session.remember(request, request.user)
     pending = list(selectors.approvals_pending_for(user=request.user)[:200])
     rows = [
         {"r": r, "start": r.start.astimezone(r.room.building.tzinfo), "end": r.end.astimezone(r.room.building.tzinfo),
