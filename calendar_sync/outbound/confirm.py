@@ -162,7 +162,7 @@ def check_room_calendars() -> dict:
     2. An occurrence's own iCalUId differs from its series' (v1.0 has no ``uid``): it is matched
        through ``seriesMasterId`` and the master's ``iCalUId``, read once per master.
     3. A read that failed is logged and counted (``failed``), never taken for an absence."""
-    counts = {"checked": 0, "confirmed": 0, "rejected": 0, "conflicted": 0, "failed": 0, "awaiting_approval": 0}
+    counts = {"checked": 0, "confirmed": 0, "rejected": 0, "conflicted": 0, "failed": 0}
     reservations = list(_awaiting().filter(room__mailbox__gt=""))
     if not reservations:
         return counts
@@ -190,7 +190,7 @@ def check_room_calendars() -> dict:
             if response == "accepted" and outcomes.mark_confirmed(reservation):
                 counts["confirmed"] += 1
             elif response == "tentativelyAccepted" and outcomes.mark_awaiting_approval(reservation):
-                counts["awaiting_approval"] += 1  # the room's delegate has the request
+                counts["awaiting_approval"] = counts.get("awaiting_approval", 0) + 1  # the room's delegate has the request
             continue
         # Not on the room's calendar: unanswered (still on the organizer's, room not yet
         # answering) or gone. Ask the organizer's copy once to tell the two apart.
