@@ -28,6 +28,7 @@ from django.db import transaction
 from exchange_auth.models import InstanceProperty
 from exchange_auth.modes import Mode
 from exchange_auth.property_specs import (
+    APPROVAL_TIME_LIMIT,
     BLOCKER_USER,
     CHECKIN_AFTER_MINUTES,
     CHECKIN_ANYONE_AT_PANEL,
@@ -49,7 +50,7 @@ from exchange_auth.property_specs import (
 # The specs' names stay readable here (``properties.SYNC_INTEGRATION_MODE``): callers
 # in every app name a property and read its value through this one module.
 __all__ = [
-    "BLOCKER_USER", "CHECKIN_AFTER_MINUTES", "CHECKIN_ANYONE_AT_PANEL", "CHECKIN_BEFORE_MINUTES",
+    "APPROVAL_TIME_LIMIT", "BLOCKER_USER", "CHECKIN_AFTER_MINUTES", "CHECKIN_ANYONE_AT_PANEL", "CHECKIN_BEFORE_MINUTES",
     "CHECKIN_REQUIRED_DEFAULT", "CREATE_BLOCKING_RSV", "NOSHOW_CONFIRM_HOURS", "NOSHOW_SERIES_LIMIT", "EXCHANGE_CALLBACK_TIME_LIMIT", "MAX_EVENT_RETRY_COUNT",
     "PAST_SYNC_PERIOD_MONTHS", "SPECS", "SYNC_INTEGRATION_MODE", "USE_USER_DEFAULT_TZ", "PropertySpec",
     "forget_local", "get", "get_many", "invalidate", "invalidate_on_edit", "set_value", "spec_for", "sync_mode",

@@ -17,6 +17,7 @@ from exchange_auth.modes import Mode
 SYNC_INTEGRATION_MODE = "sn_wsd_rsvsync.sync_integration_mode"
 MAX_EVENT_RETRY_COUNT = "sn_wsd_rsvsync.max_event_retry_count"
 EXCHANGE_CALLBACK_TIME_LIMIT = "sn_wsd_rsvsync.exchange_callback_time_limit"
+APPROVAL_TIME_LIMIT = "sn_wsd_rsvsync.approval_time_limit"
 USE_USER_DEFAULT_TZ = "sn_wsd_rsvsync.use_user_default_tz"
 CREATE_BLOCKING_RSV = "sn_wsd_rsvsync.create_blocking_rsv"
 PAST_SYNC_PERIOD_MONTHS = "sn_wsd_rsvsync.past_sync_period_months"
@@ -98,6 +99,11 @@ SPECS: dict[str, PropertySpec] = {
         PropertySpec(
             EXCHANGE_CALLBACK_TIME_LIMIT, "int", 18000,
             "Seconds to wait for the room's answer before an awaiting reservation is rejected.", minimum=60,
+        ),
+        PropertySpec(
+            APPROVAL_TIME_LIMIT, "int", 172800,
+            "Seconds a reservation waiting for approval (a room's delegate in Exchange, or the room's approvers "
+            "in the product) may wait before it is rejected; default 48 hours.", minimum=60,
         ),
         PropertySpec(
             USE_USER_DEFAULT_TZ, "bool", False,

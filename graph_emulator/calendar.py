@@ -400,6 +400,9 @@ class Calendar:
             self._upsert_copy(room, org, None if existing else "notResponded")
             return
         if self.room_is_free(room, org):
+            if room.booking_delegates:
+                self._forward_to_delegates(room, org)
+                return
             self._upsert_copy(room, org, "accepted", show_as="busy")
             self.set_attendee_status(org, room.upn, "accepted")
         else:
@@ -407,6 +410,28 @@ class Calendar:
             if copy is not None:
                 self.store.remove_event(copy)
             self.set_attendee_status(org, room.upn, "declined")
+
+    def _forward_to_delegates(self, room: User, org: Event) -> None:
+        """A room whose bookings its delegates approve (``User.booking_delegates``). Exchange's
+        resource booking attendant still declines a conflict (above); a free slot's request is
+        forwarded to the delegates, the meeting is put on the room's calendar tentatively
+        (AddNewRequestsTentatively, on by default) and the organizer gets a tentative answer
+        ("your request is awaiting approval"). A delegate then accepts or declines the room's
+        copy (POST /users/{room}/events/{id}/accept | decline, ``respond``), which answers the
+        organizer. A change that keeps the slot leaves an approval already given standing;
+        a new slot needs a new approval.
+        https://learn.microsoft.com/powershell/module/exchange/set-calendarprocessing
+        (-AllBookInPolicy, -AllRequestInPolicy, -ResourceDelegates, -ForwardRequestsToDelegates,
+        -AddNewRequestsTentatively);
+        https://learn.microsoft.com/exchange/recipients-in-exchange-online/manage-resource-mailboxes
+        (booking delegates); https://learn.microsoft.com/graph/api/event-tentativelyaccept."""
+        existing = self.store.find_by_ical(room.id, org.ical_uid)
+        if (existing is not None and existing.response.get("response") == "accepted"
+                and existing.start == org.start and existing.end == org.end):
+            self._upsert_copy(room, org, None, show_as="busy")
+            return
+        self._upsert_copy(room, org, "tentativelyAccepted", show_as="tentative")
+        self.set_attendee_status(org, room.upn, "tentativelyAccepted")
 
     def set_attendee_status(self, org: Event, address: str, response: str) -> None:
         live = self.store.mailboxes[org.mailbox].events.get(org.id)

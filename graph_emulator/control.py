@@ -49,6 +49,7 @@ class Control:
             web.get("/_emulator/config", c.config_get),
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
+            web.post("/_emulator/rooms/{upn}/booking_delegates", c.booking_delegates),
             web.post("/_emulator/access_policy", c.access_policy),
             web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
@@ -245,6 +246,25 @@ class Control:
         room.auto_accept = bool(body.get("enabled", True))
         return _json({"room": room.upn, "auto_accept": room.auto_accept})
 
+    async def booking_delegates(self, request):
+        """{"delegates": [upn, ...]}: the room's bookings are approved by these users (Set-CalendarProcessing
+        -AllBookInPolicy $false -AllRequestInPolicy $true -ResourceDelegates ...); [] lets the attendant book
+        again. Each delegate is also given access to the room's calendar (to accept or decline its requests)."""
+        body = await self._body(request)
+        room = self._user(request.match_info["upn"])
+        if room.kind != "room":
+            raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
+        delegates = body.get("delegates")
+        if not isinstance(delegates, list) or not all(isinstance(d, str) for d in delegates):
+            raise GraphError(400, "BadRequest", 'Give "delegates": a list of user addresses.')
+        users = [self._user(d) for d in delegates]
+        room.booking_delegates = [u.upn for u in users]
+        mb = self.ctx.store.mailboxes[room.id]
+        for u in users:
+            if u.id not in mb.delegates:
+                mb.delegates.append(u.id)
+        return _json({"room": room.upn, "booking_delegates": room.booking_delegates})
+
     async def access_policy(self, request):
         """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""
         body = await self._body(request)
@@ -309,6 +329,7 @@ class Control:
                 "id": u.id, "kind": u.kind, "events": len(mb.events), "seq": mb.seq, "delta_epoch": mb.epoch,
                 "delegates": [store.users[d].upn for d in mb.delegates if d in store.users],
                 "auto_accept": u.auto_accept if u.kind == "room" else None,
+                "booking_delegates": list(u.booking_delegates) if u.kind == "room" else None,
                 "subjects": sorted(e.subject for e in mb.events.values())[:50],
             }
         return _json({

@@ -115,6 +115,10 @@ class User:
     time_zone: str = "W. Europe Standard Time"
     room: dict | None = None  # place properties for rooms
     auto_accept: bool = True  # the room's booking attendant answers
+    # Exchange's resource delegates with AllBookInPolicy off (Set-CalendarProcessing -AllBookInPolicy
+    # $false -AllRequestInPolicy $true -ResourceDelegates ...): an in-policy request on a free slot is
+    # forwarded to these users and answered tentative until one of them accepts or declines it.
+    booking_delegates: list = field(default_factory=list)  # UPNs
 
     @property
     def mail(self) -> str:

@@ -181,6 +181,7 @@ def apply_seed_payload(store: Store, payload: dict) -> dict:
         room = _room(upn, r.get("displayName") or upn.split("@")[0].title(), int(r.get("capacity", 4)), int(r.get("floorNumber", 1)))
         room.id = r.get("id") or stable_guid("room", upn)
         room.auto_accept = bool(r.get("autoAccept", True))
+        room.booking_delegates = [str(d) for d in r.get("bookingDelegates", [])]  # approvals by delegates (see calendar.py)
         for k in ("building", "label", "tags", "bookingType", "floorLabel", "nickname", "phone", "isWheelChairAccessible",
                   "audioDeviceName", "videoDeviceName", "displayDeviceName", "roomList", "roomListName", "address"):
             if k in r:
@@ -192,6 +193,7 @@ def apply_seed_payload(store: Store, payload: dict) -> dict:
         delegates = r.get("delegates")
         if delegates is None:
             delegates = [u.upn for u in store.users.values() if u.upn.startswith("reservations@")]
+        delegates = list(delegates) + [d for d in room.booking_delegates if d not in delegates]
         for d in delegates:
             du = store.find_user(d)
             if du and du.id not in store.mailboxes[room.id].delegates:

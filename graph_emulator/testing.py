@@ -132,6 +132,10 @@ class EmulatorControl:
     def set_auto_accept(self, room: str, enabled: bool):
         return self._call("POST", f"rooms/{room}/auto_accept", {"enabled": enabled})
 
+    def set_booking_delegates(self, room: str, delegates: list[str]):
+        """The room's bookings wait for one of ``delegates`` to approve them ([] : booked by the attendant)."""
+        return self._call("POST", f"rooms/{room}/booking_delegates", {"delegates": delegates})
+
     def set_access_policy(self, client_id: str, mailboxes: list | None):
         return self._call("POST", "access_policy", {"client_id": client_id, "mailboxes": mailboxes})
 

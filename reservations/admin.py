@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from reservations import feeds
+from reservations import feeds, services
+from reservations.exceptions import ReservationError
 from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
 
 
@@ -15,20 +16,47 @@ class AttendeeInline(admin.TabularInline):
 
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "room", "start", "end", "requested_for", "state", "sync_state", "source", "subsource", "origin"]
-    list_filter = ["state", "sync_state", "source", "subsource", "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
+    list_display = ["subject", "room", "start", "end", "requested_for", "state", "approval_state", "sync_state", "source", "subsource", "origin"]
+    list_filter = ["state", "approval_state", "sync_state", "source", "subsource", "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
     search_fields = ["subject", "requested_for__username", "requested_for__email", "requested_by__email", "room__name", "event_id", "ical_uid"]
     date_hierarchy = "start"
     list_select_related = ["room__building", "requested_for"]
     raw_id_fields = ["requested_by", "requested_for", "series"]
-    readonly_fields = ["created_at", "updated_at", "cancelled_at"]
+    readonly_fields = ["created_at", "updated_at", "cancelled_at", "approval_requested_at", "approval_decided_by"]
     inlines = [AttendeeInline]
+    actions = ["approve_selected", "decline_selected"]
     fieldsets = [
         (None, {"fields": ["room", "arrangement", "subject", "body", "start", "end", "series", "original_start"]}),
         ("People", {"fields": ["requested_by", "requested_for", "kind"]}),
-        ("State", {"fields": ["state", "state_reason", "approval_state", "source", "subsource", "created_at", "updated_at", "cancelled_at"]}),
+        ("State", {"fields": ["state", "state_reason", "approval_state", "approval_requested_at", "approval_decided_by", "source", "subsource", "created_at", "updated_at", "cancelled_at"]}),
         ("Exchange", {"fields": ["sync_state", "sync_error", "origin", "sync_mailbox", "mailbox", "organizer", "event_id", "change_key", "ical_uid"]}),
     ]
+
+    def _decide(self, request, queryset, approve: bool) -> None:
+        """Approve / decline the selected reservations waiting for the product's approval (as the
+        portal's Approvals page does); the others are named and left alone."""
+        done, skipped = 0, []
+        for reservation in queryset.select_related("room__building", "requested_for", "requested_by"):
+            try:
+                if approve:
+                    services.reservation_approve(actor=request.user, reservation=reservation)
+                else:
+                    services.reservation_decline(actor=request.user, reservation=reservation)
+                done += 1
+            except ReservationError as exc:
+                skipped.append(f"{reservation.subject} ({reservation.pk}): {exc.message}")
+        if done:
+            self.message_user(request, f"{'Approved' if approve else 'Declined'} {done} reservation(s).", messages.SUCCESS)
+        for line in skipped:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Approve selected reservations (waiting for approval in the product)")
+    def approve_selected(self, request, queryset):
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description="Decline selected reservations (waiting for approval in the product)")
+    def decline_selected(self, request, queryset):
+        self._decide(request, queryset, approve=False)
 
 
 class OccurrenceInline(admin.TabularInline):

@@ -53,10 +53,12 @@ class CheckInChannel(models.TextChoices):
 
 
 class ApprovalState(models.TextChoices):
-    NOT_REQUIRED = "not_required"
-    AWAITING_APPROVAL = "awaiting_approval"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
+    """External approval (SPEC §2): a room's delegate in Exchange, or its approvers in the product."""
+
+    NOT_REQUIRED = "not_required", "Not required"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    ACCEPTED = "accepted", "Approved"
+    DECLINED = "declined", "Declined"
 
 
 class SyncMailbox(models.TextChoices):
@@ -150,6 +152,13 @@ class Reservation(ExchangeLink):
     subsource = models.CharField(max_length=40, blank=True, default="")
     state = models.CharField(max_length=24, choices=State.choices, default=State.CONFIRMED)
     approval_state = models.CharField(max_length=20, choices=ApprovalState.choices, default=ApprovalState.NOT_REQUIRED)
+    # When the approval was asked for (the room's delegate in Exchange answered tentative, or the
+    # booking was made on a room that needs approval): ``approval_time_limit`` counts from here.
+    approval_requested_at = models.DateTimeField(null=True, blank=True)
+    # Who approved or declined it in the product (empty: a delegate in Exchange, or not decided).
+    approval_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="approvals_decided",
+    )
     state_reason = models.CharField(max_length=500, blank=True, default="", help_text="Why it was rejected, conflicted or cancelled.")
     sync_state = models.CharField(max_length=12, choices=SyncState.choices, default=SyncState.NOT_SYNCED)
     sync_error = models.TextField(blank=True, default="")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
-from reservations.models import ACTIVE_STATES, Attendee, Reservation
+from reservations.models import ACTIVE_STATES, ApprovalState, Attendee, Reservation, State
 from workplace.models import Arrangement, Building, Floor, Room
 
 
@@ -97,6 +97,26 @@ def reservation_list_for_user(
 
 def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: int) -> Reservation | None:
     return reservation_visible_to(user=user).filter(pk=reservation_id).first()
+
+
+def approvals_pending_for(*, user: AbstractBaseUser) -> QuerySet[Reservation]:
+    """The bookings waiting for ``user``'s approval in the product (rooms whose approvers group
+    ``user`` is in; an admin sees every room's), soonest first."""
+    rows = reservation_queryset().filter(
+        state=State.AWAITING_CONFIRMATION, approval_state=ApprovalState.AWAITING_APPROVAL, room__needs_approval=True, event_id="",
+    )
+    if not user.is_staff:
+        rows = rows.filter(room__approvers__in=user.groups.all())
+    return rows.order_by("start", "pk")
+
+
+def reservation_get_for_approver(*, user: AbstractBaseUser, reservation_id: int) -> Reservation | None:
+    """A reservation ``user`` may see to decide on it: their own (or any, for staff), or one of a
+    room whose approvers they are."""
+    found = reservation_get_for_user(user=user, reservation_id=reservation_id)
+    if found is not None:
+        return found
+    return reservation_queryset().filter(pk=reservation_id, room__approvers__in=user.groups.all()).first()
 
 
 def room_busy_slots(*, room: Room, start: dt.datetime, end: dt.datetime) -> list[Reservation]:

@@ -23,4 +23,6 @@ urlpatterns = [
     path("r/<int:room_id>/", views.room_check_in, name="room_check_in"),
     path("series/<int:series_id>/confirm/", views.series_confirm, name="series_confirm"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("approvals/<int:reservation_id>/", views.decide, name="approval_decide"),
 ]

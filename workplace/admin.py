@@ -4,8 +4,10 @@ import segno
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -74,11 +76,50 @@ def _shown(value) -> str:
     return "—" if value in (None, "") else str(value)
 
 
+class RoomAdminForm(forms.ModelForm):
+    """The room, and who approves its bookings: the members of its approvers group are edited
+    here (the group "Approvers of <room>" is made when the room has none yet)."""
+
+    approver_users = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, label="Approvers",
+        help_text="The people who approve or decline this room's bookings (members of its approvers group).",
+        widget=FilteredSelectMultiple("approvers", is_stacked=False),
+    )
+
+    class Meta:
+        model = Room
+        exclude: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["approver_users"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+        if self.instance.pk and self.instance.approvers_id:
+            self.fields["approver_users"].initial = list(self.instance.approvers.user_set.values_list("pk", flat=True))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("needs_approval") and not cleaned.get("approvers") and not cleaned.get("approver_users"):
+            self.add_error("approver_users", "A room that needs approval needs at least one approver (or an approvers group).")
+        return cleaned
+
+    def save_approvers(self, room: Room) -> None:
+        users = self.cleaned_data.get("approver_users")
+        if users is None or ("approver_users" not in self.changed_data and not (room.needs_approval and not room.approvers_id)):
+            return
+        if room.approvers_id is None:
+            if not users:
+                return
+            room.approvers, _ = Group.objects.get_or_create(name=f"Approvers of {room.name} ({room.building.name})"[:150])
+            room.save(update_fields=["approvers"])
+        room.approvers.user_set.set(users)
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["name", "building", "floor", "capacity", "mailbox", "sync_enabled", "group_reservations_enabled", "reservable",
+    form = RoomAdminForm
+    list_display = ["name", "building", "floor", "capacity", "mailbox", "sync_enabled", "needs_approval", "group_reservations_enabled", "reservable",
                     "exchange_gone", "differs_from_exchange"]
-    list_filter = ["building", "sync_enabled", "reservable", "group_reservations_enabled", "exchange_gone", "booking_type", "equipment"]
+    list_filter = ["building", "sync_enabled", "needs_approval", "reservable", "group_reservations_enabled", "exchange_gone", "booking_type", "equipment"]
     search_fields = ["name", "mailbox", "building__name"]
     list_select_related = ["building", "floor"]
     filter_horizontal = ["equipment"]
@@ -89,6 +130,11 @@ class RoomAdmin(admin.ModelAdmin):
         (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable"]}),
         ("Check-in", {"fields": ["checkin_required", "check_in_qr"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled", "booking_type", "room_list"]}),
+        ("Approval", {
+            "fields": ["needs_approval", "approver_users", "approvers"],
+            "description": "Bookings of a room that needs approval wait until one of its approvers approves them in the "
+                           "portal (Approvals); only then is the meeting written to Outlook.",
+        }),
         ("Exchange room directory", {"fields": ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "kept_fields",
                                                 "differences_shown"]}),
     ]
@@ -108,6 +154,7 @@ class RoomAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        form.save_approvers(form.instance)
         if change:
             # Fields an admin sets by hand on an imported room are kept by later imports.
             keep_hand_set(form.instance, list(form.changed_data))

@@ -126,6 +126,15 @@ class Room(models.Model):
         null=True, blank=True, default=None,
         help_text="Reservations must be checked in or they are released. Empty: the instance default (sn_wsd_rsv.checkin_required_default).",
     )
+    # Approval inside the product: a booking of this room waits (awaiting_approval, holding the
+    # room, nothing written to Exchange) until a member of ``approvers`` approves it in the portal.
+    needs_approval = models.BooleanField(
+        default=False, help_text="Bookings wait until one of the room's approvers approves them in the portal (Approvals).",
+    )
+    approvers = models.ForeignKey(
+        "auth.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="approved_rooms",
+        help_text="The group whose members approve or decline this room's bookings (needed when the room needs approval).",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]

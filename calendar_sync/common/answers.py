@@ -8,13 +8,14 @@ ends as ``rejected`` with one reason and one email, whoever reads it first."""
 from __future__ import annotations
 
 from exchange_auth.graph import GraphError, NotFound, users_path
-from reservations.models import Reservation, SyncEvent
+from reservations.models import ApprovalState, Reservation, SyncEvent
 from reservations.services import WAITING_FOR_ANSWER
 
 from . import outcomes
 from .plan import PermanentSyncError, client_for_plan, plan_for, provider
 
 ROOM_DECLINED = "{room} declined the meeting: the room is not available at that time."
+DELEGATE_DECLINED = "{room}'s booking delegate declined the request in Exchange."
 # What the organizer's copy is read with: enough for the room's answer and the change key.
 ORGANIZER_COPY_SELECT = "id,changeKey,attendees,isCancelled,iCalUId"
 
@@ -31,8 +32,10 @@ def room_response(event: dict, room_mailbox: str) -> str:
 
 def answer_in(reservation: Reservation, graph_event: dict, *, plan_organizer_is_room: bool | None = None) -> str:
     """The room's answer that the organizer's copy of the meeting carries: "accepted",
-    "declined", or "" (none yet, or tentative). A room without a mailbox, or one that
-    organizes the meeting itself, has nothing to answer: the meeting stands."""
+    "declined", "tentative" (the room's bookings are approved by a delegate, who has the
+    request now: Exchange's resource booking attendant answers tentative for it), or "" (none
+    yet). A room without a mailbox, or one that organizes the meeting itself, has nothing
+    to answer: the meeting stands."""
     room = reservation.room
     organizer_is_room = plan_organizer_is_room if plan_organizer_is_room is not None else (
         bool(room.mailbox) and reservation.organizer.lower() == room.mailbox.lower()
@@ -44,12 +47,21 @@ def room_answer_in(room, graph_event: dict, *, organizer_is_room: bool) -> str:
     """``answer_in`` for a meeting of ``room`` whose organizer is known."""
     if not room.mailbox or organizer_is_room:
         return "accepted"
-    answer = room_response(graph_event, room.mailbox)
-    return answer if answer in ("accepted", "declined") else ""
+    return normalised(room_response(graph_event, room.mailbox))
 
 
-def declined_reason(room) -> str:
-    """What a rejected employee reads when ``room`` declined."""
+def normalised(response: str) -> str:
+    """A Graph responseType as the room's answer: accepted, declined, tentative or ""."""
+    if response == "tentativelyAccepted":
+        return "tentative"
+    return response if response in ("accepted", "declined") else ""
+
+
+def declined_reason(room, reservation: Reservation | None = None) -> str:
+    """What a rejected employee reads when ``room`` declined (its delegate, when the
+    reservation was waiting for one)."""
+    if reservation is not None and reservation.approval_state == ApprovalState.AWAITING_APPROVAL:
+        return DELEGATE_DECLINED.format(room=room.name)
     return ROOM_DECLINED.format(room=room.name)
 
 
@@ -65,13 +77,17 @@ def apply_room_response(reservation: Reservation, answer: str) -> str:
     waiting for it (awaiting, or conflicted) is changed: accepted → confirmed, declined →
     rejected with the same reason and email (``outcomes.mark_rejected``). The transitions
     are conditional updates, so two readers of one answer make one change and the
-    employee is told once. Returns the answer ("" when there is none yet)."""
+    employee is told once. "tentative" (a delegate has the request) keeps it waiting, its
+    approval state ``awaiting_approval`` (SPEC §2). Returns the answer ("" when there is none yet)."""
     if answer == "accepted":
         if reservation.state in WAITING_FOR_ANSWER:
             outcomes.mark_confirmed(reservation)
     elif answer == "declined":
         if reservation.state in WAITING_FOR_ANSWER:
-            outcomes.mark_rejected(reservation, declined_reason(reservation.room))
+            outcomes.mark_rejected(reservation, declined_reason(reservation.room, reservation))
+    elif answer == "tentative":
+        if reservation.state in WAITING_FOR_ANSWER:
+            outcomes.mark_awaiting_approval(reservation)
     else:
         return ""
     return answer

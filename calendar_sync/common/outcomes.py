@@ -68,6 +68,11 @@ def mark_rejected(reservation: Reservation, reason: str) -> bool:
     return changed
 
 
+def mark_awaiting_approval(reservation: Reservation) -> bool:
+    """The room answered tentative: a delegate approves its bookings. False when nothing changed."""
+    return services.reservation_mark_awaiting_approval(reservation=reservation)
+
+
 def mark_conflicted(reservation: Reservation, reason: str) -> bool:
     """awaiting_confirmation (or confirmed) → conflicted: the meeting is missing. False when nothing changed."""
     changed = services.reservation_mark_conflicted(reservation=reservation, reason=reason)

@@ -152,7 +152,7 @@ def _answers(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reser
         # The meeting's change key moved (an answer arrived): the next update's If-Match uses the fresh one.
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
     if reservation.state == State.AWAITING_CONFIRMATION and room_mailbox:
-        if room_response({"attendees": copy.attendees}, room_mailbox) in ("accepted", "declined"):
+        if room_response({"attendees": copy.attendees}, room_mailbox) in ("accepted", "declined", "tentativelyAccepted"):
             apply_room_answer(reservation, {"attendees": copy.attendees})
     outcome = "answers" if changed else "echo"
     record_copy(ctx, copy, row, reservation=reservation, outcome=outcome,

@@ -47,6 +47,7 @@ from ..common import meetings
 from ..common.answers import (
     WAITING_FOR_ANSWER,
     apply_room_response,
+    normalised,
     read_organizer_copy,
     room_response,
 )
@@ -352,8 +353,10 @@ def _row_d_own_echo(ctx: Context, copy: Copy, row: RoomEvent | None, reservation
     if reservation.event_id == copy.id and reservation.change_key != copy.change_key:
         # The room organizes the meeting: the copy *is* the meeting the reservation points at.
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
-    if reservation.state == State.AWAITING_CONFIRMATION and copy.response == "accepted":
-        services.reservation_mark_confirmed(reservation=reservation)  # the room's copy says it accepted
+    if reservation.state == State.AWAITING_CONFIRMATION and copy.response in ("accepted", "tentativelyAccepted"):
+        # The room's copy says it accepted (its delegate did, when approvals are delegated), or
+        # that a delegate has the request (tentative: the reservation awaits their approval).
+        apply_room_response(reservation, normalised(copy.response))
     record_copy(ctx, copy, row, reservation=reservation, outcome="echo")
     return "echo"
 

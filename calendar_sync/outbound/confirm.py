@@ -6,7 +6,9 @@
    answered from its series' master (one read per series);
 2. ``check_room_calendars`` — every 10 minutes: the room's calendar must still hold each
    awaiting meeting, else the reservation is ``conflicted``;
-3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``.
+3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``;
+   ``clean_up_unapproved`` — an approval pending longer than ``approval_time_limit`` →
+   ``rejected``; either way the room is withdrawn from the meeting (``common.withdraw``).
 
 Inbound sync reads the same answers from the mailboxes it pulls; every reader applies
 them through ``common.answers``, so the employee is told once.
@@ -29,7 +31,8 @@ from exchange_auth.graph import (
     NotFound,
     users_path,
 )
-from reservations.models import Reservation, State, SyncEvent
+from reservations.models import ApprovalState, Reservation, State, SyncEvent
+from reservations.services import WAITING_FOR_ANSWER
 
 from ..common import outcomes
 from ..common.answers import (
@@ -40,6 +43,7 @@ from ..common.answers import (
 )
 from ..common.clients import system_client
 from ..common.plan import PermanentSyncError, client_for_plan, plan_for, provider
+from ..common.withdraw import reject_and_withdraw
 
 logger = logging.getLogger("calendar_sync")
 
@@ -185,6 +189,8 @@ def check_room_calendars() -> dict:
             response = ((copies[0].get("responseStatus") or {}).get("response") or "")
             if response == "accepted" and outcomes.mark_confirmed(reservation):
                 counts["confirmed"] += 1
+            elif response == "tentativelyAccepted" and outcomes.mark_awaiting_approval(reservation):
+                counts["awaiting_approval"] = counts.get("awaiting_approval", 0) + 1  # the room's delegate has the request
             continue
         # Not on the room's calendar: unanswered (still on the organizer's, room not yet
         # answering) or gone. Ask the organizer's copy once to tell the two apart.
@@ -237,14 +243,46 @@ def check_answers_for(reservation: Reservation) -> str:
 
 
 def clean_up_unanswered() -> int:
-    """Awaiting longer than ``exchange_callback_time_limit`` → rejected (employee told)."""
+    """Awaiting the room's answer longer than ``exchange_callback_time_limit`` → rejected (employee
+    told) and the room withdrawn from the meeting (``common.withdraw``). A reservation whose
+    approval is pending is measured against ``approval_time_limit`` instead (``clean_up_unapproved``)."""
     limit = int(properties.get(properties.EXCHANGE_CALLBACK_TIME_LIMIT))
     cutoff = timezone.now() - timedelta(seconds=limit)
     n = 0
-    for reservation in Reservation.objects.filter(state=State.AWAITING_CONFIRMATION, created_at__lt=cutoff).select_related("room__building", "requested_for", "requested_by"):
-        hours = limit / 3600
-        if outcomes.mark_rejected(reservation, f"{reservation.room.name} did not answer within {hours:g} hours."):
+    waiting = (
+        Reservation.objects.filter(state=State.AWAITING_CONFIRMATION, created_at__lt=cutoff)
+        .exclude(approval_state=ApprovalState.AWAITING_APPROVAL)
+        .select_related("room__building", "requested_for", "requested_by", "series")
+    )
+    for reservation in waiting:
+        if reject_and_withdraw(reservation, f"{reservation.room.name} did not answer within {_duration(limit)}."):
             n += 1
     return n
 
 
+def clean_up_unapproved() -> int:
+    """Awaiting approval (a delegate in Exchange, or the room's approvers in the product) longer
+    than ``approval_time_limit`` → rejected (employee told) and, when the meeting exists, the
+    room withdrawn from it."""
+    limit = int(properties.get(properties.APPROVAL_TIME_LIMIT))
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    n = 0
+    pending = (
+        Reservation.objects.filter(state__in=WAITING_FOR_ANSWER, approval_state=ApprovalState.AWAITING_APPROVAL)
+        .filter(Q(approval_requested_at__lt=cutoff) | Q(approval_requested_at__isnull=True, created_at__lt=cutoff))
+        .select_related("room__building", "requested_for", "requested_by", "series")
+    )
+    for reservation in pending:
+        if reject_and_withdraw(reservation, f"{reservation.room.name}'s booking was not approved within {_duration(limit)}."):
+            n += 1
+    return n
+
+
+def _duration(seconds: int) -> str:
+    """A time limit as the employee reads it: "5 hours", "2 days", "90 minutes"."""
+    if seconds % 86400 == 0 and seconds >= 86400:
+        days = seconds // 86400
+        return f"{days} day{'s' if days != 1 else ''}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} hours" if seconds != 3600 else "1 hour"
+    return f"{seconds / 60:g} minutes"

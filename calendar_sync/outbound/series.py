@@ -81,7 +81,7 @@ def push_series_create(event: SyncEvent, series: ReservationSeries) -> dict | Pu
     # looked up when one changes) and the room's answer on the waiting ones: recorded by the
     # worker with the event's end (``series_record_push``: one transaction).
     answer = room_answer_in(series.room, created, organizer_is_room=plan.organizer_is_room)
-    waiting = not answer and series.occurrences.filter(state=State.AWAITING_CONFIRMATION).exists()
+    waiting = answer in ("", "tentative") and series.occurrences.filter(state=State.AWAITING_CONFIRMATION).exists()
     return PushResult({**summary(created, answer=PENDING_ANSWER if waiting else answer or None), **why}, link=created_link(created, plan), answer=answer)
 
 

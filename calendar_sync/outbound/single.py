@@ -67,7 +67,7 @@ def room_answer(reservation: Reservation, graph_event: dict, *, plan_organizer_i
     """Apply the room's answer if the response carries it; ``PENDING_ANSWER`` while the
     reservation still waits for it ("" when it waits for nothing)."""
     answer = apply_room_answer(reservation, graph_event, plan_organizer_is_room=plan_organizer_is_room)
-    if answer:
+    if answer in ("accepted", "declined"):
         return answer
     return PENDING_ANSWER if reservation.state == State.AWAITING_CONFIRMATION else ""
 
@@ -97,7 +97,7 @@ def _create_meeting(event: SyncEvent, reservation: Reservation, plan: SyncPlan, 
     )
     link = created_link(created, plan)
     answer = answer_in(reservation, created, plan_organizer_is_room=plan.organizer_is_room)
-    pending = not answer and reservation.state == State.AWAITING_CONFIRMATION
+    pending = answer in ("", "tentative") and reservation.state == State.AWAITING_CONFIRMATION
     return PushResult({**summary(created, answer=PENDING_ANSWER if pending else answer), **why}, link=link, answer=answer)
 
 

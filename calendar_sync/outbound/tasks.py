@@ -93,7 +93,8 @@ def check_awaiting_reservations() -> dict:
 
 @shared_task(ignore_result=True)
 def clean_up_unanswered_reservations() -> int:
-    return confirm.clean_up_unanswered()
+    """Every 10 minutes: no answer from the room in time, or no approval in time → rejected."""
+    return confirm.clean_up_unanswered() + confirm.clean_up_unapproved()
 
 
 def reprocess(event_ids: list[int]) -> int:

@@ -10,7 +10,7 @@ from exchange_auth.modes import REST_API_SUBSOURCE
 from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField, SubjectField
 from reservations.checkin_window import CheckInRules
 from reservations.fastpaths import reservation_to_dict
-from reservations.models import Attendee, CheckInChannel, Kind, Source, State
+from reservations.models import ApprovalState, Attendee, CheckInChannel, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
 from workplace.models import Arrangement, BookingType, Room
 
@@ -163,6 +163,11 @@ class CancelSerializer(serializers.Serializer):
     cancel_meeting = serializers.BooleanField(required=False, default=True, help_text=CANCEL_MEETING_HELP)
 
 
+class DeclineSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=400, required=False, allow_blank=True, default="",
+                                   help_text="Why (optional): the requester reads it in the email and on the reservation.")
+
+
 class BulkCancelSerializer(serializers.Serializer):
     ids = serializers.ListField(child=IdField(), min_length=1, max_length=200)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
@@ -259,7 +264,11 @@ class ReservationSerializer(serializers.Serializer):
     subsource = serializers.CharField()
     state = serializers.ChoiceField(choices=State.choices)
     state_reason = serializers.CharField()
-    approval_state = serializers.CharField()
+    approval_state = serializers.ChoiceField(
+        choices=ApprovalState.choices,
+        help_text="External approval (SPEC §2): awaiting_approval while the room's delegate in Exchange, or its approvers "
+                  "in the product, decide; then accepted or declined. not_required for rooms without approval.",
+    )
     origin = serializers.CharField()
     series = SeriesSerializer(allow_null=True)
     online_meeting = serializers.BooleanField()

@@ -16,6 +16,9 @@ v1 = [
     path("reservations/<int:reservation_id>/", views.ReservationDetailView.as_view(), name="reservation-detail"),
     path("reservations/<int:reservation_id>/cancel/", views.ReservationCancelView.as_view(), name="reservation-cancel"),
     path("reservations/<int:reservation_id>/check_in/", views.ReservationCheckInView.as_view(), name="reservation-check-in"),
+    path("reservations/<int:reservation_id>/approve/", views.ReservationApproveView.as_view(), name="reservation-approve"),
+    path("reservations/<int:reservation_id>/decline/", views.ReservationDeclineView.as_view(), name="reservation-decline"),
+    path("approvals/", views.ApprovalListView.as_view(), name="approval-list"),
 ]
 
 app_name = "api"

@@ -29,6 +29,7 @@ from reservations.api.serializers import (
     BulkCancelSerializer,
     CancelResultSerializer,
     CancelSerializer,
+    DeclineSerializer,
     ErrorSerializer,
     FeedSerializer,
     ReservationCreateSerializer,
@@ -276,6 +277,45 @@ class MyFeedView(APIView):
         if not feeds.calendar_feed_delete(user=request.user):
             raise NotFound("You have no calendar feed.")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _for_approver(request, reservation_id: int):
+    reservation = selectors.reservation_get_for_approver(user=request.user, reservation_id=reservation_id)
+    if reservation is None:
+        raise NotFound("No such reservation.")
+    return reservation
+
+
+class ApprovalListView(APIView):
+    @extend_schema(
+        parameters=pagination.PARAMETERS, responses={200: pagination.page_of(ReservationSerializer), **ERRORS},
+        operation_id="v1_approvals_list", summary="Bookings waiting for my approval (rooms I approve; staff: every room's)",
+    )
+    def get(self, request):
+        return _paginated(self, request, selectors.approvals_pending_for(user=request.user), ReservationSerializer)
+
+
+class ReservationApproveView(APIView):
+    @extend_schema(
+        request=None, responses={200: ReservationSerializer, **ERRORS},
+        summary="Approve a booking of a room that needs approval (its approvers; a series as a whole)",
+    )
+    def post(self, request, reservation_id: int):
+        reservation = services.reservation_approve(actor=request.user, reservation=_for_approver(request, reservation_id))
+        return Response(ReservationSerializer(_fresh(reservation.pk)).data)
+
+
+class ReservationDeclineView(APIView):
+    @extend_schema(
+        request=DeclineSerializer, responses={200: ReservationSerializer, **BODY_ERRORS},
+        summary="Decline a booking of a room that needs approval (its approvers; a series as a whole)",
+    )
+    def post(self, request, reservation_id: int):
+        reservation = _for_approver(request, reservation_id)
+        serializer = DeclineSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reservation = services.reservation_decline(actor=request.user, reservation=reservation, reason=serializer.validated_data["reason"])
+        return Response(ReservationSerializer(_fresh(reservation.pk)).data)
 
 
 class PingView(APIView):

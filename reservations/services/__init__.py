@@ -15,6 +15,7 @@ write no outbox event, so nothing echoes back. The
 booking's ORM bypasses live in ``reservations.fastpaths``."""
 
 from reservations.services import clock  # noqa: F401 (tests move the services' time: services.clock.now)
+from reservations.services.approvals import reservation_approve, reservation_decline
 from reservations.services.cancel import reservation_cancel, reservation_cancel_many
 from reservations.services.checkin import check_in, checkin_window, may_check_in
 from reservations.services.conflicts import DEADLOCK_RETRIES
@@ -25,6 +26,7 @@ from reservations.services.exchange import (
     PushRecorded,
     SeriesPushRecorded,
     reservation_link_exchange,
+    reservation_mark_awaiting_approval,
     reservation_mark_confirmed,
     reservation_mark_conflicted,
     reservation_mark_rejected,
@@ -55,12 +57,15 @@ __all__ = [
     "check_in",
     "checkin_window",
     "may_check_in",
+    "reservation_approve",
     "reservation_cancel",
     "reservation_cancel_from_exchange",
     "reservation_cancel_many",
     "reservation_create",
     "reservation_create_from_exchange",
+    "reservation_decline",
     "reservation_link_exchange",
+    "reservation_mark_awaiting_approval",
     "reservation_mark_confirmed",
     "reservation_mark_conflicted",
     "reservation_mark_rejected",

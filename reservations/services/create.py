@@ -15,6 +15,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from reservations import fastpaths, rules
 from reservations.exceptions import InvalidReservation
 from reservations.models import (
+    ApprovalState,
     Attendee,
     Kind,
     Origin,
@@ -159,6 +160,13 @@ def _create_rows(
 ) -> Reservation:
     check_free_first(room=room, slots=pairs)
     state, sync_state = initial_states(room=room, from_exchange=from_exchange)
+    # A room that needs approval inside the product: the booking waits for its approvers
+    # (holding the room) and nothing is written to Exchange before one approves (``approvals``).
+    awaiting_approval = room.needs_approval and not from_exchange
+    approval = {}
+    if awaiting_approval:
+        state, sync_state = State.AWAITING_CONFIRMATION, SyncState.NOT_SYNCED
+        approval = {"approval_state": ApprovalState.AWAITING_APPROVAL, "approval_requested_at": clock.now()}
     link = {
         "event_id": exchange.event_id, "change_key": exchange.change_key, "ical_uid": exchange.ical_uid,
         "mailbox": exchange.mailbox, "organizer": exchange.organizer, "sync_mailbox": exchange.sync_mailbox,
@@ -180,7 +188,7 @@ def _create_rows(
             room=room, arrangement=arrangement, series=series, original_start=slot.original_start if series else None,
             subject=subject, body=body, start=slot.start, end=slot.end, requested_by=requested_by,
             requested_for=requested_for, kind=kind, source=source, subsource=subsource, state=state,
-            sync_state=sync_state, **link,
+            sync_state=sync_state, **link, **approval,
         )
         for slot in slots
     ]
@@ -194,6 +202,6 @@ def _create_rows(
     first = rows[0]
     if series is not None:
         first.series = series
-    if room.is_synced and not from_exchange:
+    if room.is_synced and not from_exchange and not awaiting_approval:
         record_create(rows=rows, series=series, via=channel(actor, source, subsource))
     return first

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from reservations.models import (
     ACTIVE_STATES,
+    ApprovalState,
     Attendee,
     Reservation,
     ReservationSeries,
@@ -64,14 +65,42 @@ def _conditional_update(reservation: Reservation, *, from_states: Iterable[str] 
 
 @transaction.atomic
 def reservation_mark_confirmed(*, reservation: Reservation) -> bool:
-    """The room accepted (or the write to a room-organized meeting succeeded)."""
-    return _conditional_update(reservation, from_states=WAITING_FOR_ANSWER, state=State.CONFIRMED, state_reason="")
+    """The room accepted (or the write to a room-organized meeting succeeded). An approval
+    the room's delegate was asked for is ``accepted`` with it."""
+    changed = _conditional_update(reservation, from_states=WAITING_FOR_ANSWER, state=State.CONFIRMED, state_reason="")
+    if changed:
+        _settle_approval(reservation, ApprovalState.ACCEPTED)
+    return changed
 
 
 @transaction.atomic
 def reservation_mark_rejected(*, reservation: Reservation, reason: str) -> bool:
-    """The room declined, or no answer came in time. Frees the room."""
-    return _conditional_update(reservation, from_states=ACTIVE_STATES, state=State.REJECTED, state_reason=reason[:REASON_MAX_LENGTH])
+    """The room declined, or no answer came in time. Frees the room. An approval still
+    pending ends ``declined`` with it (it was not granted)."""
+    changed = _conditional_update(reservation, from_states=ACTIVE_STATES, state=State.REJECTED, state_reason=reason[:REASON_MAX_LENGTH])
+    if changed:
+        _settle_approval(reservation, ApprovalState.DECLINED)
+    return changed
+
+
+def _settle_approval(reservation: Reservation, outcome: str) -> None:
+    """awaiting_approval → ``outcome`` (accepted | declined); any other approval state stays."""
+    if Reservation.objects.filter(pk=reservation.pk, approval_state=ApprovalState.AWAITING_APPROVAL).update(approval_state=outcome):
+        reservation.approval_state = outcome
+
+
+@transaction.atomic
+def reservation_mark_awaiting_approval(*, reservation: Reservation) -> bool:
+    """The room answered *tentative*: its bookings are approved by a delegate (Exchange's
+    resource delegates), who has the request now. The reservation still waits (it holds the
+    room) and its approval state becomes ``awaiting_approval``, from now on measured against
+    ``approval_time_limit`` instead of ``exchange_callback_time_limit``. False when nothing changed."""
+    query = Reservation.objects.filter(pk=reservation.pk, state__in=list(WAITING_FOR_ANSWER), approval_state=ApprovalState.NOT_REQUIRED)
+    now = clock.now()
+    if not query.update(approval_state=ApprovalState.AWAITING_APPROVAL, approval_requested_at=now, updated_at=now):
+        return False
+    reservation.approval_state, reservation.approval_requested_at = ApprovalState.AWAITING_APPROVAL, now
+    return True
 
 
 @transaction.atomic
@@ -188,7 +217,7 @@ def reservation_set_attendee_responses(*, reservation: Reservation, responses: M
 
 # --- one push's result at once -------------------------------------------------------------------
 
-ANSWERS = ("", "accepted", "declined")
+ANSWERS = ("", "accepted", "declined", "tentative")
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,8 @@ def _answer_values(answer: str, reason: str) -> dict[str, str]:
         if not reason:
             raise ValueError("A declined reservation needs the reason the employee is told")
         return {"state": State.REJECTED, "state_reason": reason[:REASON_MAX_LENGTH]}
+    if answer == "tentative":  # a delegate approves the room's bookings: still waiting, for them
+        return {"approval_state": ApprovalState.AWAITING_APPROVAL, "approval_requested_at": clock.now()}
     return {}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from reservations.models import Reservation, ReservationSeries, SyncEvent, SyncState
+from reservations.models import ApprovalState, Reservation, ReservationSeries, SyncEvent, SyncState
 from reservations.outbox import SyncEventDetails, sync_event_record
 from workplace.models import Room
 
@@ -21,6 +21,8 @@ def channel(actor: AbstractBaseUser | None, source: str, subsource: str) -> dict
 
 
 def needs_sync(row: Reservation, previous_room: Room | None = None) -> bool:
+    if row.approval_state == ApprovalState.AWAITING_APPROVAL and row.room.needs_approval and not row.event_id:
+        return False  # nothing was written yet: the meeting is made when an approver approves (``approvals``)
     return row.room.is_synced or bool(row.event_id) or bool(previous_room and previous_room.is_synced)
 
 

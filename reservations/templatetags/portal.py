@@ -6,6 +6,7 @@ from django import template
 from exchange_auth import properties
 from exchange_auth.providers import active_provider
 from exchange_auth.views import connection_status
+from reservations.approver_session import APPROVER_SESSION_KEY
 from reservations.sync_messages import plain_sync_error
 
 register = template.Library()
@@ -45,3 +46,15 @@ def state_label(value: str) -> str:
 def plain_sync_error_filter(value: str) -> str:
     """A stored Graph error as the employee reads it (reservations/sync_messages.py)."""
     return plain_sync_error(value or "")
+
+
+@register.simple_tag(takes_context=True)
+def is_approver(context) -> bool:
+    """The signed-in user approves some room's bookings (the "Approvals" link): staff, or a
+    member of a room's approvers group — noted in the session at sign-in and on each visit of
+    the Approvals page (``views.approvals.APPROVER_SESSION_KEY``), so drawing a page costs no query."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    return bool(user.is_staff or request.session.get(APPROVER_SESSION_KEY))

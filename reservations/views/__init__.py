@@ -5,6 +5,7 @@ the service goes back on the form as a message (never a server error page). What
 mode allows is asked of ``rules.ui_capabilities`` before the page is drawn, so restricted
 actions are hidden or disabled with their reason. ``reservations.urls`` names these."""
 
+from .approvals import approvals, decide
 from .booking import book, change
 from .cancel import cancel, cancel_selected
 from .checkin import check_in, room_check_in, series_confirm
@@ -12,6 +13,6 @@ from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
 
 __all__ = [
-    "book", "cancel", "cancel_selected", "change", "check_in", "finder", "my_feed", "my_reservations", "outlook_settings",
-    "reservation_detail", "reservation_status", "room_check_in", "room_week", "series_confirm",
+    "approvals", "book", "cancel", "cancel_selected", "change", "check_in", "decide", "finder", "my_feed", "my_reservations",
+    "outlook_settings", "reservation_detail", "reservation_status", "room_check_in", "room_week", "series_confirm",
 ]
