@@ -206,7 +206,7 @@ def test_admin_filters_and_approves_and_edits_a_rooms_approvers(client, admin, a
     assert 'name="approver_users"' in page and 'name="needs_approval"' in page
     dave = UserFactory(username="dave", first_name="Dave")
     form = {
-        "building": hq.pk, "name": "Annex", "capacity": 4, "reservable": "on", "needs_approval": "on",
+        "building": hq.pk, "name": "Annex", "capacity": 4, "reservable": "on", "needs_approval": "on", "booking_type": "standard",
         "arrangements-TOTAL_FORMS": 0, "arrangements-INITIAL_FORMS": 0,
     }
     refused = client.post("/admin/workplace/room/add/", form)
