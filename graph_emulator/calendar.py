@@ -29,7 +29,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import quote
 
 from . import recurrence as rec
@@ -287,7 +287,8 @@ class Calendar:
             else:
                 self._upsert_copy(user, ev, None)
 
-    def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None) -> Event:
+    def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None,
+                     declined_days: set | frozenset = frozenset()) -> Event:
         copy = self.store.find_by_ical(user.id, org.ical_uid)
         created = copy is None
         t = now()
@@ -303,7 +304,8 @@ class Calendar:
             setattr(copy, attr, [dict(x) for x in value] if isinstance(value, list) and value and isinstance(value[0], dict)
                     else (dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)))
         # Occurrences this user was dropped from were cancelled for them alone.
-        copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped_days(org, user.upn))
+        # Occurrences a room declined leave its calendar as well.
+        copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped_days(org, user.upn) | set(declined_days))
         copy.is_cancelled = False
         if response is not None:
             copy.response = {"response": response, "time": fmt_z(t) if response != "notResponded" else ZERO_TIME}
@@ -330,15 +332,18 @@ class Calendar:
             copy.bump()
             self.store.put_event(copy, "updated")
 
-    def room_is_free(self, room: User, org: Event) -> bool:
+    def room_conflicts(self, room: User, org: Event) -> tuple[int, set]:
+        """(occurrences asked for, those that collide with the room's other meetings: their days
+        "YYYY-MM-DD", or {None} for a single meeting that collides)."""
         start = org.start
         window_end = org.end if org.recurrence is None else start + HORIZON
         dropped = dropped_days(org, room.upn)
         wanted = [i for i in instances(org, start - timedelta(days=1), window_end + timedelta(days=1))
                   if i.day is None or i.day.isoformat() not in dropped]
         if not wanted:
-            return True
+            return 0, set()
         lo, hi = min(i.start for i in wanted), max(i.end for i in wanted)
+        clashing: set = set()
         for other in self.store.mailboxes[room.id].events.values():
             if other.ical_uid == org.ical_uid or other.is_cancelled:
                 continue
@@ -347,31 +352,47 @@ class Calendar:
                     continue
                 for w in wanted:
                     if busy.start < w.end and w.start < busy.end:
-                        return False
-        return True
+                        clashing.add(w.day.isoformat() if w.day is not None else None)
+        return len(wanted), clashing
+
+    def room_is_free(self, room: User, org: Event) -> bool:
+        return not self.room_conflicts(room, org)[1]
 
     def attendant(self, room: User, org: Event) -> None:
-        """Exchange's resource booking attendant for one meeting request."""
+        """Exchange's resource booking attendant for one meeting request.
+
+        A recurring request with conflicting occurrences is accepted when the conflicts stay within
+        the room's allowance (Set-CalendarProcessing ``MaximumConflictInstances`` and
+        ``ConflictPercentageAllowed``, both 0 by default): the room then declines just those
+        occurrences (they leave its calendar; the organizer's occurrence shows the room's decline)
+        and accepts the rest; beyond it the whole series is declined.
+        https://learn.microsoft.com/en-us/powershell/module/exchange/set-calendarprocessing"""
         if not room.auto_accept:
             existing = self.store.find_by_ical(room.id, org.ical_uid)
             self._upsert_copy(room, org, None if existing else "notResponded")
             return
-        if self.room_is_free(room, org):
-            self._upsert_copy(room, org, "accepted", show_as="busy")
+        asked, clashing = self.room_conflicts(room, org)
+        within = bool(clashing) and org.recurrence is not None and None not in clashing and (
+            len(clashing) <= room.maximum_conflict_instances and len(clashing) * 100 <= room.conflict_percentage_allowed * asked)
+        if not clashing or within:
+            self._upsert_copy(room, org, "accepted", show_as="busy", declined_days=clashing)
             self.set_attendee_status(org, room.upn, "accepted")
+            for day in sorted(clashing):
+                self.set_occurrence_status(org, date.fromisoformat(day), room.upn, "declined")
         else:
             copy = self.store.find_by_ical(room.id, org.ical_uid)
             if copy is not None:
                 self.store.remove_event(copy)
             self.set_attendee_status(org, room.upn, "declined")
 
-    def set_attendee_status(self, org: Event, address: str, response: str) -> None:
+    def set_attendee_status(self, org: Event, address: str, response: str, proposed: dict | None = None) -> None:
         live = self.store.mailboxes[org.mailbox].events.get(org.id)
         if live is None or live.is_cancelled:
             return
         for a in live.attendees:
             if a["emailAddress"]["address"].lower() == address.lower():
                 a["status"] = {"response": response, "time": fmt_z(now())}
+                _propose(a, proposed)
                 live.bump()
                 self.store.put_event(live, "updated")
                 return
@@ -480,25 +501,86 @@ class Calendar:
         self.store.remove_event(ev)  # moved to Deleted Items
 
     # -- responses ---------------------------------------------------------------------
-    def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False) -> None:
+    def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False,
+                day=None, proposed: dict | None = None) -> None:
         """An attendee answers. A declined copy leaves the calendar, unless ``keep_declined``
-        (Outlook's "show declined events in your calendar"): then it stays, marked declined and free."""
+        (Outlook's "show declined events in your calendar"): then it stays, marked declined and free.
+
+        On an occurrence's id (``day``) the answer is that occurrence's only: it becomes an exception
+        of the attendee's copy (declined: it leaves their calendar) and the organizer's occurrence
+        records it, the rest of the series keeps its answer ("event: accept", "event: decline",
+        "event: tentativelyAccept": https://learn.microsoft.com/en-us/graph/api/event-accept?view=graph-rest-1.0).
+        ``proposed`` (``proposedNewTime``, a timeSlot) goes with decline or tentativelyAccept, only
+        with sendResponse and only when the organizer allows new time proposals; the organizer sees
+        it on the attendee (``attendee.proposedNewTime``):
+        https://learn.microsoft.com/en-us/graph/api/event-tentativelyaccept?view=graph-rest-1.0 and
+        https://learn.microsoft.com/en-us/graph/outlook-calendar-meeting-proposals"""
         if ev.is_organizer:
             raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
         if ev.is_cancelled:
             raise invalid_request("Your request can't be completed. This meeting has been canceled.")
         response = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}[action]
-        ev.response = {"response": response, "time": fmt_z(now())}
-        ev.show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
-        ev.bump()
-        if response == "declined" and not keep_declined:
-            self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
-        else:
+        if proposed is not None:
+            if action == "accept":
+                raise invalid_request("Your request can't be completed. A new time can be proposed only when declining or tentatively accepting.")
+            if not send_response:
+                raise invalid_request("Your request can't be completed. Proposing a new time requires sendResponse to be true.")
+            if not ev.allow_new_time_proposals:
+                raise invalid_request("Your request can't be completed. The organizer doesn't allow new time proposals for this meeting.")
+        answered = {"response": response, "time": fmt_z(now())}
+        show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
+        if day is not None:
+            key = day.isoformat()
+            inst = occurrence(ev, day)
+            override = dict(ev.exceptions.get(key, {}))
+            override.setdefault("original_start", inst.start.isoformat() if inst is not None else None)
+            override.update(response=answered, show_as=show_as, change_key=new_change_key(), modified=now().isoformat())
+            ev.exceptions[key] = override
+            if response == "declined" and not keep_declined and key not in ev.cancelled_dates:
+                ev.cancelled_dates.append(key)  # the declined occurrence leaves the calendar, the series stays
+            ev.bump()
             self.store.put_event(ev, "updated")
+        else:
+            ev.response = answered
+            ev.show_as = show_as
+            ev.bump()
+            if response == "declined" and not keep_declined:
+                self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
+            else:
+                self.store.put_event(ev, "updated")
         if send_response:
             org = self.organizer_event(ev)
-            if org is not None:
-                self.set_attendee_status(org, owner.upn, response)
+            if org is not None and day is not None:
+                self.set_occurrence_status(org, day, owner.upn, response, proposed)
+            elif org is not None:
+                self.set_attendee_status(org, owner.upn, response, proposed)
+
+    def set_occurrence_status(self, org: Event, day, address: str, response: str, proposed: dict | None = None) -> None:
+        """The organizer's occurrence ``day`` records one attendee's answer to it alone (an exception
+        whose attendees carry the answer)."""
+        live = self.store.mailboxes[org.mailbox].events.get(org.id)
+        if live is None or live.is_cancelled or occurrence(live, day) is None:
+            return
+        key = day.isoformat()
+        override = dict(live.exceptions.get(key, {}))
+        override.setdefault("original_start", occurrence(live, day).start.isoformat())
+        attendees = [dict(a) for a in override.get("attendees", live.attendees)]
+        for a in attendees:
+            if a["emailAddress"]["address"].lower() == address.lower():
+                a["status"] = {"response": response, "time": fmt_z(now())}
+                _propose(a, proposed)
+        override.update(attendees=attendees, change_key=new_change_key(), modified=now().isoformat())
+        live.exceptions[key] = override
+        live.bump()
+        self.store.put_event(live, "updated")
+
+
+def _propose(attendee: dict, proposed: dict | None) -> None:
+    """``attendee.proposedNewTime``: present only while the attendee proposes a time."""
+    if proposed is None:
+        attendee.pop("proposedNewTime", None)
+    else:
+        attendee["proposedNewTime"] = proposed
 
 
 def dropped_days(org: Event, address: str) -> set[str]:

@@ -47,6 +47,7 @@ class Control:
             web.get("/_emulator/config", c.config_get),
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
+            web.post("/_emulator/rooms/{upn}/calendar_processing", c.calendar_processing),
             web.post("/_emulator/access_policy", c.access_policy),
             web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
@@ -227,6 +228,19 @@ class Control:
             raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
         room.auto_accept = bool(body.get("enabled", True))
         return _json({"room": room.upn, "auto_accept": room.auto_accept})
+
+    async def calendar_processing(self, request):
+        """Set-CalendarProcessing for a room: {"ConflictPercentageAllowed": 0-100, "MaximumConflictInstances": n}."""
+        body = await self._body(request)
+        room = self._user(request.match_info["upn"])
+        if room.kind != "room":
+            raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
+        percent = body.get("ConflictPercentageAllowed", room.conflict_percentage_allowed)
+        count = body.get("MaximumConflictInstances", room.maximum_conflict_instances)
+        if not isinstance(percent, int) or not 0 <= percent <= 100 or not isinstance(count, int) or count < 0:
+            raise GraphError(400, "BadRequest", "ConflictPercentageAllowed is 0-100 and MaximumConflictInstances at least 0.")
+        room.conflict_percentage_allowed, room.maximum_conflict_instances = percent, count
+        return _json({"room": room.upn, "ConflictPercentageAllowed": percent, "MaximumConflictInstances": count})
 
     async def access_policy(self, request):
         """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""

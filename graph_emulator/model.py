@@ -110,6 +110,10 @@ class User:
     time_zone: str = "W. Europe Standard Time"
     room: dict | None = None  # place properties for rooms
     auto_accept: bool = True  # the room's booking attendant answers
+    # Set-CalendarProcessing's allowance for recurring requests (Exchange's defaults: 0 and 0):
+    # https://learn.microsoft.com/en-us/powershell/module/exchange/set-calendarprocessing
+    conflict_percentage_allowed: int = 0
+    maximum_conflict_instances: int = 0
 
     @property
     def mail(self) -> str:

@@ -125,6 +125,10 @@ class EmulatorControl:
     def set_auto_accept(self, room: str, enabled: bool):
         return self._call("POST", f"rooms/{room}/auto_accept", {"enabled": enabled})
 
+    def calendar_processing(self, room: str, **settings):
+        """Set-CalendarProcessing for a room (``ConflictPercentageAllowed``, ``MaximumConflictInstances``)."""
+        return self._call("POST", f"rooms/{room}/calendar_processing", settings)
+
     def set_access_policy(self, client_id: str, mailboxes: list | None):
         return self._call("POST", "access_policy", {"client_id": client_id, "mailboxes": mailboxes})
 
