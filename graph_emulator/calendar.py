@@ -286,6 +286,55 @@ class Calendar:
                 self.attendant(user, ev)
             else:
                 self._upsert_copy(user, ev, None)
+        if ev.recurrence is not None:
+            self._invite_to_occurrences(ev, current)
+
+    def _invite_to_occurrences(self, ev: Event, series_attendees: set[str]) -> None:
+        """People added to one occurrence alone get an invitation to that occurrence only: a
+        meeting of its own in their calendar (the occurrence's slot, subject and iCalUId); taken
+        off it again, that copy is cancelled for them ("Canceled: ..."), as Outlook sends them a
+        cancellation. Rooms are left to the series' attendant.
+        https://support.microsoft.com/en-us/office/schedule-repeating-appointments-as-recurring-events-in-outlook-a3d5feb9-cb27-4b7c-b26e-21bd8a8c57a6"""
+        for key, override in list(ev.exceptions.items()):
+            if "attendees" not in override and not override.get("invited_alone"):
+                continue
+            day = date.fromisoformat(key)
+            inst = occurrence(ev, day)
+            listed = {a["emailAddress"]["address"].lower(): a for a in override.get("attendees", [])}
+            alone = {address for address in listed if address not in series_attendees}
+            people = {address for address in alone if (u := self.store.find_user(address)) is not None and u.kind != "room" and u.id != ev.mailbox}
+            occ_uid = ev.ical_uid + day.strftime("%Y%m%d")
+            for address in sorted(set(override.get("invited_alone", [])) - people):
+                user = self.store.find_user(address)
+                copy = self.store.find_by_ical(user.id, occ_uid) if user is not None else None
+                if copy is not None:
+                    self._cancel_copy(user, copy)
+            if inst is not None:
+                for address in sorted(people):
+                    self._occurrence_copy(self.store.find_user(address), ev, inst, occ_uid)
+            ev.exceptions[key] = {**override, "invited_alone": sorted(people)}
+
+    def _occurrence_copy(self, user: User, org: Event, inst, occ_uid: str) -> None:
+        copy = self.store.find_by_ical(user.id, occ_uid)
+        t = now()
+        created = copy is None
+        if copy is None:
+            copy = Event(id=new_event_id(user.id), mailbox=user.id, change_key=new_change_key(), ical_uid=occ_uid,
+                         created=t, modified=t, start=inst.start, end=inst.end)
+            copy.is_organizer = False
+            copy.response = {"response": "notResponded", "time": ZERO_TIME}
+            copy.show_as = "tentative"
+        override = inst.override or {}
+        copy.start, copy.end, copy.start_tz, copy.end_tz = inst.start, inst.end, org.start_tz, org.end_tz
+        copy.subject = override.get("subject", org.subject)
+        copy.body = dict(override.get("body", org.body))
+        copy.location = dict(override.get("location", org.location))
+        copy.locations = [dict(x) for x in override.get("locations", org.locations)]
+        copy.attendees = [dict(a) for a in override.get("attendees", org.attendees)]
+        copy.organizer = dict(org.organizer)
+        copy.is_cancelled = False
+        copy.bump()
+        self.store.put_event(copy, "created" if created else "updated")
 
     def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None,
                      declined_days: set | frozenset = frozenset()) -> Event:
@@ -303,9 +352,20 @@ class Calendar:
             value = getattr(org, attr)
             setattr(copy, attr, [dict(x) for x in value] if isinstance(value, list) and value and isinstance(value[0], dict)
                     else (dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)))
-        # Occurrences this user was dropped from were cancelled for them alone.
-        # Occurrences a room declined leave its calendar as well.
-        copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped_days(org, user.upn) | set(declined_days))
+        # Occurrences this user was dropped from were cancelled for them alone: a room's calendar
+        # loses them (as it loses the occurrences it declined); a person's shows the cancellation
+        # ("Canceled: ...", free) until they remove it, as Outlook shows a cancelled occurrence.
+        dropped = dropped_days(org, user.upn)
+        if user.kind == "room":
+            copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped | set(declined_days))
+        else:
+            copy.cancelled_dates = sorted(set(org.cancelled_dates) | set(declined_days))
+            for key in dropped:
+                override = dict(copy.exceptions.get(key, {}))
+                subject = override.get("subject", org.subject)
+                override.update(subject=subject if subject.startswith("Canceled: ") else "Canceled: " + subject,
+                                is_cancelled=True, show_as="free", change_key=new_change_key(), modified=now().isoformat())
+                copy.exceptions[key] = override
         copy.is_cancelled = False
         if response is not None:
             copy.response = {"response": response, "time": fmt_z(t) if response != "notResponded" else ZERO_TIME}

@@ -135,7 +135,7 @@ def event_json(store: Store, inst: Event | Instance, tz: str | None, base: str, 
         "importance": ev.importance,
         "sensitivity": ev.sensitivity,
         "isAllDay": ev.is_all_day,
-        "isCancelled": ev.is_cancelled,
+        "isCancelled": override.get("is_cancelled", ev.is_cancelled),  # an occurrence cancelled for this attendee alone
         "isOrganizer": ev.is_organizer,
         "responseRequested": ev.response_requested,
         "seriesMasterId": ev.id if occ else None,
