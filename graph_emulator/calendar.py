@@ -6,17 +6,21 @@ Exchange semantics kept here:
 2. A room mailbox invited to a meeting is answered by its resource booking
    attendant: accept when the slot is free, decline on conflict (declined
    meetings are removed from the room's calendar); the organizer's copy then
-   shows the room's response, with a new changeKey.
+   shows the room's response, with a new changeKey. A series with conflicting occurrences is
+   accepted within the room's conflict allowance, those occurrences declined alone.
 3. Updates by the organizer propagate to the copies (the room re-checks);
    a cancellation marks human copies cancelled and removes the room's copy.
    An attendee dropped from one occurrence of a series (its attendees changed alone)
-   gets a cancellation of just that occurrence: it leaves their copy (a room's
-   calendar frees that slot, the rest of the series stays), and the attendant no
-   longer weighs it when the room re-checks the series.
+   gets a cancellation of just that occurrence: a room's calendar frees that slot (the
+   rest of the series stays) and the attendant no longer weighs it when the room
+   re-checks the series; a person's copy shows the occurrence "Canceled:". A person
+   added to one occurrence is invited to that occurrence alone.
 4. Rescheduling a series (its master's start, end or recurrence pattern changes) discards
    its exceptions: moved and cancelled occurrences become plain ones again (Outlook warns
    "any exceptions associated with this recurring appointment will be lost"). Cutting
    only the range (a new end date or count) keeps them.
+5. An attendee's accept / decline / tentativelyAccept on an occurrence's id answers that
+   occurrence alone, with an optional ``proposedNewTime`` where the meeting allows it.
 
 About 480 lines on purpose: these rules act on each other (an update re-runs the
 attendant, a reschedule drops exceptions), so they stay in one file, in this order.
