@@ -22,7 +22,7 @@ Exchange semantics kept here:
 5. An attendee's accept / decline / tentativelyAccept on an occurrence's id answers that
    occurrence alone, with an optional ``proposedNewTime`` where the meeting allows it.
 
-About 480 lines on purpose: these rules act on each other (an update re-runs the
+About 650 lines on purpose: these rules act on each other (an update re-runs the
 attendant, a reschedule drops exceptions), so they stay in one file, in this order.
 """
 

@@ -24,7 +24,8 @@ import pytest
 
 from calendar_sync.common.clients import system_client
 from exchange_auth.graph import users_path
-from reservations.models import Reservation, ReservationSeries, State
+from reservations import services
+from reservations.models import Reservation, ReservationSeries, State, SyncEvent
 from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
@@ -243,3 +244,27 @@ def test_a_series_cancelled_in_outlook_cancels_every_occurrence(subscribed, emul
     series = wait_for(lambda: a_series(3), message="the series booked")
     outlook_cancel(provider, BOB, master["id"])
     wait_for(lambda: set(series.occurrences.values_list("state", flat=True)) == {State.CANCELLED}, message="every occurrence cancelled")
+
+
+def test_cancelling_an_outlook_series_in_the_product_makes_the_room_decline_it(subscribed, emulator, emulator_server, provider, bob, atlas):
+    """Someone else's meeting: the room declines (the organizer is told), per occurrence when one
+    occurrence is cancelled, the whole series when all of it is; nothing of it is cancelled or
+    edited in the organizer's calendar by the product."""
+    start = days_ahead(3, 10)
+    master = outlook_series(emulator, BOB, start, count=3)
+    series = wait_for(lambda: a_series(3), message="the series booked")
+    graph = system_client(provider)
+
+    def room_answers():
+        return [next(a["status"]["response"] for a in o["attendees"] if a["emailAddress"]["address"] == ATLAS)
+                for o in occurrences(graph, BOB, master["id"], start)]
+
+    first = booked(series)[0]
+    services.reservation_cancel(actor=bob, reservation=first, reason="Not this week")
+    wait_for(lambda: room_answers() == ["declined", "accepted", "accepted"], message="the room declines the first occurrence alone")
+    services.reservation_cancel(actor=bob, reservation=booked(series)[0], scope="series", reason="Not any more")
+    wait_for(lambda: room_response(emulator_server, BOB, master["iCalUId"]) == "declined", message="the room declines the series")
+    assert [c for c in room_copies(emulator_server, ATLAS) if c.ical_uid == master["iCalUId"]] == []
+    assert len(occurrences(graph, BOB, master["id"], start)) == 3  # the organizer's meeting stands
+    assert set(series.occurrences.values_list("state", flat=True)) == {State.CANCELLED}
+    assert not SyncEvent.objects.filter(series=series).exclude(state="processed").exists()
