@@ -6,19 +6,23 @@ Exchange semantics kept here:
 2. A room mailbox invited to a meeting is answered by its resource booking
    attendant: accept when the slot is free, decline on conflict (declined
    meetings are removed from the room's calendar); the organizer's copy then
-   shows the room's response, with a new changeKey.
+   shows the room's response, with a new changeKey. A series with conflicting occurrences is
+   accepted within the room's conflict allowance, those occurrences declined alone.
 3. Updates by the organizer propagate to the copies (the room re-checks);
    a cancellation marks human copies cancelled and removes the room's copy.
    An attendee dropped from one occurrence of a series (its attendees changed alone)
-   gets a cancellation of just that occurrence: it leaves their copy (a room's
-   calendar frees that slot, the rest of the series stays), and the attendant no
-   longer weighs it when the room re-checks the series.
+   gets a cancellation of just that occurrence: a room's calendar frees that slot (the
+   rest of the series stays) and the attendant no longer weighs it when the room
+   re-checks the series; a person's copy shows the occurrence "Canceled:". A person
+   added to one occurrence is invited to that occurrence alone.
 4. Rescheduling a series (its master's start, end or recurrence pattern changes) discards
    its exceptions: moved and cancelled occurrences become plain ones again (Outlook warns
    "any exceptions associated with this recurring appointment will be lost"). Cutting
    only the range (a new end date or count) keeps them.
+5. An attendee's accept / decline / tentativelyAccept on an occurrence's id answers that
+   occurrence alone, with an optional ``proposedNewTime`` where the meeting allows it.
 
-About 480 lines on purpose: these rules act on each other (an update re-runs the
+About 650 lines on purpose: these rules act on each other (an update re-runs the
 attendant, a reschedule drops exceptions), so they stay in one file, in this order.
 """
 
@@ -29,7 +33,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import quote
 
 from . import recurrence as rec
@@ -329,8 +333,58 @@ class Calendar:
                 self.attendant(user, ev)
             else:
                 self._upsert_copy(user, ev, None)
+        if ev.recurrence is not None:
+            self._invite_to_occurrences(ev, current)
 
-    def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None) -> Event:
+    def _invite_to_occurrences(self, ev: Event, series_attendees: set[str]) -> None:
+        """People added to one occurrence alone get an invitation to that occurrence only: a
+        meeting of its own in their calendar (the occurrence's slot, subject and iCalUId); taken
+        off it again, that copy is cancelled for them ("Canceled: ..."), as Outlook sends them a
+        cancellation. Rooms are left to the series' attendant.
+        https://support.microsoft.com/en-us/office/schedule-repeating-appointments-as-recurring-events-in-outlook-a3d5feb9-cb27-4b7c-b26e-21bd8a8c57a6"""
+        for key, override in list(ev.exceptions.items()):
+            if "attendees" not in override and not override.get("invited_alone"):
+                continue
+            day = date.fromisoformat(key)
+            inst = occurrence(ev, day)
+            listed = {a["emailAddress"]["address"].lower(): a for a in override.get("attendees", [])}
+            alone = {address for address in listed if address not in series_attendees}
+            people = {address for address in alone if (u := self.store.find_user(address)) is not None and u.kind != "room" and u.id != ev.mailbox}
+            occ_uid = ev.ical_uid + day.strftime("%Y%m%d")
+            for address in sorted(set(override.get("invited_alone", [])) - people):
+                user = self.store.find_user(address)
+                copy = self.store.find_by_ical(user.id, occ_uid) if user is not None else None
+                if copy is not None:
+                    self._cancel_copy(user, copy)
+            if inst is not None:
+                for address in sorted(people):
+                    self._occurrence_copy(self.store.find_user(address), ev, inst, occ_uid)
+            ev.exceptions[key] = {**override, "invited_alone": sorted(people)}
+
+    def _occurrence_copy(self, user: User, org: Event, inst, occ_uid: str) -> None:
+        copy = self.store.find_by_ical(user.id, occ_uid)
+        t = now()
+        created = copy is None
+        if copy is None:
+            copy = Event(id=new_event_id(user.id), mailbox=user.id, change_key=new_change_key(), ical_uid=occ_uid,
+                         created=t, modified=t, start=inst.start, end=inst.end)
+            copy.is_organizer = False
+            copy.response = {"response": "notResponded", "time": ZERO_TIME}
+            copy.show_as = "tentative"
+        override = inst.override or {}
+        copy.start, copy.end, copy.start_tz, copy.end_tz = inst.start, inst.end, org.start_tz, org.end_tz
+        copy.subject = override.get("subject", org.subject)
+        copy.body = dict(override.get("body", org.body))
+        copy.location = dict(override.get("location", org.location))
+        copy.locations = [dict(x) for x in override.get("locations", org.locations)]
+        copy.attendees = [dict(a) for a in override.get("attendees", org.attendees)]
+        copy.organizer = dict(org.organizer)
+        copy.is_cancelled = False
+        copy.bump()
+        self.store.put_event(copy, "created" if created else "updated")
+
+    def _upsert_copy(self, user: User, org: Event, response: str | None, show_as: str | None = None,
+                     declined_days: set | frozenset = frozenset()) -> Event:
         copy = self.store.find_by_ical(user.id, org.ical_uid)
         created = copy is None
         t = now()
@@ -345,8 +399,20 @@ class Calendar:
             value = getattr(org, attr)
             setattr(copy, attr, [dict(x) for x in value] if isinstance(value, list) and value and isinstance(value[0], dict)
                     else (dict(value) if isinstance(value, dict) else (list(value) if isinstance(value, list) else value)))
-        # Occurrences this user was dropped from were cancelled for them alone.
-        copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped_days(org, user.upn))
+        # Occurrences this user was dropped from were cancelled for them alone: a room's calendar
+        # loses them (as it loses the occurrences it declined); a person's shows the cancellation
+        # ("Canceled: ...", free) until they remove it, as Outlook shows a cancelled occurrence.
+        dropped = dropped_days(org, user.upn)
+        if user.kind == "room":
+            copy.cancelled_dates = sorted(set(org.cancelled_dates) | dropped | set(declined_days))
+        else:
+            copy.cancelled_dates = sorted(set(org.cancelled_dates) | set(declined_days))
+            for key in dropped:
+                override = dict(copy.exceptions.get(key, {}))
+                subject = override.get("subject", org.subject)
+                override.update(subject=subject if subject.startswith("Canceled: ") else "Canceled: " + subject,
+                                is_cancelled=True, show_as="free", change_key=new_change_key(), modified=now().isoformat())
+                copy.exceptions[key] = override
         copy.is_cancelled = False
         if response is not None:
             copy.response = {"response": response, "time": fmt_z(t) if response != "notResponded" else ZERO_TIME}
@@ -373,15 +439,18 @@ class Calendar:
             copy.bump()
             self.store.put_event(copy, "updated")
 
-    def room_is_free(self, room: User, org: Event) -> bool:
+    def room_conflicts(self, room: User, org: Event) -> tuple[int, set]:
+        """(occurrences asked for, those that collide with the room's other meetings: their days
+        "YYYY-MM-DD", or {None} for a single meeting that collides)."""
         start = org.start
         window_end = org.end if org.recurrence is None else start + HORIZON
         dropped = dropped_days(org, room.upn)
         wanted = [i for i in instances(org, start - timedelta(days=1), window_end + timedelta(days=1))
                   if i.day is None or i.day.isoformat() not in dropped]
         if not wanted:
-            return True
+            return 0, set()
         lo, hi = min(i.start for i in wanted), max(i.end for i in wanted)
+        clashing: set = set()
         for other in self.store.mailboxes[room.id].events.values():
             if other.ical_uid == org.ical_uid or other.is_cancelled:
                 continue
@@ -390,21 +459,36 @@ class Calendar:
                     continue
                 for w in wanted:
                     if busy.start < w.end and w.start < busy.end:
-                        return False
-        return True
+                        clashing.add(w.day.isoformat() if w.day is not None else None)
+        return len(wanted), clashing
+
+    def room_is_free(self, room: User, org: Event) -> bool:
+        return not self.room_conflicts(room, org)[1]
 
     def attendant(self, room: User, org: Event) -> None:
-        """Exchange's resource booking attendant for one meeting request."""
+        """Exchange's resource booking attendant for one meeting request.
+
+        A recurring request with conflicting occurrences is accepted when the conflicts stay within
+        the room's allowance (Set-CalendarProcessing ``MaximumConflictInstances`` and
+        ``ConflictPercentageAllowed``, both 0 by default): the room then declines just those
+        occurrences (they leave its calendar; the organizer's occurrence shows the room's decline)
+        and accepts the rest; beyond it the whole series is declined.
+        https://learn.microsoft.com/en-us/powershell/module/exchange/set-calendarprocessing"""
         if not room.auto_accept:
             existing = self.store.find_by_ical(room.id, org.ical_uid)
             self._upsert_copy(room, org, None if existing else "notResponded")
             return
-        if self.room_is_free(room, org):
-            if room.booking_delegates:
-                self._forward_to_delegates(room, org)
-                return
-            self._upsert_copy(room, org, "accepted", show_as="busy")
+        asked, clashing = self.room_conflicts(room, org)
+        within = bool(clashing) and org.recurrence is not None and None not in clashing and (
+            len(clashing) <= room.maximum_conflict_instances and len(clashing) * 100 <= room.conflict_percentage_allowed * asked)
+        if not clashing and room.booking_delegates:
+            self._forward_to_delegates(room, org)
+            return
+        if not clashing or within:
+            self._upsert_copy(room, org, "accepted", show_as="busy", declined_days=clashing)
             self.set_attendee_status(org, room.upn, "accepted")
+            for day in sorted(clashing):
+                self.set_occurrence_status(org, date.fromisoformat(day), room.upn, "declined")
         else:
             copy = self.store.find_by_ical(room.id, org.ical_uid)
             if copy is not None:
@@ -433,13 +517,14 @@ class Calendar:
         self._upsert_copy(room, org, "tentativelyAccepted", show_as="tentative")
         self.set_attendee_status(org, room.upn, "tentativelyAccepted")
 
-    def set_attendee_status(self, org: Event, address: str, response: str) -> None:
+    def set_attendee_status(self, org: Event, address: str, response: str, proposed: dict | None = None) -> None:
         live = self.store.mailboxes[org.mailbox].events.get(org.id)
         if live is None or live.is_cancelled:
             return
         for a in live.attendees:
             if a["emailAddress"]["address"].lower() == address.lower():
                 a["status"] = {"response": response, "time": fmt_z(now())}
+                _propose(a, proposed)
                 live.bump()
                 self.store.put_event(live, "updated")
                 return
@@ -554,72 +639,86 @@ class Calendar:
         self.store.remove_event(ev)  # moved to Deleted Items
 
     # -- responses ---------------------------------------------------------------------
-    def respond_occurrence(self, owner: User, ev: Event, day, action: str, send_response: bool) -> None:
-        """An attendee answers one occurrence of a series (POST .../events/{occurrence id}/decline):
-        Exchange makes that occurrence an exception. Declined, it leaves the attendee's calendar
-        (that day only; the rest of the series stays), and the organizer's occurrence shows the
-        attendee's answer on that day alone — the series' other occurrences keep the old one.
-        https://learn.microsoft.com/en-us/graph/api/event-decline (an instance's id is an event id)
-        https://learn.microsoft.com/en-us/graph/outlook-schedule-recurring-events"""
-        if ev.is_organizer:
-            raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
-        inst = occurrence(ev, day)
-        if inst is None or ev.is_cancelled:
-            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
-        response = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}[action]
-        key = day.isoformat()
-        if response == "declined":
-            ev.cancelled_dates.append(key)  # that occurrence goes to the attendee's Deleted Items
-        else:
-            override = dict(ev.exceptions.get(key, {}))
-            override.setdefault("original_start", inst.start.isoformat())
-            override.setdefault("start", inst.start.isoformat())
-            override.setdefault("end", inst.end.isoformat())
-            override["response"] = {"response": response, "time": fmt_z(now())}
-            override["show_as"] = {"accepted": "busy", "tentativelyAccepted": "tentative"}[response]
-            ev.exceptions[key] = override
-        ev.bump()
-        self.store.put_event(ev, "updated")
-        if not send_response:
-            return
-        org = self.organizer_event(ev)
-        if org is None or org.is_cancelled:
-            return
-        org_inst = occurrence(org, day)
-        if org_inst is None:
-            return
-        override = dict(org.exceptions.get(key, {}))
-        override.setdefault("original_start", org_inst.start.isoformat())
-        override.setdefault("start", org_inst.start.isoformat())
-        override.setdefault("end", org_inst.end.isoformat())
-        attendees = [dict(a) for a in override.get("attendees", org.attendees)]
-        for a in attendees:
-            if a["emailAddress"]["address"].lower() == owner.upn.lower():
-                a["status"] = {"response": response, "time": fmt_z(now())}
-        override["attendees"] = attendees
-        org.exceptions[key] = override
-        org.bump()
-        self.store.put_event(org, "updated")
-
-    def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False) -> None:
+    def respond(self, owner: User, ev: Event, action: str, send_response: bool, keep_declined: bool = False,
+                day=None, proposed: dict | None = None) -> None:
         """An attendee answers. A declined copy leaves the calendar, unless ``keep_declined``
-        (Outlook's "show declined events in your calendar"): then it stays, marked declined and free."""
+        (Outlook's "show declined events in your calendar"): then it stays, marked declined and free.
+
+        On an occurrence's id (``day``) the answer is that occurrence's only: it becomes an exception
+        of the attendee's copy (declined: it leaves their calendar) and the organizer's occurrence
+        records it, the rest of the series keeps its answer ("event: accept", "event: decline",
+        "event: tentativelyAccept": https://learn.microsoft.com/en-us/graph/api/event-accept?view=graph-rest-1.0).
+        ``proposed`` (``proposedNewTime``, a timeSlot) goes with decline or tentativelyAccept, only
+        with sendResponse and only when the organizer allows new time proposals; the organizer sees
+        it on the attendee (``attendee.proposedNewTime``):
+        https://learn.microsoft.com/en-us/graph/api/event-tentativelyaccept?view=graph-rest-1.0 and
+        https://learn.microsoft.com/en-us/graph/outlook-calendar-meeting-proposals"""
         if ev.is_organizer:
             raise invalid_request("Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.")
         if ev.is_cancelled:
             raise invalid_request("Your request can't be completed. This meeting has been canceled.")
         response = {"accept": "accepted", "decline": "declined", "tentativelyAccept": "tentativelyAccepted"}[action]
-        ev.response = {"response": response, "time": fmt_z(now())}
-        ev.show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
-        ev.bump()
-        if response == "declined" and not keep_declined:
-            self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
-        else:
+        if proposed is not None:
+            if action == "accept":
+                raise invalid_request("Your request can't be completed. A new time can be proposed only when declining or tentatively accepting.")
+            if not send_response:
+                raise invalid_request("Your request can't be completed. Proposing a new time requires sendResponse to be true.")
+            if not ev.allow_new_time_proposals:
+                raise invalid_request("Your request can't be completed. The organizer doesn't allow new time proposals for this meeting.")
+        answered = {"response": response, "time": fmt_z(now())}
+        show_as = {"accepted": "busy", "tentativelyAccepted": "tentative", "declined": "free"}[response]
+        if day is not None:
+            key = day.isoformat()
+            inst = occurrence(ev, day)
+            override = dict(ev.exceptions.get(key, {}))
+            override.setdefault("original_start", inst.start.isoformat() if inst is not None else None)
+            override.update(response=answered, show_as=show_as, change_key=new_change_key(), modified=now().isoformat())
+            ev.exceptions[key] = override
+            if response == "declined" and not keep_declined and key not in ev.cancelled_dates:
+                ev.cancelled_dates.append(key)  # the declined occurrence leaves the calendar, the series stays
+            ev.bump()
             self.store.put_event(ev, "updated")
+        else:
+            ev.response = answered
+            ev.show_as = show_as
+            ev.bump()
+            if response == "declined" and not keep_declined:
+                self.store.remove_event(ev)  # a declined meeting leaves the calendar (Deleted Items)
+            else:
+                self.store.put_event(ev, "updated")
         if send_response:
             org = self.organizer_event(ev)
-            if org is not None:
-                self.set_attendee_status(org, owner.upn, response)
+            if org is not None and day is not None:
+                self.set_occurrence_status(org, day, owner.upn, response, proposed)
+            elif org is not None:
+                self.set_attendee_status(org, owner.upn, response, proposed)
+
+    def set_occurrence_status(self, org: Event, day, address: str, response: str, proposed: dict | None = None) -> None:
+        """The organizer's occurrence ``day`` records one attendee's answer to it alone (an exception
+        whose attendees carry the answer)."""
+        live = self.store.mailboxes[org.mailbox].events.get(org.id)
+        if live is None or live.is_cancelled or occurrence(live, day) is None:
+            return
+        key = day.isoformat()
+        override = dict(live.exceptions.get(key, {}))
+        override.setdefault("original_start", occurrence(live, day).start.isoformat())
+        attendees = [dict(a) for a in override.get("attendees", live.attendees)]
+        for a in attendees:
+            if a["emailAddress"]["address"].lower() == address.lower():
+                a["status"] = {"response": response, "time": fmt_z(now())}
+                _propose(a, proposed)
+        override.update(attendees=attendees, change_key=new_change_key(), modified=now().isoformat())
+        live.exceptions[key] = override
+        live.bump()
+        self.store.put_event(live, "updated")
+
+
+def _propose(attendee: dict, proposed: dict | None) -> None:
+    """``attendee.proposedNewTime``: present only while the attendee proposes a time."""
+    if proposed is None:
+        attendee.pop("proposedNewTime", None)
+    else:
+        attendee["proposedNewTime"] = proposed
 
 
 def dropped_days(org: Event, address: str) -> set[str]:

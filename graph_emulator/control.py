@@ -50,6 +50,7 @@ class Control:
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
             web.post("/_emulator/rooms/{upn}/booking_delegates", c.booking_delegates),
+            web.post("/_emulator/rooms/{upn}/calendar_processing", c.calendar_processing),
             web.post("/_emulator/access_policy", c.access_policy),
             web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
@@ -264,6 +265,19 @@ class Control:
             if u.id not in mb.delegates:
                 mb.delegates.append(u.id)
         return _json({"room": room.upn, "booking_delegates": room.booking_delegates})
+
+    async def calendar_processing(self, request):
+        """Set-CalendarProcessing for a room: {"ConflictPercentageAllowed": 0-100, "MaximumConflictInstances": n}."""
+        body = await self._body(request)
+        room = self._user(request.match_info["upn"])
+        if room.kind != "room":
+            raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
+        percent = body.get("ConflictPercentageAllowed", room.conflict_percentage_allowed)
+        count = body.get("MaximumConflictInstances", room.maximum_conflict_instances)
+        if not isinstance(percent, int) or not 0 <= percent <= 100 or not isinstance(count, int) or count < 0:
+            raise GraphError(400, "BadRequest", "ConflictPercentageAllowed is 0-100 and MaximumConflictInstances at least 0.")
+        room.conflict_percentage_allowed, room.maximum_conflict_instances = percent, count
+        return _json({"room": room.upn, "ConflictPercentageAllowed": percent, "MaximumConflictInstances": count})
 
     async def access_policy(self, request):
         """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""

@@ -13,6 +13,7 @@ import binascii
 import random
 import re
 import time
+from datetime import UTC
 from urllib.parse import quote
 
 from .batch import run_batch
@@ -33,7 +34,7 @@ from .serialize import (
     room_list_json,
     user_json,
 )
-from .timeutil import parse_query_instant
+from .timeutil import parse_datetime_tz, parse_query_instant
 
 MAILBOX_RE = re.compile(r"^/(me|users/([^/]+)|users\('([^']+)'\))(/.*)?$", re.IGNORECASE)
 EVENT_ACTIONS = {"cancel", "accept", "decline", "tentativelyaccept"}
@@ -622,11 +623,26 @@ class Graph:
         if not isinstance(send, bool):
             raise GraphError(400, "UnableToDeserializePostBody", "sendResponse must be a boolean.")
         name = {"accept": "accept", "decline": "decline", "tentativelyaccept": "tentativelyAccept"}[action_l]
-        if day is not None:
-            self.ctx.calendar.respond_occurrence(target, ev, day, name, send)
-            return GResp(202, None)
-        self.ctx.calendar.respond(target, ev, name, send)
+        proposed = proposed_time(payload.get("proposedNewTime"))
+        # On an occurrence's id the answer is that occurrence's alone (Calendar.respond).
+        self.ctx.calendar.respond(target, ev, name, send, day=day, proposed=proposed)
         return GResp(202, None)
+
+
+def proposed_time(value) -> dict | None:
+    """``proposedNewTime`` of decline / tentativelyAccept: a timeSlot ({start, end} dateTimeTimeZone),
+    returned to the organizer as given (UTC):
+    https://learn.microsoft.com/en-us/graph/api/resources/timeslot?view=graph-rest-1.0"""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("start"), dict) or not isinstance(value.get("end"), dict):
+        raise GraphError(400, "UnableToDeserializePostBody", "proposedNewTime must be a timeSlot with a start and an end.")
+    start, _ = parse_datetime_tz(value["start"], "start")
+    end, _ = parse_datetime_tz(value["end"], "end")
+    if end <= start:
+        raise invalid_request("Your request can't be completed. The proposed end time must be after the proposed start time.")
+    return {"start": {"dateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"},
+            "end": {"dateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"}}
 
 
 def _place_type_error(fields: dict) -> str:

@@ -119,6 +119,10 @@ class User:
     # $false -AllRequestInPolicy $true -ResourceDelegates ...): an in-policy request on a free slot is
     # forwarded to these users and answered tentative until one of them accepts or declines it.
     booking_delegates: list = field(default_factory=list)  # UPNs
+    # Set-CalendarProcessing's allowance for recurring requests (Exchange's defaults: 0 and 0):
+    # https://learn.microsoft.com/en-us/powershell/module/exchange/set-calendarprocessing
+    conflict_percentage_allowed: int = 0
+    maximum_conflict_instances: int = 0
 
     @property
     def mail(self) -> str:

@@ -136,6 +136,10 @@ class EmulatorControl:
         """The room's bookings wait for one of ``delegates`` to approve them ([] : booked by the attendant)."""
         return self._call("POST", f"rooms/{room}/booking_delegates", {"delegates": delegates})
 
+    def calendar_processing(self, room: str, **settings):
+        """Set-CalendarProcessing for a room (``ConflictPercentageAllowed``, ``MaximumConflictInstances``)."""
+        return self._call("POST", f"rooms/{room}/calendar_processing", settings)
+
     def set_access_policy(self, client_id: str, mailboxes: list | None):
         return self._call("POST", "access_policy", {"client_id": client_id, "mailboxes": mailboxes})
 

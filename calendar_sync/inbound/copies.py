@@ -52,6 +52,10 @@ class Copy:
     is_cancelled: bool = False
     response: str = ""
     type: str = "singleInstance"
+    # An occurrence's series: its master's id and what the pull read of the master (its
+    # ``recurrence``, ``start``, ``end``, ``subject``; SERIES_MASTER), None for a single meeting.
+    series_master_id: str = ""
+    series_master: dict | None = None
 
     @property
     def uids(self) -> set[str]:
@@ -63,6 +67,8 @@ _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 # (the beta ``uid`` doesn't exist there); the pull reads each master's iCalUId once and puts it on
 # the occurrence's JSON under this key (inbound/delta.py).
 SERIES_ICAL_UID = "_seriesICalUId"
+# ... and the master's pattern and first slot under this one (``Copy.series_master``).
+SERIES_MASTER = "_seriesMaster"
 
 
 def graph_datetime(value: dict | None) -> dt.datetime | None:
@@ -98,6 +104,8 @@ def parse_copy(raw: dict) -> Copy:
         is_cancelled=bool(raw.get("isCancelled")),
         response=((raw.get("responseStatus") or {}).get("response") or ""),
         type=raw.get("type") or "singleInstance",
+        series_master_id=raw.get("seriesMasterId") or "",
+        series_master=raw.get(SERIES_MASTER),
     )
 
 

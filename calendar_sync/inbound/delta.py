@@ -33,7 +33,7 @@ from ..common.clients import system_client
 from ..common.tenancy import provider_for_mailbox
 from ..models import MailboxDeltaState, RoomEvent, WebhookNotification
 from . import organizer_calendar, room_calendar
-from .copies import SERIES_ICAL_UID, Copy, parse_copy
+from .copies import SERIES_ICAL_UID, SERIES_MASTER, Copy, parse_copy
 from .mailboxes import is_organizer_mailbox
 
 logger = logging.getLogger("calendar_sync.inbound")
@@ -202,7 +202,7 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
     else:
         path, params = client.relative(state.delta_link), None
     restarted = False
-    masters: dict[str, str] = {}  # series master id → its iCalUId, read once per round
+    masters: dict[str, dict] = {}  # series master id → what it says of the series, read once per round
     while True:
         try:
             body = client.request("GET", path, params=params, headers=headers, mailbox=ctx.mailbox).body or {}
@@ -228,24 +228,31 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
         return body.get("@odata.deltaLink") or ""
 
 
-def with_series_ical_uids(client, mailbox: str, raw_events: list[dict], masters: dict[str, str]) -> None:
-    """Put each occurrence's series iCalUId on it (``SERIES_ICAL_UID``): v1.0 names the series only
-    by ``seriesMasterId``, so each master not met before is read once (``$batch``), its iCalUId kept
-    in ``masters``. A master gone meanwhile leaves the occurrence to its own iCalUId and id."""
+def with_series_ical_uids(client, mailbox: str, raw_events: list[dict], masters: dict[str, dict]) -> None:
+    """Put each occurrence's series iCalUId on it (``SERIES_ICAL_UID``), and what its master says
+    of the series (``SERIES_MASTER``: pattern, first slot, subject): v1.0 names the series only by
+    ``seriesMasterId``, so each master not met before is read once (``$batch``), kept in ``masters``.
+    A master gone meanwhile leaves the occurrence to its own iCalUId and id."""
     wanted = sorted({e["seriesMasterId"] for e in raw_events
                      if "@removed" not in e and e.get("seriesMasterId") and e["seriesMasterId"] not in masters})
     if wanted:
-        answers = client.batch([BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=id,iCalUId") for master_id in wanted])
+        answers = client.batch([BatchItem("GET", users_path(mailbox, "events", master_id) + "?$select=" + MASTER_SELECT,
+                                          headers={"Prefer": 'outlook.timezone="UTC"'}) for master_id in wanted])
         for master_id, answer in zip(wanted, answers, strict=True):
             if isinstance(answer, GraphResponse):
-                masters[master_id] = (answer.body or {}).get("iCalUId") or ""
+                masters[master_id] = answer.body or {}
             elif isinstance(answer, NotFound):
-                masters[master_id] = ""
+                masters[master_id] = {}
             else:
                 raise answer  # the pull fails and is retried rather than reconciling half-known copies
     for e in raw_events:
-        if masters.get(e.get("seriesMasterId") or ""):
-            e[SERIES_ICAL_UID] = masters[e["seriesMasterId"]]
+        master = masters.get(e.get("seriesMasterId") or "") or {}
+        if master.get("iCalUId"):
+            e[SERIES_ICAL_UID] = master["iCalUId"]
+            e[SERIES_MASTER] = {key: master.get(key) for key in ("recurrence", "start", "end", "subject")}
+
+
+MASTER_SELECT = "id,iCalUId,recurrence,start,end,subject"
 
 
 def _fresh(ctx) -> tuple[str, dict]:

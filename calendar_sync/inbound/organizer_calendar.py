@@ -2,8 +2,8 @@
 product's meetings in Strict mode when rooms don't, and for employees without a mailbox
 (SPEC §3). Its copy of a meeting is where attendees' answers arrive and where the
 delegated user may cancel the meeting in Outlook. Only copies linked to a reservation
-count: (a) live → attendees' answers refreshed, an awaiting room answer applied
-(``common.answers``); (b) deleted or cancelled → the reservation cancelled, requester
+count: (a) live → attendees' answers refreshed, the room's answer applied to a reservation
+still waiting for it, awaiting or conflicted (``common.answers``); (b) deleted or cancelled → the reservation cancelled, requester
 told once; (c) time and subject changes are left to the room calendar (the SPEC §4
 table's authority); (d) unlinked meetings are ignored; (e) the product's own writes
 change nothing. Meetings of rooms without a mailbox are not watched here at all (their
@@ -19,9 +19,9 @@ from django.db.models import Q
 
 from exchange_auth.graph import GraphError
 from reservations import services
-from reservations.models import ACTIVE_STATES, Attendee, Origin, Reservation, State
+from reservations.models import ACTIVE_STATES, Attendee, Origin, Reservation
 
-from ..common.answers import apply_room_answer, room_response
+from ..common.answers import WAITING_FOR_ANSWER, apply_room_answer, room_response
 from ..models import RoomEvent
 from .copies import (
     MAX_DEFERRALS,
@@ -151,7 +151,10 @@ def _answers(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reser
     if reservation.event_id == copy.id and copy.change_key and reservation.change_key != copy.change_key:
         # The meeting's change key moved (an answer arrived): the next update's If-Match uses the fresh one.
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
-    if reservation.state == State.AWAITING_CONFIRMATION and room_mailbox:
+    if reservation.state in WAITING_FOR_ANSWER and room_mailbox:
+        # Awaiting, or conflicted (its room copy went missing): the room's answer settles it
+        # either way, accepted → confirmed, declined → rejected (SPEC §4 Confirmation); a
+        # tentative one is a delegate's approval still to come (awaiting_approval).
         if room_response({"attendees": copy.attendees}, room_mailbox) in ("accepted", "declined", "tentativelyAccepted"):
             apply_room_answer(reservation, {"attendees": copy.attendees})
     outcome = "answers" if changed else "echo"

@@ -52,7 +52,7 @@ from ..common.answers import (
     room_response,
 )
 from ..models import RoomEvent
-from . import own_copies
+from . import outlook_series, own_copies
 from .copies import (
     MAX_DEFERRALS,
     NO_SUBJECT,
@@ -98,6 +98,10 @@ def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
     """One page of a delta round. One query finds what we knew about the page's copies;
     unchanged copies (same change key) cost nothing more."""
     copies = [parse_copy(raw) for raw in raw_events if raw.get("id")]
+    # What left the calendar first: a series Outlook ends ("this and following") and the new
+    # one it makes in its place arrive in one round, and the new one's occurrences need the
+    # slots the old one's leave.
+    copies.sort(key=lambda copy: not (copy.removed or copy.is_cancelled))
     reconcile_each(ctx, copies, known_rows(ctx, copies), lambda copy, row: reconcile_copy(ctx, copy, row))
 
 
@@ -257,10 +261,13 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
     if requested_for is None:
         record_copy(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
         return "unowned"
+    # An occurrence of a series made in Outlook joins the product's series (outlook_series).
+    series = outlook_series.series_for(room, copy, requested_for=requested_for, mailbox=ctx.mailbox)
     try:
         reservation = services.reservation_create_from_exchange(
             room=room, start=copy.start, end=copy.end, subject=(copy.subject or NO_SUBJECT)[:255],
             requested_for=requested_for, attendees=_attendees(copy, room), kind=kind, exchange=_ids(ctx, copy),
+            series=series, original_start=copy.original_start or copy.start,
         )
     except SlotTaken:
         reason = f"{room.name} is already booked in the reservation system at that time."
@@ -350,6 +357,7 @@ def _same(reservation: Reservation, copy: Copy) -> bool:
 
 def _row_d_own_echo(ctx: Context, copy: Copy, row: RoomEvent | None, reservation: Reservation) -> str:
     """(d) The product created/updated this meeting: record ids and change key, nothing else."""
+    outlook_series.follow_master(ctx.room, copy, reservation.series)
     if reservation.event_id == copy.id and reservation.change_key != copy.change_key:
         # The room organizes the meeting: the copy *is* the meeting the reservation points at.
         services.reservation_link_exchange(reservation=reservation, event_id=copy.id, change_key=copy.change_key)
@@ -366,6 +374,7 @@ def _row_b_updated_in_exchange(ctx: Context, copy: Copy, row: RoomEvent | None, 
     follows, ids and change key included; else the meeting is cancelled (an Outlook
     meeting: the room declines it), the reservation cancelled and the requester told."""
     room = ctx.room
+    outlook_series.follow_master(room, copy, reservation.series)
     moved = reservation.start != copy.start or reservation.end != copy.end
     refusal = rules_refusal(room, copy, now=ctx.now) if moved and copy.end > ctx.now else ""
     if not refusal:
@@ -511,7 +520,7 @@ def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
         query |= Q(ical_uid__in=copy.uids) | Q(series__ical_uid__in=copy.uids)
     if row is not None and row.reservation_id:
         query |= Q(pk=row.reservation_id)
-    candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by"))
+    candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))
     if not candidates:
         return None
     if row is not None and row.reservation_id:
@@ -521,6 +530,14 @@ def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
     for candidate in candidates:
         if candidate.event_id == copy.id:
             return candidate
+    if copy.series_master_id:
+        # An occurrence: its own reservation (its iCalUId), or its series' one for its slot; the
+        # series' other occurrences are not it (an occurrence not booked yet matches none).
+        wanted = copy.original_start or copy.start
+        candidates = [c for c in candidates if (copy.ical_uid and c.ical_uid == copy.ical_uid and not c.series_id)
+                      or (c.series_id and (c.original_start or c.start) == wanted)]
+        if not candidates:
+            return None
     if len(candidates) == 1:
         return candidates[0]
     # Occurrences of one series share the iCalUId: pick the slot this copy is.

@@ -93,6 +93,8 @@ def push_series_update(event: SyncEvent, series: ReservationSeries) -> dict:
     are forgotten (the occurrence events queued behind this one re-apply what deviates).
     ``details["action"] == "end"``: the series was split, its rest moved to a new series
     (``_end_series``)."""
+    if series.origin == Origin.EXCHANGE:
+        return {"note": "Outlook-origin meetings are not edited from the product"}
     if SyncEventDetails.of(event).action == "end":
         return _end_series(event, series)
     if not series.event_id:
@@ -168,6 +170,23 @@ def _has_begun(series: ReservationSeries, first: Reservation, cancelled_ids) -> 
     return series.occurrences.filter(start__lt=first.start).exclude(pk__in=cancelled_ids).exclude(state=State.CANCELLED).exists()
 
 
+def _room_declines_series(event: SyncEvent, series: ReservationSeries, rows: list[Reservation] | None = None) -> dict:
+    """A series made in Outlook, cancelled in the product: someone else's meeting, so the room
+    declines rather than the product cancelling it (as for a single Outlook meeting,
+    ``single._room_declines``): the whole series on its master's copy when nothing of it stays
+    booked, else each cancelled occurrence on its own copy (an answer to an occurrence's id is
+    that occurrence's alone: https://learn.microsoft.com/en-us/graph/api/event-decline?view=graph-rest-1.0)."""
+    active = provider(series.room)
+    client = client_for_plan(system_plan(series.room.mailbox.lower()), active, None)
+    text = comment(event, "The room reservation was cancelled.")
+    if rows is None and not series.occurrences.filter(state__in=ACTIVE_STATES, end__gt=timezone.now()).exists():
+        declined = meetings.decline(client, series.room.mailbox, series.event_id, text)
+        return {"declined": series.event_id} if declined else {"note": "the room's copy is already gone"}
+    if rows is None:
+        rows = list(Reservation.objects.filter(series=series, pk__in=SyncEventDetails.of(event).reservation_ids))
+    return {"declined": [row.event_id for row in rows if row.event_id and meetings.decline(client, series.room.mailbox, row.event_id, text)]}
+
+
 def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
     """The service cancels the occurrences that haven't finished.
 
@@ -180,6 +199,8 @@ def push_series_cancel(event: SyncEvent, series: ReservationSeries) -> dict:
        else the whole meeting is cancelled."""
     if not series.event_id:
         return {"note": "no meeting in Exchange"}
+    if series.origin == Origin.EXCHANGE:
+        return _room_declines_series(event, series)
     active = provider(series.room)
     plan, actor = plan_for(event, series, series.room, active)
     client = client_for_plan(plan, active, actor, link_mailbox=series.mailbox)
@@ -275,6 +296,12 @@ def push_occurrence(event: SyncEvent, reservation: Reservation) -> dict:
         # Recorded before a series-wide time change split the series: the occurrence now belongs
         # to the new series, whose create (and the re-applied exceptions after it) carries it.
         return {"note": f"the occurrence moved to series {series.pk}; nothing to change in the old one"}
+    if series.origin == Origin.EXCHANGE:
+        # A series made in Outlook: an occurrence cancelled in the product is declined by the
+        # room, that occurrence alone (``_room_declines_series``); nothing else is written.
+        if event.type != SyncEvent.Type.DELETE:
+            return {"note": "Outlook-origin meetings are not edited from the product"}
+        return _room_declines_series(event, series, rows=[reservation])
     if not series.event_id:
         if event.type == SyncEvent.Type.DELETE:
             return {"note": "series not in Exchange yet"}

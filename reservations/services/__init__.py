@@ -43,6 +43,8 @@ from reservations.services.from_exchange import (
     reservation_cancel_from_exchange,
     reservation_create_from_exchange,
     reservation_update_from_exchange,
+    series_create_from_exchange,
+    series_update_from_exchange,
 )
 from reservations.services.update import reservation_update
 from reservations.services.validation import UNSET
@@ -75,8 +77,10 @@ __all__ = [
     "reservation_unlink_exchange",
     "reservation_update",
     "reservation_update_from_exchange",
+    "series_create_from_exchange",
     "series_link_exchange",
     "series_link_occurrences",
     "series_record_push",
     "series_unlink_instances",
+    "series_update_from_exchange",
 ]

@@ -79,8 +79,13 @@ def reservation_create(
     from_exchange: bool = False,
     exchange: ExchangeIds | None = None,
     online_meeting: bool = False,
+    in_series: ReservationSeries | None = None,
+    original_start: dt.datetime | None = None,
 ) -> Reservation:
     """Book ``room`` from ``start`` to ``end``; with ``recurrence``, a whole series.
+
+    ``in_series`` (from Exchange only): one occurrence of a series made in Outlook, added to its
+    ``ReservationSeries`` as Exchange reports it, ``original_start`` its slot in the pattern.
 
     Returns the (first) reservation; a series' occurrences are ``result.series.occurrences``.
 
@@ -112,7 +117,11 @@ def reservation_create(
         attendees=cleaned, requested_for=requested_for, errors=errors, strict_time=not from_exchange,
     )
     raise_invalid(errors)
+    if in_series is not None and (not from_exchange or recurrence is not None or in_series.room_id != room.pk):
+        raise ValueError("in_series adds one occurrence from Exchange to a series of the same room")
     slots = _slots(room=room, start=start, end=end, recurrence=recurrence, from_exchange=from_exchange)
+    if in_series is not None:
+        slots = [Slot(start=start, end=end, original_start=original_start or start)]
     if actor is not None and not from_exchange:
         rules.check_create(actor=actor, requested_for=requested_for, room=room, kind=kind, source=source, subsource=subsource)
 
@@ -124,7 +133,7 @@ def reservation_create(
                     actor=actor, room=room, slots=slots, pairs=pairs, recurrence=recurrence, subject=subject, body=body,
                     arrangement=arrangement, requested_by=requested_by, requested_for=requested_for, attendees=cleaned,
                     kind=kind, source=source, subsource=subsource, from_exchange=from_exchange, exchange=exchange or ExchangeIds(),
-                    online_meeting=online_meeting,
+                    online_meeting=online_meeting, in_series=in_series,
                 )
         except IntegrityError as exc:
             if is_overlap_violation(exc):
@@ -157,6 +166,7 @@ def _slots(*, room: Room, start: dt.datetime, end: dt.datetime, recurrence: Recu
 def _create_rows(
     *, actor, room, slots, pairs, recurrence, subject, body, arrangement, requested_by, requested_for,
     attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds, online_meeting: bool = False,
+    in_series: ReservationSeries | None = None,
 ) -> Reservation:
     check_free_first(room=room, slots=pairs)
     state, sync_state = initial_states(room=room, from_exchange=from_exchange)
@@ -173,7 +183,7 @@ def _create_rows(
         "origin": Origin.EXCHANGE if from_exchange else Origin.APP,
         "online_meeting": online_meeting, "online_meeting_url": exchange.online_meeting_url,
     }
-    series = None
+    series = in_series
     if recurrence is not None:
         series = ReservationSeries.objects.create(
             room=room, subject=subject, frequency=recurrence.frequency, interval=recurrence.interval,

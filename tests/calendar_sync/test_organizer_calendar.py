@@ -36,6 +36,7 @@ from exchange_auth.graph import users_path
 from reservations import services
 from reservations.models import Attendee, Reservation, ReservationSeries, State, SyncEvent
 from reservations.recurrence import Recurrence
+from tests.booking import book
 from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
@@ -49,6 +50,7 @@ from tests.calendar_sync.inbound_helpers import (
     outlook_reservations,
     outlook_update,
     pushed_types,
+    run_nightly,
     settled,
     strict_booking,
 )
@@ -314,3 +316,65 @@ def test_sync_calendars_full_covers_the_organizer_mailbox_and_says_so(listening,
     out = StringIO()
     call_command("sync_calendars", "--room", "Atlas", stdout=out, stderr=StringIO())
     assert "Synced 1/1 room(s) in " in out.getvalue() and ORGANIZER not in out.getvalue()
+
+
+# --- the room's answer to a conflicted reservation, and the nightly cancel path -----------------------
+
+
+def _conflicted_awaiting_the_room(emulator, alice, atlas, start) -> Reservation:
+    """A Strict booking whose room has not answered (a delegate answers for it) and whose room
+    copy went missing meanwhile: ``conflicted``. Atlas' own calendar is no longer listened to,
+    so only the organizer mailbox can hear the room's answer."""
+    subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
+    emulator.set_auto_accept(ATLAS, False)
+    r = book(actor=alice, room=atlas, start=start, attendees=[{"email": BOB}])
+    r = wait_for(lambda: Reservation.objects.filter(pk=r.pk).exclude(event_id="").first(), message="meeting written")
+    assert r.mailbox == ORGANIZER and r.state == State.AWAITING_CONFIRMATION
+    assert services.reservation_mark_conflicted(reservation=r, reason="The meeting is missing from Atlas's calendar.")
+    return r
+
+
+@pytest.mark.parametrize("action, state", [("accept", State.CONFIRMED), ("decline", State.REJECTED)])
+def test_the_organizer_mailbox_applies_the_rooms_answer_to_a_conflicted_reservation(action, state, listening, emulator, alice, bob, atlas):
+    r = _conflicted_awaiting_the_room(emulator, alice, atlas, days_ahead(3, 10))
+    emulator.respond_as(ATLAS, r.ical_uid, action)  # the room's delegate answers in Outlook
+    wait_for(lambda: Reservation.objects.get(pk=r.pk).state == state, message=f"the room's {action} applied")
+    wait_for(lambda: RoomEvent.objects.filter(mailbox=ORGANIZER, event_id=r.event_id).exists(), message="the organizer mailbox's pull")
+    if state == State.REJECTED:
+        assert [m.to for m in mail.outbox if "Atlas" in m.body or "Atlas" in m.subject][-1:] == [[ALICE]]
+
+
+def test_nightly_the_organizer_mailbox_applies_the_rooms_answer_to_a_conflicted_reservation(listening, emulator, alice, bob, atlas):
+    r = _conflicted_awaiting_the_room(emulator, alice, atlas, days_ahead(3, 11))
+    wait_for(lambda: quiet(emulator), message="quiet")
+    emulator.set_notification_policy(drop=1)
+    emulator.respond_as(ATLAS, r.ical_uid, "decline")
+    wait_for(dropped_for(emulator, organizer_subscription()), message="the answer's notification dropped")
+    assert Reservation.objects.get(pk=r.pk).state == State.CONFLICTED
+    run_nightly(ORGANIZER)
+    assert Reservation.objects.get(pk=r.pk).state == State.REJECTED
+
+
+def test_nightly_the_organizer_mailbox_cancels_a_meeting_its_organizer_cancelled(listening, provider, emulator, alice, bob, atlas):
+    """The organizer mailbox's own cancel path, end to end at night: the cancel's notification
+    is lost and the room's calendar is not listened to; the nightly round of the organizer
+    mailbox no longer has the meeting it recorded, confirms it is gone, cancels the reservation
+    and tells the requester once; the room's round then has nothing left to do."""
+    r = strict_booking(alice, atlas, days_ahead(3, 15))
+    wait_for(lambda: RoomEvent.objects.filter(mailbox=ORGANIZER, event_id=r.event_id).exists() and quiet(emulator), message="recorded")
+    subscriptions.subscription_delete(subscription=Subscription.objects.get(mailbox=ATLAS, status="active"))
+    emulator.set_notification_policy(drop=1)
+    mail.outbox.clear()
+    outlook_cancel(provider, ORGANIZER, r.event_id)
+    wait_for(dropped_for(emulator, organizer_subscription()), message="the cancel's notification dropped")
+    assert Reservation.objects.get(pk=r.pk).state == State.CONFIRMED
+
+    stats = run_nightly(ORGANIZER)
+
+    assert stats["cancelled"] == 1, stats
+    r.refresh_from_db()
+    assert (r.state, r.state_reason) == (State.CANCELLED, f"The meeting was cancelled in Outlook by its organizer ({ORGANIZER}).")
+    assert RoomEvent.objects.get(mailbox=ORGANIZER, event_id=r.event_id).outcome == "cancelled"
+    assert [m.to for m in mail.outbox] == [[ALICE]] and pushed_types(r) == ["create"]
+    assert run_nightly(ORGANIZER).get("cancelled", 0) == 0 and run_nightly(ATLAS).get("cancelled", 0) == 0
+    assert [m.to for m in mail.outbox] == [[ALICE]]
