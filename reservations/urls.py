@@ -18,5 +18,8 @@ urlpatterns = [
     path("reservations/<int:reservation_id>/change/", views.change, name="change"),
     path("reservations/<int:reservation_id>/cancel/", views.cancel, name="cancel"),
     path("reservations/cancel/", views.cancel_selected, name="cancel_selected"),
+    path("panel/", views.panel, name="panel"),
+    path("panel/state/", views.panel_state_view, name="panel_state"),
+    path("panel/<slug:action>/", views.panel_action, name="panel_action"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
 ]

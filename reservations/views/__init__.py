@@ -9,8 +9,9 @@ from .booking import book, change
 from .cancel import cancel, cancel_selected
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
+from .panel import panel, panel_action, panel_state_view
 
 __all__ = [
-    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
+    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings", "panel", "panel_action", "panel_state_view",
     "reservation_detail", "reservation_status", "room_week",
 ]
