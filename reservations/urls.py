@@ -21,5 +21,6 @@ urlpatterns = [
     path("panel/", views.panel, name="panel"),
     path("panel/state/", views.panel_state_view, name="panel_state"),
     path("panel/<slug:action>/", views.panel_action, name="panel_action"),
+    path("utilization/", views.utilization_page, name="utilization"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
 ]

@@ -10,8 +10,9 @@ from .cancel import cancel, cancel_selected
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
 from .panel import panel, panel_action, panel_state_view
+from .utilization import utilization_page
 
 __all__ = [
     "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings", "panel", "panel_action", "panel_state_view",
-    "reservation_detail", "reservation_status", "room_week",
+    "reservation_detail", "reservation_status", "room_week", "utilization_page",
 ]
