@@ -21,6 +21,13 @@ USE_USER_DEFAULT_TZ = "sn_wsd_rsvsync.use_user_default_tz"
 CREATE_BLOCKING_RSV = "sn_wsd_rsvsync.create_blocking_rsv"
 PAST_SYNC_PERIOD_MONTHS = "sn_wsd_rsvsync.past_sync_period_months"
 BLOCKER_USER = "sn_wsd_rsv.blocker_user"
+# Check-in and the release of no-shows (reservations.services.checkin / release).
+CHECKIN_REQUIRED_DEFAULT = "sn_wsd_rsv.checkin_required_default"
+CHECKIN_BEFORE_MINUTES = "sn_wsd_rsv.checkin_before_minutes"
+CHECKIN_AFTER_MINUTES = "sn_wsd_rsv.checkin_after_minutes"
+CHECKIN_ANYONE_AT_PANEL = "sn_wsd_rsv.checkin_anyone_at_panel"
+NOSHOW_SERIES_LIMIT = "sn_wsd_rsv.noshow_series_limit"
+NOSHOW_CONFIRM_HOURS = "sn_wsd_rsv.noshow_confirm_hours"
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -107,6 +114,33 @@ SPECS: dict[str, PropertySpec] = {
         PropertySpec(
             BLOCKER_USER, "email", "",
             "Invitee of blocker reservations in Personal mode instead of the requested-for user (optional).",
+        ),
+        PropertySpec(
+            CHECKIN_REQUIRED_DEFAULT, "bool", False,
+            "Reservations of rooms that don't say otherwise must be checked in, or they are released.",
+        ),
+        PropertySpec(
+            CHECKIN_BEFORE_MINUTES, "int", 10,
+            "Check-in opens this many minutes before a reservation starts.", minimum=0, maximum=240,
+        ),
+        PropertySpec(
+            CHECKIN_AFTER_MINUTES, "int", 15,
+            "Check-in closes this many minutes after a reservation starts; not checked in by then, it is released.",
+            minimum=1, maximum=240,
+        ),
+        PropertySpec(
+            CHECKIN_ANYONE_AT_PANEL, "bool", True,
+            "Anyone at a room's panel may check its meeting in (else only its people, at the portal, QR code or API).",
+        ),
+        PropertySpec(
+            NOSHOW_SERIES_LIMIT, "int", 3,
+            "After this many consecutive released occurrences the organizer is asked to confirm the series.",
+            minimum=1, maximum=50,
+        ),
+        PropertySpec(
+            NOSHOW_CONFIRM_HOURS, "int", 24,
+            "Hours the organizer has to confirm a series after repeated no-shows; unconfirmed, the rest is released.",
+            minimum=1, maximum=24 * 14,
         ),
     )
 }

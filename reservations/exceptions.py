@@ -63,3 +63,17 @@ class NotActive(ReservationError):
 
     status_code = 409
     code = "not_active"
+
+
+class CheckInRefused(ReservationError):
+    """A check-in that can't be made: outside its window (``outside_window``), by someone who
+    may not (``not_permitted``, 403), or of a reservation already released (``released``) or no
+    longer active (``not_active``). ``extra`` says when the window opens and closes."""
+
+    status_code = 409
+    code = "checkin_refused"
+
+    def __init__(self, message: str, *, code: str, extra: dict | None = None, status_code: int | None = None):
+        super().__init__(message, extra=extra, code=code)
+        if status_code:
+            self.status_code = status_code

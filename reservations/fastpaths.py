@@ -24,6 +24,7 @@ import functools
 from django.db import connection, models
 from django.db.models import signals
 
+from reservations.checkin_window import CheckInRules
 from reservations.models import Reservation
 from workplace.models import Arrangement, Building, Room
 
@@ -155,8 +156,9 @@ def _utc_iso(value: dt.datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def reservation_to_dict(r: Reservation) -> dict:
-    """``ReservationSerializer``'s shape: times in the building's zone, stamps in UTC."""
+def reservation_to_dict(r: Reservation, checkin_rules: CheckInRules | None = None) -> dict:
+    """``ReservationSerializer``'s shape: times in the building's zone, stamps in UTC.
+    ``checkin_rules``: the check-in properties read once for a listing (else read here)."""
     room = r.room
     series = r.series if r.series_id else None
     return {
@@ -187,6 +189,20 @@ def reservation_to_dict(r: Reservation) -> dict:
             "state": r.sync_state, "sync_mailbox": r.sync_mailbox, "event_id": r.event_id, "change_key": r.change_key,
             "ical_uid": r.ical_uid, "last_error": r.sync_error,
         },
+        "check_in": _check_in(r, checkin_rules or CheckInRules.now()),
         "created_at": _utc_iso(r.created_at),
         "updated_at": _utc_iso(r.updated_at),
+    }
+
+
+def _check_in(r: Reservation, rules: CheckInRules) -> dict:
+    required = rules.required(r.room)
+    opens, closes = rules.window(r) if r.created_at else (None, None)
+    return {
+        "required": required,
+        "opens": _local_iso(opens, r.room) if required and opens else None,
+        "closes": _local_iso(min(closes, r.end), r.room) if required and closes else None,
+        "checked_in_at": _utc_iso(r.checked_in_at) if r.checked_in_at else None,
+        "channel": r.checked_in_channel,
+        "released_at": _utc_iso(r.released_at) if r.released_at else None,
     }

@@ -37,10 +37,22 @@ class State(models.TextChoices):
     REJECTED = "rejected"
     CONFLICTED = "conflicted"
     CANCELLED = "cancelled"
+    # Not checked in by the end of its check-in window: the room was given back (checkin.py).
+    RELEASED = "released"
 
 
-# States that hold the room. The exclusion constraint uses the same list.
+# States that hold the room. The exclusion constraint (migration 0002) lists the same states:
+# a released or cancelled row no longer holds its slot.
 ACTIVE_STATES = (State.AWAITING_CONFIRMATION, State.CONFIRMED, State.CONFLICTED)
+
+
+class CheckInChannel(models.TextChoices):
+    """Where a check-in was made (reservations.services.checkin)."""
+
+    PORTAL = "portal"
+    API = "api"
+    QR = "qr", "QR code / short URL"
+    ROOM_PANEL = "room_panel", "room panel"
 
 
 class ApprovalState(models.TextChoices):
@@ -108,6 +120,11 @@ class ReservationSeries(ExchangeLink):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_for = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The no-show rule (reservations.services.release): after N consecutive released occurrences
+    # the organizer is asked to confirm the series by noshow_confirm_by, else the rest is released.
+    noshow_confirmation_requested_at = models.DateTimeField(null=True, blank=True)
+    noshow_confirm_by = models.DateTimeField(null=True, blank=True, help_text="Deadline to confirm the series after repeated no-shows.")
+    noshow_confirmed_at = models.DateTimeField(null=True, blank=True, help_text="When the organizer last confirmed the series is still needed.")
 
     class Meta:
         verbose_name_plural = "reservation series"
@@ -142,6 +159,12 @@ class Reservation(ExchangeLink):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Check-in (reservations.services.checkin): when, through which channel and by whom (None at
+    # a room panel); released_at: when the release job gave the room back for want of one.
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    checked_in_channel = models.CharField(max_length=12, choices=CheckInChannel.choices, blank=True, default="")
+    checked_in_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["start", "id"]
@@ -159,6 +182,8 @@ class Reservation(ExchangeLink):
             models.Index(fields=["ical_uid"], name="rsv_ical_uid"),
             # Confirmation checks scan awaiting reservations.
             models.Index(fields=["state", "created_at"], name="rsv_state_created"),
+            # The release job: active, not checked-in reservations by start (release.py's due scan).
+            models.Index(fields=["start"], condition=Q(checked_in_at__isnull=True, state__in=ACTIVE_STATES), name="rsv_checkin_due"),
         ]
 
     def __str__(self) -> str:

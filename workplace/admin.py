@@ -72,7 +72,7 @@ class RoomAdmin(admin.ModelAdmin):
     filter_horizontal = ["equipment"]
     inlines = [ArrangementInline]
     fieldsets = [
-        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "reservable"]}),
+        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "reservable", "checkin_required"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled"]}),
         ("Room panel", {"fields": ["panel_shows_subjects"]}),
     ]

@@ -80,6 +80,12 @@ class Room(models.Model):
     sync_enabled = models.BooleanField(default=False, help_text="Keep this room's reservations in sync with Exchange.")
     group_reservations_enabled = models.BooleanField(default=False)
     reservable = models.BooleanField(default=True)
+    # None: the instance property sn_wsd_rsv.checkin_required_default decides
+    # (reservations.services.checkin.checkin_required).
+    checkin_required = models.BooleanField(
+        null=True, blank=True, default=None,
+        help_text="Reservations must be checked in or they are released. Empty: the instance default (sn_wsd_rsv.checkin_required_default).",
+    )
     # The room panel at the door shows who-is-meeting details only when allowed: by default a
     # busy slot reads "Booked" (people walking past need not learn what is discussed inside).
     panel_shows_subjects = models.BooleanField(

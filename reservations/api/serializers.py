@@ -8,8 +8,9 @@ from rest_framework import serializers
 
 from exchange_auth.modes import REST_API_SUBSOURCE
 from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField, SubjectField
+from reservations.checkin_window import CheckInRules
 from reservations.fastpaths import reservation_to_dict
-from reservations.models import Attendee, Kind, Source, State
+from reservations.models import Attendee, CheckInChannel, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, Recurrence
 from workplace.models import Arrangement, Room
 
@@ -227,6 +228,15 @@ class SeriesSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+class CheckInStatusSerializer(serializers.Serializer):
+    required = serializers.BooleanField(help_text="The room requires check-in: without one by `closes` the reservation is released.")
+    opens = serializers.DateTimeField(allow_null=True, help_text="When check-in opens (null when not required).")
+    closes = serializers.DateTimeField(allow_null=True, help_text="When check-in closes (null when not required).")
+    checked_in_at = serializers.DateTimeField(allow_null=True)
+    channel = serializers.ChoiceField(choices=[("", "not checked in"), *CheckInChannel.choices], help_text="Where it was checked in; empty if not.")
+    released_at = serializers.DateTimeField(allow_null=True, help_text="When it was released for want of a check-in.")
+
+
 class ReservationSerializer(serializers.Serializer):
     """Times come in the building's time zone with their offset.
 
@@ -255,13 +265,17 @@ class ReservationSerializer(serializers.Serializer):
     online_meeting = serializers.BooleanField()
     online_meeting_url = serializers.CharField(help_text="The Teams join link once Exchange made it, else empty.")
     sync = SyncSerializer(source="*")
+    check_in = CheckInStatusSerializer(source="*")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
     def to_representation(self, instance):
         # The fields above document the shape (OpenAPI); an ORM bypass builds it
-        # (reservations.fastpaths says why).
-        return reservation_to_dict(instance)
+        # (reservations.fastpaths says why). The check-in properties are read once per
+        # serializer (a listing's rows share the child serializer).
+        if getattr(self, "_checkin_rules", None) is None:
+            self._checkin_rules = CheckInRules.now()
+        return reservation_to_dict(instance, self._checkin_rules)
 
 
 class ArrangementSerializer(serializers.ModelSerializer):
@@ -280,14 +294,23 @@ class RoomSerializer(serializers.ModelSerializer):
     equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
     arrangements = ArrangementSerializer(many=True)
     synced = serializers.BooleanField(source="is_synced")
+    checkin_required = serializers.SerializerMethodField(
+        help_text="Reservations of this room must be checked in (the room's setting, else the instance default).",
+    )
 
     class Meta:
         model = Room
         fields = [
             "id", "name", "building", "timezone", "floor", "capacity", "equipment", "arrangements", "mailbox",
-            "synced", "group_reservations_enabled",
+            "synced", "group_reservations_enabled", "checkin_required",
         ]
         read_only_fields = fields
+
+
+    def get_checkin_required(self, room: Room) -> bool:
+        if getattr(self, "_checkin_rules", None) is None:
+            self._checkin_rules = CheckInRules.now()
+        return self._checkin_rules.required(room)
 
 
 class BusySlotSerializer(serializers.Serializer):

@@ -83,3 +83,12 @@ def test_uncommitted_values_are_never_cached():
 def test_invalid_row_written_around_validation_falls_back_to_default():
     InstanceProperty.objects.filter(name=properties.MAX_EVENT_RETRY_COUNT).update(value="lots")
     assert properties.get(properties.MAX_EVENT_RETRY_COUNT) == 10
+
+
+def test_get_many_reads_what_get_reads_in_one_query(django_assert_num_queries):
+    properties.set_value(properties.CHECKIN_AFTER_MINUTES, 20)
+    with django_assert_num_queries(1):
+        values = properties.get_many(properties.CHECKIN_REQUIRED_DEFAULT, properties.CHECKIN_BEFORE_MINUTES, properties.CHECKIN_AFTER_MINUTES)
+    assert values == (False, 10, 20)
+    InstanceProperty.objects.filter(name=properties.CHECKIN_BEFORE_MINUTES).update(value="many")
+    assert properties.get_many(properties.CHECKIN_BEFORE_MINUTES) == (10,)  # invalid row: the default

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workplace', '0003_building_calendar_provider'),
+        ('workplace', '0004_room_checkin'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

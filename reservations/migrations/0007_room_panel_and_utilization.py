@@ -32,7 +32,7 @@ def drop_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("reservations", "0005_online_meeting"),
+        ("reservations", "0006_checkin_release"),
     ]
 
     operations = [
