@@ -13,7 +13,9 @@ import datetime as dt
 from django.conf import settings
 from django.utils import formats
 
+from exchange_auth import properties
 from reservations import rules
+from reservations.checkin_window import CheckInRules
 from reservations.models import ACTIVE_STATES, Origin, Reservation
 from reservations.services import clock
 from reservations.services.panel import (
@@ -36,6 +38,7 @@ def _hm(moment: dt.datetime, tz) -> str:
 
 def _meeting(row: Reservation, *, tz, shows_subjects: bool) -> dict:
     return {
+        "checked_in": row.checked_in_at is not None,
         "id": row.pk,
         "start": row.start.isoformat(), "end": row.end.isoformat(),
         "start_label": _hm(row.start, tz), "end_label": _hm(row.end, tz),
@@ -97,8 +100,28 @@ def panel_state(panel: RoomPanel, *, now: dt.datetime | None = None) -> dict:
             "now": now.isoformat(),
             "meetings": [meeting(r) for r in rows],
         },
-        "actions": _actions(panel, current, upcoming, now=now, tz=tz),
+        "actions": {**_actions(panel, current, upcoming, now=now, tz=tz), **_check_in(current, upcoming, now=now, tz=tz)},
     }
+
+
+def _check_in(current: Reservation | None, upcoming: Reservation | None, *, now, tz) -> dict:
+    """The check-in button: for the meeting now, or the next one once its window has opened,
+    in a room that requires check-in (``reservations.checkin_window``; the service decides)."""
+    out = {"check_in": None, "check_in_reason": ""}
+    rules_now = CheckInRules.now()
+    for row in (current, upcoming):
+        if row is None or row.checked_in_at is not None or not rules_now.required(row.room):
+            continue
+        opens, closes = rules_now.window(row)
+        closes = min(closes, row.end)
+        if not opens <= now < closes:
+            continue
+        if not properties.get(properties.CHECKIN_ANYONE_AT_PANEL):
+            out["check_in_reason"] = "Check in from the portal or with the QR code on the door."
+        else:
+            out["check_in"] = {"reservation": row.pk, "until": _hm(closes, tz), "start": _hm(row.start, tz)}
+        break
+    return out
 
 
 def _actions(panel: RoomPanel, current: Reservation | None, upcoming: Reservation | None, *, now, tz) -> dict:

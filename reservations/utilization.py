@@ -10,8 +10,9 @@ in New York). A reservation counts for the part of it inside the period. Which r
   released for a no-show (they were booked; the release freed the rest);
 - checked in: booked reservations someone checked in, for their booked length;
 - released: the time a release freed (from the release to the booked end);
-- no-show rate: released ÷ (checked in + released), among reservations whose room required
-  check-in (those are the only ones that can be either).
+- no-show rate: released ÷ (checked in + released): of the reservations whose check-in was
+  decided either way, the share nobody came to (rooms without check-in count only what was
+  checked in there).
 
 The indexes these queries use are created by migration 0006 (``rsv_utilization_range``):
 a GiST index on the reservation's time range, so a period of weeks reads only its rows
@@ -95,7 +96,7 @@ _PERIOD_ROWS = f"""
     SELECT rm.id AS room_id, rm.floor_id, rm.building_id, b.timezone AS tz,
            GREATEST(r.start, (%(start)s::date)::timestamp AT TIME ZONE b.timezone) AS s,
            LEAST(r."end", (%(end)s::date + 1)::timestamp AT TIME ZONE b.timezone) AS e,
-           r.state
+           r.state, r.checked_in_at, r.released_at
       FROM reservations_reservation r
       JOIN workplace_room rm ON rm.id = r.room_id
       JOIN workplace_building b ON b.id = rm.building_id
@@ -111,11 +112,12 @@ _TOTALS = f"""
     WITH p AS ({_PERIOD_ROWS})
     SELECT GROUPING(p.building_id, p.floor_id, p.room_id) AS level, p.building_id, p.floor_id, p.room_id,
            SUM(EXTRACT(EPOCH FROM p.e - p.s)) / 3600.0 AS booked_hours,
-           0.0 AS checked_in_hours,
-           0.0 AS released_hours,
+           COALESCE(SUM(EXTRACT(EPOCH FROM p.e - p.s)) FILTER (WHERE p.checked_in_at IS NOT NULL), 0) / 3600.0 AS checked_in_hours,
+           COALESCE(SUM(EXTRACT(EPOCH FROM GREATEST(p.e - GREATEST(p.s, p.released_at), INTERVAL '0')))
+                    FILTER (WHERE p.state = 'released'), 0) / 3600.0 AS released_hours,
            COUNT(*) AS reservations,
-           0 AS checked_in,
-           0 AS no_shows
+           COUNT(*) FILTER (WHERE p.checked_in_at IS NOT NULL) AS checked_in,
+           COUNT(*) FILTER (WHERE p.state = 'released') AS no_shows
       FROM p
      WHERE p.e > p.s
      GROUP BY GROUPING SETS ((p.building_id, p.floor_id, p.room_id), (p.building_id, p.floor_id), (p.building_id), ())

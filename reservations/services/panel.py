@@ -1,5 +1,5 @@
-"""What a room panel (the tablet at the door, ``workplace.RoomPanel``) does: ``panel_book_now``,
-``panel_extend``, ``panel_end_early``. Each goes through the portal's services (create, update,
+"""What a room panel (the tablet at the door, ``workplace.RoomPanel``) does: ``panel_check_in``,
+``panel_book_now``, ``panel_extend``, ``panel_end_early``. Each goes through the portal's services (create, update,
 cancel) with source ``room_panel`` and the panel's own identity as the actor, so the same
 validation, restrictions (``reservations.rules``), conflict checks and outbox (the push to
 Exchange) apply. The panel acts only on its own room's meeting happening now.
@@ -18,9 +18,10 @@ from django.conf import settings
 from django.utils import formats
 
 from reservations.exceptions import InvalidReservation, NotActive, SlotTaken
-from reservations.models import ACTIVE_STATES, Origin, Reservation, Source
+from reservations.models import ACTIVE_STATES, CheckInChannel, Origin, Reservation, Source
 from reservations.services import clock
 from reservations.services.cancel import reservation_cancel
+from reservations.services.checkin import check_in
 from reservations.services.create import reservation_create
 from reservations.services.update import reservation_update
 from workplace.models import RoomPanel
@@ -123,3 +124,12 @@ def panel_end_early(*, panel: RoomPanel, reservation_id: int, now: dt.datetime |
     if end >= reservation.end:
         raise NotActive("This meeting ends within the minute anyway.")
     return reservation_update(actor=panel.user, reservation=reservation, end=end, source=Source.ROOM_PANEL)
+
+
+def panel_check_in(*, panel: RoomPanel, reservation_id: int, now: dt.datetime | None = None) -> Reservation:
+    """Check in the room's meeting ``reservation_id`` at the door (``check_in`` decides the window
+    and who may; a refusal is its ``CheckInRefused``)."""
+    reservation = Reservation.objects.select_related("room__building").filter(pk=reservation_id, room_id=panel.room_id).first()
+    if reservation is None:
+        raise InvalidReservation("That meeting isn't in this room.", extra={"reservation": ["Not this room's meeting."]})
+    return check_in(reservation, actor=None, channel=CheckInChannel.ROOM_PANEL, now=now)

@@ -93,6 +93,7 @@ ACTIONS = {
     "book": lambda device, request: services.panel_book_now(panel=device, minutes=_minutes(request)),
     "extend": lambda device, request: services.panel_extend(panel=device, reservation_id=_reservation_id(request), minutes=_minutes(request)),
     "end": lambda device, request: services.panel_end_early(panel=device, reservation_id=_reservation_id(request)),
+    "check-in": lambda device, request: services.panel_check_in(panel=device, reservation_id=_reservation_id(request)),
 }
 
 

@@ -154,3 +154,49 @@ def test_the_state_costs_the_same_queries_whatever_the_day_holds(client, dojo, d
     with django_assert_max_num_queries(8):
         state = client.get(reverse("portal:panel_state")).json()
     assert len(state["timeline"]["meetings"]) == 12
+
+
+@pytest.fixture
+def checkin_dojo(dojo):
+    dojo.checkin_required = True
+    dojo.save(update_fields=["checkin_required"])
+    return dojo
+
+
+def test_check_in_at_the_panel_within_the_window(client, checkin_dojo, dojo_panel, alice):
+    _, token = dojo_panel
+    now = minute(timezone.now())
+    r = book(actor=alice, room=checkin_dojo, start=now + dt.timedelta(minutes=5), hours=1)  # its window opened 10 min before
+    panel_client(client, token)
+    offered = client.get(reverse("portal:panel_state")).json()["actions"]["check_in"]
+    assert offered["reservation"] == r.pk  # the next meeting, its window open
+    response = post_action(client, "check-in", reservation=r.pk)
+    assert response.status_code == 200, response.json()
+    r.refresh_from_db()
+    assert r.checked_in_at is not None and r.checked_in_channel == "room_panel" and r.checked_in_by is None
+    state = response.json()["state"]
+    assert state["actions"]["check_in"] is None and state["next"]["checked_in"] is True
+
+
+def test_check_in_outside_the_window_or_elsewhere_is_refused(client, checkin_dojo, dojo_panel, alice, atlas):
+    _, token = dojo_panel
+    later = book(actor=alice, room=checkin_dojo, start=minute(timezone.now()) + dt.timedelta(hours=2), hours=1)
+    elsewhere = book(actor=alice, room=atlas, start=minute(timezone.now()) + dt.timedelta(minutes=5), hours=1)
+    panel_client(client, token)
+    assert client.get(reverse("portal:panel_state")).json()["actions"]["check_in"] is None
+    response = post_action(client, "check-in", reservation=later.pk)
+    assert response.status_code == 409 and response.json()["code"] == "outside_window" and "opens at" in response.json()["message"]
+    assert post_action(client, "check-in", reservation=elsewhere.pk).status_code == 400
+    assert not Reservation.objects.filter(checked_in_at__isnull=False).exists()
+
+
+def test_with_check_in_at_the_panel_turned_off_the_panel_says_where_to_check_in(client, checkin_dojo, dojo_panel, alice):
+    from exchange_auth import properties
+
+    properties.set_value(properties.CHECKIN_ANYONE_AT_PANEL, False)
+    _, token = dojo_panel
+    r = book(actor=alice, room=checkin_dojo, start=minute(timezone.now()) + dt.timedelta(minutes=5), hours=1)
+    panel_client(client, token)
+    actions = client.get(reverse("portal:panel_state")).json()["actions"]
+    assert actions["check_in"] is None and "QR code" in actions["check_in_reason"]
+    assert post_action(client, "check-in", reservation=r.pk).status_code == 403

@@ -1,5 +1,5 @@
-"""Utilization (issue 15 item 4) on a known data set: hours booked per room, floor and
-building, clipped to the period in each building's zone; the weekday × hour heatmap and the
+"""Utilization (issue 15 item 4) on a known data set: hours booked, checked in and released
+and the no-show rate per room, floor and building, clipped to the period in each building's zone; the weekday × hour heatmap and the
 peak hours; the CSV export; staff only; a bounded number of queries."""
 
 import csv
@@ -35,14 +35,15 @@ def known(alice):
     hudson = RoomFactory(building=harbor, name="Hudson")
     RoomFactory(building=hq, floor=first, name="Empty")
 
-    def res(room, start, end, state="confirmed"):
-        return ReservationFactory(room=room, requested_for=alice, start=start, end=end, state=state)
+    def res(room, start, end, state="confirmed", **more):
+        return ReservationFactory(room=room, requested_for=alice, start=start, end=end, state=state, **more)
 
-    res(atlas, at(MONDAY, 9), at(MONDAY, 11))  # Mon 09-11: 2 h
-    res(atlas, at(MONDAY, 10, 30) + dt.timedelta(days=1), at(MONDAY, 11, 30) + dt.timedelta(days=1))  # Tue 10:30-11:30: 1 h
+    res(atlas, at(MONDAY, 9), at(MONDAY, 11), checked_in_at=at(MONDAY, 9, 2), checked_in_channel="room_panel")  # Mon 09-11: 2 h, checked in
+    res(atlas, at(MONDAY, 10, 30) + dt.timedelta(days=1), at(MONDAY, 11, 30) + dt.timedelta(days=1),
+        state="released", released_at=at(MONDAY, 10, 45) + dt.timedelta(days=1))  # Tue 10:30-11:30: 1 h booked, 45 min released
     res(atlas, at(MONDAY, 14), at(MONDAY, 15), state="cancelled")  # not booked
     res(atlas, at(MONDAY, 16), at(MONDAY, 17), state="rejected")  # not booked
-    res(borealis, at(MONDAY, 9), at(MONDAY, 9, 30))  # 0.5 h
+    res(borealis, at(MONDAY, 9), at(MONDAY, 9, 30), checked_in_at=at(MONDAY, 8, 55), checked_in_channel="portal")  # 0.5 h, checked in
     res(borealis, at(MONDAY - dt.timedelta(days=1), 23), at(MONDAY, 1))  # Sun 23:00 - Mon 01:00: only 1 h in the period
     res(hudson, at(MONDAY, 9, tz=NEW_YORK), at(MONDAY, 12, tz=NEW_YORK))  # 3 h, New York's Monday morning
     res(hudson, at(MONDAY + dt.timedelta(days=7), 9, tz=NEW_YORK), at(MONDAY + dt.timedelta(days=7), 10, tz=NEW_YORK))  # after the period
@@ -66,6 +67,20 @@ def test_hours_booked_per_room_floor_building_and_overall(known):
     assert floors[("HQ", "1st")] == pytest.approx(3.0) and floors[("HQ", "2nd")] == pytest.approx(1.5)
     assert floors[("Harbor", "(no floor)")] == pytest.approx(3.0)
     assert result.total.booked_hours == pytest.approx(7.5) and result.total.reservations == 5
+
+
+def test_checked_in_and_released_hours_and_the_no_show_rate(known):
+    result = period()
+    rooms = {row.name: row.figures for row in result.rooms}
+    atlas = rooms["Atlas"]
+    assert atlas.checked_in_hours == pytest.approx(2.0) and atlas.released_hours == pytest.approx(0.75)
+    assert (atlas.checked_in, atlas.no_shows, atlas.no_show_rate) == (1, 1, 0.5)
+    assert rooms["Borealis"].checked_in_hours == pytest.approx(0.5) and rooms["Borealis"].no_show_rate == 0.0
+    assert rooms["Hudson"].no_show_rate is None  # nothing checked in or released there
+    hq = next(row.figures for row in result.buildings if row.name == "HQ")
+    assert (hq.checked_in_hours, hq.released_hours) == (pytest.approx(2.5), pytest.approx(0.75))
+    assert hq.no_show_rate == pytest.approx(1 / 3)
+    assert result.total.no_shows == 1 and result.total.checked_in == 2
 
 
 def test_the_heatmap_cuts_meetings_into_local_clock_hours(known):
@@ -104,7 +119,9 @@ def test_the_page_draws_the_charts_in_a_bounded_number_of_queries(client, admin,
     assert page.status_code == 200
     assert 'id="heatmap"' in body and body.count('class="cell') == 7 * 24
     assert body.count('class="bar-booked"') == 4  # a bar per room
-    assert '<dd id="total-booked">7.5</dd>' in body
+    assert '<dd id="total-booked">7.5</dd>' in body and '<dd id="total-checked-in">2.5</dd>' in body
+    assert '<dd id="total-released">0.8</dd>' in body and '<dd id="total-no-show-rate">33 %</dd>' in body
+    assert body.count('class="bar-released"') == 1
     assert "Mon 09:00 (2.5 h)" in body
     # the query count does not grow with rooms
     for i in range(20):
@@ -124,6 +141,8 @@ def test_csv_export_has_a_row_per_room(client, admin, known):
     by_room = {row["room"]: row for row in rows}
     assert set(by_room) == {"Atlas", "Borealis", "Hudson", "Empty"}
     assert by_room["Atlas"]["booked_hours"] == "3.00" and by_room["Atlas"]["floor"] == "1st" and by_room["Atlas"]["building"] == "HQ"
+    assert by_room["Atlas"]["checked_in_hours"] == "2.00" and by_room["Atlas"]["released_hours"] == "0.75"
+    assert by_room["Atlas"]["no_shows"] == "1" and by_room["Atlas"]["no_show_rate"] == "0.500"
     assert by_room["Hudson"]["booked_hours"] == "3.00" and by_room["Empty"]["no_show_rate"] == ""
 
 

@@ -44,6 +44,12 @@
     var a = state.actions;
     var notes = [];
     box.textContent = "";
+    if (a.check_in) {
+      var c = a.check_in;
+      box.appendChild(group("Meeting at " + c.start, [
+        button("Check in", "by " + c.until + " or the room is released", function () { act("check-in", { reservation: c.reservation }); }),
+      ]));
+    } else if (a.check_in_reason) notes.push(a.check_in_reason);
     if (!state.current) {
       if (a.book_now.length) {
         box.appendChild(group("Book now", a.book_now.map(function (o) {
@@ -112,7 +118,7 @@
     text("clock", state.clock);
     text("date-label", state.date_label);
     text("current-title", state.current ? state.current.title : "No meeting");
-    text("current-time", state.current ? state.current.start_label + "–" + state.current.end_label : "");
+    text("current-time", state.current ? state.current.start_label + "–" + state.current.end_label + (state.current.checked_in ? " · checked in" : "") : "");
     text("next-title", state.next ? state.next.title : "Nothing booked");
     text("next-time", state.next ? state.next.start_label + "–" + state.next.end_label : "");
     drawActions();
@@ -164,7 +170,7 @@
       .then(function (r) {
         lastContact = new Date();
         setConnection("online");
-        text("action-result", r.ok ? ({ book: "Booked.", extend: "Extended.", end: "Ended: the room is free." })[action] : r.data.message);
+        text("action-result", r.ok ? ({ book: "Booked.", extend: "Extended.", end: "Ended: the room is free.", "check-in": "Checked in." })[action] : r.data.message);
         if (r.data.state) state = r.data.state;
       })
       .catch(function () {
