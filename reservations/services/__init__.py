@@ -41,7 +41,12 @@ from reservations.services.from_exchange import (
     reservation_create_from_exchange,
     reservation_update_from_exchange,
 )
-from reservations.services.panel import panel_book_now, panel_check_in, panel_end_early, panel_extend
+from reservations.services.panel import (
+    panel_book_now,
+    panel_check_in,
+    panel_end_early,
+    panel_extend,
+)
 from reservations.services.update import reservation_update
 from reservations.services.validation import UNSET
 
