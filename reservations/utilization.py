@@ -89,47 +89,65 @@ class Utilization:
         return max((v for row in self.heatmap for v in row), default=0.0)
 
 
-# The period's reservations, clipped to it in each building's zone. The coarse UTC bounds
-# (%(lo)s, %(hi)s: the period widened by a day each side, wider than any zone's offset) let
-# the GiST index rsv_utilization_range pick the period's rows; the exact clip follows per zone.
+# The period's reservations, clipped to it in each building's zone (``bounds``: the period's
+# first and last instant per building, worked out once per building, not per row). The coarse
+# UTC range (%(lo)s, %(hi)s: the period widened by a day each side, more than any zone's
+# offset) lets the GiST index rsv_utilization_range pick the period's rows out of years of them.
 _PERIOD_ROWS = f"""
-    SELECT rm.id AS room_id, rm.floor_id, rm.building_id, b.timezone AS tz,
-           GREATEST(r.start, (%(start)s::date)::timestamp AT TIME ZONE b.timezone) AS s,
-           LEAST(r."end", (%(end)s::date + 1)::timestamp AT TIME ZONE b.timezone) AS e,
-           r.state, r.checked_in_at, r.released_at
-      FROM reservations_reservation r
-      JOIN workplace_room rm ON rm.id = r.room_id
-      JOIN workplace_building b ON b.id = rm.building_id
-     WHERE tstzrange(r.start, r."end", '[)') && tstzrange(%(lo)s, %(hi)s, '[)')
-       AND r.state IN {_BOOKED_SQL}
-       AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
-       AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
+    bounds AS (
+        SELECT b.id AS building_id, b.timezone AS tz,
+               (%(start)s::date)::timestamp AT TIME ZONE b.timezone AS first_instant,
+               (%(end)s::date + 1)::timestamp AT TIME ZONE b.timezone AS last_instant
+          FROM workplace_building b
+         WHERE (%(building)s::bigint IS NULL OR b.id = %(building)s::bigint)
+    ),
+    p AS (
+        SELECT r.room_id, bd.tz,
+               GREATEST(r.start, bd.first_instant) AS s, LEAST(r."end", bd.last_instant) AS e,
+               r.state, r.checked_in_at, r.released_at
+          FROM reservations_reservation r
+          JOIN workplace_room rm ON rm.id = r.room_id
+          JOIN bounds bd ON bd.building_id = rm.building_id
+         WHERE tstzrange(r.start, r."end", '[)') && tstzrange(%(lo)s, %(hi)s, '[)')
+           AND r.state IN {_BOOKED_SQL}
+           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
+           AND r."end" > bd.first_instant AND r.start < bd.last_instant
+    )
 """  # noqa: S608 (only constants are formatted in: BOOKED_STATES; values are parameters)
 
-# Query 1 ("utilization totals"): the figures per room, per floor, per building and overall
-# in one pass (GROUPING SETS).
+# Query 1 ("utilization totals"): the figures per room (a hash aggregate over the period's
+# rows), then per floor, per building and overall over those few hundred room rows
+# (GROUPING SETS), in one statement.
 _TOTALS = f"""
-    WITH p AS ({_PERIOD_ROWS})
-    SELECT GROUPING(p.building_id, p.floor_id, p.room_id) AS level, p.building_id, p.floor_id, p.room_id,
-           SUM(EXTRACT(EPOCH FROM p.e - p.s)) / 3600.0 AS booked_hours,
-           COALESCE(SUM(EXTRACT(EPOCH FROM p.e - p.s)) FILTER (WHERE p.checked_in_at IS NOT NULL), 0) / 3600.0 AS checked_in_hours,
-           COALESCE(SUM(EXTRACT(EPOCH FROM GREATEST(p.e - GREATEST(p.s, p.released_at), INTERVAL '0')))
-                    FILTER (WHERE p.state = 'released'), 0) / 3600.0 AS released_hours,
-           COUNT(*) AS reservations,
-           COUNT(*) FILTER (WHERE p.checked_in_at IS NOT NULL) AS checked_in,
-           COUNT(*) FILTER (WHERE p.state = 'released') AS no_shows
-      FROM p
-     WHERE p.e > p.s
-     GROUP BY GROUPING SETS ((p.building_id, p.floor_id, p.room_id), (p.building_id, p.floor_id), (p.building_id), ())
+    WITH {_PERIOD_ROWS},
+    per_room AS (
+        -- intervals are summed (cheap), turned into seconds once per room (EXTRACT is numeric)
+        SELECT p.room_id,
+               EXTRACT(EPOCH FROM SUM(p.e - p.s)) AS booked,
+               COALESCE(EXTRACT(EPOCH FROM SUM(p.e - p.s) FILTER (WHERE p.checked_in_at IS NOT NULL)), 0) AS checked_in_s,
+               COALESCE(EXTRACT(EPOCH FROM SUM(GREATEST(p.e - GREATEST(p.s, p.released_at), INTERVAL '0'))
+                        FILTER (WHERE p.state = 'released')), 0) AS released_s,
+               COUNT(*) AS reservations,
+               COUNT(*) FILTER (WHERE p.checked_in_at IS NOT NULL) AS checked_in,
+               COUNT(*) FILTER (WHERE p.state = 'released') AS no_shows
+          FROM p
+         GROUP BY p.room_id
+    )
+    SELECT GROUPING(rm.building_id, rm.floor_id, rm.id) AS level, rm.building_id, rm.floor_id, rm.id,
+           SUM(pr.booked) / 3600.0, SUM(pr.checked_in_s) / 3600.0, SUM(pr.released_s) / 3600.0,
+           SUM(pr.reservations), SUM(pr.checked_in), SUM(pr.no_shows)
+      FROM per_room pr
+      JOIN workplace_room rm ON rm.id = pr.room_id
+     GROUP BY GROUPING SETS ((rm.building_id, rm.floor_id, rm.id), (rm.building_id, rm.floor_id), (rm.building_id), ())
 """  # noqa: S608 (the constant _PERIOD_ROWS)
 
 # Query 2 ("utilization heatmap"): booked hours per weekday × hour, building-local: each
 # reservation is cut into the clock hours it touches (generate_series) and each piece summed.
 _HEATMAP = f"""
-    WITH p AS ({_PERIOD_ROWS}),
-         l AS (SELECT p.s AT TIME ZONE p.tz AS s, p.e AT TIME ZONE p.tz AS e FROM p WHERE p.e > p.s)
+    WITH {_PERIOD_ROWS},
+    l AS (SELECT p.s AT TIME ZONE p.tz AS s, p.e AT TIME ZONE p.tz AS e FROM p)
     SELECT EXTRACT(ISODOW FROM h)::int AS dow, EXTRACT(HOUR FROM h)::int AS hour,
-           SUM(EXTRACT(EPOCH FROM LEAST(l.e, h + INTERVAL '1 hour') - GREATEST(l.s, h))) / 3600.0 AS hours
+           EXTRACT(EPOCH FROM SUM(LEAST(l.e, h + INTERVAL '1 hour') - GREATEST(l.s, h))) / 3600.0 AS hours
       FROM l, generate_series(date_trunc('hour', l.s), l.e - INTERVAL '1 microsecond', INTERVAL '1 hour') AS h
      GROUP BY 1, 2
 """  # noqa: S608 (the constant _PERIOD_ROWS)

@@ -170,8 +170,10 @@
       .then(function (r) {
         lastContact = new Date();
         setConnection("online");
-        text("action-result", r.ok ? ({ book: "Booked.", extend: "Extended.", end: "Ended: the room is free.", "check-in": "Checked in." })[action] : r.data.message);
         if (r.data.state) state = r.data.state;
+        var freeFrom = state.current ? state.current.end_label : "now";
+        text("action-result", r.ok ? ({ book: "Booked.", extend: "Extended.", end: "Ended early: the room is free from " + freeFrom + ".",
+                                        "check-in": "Checked in." })[action] : r.data.message);
       })
       .catch(function () {
         if (body.getAttribute("data-connection") !== "signed-out") {
