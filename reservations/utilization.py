@@ -178,7 +178,8 @@ def utilization(*, start: dt.date, end: dt.date, building: Building | None = Non
         result.heatmap[dow - 1][hour] = float(hours or 0)
     by_room, by_floor, by_building = {}, {}, {}
     for level, building_id, floor_id, room_id, booked, checked_hours, released_hours, count, checked, no_shows in totals:
-        figures = Figures(float(booked or 0), float(checked_hours or 0), float(released_hours or 0), int(count), int(checked), int(no_shows))
+        figures = Figures(float(booked or 0), float(checked_hours or 0), float(released_hours or 0), int(count or 0), int(checked or 0),
+                          int(no_shows or 0))  # an empty period: the overall row of NULL sums
         if level == 0:
             by_room[room_id] = figures
         elif level == 1:

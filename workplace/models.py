@@ -89,7 +89,7 @@ class Room(models.Model):
     # The room panel at the door shows who-is-meeting details only when allowed: by default a
     # busy slot reads "Booked" (people walking past need not learn what is discussed inside).
     panel_shows_subjects = models.BooleanField(
-        default=False, help_text="The room panel at the door shows meeting subjects (else only “Booked”).",
+        "show subjects on the room panel", default=False, help_text="The room panel at the door shows meeting subjects (else only “Booked”).",
     )
 
     class Meta:

@@ -154,3 +154,11 @@ def test_bad_periods_are_form_errors_not_server_errors(client, admin, known, par
     client.force_login(admin)
     response = client.get(reverse("portal:utilization"), params)
     assert response.status_code == 400 and b"field-error" in response.content
+
+
+def test_a_period_without_reservations_is_all_zeros(client, admin, known):
+    result = utilization(start=dt.date(2031, 1, 6), end=dt.date(2031, 1, 12))
+    assert result.total.booked_hours == 0 and result.total.no_show_rate is None and result.peak_hours == []
+    assert len(result.rooms) == 4 and all(row.figures.reservations == 0 for row in result.rooms)
+    client.force_login(admin)
+    assert client.get(reverse("portal:utilization"), {"start": "2031-01-06", "end": "2031-01-12"}).status_code == 200

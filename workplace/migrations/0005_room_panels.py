@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='room',
             name='panel_shows_subjects',
-            field=models.BooleanField(default=False, help_text='The room panel at the door shows meeting subjects (else only “Booked”).'),
+            field=models.BooleanField(default=False, verbose_name='show subjects on the room panel', help_text='The room panel at the door shows meeting subjects (else only “Booked”).'),
         ),
         migrations.CreateModel(
             name='RoomPanel',
