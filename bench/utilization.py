@@ -12,7 +12,7 @@
 5. EXPLAIN the totals query for the default period: it must use ``rsv_utilization_range``;
 6. print JSON: p50/p99 ms, ratios to the trivial GET, queries per page. Target p99 ≤ 300 ms.
 
-Usage: python bench/utilization.py [--iterations 40]
+Usage: python bench/utilization.py [--iterations 40] [--reuse]
 """
 
 import argparse
@@ -124,12 +124,14 @@ def _seed():
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--reuse", action="store_true", help="keep the database of a previous run if it holds the seed")
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_UTILIZATION_DATABASE_URL", DEFAULT_DB)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
-    _recreate_database(database_url)
+    if not args.reuse:
+        _recreate_database(database_url)
 
     import django
 
@@ -147,7 +149,14 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     cache.clear()
     t0 = time.perf_counter()
-    staff, buildings = _seed()
+    from django.contrib.auth import get_user_model
+
+    from workplace.models import Building
+
+    if args.reuse and Reservation.objects.exists():
+        staff, buildings = get_user_model().objects.get(username="admin"), list(Building.objects.order_by("pk"))
+    else:
+        staff, buildings = _seed()
     seed_seconds = time.perf_counter() - t0
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(staff)
