@@ -26,6 +26,9 @@ class Source(models.TextChoices):
     MOBILE = "mobile"
     REST_API = "rest_api"
     OUTLOOK = "outlook"
+    # A tablet at the room's door (workplace.RoomPanel): not a person acting in person, so the
+    # mode table treats it like the REST API (system credential).
+    ROOM_PANEL = "room_panel"
 
 
 class State(models.TextChoices):

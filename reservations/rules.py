@@ -323,7 +323,7 @@ def _mailbox_violation(lookups: Lookups, reservation, source, subsource, *, acti
         return RuleViolation(
             "personal_channel",
             f"This reservation's meeting is in the owner's own Outlook calendar, so in Personal mode it can only be "
-            f"{verb} by them from {CHANNEL_NAMES}, not through the API.",
+            f"{verb} by them from {CHANNEL_NAMES}, not {'at a room panel' if source == 'room_panel' else 'through the API'}.",
         )
     if getattr(actor, "pk", None) != reservation.requested_for_id:
         return RuleViolation(

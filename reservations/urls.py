@@ -22,6 +22,10 @@ urlpatterns = [
     # The short URL on a room's door (its QR code): the signed-in employee's check-in there.
     path("r/<int:room_id>/", views.room_check_in, name="room_check_in"),
     path("series/<int:series_id>/confirm/", views.series_confirm, name="series_confirm"),
+    path("panel/", views.panel, name="panel"),
+    path("panel/state/", views.panel_state_view, name="panel_state"),
+    path("panel/<slug:action>/", views.panel_action, name="panel_action"),
+    path("utilization/", views.utilization_page, name="utilization"),
     path("settings/outlook/", views.outlook_settings, name="outlook_settings"),
     path("approvals/", views.approvals, name="approvals"),
     path("approvals/<int:reservation_id>/", views.decide, name="approval_decide"),

@@ -24,7 +24,9 @@ from workplace.models import (
     Profile,
     Room,
     RoomImport,
+    RoomPanel,
 )
+from workplace.panels import room_panel_create, room_panel_revoke
 
 
 class FloorInline(admin.TabularInline):
@@ -130,6 +132,7 @@ class RoomAdmin(admin.ModelAdmin):
         (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable"]}),
         ("Check-in", {"fields": ["checkin_required", "check_in_qr"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled", "booking_type", "room_list"]}),
+        ("Room panel", {"fields": ["panel_shows_subjects"]}),
         ("Approval", {
             "fields": ["needs_approval", "approver_users", "approvers"],
             "description": "Bookings of a room that needs approval wait until one of its approvers approves them in the "
@@ -273,3 +276,55 @@ class ApiTokenAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             self.message_user(request, f"The new token (shown only now, copy it): {form.token}", messages.WARNING)
+
+
+class RoomPanelAddForm(forms.ModelForm):
+    class Meta:
+        model = RoomPanel
+        fields = ["room", "name"]
+
+
+@admin.register(RoomPanel)
+class RoomPanelAdmin(admin.ModelAdmin):
+    """Room panels (tablets at the door): add one to get its sign-in URL (shown once), revoke one
+    with the action; a revoked panel's next request is refused and it shows "signed out"."""
+
+    form = RoomPanelAddForm
+    list_display = ["name", "room", "token_prefix", "created_at", "last_seen_at", "is_revoked"]
+    list_filter = ["room__building", "revoked_at"]
+    search_fields = ["name", "room__name", "token_prefix"]
+    list_select_related = ["room__building"]
+    raw_id_fields = ["room"]
+    actions = ["revoke"]
+
+    @admin.display(boolean=True, description="revoked")
+    def is_revoked(self, obj: RoomPanel) -> bool:
+        return obj.revoked
+
+    def get_fields(self, request, obj=None):
+        return ["room", "name"] if obj is None else ["room", "name", "token_prefix", "created_at", "last_seen_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["room", "token_prefix", "created_at", "last_seen_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        panel, token = room_panel_create(room=form.cleaned_data["room"], name=form.cleaned_data["name"])
+        obj.pk = panel.pk
+        obj.__dict__.update({k: v for k, v in panel.__dict__.items() if not k.startswith("_")})
+        obj._state = panel._state  # saved: the admin's "added" page and log point at the new row
+        url = request.build_absolute_uri(reverse("portal:panel")) + f"?token={token}"
+        self.message_user(
+            request,
+            format_html("Open this address on the tablet at the door (shown only now, copy it): <code>{}</code>", url),
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected panels (their tablets are signed out at once)")
+    def revoke(self, request, queryset):
+        panels = list(queryset.filter(revoked_at__isnull=True))
+        for panel in panels:
+            room_panel_revoke(panel=panel)
+        self.message_user(request, f"{len(panels)} panel(s) revoked.")

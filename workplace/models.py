@@ -1,5 +1,7 @@
 """The space directory: buildings, floors, rooms, arrangements, equipment, people."""
 
+import hashlib
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -135,6 +137,11 @@ class Room(models.Model):
         "auth.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="approved_rooms",
         help_text="The group whose members approve or decline this room's bookings (needed when the room needs approval).",
     )
+    # The room panel at the door shows who-is-meeting details only when allowed: by default a
+    # busy slot reads "Booked" (people walking past need not learn what is discussed inside).
+    panel_shows_subjects = models.BooleanField(
+        "show subjects on the room panel", default=False, help_text="The room panel at the door shows meeting subjects (else only “Booked”).",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]
@@ -263,3 +270,43 @@ class ApiToken(AbstractAuthToken):
     @property
     def expired(self) -> bool:
         return self.expiry is not None and self.expiry <= timezone.now()
+
+
+def panel_token_digest(token: str) -> str:
+    """The SHA-256 a room panel's token is stored as (the token itself is never kept)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class RoomPanel(models.Model):
+    """A tablet at a room's door (the room panel, ``reservations.panel``), signed in with its own
+    device token: no person's session. The database keeps only the token's SHA-256
+    (``token_digest``, the lookup key) and its first characters (to tell tokens apart); the token
+    is shown once, when an admin adds the panel. Revoking stops it at once and is kept as a date.
+
+    ``user`` is the panel's own identity (made with the panel; no password, no mailbox, not
+    staff): the requester of what is booked at the door, so a reservation names which panel made
+    it, and the mode table has that identity organize through the provider's organizer account."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="panels")
+    name = models.CharField(max_length=100, help_text="Which device: e.g. “Atlas door tablet”.")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="room_panel", editable=False)
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last request from the device (to a minute).")
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["room__name", "name"]
+        verbose_name = "room panel"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.room.name})"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)

@@ -46,6 +46,12 @@ from reservations.services.from_exchange import (
     series_create_from_exchange,
     series_update_from_exchange,
 )
+from reservations.services.panel import (
+    panel_book_now,
+    panel_check_in,
+    panel_end_early,
+    panel_extend,
+)
 from reservations.services.update import reservation_update
 from reservations.services.validation import UNSET
 
@@ -60,6 +66,10 @@ __all__ = [
     "checkin_window",
     "may_check_in",
     "reservation_approve",
+    "panel_book_now",
+    "panel_check_in",
+    "panel_end_early",
+    "panel_extend",
     "reservation_cancel",
     "reservation_cancel_from_exchange",
     "reservation_cancel_many",

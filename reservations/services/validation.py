@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email
 from django.utils import timezone
 
@@ -57,8 +57,19 @@ def check_scope(scope: str, reservation: Reservation) -> None:
 def ensure_may_manage(actor: AbstractBaseUser | None, reservation: Reservation) -> None:
     if actor is None or actor.is_staff:
         return
-    if actor.pk not in (reservation.requested_by_id, reservation.requested_for_id):
-        raise NotPermitted("You can only change your own reservations.")
+    if actor.pk in (reservation.requested_by_id, reservation.requested_for_id):
+        return
+    if _panel_room_id(actor) == reservation.room_id:
+        return  # the tablet at the room's door acts on that room's meetings (book now, extend, end early)
+    raise NotPermitted("You can only change your own reservations.")
+
+
+def _panel_room_id(actor: AbstractBaseUser) -> int | None:
+    """The room whose panel ``actor`` is the identity of (workplace.RoomPanel.user), else None."""
+    try:
+        return actor.room_panel.room_id
+    except ObjectDoesNotExist:
+        return None
 
 
 def require_aware(errors: dict[str, list[str]], field: str, value: Any, example: str) -> None:

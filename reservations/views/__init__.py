@@ -11,8 +11,11 @@ from .cancel import cancel, cancel_selected
 from .checkin import check_in, room_check_in, series_confirm
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
+from .panel import panel, panel_action, panel_state_view
+from .utilization import utilization_page
 
 __all__ = [
     "approvals", "book", "cancel", "cancel_selected", "change", "check_in", "decide", "finder", "my_feed", "my_reservations",
-    "outlook_settings", "reservation_detail", "reservation_status", "room_check_in", "room_week", "series_confirm",
+    "outlook_settings", "panel", "panel_action", "panel_state_view", "reservation_detail", "reservation_status", "room_check_in",
+    "room_week", "series_confirm", "utilization_page",
 ]

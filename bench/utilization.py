@@ -1,0 +1,231 @@
+#!/usr/bin/env python
+"""Benchmark: the utilization page (issue 15 item 4) over 500 rooms × one year of reservations.
+
+1. (re)create the database ``wp_utilization_bench`` (BENCH_UTILIZATION_DATABASE_URL) and migrate it;
+2. seed 5 buildings (two time zones), 25 floors, 500 rooms and a year of reservations (weekdays,
+   about 4 a room a day, 30–90 min; ~520,000 rows) with one INSERT … SELECT; a share of them
+   checked in and a share released for a no-show (when those columns exist);
+3. render the page through Django's test client (staff, full middleware and templates) for
+   four periods — the default (last 28 days, every room), a quarter of one building, a week,
+   the whole year — N times each, and time the server side;
+4. time a trivial authenticated GET (``/my/status/`` with no ids) in the same run, and divide;
+5. EXPLAIN the totals query for the default period: it must use ``rsv_utilization_range``;
+6. print JSON: p50/p99 ms, ratios to the trivial GET, queries per page. Target p99 ≤ 300 ms.
+
+Usage: python bench/utilization.py [--iterations 40] [--reuse]
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wp_utilization_bench"
+TARGET_MS = 300
+TRIVIAL_URL = "/my/status/"
+ROOMS = 500
+DAYS = 365
+
+
+def _recreate_database(database_url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+                            password=parsed.password or "", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def _filler(cursor, table: str, given: set[str]) -> tuple[list[str], list[str]]:
+    """Columns NOT NULL without a database default that the seed doesn't give: a neutral value each."""
+    cursor.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s AND is_nullable = 'NO' "
+        "AND column_default IS NULL", [table],
+    )
+    names, values = [], []
+    for name, kind in cursor.fetchall():
+        if name in given:
+            continue
+        names.append(f'"{name}"')
+        values.append("false" if kind == "boolean" else "0" if kind in ("integer", "bigint", "smallint") else
+                      "now()" if "timestamp" in kind else "'{}'::jsonb" if kind == "jsonb" else "''")
+    return names, values
+
+
+def _modulo(sql: str) -> str:
+    """The modulo operator as psycopg's placeholders need it (``%%``)."""
+    return sql.replace(" % ", " %% ")
+
+
+def _seed():
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from workplace.models import Building, Floor, Room
+
+    User = get_user_model()
+    staff = User.objects.create_user("admin", "admin@contoso.example", "demo-password", is_staff=True, is_superuser=True)
+    people = [User.objects.create_user(n, f"{n}@contoso.example", "demo-password") for n in ("alice", "bob", "carol", "dave")]
+    zones = ["Europe/Berlin", "Europe/Berlin", "America/New_York", "Europe/Berlin", "America/New_York"]
+    buildings = [Building.objects.create(name=f"Building {i}", code=f"b{i}", timezone=zones[i]) for i in range(5)]
+    floors = {b.pk: [Floor.objects.create(building=b, name=f"Floor {level}", level=level) for level in range(5)] for b in buildings}
+    Room.objects.bulk_create([
+        Room(building=buildings[i % 5], floor=floors[buildings[i % 5].pk][i // 5 % 5], name=f"Room {i:03}", capacity=4 + i % 13)
+        for i in range(ROOMS)
+    ])
+    with connection.cursor() as cursor:
+        columns = {"room_id", "subject", "start", "end", "requested_by_id", "requested_for_id", "state", "created_at", "updated_at"}
+        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'reservations_reservation'")
+        existing = {row[0] for row in cursor.fetchall()}
+        extra_names, extra_values = [], []
+        state_sql = "'confirmed'"
+        if {"checked_in_at", "released_at"} <= existing:
+            # a third checked in, one in seven released (a no-show), the rest neither
+            state_sql = "CASE WHEN (g.n % 7) = 0 THEN 'released' ELSE 'confirmed' END"
+            extra_names += ['"checked_in_at"', '"released_at"']
+            extra_values += ["CASE WHEN (g.n % 3) = 0 AND (g.n % 7) <> 0 THEN g.s + interval '3 minutes' END",
+                             "CASE WHEN (g.n % 7) = 0 THEN g.s + interval '15 minutes' END"]
+            columns |= {"checked_in_at", "released_at"}
+        fill_names, fill_values = _filler(cursor, "reservations_reservation", columns | {"id"})
+        cursor.execute(_modulo(f"""
+            INSERT INTO reservations_reservation (room_id, subject, start, "end", requested_by_id, requested_for_id, state,
+                                                  created_at, updated_at {''.join(', ' + n for n in extra_names + fill_names)})
+            SELECT g.room_id, 'Meeting', g.s, g.s + g.len, g.who, g.who, {state_sql}, now(), now()
+                   {''.join(', ' + v for v in extra_values + fill_values)}
+              FROM (
+                SELECT rm.id AS room_id,
+                       (d::date + interval '1 hour' * (7 + slot * 2) + interval '30 minutes' * ((rm.id + slot) % 2)) AT TIME ZONE b.timezone AS s,
+                       interval '30 minutes' * (1 + (rm.id + slot + extract(doy FROM d)::int) % 3) AS len,
+                       %(people)s::bigint[] AS ppl, row_number() OVER () AS n,
+                       (%(people)s::bigint[])[1 + (rm.id + slot) % 4] AS who
+                  FROM workplace_room rm JOIN workplace_building b ON b.id = rm.building_id,
+                       generate_series(current_date - %(days)s::int, current_date, interval '1 day') AS d,
+                       generate_series(0, 4) AS slot
+                 WHERE extract(isodow FROM d) < 6 AND (rm.id * 7 + extract(doy FROM d)::int * 3 + slot) % 5 <> 0
+              ) AS g
+        """), {"people": [p.pk for p in people], "days": DAYS})
+        cursor.execute("ANALYZE reservations_reservation")
+    return staff, buildings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--reuse", action="store_true", help="keep the database of a previous run if it holds the seed")
+    args = parser.parse_args()
+    database_url = os.environ.get("BENCH_UTILIZATION_DATABASE_URL", DEFAULT_DB)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+    if not args.reuse:
+        _recreate_database(database_url)
+
+    import django
+
+    django.setup()
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from reservations import utilization as module
+    from reservations.models import Reservation
+
+    call_command("migrate", verbosity=0)
+    cache.clear()
+    t0 = time.perf_counter()
+    from django.contrib.auth import get_user_model
+
+    from workplace.models import Building
+
+    if args.reuse and Reservation.objects.exists():
+        staff, buildings = get_user_model().objects.get(username="admin"), list(Building.objects.order_by("pk"))
+    else:
+        staff, buildings = _seed()
+    seed_seconds = time.perf_counter() - t0
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(staff)
+    today = timezone.localdate()
+    scenarios = {
+        "default_28_days_all_rooms": {},
+        "one_building_quarter": {"start": (today - dt.timedelta(days=90)).isoformat(), "end": today.isoformat(), "building": str(buildings[0].pk)},
+        "one_week_all_rooms": {"start": (today - dt.timedelta(days=6)).isoformat(), "end": today.isoformat()},
+        "whole_year_all_rooms": {"start": (today - dt.timedelta(days=DAYS)).isoformat(), "end": today.isoformat()},
+    }
+
+    def timed(url, params, iterations):
+        for _ in range(3):
+            assert client.get(url, params).status_code == 200
+        timings = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            response = client.get(url, params)
+            timings.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200
+        timings.sort()
+        return timings
+
+    def p50_p99(timings):
+        return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+
+    trivial_before = timed(TRIVIAL_URL, {}, args.iterations)
+    results = {}
+    for name, params in scenarios.items():
+        iterations = args.iterations if name != "whole_year_all_rooms" else max(5, args.iterations // 4)
+        timings = timed("/utilization/", params, iterations)
+        with CaptureQueriesContext(connection) as queries:
+            client.get("/utilization/", params)
+        p50, p99 = p50_p99(timings)
+        results[name] = {"p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "max_ms": round(timings[-1], 1),
+                         "iterations": iterations, "queries": len(queries)}
+    trivial_after = timed(TRIVIAL_URL, {}, args.iterations)
+    base_p50 = min(p50_p99(trivial_before)[0], p50_p99(trivial_after)[0])
+    base_p99 = min(p50_p99(trivial_before)[1], p50_p99(trivial_after)[1])
+    for result in results.values():
+        result["ratio_p50"] = round(result["p50_ms"] / base_p50, 1)
+        result["ratio_p99"] = round(result["p99_ms"] / base_p99, 1)
+    # 5. The plan of the totals query for the default period.
+    params = module._params(today - dt.timedelta(days=27), today, None, None)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + module._TOTALS, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    uses_index = "rsv_utilization_range" in plan
+    default = results["default_28_days_all_rooms"]
+    print(json.dumps({
+        "bench": "utilization",
+        "rooms": ROOMS,
+        "reservations": Reservation.objects.count(),
+        "days": DAYS,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "seed_seconds": round(seed_seconds, 1),
+        "scenarios": results,
+        "trivial_get": {"url": TRIVIAL_URL, "p50_ms": round(base_p50, 2), "p99_ms": round(base_p99, 2)},
+        "totals_query_uses_rsv_utilization_range": uses_index,
+        "target_p99_ms": TARGET_MS,
+        "default_p99_ms": default["p99_ms"],
+        "meets_target": default["p99_ms"] <= TARGET_MS and uses_index,
+    }, indent=2))
+    if os.environ.get("BENCH_EXPLAIN"):
+        print(plan, file=sys.stderr)
+    if not uses_index:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Room utilization (reads only, issue 15 item 4): per room, floor and building over a period —
+hours booked, hours checked in, hours released, the no-show rate — and the peak hours as a
+day-of-week × hour grid, each computed by PostgreSQL in one aggregate query (no Python loop
+over reservations; the period's rows never leave the database).
+
+The period is a range of days in each building's own time zone (a day in Berlin is not a day
+in New York). A reservation counts for the part of it inside the period. Which rows count:
+
+- booked: reservations that held the room (awaiting, confirmed, conflicted) and those
+  released for a no-show (they were booked; the release freed the rest);
+- checked in: booked reservations someone checked in, for their booked length;
+- released: the time a release freed (from the release to the booked end);
+- no-show rate: released ÷ (checked in + released): of the reservations whose check-in was
+  decided either way, the share nobody came to (rooms without check-in count only what was
+  checked in there).
+
+The indexes these queries use are created by migration 0006 (``rsv_utilization_range``):
+a GiST index on the reservation's time range, so a period of weeks reads only its rows
+out of years of them (checked with EXPLAIN in bench/utilization.py).
+
+PostgreSQL only (production's database): on SQLite (``make run``'s embedded default)
+``utilization`` raises ``UtilizationUnavailable`` and the page says why."""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from workplace.models import Building, Floor, Room
+
+# States whose reservations were booked (held the room, or were released for a no-show).
+BOOKED_STATES = ("awaiting_confirmation", "confirmed", "conflicted", "released")
+
+
+# Written into the SQL (constants, not parameters): the planner can then use the partial index.
+_BOOKED_SQL = "(" + ", ".join(f"'{state}'" for state in BOOKED_STATES) + ")"
+
+
+class UtilizationUnavailable(Exception):
+    """The database can't compute utilization (SQLite)."""
+
+
+@dataclass
+class Figures:
+    booked_hours: float = 0.0
+    checked_in_hours: float = 0.0
+    released_hours: float = 0.0
+    reservations: int = 0
+    checked_in: int = 0
+    no_shows: int = 0
+
+    @property
+    def no_show_rate(self) -> float | None:
+        """Released ÷ (checked in + released); None when nothing needed a check-in."""
+        decided = self.checked_in + self.no_shows
+        return self.no_shows / decided if decided else None
+
+
+@dataclass
+class Row:
+    """One room, floor or building and its figures."""
+
+    id: int | None
+    name: str
+    figures: Figures
+    building: str = ""
+    floor: str = ""
+
+
+@dataclass
+class Utilization:
+    start: dt.date
+    end: dt.date  # inclusive
+    total: Figures
+    buildings: list[Row] = field(default_factory=list)
+    floors: list[Row] = field(default_factory=list)
+    rooms: list[Row] = field(default_factory=list)
+    # heatmap[isodow - 1][hour] = booked hours in that hour of that weekday (building-local)
+    heatmap: list[list[float]] = field(default_factory=lambda: [[0.0] * 24 for _ in range(7)])
+
+    @property
+    def peak_hours(self) -> list[tuple[int, int, float]]:
+        """The three busiest (isodow, hour, hours) cells, busiest first."""
+        cells = [(d + 1, h, v) for d, row in enumerate(self.heatmap) for h, v in enumerate(row) if v > 0]
+        return sorted(cells, key=lambda c: (-c[2], c[0], c[1]))[:3]
+
+    @property
+    def heatmap_max(self) -> float:
+        return max((v for row in self.heatmap for v in row), default=0.0)
+
+
+# The period's reservations, clipped to it in each building's zone (``bounds``: the period's
+# first and last instant per building, worked out once per building, not per row). The coarse
+# UTC range (%(lo)s, %(hi)s: the period widened by a day each side, more than any zone's
+# offset) lets the GiST index rsv_utilization_range pick the period's rows out of years of them.
+_PERIOD_ROWS = f"""
+    bounds AS (
+        SELECT b.id AS building_id, b.timezone AS tz,
+               (%(start)s::date)::timestamp AT TIME ZONE b.timezone AS first_instant,
+               (%(end)s::date + 1)::timestamp AT TIME ZONE b.timezone AS last_instant
+          FROM workplace_building b
+         WHERE (%(building)s::bigint IS NULL OR b.id = %(building)s::bigint)
+    ),
+    p AS (
+        SELECT r.room_id, bd.tz,
+               GREATEST(r.start, bd.first_instant) AS s, LEAST(r."end", bd.last_instant) AS e,
+               r.state, r.checked_in_at, r.released_at
+          FROM reservations_reservation r
+          JOIN workplace_room rm ON rm.id = r.room_id
+          JOIN bounds bd ON bd.building_id = rm.building_id
+         WHERE tstzrange(r.start, r."end", '[)') && tstzrange(%(lo)s, %(hi)s, '[)')
+           AND r.state IN {_BOOKED_SQL}
+           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
+           AND r."end" > bd.first_instant AND r.start < bd.last_instant
+    )
+"""  # noqa: S608 (only constants are formatted in: BOOKED_STATES; values are parameters)
+
+# Query 1 ("utilization totals"): the figures per room (a hash aggregate over the period's
+# rows), then per floor, per building and overall over those few hundred room rows
+# (GROUPING SETS), in one statement.
+_TOTALS = f"""
+    WITH {_PERIOD_ROWS},
+    per_room AS (
+        -- intervals are summed (cheap), turned into seconds once per room (EXTRACT is numeric)
+        SELECT p.room_id,
+               EXTRACT(EPOCH FROM SUM(p.e - p.s)) AS booked,
+               COALESCE(EXTRACT(EPOCH FROM SUM(p.e - p.s) FILTER (WHERE p.checked_in_at IS NOT NULL)), 0) AS checked_in_s,
+               COALESCE(EXTRACT(EPOCH FROM SUM(GREATEST(p.e - GREATEST(p.s, p.released_at), INTERVAL '0'))
+                        FILTER (WHERE p.state = 'released')), 0) AS released_s,
+               COUNT(*) AS reservations,
+               COUNT(*) FILTER (WHERE p.checked_in_at IS NOT NULL) AS checked_in,
+               COUNT(*) FILTER (WHERE p.state = 'released') AS no_shows
+          FROM p
+         GROUP BY p.room_id
+    )
+    SELECT GROUPING(rm.building_id, rm.floor_id, rm.id) AS level, rm.building_id, rm.floor_id, rm.id,
+           SUM(pr.booked) / 3600.0, SUM(pr.checked_in_s) / 3600.0, SUM(pr.released_s) / 3600.0,
+           SUM(pr.reservations), SUM(pr.checked_in), SUM(pr.no_shows)
+      FROM per_room pr
+      JOIN workplace_room rm ON rm.id = pr.room_id
+     GROUP BY GROUPING SETS ((rm.building_id, rm.floor_id, rm.id), (rm.building_id, rm.floor_id), (rm.building_id), ())
+"""  # noqa: S608 (the constant _PERIOD_ROWS)
+
+# Query 2 ("utilization heatmap"): booked hours per weekday × hour, building-local: each
+# reservation is cut into the clock hours it touches (generate_series) and each piece summed.
+_HEATMAP = f"""
+    WITH {_PERIOD_ROWS},
+    l AS (SELECT p.s AT TIME ZONE p.tz AS s, p.e AT TIME ZONE p.tz AS e FROM p)
+    SELECT EXTRACT(ISODOW FROM h)::int AS dow, EXTRACT(HOUR FROM h)::int AS hour,
+           EXTRACT(EPOCH FROM SUM(LEAST(l.e, h + INTERVAL '1 hour') - GREATEST(l.s, h))) / 3600.0 AS hours
+      FROM l, generate_series(date_trunc('hour', l.s), l.e - INTERVAL '1 microsecond', INTERVAL '1 hour') AS h
+     GROUP BY 1, 2
+"""  # noqa: S608 (the constant _PERIOD_ROWS)
+
+
+def _params(start: dt.date, end: dt.date, building: Building | None, floor: Floor | None) -> dict:
+    lo = dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC) - dt.timedelta(days=1)
+    hi = dt.datetime.combine(end, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(days=2)
+    return {
+        "start": start, "end": end, "lo": lo, "hi": hi, "states": list(BOOKED_STATES),
+        "building": building.pk if building is not None else None, "floor": floor.pk if floor is not None else None,
+    }
+
+
+def utilization(*, start: dt.date, end: dt.date, building: Building | None = None, floor: Floor | None = None) -> Utilization:
+    """The figures for the days ``start``..``end`` (inclusive), for every room (or one building's,
+    one floor's). Three queries: the totals, the heatmap and the rooms' names."""
+    if connection.vendor != "postgresql":
+        raise UtilizationUnavailable("Utilization is computed by PostgreSQL; this instance runs on SQLite.")
+    params = _params(start, end, building, floor)
+    with connection.cursor() as cursor:
+        cursor.execute(_TOTALS, params)
+        totals = cursor.fetchall()
+        cursor.execute(_HEATMAP, params)
+        heat = cursor.fetchall()
+    result = Utilization(start=start, end=end, total=Figures())
+    for dow, hour, hours in heat:
+        result.heatmap[dow - 1][hour] = float(hours or 0)
+    by_room, by_floor, by_building = {}, {}, {}
+    for level, building_id, floor_id, room_id, booked, checked_hours, released_hours, count, checked, no_shows in totals:
+        figures = Figures(float(booked or 0), float(checked_hours or 0), float(released_hours or 0), int(count or 0), int(checked or 0),
+                          int(no_shows or 0))  # an empty period: the overall row of NULL sums
+        if level == 0:
+            by_room[room_id] = figures
+        elif level == 1:
+            by_floor[(building_id, floor_id)] = figures
+        elif level == 3:
+            by_building[building_id] = figures
+        else:
+            result.total = figures
+    rooms = Room.objects.select_related("building", "floor").order_by("building__name", "name")
+    if building is not None:
+        rooms = rooms.filter(building=building)
+    if floor is not None:
+        rooms = rooms.filter(floor=floor)
+    buildings_seen: dict[int, str] = {}
+    floors_seen: dict[tuple, str] = {}
+    for room in rooms.only("id", "name", "building__name", "floor__name", "floor__building_id"):
+        buildings_seen[room.building_id] = room.building.name
+        floors_seen[(room.building_id, room.floor_id)] = room.floor.name if room.floor_id else "(no floor)"
+        result.rooms.append(Row(room.pk, room.name, by_room.get(room.pk, Figures()), building=room.building.name,
+                                floor=room.floor.name if room.floor_id else ""))
+    result.buildings = [Row(pk, name, by_building.get(pk, Figures())) for pk, name in buildings_seen.items()]
+    result.floors = [Row(key[1], name, by_floor.get(key, Figures()), building=buildings_seen[key[0]])
+                     for key, name in sorted(floors_seen.items(), key=lambda item: (buildings_seen[item[0][0]], item[1]))]
+    return result

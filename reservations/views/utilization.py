@@ -1,0 +1,114 @@
+"""Utilization (staff only, ``/utilization/``): the figures of ``reservations.utilization`` for a
+period and a building or floor, drawn as server-rendered SVG — a weekday × hour heatmap of the
+booked hours and a bar per room (booked, of which checked in, and released) — with tables
+beside them, and the same figures per room as CSV (``?format=csv``)."""
+
+import csv
+import datetime as dt
+
+from django import forms
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from reservations.utilization import UtilizationUnavailable, utilization
+from workplace.models import Building, Floor
+
+MAX_PERIOD_DAYS = 366
+DEFAULT_DAYS = 28
+CHART_ROOMS = 30
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    building = forms.ModelChoiceField(queryset=Building.objects.order_by("name"), required=False, empty_label="All buildings")
+    floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building").order_by("building__name", "level"), required=False, empty_label="All floors")
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                self.add_error("end", "The period ends before it starts.")
+            elif (end - start).days + 1 > MAX_PERIOD_DAYS:
+                self.add_error("end", f"Choose at most {MAX_PERIOD_DAYS} days.")
+        building, floor = data.get("building"), data.get("floor")
+        if building and floor and floor.building_id != building.pk:
+            self.add_error("floor", "This floor is in another building.")
+        return data
+
+
+def _default_period() -> dict:
+    today = timezone.localdate()
+    return {"start": today - dt.timedelta(days=DEFAULT_DAYS - 1), "end": today}
+
+
+def _heatmap_cells(result) -> list[dict]:
+    top = result.heatmap_max or 1.0
+    return [
+        {"x": 44 + hour * 26, "y": 22 + day * 26, "hours": value, "day": WEEKDAYS[day], "hour": hour,
+         "opacity": round(0.08 + 0.92 * value / top, 3) if value else 0}
+        for day, row in enumerate(result.heatmap) for hour, value in enumerate(row)
+    ]
+
+
+def _room_bars(result) -> tuple[list[dict], int]:
+    rows = sorted(result.rooms, key=lambda r: (-r.figures.booked_hours, r.building, r.name))[:CHART_ROOMS]
+    top = max((r.figures.booked_hours for r in rows), default=0) or 1.0
+    width = 520
+    bars = []
+    for index, row in enumerate(rows):
+        f = row.figures
+        bars.append({
+            "y": 8 + index * 24, "label": f"{row.name} ({row.building})", "figures": f,
+            "booked_w": round(width * f.booked_hours / top, 1), "checked_w": round(width * f.checked_in_hours / top, 1),
+            "released_w": round(width * f.released_hours / top, 1),
+            # released time is part of the booked time: drawn at the booked bar's end
+            "released_x": round(228 + width * (f.booked_hours - f.released_hours) / top, 1),
+        })
+    return bars, 16 + len(rows) * 24
+
+
+def _csv(result) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="utilization-{result.start}-{result.end}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["building", "floor", "room", "room_id", "booked_hours", "checked_in_hours", "released_hours",
+                     "reservations", "checked_in", "no_shows", "no_show_rate"])
+    for row in result.rooms:
+        f = row.figures
+        rate = "" if f.no_show_rate is None else f"{f.no_show_rate:.3f}"
+        writer.writerow([row.building, row.floor, row.name, row.id, f"{f.booked_hours:.2f}", f"{f.checked_in_hours:.2f}",
+                         f"{f.released_hours:.2f}", f.reservations, f.checked_in, f.no_shows, rate])
+    return response
+
+
+@staff_member_required
+def utilization_page(request: HttpRequest) -> HttpResponse:
+    form = PeriodForm(request.GET or None, initial=_default_period())
+    if request.GET:
+        if not form.is_valid():
+            return render(request, "reservations/utilization.html", {"form": form}, status=400)
+        period = form.cleaned_data
+    else:
+        period = {**_default_period(), "building": None, "floor": None}
+    try:
+        result = utilization(start=period["start"], end=period["end"], building=period["building"], floor=period["floor"])
+    except UtilizationUnavailable as exc:
+        return render(request, "reservations/utilization.html", {"form": form, "unavailable": str(exc)})
+    if request.GET.get("format") == "csv":
+        return _csv(result)
+    bars, bars_height = _room_bars(result)
+    query = request.GET.copy()
+    query["format"] = "csv"
+    for key, value in period.items():
+        if key in ("start", "end"):
+            query[key] = value.isoformat()
+    return render(request, "reservations/utilization.html", {
+        "form": form, "result": result, "cells": _heatmap_cells(result), "weekdays": WEEKDAYS, "hours": range(24),
+        "bars": bars, "bars_height": bars_height, "chart_rooms": CHART_ROOMS, "csv_query": query.urlencode(),
+        "peaks": [(WEEKDAYS[d - 1], h, v) for d, h, v in result.peak_hours],
+    })
