@@ -63,6 +63,20 @@ class FinderForm(forms.Form):
         return data
 
 
+class CalendarForm(forms.Form):
+    """The building day grid's choices: a building (its code), one of its floors (any by default)
+    and the day. The choices come from lists the view read once (one query each)."""
+
+    building = forms.ChoiceField()
+    floor = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    date = DayField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Day")
+
+    def __init__(self, *args, buildings: list[Building], floors: list[Floor], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["building"].choices = [(b.code, b.name) for b in buildings]
+        self.fields["floor"].choices = [("", "All floors")] + [(f.pk, f.name) for f in floors]
+
+
 def parse_attendees(text: str) -> list[str]:
     """Emails separated by commas, semicolons, spaces or new lines; ``Name <email>`` works too."""
     emails = []

@@ -60,7 +60,7 @@ class RoomAdmin(admin.ModelAdmin):
     filter_horizontal = ["equipment"]
     inlines = [ArrangementInline]
     fieldsets = [
-        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "reservable"]}),
+        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "reservable", "show_subjects"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled"]}),
     ]
 

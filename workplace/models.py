@@ -78,6 +78,11 @@ class Room(models.Model):
     sync_enabled = models.BooleanField(default=False, help_text="Keep this room's reservations in sync with Exchange.")
     group_reservations_enabled = models.BooleanField(default=False)
     reservable = models.BooleanField(default=True)
+    show_subjects = models.BooleanField(
+        default=False,
+        help_text="Everyone sees reservations' subjects in the portal's calendars; otherwise only the people "
+                  "booked (and staff) do, others see \"Busy\".",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]

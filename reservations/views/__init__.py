@@ -6,11 +6,12 @@ mode allows is asked of ``rules.ui_capabilities`` before the page is drawn, so r
 actions are hidden or disabled with their reason. ``reservations.urls`` names these."""
 
 from .booking import book, change
+from .calendar import building_day
 from .cancel import cancel, cancel_selected
 from .finder import finder, room_week
 from .mine import my_feed, my_reservations, outlook_settings, reservation_detail, reservation_status
 
 __all__ = [
-    "book", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
+    "book", "building_day", "cancel", "cancel_selected", "change", "finder", "my_feed", "my_reservations", "outlook_settings",
     "reservation_detail", "reservation_status", "room_week",
 ]

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from reservations import portal_selectors, rules, selectors
+from reservations import calendar_grid, portal_selectors, rules, selectors
 from reservations.forms import FinderForm
 from workplace.models import Arrangement, Room
 
@@ -94,13 +94,7 @@ def room_week(request: HttpRequest, room_id: int) -> HttpResponse:
     except ValueError:
         day = timezone.now().astimezone(tz).date()
     monday = day - dt.timedelta(days=day.weekday())
-    week = portal_selectors.room_week(room=room, monday=monday, user=request.user)
-    book_url = reverse("portal:book", args=[room.pk])
-    for row in week["rows"]:
-        for cell in row["cells"]:
-            if not cell.get("busy") and not cell["past"]:
-                cell["book_url"] = book_url + "?" + urlencode(
-                    {"date": cell["day"].isoformat(), "start": f"{cell['start']:%H:%M}", "end": f"{cell['end']:%H:%M}"})
+    week = calendar_grid.week_grid(room=room, monday=monday, user=request.user)
     context = {
         "room": room, "week": week, "monday": monday,
         "previous": (monday - dt.timedelta(days=7)).isoformat(), "next": (monday + dt.timedelta(days=7)).isoformat(),
