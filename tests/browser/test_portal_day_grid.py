@@ -67,7 +67,7 @@ def test_a_two_hour_drag_opens_a_two_hour_booking_form(page, day, dojo):
     page.mouse.move(first["x"] + first["width"] / 2, first["y"] + first["height"] / 2)
     page.mouse.down()
     page.mouse.move(last["x"] + last["width"] / 2, last["y"] + last["height"] / 2, steps=8)
-    assert page.locator("#day-grid tr[data-room='%d'] td.selected" % dojo.pk).count() == 4
+    assert page.locator(f"#day-grid tr[data-room='{dojo.pk}'] td.selected").count() == 4
     page.mouse.up()
     page.wait_for_url("**/book/**")
     assert_form(page, day, "10:00", "12:00")
