@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from exchange_auth.providers import active_providers
 from reservations import parsing
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
-from reservations.recurrence import Recurrence
+from reservations.recurrence import Recurrence, index_of
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 MAX_ATTENDEES_TYPED = 200
@@ -93,7 +93,9 @@ class ReservationForm(forms.Form):
     """Booking and changing a reservation. Times are building-local (``tz``)."""
 
     FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"),
-                   ("monthly", "Monthly (same day of the month)")]
+                   ("monthly", "Monthly (same day of the month)"),
+                   ("monthly_weekday", "Monthly (on a weekday, e.g. the 2nd Tuesday)")]
+    INDEXES = [("first", "First"), ("second", "Second"), ("third", "Third"), ("fourth", "Fourth"), ("last", "Last")]
     # ISO weekdays, as the API's recurrence.weekdays.
     WEEKDAYS = [(1, "Monday"), (2, "Tuesday"), (3, "Wednesday"), (4, "Thursday"), (5, "Friday"), (6, "Saturday"), (7, "Sunday")]
 
@@ -121,6 +123,10 @@ class ReservationForm(forms.Form):
         choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="On",
         help_text="Weekly series: the days of the week it meets (none ticked: the first day's weekday).",
     )
+    month_index = forms.ChoiceField(choices=[("", "As the first day")] + INDEXES, required=False, label="Which",
+                                    help_text="Monthly on a weekday: its position in the month (default: the first day's).")
+    month_weekday = forms.TypedChoiceField(choices=[("", "As the first day")] + WEEKDAYS, coerce=int, empty_value=None,
+                                           required=False, label="Weekday")
     ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
                              widget=forms.RadioSelect, label="Ends")
     until = DayField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -133,7 +139,7 @@ class ReservationForm(forms.Form):
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
         "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
-        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence": "frequency", "scope": "scope", "room": "room",
+        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence.index": "month_index", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
 
     def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
@@ -168,7 +174,8 @@ class ReservationForm(forms.Form):
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
-            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "ends", "until", "count"):
+            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "month_index", "month_weekday",
+                         "ends", "until", "count"):
                 del self.fields[name]
             if editing.series_id is None:
                 del self.fields["scope"]
@@ -234,10 +241,16 @@ class ReservationForm(forms.Form):
         if self.editing is not None or not data.get("frequency"):
             return None
         by_count = data.get("ends") == "count"
+        ends = {"until": None if by_count else data.get("until"), "count": data.get("count") if by_count else None}
+        if data["frequency"] == "monthly_weekday":
+            first_day = data["date"]
+            return Recurrence(
+                frequency="monthly", interval=data.get("interval") or 1, index=data.get("month_index") or index_of(first_day),
+                weekdays=(data.get("month_weekday") or first_day.isoweekday(),), **ends,
+            )
         return Recurrence(
             frequency=data["frequency"], interval=data.get("interval") or 1,
-            weekdays=tuple(sorted(set(data.get("weekdays") or ()))),
-            until=None if by_count else data.get("until"), count=data.get("count") if by_count else None,
+            weekdays=tuple(sorted(set(data.get("weekdays") or ()))), **ends,
         )
 
     def add_service_error(self, exc: ReservationError) -> None:

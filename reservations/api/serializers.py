@@ -10,7 +10,7 @@ from exchange_auth.modes import REST_API_SUBSOURCE
 from reservations.api.fields import AwareDateTimeField, DayField, IdField, PersonField, SubjectField
 from reservations.fastpaths import reservation_to_dict
 from reservations.models import Attendee, Kind, Source, State
-from reservations.recurrence import FREQUENCIES, Recurrence
+from reservations.recurrence import FREQUENCIES, INDEXES, Recurrence
 from workplace.models import Arrangement, Room
 
 # --- fields ------------------------------------------------------------------------------
@@ -46,6 +46,11 @@ class RecurrenceInputSerializer(serializers.Serializer):
     weekdays = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=7), required=False, default=list, max_length=7)
     until = DayField(required=False, allow_null=True, default=None)
     count = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    index = serializers.ChoiceField(
+        choices=INDEXES, required=False, allow_null=True, default=None,
+        help_text="Monthly only: on the first/second/third/fourth/last of a weekday (weekdays: one ISO day, "
+                  "default the first day's) — Graph's relativeMonthly; absent: the same day of the month.",
+    )
 
 
 def _room_field(**kwargs):
@@ -130,7 +135,7 @@ class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
             return None
         return Recurrence(
             frequency=data["frequency"], interval=data["interval"], weekdays=tuple(data["weekdays"]),
-            until=data["until"], count=data["count"],
+            until=data["until"], count=data["count"], index=data.get("index"),
         )
 
 
@@ -223,8 +228,12 @@ class SeriesSerializer(serializers.Serializer):
     frequency = serializers.CharField()
     interval = serializers.IntegerField()
     weekdays = serializers.ListField(child=serializers.IntegerField())
+    index = serializers.SerializerMethodField(help_text="Monthly by position: first .. last; null: same day of the month.")
     until = serializers.DateField()
     count = serializers.IntegerField()
+
+    def get_index(self, series) -> str | None:
+        return series.index or None
 
 
 class ReservationSerializer(serializers.Serializer):

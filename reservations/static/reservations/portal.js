@@ -79,9 +79,11 @@
       var repeatOnly = Array.prototype.slice.call(document.querySelectorAll(".repeat-only"));
       if (interval && interval.closest("div.field")) repeatOnly.push(interval.closest("div.field"));
       var weekdays = document.getElementById("weekdays");
+      var monthWeekday = document.getElementById("month-weekday");
       var sync = function () {
         repeatOnly.forEach(function (el) { el.hidden = !frequency.value; });
         if (weekdays) weekdays.hidden = frequency.value !== "weekly";
+        if (monthWeekday) monthWeekday.hidden = frequency.value !== "monthly_weekday";
       };
       frequency.addEventListener("change", sync);
       sync();
