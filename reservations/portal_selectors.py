@@ -145,4 +145,7 @@ def series_summary(*, reservation: Reservation) -> dict | None:
         coming=Count("id", filter=Q(state__in=ACTIVE_STATES, end__gt=now)),
         position=Count("id", filter=Q(start__lte=reservation.start)),
     )
-    return {"series": reservation.series, **counts}
+    series = reservation.series
+    weekday = (series.weekdays or [1])[0]  # set for every series by position (services.create)
+    names = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    return {"series": series, "weekday_name": names[weekday - 1], **counts}

@@ -84,6 +84,14 @@ def test_api_books_a_second_tuesday_series_and_old_shape_still_works(alice_api, 
                 recurrence={"frequency": "monthly", "count": 2})
     response = alice_api.post("/api/v1/reservations/", body, format="json")
     assert response.status_code == 201 and response.json()["series"]["index"] is None
+    # No weekday given: the first day's (a Tuesday), kept on the series for Outlook's daysOfWeek.
+    evening = start + dt.timedelta(hours=8)
+    body.update(subject="Last Tuesday", start=evening.isoformat(), end=(evening + dt.timedelta(hours=1)).isoformat(),
+                recurrence={"frequency": "monthly", "index": "last", "count": 2})
+    assert alice_api.post("/api/v1/reservations/", body, format="json").status_code == 201
+    last = ReservationSeries.objects.get(subject="Last Tuesday")
+    assert last.weekdays == [2] and [r.start.astimezone(BERLIN).date() for r in last.occurrences.order_by("start")] == [
+        dt.date(2027, 1, 26), dt.date(2027, 2, 23)]
     body.update(subject="Bad", recurrence={"frequency": "monthly", "index": "fifth", "count": 2})
     response = alice_api.post("/api/v1/reservations/", body, format="json")
     assert response.status_code == 400 and "recurrence" in str(response.json()["extra"])
