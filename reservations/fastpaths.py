@@ -181,7 +181,7 @@ def reservation_to_dict(r: Reservation, checkin_rules: CheckInRules | None = Non
         "origin": r.origin,
         "series": None if series is None else {
             "id": series.pk, "frequency": series.frequency, "interval": series.interval, "weekdays": list(series.weekdays),
-            "until": series.until.isoformat() if series.until else None, "count": series.count,
+            "index": series.index or None, "until": series.until.isoformat() if series.until else None, "count": series.count,
         },
         "online_meeting": r.online_meeting,
         "online_meeting_url": r.online_meeting_url or (series.online_meeting_url if series is not None else ""),

@@ -10,14 +10,53 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.forms.utils import flatatt
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from exchange_auth.providers import active_providers
 from reservations import parsing
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
-from reservations.recurrence import Recurrence
+from reservations.recurrence import Recurrence, index_of
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 MAX_ATTENDEES_TYPED = 200
+
+
+class LightSelect(forms.Select):
+    """A ``<select>`` written in Python rather than through Django's widget templates (one
+    template include per option): the finder's and the day grid's filters list every floor,
+    and drawing them was a good part of those pages' time. Same markup as Django's."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        options = []
+        for _group, subgroup, _index in widget["optgroups"]:
+            for option in subgroup:
+                selected = " selected" if option["selected"] else ""
+                options.append(f'<option value="{escape(option["value"])}"{selected}>{escape(option["label"])}</option>')
+        return mark_safe(f'<select name="{escape(widget["name"])}"{flatatt(widget["attrs"])}>{"".join(options)}</select>')  # noqa: S308
+
+
+class LightInput:
+    """An ``<input>`` written in Python (see LightSelect), for the filters' date, time and number boxes."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
+        return mark_safe(f'<input type="{widget["type"]}" name="{escape(widget["name"])}"{shown}{flatatt(widget["attrs"])}>')  # noqa: S308
+
+
+class LightDateInput(LightInput, forms.DateInput):
+    pass
+
+
+class LightTimeInput(LightInput, forms.TimeInput):
+    pass
+
+
+class LightNumberInput(LightInput, forms.NumberInput):
+    pass
 
 
 class DayField(forms.DateField):
@@ -35,16 +74,18 @@ class DayField(forms.DateField):
 
 
 class FinderForm(forms.Form):
-    building = forms.ModelChoiceField(queryset=Building.objects.all(), required=False, to_field_name="code", empty_label="Any building")
-    floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building"), required=False, empty_label="Any floor")
-    capacity = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Seats (at least)")
+    building = forms.ModelChoiceField(queryset=Building.objects.all(), required=False, to_field_name="code", empty_label="Any building",
+                                      widget=LightSelect)
+    floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building"), required=False, empty_label="Any floor",
+                                   widget=LightSelect)
+    capacity = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Seats (at least)", widget=LightNumberInput)
     equipment = forms.ModelMultipleChoiceField(
         queryset=Equipment.objects.all(), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
     )
-    arrangement = forms.ChoiceField(required=False, label="Layout")
-    date = DayField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    free_from = forms.TimeField(required=False, label="Free from", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
-    free_to = forms.TimeField(required=False, label="until", widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
+    arrangement = forms.ChoiceField(required=False, label="Layout", widget=LightSelect)
+    date = DayField(required=False, widget=LightDateInput(attrs={"type": "date"}))
+    free_from = forms.TimeField(required=False, label="Free from", widget=LightTimeInput(format="%H:%M", attrs={"type": "time"}))
+    free_to = forms.TimeField(required=False, label="until", widget=LightTimeInput(format="%H:%M", attrs={"type": "time"}))
 
     def __init__(self, *args, arrangement_names=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,6 +104,20 @@ class FinderForm(forms.Form):
         return data
 
 
+class CalendarForm(forms.Form):
+    """The building day grid's choices: a building (its code), one of its floors (any by default)
+    and the day. The choices come from lists the view read once (one query each)."""
+
+    building = forms.ChoiceField(widget=LightSelect)
+    floor = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, widget=LightSelect)
+    date = DayField(required=False, widget=LightDateInput(attrs={"type": "date"}), label="Day")
+
+    def __init__(self, *args, buildings: list[Building], floors: list[Floor], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["building"].choices = [(b.code, b.name) for b in buildings]
+        self.fields["floor"].choices = [("", "All floors")] + [(f.pk, f.name) for f in floors]
+
+
 def parse_attendees(text: str) -> list[str]:
     """Emails separated by commas, semicolons, spaces or new lines; ``Name <email>`` works too."""
     emails = []
@@ -79,7 +134,9 @@ class ReservationForm(forms.Form):
     """Booking and changing a reservation. Times are building-local (``tz``)."""
 
     FREQUENCIES = [("", "Does not repeat"), ("daily", "Daily"), ("weekly", "Weekly"),
-                   ("monthly", "Monthly (same day of the month)")]
+                   ("monthly", "Monthly (same day of the month)"),
+                   ("monthly_weekday", "Monthly (on a weekday, e.g. the 2nd Tuesday)")]
+    INDEXES = [("first", "First"), ("second", "Second"), ("third", "Third"), ("fourth", "Fourth"), ("last", "Last")]
     # ISO weekdays, as the API's recurrence.weekdays.
     WEEKDAYS = [(1, "Monday"), (2, "Tuesday"), (3, "Wednesday"), (4, "Thursday"), (5, "Friday"), (6, "Saturday"), (7, "Sunday")]
 
@@ -107,6 +164,10 @@ class ReservationForm(forms.Form):
         choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple, label="On",
         help_text="Weekly series: the days of the week it meets (none ticked: the first day's weekday).",
     )
+    month_index = forms.ChoiceField(choices=[("", "As the first day")] + INDEXES, required=False, label="Which",
+                                    help_text="Monthly on a weekday: its position in the month (default: the first day's).")
+    month_weekday = forms.TypedChoiceField(choices=[("", "As the first day")] + WEEKDAYS, coerce=int, empty_value=None,
+                                           required=False, label="Weekday")
     ends = forms.ChoiceField(choices=[("until", "On date"), ("count", "After")], required=False, initial="until",
                              widget=forms.RadioSelect, label="Ends")
     until = DayField(required=False, label="End date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -119,7 +180,7 @@ class ReservationForm(forms.Form):
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
         "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
-        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence": "frequency", "scope": "scope", "room": "room",
+        "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence.index": "month_index", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
 
     def __init__(self, *args, room, tz, editing=None, caps=None, **kwargs):
@@ -154,7 +215,8 @@ class ReservationForm(forms.Form):
         for name in ("date", "start_time", "end_time"):
             self.fields[name].help_text = f"{room.building.name} time ({room.building.timezone})" if name == "date" else ""
         if editing is not None:
-            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "ends", "until", "count"):
+            for name in ("requested_for", "group", "online_meeting", "frequency", "interval", "weekdays", "month_index", "month_weekday",
+                         "ends", "until", "count"):
                 del self.fields[name]
             if editing.series_id is None:
                 del self.fields["scope"]
@@ -220,10 +282,16 @@ class ReservationForm(forms.Form):
         if self.editing is not None or not data.get("frequency"):
             return None
         by_count = data.get("ends") == "count"
+        ends = {"until": None if by_count else data.get("until"), "count": data.get("count") if by_count else None}
+        if data["frequency"] == "monthly_weekday":
+            first_day = data["date"]
+            return Recurrence(
+                frequency="monthly", interval=data.get("interval") or 1, index=data.get("month_index") or index_of(first_day),
+                weekdays=(data.get("month_weekday") or first_day.isoweekday(),), **ends,
+            )
         return Recurrence(
             frequency=data["frequency"], interval=data.get("interval") or 1,
-            weekdays=tuple(sorted(set(data.get("weekdays") or ()))),
-            until=None if by_count else data.get("until"), count=data.get("count") if by_count else None,
+            weekdays=tuple(sorted(set(data.get("weekdays") or ()))), **ends,
         )
 
     def add_service_error(self, exc: ReservationError) -> None:

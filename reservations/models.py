@@ -114,6 +114,9 @@ class ReservationSeries(ExchangeLink):
     interval = models.PositiveSmallIntegerField(default=1)
     # ISO weekdays (1 = Monday) for weekly series; empty = the weekday of the first occurrence.
     weekdays = models.JSONField(default=list, blank=True)
+    # Monthly series on a weekday's position ("second", "last": Graph's relativeMonthly, with the
+    # weekday in ``weekdays``); empty: on the same day of the month (absoluteMonthly).
+    index = models.CharField(max_length=6, blank=True, default="")
     until = models.DateField(null=True, blank=True)
     count = models.PositiveSmallIntegerField(null=True, blank=True)
     first_start = models.DateTimeField()

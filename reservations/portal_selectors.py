@@ -145,39 +145,7 @@ def series_summary(*, reservation: Reservation) -> dict | None:
         coming=Count("id", filter=Q(state__in=ACTIVE_STATES, end__gt=now)),
         position=Count("id", filter=Q(start__lte=reservation.start)),
     )
-    return {"series": reservation.series, **counts}
-
-
-# The week view's hours (building-local), one row per hour.
-WEEK_VIEW_START_HOUR = 7
-WEEK_VIEW_END_HOUR = 21
-
-
-def room_week(*, room: Room, monday: dt.date, user: AbstractBaseUser) -> dict:
-    """A room's week as a grid of hour cells: each busy cell names what holds it (the
-    subject where ``user`` may see it: their own, or any for staff), each free one its slot.
-    One query for the week."""
-    tz = room.building.tzinfo
-    days = [monday + dt.timedelta(days=n) for n in range(7)]
-    week_start, _ = day_bounds(days[0], tz)
-    _, week_end = day_bounds(days[-1], tz)
-    rows = list(
-        Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=week_end, end__gt=week_start)
-        .only("id", "start", "end", "subject", "requested_for_id", "requested_by_id").order_by("start")
-    )
-    now = timezone.now()
-    grid = []
-    for hour in range(WEEK_VIEW_START_HOUR, WEEK_VIEW_END_HOUR):
-        cells = []
-        for day in days:
-            start = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
-            end = start + dt.timedelta(hours=1)
-            holder = next((r for r in rows if r.start < end and r.end > start), None)
-            cell = {"day": day, "start": start, "end": end, "past": end <= now}
-            if holder is not None:
-                mine = user.pk in (holder.requested_for_id, holder.requested_by_id)
-                cell.update(busy=True, mine=mine, label=holder.subject if mine or user.is_staff else "Busy",
-                            reservation_id=holder.pk if mine or user.is_staff else None)
-            cells.append(cell)
-        grid.append({"hour": hour, "cells": cells})
-    return {"days": days, "rows": grid}
+    series = reservation.series
+    weekday = (series.weekdays or [1])[0]  # set for every series by position (services.create)
+    names = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    return {"series": series, "weekday_name": names[weekday - 1], **counts}

@@ -1,7 +1,9 @@
 """Expanding a recurrence pattern into occurrence slots.
 
-Patterns follow Outlook's: daily / weekly (on chosen weekdays) / monthly (same
-day of the month, the last day of a month too short for it), every ``interval`` units, ending on a date (``until``,
+Patterns follow Outlook's: daily / weekly (on chosen weekdays) / monthly, either on
+the same day of the month (Graph's ``absoluteMonthly``; the last day of a month too short
+for it) or on a weekday in a position of the month, "the 2nd Tuesday", "the last Friday"
+(``index`` + one weekday: Graph's ``relativeMonthly``), every ``interval`` units, ending on a date (``until``,
 inclusive, building-local) or after ``count`` occurrences. The pattern is
 expanded in the building's time zone, so a 09:00 meeting stays at 09:00 local
 across daylight-saving changes; the slots come out in UTC.
@@ -15,6 +17,10 @@ from dataclasses import dataclass, field
 from reservations.exceptions import InvalidReservation
 
 FREQUENCIES = ("daily", "weekly", "monthly")
+# A relative monthly pattern's position of the weekday in the month, as Graph's weekIndex
+# (https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern): "last" is the
+# month's last such weekday, whether the 4th or the 5th.
+INDEXES = ("first", "second", "third", "fourth", "last")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,14 @@ class Recurrence:
     weekdays: tuple[int, ...] = field(default_factory=tuple)
     until: dt.date | None = None
     count: int | None = None
+    # Monthly only: "first" .. "last" — on that weekday (``weekdays``, one; empty = the first
+    # day's weekday) of the month; None = on the first day's day of the month.
+    index: str | None = None
+
+
+def index_of(day: dt.date) -> str:
+    """The position of ``day``'s weekday in its month: the 29th–31st are "last"."""
+    return INDEXES[min((day.day - 1) // 7, 4)]
 
 
 @dataclass(frozen=True)
@@ -46,10 +60,18 @@ def validate_recurrence(recurrence: Recurrence, *, first_day: dt.date, max_occur
         errors["recurrence.frequency"] = [f"Choose one of {', '.join(FREQUENCIES)}."]
     if not 1 <= recurrence.interval <= 99:
         errors["recurrence.interval"] = ["The interval must be between 1 and 99."]
+    if recurrence.index is not None:
+        if recurrence.frequency != "monthly":
+            errors["recurrence.index"] = ["A position in the month (index) applies to monthly series only."]
+        elif recurrence.index not in INDEXES:
+            errors["recurrence.index"] = [f"Choose one of {', '.join(INDEXES)}."]
     if recurrence.weekdays:
-        if recurrence.frequency != "weekly":
-            errors["recurrence.weekdays"] = ["Weekdays apply to weekly series only."]
-        elif any(day not in range(1, 8) for day in recurrence.weekdays):
+        if recurrence.frequency == "monthly" and recurrence.index is not None:
+            if len(set(recurrence.weekdays)) != 1:
+                errors["recurrence.weekdays"] = ["A monthly series by position meets on one weekday (e.g. [2] for Tuesday)."]
+        elif recurrence.frequency != "weekly":
+            errors["recurrence.weekdays"] = ["Weekdays apply to weekly series, or to monthly ones with an index."]
+        if any(day not in range(1, 8) for day in recurrence.weekdays):
             errors["recurrence.weekdays"] = ["Weekdays are ISO numbers: 1 (Monday) to 7 (Sunday)."]
     if (recurrence.until is None) == (recurrence.count is None):
         errors["recurrence"] = ["Give either an end date (until) or a number of occurrences (count)."]
@@ -74,6 +96,17 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _weekday_in_month(year: int, month: int, weekday: int, index: str) -> dt.date:
+    """The ``index`` ISO ``weekday`` of the month: first .. fourth, or the last one."""
+    first = dt.date(year, month, 1)
+    day = first + dt.timedelta(days=(weekday - first.isoweekday()) % 7)
+    if index == "last":
+        while (day + dt.timedelta(days=7)).month == month:
+            day += dt.timedelta(days=7)
+        return day
+    return day + dt.timedelta(weeks=INDEXES.index(index))
+
+
 def _candidate_days(recurrence: Recurrence, first_day: dt.date):
     """Every day the pattern produces, in order, starting at ``first_day``."""
     step = recurrence.interval
@@ -91,6 +124,17 @@ def _candidate_days(recurrence: Recurrence, first_day: dt.date):
                 if day >= first_day:
                     yield day
             week_start += dt.timedelta(weeks=step)
+    elif recurrence.index is not None:
+        # Graph's relativeMonthly: in every interval-th month from the first day's, the index-th
+        # weekday; the first occurrence is the first such day on or after the first day.
+        weekday = recurrence.weekdays[0] if recurrence.weekdays else first_day.isoweekday()
+        months = 0
+        while True:
+            month_index = first_day.month - 1 + months
+            day = _weekday_in_month(first_day.year + month_index // 12, month_index % 12 + 1, weekday, recurrence.index)
+            if day >= first_day:
+                yield day
+            months += step
     else:
         months = 0
         while True:

@@ -129,7 +129,7 @@ class RoomAdmin(admin.ModelAdmin):
     actions = ["use_exchange_values"]
     readonly_fields = ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "differences_shown", "kept_fields", "check_in_qr"]
     fieldsets = [
-        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable"]}),
+        (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable", "show_subjects"]}),
         ("Check-in", {"fields": ["checkin_required", "check_in_qr"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled", "booking_type", "room_list"]}),
         ("Room panel", {"fields": ["panel_shows_subjects"]}),

@@ -142,6 +142,11 @@ class Room(models.Model):
     panel_shows_subjects = models.BooleanField(
         "show subjects on the room panel", default=False, help_text="The room panel at the door shows meeting subjects (else only “Booked”).",
     )
+    show_subjects = models.BooleanField(
+        default=False,
+        help_text="Everyone sees reservations' subjects in the portal's calendars; otherwise only the people "
+                  "booked (and staff) do, others see \"Busy\".",
+    )
 
     class Meta:
         ordering = ["building__name", "name"]

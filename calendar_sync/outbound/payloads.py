@@ -166,6 +166,12 @@ def recurrence_for(series) -> dict:
         days = series.weekdays or [first_local.isoweekday()]
         pattern["type"] = "weekly"
         pattern["daysOfWeek"] = [GRAPH_DAYS[d - 1] for d in sorted(days)]
+    elif series.index:
+        # https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern: relativeMonthly
+        # needs daysOfWeek and index (first, second, third, fourth, last).
+        pattern["type"] = "relativeMonthly"
+        pattern["daysOfWeek"] = [GRAPH_DAYS[(series.weekdays or [first_local.isoweekday()])[0] - 1]]
+        pattern["index"] = series.index
     else:
         pattern["type"] = "absoluteMonthly"
         pattern["dayOfMonth"] = first_local.day

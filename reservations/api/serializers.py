@@ -11,7 +11,7 @@ from reservations.api.fields import AwareDateTimeField, DayField, IdField, Perso
 from reservations.checkin_window import CheckInRules
 from reservations.fastpaths import reservation_to_dict
 from reservations.models import ApprovalState, Attendee, CheckInChannel, Kind, Source, State
-from reservations.recurrence import FREQUENCIES, Recurrence
+from reservations.recurrence import FREQUENCIES, INDEXES, Recurrence
 from workplace.models import Arrangement, BookingType, Room
 
 # --- fields ------------------------------------------------------------------------------
@@ -47,6 +47,11 @@ class RecurrenceInputSerializer(serializers.Serializer):
     weekdays = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=7), required=False, default=list, max_length=7)
     until = DayField(required=False, allow_null=True, default=None)
     count = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    index = serializers.ChoiceField(
+        choices=INDEXES, required=False, allow_null=True, default=None,
+        help_text="Monthly only: on the first/second/third/fourth/last of a weekday (weekdays: one ISO day, "
+                  "default the first day's) — Graph's relativeMonthly; absent: the same day of the month.",
+    )
 
 
 def _room_field(**kwargs):
@@ -131,7 +136,7 @@ class ReservationCreateSerializer(FreshFieldsMixin, serializers.Serializer):
             return None
         return Recurrence(
             frequency=data["frequency"], interval=data["interval"], weekdays=tuple(data["weekdays"]),
-            until=data["until"], count=data["count"],
+            until=data["until"], count=data["count"], index=data.get("index"),
         )
 
 
@@ -229,8 +234,12 @@ class SeriesSerializer(serializers.Serializer):
     frequency = serializers.CharField()
     interval = serializers.IntegerField()
     weekdays = serializers.ListField(child=serializers.IntegerField())
+    index = serializers.SerializerMethodField(help_text="Monthly by position: first .. last; null: same day of the month.")
     until = serializers.DateField()
     count = serializers.IntegerField()
+
+    def get_index(self, series) -> str | None:
+        return series.index or None
 
 
 class CheckInStatusSerializer(serializers.Serializer):

@@ -187,8 +187,9 @@ def _create_rows(
     if recurrence is not None:
         series = ReservationSeries.objects.create(
             room=room, subject=subject, frequency=recurrence.frequency, interval=recurrence.interval,
-            weekdays=list(recurrence.weekdays), until=recurrence.until, count=recurrence.count,
-            first_start=slots[0].start, first_end=slots[0].end, timezone=room.building.timezone,
+            weekdays=list(recurrence.weekdays) or (
+                [slots[0].start.astimezone(room.building.tzinfo).isoweekday()] if recurrence.index else []),
+            until=recurrence.until, count=recurrence.count, index=recurrence.index or "", first_start=slots[0].start, first_end=slots[0].end, timezone=room.building.timezone,
             requested_by=requested_by, requested_for=requested_for, **link,
         )
         # The series' meeting ids live on the series; occurrences get their own when sync reports them.

@@ -129,7 +129,7 @@ def move_series(
     # 1.
     if move.split:
         new_series = ReservationSeries.objects.create(
-            room=room, subject=target_subject, frequency=series.frequency, interval=series.interval, weekdays=move.weekdays,
+            room=room, subject=target_subject, frequency=series.frequency, interval=series.interval, weekdays=move.weekdays, index=series.index,
             until=move.until, count=None, first_start=move.first_start, first_end=move.first_end, timezone=series.timezone,
             requested_by=series.requested_by, requested_for=requested_for or series.requested_for,
         )

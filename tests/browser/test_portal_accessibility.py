@@ -40,6 +40,8 @@ def pages(alice, bob, atlas, dojo):
         "finder-filtered": f"/?building=hq&date={day}&free_from=10:00&free_to=11:00",
         "book": f"/rooms/{atlas.pk}/book/?date={day}&start=10:00&end=11:00",
         "week": f"/rooms/{atlas.pk}/week/?week={day}",
+        "day-grid": f"/calendar/?building=hq&date={day}",
+        "day-grid-floor": f"/calendar/?building=hq&floor={atlas.floor_id}&date={day}",
         "my-reservations": "/my/",
         "detail": f"/reservations/{mine.pk}/",
         "change": f"/reservations/{mine.pk}/change/",

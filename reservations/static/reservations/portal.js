@@ -69,6 +69,7 @@
     setUpCancelSelected();
     fillAttendeeAvailability();
     setUpAvailabilityCheck();
+    setUpDayGrid();
 
     var frequency = document.getElementById("id_frequency");
     if (frequency) {
@@ -78,9 +79,11 @@
       var repeatOnly = Array.prototype.slice.call(document.querySelectorAll(".repeat-only"));
       if (interval && interval.closest("div.field")) repeatOnly.push(interval.closest("div.field"));
       var weekdays = document.getElementById("weekdays");
+      var monthWeekday = document.getElementById("month-weekday");
       var sync = function () {
         repeatOnly.forEach(function (el) { el.hidden = !frequency.value; });
         if (weekdays) weekdays.hidden = frequency.value !== "weekly";
+        if (monthWeekday) monthWeekday.hidden = frequency.value !== "monthly_weekday";
       };
       frequency.addEventListener("change", sync);
       sync();
@@ -269,5 +272,146 @@
         status.textContent = "Couldn't check availability: " + error.message;
       }).finally(function () { button.disabled = false; });
     });
+  }
+
+  // --- a building's day: click, drag (mouse, pen, touch) or the keyboard picks free slots ------
+  // Every free slot is already a link to the booking form for that half hour (so the grid works
+  // without JavaScript); here a drag or Shift+arrows widen the choice to several slots of one
+  // room, and the booking form opens with the first slot's start and the last one's end.
+  function setUpDayGrid() {
+    var grid = document.getElementById("day-grid");
+    if (!grid) return;
+    document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+    var status = document.getElementById("grid-selection");
+    var rows = Array.prototype.slice.call(grid.querySelectorAll("tbody tr[data-book]"));
+    if (!rows.length) return;
+    // slots[r][s] = the cell covering slot s of row r (a busy cell spans several).
+    var slots = rows.map(function (tr) {
+      var list = [];
+      tr.querySelectorAll("td[data-slot]").forEach(function (td) {
+        var first = +td.getAttribute("data-slot"), span = +(td.getAttribute("data-span") || 1);
+        for (var k = 0; k < span; k++) list[first + k] = td;
+        if (!td.classList.contains("free")) td.setAttribute("tabindex", "-1");
+      });
+      return list;
+    });
+    var count = slots[0].length;
+    var free = function (r, s) { var td = slots[r] && slots[r][s]; return !!td && td.classList.contains("free"); };
+    var target = function (td) { return td.classList.contains("free") ? td.querySelector("a") : td; };
+    grid.querySelectorAll("td a").forEach(function (a) { a.setAttribute("tabindex", "-1"); });
+    var cur = null, anchor = null, sel = null;
+
+    function start(r, s) { return slots[r][s].getAttribute("data-start"); }
+    function end(r, s) { return slots[r][s].getAttribute("data-end"); }
+    function url() { return rows[sel.r].getAttribute("data-book") + "&start=" + start(sel.r, sel.from) + "&end=" + end(sel.r, sel.to); }
+    function paint() {
+      grid.querySelectorAll("td.selected").forEach(function (td) { td.classList.remove("selected"); });
+      if (!sel) return;
+      for (var s = sel.from; s <= sel.to; s++) slots[sel.r][s].classList.add("selected");
+      if (status) {
+        status.textContent = rows[sel.r].getAttribute("data-room-name") + ", " + start(sel.r, sel.from) + "–" + end(sel.r, sel.to) + " selected. Press Enter to book.";
+      }
+    }
+    function focusAt(r, s) {
+      if (cur) target(slots[cur.r][cur.s]).setAttribute("tabindex", "-1");
+      cur = { r: r, s: s };
+      var el = target(slots[r][s]);
+      el.setAttribute("tabindex", "0");
+      el.focus();
+    }
+    // Widen from the anchor towards slot s, stopping at the first slot that isn't free.
+    function extend(r, from, to) {
+      var step = to >= from ? 1 : -1, last = from;
+      for (var s = from + step; step > 0 ? s <= to : s >= to; s += step) { if (!free(r, s)) break; last = s; }
+      sel = { r: r, from: Math.min(from, last), to: Math.max(from, last) };
+      paint();
+      return last;
+    }
+    // One tab stop for the grid: the first free slot (roving tabindex).
+    outer: for (var r0 = 0; r0 < rows.length; r0++) {
+      for (var s0 = 0; s0 < count; s0++) { if (free(r0, s0)) { cur = { r: r0, s: s0 }; break outer; } }
+    }
+    if (!cur) cur = { r: 0, s: 0 };
+    target(slots[cur.r][cur.s]).setAttribute("tabindex", "0");
+
+    grid.addEventListener("focusin", function (event) {
+      var td = event.target.closest("td[data-slot]");
+      if (!td) return;
+      var r = rows.indexOf(td.parentElement), s = +td.getAttribute("data-slot");
+      if (!cur || cur.r !== r || cur.s !== s) {
+        if (cur) target(slots[cur.r][cur.s]).setAttribute("tabindex", "-1");
+        cur = { r: r, s: s };
+        target(td).setAttribute("tabindex", "0");
+      }
+      if (!sel && free(r, s)) { anchor = { r: r, s: s }; sel = { r: r, from: s, to: s }; paint(); }
+    });
+
+    grid.addEventListener("keydown", function (event) {
+      if (!cur || !event.target.closest("td[data-slot]")) return;
+      var r = cur.r, s = cur.s, key = event.key;
+      var span = +(slots[r][s].getAttribute("data-span") || 1), first = +slots[r][s].getAttribute("data-slot");
+      if (key === "Enter" || key === " ") {
+        if (sel && sel.r === r && free(r, s)) { event.preventDefault(); window.location.href = url(); }
+        return;
+      }
+      var next = null;
+      if (key === "ArrowRight") next = { r: r, s: Math.min(count - 1, first + span) };
+      else if (key === "ArrowLeft") next = { r: r, s: Math.max(0, first - 1) };
+      else if (key === "ArrowDown" && !event.shiftKey) next = { r: Math.min(rows.length - 1, r + 1), s: s };
+      else if (key === "ArrowUp" && !event.shiftKey) next = { r: Math.max(0, r - 1), s: s };
+      else if (key === "Home") next = { r: r, s: 0 };
+      else if (key === "End") next = { r: r, s: count - 1 };
+      if (!next) return;
+      event.preventDefault();
+      if (event.shiftKey && (key === "ArrowRight" || key === "ArrowLeft") && anchor && anchor.r === r && free(r, anchor.s)) {
+        var reached = extend(r, anchor.s, key === "ArrowRight" ? s + 1 : s - 1);  // the focus is the moving end
+        focusAt(r, reached);
+        return;
+      }
+      sel = null;
+      anchor = null;
+      paint();
+      var cell = slots[next.r][next.s];
+      focusAt(next.r, +cell.getAttribute("data-slot"));
+      if (free(next.r, cur.s)) { anchor = { r: next.r, s: cur.s }; sel = { r: next.r, from: cur.s, to: cur.s }; paint(); }
+    });
+
+    var drag = null, suppressClick = false;
+    grid.addEventListener("pointerdown", function (event) {
+      if (event.button !== 0) return;
+      var td = event.target.closest("td.free");
+      if (!td) return;
+      var r = rows.indexOf(td.parentElement), s = +td.getAttribute("data-slot");
+      if (event.pointerType === "mouse") event.preventDefault();  // no text selection while dragging
+      drag = { r: r, s: s, moved: false };
+      anchor = { r: r, s: s };
+      sel = { r: r, from: s, to: s };
+      paint();
+    });
+    grid.addEventListener("pointermove", function (event) {
+      if (!drag) return;
+      var el = document.elementFromPoint(event.clientX, event.clientY);
+      var td = el && el.closest ? el.closest("#day-grid td[data-slot]") : null;
+      if (!td || td.parentElement !== rows[drag.r]) return;
+      var s = +td.getAttribute("data-slot");
+      if (s !== drag.s) drag.moved = true;
+      extend(drag.r, drag.s, s);
+    });
+    var finish = function (event) {
+      if (!drag) return;
+      var done = drag;
+      drag = null;
+      if (event.type === "pointercancel") { sel = null; paint(); return; }
+      if (done.moved && sel && sel.to > sel.from) {
+        suppressClick = true;
+        window.setTimeout(function () { suppressClick = false; }, 400);
+        window.location.href = url();
+      }
+    };
+    document.addEventListener("pointerup", finish);
+    document.addEventListener("pointercancel", finish);
+    grid.addEventListener("click", function (event) {
+      if (suppressClick && event.target.closest("td")) { event.preventDefault(); suppressClick = false; }
+    }, true);
   }
 })();
