@@ -48,6 +48,7 @@ class Control:
             web.post("/_emulator/config", c.config_set),
             web.post("/_emulator/rooms/{upn}/auto_accept", c.auto_accept),
             web.post("/_emulator/access_policy", c.access_policy),
+            web.post("/_emulator/users/{upn}/online_meeting_providers", c.online_meeting_providers),
             web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
             web.post("/_emulator/users/{upn}/respond", c.respond_as),
@@ -227,6 +228,19 @@ class Control:
             raise GraphError(400, "BadRequest", f"{room.upn} is not a room mailbox.")
         room.auto_accept = bool(body.get("enabled", True))
         return _json({"room": room.upn, "auto_accept": room.auto_accept})
+
+    async def online_meeting_providers(self, request):
+        """{"allowed": ["teamsForBusiness", ...], "default": "teamsForBusiness"}: the mailbox calendar's
+        allowedOnlineMeetingProviders / defaultOnlineMeetingProvider (an empty list: none allowed)."""
+        body = await self._body(request)
+        user = self._user(request.match_info["upn"])
+        allowed = body.get("allowed", user.allowed_online_meeting_providers)
+        if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
+            raise GraphError(400, "BadRequest", "allowed must be a list of provider names.")
+        user.allowed_online_meeting_providers = list(allowed)
+        user.default_online_meeting_provider = str(body.get("default") or (allowed[0] if allowed else "unknown"))
+        return _json({"user": user.upn, "allowedOnlineMeetingProviders": user.allowed_online_meeting_providers,
+                      "defaultOnlineMeetingProvider": user.default_online_meeting_provider})
 
     async def access_policy(self, request):
         """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""

@@ -110,6 +110,11 @@ class User:
     time_zone: str = "W. Europe Standard Time"
     room: dict | None = None  # place properties for rooms
     auto_accept: bool = True  # the room's booking attendant answers
+    # The default calendar's online meeting providers (calendar resource, v1.0): which providers
+    # its meetings may use, and the one Outlook picks by default:
+    # https://learn.microsoft.com/en-us/graph/api/resources/calendar?view=graph-rest-1.0
+    allowed_online_meeting_providers: list = field(default_factory=lambda: ["teamsForBusiness"])
+    default_online_meeting_provider: str = "teamsForBusiness"
 
     @property
     def mail(self) -> str:
