@@ -109,7 +109,7 @@ class Graph:
         resp.headers.setdefault("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU"}}')
         ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id,
                             resp.status, (time.perf_counter() - started) * 1000, req.batch, user=user_upn,
-                            select=req.q("select"))
+                            select=req.q("select"), search=req.q("search"), consistency_level=req.headers.get("ConsistencyLevel"))
         return resp
 
     def _target_mailbox(self, req: GReq) -> User | None:

@@ -11,8 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from exchange_auth.providers import active_providers
-from reservations import parsing
+from reservations import parsing, selectors
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
@@ -167,12 +166,8 @@ class ReservationForm(forms.Form):
     def _people_for_on_behalf(self) -> None:
         """"This reservation is for": people by name and email, without service accounts (each
         provider's delegated user and organizer account) or admin-only accounts (superusers)."""
-        service = {e.lower() for p in active_providers() for e in (p.delegated_user_email, p.organizer_account) if e}
         field = self.fields["requested_for"]
-        people = field.queryset.exclude(is_superuser=True)
-        for email in service:
-            people = people.exclude(email__iexact=email)
-        field.queryset = people
+        field.queryset = selectors.people_bookable()
         field.label_from_instance = lambda u: f"{u.get_full_name() or u.get_username()} ({u.email})" if u.email else (u.get_full_name() or u.get_username())
 
     def clean_attendees(self):

@@ -139,7 +139,9 @@ REST_FRAMEWORK = {
     ],
     # Endpoints that ask Exchange on each call (free/busy, attendees' answers): per user,
     # so one client can't spend the tenant's Graph budget (429 with Retry-After beyond it).
-    "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min"},
+    "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min",
+                               # the attendee picker searches as one types (a tenant's answers are cached)
+                               "people_search": f"{env_int('API_PEOPLE_SEARCHES_PER_MINUTE', 240, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workplace reservations API",
