@@ -17,7 +17,7 @@ from reservations.forms import ReservationForm
 from reservations.models import ACTIVE_STATES, Kind, Reservation, Source, State
 from workplace.models import Room
 
-from .common import freebusy_api_url, get_reservation, get_room, state_word
+from .common import freebusy_api_url, get_reservation, get_room, people_api_url, state_word
 
 
 def _initial_times(request: HttpRequest, tz) -> dict:
@@ -63,7 +63,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
-    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": freebusy_api_url(),
+    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": freebusy_api_url(), "people_url": people_api_url(),
                "alternatives": alternatives}
     return render(request, "reservations/book.html", context, status=200)
 
@@ -146,5 +146,5 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
             "attendees": "\n".join(a.email for a in reservation.attendees.all() if a.type != "resource"),
             "scope": "occurrence",
         })
-    context = {"form": form, "room": room, "caps": caps, "editing": reservation, "freebusy_url": freebusy_api_url()}
+    context = {"form": form, "room": room, "caps": caps, "editing": reservation, "freebusy_url": freebusy_api_url(), "people_url": people_api_url()}
     return render(request, "reservations/book.html", context)
