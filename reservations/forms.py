@@ -116,7 +116,7 @@ class ReservationForm(forms.Form):
     # Which of the service's error keys belongs to which field of this form.
     ERROR_FIELDS = {
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
-        "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
+        "attendees": "attendees", "requested_for": "requested_for", "kind": "group", "online_meeting": "online_meeting",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
         "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence": "frequency", "scope": "scope", "room": "room",
     }

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 
-from reservations import fastpaths, rules
+from reservations import fastpaths, online_meetings, rules
 from reservations.exceptions import InvalidReservation
 from reservations.models import (
     Attendee,
@@ -110,6 +110,10 @@ def reservation_create(
         room=room, arrangement=arrangement, start=start, end=end, subject=subject, body=body,
         attendees=cleaned, requested_for=requested_for, errors=errors, strict_time=not from_exchange,
     )
+    if online_meeting and room.is_synced and not from_exchange:
+        reason = online_meetings.refusal(room=room, actor=actor, requested_for=requested_for, kind=kind, source=source, subsource=subsource)
+        if reason:
+            errors.setdefault("online_meeting", []).append(reason)
     raise_invalid(errors)
     slots = _slots(room=room, start=start, end=end, recurrence=recurrence, from_exchange=from_exchange)
     if actor is not None and not from_exchange:
