@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from reservations import feeds
 from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
+from workplace.zones import local_time
 
 
 class AttendeeInline(admin.TabularInline):
@@ -15,7 +16,7 @@ class AttendeeInline(admin.TabularInline):
 
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "room", "start", "end", "requested_for", "state", "sync_state", "source", "subsource", "origin"]
+    list_display = ["subject", "room", "starts", "ends", "requested_for", "state", "sync_state", "source", "subsource", "origin"]
     list_filter = ["state", "sync_state", "source", "subsource", "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
     search_fields = ["subject", "requested_for__username", "requested_for__email", "requested_by__email", "room__name", "event_id", "ical_uid"]
     date_hierarchy = "start"
@@ -23,6 +24,14 @@ class ReservationAdmin(admin.ModelAdmin):
     raw_id_fields = ["requested_by", "requested_for", "series"]
     readonly_fields = ["created_at", "updated_at", "cancelled_at"]
     inlines = [AttendeeInline]
+
+    @admin.display(description="Start (building time)", ordering="start")
+    def starts(self, obj: Reservation) -> str:
+        return local_time(obj.start, obj.room.building.timezone)
+
+    @admin.display(description="End (building time)", ordering="end")
+    def ends(self, obj: Reservation) -> str:
+        return local_time(obj.end, obj.room.building.timezone)
     fieldsets = [
         (None, {"fields": ["room", "arrangement", "subject", "body", "start", "end", "series", "original_start"]}),
         ("People", {"fields": ["requested_by", "requested_for", "kind"]}),
@@ -45,12 +54,16 @@ class OccurrenceInline(admin.TabularInline):
 
 @admin.register(ReservationSeries)
 class ReservationSeriesAdmin(admin.ModelAdmin):
-    list_display = ["subject", "room", "frequency", "interval", "first_start", "until", "count", "requested_for"]
+    list_display = ["subject", "room", "frequency", "interval", "first_starts", "until", "count", "requested_for"]
     list_filter = ["frequency", "room"]
     search_fields = ["subject", "requested_for__email", "room__name", "event_id", "ical_uid"]
     list_select_related = ["room__building", "requested_for"]
     raw_id_fields = ["requested_by", "requested_for"]
     inlines = [OccurrenceInline]
+
+    @admin.display(description="First start (building time)", ordering="first_start")
+    def first_starts(self, obj: ReservationSeries) -> str:
+        return local_time(obj.first_start, obj.room.building.timezone)
 
 
 class RoomFeedForm(forms.ModelForm):

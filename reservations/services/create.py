@@ -131,13 +131,13 @@ def reservation_create(
                 )
         except IntegrityError as exc:
             if is_overlap_violation(exc):
-                raise slot_taken_after_race(room=room, slots=pairs) from exc
+                raise slot_taken_after_race(room=room, slots=pairs, arrangement=arrangement) from exc
             raise
         except OperationalError as exc:
             if not is_deadlock(exc):
                 raise
             if attempt == DEADLOCK_RETRIES:
-                raise slot_taken_after_race(room=room, slots=pairs) from exc
+                raise slot_taken_after_race(room=room, slots=pairs, arrangement=arrangement) from exc
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
@@ -161,7 +161,7 @@ def _create_rows(
     *, actor, room, slots, pairs, recurrence, subject, body, arrangement, requested_by, requested_for,
     attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds, online_meeting: bool = False,
 ) -> Reservation:
-    check_free_first(room=room, slots=pairs)
+    check_free_first(room=room, slots=pairs, arrangement=arrangement)
     state, sync_state = initial_states(room=room, from_exchange=from_exchange)
     link = {
         "event_id": exchange.event_id, "change_key": exchange.change_key, "ical_uid": exchange.ical_uid,

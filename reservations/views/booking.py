@@ -79,8 +79,10 @@ def _alternative_bookings(request: HttpRequest, room: Room, exc: ReservationErro
     same_layout = [("arrangement", v) for v in request.POST.getlist("arrangement")]
     options = []
     for other in found.get("rooms", []):
-        options.append({"label": f"Book {other['name']} ({other['capacity']} seats) at the same time",
-                        "action": reverse("portal:book", args=[other["id"]]), "fields": posted})
+        layout = other.get("arrangement")
+        label = f"Book {other['name']} ({other['capacity']} seats" + (f", {layout['name']} for {layout['seats']}" if layout else "") + ") at the same time"
+        options.append({"label": label, "action": reverse("portal:book", args=[other["id"]]),
+                        "fields": posted + ([("arrangement", str(layout["id"]))] if layout else [])})
     if found.get("next_free"):
         start = dt.datetime.fromisoformat(found["next_free"]["start"])
         end = dt.datetime.fromisoformat(found["next_free"]["end"])
