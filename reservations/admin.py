@@ -14,10 +14,27 @@ class AttendeeInline(admin.TabularInline):
     extra = 0
 
 
+class SubsourceFilter(admin.SimpleListFilter):
+    """Subsources with a name for the empty one (a filter link without text is unreadable to screen readers)."""
+
+    title = "subsource"
+    parameter_name = "subsource"
+
+    def lookups(self, request, model_admin):
+        values = Reservation.objects.order_by("subsource").values_list("subsource", flat=True).distinct()
+        return [(value or "-", value or "(none)") for value in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(subsource="" if value == "-" else value)
+
+
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
     list_display = ["subject", "room", "starts", "ends", "requested_for", "state", "sync_state", "source", "subsource", "origin"]
-    list_filter = ["state", "sync_state", "source", "subsource", "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
+    list_filter = ["state", "sync_state", "source", SubsourceFilter, "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
     search_fields = ["subject", "requested_for__username", "requested_for__email", "requested_by__email", "room__name", "event_id", "ical_uid"]
     date_hierarchy = "start"
     list_select_related = ["room__building", "requested_for"]

@@ -51,7 +51,8 @@ WSGI_APPLICATION = "workplace.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # workplace/admin_templates/admin/base_site.html: the admin's accessibility touches.
+        "DIRS": [BASE_DIR / "workplace" / "admin_templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
