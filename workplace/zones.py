@@ -46,10 +46,11 @@ class AdminTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith(PREFIXES):
-            return self.get_response(request)
+        user = getattr(request, "user", None)
+        if not request.path.startswith(PREFIXES) or not getattr(user, "is_authenticated", False):
+            return self.get_response(request)  # the sign-in pages show no stored times
         try:
-            timezone.activate(zoneinfo.ZoneInfo(zone_for(getattr(request, "user", None))))
+            timezone.activate(zoneinfo.ZoneInfo(zone_for(user)))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             timezone.deactivate()
         try:
