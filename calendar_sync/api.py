@@ -10,8 +10,11 @@ GET /api/v1/freebusy/?emails=a,b&start=ISO&end=ISO: free/busy of up to 20 people
 most 24 hours (the booking form's "check attendees' availability"); "unknown" for everyone
 without an organizer account.
 
-Both ask Exchange, so each user gets API_EXCHANGE_LOOKUPS_PER_MINUTE calls a minute (60) across
-the two; beyond it 429 with Retry-After and the API's error shape."""
+GET /api/v1/people/?search=bo: people by name or email for the attendee picker: the product's
+own people and each tenant's directory (Graph's /users?$search, cached a few minutes).
+
+All three ask Exchange, so each user gets API_EXCHANGE_LOOKUPS_PER_MINUTE calls a minute (60) across
+them; beyond it 429 with Retry-After and the API's error shape."""
 
 import datetime as dt
 
@@ -30,7 +33,7 @@ from reservations import selectors
 from reservations.api.serializers import AwareDateTimeField, ErrorSerializer
 from reservations.models import Attendee, Origin
 
-from . import freebusy
+from . import freebusy, people
 
 AVAILABILITY = ["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]
 
@@ -155,4 +158,50 @@ class FreeBusyView(APIView):
         return Response(FreeBusySerializer({
             "start": data["start"], "end": data["end"],
             "schedules": [{"email": email, "availability": availability.get(email.lower(), "unknown")} for email in data["emails"]],
+        }).data)
+
+
+class PeopleQuerySerializer(serializers.Serializer):
+    search = serializers.CharField(
+        max_length=200, trim_whitespace=True,
+        help_text=f"What was typed: the start of a name, a word of it, or of an email address (at least {people.MIN_QUERY} characters).",
+    )
+
+    def validate_search(self, value: str) -> str:
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        query = people.clean_query(value)
+        if len(query) < people.MIN_QUERY:
+            raise serializers.ValidationError(f"Type at least {people.MIN_QUERY} characters.")
+        return query
+
+
+class PersonSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    email = serializers.EmailField()
+    source = serializers.ChoiceField(choices=["user", "directory"], help_text='"user": has an account here; "directory": found in the organization\'s directory.')
+    job_title = serializers.CharField(allow_blank=True)
+
+
+class PeopleSerializer(serializers.Serializer):
+    search = serializers.CharField()
+    results = PersonSerializer(many=True)
+    directory_answered = serializers.BooleanField(help_text="False when a tenant's directory couldn't be asked (its people are missing).")
+
+
+class PeopleView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "people_search"
+
+    @extend_schema(
+        summary="Find people by name or email (the product's people and the organization's directory)",
+        parameters=[PeopleQuerySerializer],
+        responses={200: PeopleSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 429: ErrorSerializer},
+    )
+    def get(self, request):
+        query = PeopleQuerySerializer(data={key: request.query_params.getlist(key)[-1] for key in request.query_params})
+        query.is_valid(raise_exception=True)
+        found, answered = people.people_search(query.validated_data["search"])
+        return Response(PeopleSerializer({
+            "search": query.validated_data["search"], "results": [p.as_dict() for p in found], "directory_answered": answered,
         }).data)

@@ -6,6 +6,7 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
+    path("people/", api.PeopleView.as_view(), name="people"),
     path("freebusy/", api.FreeBusyView.as_view(), name="freebusy"),
     path("reservations/<int:pk>/attendees/", api.ReservationAttendeesView.as_view(), name="reservation-attendees"),
 ]

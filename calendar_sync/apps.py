@@ -33,9 +33,11 @@ class CalendarSyncConfig(AppConfig):
 
         from exchange_auth.models import CalendarProvider, InstanceProperty
         from observability import metrics
+        from reservations.online_meetings import register_check
         from reservations.outbox import register_listener
 
         from . import conf, health
+        from .common.online_providers import teams_refusal
         from .directory import tasks as directory_tasks  # noqa: F401 - registers the nightly room import
         from .inbound.tasks import on_property_saved, on_provider_saved
         from .outbound.tasks import enqueue_push
@@ -44,6 +46,8 @@ class CalendarSyncConfig(AppConfig):
         conf.get()
         # 1. Every sync event the reservation services record is pushed after commit.
         register_listener(enqueue_push)
+        # 1b. A Teams meeting is refused where the organizing calendar doesn't allow Teams.
+        register_check(teams_refusal)
         # 2. Inbound: an activated provider subscribes to the room (and organizer) mailboxes;
         #    a change of sync mode adds or drops the organizer mailbox's subscription.
         post_save.connect(on_provider_saved, sender=CalendarProvider, dispatch_uid="calendar_sync.provider_activated")

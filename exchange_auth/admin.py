@@ -1,5 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 
 from exchange_auth import certificates, credentials, graph_check, properties, views
 from exchange_auth.models import (
@@ -90,7 +93,21 @@ class CalendarProviderAdmin(admin.ModelAdmin):
         (None, {"fields": ["updated_at"]}),
     ]
 
-    @admin.display(description="Client secret")
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.test_connection_view)
+        return [path("<int:object_id>/test-connection/", view, name="exchange_auth_calendarprovider_test_connection"), *super().get_urls()]
+
+    def test_connection_view(self, request, object_id: int):
+        """POST from the provider's page: the same check as the list's action, its result as a message."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        provider = get_object_or_404(CalendarProvider, pk=object_id)
+        if self.has_change_permission(request, provider):
+            self.test_connection(request, CalendarProvider.objects.filter(pk=provider.pk))
+        return HttpResponseRedirect(reverse("admin:exchange_auth_calendarprovider_change", args=[provider.pk]))
+
+    # "Stored secret", not a second "Client secret" beside the write-only input of that name.
+    @admin.display(description="Stored secret")
     def secret_status(self, obj: CalendarProvider) -> str:
         if not obj.has_client_secret:
             return "not set"

@@ -92,6 +92,10 @@ def online_meeting_for(ev: Event, organizer: User, tenant_id: str) -> dict | Non
         return ev.online_meeting  # made once; later changes don't remake it
     if not ev.is_online_meeting or ev.online_meeting_provider == "unknown":
         return None
+    # Only a provider the organizer's calendar allows makes a meeting online
+    # (allowedOnlineMeetingProviders: https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings).
+    if ev.online_meeting_provider not in (organizer.allowed_online_meeting_providers or []):
+        return None
     thread = secrets.token_hex(16)
     context = quote(json.dumps({"Tid": tenant_id, "Oid": organizer.id}, separators=(",", ":")), safe="")
     return {

@@ -52,6 +52,7 @@ class Control:
             web.post("/_emulator/rooms/{upn}/booking_delegates", c.booking_delegates),
             web.post("/_emulator/rooms/{upn}/calendar_processing", c.calendar_processing),
             web.post("/_emulator/access_policy", c.access_policy),
+            web.post("/_emulator/users/{upn}/online_meeting_providers", c.online_meeting_providers),
             web.post("/_emulator/apps/{client_id}/certificates", c.app_certificates),
             web.post("/_emulator/users/{upn}/events", c.create_event_as),
             web.post("/_emulator/users/{upn}/respond", c.respond_as),
@@ -278,6 +279,19 @@ class Control:
             raise GraphError(400, "BadRequest", "ConflictPercentageAllowed is 0-100 and MaximumConflictInstances at least 0.")
         room.conflict_percentage_allowed, room.maximum_conflict_instances = percent, count
         return _json({"room": room.upn, "ConflictPercentageAllowed": percent, "MaximumConflictInstances": count})
+
+    async def online_meeting_providers(self, request):
+        """{"allowed": ["teamsForBusiness", ...], "default": "teamsForBusiness"}: the mailbox calendar's
+        allowedOnlineMeetingProviders / defaultOnlineMeetingProvider (an empty list: none allowed)."""
+        body = await self._body(request)
+        user = self._user(request.match_info["upn"])
+        allowed = body.get("allowed", user.allowed_online_meeting_providers)
+        if not isinstance(allowed, list) or not all(isinstance(p, str) for p in allowed):
+            raise GraphError(400, "BadRequest", "allowed must be a list of provider names.")
+        user.allowed_online_meeting_providers = list(allowed)
+        user.default_online_meeting_provider = str(body.get("default") or (allowed[0] if allowed else "unknown"))
+        return _json({"user": user.upn, "allowedOnlineMeetingProviders": user.allowed_online_meeting_providers,
+                      "defaultOnlineMeetingProvider": user.default_online_meeting_provider})
 
     async def access_policy(self, request):
         """{"client_id": ..., "mailboxes": [upn, ...]} limits an app's app-only access; mailboxes null lifts it."""

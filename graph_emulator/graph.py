@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from .batch import run_batch
 from .delta import DeltaEngine
+from .directory_search import check_consistency, compile_search, needs_advanced_query
 from .errors import GraphError, access_denied, invalid_request, item_not_found
 from .event_views import event_view, preferences, view_instances
 from .http_types import DropConnection, GReq, GResp, error_body
@@ -137,7 +138,8 @@ class Graph:
         resp.headers.setdefault("x-ms-ags-diagnostic", '{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU"}}')
         ctx.requests.record(req.method, "/v1.0" + req.path, req.mailbox.upn if req.mailbox else None, app_id,
                             resp.status, (time.perf_counter() - started) * 1000, req.batch, user=user_upn,
-                            select=req.q("select"), client_request_id=req.headers.get("client-request-id"))
+                            select=req.q("select"), client_request_id=req.headers.get("client-request-id"),
+                            search=req.q("search"), consistency_level=req.headers.get("ConsistencyLevel"))
         return resp
 
     def _target_mailbox(self, req: GReq) -> User | None:
@@ -321,17 +323,27 @@ class Graph:
 
     # -- directory ------------------------------------------------------------------------
     def list_users(self, req: GReq) -> GResp:
+        """GET /users, with $filter, $select, and $search / $count as advanced queries (the
+        ConsistencyLevel header): https://learn.microsoft.com/en-us/graph/api/user-list?view=graph-rest-1.0"""
         self.check_directory(req, None)
+        if needs_advanced_query(req):
+            check_consistency(req)
         users = sorted(self.store.users.values(), key=lambda u: u.upn)
         items = [user_json(u) for u in users]
         sel = check_select(select_fields(req), USER_PROPERTIES, "user")
         test = compile_filter(req.q("filter"))
         if test:
             items = [u for u in items if test(u)]
+        if req.q("search") is not None:
+            found = compile_search(req.q("search"))
+            items = [u for u in items if found(u)]
         if sel:
             keep = set(sel) | {"id"}
             items = [{k: v for k, v in u.items() if k in keep} for u in items]
-        return GResp(200, page(req, items, 100, f"{req.base}/v1.0/$metadata#users"))
+        body = page(req, items, 100, f"{req.base}/v1.0/$metadata#users")
+        if (req.q("count") or "").lower() == "true":
+            body = {"@odata.context": body.pop("@odata.context"), "@odata.count": len(items), **body}
+        return GResp(200, body)
 
     def _check_place_read(self, req: GReq) -> None:
         # List places: Place.Read.All (delegated and application), Place.ReadWrite.All higher:
@@ -444,8 +456,11 @@ class Graph:
             "@odata.context": f"{req.base}/v1.0/$metadata#users('{target.id}')/calendar/$entity",
             "id": self.calendar_id(target), "name": "Calendar", "color": "auto", "hexColor": "",
             "isDefaultCalendar": True, "changeKey": "DxYSthXJXEWwAQSYQnXvIgAAIxGttg==", "canShare": True,
-            "canViewPrivateItems": True, "canEdit": True, "allowedOnlineMeetingProviders": ["teamsForBusiness"],
-            "defaultOnlineMeetingProvider": "teamsForBusiness", "isTallyingResponses": True, "isRemovable": False,
+            "canViewPrivateItems": True, "canEdit": True,
+            # Per mailbox (seedable), as an admin sets them up:
+            # https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings
+            "allowedOnlineMeetingProviders": list(target.allowed_online_meeting_providers),
+            "defaultOnlineMeetingProvider": target.default_online_meeting_provider, "isTallyingResponses": True, "isRemovable": False,
             "owner": {"name": target.display_name, "address": target.upn},
         })
 

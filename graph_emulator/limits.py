@@ -161,15 +161,17 @@ class RequestLog:
 
     def record(self, method: str, path: str, mailbox: str | None, app: str | None, status: int,
                duration_ms: float, batch: bool = False, user: str | None = None, select: str | None = None,
-               client_request_id: str | None = None) -> None:
+               client_request_id: str | None = None, search: str | None = None, consistency_level: str | None = None) -> None:
         """``user``: the signed-in user of a delegated token (None for app-only tokens); ``select``:
-        the request's ``$select`` (tests check the product selects only v1.0 properties)."""
+        the request's ``$select`` (tests check the product selects only v1.0 properties); ``search``
+        and ``consistency_level``: its ``$search`` and ConsistencyLevel header (advanced queries)."""
         self.seq += 1
         self.entries.append({
             "seq": self.seq, "time": time.time(), "method": method, "path": path,
             "endpoint": f"{method} {path_template(path)}", "mailbox": mailbox, "app": app, "user": user,
             "status": status, "duration_ms": round(duration_ms, 3), "batch": batch, "select": select,
             "client_request_id": client_request_id,
+            "search": search, "consistency_level": consistency_level,
         })
 
     def query(self, since: float | None = None, limit: int = 1000, throttle: Throttle | None = None) -> dict:

@@ -123,6 +123,11 @@ class User:
     # https://learn.microsoft.com/en-us/powershell/module/exchange/set-calendarprocessing
     conflict_percentage_allowed: int = 0
     maximum_conflict_instances: int = 0
+    # The default calendar's online meeting providers (calendar resource, v1.0): which providers
+    # its meetings may use, and the one Outlook picks by default:
+    # https://learn.microsoft.com/en-us/graph/api/resources/calendar?view=graph-rest-1.0
+    allowed_online_meeting_providers: list = field(default_factory=lambda: ["teamsForBusiness"])
+    default_online_meeting_provider: str = "teamsForBusiness"
 
     @property
     def mail(self) -> str:

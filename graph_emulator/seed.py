@@ -84,6 +84,12 @@ def load_demo(store: Store) -> Store:
         _user(f"bob@{DEMO_DOMAIN}", "Bob Berg", "Bob", "Berg", "Designer"),
         _user(f"admin@{DEMO_DOMAIN}", "Contoso Admin", "Contoso", "Admin", "IT administrator"),
         _user(f"reservations@{DEMO_DOMAIN}", "Room Reservations", None, None, "Service account"),
+        # People only the directory knows (no account in the product): the booking form's
+        # people picker finds them through Graph's /users?$search.
+        _user(f"boris.novak@{DEMO_DOMAIN}", "Boris Novak", "Boris", "Novak", "Facilities"),
+        _user(f"carol.chen@{DEMO_DOMAIN}", "Carol Chen", "Carol", "Chen", "Finance"),
+        _user(f"dora.diaz@{DEMO_DOMAIN}", "Dora Diaz", "Dora", "Diaz", "Sales"),
+        _user(f"evan.oconnor@{DEMO_DOMAIN}", "Evan O'Connor", "Evan", "O'Connor", "Support"),
         _room(f"atlas@{DEMO_DOMAIN}", "Atlas", 8, 1),
         _room(f"borealis@{DEMO_DOMAIN}", "Borealis", 4, 2),
         _room(f"cosmos@{DEMO_DOMAIN}", "Cosmos", 12, 3),
@@ -171,6 +177,10 @@ def apply_seed_payload(store: Store, payload: dict) -> dict:
             password=u.get("password", DEMO_PASSWORD),
             time_zone=u.get("timeZone", "W. Europe Standard Time"),
         )
+        if "allowedOnlineMeetingProviders" in u:
+            user.allowed_online_meeting_providers = list(u["allowedOnlineMeetingProviders"])
+        if "defaultOnlineMeetingProvider" in u:
+            user.default_online_meeting_provider = u["defaultOnlineMeetingProvider"]
         store.add_user(user)
         for client_id, app in store.apps.items():
             if u.get("consent", True):

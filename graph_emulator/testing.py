@@ -143,6 +143,10 @@ class EmulatorControl:
     def set_access_policy(self, client_id: str, mailboxes: list | None):
         return self._call("POST", "access_policy", {"client_id": client_id, "mailboxes": mailboxes})
 
+    def set_online_meeting_providers(self, user: str, allowed: list, default: str | None = None):
+        """The calendar of ``user`` allows these online meeting providers (``[]``: none)."""
+        return self._call("POST", f"users/{user}/online_meeting_providers", {"allowed": allowed, "default": default})
+
     def create_event_as(self, user: str, payload: dict) -> dict:
         """Create an event in ``user``'s mailbox as they would in Outlook (no token needed)."""
         return self._call("POST", f"users/{user}/events", payload)

@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from reservations import feeds, services
 from reservations.exceptions import ReservationError
 from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
+from workplace.zones import local_time
 
 
 class AttendeeInline(admin.TabularInline):
@@ -14,10 +15,27 @@ class AttendeeInline(admin.TabularInline):
     extra = 0
 
 
+class SubsourceFilter(admin.SimpleListFilter):
+    """Subsources with a name for the empty one (a filter link without text is unreadable to screen readers)."""
+
+    title = "subsource"
+    parameter_name = "subsource"
+
+    def lookups(self, request, model_admin):
+        values = Reservation.objects.order_by("subsource").values_list("subsource", flat=True).distinct()
+        return [(value or "-", value or "(none)") for value in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(subsource="" if value == "-" else value)
+
+
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ["subject", "room", "start", "end", "requested_for", "state", "approval_state", "sync_state", "source", "subsource", "origin"]
-    list_filter = ["state", "approval_state", "sync_state", "source", "subsource", "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
+    list_display = ["subject", "room", "starts", "ends", "requested_for", "state", "approval_state", "sync_state", "source", "subsource", "origin"]
+    list_filter = ["state", "approval_state", "sync_state", "source", SubsourceFilter, "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
     search_fields = ["subject", "requested_for__username", "requested_for__email", "requested_by__email", "room__name", "event_id", "ical_uid"]
     date_hierarchy = "start"
     list_select_related = ["room__building", "requested_for"]
@@ -25,6 +43,14 @@ class ReservationAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "cancelled_at", "approval_requested_at", "approval_decided_by"]
     inlines = [AttendeeInline]
     actions = ["approve_selected", "decline_selected"]
+
+    @admin.display(description="Start (building time)", ordering="start")
+    def starts(self, obj: Reservation) -> str:
+        return local_time(obj.start, obj.room.building.timezone)
+
+    @admin.display(description="End (building time)", ordering="end")
+    def ends(self, obj: Reservation) -> str:
+        return local_time(obj.end, obj.room.building.timezone)
     fieldsets = [
         (None, {"fields": ["room", "arrangement", "subject", "body", "start", "end", "series", "original_start"]}),
         ("People", {"fields": ["requested_by", "requested_for", "kind"]}),
@@ -73,12 +99,16 @@ class OccurrenceInline(admin.TabularInline):
 
 @admin.register(ReservationSeries)
 class ReservationSeriesAdmin(admin.ModelAdmin):
-    list_display = ["subject", "room", "frequency", "interval", "first_start", "until", "count", "requested_for"]
+    list_display = ["subject", "room", "frequency", "interval", "first_starts", "until", "count", "requested_for"]
     list_filter = ["frequency", "room"]
     search_fields = ["subject", "requested_for__email", "room__name", "event_id", "ical_uid"]
     list_select_related = ["room__building", "requested_for"]
     raw_id_fields = ["requested_by", "requested_for"]
     inlines = [OccurrenceInline]
+
+    @admin.display(description="First start (building time)", ordering="first_start")
+    def first_starts(self, obj: ReservationSeries) -> str:
+        return local_time(obj.first_start, obj.room.building.timezone)
 
 
 class RoomFeedForm(forms.ModelForm):

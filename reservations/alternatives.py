@@ -3,15 +3,18 @@ room's next free slot. Read only, and run only on the refusal path (a 409), so a
 that goes through pays nothing for it.
 
 "Fits" means the same building, at least as many seats and every piece of equipment of
-the room asked for; for a series, a room must be free for every clashing occurrence."""
+the room asked for and, when a layout other than the room's default was asked for, a layout of
+the same name with at least as many seats (it is the one the alternative books); for a series,
+a room must be free for every clashing occurrence."""
 
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from reservations.models import ACTIVE_STATES, Reservation
-from workplace.models import Room
+from workplace.models import Arrangement, Room
 
 MAX_ROOMS = 3
 # How far the same room's next free slot is looked for, and in how many bookings at most.
@@ -28,10 +31,20 @@ def _busy_q(slots: Slots) -> Q:
     return overlap
 
 
-def rooms_free_for(*, room: Room, slots: Slots) -> list[Room]:
-    """Up to MAX_ROOMS other rooms like ``room`` free for every slot (two queries)."""
+def seats_of(arrangement: Arrangement) -> int:
+    return arrangement.capacity or arrangement.room.capacity
+
+
+def rooms_free_for(*, room: Room, slots: Slots, arrangement: Arrangement | None = None) -> list[Room]:
+    """Up to MAX_ROOMS other rooms like ``room`` free for every slot (two queries); with a
+    non-default ``arrangement``, each has ``layout_id``: its layout of that name with enough seats."""
     equipment = list(room.equipment.values_list("pk", flat=True))
     candidates = Room.objects.filter(building_id=room.building_id, reservable=True, capacity__gte=room.capacity).exclude(pk=room.pk)
+    if arrangement is not None and not arrangement.is_default:
+        layouts = (Arrangement.objects.filter(room=OuterRef("pk"), name__iexact=arrangement.name)
+                   .annotate(seats=Coalesce("capacity", "room__capacity")).filter(seats__gte=seats_of(arrangement)))
+        candidates = candidates.annotate(layout_id=Subquery(layouts.values("pk")[:1]),
+                                         layout_seats=Subquery(layouts.values("seats")[:1])).filter(layout_id__isnull=False)
     if equipment:
         candidates = candidates.annotate(
             fitting=Count("equipment", filter=Q(equipment__in=equipment), distinct=True)
@@ -60,13 +73,20 @@ def next_free_slot(*, room: Room, start: dt.datetime, end: dt.datetime) -> tuple
     return None
 
 
-def alternatives_for(*, room: Room, slots: Slots, clashing: Sequence[int]) -> dict:
+def _room_entry(r: Room, arrangement: Arrangement | None, **extra) -> dict:
+    layout = None
+    if getattr(r, "layout_id", None) is not None and arrangement is not None:
+        layout = {"id": r.layout_id, "name": arrangement.name, "seats": r.layout_seats}
+    return {"id": r.pk, "name": r.name, **extra, "arrangement": layout}
+
+
+def alternatives_for(*, room: Room, slots: Slots, clashing: Sequence[int], arrangement: Arrangement | None = None) -> dict:
     """The 409's ``extra.alternatives``: ``rooms`` free for every clashing slot, ``next_free``
     in the same room (one booking only) and, for a series, ``occurrences``: each clashing
     occurrence (1-based) with the rooms free for it."""
     clash_slots = [slots[i] for i in clashing]
-    rooms = rooms_free_for(room=room, slots=clash_slots)
-    answer: dict = {"rooms": [{"id": r.pk, "name": r.name, "capacity": r.capacity} for r in rooms], "next_free": None}
+    rooms = rooms_free_for(room=room, slots=clash_slots, arrangement=arrangement)
+    answer: dict = {"rooms": [_room_entry(r, arrangement, capacity=r.capacity) for r in rooms], "next_free": None}
     if len(slots) == 1:
         free = next_free_slot(room=room, start=slots[0][0], end=slots[0][1])
         if free:
@@ -75,7 +95,7 @@ def alternatives_for(*, room: Room, slots: Slots, clashing: Sequence[int]) -> di
     else:
         answer["occurrences"] = [
             {"occurrence": i + 1, "start": slots[i][0].astimezone(room.building.tzinfo).isoformat(),
-             "rooms": [{"id": r.pk, "name": r.name} for r in rooms_free_for(room=room, slots=[slots[i]])]}
+             "rooms": [_room_entry(r, arrangement) for r in rooms_free_for(room=room, slots=[slots[i]], arrangement=arrangement)]}
             for i in clashing[:20]
         ]
     return answer

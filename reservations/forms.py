@@ -14,8 +14,7 @@ from django.forms.utils import flatatt
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from exchange_auth.providers import active_providers
-from reservations import parsing
+from reservations import parsing, selectors
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence, index_of
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
@@ -178,7 +177,7 @@ class ReservationForm(forms.Form):
     # Which of the service's error keys belongs to which field of this form.
     ERROR_FIELDS = {
         "subject": "subject", "body": "body", "start": "start_time", "end": "end_time", "arrangement": "arrangement",
-        "attendees": "attendees", "requested_for": "requested_for", "kind": "group",
+        "attendees": "attendees", "requested_for": "requested_for", "kind": "group", "online_meeting": "online_meeting",
         "recurrence.frequency": "frequency", "recurrence.interval": "interval", "recurrence.until": "until",
         "recurrence.count": "count", "recurrence.weekdays": "weekdays", "recurrence.index": "month_index", "recurrence": "frequency", "scope": "scope", "room": "room",
     }
@@ -229,12 +228,8 @@ class ReservationForm(forms.Form):
     def _people_for_on_behalf(self) -> None:
         """"This reservation is for": people by name and email, without service accounts (each
         provider's delegated user and organizer account) or admin-only accounts (superusers)."""
-        service = {e.lower() for p in active_providers() for e in (p.delegated_user_email, p.organizer_account) if e}
         field = self.fields["requested_for"]
-        people = field.queryset.exclude(is_superuser=True)
-        for email in service:
-            people = people.exclude(email__iexact=email)
-        field.queryset = people
+        field.queryset = selectors.people_bookable()
         field.label_from_instance = lambda u: f"{u.get_full_name() or u.get_username()} ({u.email})" if u.email else (u.get_full_name() or u.get_username())
 
     def clean_attendees(self):

@@ -4,9 +4,11 @@ objects are joined or prefetched so listing never costs a query per row."""
 import datetime as dt
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
+from exchange_auth.providers import active_providers
 from reservations.models import ACTIVE_STATES, ApprovalState, Attendee, Reservation, State
 from workplace.models import Arrangement, Building, Floor, Room
 
@@ -126,3 +128,28 @@ def room_busy_slots(*, room: Room, start: dt.datetime, end: dt.datetime) -> list
         .only("id", "start", "end", "state", "room_id")
         .order_by("start")
     )
+
+
+def people_bookable() -> QuerySet:
+    """The product's people an employee may name (on behalf, attendees): active accounts without
+    the service accounts (each active provider's delegated user and organizer account) and
+    admin-only accounts (superusers)."""
+    service = {e.lower() for p in active_providers() for e in (p.delegated_user_email, p.organizer_account) if e}
+    people = get_user_model().objects.filter(is_active=True).exclude(is_superuser=True)
+    for email in service:
+        people = people.exclude(email__iexact=email)
+    return people.order_by("first_name", "last_name", "username")
+
+
+def people_matching(*, query: str, limit: int = 10) -> list:
+    """Bookable people whose first or last name, full name, email or username starts with
+    ``query`` (case-insensitive), with an email address (an attendee needs one)."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    words = query.split()
+    match = Q(email__istartswith=query) | Q(username__istartswith=query)
+    name = Q()
+    for word in words:  # "bob be": every word starts the first or the last name
+        name &= Q(first_name__istartswith=word) | Q(last_name__istartswith=word)
+    return list(people_bookable().exclude(email="").filter(match | name)[:limit])

@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # /admin/ and /outlook/ show times in the admin's (or the buildings') zone, named (workplace/zones.py).
+    "workplace.zones.AdminTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -56,7 +58,8 @@ WSGI_APPLICATION = "workplace.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # workplace/admin_templates/admin/base_site.html: the admin's accessibility touches.
+        "DIRS": [BASE_DIR / "workplace" / "admin_templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -176,7 +179,9 @@ REST_FRAMEWORK = {
     ],
     # Endpoints that ask Exchange on each call (free/busy, attendees' answers): per user,
     # so one client can't spend the tenant's Graph budget (429 with Retry-After beyond it).
-    "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min"},
+    "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min",
+                               # the attendee picker searches as one types (a tenant's answers are cached)
+                               "people_search": f"{env_int('API_PEOPLE_SEARCHES_PER_MINUTE', 240, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workplace reservations API",

@@ -11,7 +11,7 @@ from reservations import services
 from reservations.models import Reservation, ReservationSeries, SyncState
 
 from ..models import RoomEvent
-from .notifications import notify_rejected
+from .notifications import notify_confirmed, notify_rejected
 
 
 def link_instance(reservation: Reservation, *, event_id: str, change_key: str) -> None:
@@ -53,7 +53,10 @@ def _set_sync_state(reservation: Reservation, state: str, error: str = "") -> No
 def mark_confirmed(reservation: Reservation) -> bool:
     """awaiting_confirmation (or conflicted) → confirmed. False when nothing changed."""
     changed = services.reservation_mark_confirmed(reservation=reservation)
-    if not changed:
+    if changed:
+        reservation.refresh_from_db(fields=["state", "state_reason", "online_meeting_url"])
+        notify_confirmed(reservation)
+    else:
         reservation.refresh_from_db(fields=["state", "state_reason"])
     return changed
 

@@ -42,7 +42,7 @@ def user_email(user) -> str:
     return (getattr(user, "email", "") or "").lower()
 
 
-def _has_mailbox(user) -> bool:
+def has_mailbox(user) -> bool:
     profile = getattr(user, "profile", None)
     return bool(user_email(user)) and (profile is None or profile.has_mailbox)
 
@@ -72,7 +72,7 @@ def plan_for(event: SyncEvent, target, room, provider) -> tuple[SyncPlan, object
             kind=getattr(target, "kind", "standard"),
             acting_user=user_email(actor),
             requested_for=user_email(target.requested_for),
-            requested_for_has_mailbox=_has_mailbox(target.requested_for),
+            requested_for_has_mailbox=has_mailbox(target.requested_for),
             room_mailbox=(room.mailbox or "").lower(),
             accounts=accounts,
             blocker_user=properties.get(properties.BLOCKER_USER) or "",

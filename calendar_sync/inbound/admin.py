@@ -3,6 +3,7 @@ the webhook inbox, delta state per mailbox, meetings seen in subscribed calendar
 ``calendar_sync.admin``."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import label_for_field
 from django.utils import timezone
 
 from exchange_auth.graph import GraphError
@@ -33,6 +34,11 @@ class SubscriptionAdmin(ReadOnly):
     readonly_fields = [f.name for f in Subscription._meta.fields if f.name != "client_state_hash"]
     exclude = ("client_state_hash",)
     actions = ["renew_selected", "resync_selected"]
+
+    def changelist_view(self, request, extra_context=None):
+        # Each column's label, for the phone layout's cards (change_list.html of this model).
+        labels = [(field, str(label_for_field(field, Subscription, self)).capitalize()) for field in self.list_display]
+        return super().changelist_view(request, {**(extra_context or {}), "card_labels": labels})
 
     @admin.display(description="health")
     def health(self, obj: Subscription) -> str:

@@ -81,7 +81,7 @@ def find_conflicts(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = ())
     return found
 
 
-def raise_slot_taken(*, room: Room, slots: Slots, conflicts: list[tuple[int, Reservation]]) -> None:
+def raise_slot_taken(*, room: Room, slots: Slots, conflicts: list[tuple[int, Reservation]], arrangement=None) -> None:
     if not conflicts:
         return
     listed = [
@@ -107,20 +107,20 @@ def raise_slot_taken(*, room: Room, slots: Slots, conflicts: list[tuple[int, Res
     for entry in listed:
         for key in ("start", "end", "conflicting_start", "conflicting_end"):
             entry[key] = dt.datetime.fromisoformat(entry[key]).astimezone(tz_info).isoformat()
-    alternatives = alternatives_for(room=room, slots=slots, clashing=[index for index, _ in conflicts])
+    alternatives = alternatives_for(room=room, slots=slots, clashing=[index for index, _ in conflicts], arrangement=arrangement)
     raise SlotTaken(message, extra={"conflicts": listed, "alternatives": alternatives})
 
 
-def check_free_first(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = ()) -> None:
+def check_free_first(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = (), arrangement=None) -> None:
     """Where no constraint refuses an overlap (SQLite), look before writing."""
     if not database_enforces_no_overlap():
-        raise_slot_taken(room=room, slots=slots, conflicts=find_conflicts(room=room, slots=slots, exclude_ids=exclude_ids))
+        raise_slot_taken(room=room, slots=slots, conflicts=find_conflicts(room=room, slots=slots, exclude_ids=exclude_ids), arrangement=arrangement)
 
 
-def slot_taken_after_race(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = ()) -> SlotTaken:
+def slot_taken_after_race(*, room: Room, slots: Slots, exclude_ids: Iterable[int] = (), arrangement=None) -> SlotTaken:
     """The exclusion constraint refused a row: name the slot that won the race."""
     try:
-        raise_slot_taken(room=room, slots=slots, conflicts=find_conflicts(room=room, slots=slots, exclude_ids=exclude_ids))
+        raise_slot_taken(room=room, slots=slots, conflicts=find_conflicts(room=room, slots=slots, exclude_ids=exclude_ids), arrangement=arrangement)
     except SlotTaken as exc:
         return exc
     return SlotTaken(f"{room.name} was booked by someone else at the same moment; try another time.", extra={"conflicts": []})

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 
-from reservations import fastpaths, rules
+from reservations import fastpaths, online_meetings, rules
 from reservations.exceptions import InvalidReservation
 from reservations.models import (
     ApprovalState,
@@ -116,6 +116,10 @@ def reservation_create(
         room=room, arrangement=arrangement, start=start, end=end, subject=subject, body=body,
         attendees=cleaned, requested_for=requested_for, errors=errors, strict_time=not from_exchange,
     )
+    if online_meeting and room.is_synced and not from_exchange:
+        reason = online_meetings.refusal(room=room, actor=actor, requested_for=requested_for, kind=kind, source=source, subsource=subsource)
+        if reason:
+            errors.setdefault("online_meeting", []).append(reason)
     raise_invalid(errors)
     if in_series is not None and (not from_exchange or recurrence is not None or in_series.room_id != room.pk):
         raise ValueError("in_series adds one occurrence from Exchange to a series of the same room")
@@ -137,13 +141,13 @@ def reservation_create(
                 )
         except IntegrityError as exc:
             if is_overlap_violation(exc):
-                raise slot_taken_after_race(room=room, slots=pairs) from exc
+                raise slot_taken_after_race(room=room, slots=pairs, arrangement=arrangement) from exc
             raise
         except OperationalError as exc:
             if not is_deadlock(exc):
                 raise
             if attempt == DEADLOCK_RETRIES:
-                raise slot_taken_after_race(room=room, slots=pairs) from exc
+                raise slot_taken_after_race(room=room, slots=pairs, arrangement=arrangement) from exc
     raise AssertionError("unreachable")  # pragma: no cover (the loop returns or raises)
 
 
@@ -168,7 +172,7 @@ def _create_rows(
     attendees, kind, source, subsource, from_exchange, exchange: ExchangeIds, online_meeting: bool = False,
     in_series: ReservationSeries | None = None,
 ) -> Reservation:
-    check_free_first(room=room, slots=pairs)
+    check_free_first(room=room, slots=pairs, arrangement=arrangement)
     state, sync_state = initial_states(room=room, from_exchange=from_exchange)
     # A room that needs approval inside the product: the booking waits for its approvers
     # (holding the room) and nothing is written to Exchange before one approves (``approvals``).

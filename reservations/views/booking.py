@@ -17,7 +17,7 @@ from reservations.forms import ReservationForm
 from reservations.models import ACTIVE_STATES, Kind, Reservation, Source, State
 from workplace.models import Room
 
-from .common import freebusy_api_url, get_reservation, get_room, state_word
+from .common import freebusy_api_url, get_reservation, get_room, people_api_url, state_word
 
 
 def _initial_times(request: HttpRequest, tz) -> dict:
@@ -63,7 +63,7 @@ def book(request: HttpRequest, room_id: int) -> HttpResponse:
                 return redirect("portal:my_reservations")
     else:
         form = ReservationForm(room=room, tz=tz, caps=caps, initial={**_initial_times(request, tz), "arrangement": room.default_arrangement()})
-    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": freebusy_api_url(),
+    context = {"form": form, "room": room, "caps": caps, "editing": None, "freebusy_url": freebusy_api_url(), "people_url": people_api_url(),
                "alternatives": alternatives}
     return render(request, "reservations/book.html", context, status=200)
 
@@ -79,8 +79,10 @@ def _alternative_bookings(request: HttpRequest, room: Room, exc: ReservationErro
     same_layout = [("arrangement", v) for v in request.POST.getlist("arrangement")]
     options = []
     for other in found.get("rooms", []):
-        options.append({"label": f"Book {other['name']} ({other['capacity']} seats) at the same time",
-                        "action": reverse("portal:book", args=[other["id"]]), "fields": posted})
+        layout = other.get("arrangement")
+        label = f"Book {other['name']} ({other['capacity']} seats" + (f", {layout['name']} for {layout['seats']}" if layout else "") + ") at the same time"
+        options.append({"label": label, "action": reverse("portal:book", args=[other["id"]]),
+                        "fields": posted + ([("arrangement", str(layout["id"]))] if layout else [])})
     if found.get("next_free"):
         start = dt.datetime.fromisoformat(found["next_free"]["start"])
         end = dt.datetime.fromisoformat(found["next_free"]["end"])
@@ -146,5 +148,5 @@ def change(request: HttpRequest, reservation_id: int) -> HttpResponse:
             "attendees": "\n".join(a.email for a in reservation.attendees.all() if a.type != "resource"),
             "scope": "occurrence",
         })
-    context = {"form": form, "room": room, "caps": caps, "editing": reservation, "freebusy_url": freebusy_api_url()}
+    context = {"form": form, "room": room, "caps": caps, "editing": reservation, "freebusy_url": freebusy_api_url(), "people_url": people_api_url()}
     return render(request, "reservations/book.html", context)

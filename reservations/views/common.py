@@ -40,6 +40,14 @@ def state_word(reservation: Reservation) -> str:
     if reservation.state in ACTIVE_STATES and reservation.end <= timezone.now():
         return "over"
     return reservation.get_state_display().replace("_", " ").lower()
+def people_api_url() -> str:
+    """The attendee picker's search (calendar_sync's API), or "" where it isn't mounted."""
+    try:
+        return reverse("people")
+    except NoReverseMatch:
+        return ""
+
+
 def freebusy_api_url() -> str:
     try:
         return reverse("freebusy")

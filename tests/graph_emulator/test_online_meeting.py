@@ -32,3 +32,17 @@ def test_a_plain_meeting_has_no_online_meeting(app_graph):
 def test_an_unknown_provider_is_refused(app_graph):
     response = app_graph.post(f"/users/{ALICE}/events", meeting("Odd", isOnlineMeeting=True, onlineMeetingProvider="zoom"))
     assert response.status_code == 400
+
+
+def test_the_calendar_names_its_allowed_providers_per_mailbox(app_graph, emulator_control):
+    """allowedOnlineMeetingProviders / defaultOnlineMeetingProvider of the calendar resource
+    (https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings), seedable per mailbox;
+    a provider the calendar doesn't allow makes no join link."""
+    calendar = app_graph.get(f"/users/{ALICE}/calendar").json()
+    assert calendar["allowedOnlineMeetingProviders"] == ["teamsForBusiness"] and calendar["defaultOnlineMeetingProvider"] == "teamsForBusiness"
+    emulator_control.set_online_meeting_providers(BOB, [])
+    bob = app_graph.get(f"/users/{BOB}/calendar").json()
+    assert bob["allowedOnlineMeetingProviders"] == [] and bob["defaultOnlineMeetingProvider"] == "unknown"
+    assert app_graph.get(f"/users/{ALICE}/calendar").json()["allowedOnlineMeetingProviders"] == ["teamsForBusiness"]
+    ev = app_graph.post(f"/users/{BOB}/events", meeting("No Teams here", isOnlineMeeting=True, onlineMeetingProvider="teamsForBusiness")).json()
+    assert ev["onlineMeeting"] is None

@@ -62,3 +62,45 @@ def test_the_portal_offers_them_and_one_click_books_one(client, alice, rooms):
     assert response.status_code == 302
     booked = Reservation.objects.get(subject="Review")
     assert booked.room == cosmos and booked.start == days_ahead(1, 14, 30)
+
+
+@pytest.fixture
+def layouts(rooms, hq, projector):
+    """Atlas's U-shape seats 8 (its capacity). Orion has a U-shape for 10: it fits; Vega's U-shape
+    seats 6: it doesn't; Cosmos has no U-shape."""
+    from workplace.models import Arrangement
+
+    orion = RoomFactory(building=hq, name="Orion", capacity=12, equipment=[projector])
+    Arrangement.objects.create(room=orion, name="U-shape", capacity=10)
+    vega = RoomFactory(building=hq, name="Vega", capacity=12, equipment=[projector])
+    Arrangement.objects.create(room=vega, name="U-shape", capacity=6)
+    return {**rooms, "orion": orion, "u_shape": rooms["atlas"].arrangements.get(name="U-shape"),
+            "orion_u": orion.arrangements.get(name="U-shape")}
+
+
+def test_the_409_matches_the_layout_asked_for(alice_api, layouts):
+    atlas = layouts["atlas"]
+    slot = {"start": days_ahead(1, 14, 30).isoformat(), "end": days_ahead(1, 15, 30).isoformat()}
+    asked = alice_api.post(URL, {"room": atlas.pk, "subject": "Workshop", "arrangement": layouts["u_shape"].pk, **slot}, format="json")
+    assert asked.status_code == 409
+    rooms = asked.json()["extra"]["alternatives"]["rooms"]
+    assert rooms == [{"id": layouts["orion"].pk, "name": "Orion", "capacity": 12,
+                      "arrangement": {"id": layouts["orion_u"].pk, "name": "U-shape", "seats": 10}}]
+    # The default layout asks for no particular one: every room that fits.
+    plain = alice_api.post(URL, {"room": atlas.pk, "subject": "Workshop", **slot}, format="json").json()["extra"]["alternatives"]["rooms"]
+    assert [r["name"] for r in plain] == ["Cosmos", "Orion", "Vega"] and all(r["arrangement"] is None for r in plain)
+
+
+def test_the_portal_alternative_books_the_matching_layout(client, alice, layouts):
+    atlas, orion = layouts["atlas"], layouts["orion"]
+    client.force_login(alice)
+    day = days_ahead(1, 9).date().isoformat()
+    html = client.post(f"/rooms/{atlas.pk}/book/", {
+        "subject": "Workshop", "date": day, "start_time": "14:30", "end_time": "15:30", "arrangement": layouts["u_shape"].pk,
+    }).content.decode()
+    assert "Book Orion (12 seats, U-shape for 10) at the same time" in html and "Cosmos" not in html.split('id="alternatives"')[1].split("</section>")[0]
+    assert f'name="arrangement" value="{layouts["orion_u"].pk}"' in html
+    response = client.post(f"/rooms/{orion.pk}/book/", {"subject": "Workshop", "date": day, "start_time": "14:30", "end_time": "15:30",
+                                                         "arrangement": layouts["orion_u"].pk})
+    assert response.status_code == 302
+    assert Reservation.objects.get(subject="Workshop").arrangement == layouts["orion_u"]

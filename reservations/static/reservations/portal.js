@@ -70,6 +70,7 @@
     fillAttendeeAvailability();
     setUpAvailabilityCheck();
     setUpDayGrid();
+    setUpPeoplePicker();
 
     var frequency = document.getElementById("id_frequency");
     if (frequency) {
@@ -413,5 +414,146 @@
     grid.addEventListener("click", function (event) {
       if (suppressClick && event.target.closest("td")) { event.preventDefault(); suppressClick = false; }
     }, true);
+  }
+
+  // --- booking form: the people picker ---------------------------------------------------------
+  // Searches the product's people and the directory (GET /api/v1/people/?search=), adds the one
+  // picked to the attendees box (which stays the form's field: without JavaScript it is all there
+  // is), and shows every attendee's free/busy at the chosen time (one /api/v1/freebusy/ call for all).
+  function attendeeEmails(text) {
+    var emails = [];
+    (text || "").split(/[,;\n]+/).forEach(function (chunk) {
+      var angle = /<([^>]+)>/.exec(chunk);
+      if (angle) emails.push(angle[1].trim());
+      else emails.push.apply(emails, chunk.trim().split(/\s+/).filter(Boolean));
+    });
+    var seen = {};
+    return emails.filter(function (e) { var k = e.toLowerCase(); if (seen[k] || e.indexOf("@") < 1) return false; seen[k] = true; return true; });
+  }
+
+  function setUpPeoplePicker() {
+    var picker = document.getElementById("people-picker");
+    if (!picker) return;
+    var form = picker.closest("form"), box = form.elements.attendees;
+    if (!box) return;
+    var input = document.getElementById("people-search"), list = document.getElementById("people-options");
+    var status = document.getElementById("people-status"), picked = document.getElementById("picked-people");
+    var names = {}, results = [], active = -1, timer = null, fbTimer = null, seq = 0, fbSeq = 0;
+    picker.hidden = false;
+
+    function close() { list.hidden = true; input.setAttribute("aria-expanded", "false"); input.removeAttribute("aria-activedescendant"); active = -1; }
+    function highlight(i) {
+      var items = list.querySelectorAll("[role=option]");
+      items.forEach(function (li, n) { li.setAttribute("aria-selected", n === i ? "true" : "false"); });
+      active = i;
+      if (items[i]) { input.setAttribute("aria-activedescendant", items[i].id); items[i].scrollIntoView({ block: "nearest" }); }
+    }
+    function render() {
+      list.replaceChildren();
+      results.forEach(function (p, i) {
+        var li = document.createElement("li"), who = document.createElement("span"), mail = document.createElement("span");
+        li.id = "person-option-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        li.setAttribute("data-email", p.email);
+        who.className = "person-name";
+        who.textContent = p.name + (p.job_title ? " · " + p.job_title : "");
+        mail.className = "person-email";
+        mail.textContent = p.email + (p.source === "directory" ? " (directory)" : "");
+        li.append(who, mail);
+        li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(i); });
+        list.append(li);
+      });
+      list.hidden = !results.length;
+      input.setAttribute("aria-expanded", results.length ? "true" : "false");
+    }
+    function search() {
+      var q = input.value.trim();
+      if (q.length < 2) { results = []; render(); status.textContent = ""; return; }
+      var mine = ++seq;
+      getJSON(picker.getAttribute("data-url") + "?" + new URLSearchParams({ search: q }).toString()).then(function (body) {
+        if (mine !== seq) return;
+        results = body.results || [];
+        render();
+        status.textContent = results.length ? results.length + (results.length === 1 ? " person found" : " people found") + (body.directory_answered === false ? " (the directory couldn't be asked)" : "")
+          : "Nobody found for “" + q + "”.";
+      }).catch(function (error) { if (mine === seq) status.textContent = "Couldn't search: " + error.message; });
+    }
+    function choose(i) {
+      var p = results[i];
+      if (!p) return;
+      names[p.email.toLowerCase()] = p.name;
+      var emails = attendeeEmails(box.value);
+      if (!emails.some(function (e) { return e.toLowerCase() === p.email.toLowerCase(); })) {
+        box.value = (box.value.trim() ? box.value.trim() + "\n" : "") + p.email;
+      }
+      input.value = "";
+      results = [];
+      close();
+      status.textContent = p.name + " added.";
+      refresh();
+      input.focus();
+    }
+    function remove(email) {
+      box.value = attendeeEmails(box.value).filter(function (e) { return e.toLowerCase() !== email.toLowerCase(); }).join("\n");
+      refresh();
+    }
+    function refresh() {
+      var emails = attendeeEmails(box.value);
+      picked.replaceChildren();
+      emails.forEach(function (email) {
+        var li = document.createElement("li"), who = document.createElement("span"), what = document.createElement("span"), x = document.createElement("button");
+        li.setAttribute("data-email", email.toLowerCase());
+        who.textContent = names[email.toLowerCase()] ? names[email.toLowerCase()] + " <" + email + ">" : email;
+        what.className = "availability availability-unknown";
+        what.textContent = "…";
+        x.type = "button";
+        x.className = "btn btn-small btn-ghost";
+        x.textContent = "Remove";
+        x.setAttribute("aria-label", "Remove " + (names[email.toLowerCase()] || email));
+        x.addEventListener("click", function () { remove(email); });
+        li.append(who, what, x);
+        picked.append(li);
+      });
+      clearTimeout(fbTimer);
+      fbTimer = setTimeout(function () { availability(emails); }, 200);
+    }
+    function availability(emails) {
+      var tz = picker.getAttribute("data-timezone"), url = picker.getAttribute("data-freebusy-url");
+      var start = zonedToISO(form.elements.date.value, form.elements.start_time.value, tz);
+      var end = zonedToISO(form.elements.date.value, form.elements.end_time.value, tz);
+      if (!emails.length || !url) return;
+      var spans = function () { return picked.querySelectorAll(".availability"); };
+      if (!start || !end || end <= start) { spans().forEach(function (s) { s.textContent = "choose the time"; }); return; }
+      var mine = ++fbSeq;
+      getJSON(url + "?" + new URLSearchParams({ emails: emails.slice(0, 20).join(","), start: start, end: end }).toString()).then(function (body) {
+        if (mine !== fbSeq) return;
+        (body.schedules || []).forEach(function (s) {
+          var li = picked.querySelector("li[data-email='" + CSS.escape(s.email.toLowerCase()) + "']");
+          var span = li && li.querySelector(".availability");
+          if (!span) return;
+          span.textContent = availabilityWord(s.availability);
+          span.className = "availability availability-" + (AVAILABILITY_WORDS[s.availability] ? s.availability : "unknown");
+        });
+      }).catch(function (error) {
+        if (mine === fbSeq) spans().forEach(function (s) { s.textContent = "unknown"; s.title = error.message; });
+      });
+    }
+
+    input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(search, 200); });
+    input.addEventListener("keydown", function (e) {
+      var count = results.length;
+      if (e.key === "ArrowDown" && count) { e.preventDefault(); if (list.hidden) render(); highlight((active + 1) % count); }
+      else if (e.key === "ArrowUp" && count) { e.preventDefault(); highlight((active - 1 + count) % count); }
+      else if (e.key === "Enter") { e.preventDefault(); if (active >= 0) choose(active); else if (count === 1) choose(0); }
+      else if (e.key === "Escape") { close(); }
+    });
+    input.addEventListener("blur", function () { setTimeout(close, 100); });
+    var boxTimer = null;
+    box.addEventListener("input", function () { clearTimeout(boxTimer); boxTimer = setTimeout(refresh, 400); });
+    ["date", "start_time", "end_time"].forEach(function (name) {
+      if (form.elements[name]) form.elements[name].addEventListener("change", refresh);
+    });
+    refresh();
   }
 })();
