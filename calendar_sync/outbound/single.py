@@ -135,6 +135,10 @@ def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Call
             why = {"credential": credential or str(current.credential), "credential_why": "; ".join(notes)}
             if found:
                 why["found_by_transaction_id"] = body.get("transactionId", "")
+                # The meeting is what an earlier attempt sent (maybe an older version of the
+                # reservation), not this body: the next update's diff must not trust it.
+                event.request_payload = {"transactionId": body.get("transactionId", ""), "found": "fields as an earlier attempt wrote them"}
+                SyncEvent.objects.filter(pk=event.pk).update(request_payload=event.request_payload)
             if current is not plan:
                 why["fallback"] = (
                     f"No credential could write to {plan.mailbox}'s calendar: the organizer account {current.organizer} "

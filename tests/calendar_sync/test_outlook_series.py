@@ -105,7 +105,7 @@ def test_a_weekly_series_invited_from_outlook_becomes_one_reservation_series(sub
     # The API shows them as a series (the same shape as the product's own series).
     client.force_login(bob)
     body = client.get(f"/api/v1/reservations/{rows[1].pk}/").json()
-    assert body["series"] == {"id": series.pk, "frequency": "weekly", "interval": 1, "weekdays": [start.isoweekday()], "until": None, "count": 4}
+    assert body["series"] == {"id": series.pk, "frequency": "weekly", "interval": 1, "weekdays": [start.isoweekday()], "until": None, "count": 4, "index": None}
     # ... and the portal's detail page.
     page = client.get(f"/reservations/{rows[1].pk}/").content.decode()
     assert "Recurring reservation" in page and "occurrence 2 of 4" in page

@@ -25,7 +25,7 @@ def product_days(first: dt.date, count: int) -> list[dt.date]:
 
 def graph_days(first: dt.date, count: int) -> list[dt.date]:
     series = SimpleNamespace(timezone="Europe/Amsterdam", first_start=dt.datetime.combine(first, dt.time(9), tzinfo=TZ),
-                             interval=1, frequency="monthly", weekdays=[], until=None, count=count)
+                             interval=1, frequency="monthly", weekdays=[], until=None, count=count, index="")
     return list(occurrence_dates(validate(recurrence_for(series))))[:count]
 
 
