@@ -3,9 +3,10 @@
 The pull puts on each occurrence what its series master says (``copies.SERIES_MASTER``: the
 ``patternedRecurrence``, the first slot, the subject). Here that pattern is mapped onto the
 product's series, the inverse of ``outbound.payloads.recurrence_for`` (daily; weekly on its
-days; absoluteMonthly on the first occurrence's day; ends on a date, after a count or never),
-and the series is found (room + the master's iCalUId) or created. A pattern the product's
-series can't express (relativeMonthly, yearly) gives None: its occurrences stay single
+days; absoluteMonthly on the first occurrence's day; relativeMonthly on one weekday at an
+index, "the 2nd Tuesday"; ends on a date, after a count or never), and the series is found
+(room + the master's iCalUId) or created. A pattern the product's series can't express
+(yearly, a relativeMonthly on several weekdays) gives None: its occurrences stay single
 reservations, as before.
 
 The occurrences themselves join the series one by one as the room's copy reports them, so the
@@ -26,7 +27,8 @@ from workplace.models import Room
 from .copies import NO_SUBJECT, Copy, graph_datetime
 
 GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-FREQUENCIES = {"daily": "daily", "weekly": "weekly", "absoluteMonthly": "monthly"}
+FREQUENCIES = {"daily": "daily", "weekly": "weekly", "absoluteMonthly": "monthly", "relativeMonthly": "monthly"}
+INDEXES = ("first", "second", "third", "fourth", "last")  # recurrencePattern's weekIndex values
 
 
 def _zone(name: str, room: Room) -> str:
@@ -50,9 +52,15 @@ def pattern_of(master: dict | None, room: Room) -> dict | None:
     first_start, first_end = graph_datetime(master.get("start")), graph_datetime(master.get("end"))
     if frequency is None or first_start is None or first_end is None:
         return None
-    weekdays = []
-    if frequency == "weekly":
+    weekdays, index = [], ""
+    if frequency == "weekly" or pattern.get("type") == "relativeMonthly":
         weekdays = sorted({GRAPH_DAYS.index(day) + 1 for day in pattern.get("daysOfWeek") or [] if day in GRAPH_DAYS})
+    if pattern.get("type") == "relativeMonthly":
+        # https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern: index (default
+        # first) and daysOfWeek; the product's monthly-on-a-weekday takes exactly one weekday.
+        index = pattern.get("index") or "first"
+        if index not in INDEXES or len(weekdays) != 1:
+            return None
     until = count = None
     if rng.get("type") == "endDate" and rng.get("endDate"):
         until = dt.date.fromisoformat(str(rng["endDate"])[:10])
@@ -60,7 +68,7 @@ def pattern_of(master: dict | None, room: Room) -> dict | None:
         count = int(rng["numberOfOccurrences"])
     return {
         "subject": ((master.get("subject") or "").strip() or NO_SUBJECT)[:255], "frequency": frequency,
-        "interval": max(1, int(pattern.get("interval") or 1)), "weekdays": weekdays, "until": until, "count": count,
+        "interval": max(1, int(pattern.get("interval") or 1)), "weekdays": weekdays, "index": index, "until": until, "count": count,
         "first_start": first_start, "first_end": first_end, "timezone": _zone(rng.get("recurrenceTimeZone") or "", room),
     }
 

@@ -46,7 +46,7 @@ def reservation_create_from_exchange(
     )
 
 
-SERIES_PATTERN_FIELDS = ("subject", "frequency", "interval", "weekdays", "until", "count", "first_start", "first_end", "timezone")
+SERIES_PATTERN_FIELDS = ("subject", "frequency", "interval", "weekdays", "index", "until", "count", "first_start", "first_end", "timezone")
 
 
 def series_create_from_exchange(

@@ -19,6 +19,7 @@ tests/graph_emulator/test_occurrence_answers.py."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -109,6 +110,27 @@ def test_a_weekly_series_invited_from_outlook_becomes_one_reservation_series(sub
     # ... and the portal's detail page.
     page = client.get(f"/reservations/{rows[1].pk}/").content.decode()
     assert "Recurring reservation" in page and "occurrence 2 of 4" in page
+
+
+def test_a_monthly_series_on_the_second_tuesday_becomes_one_reservation_series(subscribed, emulator, client, bob, atlas):
+    """relativeMonthly (the 2nd Tuesday) is the product's monthly series on a weekday's position."""
+    first = dt.date.today().replace(day=1) + dt.timedelta(days=32)
+    first = first.replace(day=1)
+    tuesday = first + dt.timedelta(days=(1 - first.weekday()) % 7 + 7)  # the 2nd Tuesday of next month
+    start = dt.datetime(tuesday.year, tuesday.month, tuesday.day, 10, tzinfo=ZoneInfo(BERLIN))
+    emulator.create_event_as(BOB, {
+        "subject": "Monthly review", "start": local(start), "end": local(start + dt.timedelta(hours=1)),
+        "attendees": [{"emailAddress": {"address": ATLAS}, "type": "resource"}],
+        "recurrence": {"pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["tuesday"], "index": "second"},
+                       "range": {"type": "numbered", "numberOfOccurrences": 3, "startDate": tuesday.isoformat(), "recurrenceTimeZone": BERLIN}},
+    })
+    series = wait_for(lambda: a_series(3), message="one monthly series of three occurrences")
+    assert (series.frequency, series.index, series.weekdays, series.count) == ("monthly", "second", [2], 3)
+    rows = booked(series)
+    assert all(r.start.astimezone(ZoneInfo(BERLIN)).weekday() == 1 for r in rows)
+    assert all(8 <= r.start.astimezone(ZoneInfo(BERLIN)).day <= 14 for r in rows)  # the 2nd one of its month
+    client.force_login(bob)
+    assert client.get(f"/api/v1/reservations/{rows[0].pk}/").json()["series"]["index"] == "second"
 
 
 def room_master_id(emulator_server, master) -> str:
