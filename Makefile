@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (each with its own test database, Redis
+# db, emulator and Celery worker: settings/test.py, tests/conftest.py); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 3
+
 .PHONY: run test install lint bench clean
 
 $(STAMP): pyproject.toml
@@ -22,7 +26,7 @@ test: $(STAMP)
 	bash bin/ensure_services.sh
 	bash bin/ensure_browser.sh
 	bash bin/ensure_axe.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,21 @@ import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workplace")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _xdist_redis_url(url: str, worker: str) -> str:
+    """Each pytest-xdist worker (gw0, gw1, ...) gets its own Redis db: the cache is flushed
+    between tests and the Celery queues are per db, so two workers must never share one.
+    gw0 keeps the configured db, gwN takes the Nth below it (15, 14, 13, ...)."""
+    base, _, db = url.rpartition("/")
+    index = int(worker.removeprefix("gw") or 0)
+    return f"{base}/{(int(db or 0) - index) % 16}"
+
+
+# Done once per run: the worker's subprocesses (Celery, manage.py) inherit both variables.
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("WORKPLACE_TEST_REDIS_PER_WORKER"):
+    os.environ["REDIS_URL"] = _xdist_redis_url(os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"])
+    os.environ["WORKPLACE_TEST_REDIS_PER_WORKER"] = "1"
 os.environ.setdefault("TOKEN_ENCRYPTION_KEY", "WZQ9YVk6hi_LCcOno-faL0FNCXAjTpK20IDzNiZ99Eo=")
 
 from .base import *  # noqa: E402,F403

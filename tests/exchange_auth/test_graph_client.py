@@ -6,6 +6,7 @@ behaviour against the real emulator is covered in test_push_emulator.py."""
 
 import json
 import logging
+import os
 import threading
 import time
 
@@ -27,7 +28,7 @@ from exchange_auth.graph import (
     users_path,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = os.environ["REDIS_URL"]  # this run's Redis db (settings/test.py), one per pytest-xdist worker
 
 
 class Scripted(BaseAdapter):

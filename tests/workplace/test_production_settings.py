@@ -131,7 +131,7 @@ def runserver(transactional_db):
             except requests.ConnectionError:
                 return False
 
-        wait_for(answers, timeout=10, message="runserver answering")
+        wait_for(answers, timeout=30, message="runserver answering")  # a loaded machine (parallel test workers) starts it slowly
         yield url
     finally:
         server.terminate()
