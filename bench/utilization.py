@@ -124,7 +124,8 @@ def _seed():
                  WHERE extract(isodow FROM d) < 6 AND (rm.id * 7 + extract(doy FROM d)::int * 3 + slot) % 5 <> 0
               ) AS g
         """), {"people": [p.pk for p in people], "days": DAYS})
-        cursor.execute("ANALYZE reservations_reservation")
+        for table in ("reservations_reservation", "reservations_room_day_usage", "workplace_room", "workplace_building"):
+            cursor.execute(f"ANALYZE {table}")
     return staff, buildings
 
 

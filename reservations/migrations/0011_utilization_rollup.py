@@ -106,6 +106,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 """
 
+# JIT is off in these functions: the planner's row guesses for generate_series and the
+# transition tables put even a one-row change above jit_above_cost, and compiling (~0.5 s
+# measured) cost a thousand times the upsert.
+#
 # Adds a signed set of reservations' pieces ("changed": room_id, start, end, state,
 # checked_in_at, released_at, sign) to the rollup in one upsert (rows locked in (room, day)
 # order: two transactions touching the same rows wait rather than deadlock), then deletes the
@@ -144,7 +148,7 @@ _COLUMNS = 'room_id, start, "end", state, checked_in_at, released_at'
 _RELEVANT = '(n.room_id, n.start, n."end", n.state, n.checked_in_at, n.released_at) IS DISTINCT FROM (o.room_id, o.start, o."end", o.state, o.checked_in_at, o.released_at)'
 
 CREATE_TRIGGER_FUNCTION = f"""
-CREATE FUNCTION rsv_usage_on_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION rsv_usage_on_change() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     emptied_rooms bigint[];
     emptied_days date[];
@@ -166,7 +170,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION rsv_usage_on_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION rsv_usage_on_truncate() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     TRUNCATE reservations_room_day_usage;
     RETURN NULL;
@@ -175,7 +179,7 @@ $$;
 
 -- Recomputes the rows of some rooms (NULL: every room) from their reservations: the backfill
 -- (this migration, manage.py rebuild_utilization) and a zone change of their building.
-CREATE FUNCTION rsv_usage_rebuild(p_rooms bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION rsv_usage_rebuild(p_rooms bigint[]) RETURNS void LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     emptied_rooms bigint[];
     emptied_days date[];
@@ -190,14 +194,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION rsv_usage_on_room_move() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION rsv_usage_on_room_move() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     PERFORM rsv_usage_rebuild(ARRAY[NEW.id]);
     RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION rsv_usage_on_zone_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION rsv_usage_on_zone_change() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
     PERFORM rsv_usage_rebuild(ARRAY(SELECT id FROM workplace_room WHERE building_id = NEW.id));
     RETURN NULL;

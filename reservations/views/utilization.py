@@ -21,6 +21,11 @@ CHART_ROOMS = 30
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+class RoomChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return obj.name  # Room.__str__ reads the building: a query per option
+
+
 class PeriodForm(forms.Form):
     start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
@@ -28,7 +33,7 @@ class PeriodForm(forms.Form):
     floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building").order_by("building__name", "level"), required=False, empty_label="All floors")
     # The list offers the chosen floor's or building's rooms (500 rooms are no list); a room
     # alone (a bar's link) is accepted too.
-    room = forms.ModelChoiceField(queryset=Room.objects.none(), required=False, empty_label="All rooms")
+    room = RoomChoiceField(queryset=Room.objects.none(), required=False, empty_label="All rooms")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
