@@ -124,7 +124,8 @@ def _seed():
                  WHERE extract(isodow FROM d) < 6 AND (rm.id * 7 + extract(doy FROM d)::int * 3 + slot) % 5 <> 0
               ) AS g
         """), {"people": [p.pk for p in people], "days": DAYS})
-        for table in ("reservations_reservation", "reservations_room_day_usage", "workplace_room", "workplace_building"):
+        for table in ("reservations_reservation", "reservations_room_day_usage", "reservations_room_month_usage", "workplace_room",
+                      "workplace_building"):
             cursor.execute(f"ANALYZE {table}")
     return staff, buildings
 
@@ -167,8 +168,8 @@ def main() -> None:
         staff, buildings = _seed()
     seed_seconds = time.perf_counter() - t0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM reservations_room_day_usage")
-        rollup_rows = cursor.fetchone()[0]
+        cursor.execute("SELECT (SELECT count(*) FROM reservations_room_day_usage), (SELECT count(*) FROM reservations_room_month_usage)")
+        rollup_rows = dict(zip(("days", "months"), cursor.fetchone(), strict=True))
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(staff)
     today = timezone.localdate()

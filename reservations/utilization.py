@@ -169,29 +169,48 @@ _HEATMAP = f"""
 # same way. A reservation counts once: the days it starts in the period, plus those carried
 # into its first day. Index: the rollup's primary key (room_id, day) for a building, floor or
 # room (nested loop over its rooms), rsv_usage_day (day) or a sequential scan over all rooms.
-_ROLLUP_ROWS = """
+_VALUE_COLUMNS = ("booked_us, checked_in_us, released_us, starts, starts_checked_in, starts_no_show, carried, "
+                  "carried_checked_in, carried_no_show, " + ", ".join(f"h{h:02}" for h in range(24)))
+_ROLLUP_ROWS = f"""
     d AS (
-        SELECT u.*, rm.building_id, rm.floor_id
+        -- the days outside the period's whole months ("counted"), and its first day for what
+        -- is carried into it (from before the period) whether or not a whole month holds it
+        SELECT u.room_id, EXTRACT(ISODOW FROM u.day)::int AS dow,
+               (%(months_from)s::date IS NULL OR u.day < %(months_from)s::date OR u.day >= %(months_to)s::date) AS counted,
+               u.day = %(start)s::date AS first_day, {_VALUE_COLUMNS}
           FROM reservations_room_day_usage u
           JOIN workplace_room rm ON rm.id = u.room_id
          WHERE u.day BETWEEN %(start)s AND %(end)s
+           AND (%(months_from)s::date IS NULL OR u.day < %(months_from)s::date OR u.day >= %(months_to)s::date
+                OR u.day = %(start)s::date)
+           AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
+           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
+           AND (%(room)s::bigint IS NULL OR rm.id = %(room)s::bigint)
+        UNION ALL
+        -- the whole months
+        SELECT m.room_id, m.dow, true, false, {_VALUE_COLUMNS}
+          FROM reservations_room_month_usage m
+          JOIN workplace_room rm ON rm.id = m.room_id
+         WHERE m.month >= %(months_from)s::date AND m.month < %(months_to)s::date
            AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
            AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
            AND (%(room)s::bigint IS NULL OR rm.id = %(room)s::bigint)
     )
-"""
+"""  # noqa: S608 (constants only)
 
 # Query 1 from the rollup ("utilization totals (rollup)").
 _TOTALS_ROLLUP = f"""
     WITH {_ROLLUP_ROWS},
     per_room AS (
         SELECT d.room_id,
-               SUM(d.booked_us)::numeric * 0.000001 AS booked,
-               SUM(d.checked_in_us)::numeric * 0.000001 AS checked_in_s,
-               SUM(d.released_us)::numeric * 0.000001 AS released_s,
-               SUM(d.starts) + COALESCE(SUM(d.carried) FILTER (WHERE d.day = %(start)s), 0) AS reservations,
-               SUM(d.starts_checked_in) + COALESCE(SUM(d.carried_checked_in) FILTER (WHERE d.day = %(start)s), 0) AS checked_in,
-               SUM(d.starts_no_show) + COALESCE(SUM(d.carried_no_show) FILTER (WHERE d.day = %(start)s), 0) AS no_shows
+               COALESCE(SUM(d.booked_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS booked,
+               COALESCE(SUM(d.checked_in_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS checked_in_s,
+               COALESCE(SUM(d.released_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS released_s,
+               COALESCE(SUM(d.starts) FILTER (WHERE d.counted), 0) + COALESCE(SUM(d.carried) FILTER (WHERE d.first_day), 0) AS reservations,
+               COALESCE(SUM(d.starts_checked_in) FILTER (WHERE d.counted), 0)
+                   + COALESCE(SUM(d.carried_checked_in) FILTER (WHERE d.first_day), 0) AS checked_in,
+               COALESCE(SUM(d.starts_no_show) FILTER (WHERE d.counted), 0)
+                   + COALESCE(SUM(d.carried_no_show) FILTER (WHERE d.first_day), 0) AS no_shows
           FROM d
          GROUP BY d.room_id
     )
@@ -207,11 +226,19 @@ _TOTALS_ROLLUP = f"""
 _HEATMAP_ROLLUP = f"""
     WITH {_ROLLUP_ROWS},
     w AS (
-        SELECT EXTRACT(ISODOW FROM d.day)::int AS dow, {", ".join(f"SUM(d.h{h:02}) AS h{h:02}" for h in range(24))}
-          FROM d GROUP BY 1
+        SELECT d.dow, {", ".join(f"COALESCE(SUM(d.h{h:02}), 0) AS h{h:02}" for h in range(24))}
+          FROM d WHERE d.counted GROUP BY 1
     )
     SELECT w.dow, {", ".join(f"w.h{h:02}::numeric * 0.000001 / 3600.0" for h in range(24))} FROM w
 """  # noqa: S608 (constants only)
+
+
+def _whole_months(start: dt.date, end: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """The period's whole calendar months as [first, after): read from the month rollup."""
+    first = start if start.day == 1 else (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    after = end + dt.timedelta(days=1)
+    after = after if after.day == 1 else after.replace(day=1)
+    return (first, after) if first < after else (None, None)
 
 
 def _params(start: dt.date, end: dt.date, building: Building | None, floor: Floor | None, room: Room | None = None) -> dict:
@@ -221,6 +248,7 @@ def _params(start: dt.date, end: dt.date, building: Building | None, floor: Floo
         "start": start, "end": end, "lo": lo, "hi": hi, "states": list(BOOKED_STATES),
         "building": building.pk if building is not None else None, "floor": floor.pk if floor is not None else None,
         "room": room.pk if room is not None else None,
+        "months_from": _whole_months(start, end)[0], "months_to": _whole_months(start, end)[1],
     }
 
 

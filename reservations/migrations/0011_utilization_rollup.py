@@ -23,6 +23,11 @@ same instants the page's period boundaries use:
   exactly as the direct heatmap query does (local wall-clock arithmetic, so a night of a DST
   change counts as the direct query counts it).
 
+A second table, ``reservations_room_month_usage``, holds the same sums per room, calendar month
+of those days and weekday, updated from the same delta in the same statement: a period's whole
+months are read from it (a year over 500 rooms: ~30,000 rows), only the part-months at its ends
+from the days.
+
 Rows whose contributions cancel out (the last reservation of that day was moved or deleted)
 are deleted, so the table is always what ``rsv_usage_rebuild`` would compute from scratch.
 
@@ -53,6 +58,25 @@ CREATE TABLE reservations_room_day_usage (
 );
 -- Used by the same rollup queries over every room (or most of them): the period's days.
 CREATE INDEX rsv_usage_day ON reservations_room_day_usage (day);
+-- The same sums per room, calendar month (building-local days) and weekday (the heatmap needs
+-- it): a period's whole months are read from here (a year over 500 rooms: ~30,000 rows
+-- instead of ~130,000 days), its first and last part-months from the days.
+CREATE TABLE reservations_room_month_usage (
+    room_id bigint NOT NULL,
+    month date NOT NULL,
+    dow smallint NOT NULL,
+    booked_us bigint NOT NULL DEFAULT 0,
+    checked_in_us bigint NOT NULL DEFAULT 0,
+    released_us bigint NOT NULL DEFAULT 0,
+    {", ".join(f"{c} integer NOT NULL DEFAULT 0" for c in COUNTS)},
+    {", ".join(f"{h} bigint NOT NULL DEFAULT 0" for h in HOURS)},
+    -- Used by the rollup queries for a building's/floor's/one room's whole months, and the upserts.
+    PRIMARY KEY (room_id, month, dow)
+);
+-- Used by the rollup queries over every room: the period's whole months.
+CREATE INDEX rsv_usage_month ON reservations_room_month_usage (month);
+COMMENT ON TABLE reservations_room_month_usage IS
+    'Utilization rollup per room, building-local month and weekday; maintained by triggers on reservations_reservation (migration reservations 0011)';
 COMMENT ON TABLE reservations_room_day_usage IS
     'Utilization rollup per room and building-local day; maintained by triggers on reservations_reservation (migration reservations 0011)';
 """
@@ -115,31 +139,56 @@ $$;
 # order: two transactions touching the same rows wait rather than deadlock), then deletes the
 # rows that became empty. Groups whose signed sums are all zero (an update that changed
 # nothing the figures use) touch nothing.
-_SUMS = ",\n               ".join(f"SUM(c.sign * p.{v})" for v in VALUES)
+_SUMS = ",\n               ".join(f"SUM(c.sign * p.{v}) AS {v}" for v in VALUES)
 _NONZERO = " OR ".join(f"SUM(c.sign * p.{v}) <> 0" for v in VALUES)
+_MONTH_SUMS = ", ".join(f"SUM(d.{v})" for v in VALUES)
+_MONTH_NONZERO = " OR ".join(f"SUM(d.{v}) <> 0" for v in VALUES)
 _SET = ", ".join(f"{v} = u.{v} + EXCLUDED.{v}" for v in VALUES)
 
 
 def apply_changed(changed_sql: str) -> str:
     return f"""
     WITH changed AS ({changed_sql}),
-    up AS (
-        INSERT INTO reservations_room_day_usage AS u (room_id, day, {", ".join(VALUES)})
+    delta AS MATERIALIZED (
         SELECT c.room_id, p.day,
                {_SUMS}
           FROM changed c
          CROSS JOIN LATERAL rsv_usage_pieces(c.room_id, c.start, c."end", c.state, c.checked_in_at, c.released_at) p
          GROUP BY c.room_id, p.day
         HAVING {_NONZERO}
-         ORDER BY c.room_id, p.day
+    ),
+    up AS (
+        INSERT INTO reservations_room_day_usage AS u (room_id, day, {", ".join(VALUES)})
+        SELECT d.room_id, d.day, {", ".join(f"d.{v}" for v in VALUES)} FROM delta d
+         ORDER BY d.room_id, d.day
         ON CONFLICT (room_id, day) DO UPDATE SET {_SET}
         RETURNING u.room_id, u.day, u.booked_us
+    ),
+    up_month AS (
+        INSERT INTO reservations_room_month_usage AS u (room_id, month, dow, {", ".join(VALUES)})
+        SELECT d.room_id, date_trunc('month', d.day)::date, EXTRACT(ISODOW FROM d.day)::smallint, {_MONTH_SUMS}
+          FROM delta d
+         GROUP BY 1, 2, 3
+        HAVING {_MONTH_NONZERO}
+         ORDER BY 1, 2, 3
+        ON CONFLICT (room_id, month, dow) DO UPDATE SET {_SET}
+        RETURNING u.room_id, u.month, u.dow, u.booked_us
     )
-    SELECT array_agg(up.room_id), array_agg(up.day) INTO emptied_rooms, emptied_days FROM up WHERE up.booked_us = 0;
+    SELECT (SELECT array_agg(up.room_id) FROM up WHERE up.booked_us = 0),
+           (SELECT array_agg(up.day) FROM up WHERE up.booked_us = 0),
+           (SELECT array_agg(up_month.room_id) FROM up_month WHERE up_month.booked_us = 0),
+           (SELECT array_agg(up_month.month) FROM up_month WHERE up_month.booked_us = 0),
+           (SELECT array_agg(up_month.dow) FROM up_month WHERE up_month.booked_us = 0)
+      INTO emptied_rooms, emptied_days, emptied_month_rooms, emptied_months, emptied_dows;
     IF emptied_rooms IS NOT NULL THEN
         DELETE FROM reservations_room_day_usage u
          USING unnest(emptied_rooms, emptied_days) AS e(room_id, day)
          WHERE u.room_id = e.room_id AND u.day = e.day AND u.booked_us = 0;
+    END IF;
+    IF emptied_month_rooms IS NOT NULL THEN
+        DELETE FROM reservations_room_month_usage u
+         USING unnest(emptied_month_rooms, emptied_months, emptied_dows) AS e(room_id, month, dow)
+         WHERE u.room_id = e.room_id AND u.month = e.month AND u.dow = e.dow AND u.booked_us = 0;
     END IF;
     """
 
@@ -152,6 +201,9 @@ CREATE FUNCTION rsv_usage_on_change() RETURNS trigger LANGUAGE plpgsql SET jit =
 DECLARE
     emptied_rooms bigint[];
     emptied_days date[];
+    emptied_month_rooms bigint[];
+    emptied_months date[];
+    emptied_dows smallint[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
         {apply_changed(f"SELECT {_COLUMNS}, 1 AS sign FROM new_rows WHERE state IN {BOOKED}")}
@@ -172,7 +224,7 @@ $$;
 
 CREATE FUNCTION rsv_usage_on_truncate() RETURNS trigger LANGUAGE plpgsql SET jit = off AS $$
 BEGIN
-    TRUNCATE reservations_room_day_usage;
+    TRUNCATE reservations_room_day_usage, reservations_room_month_usage;
     RETURN NULL;
 END
 $$;
@@ -183,11 +235,15 @@ CREATE FUNCTION rsv_usage_rebuild(p_rooms bigint[]) RETURNS void LANGUAGE plpgsq
 DECLARE
     emptied_rooms bigint[];
     emptied_days date[];
+    emptied_month_rooms bigint[];
+    emptied_months date[];
+    emptied_dows smallint[];
 BEGIN
     IF p_rooms IS NULL THEN
-        TRUNCATE reservations_room_day_usage;
+        TRUNCATE reservations_room_day_usage, reservations_room_month_usage;
     ELSE
         DELETE FROM reservations_room_day_usage WHERE room_id = ANY(p_rooms);
+        DELETE FROM reservations_room_month_usage WHERE room_id = ANY(p_rooms);
     END IF;
     {apply_changed(f'''SELECT {_COLUMNS}, 1 AS sign FROM reservations_reservation
                         WHERE state IN {BOOKED} AND (p_rooms IS NULL OR room_id = ANY(p_rooms))''')}
@@ -236,6 +292,7 @@ DROP FUNCTION IF EXISTS rsv_usage_on_truncate();
 DROP FUNCTION IF EXISTS rsv_usage_on_change();
 DROP FUNCTION IF EXISTS rsv_usage_pieces(bigint, timestamptz, timestamptz, text, timestamptz, timestamptz);
 DROP TABLE IF EXISTS reservations_room_day_usage;
+DROP TABLE IF EXISTS reservations_room_month_usage;
 """
 
 

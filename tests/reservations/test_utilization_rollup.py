@@ -38,7 +38,9 @@ def at(day: dt.date, hour: int, minute: int = 0, tz=BERLIN, fold: int = 0) -> dt
 def rollup_rows() -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM reservations_room_day_usage ORDER BY room_id, day")
-        return cursor.fetchall()
+        days = cursor.fetchall()
+        cursor.execute("SELECT * FROM reservations_room_month_usage ORDER BY room_id, month, dow")
+        return days + cursor.fetchall()
 
 
 def assert_rollup_is_a_rebuild():
@@ -54,7 +56,9 @@ PERIODS = [
     (SPRING, SPRING), (SPRING - dt.timedelta(days=1), SPRING),
     (dt.date(2030, 10, 21), dt.date(2030, 11, 3)),  # around the autumn change
     (AUTUMN, AUTUMN), (AUTUMN + dt.timedelta(days=1), AUTUMN + dt.timedelta(days=2)),
-    (dt.date(2030, 3, 1), dt.date(2030, 11, 30)),  # everything
+    (dt.date(2030, 3, 1), dt.date(2030, 11, 30)),  # everything, whole months (the month rollup)
+    (dt.date(2030, 2, 27), dt.date(2030, 12, 2)), (dt.date(2030, 3, 2), dt.date(2030, 10, 31)),  # part-months at the ends
+    (dt.date(2030, 3, 28), dt.date(2030, 4, 30)), (dt.date(2030, 4, 1), dt.date(2030, 4, 30)),  # the workshop carried into a whole month
     (dt.date(2030, 3, 28), dt.date(2030, 3, 28)),  # one day, cutting through the long meeting
     (dt.date(2030, 3, 8), dt.date(2030, 3, 11)), (dt.date(2030, 11, 3), dt.date(2030, 11, 4)),  # New York's changes
     (dt.date(2031, 1, 1), dt.date(2031, 1, 7)),  # nothing
@@ -255,8 +259,8 @@ def test_reads_are_three_queries_whatever_the_size(places, varied):
 
 def test_rebuild_command_restores_and_checks(places, varied, capsys):
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE reservations_room_day_usage SET booked_us = booked_us + 1 WHERE room_id = %s",
-                       [places["rooms"][0].pk])
+        for table in ("reservations_room_day_usage", "reservations_room_month_usage"):
+            cursor.execute(f"UPDATE {table} SET booked_us = booked_us + 1 WHERE room_id = %s", [places["rooms"][0].pk])  # noqa: S608
     assert utilization(start=dt.date(2030, 3, 1), end=dt.date(2030, 11, 30)) != direct(start=dt.date(2030, 3, 1), end=dt.date(2030, 11, 30))
     with pytest.raises(SystemExit):
         call_command("rebuild_utilization", "--check", "--start", "2030-03-01", "--end", "2030-11-30")
@@ -264,3 +268,16 @@ def test_rebuild_command_restores_and_checks(places, varied, capsys):
     assert utilization(start=dt.date(2030, 3, 1), end=dt.date(2030, 11, 30)) == direct(start=dt.date(2030, 3, 1), end=dt.date(2030, 11, 30))
     call_command("rebuild_utilization", "--check", "--start", "2030-03-01", "--end", "2030-11-30")
     assert "equal" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("start", "end", "months"), [
+    (dt.date(2030, 3, 1), dt.date(2030, 3, 31), (dt.date(2030, 3, 1), dt.date(2030, 4, 1))),
+    (dt.date(2030, 3, 2), dt.date(2030, 5, 31), (dt.date(2030, 4, 1), dt.date(2030, 6, 1))),
+    (dt.date(2030, 1, 31), dt.date(2030, 3, 30), (dt.date(2030, 2, 1), dt.date(2030, 3, 1))),
+    (dt.date(2030, 12, 5), dt.date(2031, 2, 3), (dt.date(2031, 1, 1), dt.date(2031, 2, 1))),
+    (dt.date(2030, 3, 2), dt.date(2030, 3, 30), (None, None)), (dt.date(2030, 3, 5), dt.date(2030, 4, 3), (None, None)),
+])
+def test_whole_months_of_a_period(start, end, months):
+    from reservations.utilization import _whole_months
+
+    assert _whole_months(start, end) == months
