@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from reservations.utilization import UtilizationUnavailable, utilization
-from workplace.models import Building, Floor
+from workplace.models import Building, Floor, Room
 
 MAX_PERIOD_DAYS = 366
 DEFAULT_DAYS = 28
@@ -21,11 +21,35 @@ CHART_ROOMS = 30
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+class RoomChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return obj.name  # Room.__str__ reads the building: a query per option
+
+
 class PeriodForm(forms.Form):
     start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
     building = forms.ModelChoiceField(queryset=Building.objects.order_by("name"), required=False, empty_label="All buildings")
     floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building").order_by("building__name", "level"), required=False, empty_label="All floors")
+    # The list offers the chosen floor's or building's rooms (500 rooms are no list); a room
+    # alone (a bar's link) is accepted too.
+    room = RoomChoiceField(queryset=Room.objects.none(), required=False, empty_label="All rooms")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        data = self.data if self.is_bound else {}
+        offered = Room.objects.order_by("name")
+        for key, lookup in (("floor", "floor_id"), ("building", "building_id")):
+            value = data.get(key)
+            if value and str(value).isdigit():
+                offered = offered.filter(**{lookup: int(value)})
+                break
+        else:
+            if not (data.get("room") and str(data.get("room")).isdigit()):
+                offered = offered.none()  # choose a building or floor first (500 rooms are no list)
+            else:
+                offered = offered.filter(pk=int(data["room"]))
+        self.fields["room"].queryset = offered
 
     def clean(self):
         data = super().clean()
@@ -38,6 +62,9 @@ class PeriodForm(forms.Form):
         building, floor = data.get("building"), data.get("floor")
         if building and floor and floor.building_id != building.pk:
             self.add_error("floor", "This floor is in another building.")
+        room = data.get("room")
+        if room and ((building and room.building_id != building.pk) or (floor and room.floor_id != floor.pk)):
+            self.add_error("room", "This room is in another building or on another floor.")
         return data
 
 
@@ -94,9 +121,10 @@ def utilization_page(request: HttpRequest) -> HttpResponse:
             return render(request, "reservations/utilization.html", {"form": form}, status=400)
         period = form.cleaned_data
     else:
-        period = {**_default_period(), "building": None, "floor": None}
+        period = {**_default_period(), "building": None, "floor": None, "room": None}
     try:
-        result = utilization(start=period["start"], end=period["end"], building=period["building"], floor=period["floor"])
+        result = utilization(start=period["start"], end=period["end"], building=period["building"], floor=period["floor"],
+                             room=period.get("room"))
     except UtilizationUnavailable as exc:
         return render(request, "reservations/utilization.html", {"form": form, "unavailable": str(exc)})
     if request.GET.get("format") == "csv":
