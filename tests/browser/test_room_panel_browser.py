@@ -127,8 +127,8 @@ def test_a_booking_made_in_outlook_appears_on_the_panel_without_a_reload(tablet,
     mode("Normal")
     counts = inbound_tasks.subscriptions_ensure(provider=provider)  # the webhook is the live server (portal fixture)
     assert counts["created"] >= 1, counts
-    atlas.panel_shows_subjects = True
-    atlas.save(update_fields=["panel_shows_subjects"])
+    atlas.show_subjects = True
+    atlas.save(update_fields=["show_subjects"])
     _, token = room_panel_create(room=atlas, name="Atlas door")
     open_panel(tablet, token)
     assert tablet.locator("#next-title").inner_text() == "Nothing booked"

@@ -111,7 +111,10 @@ def test_a_room_feed_shows_reserved_and_nothing_about_people_by_default(client, 
     for private in ("merger", "Confidential", "alice", "Alice", "bob", "Bob", "DESCRIPTION", "ATTENDEE", "ORGANIZER"):
         assert private not in text
 
-    settings.CALENDAR_FEED_ROOM_SUBJECTS = True
+    settings.CALENDAR_FEED_ROOM_SUBJECTS = True  # feeds may show subjects, but this room hides them
+    assert [str(e["SUMMARY"]) for e in parse(client.get(f"/feeds/{link.token}.ics")).walk("VEVENT")] == ["Reserved", "Reserved"]
+    atlas.show_subjects = True
+    atlas.save(update_fields=["show_subjects"])
     cal = parse(client.get(f"/feeds/{link.token}.ics"))
     assert [str(e["SUMMARY"]) for e in cal.walk("VEVENT")] == ["Secret merger talks", "Bob's 1:1"]
     assert "Confidential" not in client.get(f"/feeds/{link.token}.ics").content.decode()
