@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def run_phase(control: Control, rooms, alice, *, day: int) -> dict:
     services.clock.now = lambda: rows[0].end + dt.timedelta(minutes=5)  # the first one is over
     try:
         seq = control.call("GET", "/requests?limit=1")["last_seq"]
+        t0 = time.monotonic()
         services.reservation_cancel(actor=alice, reservation=rows[1], scope="series", cancel_meeting=False)
+        seconds = time.monotonic() - t0  # the cancel and its push (eager, in this process)
     finally:
         services.clock.now = real_now
     log = control.call("GET", f"/requests?since={seq}&limit=100000")
@@ -57,6 +60,7 @@ def run_phase(control: Control, rooms, alice, *, day: int) -> dict:
     released = len(event.response.get("released_room_of_occurrences") or [])
     return {
         "occurrences_released": released,
+        "seconds": round(seconds, 2),
         "graph_requests": len(graph),
         "graph_requests_per_occurrence": round(len(graph) / released, 3) if released else None,
         "by_endpoint": dict(Counter(f"{e['endpoint']} {e['status']}" for e in graph)),

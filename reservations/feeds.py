@@ -1,11 +1,14 @@
 """iCalendar feeds at secret URLs (SPEC §5 "Feeds"): services and selectors.
 
-* An employee's feed: the reservations they made or that are for them, active ones and
-  those cancelled or rejected in the last ``RECENTLY_CANCELLED_DAYS`` (as STATUS:CANCELLED,
-  so calendar apps drop them instead of keeping a stale event).
-* A room's feed: the room's active reservations. Subjects are shown only when
-  ``CALENDAR_FEED_ROOM_SUBJECTS`` is on; otherwise every event reads "Reserved" and
-  carries nothing about who booked it.
+* An employee's feed: the reservations they made or that are for them.
+* A room's feed: the room's reservations. Subjects are shown only when
+  ``CALENDAR_FEED_ROOM_SUBJECTS`` is on and the room shows subjects (``Room.show_subjects``);
+  otherwise every event reads "Reserved" and carries nothing about who booked it.
+
+Both list the active reservations, and those cancelled (an Outlook meeting ended early at a
+room panel too), rejected or released for want of a check-in in the last
+``RECENTLY_CANCELLED_DAYS``, as STATUS:CANCELLED with the UID they had and a higher SEQUENCE,
+so calendar apps drop them instead of keeping a stale event.
 
 Both cover ``CALENDAR_FEED_PAST_DAYS`` back and ``CALENDAR_FEED_FUTURE_DAYS`` ahead.
 
@@ -144,14 +147,18 @@ def calendar_feed_reservations(*, feed: CalendarFeed, now: dt.datetime) -> Query
     """The rows a feed shows, with everything the calendar needs joined or prefetched
     (a fixed number of queries however many rows)."""
     since, until = feed_window(now)
-    rows = reservation_queryset().select_related("room__floor").filter(start__lt=until, end__gt=since)
+    recently = now - dt.timedelta(days=RECENTLY_CANCELLED_DAYS)
+    rows = reservation_queryset().select_related("room__floor").filter(start__lt=until, end__gt=since).filter(
+        Q(state__in=ACTIVE_STATES)
+        # Gone lately: kept as STATUS:CANCELLED (same UID, a higher SEQUENCE) so a subscribed
+        # calendar learns of it: cancelled (ended early from a panel too), rejected, and
+        # released for want of a check-in (an auto-released occurrence of a series as well).
+        | Q(state=State.CANCELLED, cancelled_at__gte=recently)
+        | Q(state=State.RELEASED, released_at__gte=recently)
+        | Q(state=State.REJECTED, updated_at__gte=recently)
+    )
     if feed.user_id:
-        recently = now - dt.timedelta(days=RECENTLY_CANCELLED_DAYS)
-        rows = rows.filter(Q(requested_for_id=feed.user_id) | Q(requested_by_id=feed.user_id)).filter(
-            Q(state__in=ACTIVE_STATES)
-            | Q(state=State.CANCELLED, cancelled_at__gte=recently)
-            | Q(state=State.REJECTED, updated_at__gte=recently)
-        )
+        rows = rows.filter(Q(requested_for_id=feed.user_id) | Q(requested_by_id=feed.user_id))
     else:
-        rows = rows.filter(room_id=feed.room_id, state__in=ACTIVE_STATES)
+        rows = rows.filter(room_id=feed.room_id)
     return rows.order_by("start", "id")

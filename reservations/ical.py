@@ -108,7 +108,9 @@ def feed_ical(feed: CalendarFeed, reservations: Iterable[Reservation], *, detail
     cal.add("refresh-interval", REFRESH_INTERVAL, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", REFRESH_INTERVAL)
     host = uid_host()
-    show_subjects = bool(feed.user_id) or settings.CALENDAR_FEED_ROOM_SUBJECTS
+    # A room's feed names meetings only where the instance allows it for feeds and the room's
+    # privacy setting (Room.show_subjects, as in the portal and on its panel) does too.
+    show_subjects = bool(feed.user_id) or (settings.CALENDAR_FEED_ROOM_SUBJECTS and feed.room.show_subjects)
     for r in reservations:
         event = Event()
         event.add("uid", f"reservation-{r.pk}@{host}")

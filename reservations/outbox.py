@@ -86,6 +86,18 @@ class SyncEventDetails:
         return cls(**values)
 
 
+def sync_event_record_many(*, type: str, items: list[tuple[Reservation, SyncEventDetails]]) -> list[SyncEvent]:
+    """``sync_event_record`` for many rows at once, each its own event (one INSERT): the
+    release job's batches. The caller sets the rows' ``sync_state`` to pending (it saves the
+    rows itself, in its own bulk update)."""
+    events = SyncEvent.objects.bulk_create([
+        SyncEvent(type=type, reservation=row, series_id=row.series_id, details=details.to_json()) for row, details in items
+    ])
+    for event in events:
+        transaction.on_commit(lambda pk=event.pk: _notify(pk), robust=True)
+    return events
+
+
 def register_listener(listener: Callable[[int], None]) -> None:
     if listener not in _listeners:
         _listeners.append(listener)

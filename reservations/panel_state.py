@@ -3,7 +3,7 @@ meeting happening now and the next one, the day's timeline, and which buttons th
 offers now with why not — asked of the same rules the services enforce
 (``rules.ui_capabilities`` with source ``room_panel``), so a refused action is explained on
 the panel before anyone taps it. A subject is shown only when the room allows it
-(``Room.panel_shows_subjects``); otherwise a busy slot reads "Booked".
+(``Room.show_subjects``, the same setting as the portal's calendars); otherwise a busy slot reads "Booked".
 
 Queries: the day's reservations (one), the next one after the day when none is left today
 (one), and the rules' look-ups for the meeting happening now (mode, provider: cached)."""
@@ -68,7 +68,7 @@ def panel_state(panel: RoomPanel, *, now: dt.datetime | None = None) -> dict:
             Reservation.objects.filter(room_id=room.pk, state__in=ACTIVE_STATES, start__gte=day_end)
             .order_by("start", "id").first()
         )
-    shows = room.panel_shows_subjects
+    shows = room.show_subjects
 
     def meeting(row):
         return None if row is None else _meeting(row, tz=tz, shows_subjects=shows)

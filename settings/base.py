@@ -181,7 +181,13 @@ REST_FRAMEWORK = {
     # so one client can't spend the tenant's Graph budget (429 with Retry-After beyond it).
     "DEFAULT_THROTTLE_RATES": {"exchange_lookups": f"{env_int('API_EXCHANGE_LOOKUPS_PER_MINUTE', 60, minimum=1)}/min",
                                # the attendee picker searches as one types (a tenant's answers are cached)
-                               "people_search": f"{env_int('API_PEOPLE_SEARCHES_PER_MINUTE', 240, minimum=1)}/min"},
+                               "people_search": f"{env_int('API_PEOPLE_SEARCHES_PER_MINUTE', 240, minimum=1)}/min",
+                               # Check-ins per employee, whatever the channel (API, portal, QR code), and a
+                               # room panel's buttons and polling per device; counted atomically in the
+                               # shared cache (workplace.throttling), so they hold across processes and hosts.
+                               "check_in": f"{env_int('API_CHECK_INS_PER_MINUTE', 10, minimum=1)}/min",
+                               "panel_actions": f"{env_int('PANEL_ACTIONS_PER_MINUTE', 30, minimum=1)}/min",
+                               "panel_state": f"{env_int('PANEL_STATE_POLLS_PER_MINUTE', 60, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workplace reservations API",

@@ -132,7 +132,6 @@ class RoomAdmin(admin.ModelAdmin):
         (None, {"fields": ["building", "floor", "name", "description", "capacity", "equipment", "wheelchair_accessible", "reservable", "show_subjects"]}),
         ("Check-in", {"fields": ["checkin_required", "check_in_qr"]}),
         ("Exchange", {"fields": ["mailbox", "sync_enabled", "group_reservations_enabled", "booking_type", "room_list"]}),
-        ("Room panel", {"fields": ["panel_shows_subjects"]}),
         ("Approval", {
             "fields": ["needs_approval", "approver_users", "approvers"],
             "description": "Bookings of a room that needs approval wait until one of its approvers approves them in the "

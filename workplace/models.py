@@ -137,15 +137,15 @@ class Room(models.Model):
         "auth.Group", on_delete=models.SET_NULL, null=True, blank=True, related_name="approved_rooms",
         help_text="The group whose members approve or decline this room's bookings (needed when the room needs approval).",
     )
-    # The room panel at the door shows who-is-meeting details only when allowed: by default a
-    # busy slot reads "Booked" (people walking past need not learn what is discussed inside).
-    panel_shows_subjects = models.BooleanField(
-        "show subjects on the room panel", default=False, help_text="The room panel at the door shows meeting subjects (else only “Booked”).",
-    )
+    # One privacy setting for everything that shows a room's bookings to passers-by: the portal's
+    # calendars (anyone but the people booked and staff see "Busy") and the room panel at the
+    # door ("Booked"), and the room's iCalendar feed when CALENDAR_FEED_ROOM_SUBJECTS is on.
+    # Off by default: people walking past need not learn what is discussed inside.
     show_subjects = models.BooleanField(
         default=False,
-        help_text="Everyone sees reservations' subjects in the portal's calendars; otherwise only the people "
-                  "booked (and staff) do, others see \"Busy\".",
+        help_text="Everyone sees this room's meeting subjects: in the portal's calendars, on the room panel at the door "
+                  "and in the room's calendar feed (when feeds may show subjects). Otherwise only the people booked "
+                  "(and staff) see them in the portal; others see \"Busy\", the panel \"Booked\", the feed \"Reserved\".",
     )
 
     class Meta:

@@ -327,13 +327,17 @@ class RoomSerializer(serializers.ModelSerializer):
     checkin_required = serializers.SerializerMethodField(
         help_text="Reservations of this room must be checked in (the room's setting, else the instance default).",
     )
+    show_subjects = serializers.BooleanField(
+        help_text="The room's privacy setting: everyone sees its meetings' subjects (the portal's calendars, the room panel "
+                  "at the door); otherwise only the people booked and staff do, others see \"Busy\" (the panel \"Booked\").",
+    )
 
     class Meta:
         model = Room
         fields = [
             "id", "name", "building", "timezone", "floor", "floor_level", "capacity", "equipment", "arrangements", "mailbox",
             "synced", "outlook_changes_synced", "group_reservations_enabled", "wheelchair_accessible", "booking_type", "room_list",
-            "gone_from_exchange", "checkin_required",
+            "gone_from_exchange", "checkin_required", "show_subjects",
         ]
         read_only_fields = fields
 

@@ -41,6 +41,7 @@ from reservations.api.serializers import (
 )
 from reservations.exceptions import InvalidReservation
 from reservations.models import ACTIVE_STATES, CheckInChannel, Source
+from workplace.throttling import SharedScopedRateThrottle
 
 API_CHANNEL = {"source": Source.REST_API, "subsource": REST_API_SUBSOURCE}
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -211,12 +212,18 @@ class ReservationCancelView(APIView):
 
 
 class ReservationCheckInView(APIView):
+    # Per employee, shared with the portal's and the QR code's check-ins (429 with Retry-After beyond it).
+    throttle_classes = [SharedScopedRateThrottle]
+    throttle_scope = "check_in"
+
     @extend_schema(
-        request=None, responses={200: ReservationSerializer, **BODY_ERRORS}, summary="Check a reservation in",
+        request=None, responses={200: ReservationSerializer, **BODY_ERRORS, 429: ErrorSerializer}, summary="Check a reservation in",
         description=(
             "Within its check-in window (from `check_in.opens` to `check_in.closes`), by its requested-for employee, its "
             "requester or an attendee. Checking in twice is harmless (the first stays). 409 `outside_window` / `released` "
-            "/ `not_active` otherwise; a reservation not checked in by `closes` is released and its room freed."
+            "/ `not_active` otherwise; a reservation not checked in by `closes` is released and its room freed. "
+            "Rate-limited per employee (`API_CHECK_INS_PER_MINUTE`, shared with the portal's and the QR code's "
+            "check-ins): 429 with `Retry-After` beyond it."
         ),
     )
     def post(self, request, reservation_id: int):

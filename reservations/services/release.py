@@ -35,7 +35,7 @@ from reservations.checkin_window import CheckInRules
 from reservations.exceptions import NotPermitted
 from reservations.models import ACTIVE_STATES, Reservation, ReservationSeries, State
 from reservations.services import clock
-from reservations.services.sync_events import record_cancels
+from reservations.services.sync_events import record_cancels, record_occurrence_cancels
 from reservations.services.validation import REASON_MAX_LENGTH
 
 logger = logging.getLogger("reservations.release")
@@ -80,10 +80,10 @@ def release_due(*, now: dt.datetime | None = None, limit: int = BATCH) -> list[R
         reasons = {row.pk: f"Released: nobody checked in by {_local(rules.window(row)[1], row)}." for row in rows}
         for row in rows:
             row.state, row.released_at, row.state_reason, row.updated_at = State.RELEASED, now, reasons[row.pk][:REASON_MAX_LENGTH], now
-        Reservation.objects.bulk_update(rows, ["state", "released_at", "state_reason", "updated_at"])
-        for row in rows:
-            # A Teams meeting keeps its place on people's calendars: only the room leaves it.
-            record_cancels(rows=[row], series_wide=False, reason=row.state_reason, cancel_meeting=not _is_online(row), via=SYSTEM)
+        # One delete event per row, all in one INSERT; a Teams meeting keeps its place on
+        # people's calendars: only the room leaves it. Then one UPDATE for the whole batch.
+        record_occurrence_cancels(rows=rows, cancel_meeting=lambda row: not _is_online(row), via=SYSTEM)
+        Reservation.objects.bulk_update(rows, ["state", "released_at", "state_reason", "updated_at", "sync_state"])
         asked = _ask_series_after_noshows({r.series_id for r in rows if r.series_id}, now)
         messages = [_released_message(row) for row in rows] + asked
         transaction.on_commit(lambda: _send(messages), robust=True)

@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from reservations.models import ApprovalState, Reservation, ReservationSeries, SyncEvent, SyncState
-from reservations.outbox import SyncEventDetails, sync_event_record
+from reservations.outbox import SyncEventDetails, sync_event_record, sync_event_record_many
 from workplace.models import Room
 
 
@@ -69,3 +69,18 @@ def record_cancels(*, rows: list[Reservation], series_wide: bool, reason: str, c
     for row in synced:
         details = SyncEventDetails(scope="occurrence", reason=reason, cancel_meeting=bool(cancel_meeting), **via)
         sync_event_record(type="delete", reservation=row, series=row.series, details=details)
+
+
+def record_occurrence_cancels(*, rows: list[Reservation], cancel_meeting, via: dict[str, Any]) -> list[Reservation]:
+    """``record_cancels(series_wide=False)`` for many rows in one INSERT: a delete event per row
+    Exchange knows of (or would), with the row's ``state_reason`` as its reason and
+    ``cancel_meeting(row)`` saying whether the meeting goes (else only the room leaves it).
+    Marks those rows' ``sync_state`` pending in memory and returns them: the caller saves them."""
+    synced = [row for row in rows if needs_sync(row)]
+    sync_event_record_many(type="delete", items=[
+        (row, SyncEventDetails(scope="occurrence", reason=row.state_reason, cancel_meeting=bool(cancel_meeting(row)), **via))
+        for row in synced
+    ])
+    for row in synced:
+        row.sync_state = SyncState.PENDING
+    return synced

@@ -19,6 +19,7 @@ from reservations.checkin_window import CheckInRules
 from reservations.exceptions import CheckInRefused, ReservationError
 from reservations.models import ACTIVE_STATES, CheckInChannel, Reservation, ReservationSeries, State
 from reservations.services import checkin, release
+from workplace import throttling
 
 from .common import get_room, user_tz
 
@@ -40,6 +41,11 @@ def checkin_info(row: Reservation, user, rules: CheckInRules, now: dt.datetime) 
     }
 
 
+def _rate_limited(request: HttpRequest) -> throttling.Refusal | None:
+    """One check-in budget per employee, the API's too (``check_in`` in DEFAULT_THROTTLE_RATES)."""
+    return throttling.limit(request, "check_in", throttling.user_ident("check_in", request.user.pk))
+
+
 def _back(request: HttpRequest, reservation_id: int) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -50,6 +56,10 @@ def _back(request: HttpRequest, reservation_id: int) -> str:
 @login_required
 @require_POST
 def check_in(request: HttpRequest, reservation_id: int) -> HttpResponse:
+    refused = _rate_limited(request)
+    if refused is not None:
+        return throttling.too_many(request, refused, template="reservations/too_many_requests.html",
+                                   context={"back": _back(request, reservation_id)})
     reservation = selectors.reservation_queryset().filter(pk=reservation_id).first()
     if reservation is None or not checkin.may_check_in(reservation, request.user, CheckInChannel.PORTAL):
         raise Http404("No such reservation.")
@@ -84,8 +94,12 @@ def room_check_in(request: HttpRequest, room_id: int) -> HttpResponse:
     room = get_room(room_id)
     now = timezone.now()
     rules = CheckInRules.now()
-    error = done = None
+    error = done = refused = None
     if request.method == "POST":
+        refused = _rate_limited(request)
+    if refused is not None:
+        error = refused.message
+    elif request.method == "POST":
         picked = selectors.reservation_queryset().filter(pk=request.POST.get("reservation") or 0, room=room).first() \
             if str(request.POST.get("reservation", "")).isdigit() else None
         if picked is None or not checkin.may_check_in(picked, request.user, CheckInChannel.QR):
@@ -104,6 +118,8 @@ def room_check_in(request: HttpRequest, room_id: int) -> HttpResponse:
         "room": room, "items": items, "error": error, "done": done, "now": now.astimezone(tz), "user_tz": user_tz(request.user),
         "done_at": done.checked_in_at.astimezone(tz) if done else None,
     }
+    if refused is not None:
+        return throttling.too_many(request, refused, template="reservations/room_check_in.html", context=context)
     return render(request, "reservations/room_check_in.html", context, status=409 if error else 200)
 
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from reservations import parsing, services
 from reservations.exceptions import InvalidReservation, ReservationError
 from reservations.panel_state import panel_state
+from workplace import throttling
 from workplace.models import RoomPanel
 from workplace.panels import room_panel_for_token
 
@@ -72,6 +73,9 @@ def panel_state_view(request: HttpRequest) -> JsonResponse:
     device = panel_of(request)
     if device is None:
         return _refused()
+    refused = throttling.limit(request, "panel_state", f"panel_{device.pk}")
+    if refused is not None:
+        return throttling.too_many(request, refused)
     return JsonResponse(panel_state(device))
 
 
@@ -105,6 +109,11 @@ def panel_action(request: HttpRequest, action: str) -> JsonResponse:
     device = panel_of(request)
     if device is None:
         return _refused()
+    # Per device, whatever the button (PANEL_ACTIONS_PER_MINUTE): a stuck or scripted tablet
+    # can't flood the services and Exchange. Nothing changed; the panel shows the message.
+    refused = throttling.limit(request, "panel_actions", f"panel_{device.pk}")
+    if refused is not None:
+        return throttling.too_many(request, refused)
     run = ACTIONS.get(action)
     if run is None:
         return JsonResponse({"message": "No such panel action.", "extra": {}}, status=404)

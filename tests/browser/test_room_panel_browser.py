@@ -127,8 +127,8 @@ def test_a_booking_made_in_outlook_appears_on_the_panel_without_a_reload(tablet,
     mode("Normal")
     counts = inbound_tasks.subscriptions_ensure(provider=provider)  # the webhook is the live server (portal fixture)
     assert counts["created"] >= 1, counts
-    atlas.panel_shows_subjects = True
-    atlas.save(update_fields=["panel_shows_subjects"])
+    atlas.show_subjects = True
+    atlas.save(update_fields=["show_subjects"])
     _, token = room_panel_create(room=atlas, name="Atlas door")
     open_panel(tablet, token)
     assert tablet.locator("#next-title").inner_text() == "Nothing booked"
@@ -146,3 +146,26 @@ def test_a_booking_made_in_outlook_appears_on_the_panel_without_a_reload(tablet,
     assert tablet.locator(".timeline .slot", has_text="Bob's Outlook meeting").count() == 1
     no_serious_axe_violations(tablet)
     shot(tablet, "panel-outlook-booking-tablet")
+
+
+def test_rate_limited_the_panel_keeps_its_state_and_shows_the_message(tablet, dojo, alice, settings):
+    """Beyond its rates the server answers 429: a refused poll leaves the panel as it was (not
+    offline, not blank) and a refused button says why; nothing is booked."""
+    rest = dict(settings.REST_FRAMEWORK)
+    rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], "panel_state": "2/min", "panel_actions": "1/min"}
+    settings.REST_FRAMEWORK = rest  # the live server runs in this process
+    _, token = room_panel_create(room=dojo, name="Dojo door")
+    open_panel(tablet, token)
+    tablet.wait_for_event("response", lambda r: r.url.endswith("/panel/state/") and r.status == 429)
+    tablet.wait_for_timeout(1500)  # a poll or two more after the refusal
+    body = tablet.locator("body")
+    assert body.get_attribute("data-connection") == "online" and body.get_attribute("data-status") == "free"
+    assert "Free" in tablet.locator("#status-label").inner_text()
+
+    tablet.get_by_role("button", name="15 min").tap()
+    tablet.locator("body[data-status=busy]").wait_for()
+    tablet.get_by_role("button", name="+15 min").tap()
+    tablet.locator("#action-result", has_text="Too many requests: at most 1 per minute").wait_for()
+    assert Reservation.objects.get(room=dojo).end - Reservation.objects.get(room=dojo).start == dt.timedelta(minutes=15)
+    no_serious_axe_violations(tablet)
+    shot(tablet, "panel-rate-limited-tablet")

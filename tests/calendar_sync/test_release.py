@@ -198,3 +198,37 @@ def test_one_occurrence_of_an_outlook_series_is_declined_by_the_room_that_day_on
                      if a["emailAddress"]["address"] == ATLAS] for when, inst in by_day.items()}
     assert answer[rows[0].start] == ["declined"]
     assert answer[rows[1].start] != ["declined"] and answer[rows[2].start] != ["declined"]
+
+
+def test_the_third_no_show_of_a_series_asks_once_and_unconfirmed_the_rest_is_freed_in_exchange(
+    provider, mode, emulator, emulator_server, alice, atlas, django_capture_on_commit_callbacks,
+):
+    """The series rule against the emulator: three released occurrences in a row → one email to
+    the organizer asking to confirm; the deadline passes unconfirmed → every occurrence still to
+    come is released and the room's calendar is free for them, the organizer's series too."""
+    from reservations.models import ReservationSeries
+
+    mode("Normal")
+    series = book_series(django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(7, 9),
+                         recurrence=Recurrence(frequency="weekly", interval=1, count=5))
+    rows = occurrences(series)
+    mail.outbox.clear()
+    for row in rows[:3]:
+        run_release(django_capture_on_commit_callbacks, row.start + WINDOW_CLOSED)
+
+    asked = [m for m in mail.outbox if m.subject.startswith("Still need")]
+    assert len(asked) == 1 and asked[0].to == ["alice@contoso.example"] and "/series/" in asked[0].body
+    assert [m.subject for m in mail.outbox if m not in asked] == ["Room released: Team sync"] * 3
+    assert [r.state for r in occurrences(series)] == [State.RELEASED] * 3 + [State.CONFIRMED] * 2
+    assert busy(emulator_server, ATLAS, rows[3].start, rows[4].end) == ["Team sync", "Team sync"]
+
+    deadline = ReservationSeries.objects.get(pk=series.pk).noshow_confirm_by
+    with django_capture_on_commit_callbacks(execute=True):
+        done = release.release_unconfirmed_series(now=deadline)
+    assert [s.pk for s in done] == [series.pk]
+    assert [r.state for r in occurrences(series)] == [State.RELEASED] * 5
+    assert busy(emulator_server, ATLAS, rows[0].start, rows[4].end) == []
+    week = dt.timedelta(days=7)
+    left = [inst.start for m in meetings(emulator_server, ALICE) if m.recurrence and not m.is_cancelled
+            for inst in instances(m, rows[0].start - week, rows[4].end + week)]
+    assert left == []

@@ -11,9 +11,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reservations import feeds
-from reservations.models import Attendee, CalendarFeed, Origin, Reservation, State
+from reservations import feeds, ical, services
+from reservations.models import (
+    Attendee,
+    CalendarFeed,
+    Origin,
+    Reservation,
+    ReservationSeries,
+    State,
+)
+from reservations.recurrence import Recurrence
+from reservations.services import release
+from tests.booking import book
 from tests.factories import ReservationFactory, RoomFactory, days_ahead
+from workplace.panels import room_panel_create
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +122,10 @@ def test_a_room_feed_shows_reserved_and_nothing_about_people_by_default(client, 
     for private in ("merger", "Confidential", "alice", "Alice", "bob", "Bob", "DESCRIPTION", "ATTENDEE", "ORGANIZER"):
         assert private not in text
 
-    settings.CALENDAR_FEED_ROOM_SUBJECTS = True
+    settings.CALENDAR_FEED_ROOM_SUBJECTS = True  # feeds may show subjects, but this room hides them
+    assert [str(e["SUMMARY"]) for e in parse(client.get(f"/feeds/{link.token}.ics")).walk("VEVENT")] == ["Reserved", "Reserved"]
+    atlas.show_subjects = True
+    atlas.save(update_fields=["show_subjects"])
     cal = parse(client.get(f"/feeds/{link.token}.ics"))
     assert [str(e["SUMMARY"]) for e in cal.walk("VEVENT")] == ["Secret merger talks", "Bob's 1:1"]
     assert "Confidential" not in client.get(f"/feeds/{link.token}.ics").content.decode()
@@ -271,3 +285,106 @@ def test_admin_creates_and_resets_room_feeds_and_lists_them(client, admin, alice
     client.post("/admin/reservations/calendarfeed/", {"action": "reset_links", "_selected_action": [feed.pk, alice_feed.pk]})
     assert client.get(f"/feeds/{token}.ics").status_code == 404
     assert client.get(f"/feeds/{alice_token}.ics").status_code == 404
+
+
+# --- releases: a subscriber's calendar learns of them ------------------------------------------
+
+
+def by_uid(cal) -> dict[str, icalendar.Event]:
+    return {str(e["UID"]): e for e in cal.walk("VEVENT")}
+
+
+@pytest.fixture
+def checkin_room(dojo):
+    dojo.checkin_required = True
+    dojo.save(update_fields=["checkin_required"])
+    return dojo
+
+
+@pytest.fixture
+def both_feeds(alice, checkin_room):
+    """Alice's feed and the room's: the paths a calendar app polls."""
+    return [f"/feeds/{feeds.calendar_feed_rotate(user=alice).token}.ics", f"/feeds/{feeds.calendar_feed_rotate(room=checkin_room).token}.ics"]
+
+
+def assert_cancelled_in_place(before: icalendar.Event, after: icalendar.Event) -> None:
+    """RFC 5545 §3.8.7.4 / §3.8.1.11: the same event (UID, RECURRENCE-ID) revised (a higher
+    SEQUENCE, a later DTSTAMP) to STATUS:CANCELLED, no longer blocking time."""
+    assert str(before["STATUS"]) in ("CONFIRMED", "TENTATIVE")
+    assert str(after["UID"]) == str(before["UID"])
+    assert after.get("RECURRENCE-ID") == before.get("RECURRENCE-ID")
+    assert str(after["STATUS"]) == "CANCELLED" and str(after["TRANSP"]) == "TRANSPARENT"
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
+    assert after.decoded("DTSTAMP") > before.decoded("DTSTAMP")
+    assert after.decoded("DTSTART") == before.decoded("DTSTART") and after.decoded("DTEND") == before.decoded("DTEND")
+
+
+def test_a_no_show_released_by_the_job_stays_in_both_feeds_as_cancelled(client, alice, checkin_room, both_feeds, django_capture_on_commit_callbacks):
+    missed = book(actor=alice, room=checkin_room, start=days_ahead(1, 9), subject="Ghost meeting")
+    kept = book(actor=alice, room=checkin_room, start=days_ahead(1, 11), subject="Real meeting")
+    before = [by_uid(parse(client.get(path))) for path in both_feeds]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert [r.pk for r in release.release_due(now=missed.start + dt.timedelta(minutes=16))] == [missed.pk]
+
+    for path, old in zip(both_feeds, before, strict=True):
+        new = by_uid(parse(client.get(path)))
+        assert set(new) == set(old)  # nothing dropped out
+        uid = next(u for u in new if u.startswith(f"reservation-{missed.pk}@"))
+        assert_cancelled_in_place(old[uid], new[uid])
+        other = next(u for u in new if u.startswith(f"reservation-{kept.pk}@"))
+        assert str(new[other]["STATUS"]) == "CONFIRMED" and new[other]["SEQUENCE"] == old[other]["SEQUENCE"]
+    mine = by_uid(parse(client.get(both_feeds[0])))
+    assert "Released: nobody checked in" in str(mine[f"reservation-{missed.pk}@{ical.uid_host()}"]["DESCRIPTION"])
+
+
+def test_one_released_occurrence_of_a_series_is_cancelled_alone_then_the_unconfirmed_rest(client, alice, checkin_room, both_feeds, django_capture_on_commit_callbacks):
+    first = book(actor=alice, room=checkin_room, start=days_ahead(1, 9), subject="Daily", recurrence=Recurrence(frequency="daily", interval=1, count=5))
+    rows = list(Reservation.objects.filter(series_id=first.series_id).order_by("start"))
+    before = [by_uid(parse(client.get(path))) for path in both_feeds]
+    uids = [f"reservation-{r.pk}@{ical.uid_host()}" for r in rows]
+    assert all(set(uids) <= set(old) for old in before)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        release.release_due(now=rows[0].start + dt.timedelta(minutes=16))
+    for path, old in zip(both_feeds, before, strict=True):
+        new = by_uid(parse(client.get(path)))
+        assert_cancelled_in_place(old[uids[0]], new[uids[0]])
+        assert [str(new[u]["STATUS"]) for u in uids[1:]] == ["CONFIRMED"] * 4
+        assert [new[u]["SEQUENCE"] for u in uids[1:]] == [old[u]["SEQUENCE"] for u in uids[1:]]
+
+    # Two more no-shows, no confirmation by the deadline: the rest is released, and cancelled in the feeds.
+    with django_capture_on_commit_callbacks(execute=True):
+        for row in rows[1:3]:
+            release.release_due(now=row.start + dt.timedelta(minutes=16))
+        deadline = ReservationSeries.objects.get(pk=first.series_id).noshow_confirm_by
+        release.release_unconfirmed_series(now=deadline)
+    assert set(Reservation.objects.filter(series_id=first.series_id).values_list("state", flat=True)) == {State.RELEASED}
+    for path, old in zip(both_feeds, before, strict=True):
+        new = by_uid(parse(client.get(path)))
+        for uid in uids:
+            assert_cancelled_in_place(old[uid], new[uid])
+
+
+def test_ended_early_at_the_panel_the_feeds_shorten_a_product_meeting_and_cancel_an_outlook_one(client, alice, checkin_room, both_feeds):
+    now = timezone.now().replace(second=0, microsecond=0)
+    ours = book(actor=alice, room=checkin_room, start=days_ahead(1, 9), subject="Ours")
+    # Booked yesterday, under way since 10 minutes ago (the service refuses to book the past).
+    Reservation.objects.filter(pk=ours.pk).update(start=now - dt.timedelta(minutes=10), end=now + dt.timedelta(minutes=50),
+                                                 created_at=now - dt.timedelta(days=1), updated_at=now - dt.timedelta(days=1))
+    outlook = ReservationFactory(room=checkin_room, requested_for=alice, requested_by=alice, subject="From Outlook", origin=Origin.EXCHANGE,
+                                 start=now + dt.timedelta(hours=2), end=now + dt.timedelta(hours=3))
+    Reservation.objects.filter(pk=outlook.pk).update(created_at=now - dt.timedelta(days=1), updated_at=now - dt.timedelta(days=1))
+    panel, _ = room_panel_create(room=checkin_room, name="Dojo door")
+    before = [by_uid(parse(client.get(path))) for path in both_feeds]
+    uid_ours, uid_outlook = (f"reservation-{r.pk}@{ical.uid_host()}" for r in (ours, outlook))
+
+    services.panel_end_early(panel=panel, reservation_id=ours.pk, now=now + dt.timedelta(seconds=30))
+    services.panel_end_early(panel=panel, reservation_id=outlook.pk, now=outlook.start + dt.timedelta(minutes=5))
+
+    for path, old in zip(both_feeds, before, strict=True):
+        new = by_uid(parse(client.get(path)))
+        shortened = new[uid_ours]
+        assert str(shortened["STATUS"]) == "CONFIRMED" and shortened.decoded("DTEND") == (now + dt.timedelta(minutes=1)).astimezone(dt.UTC)
+        assert int(shortened["SEQUENCE"]) > int(old[uid_ours]["SEQUENCE"])
+        assert_cancelled_in_place(old[uid_outlook], new[uid_outlook])

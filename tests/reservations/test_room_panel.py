@@ -114,9 +114,35 @@ def test_subjects_show_only_where_the_room_allows(client, dojo, dojo_panel, alic
     state = client.get(reverse("portal:panel_state")).json()
     assert state["next"]["title"] == "Booked" and "Salary review" not in str(state)
     assert b"Salary review" not in client.get(reverse("portal:panel")).content
-    dojo.panel_shows_subjects = True
-    dojo.save(update_fields=["panel_shows_subjects"])
+    dojo.show_subjects = True  # the room's one privacy setting: the portal's calendars and the panel
+    dojo.save(update_fields=["show_subjects"])
     assert client.get(reverse("portal:panel_state")).json()["next"]["title"] == "Salary review"
+    assert b"Salary review" in client.get(reverse("portal:panel")).content
+
+
+def test_one_privacy_setting_governs_the_portal_grid_the_panel_and_the_api(client, dojo, dojo_panel, alice, bob):
+    """``Room.show_subjects`` is the only switch: off, a passer-by sees "Busy" in the portal and
+    "Booked" at the door; on, the subject everywhere. The API reports the setting."""
+    _, token = dojo_panel
+    now = minute(timezone.now())
+    start = now + dt.timedelta(hours=1)
+    ReservationFactory(room=dojo, requested_for=alice, requested_by=alice, subject="Salary review", start=start, end=start + dt.timedelta(hours=1))
+    tablet, person = client.__class__(), client.__class__()
+    panel_client(tablet, token)
+    person.force_login(bob)  # not booked, not staff
+    grid = reverse("portal:room_week", args=[dojo.pk])
+    week = {"week": timezone.localtime(start, dojo.building.tzinfo).date().isoformat()}
+
+    def seen() -> tuple[bool, bool, bool]:
+        api = person.get(reverse("api:room-detail", args=[dojo.pk])).json()
+        return ("Salary review" in person.get(grid, week).content.decode(),
+                tablet.get(reverse("portal:panel_state")).json()["next"]["title"] == "Salary review",
+                api["show_subjects"])
+
+    assert seen() == (False, False, False)
+    dojo.show_subjects = True
+    dojo.save(update_fields=["show_subjects"])
+    assert seen() == (True, True, True)
 
 
 @pytest.mark.parametrize("action, fields", [

@@ -30,7 +30,8 @@ def test_admin_adds_a_panel_sees_its_url_once_and_revokes_it(client, admin, dojo
     assert tablet.get(reverse("portal:panel_state")).status_code == 401
 
 
-def test_the_rooms_form_has_the_panel_privacy_setting(client, admin, dojo):
+def test_the_rooms_form_has_one_privacy_setting_for_the_portal_and_the_panel(client, admin, dojo):
     client.force_login(admin)
     page = client.get(reverse("admin:workplace_room_change", args=[dojo.pk])).content.decode()
-    assert 'name="panel_shows_subjects"' in page and "Show subjects on the room panel" in page
+    assert page.count('name="show_subjects"') == 1 and "on the room panel at the door" in page
+    assert "panel_shows_subjects" not in page

@@ -148,7 +148,8 @@
       .then(received)
       .then(function (r) {
         lastContact = new Date();
-        if (!busy) { state = r.data; draw(); }
+        // A refusal (429: polled too often) keeps the last state; the server is reachable.
+        if (!busy && r.ok) { state = r.data; draw(); }
         setConnection("online");
       })
       .catch(function () { if (body.getAttribute("data-connection") !== "signed-out") setConnection("offline"); })
