@@ -12,7 +12,8 @@
 5. print JSON: p50/p99 in ms, each page's p50/p99 ÷ the trivial GET's, and the number of
    queries per filter set; the targets are p99 <= 200 ms and ratios <= 8× (p50), <= 15× (p99).
 
-The pages: the finder (four filter sets), a room's week, and a building's day grid.
+The pages: the finder (four filter sets), a room's week, a building's day grid (all three with
+the targets) and my reservations (50 rows a page; reported, not part of ``meets_target``).
 BENCH_PROFILE=1 prints a cProfile of the finder to stderr; BENCH_PROFILE=calendar profiles the grid.
 
 Usage: python bench/portal.py [--iterations 60]
@@ -38,6 +39,7 @@ TARGET_RATIO_P99 = 15
 TRIVIAL_URL = "/my/status/"
 ROOMS = 500
 PER_ROOM = 20
+REPORTED_ONLY = {"my_reservations"}
 
 
 def _recreate_database(database_url: str) -> None:
@@ -99,6 +101,12 @@ def _seed():
             rows.append(Reservation(room=room, subject=f"Meeting {room.pk}-{n}", start=start, end=start + dt.timedelta(hours=1),
                                     requested_by=who, requested_for=who, state="confirmed"))
     Reservation.objects.bulk_create(rows, batch_size=2000)
+    # A live database has planner statistics (autovacuum analyzes a table after bulk changes);
+    # without them PostgreSQL guesses a handful of rows and picks a sequential plan.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return users[0], buildings, dt.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")).date()
 
 
@@ -194,6 +202,15 @@ def main() -> None:
         "rooms_drawn": response.content.count(b"<tr data-room="), "busy_cells": response.content.count(b'class="busy'),
         "free_links": response.content.count(b'<td class="free"'),
     }
+    # My reservations (reported, no target of its own): alice's upcoming ones, 50 a page.
+    timings, cpu, response = timed("/my/", {})
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/my/", {})
+    results["my_reservations"] = {
+        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
+        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
+        "rows_drawn": response.content.count(b'<tr id="rsv-'),
+    }
     trivial_after, _, _ = timed(TRIVIAL_URL, {})
     (b50, b99), (a50, a99) = p50_p99(trivial_before), p50_p99(trivial_after)
     base_p50, base_p99 = min(b50, a50), min(b99, a99)
@@ -213,8 +230,9 @@ def main() -> None:
                 client.get("/", scenarios["all_rooms"])
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
-    worst = max(r["p99_ms"] for r in results.values())
-    meets = all(r["ratio_p50"] <= TARGET_RATIO_P50 and r["ratio_p99"] <= TARGET_RATIO_P99 for r in results.values())
+    targeted = {name: r for name, r in results.items() if name not in REPORTED_ONLY}
+    worst = max(r["p99_ms"] for r in targeted.values())
+    meets = all(r["ratio_p50"] <= TARGET_RATIO_P50 and r["ratio_p99"] <= TARGET_RATIO_P99 for r in targeted.values())
     print(json.dumps({
         "bench": "portal_finder",
         "rooms": Room.objects.count(),
@@ -226,8 +244,8 @@ def main() -> None:
         "scenarios": results,
         "trivial_get": {"url": TRIVIAL_URL, "p50_ms": round(base_p50, 2), "p99_ms": round(base_p99, 2)},
         "target_ratio_p50": TARGET_RATIO_P50, "target_ratio_p99": TARGET_RATIO_P99,
-        "worst_ratio_p50": max(r["ratio_p50"] for r in results.values()),
-        "worst_ratio_p99": max(r["ratio_p99"] for r in results.values()),
+        "worst_ratio_p50": max(r["ratio_p50"] for r in targeted.values()),
+        "worst_ratio_p99": max(r["ratio_p99"] for r in targeted.values()),
         "target_p99_ms": TARGET_MS,
         "worst_p99_ms": worst,
         "meets_absolute_target": worst <= TARGET_MS,

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from reservations.links import id_url
 from reservations.models import ACTIVE_STATES, Reservation
 from workplace.models import Room
 
@@ -50,7 +50,7 @@ def _busy_cell(reservation: Reservation, room: Room, user: AbstractBaseUser, spa
     label, mine, openable = _label(reservation, room, user)
     when = f"{reservation.start.astimezone(tz):%H:%M}–{reservation.end.astimezone(tz):%H:%M}"
     text = escape(label)
-    inner = (f'<a href="{reverse("portal:reservation_detail", args=[reservation.pk])}">{text}</a>'
+    inner = (f'<a href="{id_url("portal:reservation_detail", reservation.pk)}">{text}</a>'
              if openable else f"<span>{text}</span>")
     css = "busy mine" if mine else "busy"
     colspan = f' colspan="{span}"' if span > 1 else ""
@@ -87,7 +87,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     date_query = urlencode({"date": day.isoformat()})
     out = []
     for room in rooms:
-        book_base = f'{reverse("portal:book", args=[room.pk])}?{date_query}'
+        book_base = f'{id_url("portal:book", room.pk)}?{date_query}'
         name = escape(room.name)
         reservations = by_room.get(room.pk, [])
         cells: list[str] = []
@@ -114,7 +114,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
         out.append({
             "room": room,
             "book_base": book_base,
-            "week_url": f'{reverse("portal:room_week", args=[room.pk])}?week={day.isoformat()}',
+            "week_url": f'{id_url("portal:room_week", room.pk)}?week={day.isoformat()}',
             "cells": mark_safe("".join(cells)),  # noqa: S308 - every value above is escaped or ours
         })
     return out
@@ -132,7 +132,7 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
         Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=week_end, end__gt=week_start)
         .only(*_FIELDS).order_by("start")
     )
-    book_url = reverse("portal:book", args=[room.pk])
+    book_url = id_url("portal:book", room.pk)
     day_labels = [f"{d:%A} {d.day} {d:%B}" for d in days]
     rows = []
     for hour in range(WEEK_START_HOUR, WEEK_END_HOUR):
@@ -145,7 +145,7 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
             if holder is not None:
                 label, mine, openable = _label(holder, room, user)
                 text = escape(label)
-                inner = (f'<a href="{reverse("portal:reservation_detail", args=[holder.pk])}">{text}</a>'
+                inner = (f'<a href="{id_url("portal:reservation_detail", holder.pk)}">{text}</a>'
                          if openable else text)
                 cells.append(f'<td class="busy{" mine" if mine else ""}">{inner}</td>')
             elif end <= now:

@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from reservations import parsing, selectors
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
 from reservations.recurrence import Recurrence, index_of
-from workplace.models import Arrangement, Building, Equipment, Floor, Room
+from workplace.models import Arrangement, Building, Floor, Room
 
 MAX_ATTENDEES_TYPED = 200
 
@@ -72,23 +72,61 @@ class DayField(forms.DateField):
             raise ValidationError(exc.messages, code="invalid") from None
 
 
+class ListedChoiceField(forms.ChoiceField):
+    """A choice among objects the view already holds (``workplace.catalogue``'s cached lists):
+    ``objects`` is [(value, label, object)]; a valid value cleans to its object. What a
+    ``ModelChoiceField`` does without its query per form."""
+
+    default_error_messages = {"invalid_choice": "Select a valid choice. That choice is not one of the available choices."}
+
+    def __init__(self, *args, empty_label: str | None = None, **kwargs):
+        self.empty_label = empty_label
+        super().__init__(*args, **kwargs)
+        self.set_objects([])
+
+    def set_objects(self, objects) -> None:
+        self._objects = {str(value): obj for value, _label, obj in objects}
+        empty = [("", self.empty_label)] if self.empty_label is not None else []
+        self.choices = empty + [(str(value), label) for value, label, _obj in objects]
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return self._objects.get(value, value) if value else None
+
+    def valid_value(self, value) -> bool:
+        return not isinstance(value, str) or value in self._objects
+
+
+class ListedMultipleChoiceField(forms.MultipleChoiceField):
+    """Several of the objects the view holds (see ``ListedChoiceField``): cleans to a list of them."""
+
+    def set_objects(self, objects) -> None:
+        self._objects = {str(value): obj for value, _label, obj in objects}
+        self.choices = [(str(value), label) for value, label, _obj in objects]
+
+    def clean(self, value):
+        return [self._objects[v] for v in super().clean(value)]
+
+
 class FinderForm(forms.Form):
-    building = forms.ModelChoiceField(queryset=Building.objects.all(), required=False, to_field_name="code", empty_label="Any building",
-                                      widget=LightSelect)
-    floor = forms.ModelChoiceField(queryset=Floor.objects.select_related("building"), required=False, empty_label="Any floor",
-                                   widget=LightSelect)
+    """The finder's filters. The choices are the cached lists of ``workplace.catalogue`` (no
+    query to draw or check them)."""
+
+    building = ListedChoiceField(required=False, empty_label="Any building", widget=LightSelect)
+    floor = ListedChoiceField(required=False, empty_label="Any floor", widget=LightSelect)
     capacity = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Seats (at least)", widget=LightNumberInput)
-    equipment = forms.ModelMultipleChoiceField(
-        queryset=Equipment.objects.all(), to_field_name="slug", required=False, widget=forms.CheckboxSelectMultiple
-    )
+    equipment = ListedMultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
     arrangement = forms.ChoiceField(required=False, label="Layout", widget=LightSelect)
     date = DayField(required=False, widget=LightDateInput(attrs={"type": "date"}))
     free_from = forms.TimeField(required=False, label="Free from", widget=LightTimeInput(format="%H:%M", attrs={"type": "time"}))
     free_to = forms.TimeField(required=False, label="until", widget=LightTimeInput(format="%H:%M", attrs={"type": "time"}))
 
-    def __init__(self, *args, arrangement_names=(), **kwargs):
+    def __init__(self, *args, catalogue, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["arrangement"].choices = [("", "Any layout")] + [(name, name) for name in arrangement_names]
+        self.fields["building"].set_objects([(b.code, b.name, b) for b in catalogue.buildings])
+        self.fields["floor"].set_objects([(f.pk, str(f), f) for f in catalogue.floors])
+        self.fields["equipment"].set_objects([(e.slug, e.name, e) for e in catalogue.equipment])
+        self.fields["arrangement"].choices = [("", "Any layout")] + [(name, name) for name in catalogue.arrangement_names]
 
     def clean(self):
         data = super().clean()

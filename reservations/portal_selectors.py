@@ -9,13 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from reservations import rules
 from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
 from reservations.selectors import reservation_list_for_user, reservation_visible_to
-from workplace.models import Room
+from workplace.models import Arrangement, Room
 
 # The finder's day view spans these building-local hours (bookings outside are clipped).
 DAY_VIEW_START_HOUR = 7
@@ -27,39 +27,66 @@ def day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
     return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
 
 
+# What a finder row shows of a room; its building and floor come from workplace.catalogue.
+FINDER_ROOM_FIELDS = ("id", "name", "capacity", "building_id", "floor_id", "sync_enabled", "mailbox")
+
+
+def finder_rooms(rooms: QuerySet[Room]) -> QuerySet[Room]:
+    """``rooms`` (``selectors.room_list_available``) with only the columns a finder row shows:
+    no joined building or floor, no prefetch (``room_facts`` reads the names it needs)."""
+    return rooms.select_related(None).prefetch_related(None).only(*FINDER_ROOM_FIELDS)
+
+
+def room_facts(*, room_ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:
+    """{room id: (equipment names by name, layout names default first)}: one query of
+    (room, kind, rank, name) rows, whatever the number of rooms."""
+    facts: dict[int, tuple[list[str], list[str]]] = {pk: ([], []) for pk in room_ids}
+    if not facts:
+        return facts
+    ids = list(facts)
+    held = (Room.equipment.through.objects.filter(room_id__in=ids)
+            .annotate(kind=Value(0), rank=Value(0), label=F("equipment__name")).values_list("room_id", "kind", "rank", "label"))
+    layouts = (Arrangement.objects.filter(room_id__in=ids)
+               .annotate(kind=Value(1), rank=Case(When(is_default=True, then=Value(0)), default=Value(1)), label=F("name"))
+               .values_list("room_id", "kind", "rank", "label"))
+    for room_id, kind, _rank, name in held.union(layouts, all=True).order_by("kind", "rank", "label"):
+        facts[room_id][kind].append(name)
+    return facts
+
+
 def room_day_bookings(*, rooms: Sequence[Room], day: dt.date, user: AbstractBaseUser) -> dict[int, list[dict]]:
     """{room id: [booking, ...]} of the active reservations on ``day`` (each room's building-local
-    day), as blocks ready for the day view. One query for all rooms."""
+    day), as blocks ready for the day view. One query for all rooms (plain tuples: no model
+    instance per booking)."""
     if not rooms:
         return {}
-    bounds = {room.pk: day_bounds(day, room.building.tzinfo) for room in rooms}
+    tz_of = {room.pk: room.building.tzinfo for room in rooms}
+    bounds = {pk: day_bounds(day, tz) for pk, tz in tz_of.items()}
     earliest = min(start for start, _ in bounds.values())
     latest = max(end for _, end in bounds.values())
     rows = (
         Reservation.objects.filter(room_id__in=list(bounds), state__in=ACTIVE_STATES, start__lt=latest, end__gt=earliest)
-        .only("id", "room_id", "start", "end", "state", "requested_for_id", "requested_by_id")
-        .order_by("start")
+        .order_by("start").values_list("room_id", "start", "end", "state", "requested_for_id", "requested_by_id")
     )
     span_start_hour, span_end_hour = DAY_VIEW_START_HOUR, DAY_VIEW_END_HOUR
     span_minutes = (span_end_hour - span_start_hour) * 60
+    view_starts = {pk: dt.datetime.combine(day, dt.time(span_start_hour), tzinfo=tz) for pk, tz in tz_of.items()}
     by_room: dict[int, list[dict]] = defaultdict(list)
-    tz_of = {room.pk: room.building.tzinfo for room in rooms}
-    for row in rows:
-        day_start, day_end = bounds[row.room_id]
-        if not (row.start < day_end and row.end > day_start):
+    for room_id, start, end, state, requested_for_id, requested_by_id in rows:
+        day_start, day_end = bounds[room_id]
+        if not (start < day_end and end > day_start):
             continue
-        tz = tz_of[row.room_id]
-        local_start, local_end = row.start.astimezone(tz), row.end.astimezone(tz)
-        view_start = dt.datetime.combine(day, dt.time(span_start_hour), tzinfo=tz)
-        offset = (max(local_start, day_start) - view_start).total_seconds() / 60
+        tz = tz_of[room_id]
+        local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+        offset = (max(local_start, day_start) - view_starts[room_id]).total_seconds() / 60
         length = (min(local_end, day_end) - max(local_start, day_start)).total_seconds() / 60
         left = max(0.0, min(offset, span_minutes))
         right = max(0.0, min(offset + length, span_minutes))
-        by_room[row.room_id].append({
+        by_room[room_id].append({
             "start": local_start,
             "end": local_end,
-            "state": row.state,
-            "mine": user.pk in (row.requested_for_id, row.requested_by_id),
+            "state": state,
+            "mine": user.pk in (requested_for_id, requested_by_id),
             "left": round(left / span_minutes * 100, 2),
             "width": round(max(right - left, 0) / span_minutes * 100, 2),
         })

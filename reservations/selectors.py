@@ -43,17 +43,21 @@ def room_list_available(
         rooms = rooms.filter(capacity__gte=capacity_min)
     slugs = sorted(set(equipment))
     if slugs:
-        rooms = rooms.annotate(
-            matching_equipment=Count("equipment", filter=Q(equipment__slug__in=slugs), distinct=True)
-        ).filter(matching_equipment=len(slugs))
+        # Rooms holding every one of ``slugs``: a subquery, so the rooms' query needs no GROUP BY.
+        holding = (
+            Room.equipment.through.objects.filter(equipment__slug__in=slugs).values("room_id")
+            .annotate(held=Count("equipment_id", distinct=True)).filter(held=len(slugs)).values("room_id")
+        )
+        rooms = rooms.filter(pk__in=holding)
     if arrangement:
-        rooms = rooms.filter(arrangements__name__iexact=arrangement)
+        # EXISTS rather than a join: a room is listed once without a DISTINCT over its columns.
+        rooms = rooms.filter(Exists(Arrangement.objects.filter(room=OuterRef("pk"), name__iexact=arrangement)))
     if free_from is not None and free_to is not None:
         busy = Reservation.objects.filter(
             room=OuterRef("pk"), state__in=ACTIVE_STATES, start__lt=free_to, end__gt=free_from
         )
         rooms = rooms.filter(~Exists(busy))
-    return rooms.order_by("building__name", "name").distinct()
+    return rooms.order_by("building__name", "name")
 
 
 def reservation_queryset() -> QuerySet[Reservation]:

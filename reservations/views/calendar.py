@@ -6,7 +6,6 @@ import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -14,18 +13,20 @@ from django.views.decorators.http import require_http_methods
 
 from reservations import calendar_grid
 from reservations.forms import CalendarForm
-from workplace.models import Building, Floor, Room
+from workplace import catalogue
+from workplace.models import Room
 
-from .common import FINDER_PAGE_SIZE
+from .common import FINDER_PAGE_SIZE, page_of
 
 
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def building_day(request: HttpRequest) -> HttpResponse:
-    buildings = list(Building.objects.filter(rooms__reservable=True).distinct().order_by("name"))
+    listed = catalogue.catalogue()  # cached lists: no query for the buildings and floors
+    buildings = listed.bookable_buildings
     code = request.GET.get("building") or ""
     building = next((b for b in buildings if b.code == code), None) if code else (buildings[0] if buildings else None)
-    floors = list(Floor.objects.filter(building=building).order_by("level", "name")) if building else []
+    floors = listed.floors_of(building) if building else []
     params = request.GET.copy()
     if building is not None and not code:
         params["building"] = building.code
@@ -37,12 +38,18 @@ def building_day(request: HttpRequest) -> HttpResponse:
     day = data.get("date") or timezone.now().astimezone(tz).date()
     rooms = Room.objects.none()
     if building is not None and valid:
-        rooms = (Room.objects.filter(building=building, reservable=True).select_related("building", "floor")
+        rooms = (Room.objects.filter(building=building, reservable=True)
+                 .only("id", "name", "capacity", "building_id", "floor_id", "show_subjects")
                  .order_by("floor__level", "floor__name", "name"))
         if floor is not None:
             rooms = rooms.filter(floor=floor)
-    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = calendar_grid.day_grid_rows(rooms=list(page.object_list), day=day, tz=tz, user=request.user)
+    page = page_of(rooms, FINDER_PAGE_SIZE, request.GET.get("page"))
+    page_rooms = list(page.object_list)
+    floor_of = {f.pk: f for f in floors}
+    for room in page_rooms:  # from the cached lists, not a join per row
+        room.building = building
+        room.floor = floor_of.get(room.floor_id)
+    rows = calendar_grid.day_grid_rows(rooms=page_rooms, day=day, tz=tz, user=request.user)
 
     def link(**changes) -> str:
         query = {"building": building.code if building else "", "floor": floor.pk if floor else "", "date": day.isoformat()}

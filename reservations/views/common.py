@@ -3,6 +3,8 @@
 import datetime as dt
 import zoneinfo
 
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, QuerySet, Window
 from django.http import Http404, HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -15,6 +17,23 @@ FINDER_PAGE_SIZE = 25
 MY_PAGE_SIZE = 50
 
 
+def page_of(rows: QuerySet, per_page: int, number) -> Page:
+    """``Paginator(rows, per_page).get_page(number)`` in one query instead of two: the page's
+    rows come with the total (a window count), so no COUNT query runs before them. Only an
+    empty or out-of-range page costs the count (and the last page's rows)."""
+    paginator = Paginator(rows, per_page)
+    try:
+        wanted = max(int(number), 1)
+    except (TypeError, ValueError):
+        wanted = 1
+    bottom = (wanted - 1) * per_page
+    found = list(rows.annotate(_page_total=Window(Count("pk")))[bottom:bottom + per_page])
+    if found:
+        paginator.count = found[0]._page_total  # Paginator.count is a cached_property
+        return Page(found, wanted, paginator)
+    return paginator.get_page(wanted)
+
+
 def user_tz(user) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(user.profile.timezone)
@@ -22,8 +41,11 @@ def user_tz(user) -> dt.tzinfo:
         return timezone.get_default_timezone()
 
 
-def get_room(room_id: int) -> Room:
-    room = selectors.room_queryset().filter(pk=room_id, reservable=True).first()
+def get_room(room_id: int, *, facts: bool = True) -> Room:
+    """A reservable room with its building and floor; with ``facts`` also its equipment and
+    layouts (two more queries: the booking form needs them, the week view doesn't)."""
+    rooms = selectors.room_queryset() if facts else Room.objects.select_related("building", "floor")
+    room = rooms.filter(pk=room_id, reservable=True).first()
     if room is None:
         raise Http404("No such room.")
     return room

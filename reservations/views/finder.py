@@ -4,10 +4,8 @@ import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -15,11 +13,14 @@ from django.views.decorators.http import require_http_methods
 
 from reservations import calendar_grid, portal_selectors, rules, selectors
 from reservations.forms import FinderForm
-from workplace.models import Arrangement, Room
+from reservations.links import id_url
+from workplace import catalogue
+from workplace.models import Room
 
 from .common import (
     FINDER_PAGE_SIZE,
     get_room,
+    page_of,
     user_tz,
 )
 
@@ -27,8 +28,8 @@ from .common import (
 @login_required
 @require_http_methods(["GET", "HEAD"])
 def finder(request: HttpRequest) -> HttpResponse:
-    arrangement_names = list(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct())
-    form = FinderForm(request.GET or None, arrangement_names=arrangement_names)
+    listed = catalogue.catalogue()
+    form = FinderForm(request.GET or None, catalogue=listed)
     filters: dict = {}
     building = None
     if form.is_bound and form.is_valid():
@@ -48,8 +49,12 @@ def finder(request: HttpRequest) -> HttpResponse:
         selectors.room_list_available(**filters, free_from=free_from, free_to=free_to)
         if not form.is_bound or form.is_valid() else Room.objects.none()
     )
-    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(portal_selectors.finder_rooms(rooms), FINDER_PAGE_SIZE, request.GET.get("page"))
     page_rooms = list(page.object_list)
+    for room in page_rooms:  # from the cached lists, not a join per row
+        room.building = listed.building_by_id(room.building_id)
+        room.floor = listed.floor_by_id(room.floor_id) if room.floor_id else None
+    facts = portal_selectors.room_facts(room_ids=[room.pk for room in page_rooms])
     bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
     query = request.GET.copy()
     query.pop("page", None)
@@ -58,9 +63,10 @@ def finder(request: HttpRequest) -> HttpResponse:
         book_query.update(start=free_from.strftime("%H:%M"), end=free_to.strftime("%H:%M"))
     book_suffix = "?" + urlencode(book_query)
     first, last = portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR
+    links = {"week_suffix": f"?week={day.isoformat()}", "book_suffix": escape(book_suffix)}
     context = {
         "form": form, "page": page, "day": day, "tz_name": str(tz),
-        "rows": [_finder_row(room, bookings.get(room.pk, []), book_suffix, day) for room in page_rooms],
+        "rows": [_finder_row(room, bookings.get(room.pk, []), facts[room.pk], links) for room in page_rooms],
         "query": query.urlencode(),
         "hours": [{"hour": h, "left": round((h - first) / (last - first) * 100, 2)} for h in range(first, last + 1, 2)],
         "free_from": free_from, "free_to": free_to,
@@ -69,7 +75,7 @@ def finder(request: HttpRequest) -> HttpResponse:
     return render(request, "reservations/finder.html", context)
 
 
-def _finder_row(room: Room, bookings: list[dict], book_suffix: str, day: dt.date) -> SafeString:
+def _finder_row(room: Room, bookings: list[dict], facts: tuple[list[str], list[str]], links: dict) -> SafeString:
     """A room of the finder as HTML, written here rather than in template loops: the page lists
     25 rooms, and Django's template engine made most of its time (issue 14's speed target).
     Every value from the database is escaped."""
@@ -78,8 +84,8 @@ def _finder_row(room: Room, bookings: list[dict], book_suffix: str, day: dt.date
     )
     booked = f"Booked: {booked}" if booked else "Free all day"
     name = escape(room.name)
-    equipment = escape(", ".join(e.name for e in room.equipment.all()))
-    layouts = escape(", ".join(a.name for a in room.arrangements.all()))
+    equipment = escape(", ".join(facts[0]))
+    layouts = escape(", ".join(facts[1]))
     if room.is_synced:
         tag = '<span class="tag tag-sync" title="Reservations appear in Outlook">Syncs with Outlook</span>'
     elif room.mailbox:
@@ -89,8 +95,8 @@ def _finder_row(room: Room, bookings: list[dict], book_suffix: str, day: dt.date
     where = escape(room.building.name) + (f" · {escape(room.floor.name)}" if room.floor_id else "")
     blocks = "".join(f'<span class="block{" mine" if b["mine"] else ""}" style="left: {b["left"]}%; width: {b["width"]}%"></span>'
                      for b in bookings)
-    week_url = f'{reverse("portal:room_week", args=[room.pk])}?week={day.isoformat()}'
-    book_url = escape(reverse("portal:book", args=[room.pk]) + book_suffix)
+    week_url = id_url("portal:room_week", room.pk) + links["week_suffix"]
+    book_url = id_url("portal:book", room.pk) + links["book_suffix"]
     return mark_safe(  # noqa: S308 - every value above is escaped or ours
         f'<li class="room card" id="room-{room.pk}">'
         f'<div class="room-head"><div><h3 class="room-name">{name}</h3>'
@@ -111,7 +117,7 @@ def room_week(request: HttpRequest, room_id: int) -> HttpResponse:
     """A room's week (``?week=`` any day of it; this week by default), hour by hour: busy
     hours show what holds them where the viewer may see it, a free hour is a link to the
     booking form for that hour — plain links, so keyboard and no-JavaScript use work alike."""
-    room = get_room(room_id)
+    room = get_room(room_id, facts=False)
     tz = room.building.tzinfo
     try:
         day = dt.date.fromisoformat(request.GET.get("week", ""))

@@ -81,14 +81,16 @@ def test_a_floor_of_another_building_is_refused(alice_client, atlas):
     assert "Check the choices above" in page and "Book Atlas" not in page
 
 
-def test_day_grid_queries_do_not_grow_with_rooms(alice_client, hq, django_assert_max_num_queries):
+def test_day_grid_queries_do_not_grow_with_rooms(alice_client, hq, django_assert_max_num_queries, django_capture_on_commit_callbacks):
     floor = FloorFactory(building=hq, name="2nd", level=2)
     for index in range(30):
         room = RoomFactory(building=hq, floor=floor, name=f"Room {index:02}")
         for hour in (9, 11, 15):
             ReservationFactory(room=room, start=days_ahead(1, hour), end=days_ahead(1, hour + 1))
     day = days_ahead(1, 9).date().isoformat()
-    with django_assert_max_num_queries(8):
+    with django_capture_on_commit_callbacks(execute=True):  # a first page caches the building and floor lists
+        alice_client.get("/calendar/", {"building": "hq", "date": day})
+    with django_assert_max_num_queries(5):
         response = alice_client.get("/calendar/", {"building": "hq", "date": day})
     assert text(response).count('class="busy') == 25 * 3  # the first page of 25 rooms
 
@@ -97,7 +99,7 @@ def test_week_queries_do_not_grow_with_reservations(alice_client, dojo, django_a
     for n in range(7):
         for hour in (8, 10, 13, 16):
             ReservationFactory(room=dojo, start=days_ahead(n + 1, hour), end=days_ahead(n + 1, hour + 1))
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(5):
         response = alice_client.get(f"/rooms/{dojo.pk}/week/", {"week": days_ahead(1, 9).date().isoformat()})
     assert response.status_code == 200 and text(response).count('class="busy') >= 4
 

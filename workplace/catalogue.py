@@ -1,0 +1,115 @@
+"""The space directory's short lists, as the portal's filters show them: buildings (and which of
+them have reservable rooms), floors, equipment and the layout names in use, read from the
+shared cache (Redis) instead of four queries on every finder or calendar page (issue 14's
+page-speed target).
+
+The lists change when an admin (or a room import) edits a building, floor, room, equipment
+or layout: the model signals connected in ``apps.py`` call ``invalidate``, which moves the
+catalogue to a new version, at once and again when the edit commits. The cached copy
+carries the version it was read under and serves only while that is still the version
+(both come in one round trip): a copy read before an edit commits is outdated by the
+commit's bump and read again. Edits that bypass the
+signals (``QuerySet.update``, raw SQL) don't touch these lists' fields in the product; the
+cached copy also expires after ``CACHE_SECONDS``.
+"""
+
+import dataclasses
+import functools
+import time
+
+from django.core.cache import cache
+from django.db import transaction
+
+from workplace.models import Arrangement, Building, Equipment, Floor, Room
+
+VERSION_KEY = "workplace:catalogue:version"
+DATA_KEY = "workplace:catalogue"
+CACHE_SECONDS = 600
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalogue:
+    buildings: tuple[Building, ...]  # by name
+    floors: tuple[Floor, ...]  # by building name, level (each with its building attached)
+    equipment: tuple[Equipment, ...]  # by name
+    arrangement_names: tuple[str, ...]  # the distinct layout names of all rooms, sorted
+    reservable_building_ids: frozenset[int]  # buildings with at least one reservable room
+
+    @functools.cached_property
+    def _buildings_by_id(self) -> dict[int, Building]:
+        return {b.pk: b for b in self.buildings}
+
+    @functools.cached_property
+    def _floors_by_id(self) -> dict[int, Floor]:
+        return {f.pk: f for f in self.floors}
+
+    def building_by_code(self, code: str) -> Building | None:
+        return next((b for b in self.buildings if b.code == code), None)
+
+    def building_by_id(self, pk: int) -> Building | None:
+        return self._buildings_by_id.get(pk)
+
+    def floor_by_id(self, pk: int) -> Floor | None:
+        return self._floors_by_id.get(pk)
+
+    def floors_of(self, building: Building) -> list[Floor]:
+        """A building's floors as the day grid lists them: by level, then name."""
+        return sorted((f for f in self.floors if f.building_id == building.pk), key=lambda f: (f.level, f.name))
+
+    @property
+    def bookable_buildings(self) -> list[Building]:
+        return [b for b in self.buildings if b.pk in self.reservable_building_ids]
+
+
+def _read() -> Catalogue:
+    buildings = list(Building.objects.order_by("name"))
+    by_id = {b.pk: b for b in buildings}
+    floors = list(Floor.objects.order_by("building__name", "level", "name"))
+    for floor in floors:  # str(floor) names its building: no query per floor when drawn
+        floor.building = by_id[floor.building_id]
+    return Catalogue(
+        buildings=tuple(buildings),
+        floors=tuple(floors),
+        equipment=tuple(Equipment.objects.order_by("name")),
+        arrangement_names=tuple(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct()),
+        reservable_building_ids=frozenset(Room.objects.filter(reservable=True).values_list("building_id", flat=True).distinct()),
+    )
+
+
+def catalogue() -> Catalogue:
+    """The lists: one cache round trip, or five queries when the cache doesn't hold them (or
+    holds them under an older version)."""
+    found = cache.get_many([VERSION_KEY, DATA_KEY])
+    version = found.get(VERSION_KEY)
+    if version is None:
+        # A version no stored copy carries (the clock); add(): processes starting at once agree.
+        cache.add(VERSION_KEY, time.time_ns(), None)
+        version = cache.get(VERSION_KEY)
+    stored = found.get(DATA_KEY)
+    if stored is not None and stored[0] == version:
+        return stored[1]
+    value = _read()
+    # Shared only once committed: inside a transaction that changed the directory, this read
+    # may roll back (and its commit moves the version past ``version`` anyway).
+    transaction.on_commit(lambda: cache.set(DATA_KEY, (version, value), CACHE_SECONDS))
+    return value
+
+
+def invalidate() -> None:
+    """The lists changed: the next read builds them again, here at once and everywhere once
+    the edit commits."""
+
+    def bump() -> None:
+        try:
+            cache.incr(VERSION_KEY)
+        except ValueError:  # no version yet, or it was evicted: the next read starts a new one
+            pass
+
+    bump()
+    transaction.on_commit(bump)
+
+
+def invalidate_on_edit(sender, **kwargs) -> None:
+    """``post_save`` / ``post_delete`` of a building, floor, room, equipment or layout, and
+    ``m2m_changed`` of a room's equipment (connected in ``apps.py``)."""
+    invalidate()
