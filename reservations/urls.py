@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.finder, name="finder"),
     path("rooms/<int:room_id>/book/", views.book, name="book"),
     path("calendar/", views.building_day, name="building_day"),
+    path("calendar/week/", views.building_week, name="building_week"),
     path("rooms/<int:room_id>/week/", views.room_week, name="room_week"),
     path("my/", views.my_reservations, name="my_reservations"),
     path("my/status/", views.reservation_status, name="reservation_status"),

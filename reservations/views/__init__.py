@@ -7,6 +7,7 @@ actions are hidden or disabled with their reason. ``reservations.urls`` names th
 
 from .approvals import approvals, decide
 from .booking import book, change
+from .building_week import building_week
 from .calendar import building_day
 from .cancel import cancel, cancel_selected
 from .checkin import check_in, room_check_in, series_confirm
@@ -16,7 +17,7 @@ from .panel import panel, panel_action, panel_state_view
 from .utilization import utilization_page
 
 __all__ = [
-    "approvals", "book", "building_day", "cancel", "cancel_selected", "change", "check_in", "decide", "finder", "my_feed",
+    "approvals", "book", "building_day", "building_week", "cancel", "cancel_selected", "change", "check_in", "decide", "finder", "my_feed",
     "my_reservations", "outlook_settings", "panel", "panel_action", "panel_state_view", "reservation_detail", "reservation_status",
     "room_check_in", "room_week", "series_confirm", "utilization_page",
 ]

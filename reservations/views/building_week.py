@@ -1,0 +1,83 @@
+"""A building's (or floor's) week to book from: rooms as rows, the days of the week as column
+groups with their working hours (like Outlook's scheduling grid), filtered by floor, Monday to
+Friday or the whole week, a week at a time; free hours and half hours link to the booking form,
+busy ones say what holds them where the viewer may see it (reservations.building_week)."""
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from reservations import building_week as grid
+from reservations.forms import CalendarForm
+from workplace.models import Building, Floor, Room
+
+from .common import FINDER_PAGE_SIZE
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def building_week(request: HttpRequest) -> HttpResponse:
+    """``?building=`` (its code; the first by default), ``floor=``, ``date=`` (any day of the
+    week; this week by default), ``days=7`` for the weekend too, ``page=``."""
+    buildings = list(Building.objects.filter(rooms__reservable=True).distinct().order_by("name"))
+    code = request.GET.get("building") or ""
+    building = next((b for b in buildings if b.code == code), None) if code else (buildings[0] if buildings else None)
+    floors = list(Floor.objects.filter(building=building).order_by("level", "name")) if building else []
+    params = request.GET.copy()
+    if building is not None and not code:
+        params["building"] = building.code
+    form = CalendarForm(params, buildings=buildings, floors=floors)
+    form.fields["date"].label = "Week of"
+    valid = form.is_valid()
+    data = form.cleaned_data if valid else {}
+    floor = next((f for f in floors if f.pk == data.get("floor")), None)
+    tz = building.tzinfo if building else timezone.get_default_timezone()
+    today = timezone.now().astimezone(tz).date()
+    day = data.get("date") or today
+    monday = day - dt.timedelta(days=day.weekday())
+    n_days = grid.FULL_WEEK if request.GET.get("days") == "7" else grid.WORK_WEEK
+    days = grid.week_days(monday, n_days)
+    rooms = Room.objects.none()
+    if building is not None and valid:
+        rooms = (Room.objects.filter(building=building, reservable=True).select_related("floor")
+                 .defer("description", "exchange_values", "kept_fields", "exchange_differences")
+                 .order_by("floor__level", "floor__name", "name"))
+        if floor is not None:
+            rooms = rooms.filter(floor=floor)
+    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = grid.week_rows(rooms=list(page.object_list), days=days, tz=tz, user=request.user)
+
+    def link(**changes) -> str:
+        query = {"building": building.code if building else "", "floor": floor.pk if floor else "",
+                 "date": monday.isoformat(), "days": "7" if n_days == grid.FULL_WEEK else ""}
+        query.update(changes)
+        return "?" + urlencode({k: v for k, v in query.items() if v})
+
+    this_monday = today - dt.timedelta(days=today.weekday())
+    columns = grid.week_columns(days)
+    for column in columns:
+        column["day_url"] = link(date=column["date"].isoformat(), days="")
+        column["today"] = column["date"] == today
+    context = {
+        "form": form, "building": building, "floor": floor, "monday": monday, "days": days, "n_days": n_days,
+        "tz_name": str(tz), "page": page, "rows": rows, "columns": columns, "hours_per_day": grid.HOURS,
+        "total_columns": n_days * grid.HOURS + 1,
+        "work_start": f"{grid.WORK_START_HOUR:02d}:00", "work_end": f"{grid.WORK_END_HOUR:02d}:00",
+        "nav": {
+            "previous_week": link(date=(monday - dt.timedelta(days=7)).isoformat()),
+            "this_week": link(date=this_monday.isoformat()),
+            "next_week": link(date=(monday + dt.timedelta(days=7)).isoformat()),
+            "work_week": link(days=""),
+            "full_week": link(days="7"),
+            "day": link(date=(today if monday == this_monday else monday).isoformat(), days=""),
+        },
+        "is_this_week": monday == this_monday,
+        "page_query": link(),
+    }
+    return render(request, "reservations/building_week.html", context)
