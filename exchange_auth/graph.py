@@ -4,7 +4,8 @@ Everything the product sends to Graph goes through ``GraphClient``:
 
 1. a per-mailbox concurrency cap (Outlook allows 4 concurrent requests per app
    per mailbox) shared by every worker process through a Redis semaphore whose
-   slots expire, so a killed worker can't leak them;
+   slots expire, so a killed worker can't leak them; a taker that finds the mailbox
+   full blocks until a release wakes it (no sleep-polling, no slot left idle);
 2. timeouts on every call;
 3. retries with exponential backoff and full jitter for 429 / 503 / 504 and
    connection errors only, honouring ``Retry-After``;
