@@ -156,7 +156,7 @@ def setup(control: Control, *, mode: str, rooms: int, employees: int, write, rea
 def start_workers(srv, n: int, *, pool: str, concurrency: int) -> list[subprocess.Popen]:
     # Kept database connections, as the product's worker runs (docker-compose.yml): a fixed
     # pool of threads holds one each instead of connecting for every task.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.worker_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.scale_worker_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
            "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT), "DATABASE_CONN_MAX_AGE": "60"}
     procs = []
     for i in range(n):
