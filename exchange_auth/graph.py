@@ -4,7 +4,8 @@ Everything the product sends to Graph goes through ``GraphClient``:
 
 1. a per-mailbox concurrency cap (Outlook allows 4 concurrent requests per app
    per mailbox) shared by every worker process through a Redis semaphore whose
-   slots expire, so a killed worker can't leak them;
+   slots expire, so a killed worker can't leak them; a taker that finds the mailbox
+   full blocks until a release wakes it (no sleep-polling, no slot left idle);
 2. timeouts on every call;
 3. retries with exponential backoff and full jitter for 429 / 503 / 504 and
    connection errors only, honouring ``Retry-After``;
@@ -170,13 +171,23 @@ class MailboxSemaphore:
     A Redis sorted set per mailbox holds one member per slot, scored by its lease
     expiry; expired slots are dropped on every acquire, so a SIGKILLed worker's
     slots free themselves after ``lease`` seconds. Without Redis (the embedded
-    dev default) a process-local semaphore does the same job."""
+    dev default) a process-local semaphore does the same job.
 
-    def __init__(self, redis_url: str | None, *, limit: int = MAILBOX_CONCURRENCY, lease: float = 60.0, wait: float = 120.0, prefix: str = "graph:mbx:"):
+    A taker that finds the mailbox full blocks (``BLPOP``) on the mailbox's wake-up list
+    rather than sleep-polling: every release pushes one token there, so a waiter — the
+    longest-waiting first, Redis serves blocked clients in order — tries again the moment
+    a slot frees, in this process or on another host. A token pushed while nobody waits
+    stays (the list is capped at ``limit``): a waiter that blocks just after the release
+    still sees it, and a stale one costs one extra try. Slots freed by their lease running
+    out push nothing; waiters look again every ``recheck`` seconds for those."""
+
+    def __init__(self, redis_url: str | None, *, limit: int = MAILBOX_CONCURRENCY, lease: float = 60.0, wait: float = 120.0,
+                 prefix: str = "graph:mbx:", recheck: float = 1.0):
         self.limit = limit
         self.lease = lease
         self.wait = wait
         self.prefix = prefix
+        self.recheck = recheck
         self._redis = None
         self._script = None
         if redis_url:
@@ -187,44 +198,57 @@ class MailboxSemaphore:
         self._local: dict[str, threading.BoundedSemaphore] = {}
         self._take_locks: dict[str, threading.Lock] = {}
         self._local_lock = threading.Lock()
+        self.waits = 0  # times a taker found the mailbox full and blocked (tests, the bench)
 
     def acquire(self, mailbox: str, count: int = 1) -> Callable[[], None]:
         """Block until ``count`` slots are free (taken together); return the function that
         releases them."""
         count = max(1, min(count, self.limit))
         if self._redis is None:
-            with self._local_lock:
-                sem = self._local.setdefault(mailbox, threading.BoundedSemaphore(self.limit))
-                take_lock = self._take_locks.setdefault(mailbox, threading.Lock())
-            # One taker of a mailbox at a time, so two multi-slot takers never hold a part each.
-            taken = 0
-            deadline = time.monotonic() + self.wait
-            with take_lock:
-                while taken < count and sem.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    taken += 1
-            if taken < count:
-                for _ in range(taken):
-                    sem.release()
-                raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
-
-            def release_local() -> None:
-                for _ in range(count):
-                    sem.release()
-
-            return release_local
+            return self._acquire_local(mailbox, count)
         key = self.prefix + mailbox
+        wake = key + ":free"
         token = uuid.uuid4().hex
         members = [f"{token}:{i}" for i in range(1, count + 1)]
         deadline = time.monotonic() + self.wait
-        delay = 0.01
         while True:
             now = time.time()
             if self._script(keys=[key], args=[now, now + self.lease, self.limit, token, count]):
-                return lambda: self._redis.zrem(key, *members)
-            if time.monotonic() > deadline:
+                return lambda: self._release(key, wake, members)
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
-            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
-            delay = min(delay * 2, 0.25)
+            self.waits += 1
+            self._redis.blpop([wake], timeout=max(0.01, min(left, self.recheck)))
+
+    def _release(self, key: str, wake: str, members: list[str]) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(key, *members)
+        pipe.lpush(wake, *["1"] * len(members))
+        pipe.ltrim(wake, 0, self.limit - 1)
+        pipe.expire(wake, 3600)
+        pipe.execute()
+
+    def _acquire_local(self, mailbox: str, count: int) -> Callable[[], None]:
+        with self._local_lock:
+            sem = self._local.setdefault(mailbox, threading.BoundedSemaphore(self.limit))
+            take_lock = self._take_locks.setdefault(mailbox, threading.Lock())
+        # One taker of a mailbox at a time, so two multi-slot takers never hold a part each.
+        taken = 0
+        deadline = time.monotonic() + self.wait
+        with take_lock:
+            while taken < count and sem.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                taken += 1
+        if taken < count:
+            for _ in range(taken):
+                sem.release()
+            raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
+
+        def release_local() -> None:
+            for _ in range(count):
+                sem.release()
+
+        return release_local
 
     def in_use(self, mailbox: str) -> int:
         if self._redis is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 SYSTEM_CA_CANDIDATES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
@@ -45,8 +46,18 @@ def ca_bundle() -> str | bool:
     return _bundle_for(extra)
 
 
+# Connections kept alive per host. A worker on the threads pool (README "Workers and
+# queues") runs many pushes at once through one client's session; with requests' default of
+# 10, the 11th concurrent request's connection would be thrown away after use and the next
+# one pay a new TCP + TLS handshake.
+POOL_MAXSIZE = 64
+
+
 def new_session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.verify = ca_bundle()
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_MAXSIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session

@@ -14,18 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Worker:
-    def __init__(self, env: dict, log_path: Path, *, queues: str | None = None):
+    def __init__(self, env: dict, log_path: Path, *, queues: str | None = None, pool: str = "prefork", concurrency: int = 4):
         self.env = env
         self.log_path = log_path
         self.queues = queues  # "-Q outbound,inbound": only those (default: all four)
+        self.pool = pool  # "threads": the product's outbound worker (docker-compose.yml)
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         since = self.log_path.stat().st_size if self.log_path.exists() else 0  # a restart appends to the log
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed once the child holds it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=INFO", "--concurrency=4",
-             "--pool=prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"sync-test-{os.getpid()}@%h",
+            [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=INFO", f"--concurrency={self.concurrency}",
+             f"--pool={self.pool}", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"sync-test-{os.getpid()}@%h",
              *(["-Q", self.queues] if self.queues else [])],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -17,9 +17,11 @@ them through ``common.answers``, so the employee is told once.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
@@ -34,6 +36,7 @@ from exchange_auth.graph import (
 from reservations.models import ApprovalState, Reservation, State, SyncEvent
 from reservations.services import WAITING_FOR_ANSWER
 
+from .. import conf
 from ..common import outcomes
 from ..common.answers import (
     ORGANIZER_COPY_SELECT,
@@ -66,14 +69,45 @@ def _record_change_key(reservation: Reservation, change_key: str) -> None:
         outcomes.set_change_key(reservation.series, change_key)
 
 
-def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000) -> dict:
+ANSWER_READ_KEY = "calendar_sync:answer-read:{}"
+ANSWER_READ_CAP_SECONDS = 60.0
+
+
+def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float) -> list[Reservation]:
+    """The reservations whose next answer read is due, each read spaced out from its last:
+    ``base`` seconds after the first, then twice as long each time, at most a minute apart.
+    Without it every scheduled check re-read every meeting still waiting — hundreds of reads
+    a minute into the one organizer mailbox in Strict mode, taking its 4 request slots from
+    the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
+    worker's check counts."""
+    keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
+    seen = cache.get_many(list(keys.values()))
+    now = time.time()
+    due, marks = [], {}
+    for reservation in reservations:
+        reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
+        if next_at > now:
+            continue
+        due.append(reservation)
+        marks[keys[reservation.pk]] = (reads + 1, now + min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads))
+    if marks:
+        cache.set_many(marks, timeout=int(keep) + 60)
+    return due
+
+
+def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False) -> dict:
     """Read the room's answer for awaiting reservations pushed recently. Returns counts.
 
-    One read per meeting: the occurrences of a series share their master's."""
+    One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
+    scheduled check): only the reservations whose next read is due (``_due_for_a_read``)."""
     qs = _awaiting()
     if max_age_seconds is not None:
         qs = qs.filter(created_at__gte=timezone.now() - timedelta(seconds=max_age_seconds))
     reservations = list(qs.order_by("created_at")[:limit])
+    if spaced and reservations:
+        settings = conf.get()
+        reservations = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
+                                       keep=max_age_seconds or settings.confirm_follow_up_seconds)
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts

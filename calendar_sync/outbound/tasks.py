@@ -59,7 +59,7 @@ def schedule_confirmation_check() -> None:
 def check_confirmations() -> dict:
     cache.delete(CONFIRM_KEY)
     window = conf.get().confirm_follow_up_seconds
-    counts = confirm.check_answers(max_age_seconds=window)
+    counts = confirm.check_answers(max_age_seconds=window, spaced=True)
     if confirm.pending_answers(max_age_seconds=window) and not conf.tasks_run_eagerly():
         schedule_confirmation_check()
     return counts

@@ -87,8 +87,9 @@ def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
         "next_attempt_at": now + timedelta(seconds=conf.get().lease_seconds),
         "updated_at": now,
     }
-    if reprocess:
-        updates["attempts"] = 0
+    # This attempt counted in the claim itself (one commit, not two: a push's database work
+    # runs while the mailbox's other requests are in flight); a re-process starts again at 1.
+    updates["attempts"] = 1 if reprocess else F("attempts") + 1
     rows = (
         SyncEvent.objects.filter(pk=event_id)
         .filter(due_new | lease_expired)
@@ -97,7 +98,6 @@ def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
     )
     if not rows:
         return None
-    SyncEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1)
     return SyncEvent.objects.select_related("reservation", "series").get(pk=event_id)
 
 

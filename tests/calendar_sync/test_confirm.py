@@ -7,6 +7,7 @@ declines seen by the room's own pull: test_room_calendar_declines.py."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.core import mail
@@ -62,3 +63,37 @@ def test_no_answer_within_the_callback_limit_rejects(provider, mode, emulator, a
     r.refresh_from_db()
     assert r.state == State.REJECTED and "did not answer" in r.state_reason
     assert mail.outbox
+
+
+def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks, settings):
+    """The check that follows pushes reads a waiting meeting again only after a growing
+    pause (1, 2, 4 … s here, at most a minute): a room that hasn't answered is not read on
+    every round while pushes keep the organizer's mailbox busy. Calls without ``spaced``
+    (the tests' helpers, an admin's look) read every time."""
+    settings.CALENDAR_SYNC_CONFIRM_DELAY_SECONDS = 1
+    from django.core.cache import cache
+
+    mode("Strict")
+    emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, 9))
+    cache.delete(confirm.ANSWER_READ_KEY.format(r.pk))
+
+    def reads() -> int:
+        log = emulator.request_log(limit=1000)
+        return sum(1 for e in log["entries"] if e["method"] == "GET" and e["batch"])
+
+    emulator.clear_request_log()
+    assert confirm.check_answers(spaced=True)["checked"] == 1
+    assert confirm.check_answers(spaced=True)["checked"] == 0  # read a moment ago: not yet
+    assert reads() == 1
+    reads_so_far, next_at = cache.get(confirm.ANSWER_READ_KEY.format(r.pk))
+    assert reads_so_far == 1
+    assert 0 < next_at - time.time() <= 1.0  # the first pause: the confirm delay
+    cache.set(confirm.ANSWER_READ_KEY.format(r.pk), (1, 0.0))  # its pause is over
+    before = time.time()
+    assert confirm.check_answers(spaced=True)["checked"] == 1
+    reads_so_far, later = cache.get(confirm.ANSWER_READ_KEY.format(r.pk))
+    assert reads_so_far == 2 and before + 2 <= later <= time.time() + 2  # the second pause is twice the first
+    assert confirm.check_answers()["checked"] == 1  # unspaced: read regardless
+    assert reads() == 3
+    assert Reservation.objects.get(pk=r.pk).state == State.AWAITING_CONFIRMATION

@@ -9,7 +9,8 @@ import pytest
 from calendar_sync.outbound import tasks
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
-from tests.calendar_sync.test_push_emulator import ALICE, meetings
+from tests.calendar_sync.test_push_emulator import ALICE, ORGANIZER, meetings
+from tests.celery_worker import Worker
 from tests.factories import days_ahead
 from tests.waiting import wait_for
 
@@ -71,3 +72,40 @@ def test_a_worker_killed_mid_push_leaves_no_duplicate_and_loses_no_change(provid
     r.refresh_from_db()
     assert r.event_id == meeting.id
     wait_for(lambda: state_of(r.pk) == State.CONFIRMED, message="confirmation after restart")
+
+
+def test_the_threads_pool_pushes_many_bookings_into_one_mailbox_at_once_each_exactly_once(
+        provider, mode, emulator, emulator_server, alice, atlas, borealis, worker_env, celery_not_eager, tmp_path):
+    """The product's outbound worker (docker-compose.yml: ``--pool threads --concurrency 8``) in
+    Strict mode, every meeting in the organizer account: one process runs several pushes at
+    once, the mailbox never sees more than Outlook's 4 in flight nor a 429, and each booking
+    is one Graph POST and one meeting."""
+    mode("Strict")
+    emulator.configure(latency={"write": [100, 200], "read": [20, 50]}, latency_seed=3)
+    start = days_ahead(4, 7)
+    booked = []
+    for n in range(24):
+        room = (atlas, borealis)[n % 2]
+        at = start + dt.timedelta(hours=n // 2)
+        booked.append(services.reservation_create(actor=alice, room=room, start=at, end=at + dt.timedelta(minutes=50), subject=f"Load {n:02d}"))
+    emulator.clear_request_log()
+    worker = Worker(worker_env, tmp_path / "worker.log", queues="outbound", pool="threads", concurrency=8)
+    worker.start()
+    try:
+        wait_for(lambda: not SyncEvent.objects.filter(state__in=["new", "processing"]).exists(), timeout=120,
+                 message=lambda: f"pushes {worker.log_path.read_text()[-3000:]}")
+    finally:
+        worker.stop()
+    log = emulator.request_log(limit=5000)
+    posts = [e for e in log["entries"] if e["method"] == "POST" and e["path"].endswith("/events") and not e["batch"]]
+    assert len(posts) == 24  # one request per change: no retry, no duplicate
+    assert {e["mailbox"] for e in posts} == {ORGANIZER}
+    assert log["counts"]["by_status"].get("429", 0) == 0
+    in_flight = max(log["max_concurrency"].values())
+    assert 2 <= in_flight <= 4  # several at once from one worker process, never over Outlook's limit
+    assert sorted(m.subject for m in meetings(emulator_server, ORGANIZER)) == sorted(f"Load {n:02d}" for n in range(24))
+    assert SyncEvent.objects.filter(state="processed", type="create").count() == 24
+    assert set(SyncEvent.objects.filter(type="create").values_list("attempts", flat=True)) == {1}
+    for r in booked:
+        r.refresh_from_db()
+        assert r.event_id

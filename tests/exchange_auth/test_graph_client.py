@@ -216,3 +216,44 @@ def test_slots_of_a_dead_worker_expire(redis_sem):
     started = time.monotonic()
     short.acquire("room@x")()
     assert 0.2 < time.monotonic() - started < 3
+
+
+def test_a_waiter_is_woken_by_the_release_not_by_polling(redis_sem):
+    """A taker that finds the mailbox full blocks until a slot is released — in another
+    process too (here: another semaphore object, its own Redis connections) — and tries
+    once more then: no sleep-polling, no slot left idle while takers wait."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).delete("test:mbx:room@x:free")
+    holder = MailboxSemaphore(REDIS_URL, limit=1, lease=30, wait=60, prefix="test:mbx:", recheck=30)
+    waiter = MailboxSemaphore(REDIS_URL, limit=1, lease=30, wait=60, prefix="test:mbx:", recheck=30)
+    release = holder.acquire("room@x")
+    got = threading.Event()
+
+    def wait_for_slot():
+        waiter.acquire("room@x")()
+        got.set()
+
+    thread = threading.Thread(target=wait_for_slot)
+    thread.start()
+    while waiter.waits == 0:  # it found the mailbox full and blocked
+        time.sleep(0.01)
+    assert not got.wait(0.3)
+    release()
+    # Woken by the release: well before its 30 s recheck would have looked again.
+    assert got.wait(10)
+    thread.join()
+    assert waiter.waits == 1
+    assert waiter.in_use("room@x") == 0
+
+
+def test_a_release_while_nobody_waits_is_not_lost_and_the_wake_list_stays_bounded(redis_sem):
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    r.delete("test:mbx:room@x:free")
+    for _ in range(10):
+        redis_sem.acquire("room@x")()
+    assert r.llen("test:mbx:room@x:free") == 4  # at most one token per slot
+    assert r.ttl("test:mbx:room@x:free") > 0
+    assert redis_sem.in_use("room@x") == 0
