@@ -4,8 +4,9 @@ of the wing: what the modules below want pulled comes back to these tasks, which
 Coalescing: the webhook asks for a pull of a mailbox with ``request_pull``; a cache key
 per mailbox means at most one pull is queued per mailbox at a time (duplicates and
 bursts of notifications cost one delta round). The pull itself holds the mailbox
-lock; a queued pull that finds the mailbox busy comes back a moment later, so a
-change notified while a round runs is never lost.
+lock (its lease renewed after each page, so a slow round keeps it); a queued pull that
+finds the mailbox busy comes back a moment later, holding the queued key meanwhile, so
+the notifications that land while a round runs get exactly one more pull after it.
 """
 
 from __future__ import annotations
