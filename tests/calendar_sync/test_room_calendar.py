@@ -91,7 +91,9 @@ def test_row_a_an_outlook_booking_becomes_a_reservation(subscribed, emulator, al
     assert r.ical_uid == meeting["iCalUId"] and r.mailbox == ATLAS and r.event_id and r.change_key
     assert [(a.email, a.response) for a in r.attendees.all()] == [(ALICE, "unknown")]
     assert not SyncEvent.objects.filter(reservation=r).exists()  # nothing goes back to Exchange
-    assert WebhookNotification.objects.filter(mailbox=ATLAS).exclude(state="processed").count() == 0
+    # The pull marks its notifications answered at its end, moments after the reservation.
+    wait_for(lambda: WebhookNotification.objects.filter(mailbox=ATLAS).exclude(state="processed").count() == 0,
+             message="notification answered")
 
 
 def test_row_a_a_slot_taken_in_the_product_makes_the_room_decline(subscribed, emulator, emulator_server, alice, bob, atlas):
