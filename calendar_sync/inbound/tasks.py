@@ -47,6 +47,28 @@ def request_pull(mailbox: str, *, full: bool = False) -> bool:
     return False
 
 
+def request_pull_many(mailboxes: list[str]) -> list[str]:
+    """``request_pull`` of each mailbox, the queued keys taken in one Redis round (a batch of
+    Graph's notifications names many mailboxes). Returns the mailboxes a pull was queued for."""
+    mailboxes = sorted({m.lower() for m in mailboxes})
+    taken = _add_many([QUEUED_PREFIX + m for m in mailboxes], QUEUED_TTL)
+    queued = [m for m, ok in zip(mailboxes, taken, strict=True) if ok]
+    for mailbox in queued:
+        pull_room_mailbox.delay(mailbox)
+    return queued
+
+
+def _add_many(keys: list[str], timeout: int) -> list[bool]:
+    """``cache.add`` of each key (value 1), pipelined when the cache is Redis."""
+    backend = getattr(cache, "_cache", None)
+    if not keys or not hasattr(backend, "get_client") or not hasattr(cache, "make_and_validate_key"):
+        return [cache.add(key, 1, timeout=timeout) for key in keys]
+    pipe = backend.get_client(write=True).pipeline(transaction=False)
+    for key in keys:
+        pipe.set(cache.make_and_validate_key(key), 1, nx=True, ex=timeout)  # what cache.add sends, for an int
+    return [bool(ok) for ok in pipe.execute()]
+
+
 def request_pulls(pulls: subscriptions.Pulls) -> None:
     """Queue what a subscription change asked for: full rounds first, then the other pulls."""
     for mailbox in sorted(pulls.full):

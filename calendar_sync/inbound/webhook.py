@@ -130,7 +130,6 @@ def store_notifications(items: list[dict], *, malformed: int = 0) -> list[Webhoo
 
 
 def _queue(mailboxes: list[str], lifecycle_ids: list[int]) -> None:
-    for mailbox in mailboxes:
-        tasks.request_pull(mailbox)
+    tasks.request_pull_many(mailboxes)
     for pk in lifecycle_ids:
         tasks.handle_lifecycle_notification.delay(pk)

@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -70,7 +71,8 @@ def post(client, items, path="/sync/webhook/"):
 def test_a_post_of_many_is_checked_item_by_item_and_stored_whole_before_the_202(
         client, subscriptions, metric_rounds, monkeypatch, django_capture_on_commit_callbacks):
     pulls, lifecycles = [], []
-    monkeypatch.setattr(inbound_tasks, "request_pull", lambda mailbox, **kw: pulls.append(mailbox))
+    cache.delete_many([inbound_tasks.QUEUED_PREFIX + m for m in MAILBOXES])
+    monkeypatch.setattr(inbound_tasks.pull_room_mailbox, "delay", lambda mailbox, **kw: pulls.append(mailbox))
     monkeypatch.setattr(inbound_tasks.handle_lifecycle_notification, "delay", lambda pk: lifecycles.append(pk))
     items = [change(i, i % 3) for i in range(60)]
     items += [change(100, 1, secret="a guess"), change(101, 2, secret="secret-1"), {**change(102, 0), "subscriptionId": "sub-9"}]
@@ -86,17 +88,23 @@ def test_a_post_of_many_is_checked_item_by_item_and_stored_whole_before_the_202(
     assert not any("clientState" in n.payload for n in stored)  # the secret is never stored
     assert stored.get(kind="lifecycle").lifecycle_event == "missed"
     assert sorted(pulls) == sorted(MAILBOXES)  # one pull asked per mailbox, not per notification
+    # Their pulls are queued: the next POST for the same mailboxes queues none (coalesced).
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, [change(200 + i, i % 3) for i in range(9)]).status_code == 202
+    assert sorted(pulls) == sorted(MAILBOXES)
+    assert all(cache.get(inbound_tasks.QUEUED_PREFIX + m) == 1 for m in MAILBOXES)
     assert lifecycles == [stored.get(kind="lifecycle").pk]
     # The metrics: one Redis round for the whole POST, stored and refused together.
-    assert len(metric_rounds) == 1
+    assert len(metric_rounds) == 2  # (the second POST's)
     counted = {json.loads(field)[0] + "/" + json.loads(field)[1]: amount for _, field, amount in metric_rounds[0]}
+    assert [json.loads(field) for _, field, _ in metric_rounds[1]] == [["change", "stored"]]
     assert counted == {"change/stored": 60, "lifecycle/stored": 1, "any/refused": 5}
     assert all(s.last_notification_at is not None for s in Subscription.objects.all())
 
 
 @pytest.mark.django_db
 def test_a_post_of_many_takes_the_queries_of_a_post_of_one(client, subscriptions, monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(inbound_tasks, "request_pull", lambda mailbox, **kw: None)
+    monkeypatch.setattr(inbound_tasks.pull_room_mailbox, "delay", lambda mailbox, **kw: None)
     with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as one:
         assert post(client, [change(0, 0)]).status_code == 202
     Subscription.objects.update(last_notification_at=None)
