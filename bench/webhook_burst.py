@@ -27,6 +27,7 @@ REDIS_URL (default redis://127.0.0.1:6379/13).
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import json
 import os
@@ -236,6 +237,7 @@ def main() -> None:
             "ack_p99_ratio_to_3s_limit": round(percentile(acks, 99) / 3000, 3) if acks else None,
             "acks_over_3s": sum(1 for a in acks if a > 3000),
             "acks_not_2xx": sum(1 for d in deliveries if not d["ok"]),
+            "acks_not_2xx_why": dict(collections.Counter(str(d.get("error") or d.get("status")) for d in deliveries if not d["ok"])),
             "graph_retries": sum(1 for d in deliveries if d["attempt"] > 1),
             "graph_dropped": sum(d.get("items") or 1 for d in dropped),
             "endpoint_states": sorted({e["state"] for e in notes.get("endpoints", {}).values()}),
