@@ -1,5 +1,7 @@
 """python -m graph_emulator --port 8443 --seed demo [--host 127.0.0.1] [--state-dir DIR] [--snapshot FILE]
-[--http-notifications refuse|loopback|any] [--attendant-delay SECONDS] [--delta-expired-mode syncStateNotFound|gone]"""
+[--http-notifications refuse|loopback|any] [--attendant-delay SECONDS] [--delta-expired-mode syncStateNotFound|gone]
+[--latency read=50-150,write=150-400] [--notification-batch-max N] [--notification-batch-window-ms MS]
+[--notification-retry-max-seconds S]"""
 
 from __future__ import annotations
 
@@ -33,15 +35,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", default=None, metavar="read=50-150,write=150-400",
                    help="added latency per kind of request, ms ranges (uniform, seeded by --latency-seed)")
     p.add_argument("--latency-seed", type=int, default=None)
+    p.add_argument("--notification-batch-max", type=int, default=None,
+                   help="change notifications per POST, as Graph batches them (default 1)")
+    p.add_argument("--notification-batch-window-ms", type=float, default=None,
+                   help="how long a change notification waits for others to share its POST (default 0)")
+    p.add_argument("--notification-retry-max-seconds", type=float, default=None,
+                   help="retries of a failed notification stop after this (Graph: 4 hours)")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
+    if args.notification_batch_max is not None and args.notification_batch_max < 1:
+        p.error("--notification-batch-max must be at least 1")
+    if args.notification_batch_window_ms is not None and args.notification_batch_window_ms < 0:
+        p.error("--notification-batch-window-ms must be at least 0")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = {}
     for key, arg in (("access_token_lifetime", args.token_lifetime), ("throttle_concurrency", args.throttle_concurrency),
                      ("throttle_requests", args.throttle_requests), ("throttle_window_seconds", args.throttle_window),
                      ("subscription_max_minutes", args.subscription_max_minutes),
                      ("http_notification_urls", args.http_notifications), ("attendant_delay_seconds", args.attendant_delay),
-                     ("delta_expired_mode", args.delta_expired_mode)):
+                     ("delta_expired_mode", args.delta_expired_mode),
+                     ("notification_batch_max", args.notification_batch_max),
+                     ("notification_batch_window_ms", args.notification_batch_window_ms),
+                     ("notification_retry_max_seconds", args.notification_retry_max_seconds)):
         if arg is not None:
             config[key] = arg
     if args.latency:

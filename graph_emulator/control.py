@@ -35,6 +35,7 @@ class Control:
             web.post("/_emulator/delta/expire", c.delta_expire),
             web.post("/_emulator/notifications/policy", c.notification_policy),
             web.get("/_emulator/notifications", c.notifications),
+            web.post("/_emulator/notifications/batching", c.notification_batching),
             web.delete("/_emulator/notifications", c.notifications_clear),
             web.get("/_emulator/messages", c.messages_get),
             web.delete("/_emulator/messages", c.messages_clear),
@@ -147,8 +148,22 @@ class Control:
         return _json({"policy": policy})
 
     async def notifications(self, request):
-        rows = list(self.ctx.subscriptions.deliveries)
-        return _json({"deliveries": rows, "pending": len(self.ctx.subscriptions.pending)})
+        subs = self.ctx.subscriptions
+        rows = list(subs.deliveries)
+        return _json({"deliveries": rows, "pending": len(subs.pending),
+                      "batched": sum(len(items) for items in subs.buffers.values()),
+                      "endpoints": {url: health.public() for url, health in subs.endpoints.items()}})
+
+    async def notification_batching(self, request):
+        """{"max": n, "window_ms": w}: Graph's bursts, up to n change notifications per POST, the
+        first waiting w ms for company (the config keys notification_batch_max/_window_ms)."""
+        body = await self._body(request)
+        size, window = body.get("max", 1), body.get("window_ms", 0)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or isinstance(window, bool) \
+                or not isinstance(window, int | float) or window < 0:
+            raise GraphError(400, "BadRequest", 'Give {"max": a whole number >= 1, "window_ms": a number >= 0}.')
+        self.ctx.store.config.update(notification_batch_max=size, notification_batch_window_ms=float(window))
+        return _json({"max": size, "window_ms": float(window)})
 
     async def notifications_clear(self, request):
         self.ctx.subscriptions.deliveries.clear()
@@ -158,6 +173,9 @@ class Control:
         since = request.query.get("since")
         limit = int(request.query.get("limit", "1000"))
         data = self.ctx.requests.query(float(since) if since else None, limit, self.ctx.throttle)
+        # The requests Graph makes: notification POSTs, per item's mailbox ("<upn> notification",
+        # "<upn> lifecycle") and in all ("* change_post", "* lifecycle_post"); since the last clear.
+        data["counts"]["by_mailbox_kind"].update(self.ctx.subscriptions.request_counts)
         return _json(data)
 
     async def messages_get(self, request):
@@ -170,6 +188,7 @@ class Control:
 
     async def requests_clear(self, request):
         self.ctx.requests.clear()
+        self.ctx.subscriptions.request_counts.clear()
         self.ctx.throttle.max_inflight.clear()
         return web.Response(status=204)
 
@@ -236,6 +255,17 @@ class Control:
                 for v in spans.values())
             if not ok:
                 raise GraphError(400, "BadRequest", 'latency must be like {"read": [50, 150], "write": [150, 400]} (ms, low <= high)')
+        numbers = {"notification_batch_max": 1, "notification_batch_window_ms": 0, "notification_retry_max_seconds": 0,
+                   "notification_slow_ms": 0, "notification_throttle_min_responses": 1, "notification_slow_percent": 0,
+                   "notification_drop_percent": 0, "notification_throttle_window_seconds": 0.001,
+                   "notification_throttled_delay_seconds": 0, "notification_timeout_seconds": 0.001}
+        for k, low in numbers.items():
+            if k in body and (isinstance(body[k], bool) or not isinstance(body[k], int | float) or body[k] < low):
+                raise GraphError(400, "BadRequest", f"{k} must be a number of at least {low}")
+        if "notification_retry_delays" in body:
+            delays = body["notification_retry_delays"]
+            if not isinstance(delays, list) or not delays or not all(isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays):
+                raise GraphError(400, "BadRequest", "notification_retry_delays must be a non-empty list of seconds")
         for k, v in body.items():
             cfg[k] = v
         return _json(cfg)

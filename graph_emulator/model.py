@@ -36,8 +36,19 @@ DEFAULT_CONFIG = {
     # an expired delta token: "syncStateNotFound" (400, as Outlook answers) or "gone" (410); see delta.py
     "delta_expired_mode": "syncStateNotFound",
     "validation_timeout_seconds": 10.0,
-    "notification_timeout_seconds": 3.0,
-    "notification_retry_delays": [5.0, 15.0, 60.0, 300.0],
+    # Change-notification delivery as Graph does it (see subscriptions.py, "notifications"):
+    # https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks
+    "notification_timeout_seconds": 3.0,  # Graph's HTTP client timeout
+    "notification_retry_delays": [5.0, 15.0, 60.0, 300.0],  # back-off, then doubling ...
+    "notification_retry_max_seconds": 14400.0,  # ... for up to 4 hours, then the notification is discarded
+    "notification_batch_max": 1,  # change notifications per POST (its changeNotificationCollection's value)
+    "notification_batch_window_ms": 0.0,  # how long the first change waits for others to share its POST
+    "notification_slow_ms": 2900.0,  # an answer slower than this counts as slow
+    "notification_throttle_min_responses": 100,  # slow share evaluated once the endpoint answered this many
+    "notification_slow_percent": 10.0,  # at this share of slow answers the endpoint is throttled ...
+    "notification_drop_percent": 15.0,  # ... and at this one its notifications are dropped
+    "notification_throttle_window_seconds": 600.0,  # the tally is flushed this often
+    "notification_throttled_delay_seconds": 600.0,  # a throttled endpoint's notifications (and retries) wait this
     "attendant_delay_seconds": 0.0,  # how long the room's booking attendant takes to answer (Exchange: seconds)
     "latency_ms": 0,  # added to every Graph request (makes concurrency observable)
     # Real Graph's latency per kind of request, in ms: {"read": [50, 150], "write": [150, 400]}

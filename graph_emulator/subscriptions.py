@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections import deque
+from collections import defaultdict, deque
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -41,6 +41,46 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class EndpointHealth:
+    """Graph's tally of one notification endpoint's slow answers (see "notifications" below):
+    "ok", "slow" (throttled: notifications delayed) or "drop" (notifications dropped)."""
+
+    def __init__(self, config_getter):
+        self._config = config_getter
+        self.window_started = time.monotonic()
+        self.responses = 0
+        self.slow = 0
+        self.state = "ok"
+
+    def current(self) -> str:
+        """The state now: the tally (and with it a throttled or dropping state) is flushed every
+        ``notification_throttle_window_seconds`` (Graph: 10 minutes)."""
+        t = time.monotonic()
+        if t - self.window_started >= float(self._config()["notification_throttle_window_seconds"]):
+            self.window_started, self.responses, self.slow, self.state = t, 0, 0, "ok"
+        return self.state
+
+    def record(self, duration_ms: float, *, timed_out: bool) -> None:
+        cfg = self._config()
+        self.current()
+        self.responses += 1
+        if timed_out or duration_ms > float(cfg["notification_slow_ms"]):
+            self.slow += 1
+        if self.responses >= int(cfg["notification_throttle_min_responses"]):  # evaluated once 100 have answered
+            percent = 100 * self.slow / self.responses
+            if percent >= float(cfg["notification_drop_percent"]):
+                self.state = "drop"
+            elif percent >= float(cfg["notification_slow_percent"]):
+                self.state = "slow"
+            else:
+                self.state = "ok"
+
+    def public(self) -> dict:
+        self.current()
+        return {"responses": self.responses, "slow": self.slow, "state": self.state,
+                "slow_percent": round(100 * self.slow / self.responses, 1) if self.responses else 0.0}
+
+
 class Subscriptions:
     def __init__(self, ctx):
         self.ctx = ctx
@@ -51,6 +91,11 @@ class Subscriptions:
         self.generation = 0
         self.pending: set = set()
         self.https_only = False  # the control API's switch (refuse_http)
+        self.buffers: dict[str, list] = {}  # notificationUrl → items waiting for their batch
+        self.flush_timers: dict[str, asyncio.TimerHandle] = {}
+        self.endpoints: dict[str, EndpointHealth] = {}  # notificationUrl → its slow-response tally
+        self.missed_pending: set = set()  # subscriptions with a "missed" lifecycle notification on its way
+        self.request_counts: dict[str, int] = defaultdict(int)
 
     @property
     def store(self):
@@ -73,6 +118,13 @@ class Subscriptions:
         self.held = []
         self.https_only = False
         self.deliveries.clear()
+        for timer in self.flush_timers.values():
+            timer.cancel()
+        self.flush_timers.clear()
+        self.buffers.clear()
+        self.endpoints.clear()
+        self.missed_pending.clear()
+        self.request_counts.clear()
         for task in list(self.pending):
             task.cancel()
 
@@ -265,6 +317,29 @@ class Subscriptions:
             return False, f"{type(exc).__name__}: {exc}"
 
     # -- notifications --------------------------------------------------------------------
+    # Graph's delivery, as "Receive change notifications through webhooks" describes it
+    # (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks):
+    #
+    # * Batches. "A change notification payload sent to your app can contain a collection of
+    #   change notifications"; "when many changes occur, Microsoft Graph may send multiple
+    #   notifications that correspond to different subscriptions in the same POST request" (the
+    #   changeNotificationCollection's ``value`` in the v1.0 metadata). Changes for one
+    #   notificationUrl are gathered for ``notification_batch_window_ms`` after the first, up to
+    #   ``notification_batch_max`` items per POST (1: one POST per change, the default here).
+    # * Retries. Without a 2xx within 3 seconds (the HTTP client's timeout) Graph "tries to resend
+    #   the change notification multiple times, for up to 4 hours" then "discards" it: the
+    #   back-off is ``notification_retry_delays`` and then doubling, until
+    #   ``notification_retry_max_seconds`` after the first attempt.
+    # * Throttling ("How Microsoft Graph handles throttling for change notifications using
+    #   webhooks"): a POST taking over 2900 ms is slow; once an endpoint has answered 100, the
+    #   share of slow ones is evaluated (the tally is flushed every 10 minutes): at 10 % the
+    #   endpoint is throttled (new notifications wait 10 minutes, failed ones are retried after
+    #   10 minutes), at 15 % its notifications are dropped.
+    # * What is dropped or discarded is announced by a ``missed`` lifecycle notification to the
+    #   subscription's lifecycleNotificationUrl: "missed lifecycle events alert you that some change
+    #   notifications weren't delivered. For example, because of throttling"
+    #   (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). One per
+    #   subscription until it has been delivered, not one per lost change.
     def on_change(self, mailbox_id: str, event_id: str, change_type: str) -> None:
         if not self.store.subscriptions:
             return
@@ -281,6 +356,7 @@ class Subscriptions:
             if etag:
                 data["@odata.etag"] = etag
             item = {
+                "id": uuid.uuid4().hex[:16],
                 "subscriptionId": sub["id"],
                 "subscriptionExpirationDateTime": sub["expirationDateTime"].replace("Z", "+00:00"),
                 "changeType": change_type,
@@ -292,12 +368,13 @@ class Subscriptions:
             self.enqueue(sub["notificationUrl"], {"value": [item]}, "change")
 
     def enqueue(self, url: str, payload: dict, kind: str) -> None:
+        """A change's payload (one item) goes through the delivery policy, then into its URL's batch."""
         policy = self.policy
         if kind == "change":
             if policy.get("drop", 0) > 0:
                 policy["drop"] -= 1
                 self.deliveries.append({"time": time.time(), "url": url, "kind": kind, "payload": payload, "attempt": 0,
-                                        "status": None, "ok": False, "dropped": True})
+                                        "status": None, "ok": False, "dropped": True, "reason": "policy"})
                 return
             copies = 1
             if policy.get("duplicate", 0) > 0:
@@ -310,34 +387,74 @@ class Subscriptions:
                     policy["reorder"] = 0
                     for h_url, h_payload, h_copies in reversed(held):
                         for _ in range(h_copies):
-                            self._spawn(h_url, h_payload, kind)
+                            self._batch(h_url, h_payload)
                 return
             for _ in range(copies):
-                self._spawn(url, payload, kind)
+                self._batch(url, payload)
             return
         self._spawn(url, payload, kind)
+
+    def _batch(self, url: str, payload: dict) -> None:
+        size = max(1, int(self.store.config.get("notification_batch_max") or 1))
+        window = max(0.0, float(self.store.config.get("notification_batch_window_ms") or 0)) / 1000
+        if size == 1:
+            self._spawn(url, payload, "change")
+            return
+        buffer = self.buffers.setdefault(url, [])
+        buffer.extend(payload["value"])
+        if len(buffer) >= size:
+            self._flush(url)
+        elif url not in self.flush_timers:
+            self.flush_timers[url] = asyncio.get_running_loop().call_later(window, self._flush, url)
+
+    def _flush(self, url: str) -> None:
+        timer = self.flush_timers.pop(url, None)
+        if timer is not None:
+            timer.cancel()
+        items = self.buffers.pop(url, [])
+        size = max(1, int(self.store.config.get("notification_batch_max") or 1))
+        for i in range(0, len(items), size):
+            self._spawn(url, {"value": items[i:i + size]}, "change")
 
     def _spawn(self, url: str, payload: dict, kind: str) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(url, payload, kind, self.generation))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
+    def _retry_waits(self):
+        """The back-off between attempts: the configured delays, then doubling the last one."""
+        delays = [float(d) for d in self.store.config["notification_retry_delays"]] or [5.0]
+        yield from delays
+        wait = delays[-1]
+        while True:
+            wait *= 2
+            yield wait
+
     async def _deliver(self, url: str, payload: dict, kind: str, generation: int) -> None:
         delay = float(self.policy.get("delay_seconds") or 0)
         if delay:
             await asyncio.sleep(delay)
-        delays = [0.0] + [float(d) for d in self.store.config["notification_retry_delays"]]
-        for attempt, wait in enumerate(delays, start=1):
-            if wait:
-                await asyncio.sleep(wait)
+        cfg = self.store.config
+        endpoint = self.endpoint(url)
+        if kind == "change" and endpoint.current() == "slow":
+            await asyncio.sleep(float(cfg["notification_throttled_delay_seconds"]))  # a throttled endpoint's new notifications wait
+        first = time.monotonic()
+        max_age = float(cfg["notification_retry_max_seconds"])
+        waits = self._retry_waits()
+        attempt = 0
+        while True:
             if generation != self.generation:
                 return
+            if kind == "change" and endpoint.current() == "drop":
+                self._lost(url, payload, attempt, "throttled")
+                return
+            attempt += 1
             status, ok, error = None, False, None
             sent = time.perf_counter()
             try:
                 async with self.session.post(
                     url, json=payload, headers={"Content-Type": "application/json; charset=utf-8"},
-                    timeout=aiohttp.ClientTimeout(total=float(self.store.config["notification_timeout_seconds"])),
+                    timeout=aiohttp.ClientTimeout(total=float(cfg["notification_timeout_seconds"])),
                 ) as resp:
                     await resp.read()
                     status = resp.status
@@ -346,11 +463,64 @@ class Subscriptions:
                 error = "timeout"
             except (aiohttp.ClientError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
+            duration_ms = (time.perf_counter() - sent) * 1000
+            if kind == "change":
+                endpoint.record(duration_ms, timed_out=error == "timeout")
+            self._count(payload, kind)
             self.deliveries.append({"time": time.time(), "url": url, "kind": kind, "payload": payload,
                                     "attempt": attempt, "status": status, "ok": ok, "error": error, "dropped": False,
-                                    "duration_ms": round((time.perf_counter() - sent) * 1000, 3)})
+                                    "items": len(payload.get("value") or []), "duration_ms": round(duration_ms, 3),
+                                    "endpoint_state": endpoint.current()})
             if ok:
+                if kind == "lifecycle":
+                    for item in payload.get("value") or []:
+                        if item.get("lifecycleEvent") == "missed":
+                            self.missed_pending.discard(item.get("subscriptionId"))
                 return
+            wait = next(waits)
+            if kind == "change" and endpoint.current() != "ok":
+                wait = float(cfg["notification_throttled_delay_seconds"])  # failed ones go to the throttled workers
+            if time.monotonic() + wait - first > max_age:
+                if kind == "change":
+                    self._lost(url, payload, attempt, "expired")
+                return
+            await asyncio.sleep(wait)
+
+    def _lost(self, url: str, payload: dict, attempt: int, reason: str) -> None:
+        """A change notification Graph gave up on: recorded, and a ``missed`` lifecycle
+        notification for each of its subscriptions that has a lifecycle URL."""
+        self.deliveries.append({"time": time.time(), "url": url, "kind": "change", "payload": payload, "attempt": attempt,
+                                "status": None, "ok": False, "dropped": True, "reason": reason,
+                                "items": len(payload.get("value") or [])})
+        for sub_id in dict.fromkeys(item.get("subscriptionId") for item in payload.get("value") or []):
+            sub = self.store.subscriptions.get(sub_id)
+            if sub is None or not sub.get("lifecycleNotificationUrl") or sub_id in self.missed_pending:
+                continue
+            self.missed_pending.add(sub_id)
+            self.enqueue(sub["lifecycleNotificationUrl"], {"value": [self._lifecycle_item(sub, "missed")]}, "lifecycle")
+
+    def _count(self, payload: dict, kind: str) -> None:
+        """Every notification POST, counted per mailbox (each item's) and kind, for benches."""
+        for item in payload.get("value") or []:
+            sub = self.store.subscriptions.get(item.get("subscriptionId"))
+            user = self.store.users.get(sub["_mailbox"]) if sub else None
+            self.request_counts[f"{user.upn if user else '?'} {'notification' if kind == 'change' else 'lifecycle'}"] += 1
+        self.request_counts[f"* {kind}_post"] += 1
+
+    def endpoint(self, url: str) -> EndpointHealth:
+        health = self.endpoints.get(url)
+        if health is None:
+            health = self.endpoints[url] = EndpointHealth(lambda: self.store.config)
+        return health
+
+    def _lifecycle_item(self, sub: dict, event: str) -> dict:
+        return {
+            "subscriptionId": sub["id"],
+            "subscriptionExpirationDateTime": sub["expirationDateTime"].replace("Z", "+00:00"),
+            "tenantId": self.store.tenant_id,
+            "clientState": sub["clientState"],
+            "lifecycleEvent": event,
+        }
 
     async def lifecycle(self, sub_id: str, event: str) -> dict:
         sub = self.store.subscriptions.get(sub_id)
@@ -360,13 +530,7 @@ class Subscriptions:
             raise GraphError(400, "BadRequest", f"lifecycle event must be one of {sorted(LIFECYCLE_EVENTS)}.")
         if not sub.get("lifecycleNotificationUrl"):
             raise GraphError(400, "BadRequest", "This subscription has no lifecycleNotificationUrl.")
-        item = {
-            "subscriptionId": sub["id"],
-            "subscriptionExpirationDateTime": sub["expirationDateTime"].replace("Z", "+00:00"),
-            "tenantId": self.store.tenant_id,
-            "clientState": sub["clientState"],
-            "lifecycleEvent": event,
-        }
+        item = self._lifecycle_item(sub, event)
         if event == "reauthorizationRequired":
             sub["_reauthorization_required"] = True
         if event == "subscriptionRemoved":

@@ -85,6 +85,9 @@ class EmulatorControl:
         return self._call("POST", "notifications/policy",
                           {"drop": drop, "duplicate": duplicate, "reorder": reorder, "delay_seconds": delay_seconds})
 
+    def set_notification_batching(self, max: int = 1, window_ms: float = 0):  # noqa: A002 (the control API's name)
+        return self._call("POST", "notifications/batching", {"max": max, "window_ms": window_ms})
+
     def notifications(self) -> dict:
         return self._call("GET", "notifications")
 

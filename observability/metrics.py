@@ -149,6 +149,14 @@ def inc(metric: Counter, amount: float = 1, **labels) -> None:
     store.add([(metric.name, _labels(metric, labels), amount)])
 
 
+def inc_many(metric: Counter, amounts: Iterable[tuple[float, dict]]) -> None:
+    """Several label sets of one counter, ``(amount, labels)`` each, in one Redis round
+    (nothing when every amount is 0)."""
+    increments = [(metric.name, _labels(metric, labels), amount) for amount, labels in amounts if amount]
+    if increments:
+        store.add(increments)
+
+
 def observe(metric: Histogram, value: float, **labels) -> None:
     observe_many(metric, [value], **labels)
 

@@ -110,6 +110,12 @@ class MailboxLock:
         if cache.get(self.key) == self.token:
             cache.delete(self.key)
 
+    def renew(self) -> None:
+        """A new lease from now (called after each page): a round longer than the lease, as
+        Graph's real latency makes a large mailbox's, keeps the mailbox to itself."""
+        if cache.get(self.key) == self.token:
+            cache.touch(self.key, timeout=conf.get().inbound_lock_seconds)
+
 
 # --- windows ----------------------------------------------------------------------------------
 
@@ -154,7 +160,7 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
     if target is None:
         return PullResult(mailbox=mailbox, full=full, stats=Counter(skipped_not_synced=1))
     module, scope = target
-    with MailboxLock(mailbox, wait=wait):
+    with MailboxLock(mailbox, wait=wait) as lock:
         started = timezone.now()
         # Notifications received up to now are answered by this pull.
         answered = list(WebhookNotification.objects.filter(mailbox=mailbox, state=WebhookNotification.State.RECEIVED,
@@ -166,7 +172,12 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
         ctx = module.Context(provider=provider, client=client, window_start=window[0], window_end=window[1], nightly=nightly, **scope)
         result = PullResult(mailbox=mailbox, full=full or nightly or not state.delta_link)
         try:
-            link = _round(ctx, module, state, result, progress=progress)
+            def on_page(count: int) -> None:
+                lock.renew()
+                if progress is not None:
+                    progress(count)
+
+            link = _round(ctx, module, state, result, progress=on_page)
             # A meeting created and deleted between two rounds is in neither: its notification names it.
             module.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
             # Copies of the product's meetings no pull recorded: asked of Exchange after a

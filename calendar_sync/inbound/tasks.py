@@ -4,8 +4,9 @@ of the wing: what the modules below want pulled comes back to these tasks, which
 Coalescing: the webhook asks for a pull of a mailbox with ``request_pull``; a cache key
 per mailbox means at most one pull is queued per mailbox at a time (duplicates and
 bursts of notifications cost one delta round). The pull itself holds the mailbox
-lock; a queued pull that finds the mailbox busy comes back a moment later, so a
-change notified while a round runs is never lost.
+lock (its lease renewed after each page, so a slow round keeps it); a queued pull that
+finds the mailbox busy comes back a moment later, holding the queued key meanwhile, so
+the notifications that land while a round runs get exactly one more pull after it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,28 @@ def request_pull(mailbox: str, *, full: bool = False) -> bool:
         pull_room_mailbox.delay(mailbox)
         return True
     return False
+
+
+def request_pull_many(mailboxes: list[str]) -> list[str]:
+    """``request_pull`` of each mailbox, the queued keys taken in one Redis round (a batch of
+    Graph's notifications names many mailboxes). Returns the mailboxes a pull was queued for."""
+    mailboxes = sorted({m.lower() for m in mailboxes})
+    taken = _add_many([QUEUED_PREFIX + m for m in mailboxes], QUEUED_TTL)
+    queued = [m for m, ok in zip(mailboxes, taken, strict=True) if ok]
+    for mailbox in queued:
+        pull_room_mailbox.delay(mailbox)
+    return queued
+
+
+def _add_many(keys: list[str], timeout: int) -> list[bool]:
+    """``cache.add`` of each key (value 1), pipelined when the cache is Redis."""
+    backend = getattr(cache, "_cache", None)
+    if not keys or not hasattr(backend, "get_client") or not hasattr(cache, "make_and_validate_key"):
+        return [cache.add(key, 1, timeout=timeout) for key in keys]
+    pipe = backend.get_client(write=True).pipeline(transaction=False)
+    for key in keys:
+        pipe.set(cache.make_and_validate_key(key), 1, nx=True, ex=timeout)  # what cache.add sends, for an int
+    return [bool(ok) for ok in pipe.execute()]
 
 
 def request_pulls(pulls: subscriptions.Pulls) -> None:

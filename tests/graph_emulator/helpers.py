@@ -67,6 +67,8 @@ class Webhook:
         self.received: list[dict] = []
         self.validations: list[str] = []
         self.fail_next = 0
+        self.fail_path = None  # only POSTs to this path fail (fail_next counts them); None: any
+        self.notify_delay = 0.0  # seconds each notification POST takes to answer (a slow endpoint)
         self.validation_mode = "echo"  # echo | wrong | error | slow
         self.lock = threading.Lock()
         hook = self
@@ -95,12 +97,15 @@ class Webhook:
                     self.end_headers()
                     self.wfile.write(out)
                     return
+                path = urlparse(self.path).path
+                if hook.notify_delay:
+                    time.sleep(hook.notify_delay)
                 with hook.lock:
-                    failing = hook.fail_next > 0
+                    failing = hook.fail_next > 0 and hook.fail_path in (None, path)
                     if failing:
                         hook.fail_next -= 1
                     else:
-                        hook.received.append({"path": urlparse(self.path).path, "body": json.loads(raw or b"{}")})
+                        hook.received.append({"path": path, "body": json.loads(raw or b"{}"), "at": time.monotonic()})
                 self.send_response(500 if failing else 202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -114,6 +119,11 @@ class Webhook:
     def items(self, path="/notify"):
         with self.lock:
             return [item for r in self.received if r["path"] == path for item in r["body"]["value"]]
+
+    def posts(self, path="/notify") -> list[list[dict]]:
+        """The items of each POST received on ``path``, one list per POST."""
+        with self.lock:
+            return [r["body"]["value"] for r in self.received if r["path"] == path]
 
     def close(self):
         self.server.shutdown()
