@@ -14,7 +14,13 @@ from django.utils import timezone
 from calendar_sync.inbound import delta, nightly
 from calendar_sync.inbound import tasks as inbound_tasks
 from calendar_sync.models import MailboxDeltaState, NightlyChunk, NightlyRun
-from tests.calendar_sync.inbound_helpers import ATLAS, BOB, BOREALIS, outlook_meeting, outlook_reservations
+from tests.calendar_sync.inbound_helpers import (
+    ATLAS,
+    BOB,
+    BOREALIS,
+    outlook_meeting,
+    outlook_reservations,
+)
 from tests.celery_worker import Worker
 from tests.factories import days_ahead
 from tests.waiting import wait_for
