@@ -204,6 +204,19 @@ class MemoryWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def reset(self) -> None:
+        """Start a new phase: each process's high-water mark back to its current RSS
+        (``echo 5 > /proc/PID/clear_refs``, Linux ≥ 4.0), the recorded peaks forgotten."""
+        for proc in self.procs:
+            for pid in process_tree(proc.pid):
+                try:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+                except OSError:
+                    pass
+        self.hwm.clear()
+        self.peak_sum_kb = 0
+        self.sample()
+
     def sample(self) -> None:
         pids = [pid for proc in self.procs for pid in process_tree(proc.pid)]
         for pid in pids:

@@ -11,7 +11,7 @@ streamed). Then the projection to the full size (2,000 rooms × 200 events) from
 cost per room and worker slot, for the given numbers of workers, as a fraction of a night's
 window (4 hours unless ``--window-hours``). The load (``uptime``) is in the JSON.
 
-    .venv/bin/python bench/nightly_scale.py --quick                       # 40 rooms × 200 (+ 40 × 50): a few minutes
+    .venv/bin/python bench/nightly_scale.py --quick                       # 16 rooms × 200 (+ 8 × 50): minutes
     .venv/bin/python bench/nightly_scale.py --rooms 2000 --events 200    # the full size (hours of seeding)
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_nightly_bench),
@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -42,7 +43,7 @@ FULL_ROOMS, FULL_EVENTS = 2000, 200
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true", help="scaled for a shared 2-core machine: 40 rooms (4 buildings)")
+    p.add_argument("--quick", action="store_true", help="scaled for a shared 2-core machine: 16 rooms × 200 in 2 buildings, chunks of 4 rooms, 8 rooms × 50")
     p.add_argument("--rooms", type=int, default=FULL_ROOMS)
     p.add_argument("--events", type=int, default=FULL_EVENTS, help="Outlook meetings per room")
     p.add_argument("--small-events", type=int, default=50, help="meetings per room of the memory comparison")
@@ -51,11 +52,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes on the nightly queue")
     p.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
     p.add_argument("--changed", type=float, default=0.01)
+    p.add_argument("--chunk-rooms", type=int, default=None, help="CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS of the workers (default: 25)")
     p.add_argument("--window-hours", type=float, default=4.0)
     p.add_argument("--project-workers", default="1,4,8,16", help="worker slots for the full-size projection")
     args = p.parse_args()
-    if args.quick:
-        args.rooms, args.buildings = min(args.rooms, 40), min(args.buildings, 4)
+    if args.quick:  # two buildings of 8 rooms, each split into chunks of 4 rooms
+        args.rooms, args.buildings = min(args.rooms, 16), min(args.buildings, 2)
+        args.small_rooms = args.small_rooms or 8
+        args.chunk_rooms = args.chunk_rooms or 4
+    if args.chunk_rooms:
+        os.environ["CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS"] = str(args.chunk_rooms)
     small_rooms = args.small_rooms or args.rooms
 
     common.ensure_database()
@@ -70,7 +76,7 @@ def main() -> None:
     common.flush_redis()
     cache.clear()
     from calendar_sync.common.clients import system_client
-    from calendar_sync.inbound import delta, nightly
+    from calendar_sync.inbound import delta
     from calendar_sync.inbound import tasks as inbound_tasks
     from calendar_sync.models import (
         MailboxDeltaState,
@@ -125,27 +131,21 @@ def main() -> None:
         ids = list(pool.map(book, slots))
     meetings = ids[:len(main_rooms) * args.events]
     seed_seconds = time.monotonic() - started
-    # The first night records every meeting (inline, not measured).
-    started = time.monotonic()
-    for found in [*main_buildings, small_building]:
-        nightly.run_building(found)
-    first_seconds = time.monotonic() - started
-    recorded = Reservation.objects.filter(origin="exchange").count()
-
     app.conf.task_always_eager = False
-    control.call("POST", "/config", {"latency": {"write": [150, 400], "read": [50, 150]}, "latency_seed": 3})
     slots_measured = args.workers * args.concurrency
+    latency = {"write": [150, 400], "read": [50, 150]}
 
-    def night(buildings: list[Building], rooms: list[Room], label: str, *, watch: common.MemoryWatch) -> dict:
-        NightlyRun.objects.all().delete()
+    def night(buildings: list[Building], rooms: list[Room], label: str, events: int, *, watch: common.MemoryWatch) -> dict:
+        ids = [found.pk for found in buildings]
+        NightlyRun.objects.filter(building_id__in=ids).delete()
         control.call("DELETE", "/requests")
+        watch.reset()
         local_date = dt.date.today()
         load_before = common.load()
         started = time.monotonic()
         for found in buildings:
             inbound_tasks.nightly_building.delay(found.pk, local_date.isoformat())
-        ids = [found.pk for found in buildings]
-        while time.monotonic() - started < 3600:
+        while time.monotonic() - started < 4 * 3600:
             if NightlyRun.objects.filter(building_id__in=ids, local_date=local_date, finished_at__isnull=False).count() >= len(ids):
                 break
             time.sleep(0.25)
@@ -158,13 +158,16 @@ def main() -> None:
             "minutes": round(seconds / 60, 2),
             "seconds": round(seconds, 1),
             "rooms": len(rooms),
+            "events_per_room": events,
             "graph_requests": log["total"],
             "graph_requests_per_room_mean": round(sum(per_room) / len(rooms), 3),
             "graph_requests_per_room_max": max(per_room),
-            "one_delta_round_requests": math.ceil(max(1, args.events if label != "small" else args.small_events) / delta.PAGE_SIZE),
+            "one_delta_round_requests": math.ceil(max(1, events) / delta.PAGE_SIZE),
             "requests_by_endpoint": log["counts"]["by_endpoint"],
             "slot_seconds_per_room": round(seconds * slots_measured / len(rooms), 3),
-            "changes_applied": sum(s.get("updated", 0) for s in summaries),
+            "created": sum(s.get("created", 0) for s in summaries),
+            "updated": sum(s.get("updated", 0) for s in summaries),
+            "unchanged": sum(s.get("unchanged", 0) for s in summaries),
             "failed_rooms": sum(s.get("failed_rooms", 0) for s in summaries),
             "chunks": sum(s.get("chunks", 0) for s in summaries),
             "worker_peak_rss_mb": round(watch.peak_kb / 1024, 1),
@@ -181,21 +184,25 @@ def main() -> None:
         procs = common.start_workers(srv, args.workers, queues="nightly", concurrency=args.concurrency, name="bench-nightly",
                                      settings_module="tests.calendar_sync.inbound_worker_settings")
         with common.MemoryWatch(procs) as watch:
-            nights["unchanged"] = night(main_buildings, main_rooms, "unchanged", watch=watch)
+            # The first nights record every meeting (latency off: setup). The small mailboxes go
+            # first, so that memory the bigger ones leave behind can't hide growth.
+            small_label = f"unchanged_{args.small_events}_events"
+            nights[f"first_night_{args.small_events}_events"] = night([small_building], small, "first_small", args.small_events, watch=watch)
+            control.call("POST", "/config", {"latency": latency, "latency_seed": 3})
+            nights[small_label] = night([small_building], small, small_label, args.small_events, watch=watch)
+            control.call("POST", "/config", {"latency": {}})
+            nights[f"first_night_{args.events}_events"] = night(main_buildings, main_rooms, "first_main", args.events, watch=watch)
+            control.call("POST", "/config", {"latency": latency, "latency_seed": 3})
+            nights["unchanged"] = night(main_buildings, main_rooms, "unchanged", args.events, watch=watch)
             picks = random.Random(7).sample(meetings, max(1, int(len(meetings) * args.changed)))  # noqa: S311
             for event_id in picks:
                 client.patch(users_path(ORGANIZER, "events", event_id), json={"subject": "night changed"})
-            nights["changed_1pct"] = night(main_buildings, main_rooms, "changed_1pct", watch=watch)
+            nights["changed_1pct"] = night(main_buildings, main_rooms, "changed_1pct", args.events, watch=watch)
             nights["changed_1pct"]["meetings_changed"] = len(picks)
-        common.stop_workers(procs)
-        # Memory against a mailbox's size: fresh workers, the same night over rooms of fewer meetings.
-        procs = common.start_workers(srv, args.workers, queues="nightly", concurrency=args.concurrency, name="bench-nightly",
-                                     settings_module="tests.calendar_sync.inbound_worker_settings")
-        with common.MemoryWatch(procs) as watch:
-            nights[f"unchanged_{args.small_events}_events"] = night([small_building], small, "small", watch=watch)
     finally:
         common.stop_workers(procs)
         srv.stop()
+    recorded = Reservation.objects.filter(origin="exchange").count()
 
     unchanged = nights["unchanged"]
     per_slot = unchanged["slot_seconds_per_room"] * (FULL_EVENTS / args.events if args.events < FULL_EVENTS else 1)
@@ -206,16 +213,17 @@ def main() -> None:
         minutes_changed = FULL_ROOMS * per_slot_changed / slots / 60
         projection[f"{slots}_slots"] = {"minutes_unchanged": round(minutes, 1), "minutes_changed_1pct": round(minutes_changed, 1),
                                         "fraction_of_window_changed_1pct": round(minutes_changed / (args.window_hours * 60), 3)}
-    small_night = nights[f"unchanged_{args.small_events}_events"]
+    small_night = nights[small_label]
     print(json.dumps({
         "rooms": args.rooms, "events_per_room": args.events, "buildings": args.buildings,
-        "workers": args.workers, "concurrency_per_worker": args.concurrency, "chunk_rooms": getattr(nightly, "CHUNK_ROOMS", None),
+        "workers": args.workers, "concurrency_per_worker": args.concurrency, "chunk_rooms": args.chunk_rooms or 25,
         "page_size": delta.PAGE_SIZE, "latency_ms": {"read": [50, 150], "write": [150, 400]},
-        "seed_seconds": round(seed_seconds, 1), "first_night_inline_seconds": round(first_seconds, 1),
-        "reservations_recorded": recorded, "nights": nights,
+        "seed_seconds": round(seed_seconds, 1), "reservations_recorded": recorded, "nights": nights,
         "memory": {f"peak_rss_mb_{args.events}_events": unchanged["worker_peak_rss_mb"],
                    f"peak_rss_mb_{args.small_events}_events": small_night["worker_peak_rss_mb"],
-                   "ratio": round(unchanged["worker_peak_rss_mb"] / max(0.1, small_night["worker_peak_rss_mb"]), 3)},
+                   "ratio": round(unchanged["worker_peak_rss_mb"] / max(0.1, small_night["worker_peak_rss_mb"]), 3),
+                   f"peak_rss_mb_first_night_{args.events}_events": nights[f"first_night_{args.events}_events"]["worker_peak_rss_mb"],
+                   f"peak_rss_mb_first_night_{args.small_events}_events": nights[f"first_night_{args.small_events}_events"]["worker_peak_rss_mb"]},
         "projection_full_size": {"rooms": FULL_ROOMS, "events_per_room": FULL_EVENTS, "window_hours": args.window_hours,
                                  "slot_seconds_per_room_unchanged": round(per_slot, 3),
                                  "slot_seconds_per_room_changed_1pct": round(per_slot_changed, 3),
