@@ -190,37 +190,57 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (/proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemoryWatch:
-    """Peak resident memory of the worker processes (each process's own ``VmHWM``, the kernel's
-    high-water mark, so no short peak is missed between samples; sampled while the processes
-    live, since a process's figure goes with it). ``peak_kb``: the largest single process,
-    ``peak_sum_kb``: the largest sum over the processes at one sample."""
+    """Peak resident memory and CPU time of the worker processes, per phase (``reset`` starts
+    one). Each process's own ``VmHWM``, the kernel's high-water mark, so no short peak is
+    missed between samples (sampled while the processes live, since a process's figures go
+    with it). ``peak_kb``: the largest process; ``growth_kb``: the most any process grew over
+    its resident size at the phase's start; ``peak_sum_kb``: the largest sum at one sample;
+    ``cpu_seconds``: CPU the processes used in the phase."""
 
     def __init__(self, procs, interval: float = 0.5):
         self.procs = procs
         self.interval = interval
         self.hwm: dict[int, int] = {}
+        self.start_rss: dict[int, int] = {}
+        self.start_cpu: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
         self.peak_sum_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def pids(self) -> list[int]:
+        return [pid for proc in self.procs for pid in process_tree(proc.pid)]
+
     def reset(self) -> None:
         """Start a new phase: each process's high-water mark back to its current RSS
-        (``echo 5 > /proc/PID/clear_refs``, Linux ≥ 4.0), the recorded peaks forgotten."""
-        for proc in self.procs:
-            for pid in process_tree(proc.pid):
-                try:
-                    Path(f"/proc/{pid}/clear_refs").write_text("5")
-                except OSError:
-                    pass
+        (``echo 5 > /proc/PID/clear_refs``, Linux ≥ 4.0), the recorded figures forgotten."""
+        for pid in self.pids():
+            try:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
         self.hwm.clear()
+        self.cpu.clear()
         self.peak_sum_kb = 0
+        self.start_rss = {pid: _status_kb(pid, "VmRSS") for pid in self.pids()}
+        self.start_cpu = {pid: _cpu_seconds(pid) for pid in self.start_rss}
         self.sample()
 
     def sample(self) -> None:
-        pids = [pid for proc in self.procs for pid in process_tree(proc.pid)]
+        pids = self.pids()
         for pid in pids:
             self.hwm[pid] = max(self.hwm.get(pid, 0), _status_kb(pid, "VmHWM"))
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), _cpu_seconds(pid))
         self.peak_sum_kb = max(self.peak_sum_kb, sum(_status_kb(pid, "VmRSS") for pid in pids))
 
     def _run(self) -> None:
@@ -240,3 +260,11 @@ class MemoryWatch:
     @property
     def peak_kb(self) -> int:
         return max(self.hwm.values(), default=0)
+
+    @property
+    def growth_kb(self) -> int:
+        return max((hwm - self.start_rss.get(pid, hwm) for pid, hwm in self.hwm.items()), default=0)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())

@@ -170,7 +170,9 @@ def main() -> None:
             "unchanged": sum(s.get("unchanged", 0) for s in summaries),
             "failed_rooms": sum(s.get("failed_rooms", 0) for s in summaries),
             "chunks": sum(s.get("chunks", 0) for s in summaries),
+            "worker_cpu_seconds_per_room": round(watch.cpu_seconds / len(rooms), 3),
             "worker_peak_rss_mb": round(watch.peak_kb / 1024, 1),
+            "worker_rss_growth_mb": round(watch.growth_kb / 1024, 2),
             "workers_peak_rss_sum_mb": round(watch.peak_sum_kb / 1024, 1),
             "load_at_start": load_before,
         }
@@ -204,32 +206,52 @@ def main() -> None:
         srv.stop()
     recorded = Reservation.objects.filter(origin="exchange").count()
 
-    unchanged = nights["unchanged"]
-    per_slot = unchanged["slot_seconds_per_room"] * (FULL_EVENTS / args.events if args.events < FULL_EVENTS else 1)
-    per_slot_changed = nights["changed_1pct"]["slot_seconds_per_room"] * (FULL_EVENTS / args.events if args.events < FULL_EVENTS else 1)
-    projection = {}
-    for slots in (int(s) for s in args.project_workers.split(",")):
-        minutes = FULL_ROOMS * per_slot / slots / 60
-        minutes_changed = FULL_ROOMS * per_slot_changed / slots / 60
-        projection[f"{slots}_slots"] = {"minutes_unchanged": round(minutes, 1), "minutes_changed_1pct": round(minutes_changed, 1),
-                                        "fraction_of_window_changed_1pct": round(minutes_changed / (args.window_hours * 60), 3)}
+    unchanged, changed = nights["unchanged"], nights["changed_1pct"]
     small_night = nights[small_label]
+    scale = FULL_EVENTS / args.events if args.events < FULL_EVENTS else 1  # a smaller mailbox measured: its cost scaled up
+    window_minutes = args.window_hours * 60
+    projection = {}
+    for slots in (int(n) for n in args.project_workers.split(",")):
+        minutes = FULL_ROOMS * unchanged["slot_seconds_per_room"] * scale / slots / 60
+        minutes_changed = FULL_ROOMS * changed["slot_seconds_per_room"] * scale / slots / 60
+        projection[f"{slots}_slots"] = {"minutes_unchanged": round(minutes, 1), "minutes_changed_1pct": round(minutes_changed, 1),
+                                        "fraction_of_window_unchanged": round(minutes / window_minutes, 3),
+                                        "fraction_of_window_changed_1pct": round(minutes_changed / window_minutes, 3)}
+    cpu_minutes = {key: round(FULL_ROOMS * night_["worker_cpu_seconds_per_room"] * scale / 60, 1)
+                   for key, night_ in (("unchanged", unchanged), ("changed_1pct", changed))}
     print(json.dumps({
+        "summary": {
+            "minutes_unchanged": unchanged["minutes"], "minutes_changed_1pct": changed["minutes"],
+            "rooms": args.rooms, "events_per_room": args.events, "slots": slots_measured,
+            "graph_requests_per_room_unchanged": unchanged["graph_requests_per_room_mean"],
+            "graph_requests_per_room_unchanged_max": unchanged["graph_requests_per_room_max"],
+            "graph_requests_per_room_changed_1pct": changed["graph_requests_per_room_mean"],
+            "one_delta_round_requests": unchanged["one_delta_round_requests"],
+            "worker_peak_rss_mb": max(n["worker_peak_rss_mb"] for n in nights.values()),
+            "load_during": unchanged["load_at_start"],
+        },
         "rooms": args.rooms, "events_per_room": args.events, "buildings": args.buildings,
         "workers": args.workers, "concurrency_per_worker": args.concurrency, "chunk_rooms": args.chunk_rooms or 25,
-        "page_size": delta.PAGE_SIZE, "latency_ms": {"read": [50, 150], "write": [150, 400]},
+        "page_size": delta.PAGE_SIZE, "latency_ms": latency,
         "seed_seconds": round(seed_seconds, 1), "reservations_recorded": recorded, "nights": nights,
         "memory": {f"peak_rss_mb_{args.events}_events": unchanged["worker_peak_rss_mb"],
                    f"peak_rss_mb_{args.small_events}_events": small_night["worker_peak_rss_mb"],
                    "ratio": round(unchanged["worker_peak_rss_mb"] / max(0.1, small_night["worker_peak_rss_mb"]), 3),
+                   f"rss_growth_mb_{args.events}_events": unchanged["worker_rss_growth_mb"],
+                   f"rss_growth_mb_{args.small_events}_events": small_night["worker_rss_growth_mb"],
                    f"peak_rss_mb_first_night_{args.events}_events": nights[f"first_night_{args.events}_events"]["worker_peak_rss_mb"],
                    f"peak_rss_mb_first_night_{args.small_events}_events": nights[f"first_night_{args.small_events}_events"]["worker_peak_rss_mb"]},
-        "projection_full_size": {"rooms": FULL_ROOMS, "events_per_room": FULL_EVENTS, "window_hours": args.window_hours,
-                                 "slot_seconds_per_room_unchanged": round(per_slot, 3),
-                                 "slot_seconds_per_room_changed_1pct": round(per_slot_changed, 3),
-                                 "note": "a slot is one prefork child; rooms are independent mailboxes, so Graph's per-mailbox "
-                                         "limits do not bind across rooms and the cost divides by the slots",
-                                 "by_slots": projection},
+        "projection_full_size": {
+            "rooms": FULL_ROOMS, "events_per_room": FULL_EVENTS, "window_hours": args.window_hours,
+            "slot_seconds_per_room_unchanged": round(unchanged["slot_seconds_per_room"] * scale, 3),
+            "slot_seconds_per_room_changed_1pct": round(changed["slot_seconds_per_room"] * scale, 3),
+            "by_slots": projection,
+            "worker_cpu_minutes_in_all": cpu_minutes,
+            "note": "a slot is one prefork child (workers x concurrency); the measured cost per room and slot, at the load "
+                    "measured, divided by the slots: rooms are separate mailboxes, so Graph's per-mailbox limits do not bind "
+                    "across rooms. The slots need cores: the night's worker CPU in all (worker_cpu_minutes_in_all, PostgreSQL's "
+                    "not counted) divided by the cores is a floor.",
+        },
         "load_at_end": common.load(),
     }, indent=2))
 

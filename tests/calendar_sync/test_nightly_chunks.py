@@ -171,3 +171,22 @@ def test_an_unchanged_room_costs_one_delta_round_its_pages_streamed(provider, em
     mark = emulator.request_log(limit=0)["last_seq"]
     nightly.run_building(atlas.building)
     assert pages == [5] and _graph_requests(emulator, mark) == 1
+
+
+
+def test_an_unchanged_rooms_round_costs_the_same_queries_whatever_its_size(provider, emulator, bob, atlas, borealis):
+    """Nothing changed: one query a page finds the recorded copies, the sweep streams ids only;
+    a room of 12 meetings costs the database what a room of 3 does."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _meetings(emulator, [ATLAS], per_room=3)
+    _meetings(emulator, [BOREALIS], per_room=12)
+    nightly.run_building(atlas.building)  # the first night records them
+    counts = {}
+    for mailbox in (ATLAS, BOREALIS):
+        with CaptureQueriesContext(connection) as queries:
+            result = delta.pull_mailbox(mailbox, full=True, nightly=True)
+        assert result.stats["unchanged"] == (3 if mailbox == ATLAS else 12) and result.requests == 1
+        counts[mailbox] = len(queries.captured_queries)
+    assert counts[ATLAS] == counts[BOREALIS] <= 10, counts
