@@ -1,17 +1,21 @@
 """The nightly reconcile at scale (issue 17 item 4): many rooms, each with many Outlook meetings,
-the pass queued as ``nightly_building`` tasks on the ``nightly`` queue and split into chunks of
-rooms across real Celery workers, with Graph-like latency on (reads 50–150 ms, writes 150–400 ms).
-Two nights: nothing changed, then 1% of the meetings changed.
+the pass queued as ``nightly_building`` tasks on the ``nightly`` queue, each building split into
+``nightly_chunk`` tasks of rooms that real Celery workers share, with Graph-like latency on
+(reads 50–150 ms, writes 150–400 ms, seeded).
 
-Reported per night: minutes to finish, Graph requests per room (one delta round: ceil(events /
-page size) requests when nothing changed, one with 200 events), the workers' peak resident
-memory (each process's kernel high-water mark, VmHWM) and, with fresh workers, the same night
-over rooms of 50 meetings each: memory must not grow with a mailbox's size (pages are
-streamed). Then the projection to the full size (2,000 rooms × 200 events) from the measured
-cost per room and worker slot, for the given numbers of workers, as a fraction of a night's
-window (4 hours unless ``--window-hours``). The load (``uptime``) is in the JSON.
+Phases, one set of workers: the first night of rooms with 50 meetings each (every meeting
+new: recorded, latency off), their unchanged night; the first night of the rooms with 200
+meetings each, their unchanged night, then a night after 1% of the meetings changed. The
+small mailboxes go first, so memory the big ones leave behind can't hide growth.
 
-    .venv/bin/python bench/nightly_scale.py --quick                       # 16 rooms × 200 (+ 8 × 50): minutes
+Reported per night: minutes, Graph requests per room (one delta round is ceil(events / page
+size) requests: one for up to 200 meetings), the workers' CPU per room, peak resident memory
+(each process's kernel high-water mark VmHWM, reset per phase through /proc/PID/clear_refs)
+and its growth over the phase; then the projection to the full size (2,000 rooms × 200
+meetings) from the measured cost per room and worker slot, for several numbers of slots, as
+a fraction of a night's window (4 hours unless ``--window-hours``), and the load.
+
+    .venv/bin/python bench/nightly_scale.py --quick                      # 16 rooms × 200 (+ 8 × 50): minutes
     .venv/bin/python bench/nightly_scale.py --rooms 2000 --events 200    # the full size (hours of seeding)
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_nightly_bench),
@@ -26,6 +30,7 @@ import json
 import math
 import os
 import random
+import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -142,6 +147,7 @@ def main() -> None:
         watch.reset()
         local_date = dt.date.today()
         load_before = common.load()
+        own_cpu = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
         for found in buildings:
             inbound_tasks.nightly_building.delay(found.pk, local_date.isoformat())
@@ -151,7 +157,10 @@ def main() -> None:
             time.sleep(0.25)
         seconds = time.monotonic() - started
         watch.sample()
-        log = control.call("GET", "/requests?limit=0")
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        emulator_cpu = after.ru_utime + after.ru_stime - own_cpu.ru_utime - own_cpu.ru_stime
+        log = control.call("GET", "/requests?limit=1000000")
+        graph_ms = [e["duration_ms"] for e in log["entries"] if e["mailbox"]]
         per_room = [log["counts"]["by_mailbox"].get(r.mailbox.lower(), 0) for r in rooms]
         summaries = list(NightlyRun.objects.filter(building_id__in=ids).values_list("summary", flat=True))
         out = {
@@ -164,7 +173,10 @@ def main() -> None:
             "graph_requests_per_room_max": max(per_room),
             "one_delta_round_requests": math.ceil(max(1, events) / delta.PAGE_SIZE),
             "requests_by_endpoint": log["counts"]["by_endpoint"],
-            "slot_seconds_per_room": round(seconds * slots_measured / len(rooms), 3),
+            "graph_ms_per_request_mean": round(sum(graph_ms) / max(1, len(graph_ms)), 1),
+            "slot_seconds_per_room": round(sum(s.get("room_seconds", 0) for s in summaries) / len(rooms), 3),
+            "wall_slot_seconds_per_room": round(seconds * slots_measured / len(rooms), 3),
+            "emulator_cpu_seconds_per_room": round(emulator_cpu / len(rooms), 3),
             "created": sum(s.get("created", 0) for s in summaries),
             "updated": sum(s.get("updated", 0) for s in summaries),
             "unchanged": sum(s.get("unchanged", 0) for s in summaries),
@@ -247,8 +259,9 @@ def main() -> None:
             "slot_seconds_per_room_changed_1pct": round(changed["slot_seconds_per_room"] * scale, 3),
             "by_slots": projection,
             "worker_cpu_minutes_in_all": cpu_minutes,
-            "note": "a slot is one prefork child (workers x concurrency); the measured cost per room and slot, at the load "
-                    "measured, divided by the slots: rooms are separate mailboxes, so Graph's per-mailbox limits do not bind "
+            "note": "a slot is one prefork child (workers x concurrency); the measured time a slot spends on a room (its "
+                    "chunk's rounds: Graph with latency, the worker's CPU, PostgreSQL; the emulator shares this machine's CPU, "
+                    "emulator_cpu_seconds_per_room, which Graph would not), at the load measured, divided by the slots: rooms are separate mailboxes, so Graph's per-mailbox limits do not bind "
                     "across rooms. The slots need cores: the night's worker CPU in all (worker_cpu_minutes_in_all, PostgreSQL's "
                     "not counted) divided by the cores is a floor.",
         },

@@ -129,6 +129,7 @@ def _finish(run: NightlyRun) -> dict:
         totals.update({k: v for k, v in summary.items() if isinstance(v, int) and k != "seconds"})
     summary = dict(totals)
     summary["chunks"] = len(chunks)
+    summary["room_seconds"] = round(sum(chunk.get("seconds", 0) for chunk in chunks), 3)  # the workers' time on the rooms, in all
     finished = timezone.now()
     summary["seconds"] = round((finished - run.started_at).total_seconds(), 3)
     NightlyRun.objects.filter(pk=run.pk).update(finished_at=finished, summary=summary)

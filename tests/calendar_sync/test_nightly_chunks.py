@@ -78,7 +78,9 @@ def test_a_buildings_night_is_split_into_chunks_each_run_once(provider, emulator
     run.refresh_from_db()
     assert run.finished_at is not None
     assert run.summary["rooms"] == 3 and run.summary["chunks"] == 2 and run.summary["created"] == 3
-    assert run.summary["seconds"] >= 0
+    chunk_seconds = [c.summary["seconds"] for c in NightlyChunk.objects.filter(run=run)]
+    assert run.summary["room_seconds"] == pytest.approx(sum(chunk_seconds), abs=0.002)
+    assert run.summary["seconds"] >= max(chunk_seconds)  # from the claim to the last chunk
     assert len(outlook_reservations()) == 3
     assert [MailboxDeltaState.objects.get(mailbox=m).full_syncs for m in (ATLAS, BOREALIS, COSMOS)] == [1, 1, 1]
     queued["chunks"].clear()
