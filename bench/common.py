@@ -13,6 +13,7 @@ Each bench gets a database of its own (``DATABASE_URL``) and a Redis db of its o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -268,3 +269,7 @@ class MemoryWatch:
     @property
     def cpu_seconds(self) -> float:
         return sum(cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())
+
+
+if __name__ == "__main__":  # ``make bench`` runs every bench/*.py: this one only says the load
+    print(json.dumps({"bench": "common (scaffolding, no measurement)", **load()}))

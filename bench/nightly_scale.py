@@ -15,8 +15,9 @@ and its growth over the phase; then the projection to the full size (2,000 rooms
 meetings) from the measured cost per room and worker slot, for several numbers of slots, as
 a fraction of a night's window (4 hours unless ``--window-hours``), and the load.
 
-    .venv/bin/python bench/nightly_scale.py --quick                      # 16 rooms × 200 (+ 8 × 50): minutes
-    .venv/bin/python bench/nightly_scale.py --rooms 2000 --events 200    # the full size (hours of seeding)
+    .venv/bin/python bench/nightly_scale.py            # (--quick) 16 rooms × 200 (+ 8 × 50): minutes
+    .venv/bin/python bench/nightly_scale.py --full     # 2,000 rooms × 200 (+ 100 × 50): hours of seeding
+    .venv/bin/python bench/nightly_scale.py --rooms 48 --buildings 1 --chunk-rooms 6   # one big building, split
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_nightly_bench),
 BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/11).
@@ -48,26 +49,29 @@ FULL_ROOMS, FULL_EVENTS = 2000, 200
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true", help="scaled for a shared 2-core machine: 16 rooms × 200 in 2 buildings, chunks of 4 rooms, 8 rooms × 50")
-    p.add_argument("--rooms", type=int, default=FULL_ROOMS)
+    p.add_argument("--full", action="store_true", help="the full size: 2,000 rooms × 200 meetings in 10 buildings (hours of seeding)")
+    p.add_argument("--quick", action="store_true", help="the default: scaled for a shared 2-core machine (16 rooms × 200 in "
+                                                        "2 buildings, chunks of 4 rooms, 8 rooms × 50)")
+    p.add_argument("--rooms", type=int, default=None)
     p.add_argument("--events", type=int, default=FULL_EVENTS, help="Outlook meetings per room")
     p.add_argument("--small-events", type=int, default=50, help="meetings per room of the memory comparison")
-    p.add_argument("--small-rooms", type=int, default=None, help="rooms of the memory comparison (default: --rooms)")
-    p.add_argument("--buildings", type=int, default=10)
+    p.add_argument("--small-rooms", type=int, default=None, help="rooms of the memory comparison")
+    p.add_argument("--buildings", type=int, default=None)
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes on the nightly queue")
     p.add_argument("--concurrency", type=int, default=2, help="prefork children per worker")
     p.add_argument("--changed", type=float, default=0.01)
-    p.add_argument("--chunk-rooms", type=int, default=None, help="CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS of the workers (default: 25)")
+    p.add_argument("--chunk-rooms", type=int, default=None, help="CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS of the workers")
     p.add_argument("--window-hours", type=float, default=4.0)
     p.add_argument("--project-workers", default="1,4,8,16", help="worker slots for the full-size projection")
     args = p.parse_args()
-    if args.quick:  # two buildings of 8 rooms, each split into chunks of 4 rooms
-        args.rooms, args.buildings = min(args.rooms, 16), min(args.buildings, 2)
-        args.small_rooms = args.small_rooms or 8
-        args.chunk_rooms = args.chunk_rooms or 4
-    if args.chunk_rooms:
-        os.environ["CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS"] = str(args.chunk_rooms)
-    small_rooms = args.small_rooms or args.rooms
+    if args.full:
+        args.rooms, args.buildings = args.rooms or FULL_ROOMS, args.buildings or 10
+        args.small_rooms, args.chunk_rooms = args.small_rooms or 100, args.chunk_rooms or 25
+    else:  # two buildings of 8 rooms, each split into chunks of 4 rooms
+        args.rooms, args.buildings = args.rooms or 16, args.buildings or 2
+        args.small_rooms, args.chunk_rooms = args.small_rooms or 8, args.chunk_rooms or 4
+    os.environ["CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS"] = str(args.chunk_rooms)
+    small_rooms = args.small_rooms
 
     common.ensure_database()
     import django
@@ -243,7 +247,7 @@ def main() -> None:
             "load_during": unchanged["load_at_start"],
         },
         "rooms": args.rooms, "events_per_room": args.events, "buildings": args.buildings,
-        "workers": args.workers, "concurrency_per_worker": args.concurrency, "chunk_rooms": args.chunk_rooms or 25,
+        "workers": args.workers, "concurrency_per_worker": args.concurrency, "chunk_rooms": args.chunk_rooms,
         "page_size": delta.PAGE_SIZE, "latency_ms": latency,
         "seed_seconds": round(seed_seconds, 1), "reservations_recorded": recorded, "nights": nights,
         "memory": {f"peak_rss_mb_{args.events}_events": unchanged["worker_peak_rss_mb"],
