@@ -38,6 +38,8 @@ class SyncSettings:
     inbound_defer_seconds: float  # a deferred copy (the product's push still on its way) is re-checked after this
     inbox_grace_seconds: float  # a notification still unanswered after this gets a pull again
     nightly_time: dt.time  # building-local time of the nightly full round
+    nightly_chunk_rooms: int  # rooms per task of a building's nightly pass (several workers share a building)
+    nightly_chunk_lease_seconds: int  # a started chunk whose worker died is run again after this
     inbound_fallback_user: str  # username or email: requester of Outlook bookings whose organizer is no user of ours
 
     @property
@@ -107,6 +109,8 @@ def _read() -> SyncSettings:
         inbound_defer_seconds=_number("CALENDAR_SYNC_INBOUND_DEFER_SECONDS", 3),
         inbox_grace_seconds=_number("CALENDAR_SYNC_INBOX_GRACE_SECONDS", 60),
         nightly_time=_time("CALENDAR_SYNC_NIGHTLY_TIME", "02:30"),
+        nightly_chunk_rooms=_number("CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS", 25, cast=int, minimum=1),
+        nightly_chunk_lease_seconds=_number("CALENDAR_SYNC_NIGHTLY_CHUNK_LEASE_SECONDS", 1800, cast=int, minimum=10),
         inbound_fallback_user=_text("CALENDAR_SYNC_INBOUND_FALLBACK_USER"),
     )
 

@@ -216,3 +216,24 @@ class NightlyRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.building or self.mailbox} {self.local_date}"
+
+
+class NightlyChunk(models.Model):
+    """A share of a building's nightly run: up to ``CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS`` rooms, one
+    ``nightly_chunk`` task, so several workers share a building's night. ``started_at`` is the
+    claim (with a lease: a chunk whose worker died runs again); the run finishes with its last chunk."""
+
+    run = models.ForeignKey(NightlyRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    room_ids = models.JSONField(default=list)
+    started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="nightlychunk_once_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.run} #{self.index}"

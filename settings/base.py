@@ -224,6 +224,8 @@ GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
 # A synced mailbox no change-notification subscription can be made for (no usable app-only
 # credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
 CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)
+# The nightly pass splits a building's rooms into tasks of this many rooms (calendar_sync.inbound.nightly).
+CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS = env_int("CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS", 25, minimum=1)
 
 # --- Reservations ------------------------------------------------------------------
 RESERVATION_MAX_DURATION_MINUTES = env_int("RESERVATION_MAX_DURATION_MINUTES", 12 * 60, minimum=1)

@@ -9,7 +9,14 @@ from django.utils import timezone
 from exchange_auth.graph import GraphError
 
 from .. import conf
-from ..models import MailboxDeltaState, NightlyRun, RoomEvent, Subscription, WebhookNotification
+from ..models import (
+    MailboxDeltaState,
+    NightlyChunk,
+    NightlyRun,
+    RoomEvent,
+    Subscription,
+    WebhookNotification,
+)
 from .tasks import request_pull, subscription_renew
 
 
@@ -101,7 +108,18 @@ class RoomEventAdmin(ReadOnly):
     readonly_fields = [f.name for f in RoomEvent._meta.fields]
 
 
+class NightlyChunkInline(admin.TabularInline):
+    model = NightlyChunk
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("index", "room_ids", "started_at", "attempts", "finished_at", "summary")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(NightlyRun)
 class NightlyRunAdmin(ReadOnly):
     list_display = ("building", "mailbox", "local_date", "started_at", "finished_at", "summary")
     readonly_fields = [f.name for f in NightlyRun._meta.fields]
+    inlines = [NightlyChunkInline]

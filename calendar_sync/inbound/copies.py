@@ -135,6 +135,13 @@ class PullContext:
     # Each reconciler's context also says which ``mailbox`` it pulls.
 
 
+def unseen_rows(ctx: PullContext, live) -> list[int]:
+    """Primary keys of the rows of ``live`` (a ``RoomEvent`` queryset) whose copy the round
+    did not see: only ids are streamed from the database, so a full round of a big, unchanged
+    mailbox loads no model rows (the sweep loads just the few that vanished)."""
+    return [pk for pk, event_id in live.values_list("pk", "event_id").iterator(chunk_size=2000) if event_id not in ctx.seen]
+
+
 def known_rows(ctx: PullContext, copies: list[Copy]) -> dict[str, RoomEvent]:
     """What we recorded of these copies: one query a page."""
     return {row.event_id: row for row in RoomEvent.objects.filter(mailbox=ctx.mailbox, event_id__in=[c.id for c in copies])}

@@ -2,7 +2,12 @@
 room of the building gets a full round over the past-sync period and the provider's
 future window. Beat calls ``run_due`` every 15 minutes; a ``NightlyRun`` row per
 (building, local date) is the claim, so a building runs once a night whatever the
-number of beat processes.
+number of beat processes. A building's rooms are split into ``NightlyChunk`` rows of
+``CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS`` (claimed with the run, in one transaction), one task
+each, so many workers share one building's night; a chunk's claim has a lease (a dead
+worker's chunk runs again), and the last chunk to finish finishes the run. Each room's
+round is one delta round of pages reconciled as they arrive: a worker holds one page at a
+time, whatever the size of the mailbox.
 
 The organizer mailboxes belong to no building: each gets its full round once a night, with
 the first building pass of that local date (its own ``NightlyRun`` claim). Every round goes
@@ -17,6 +22,7 @@ import time
 from collections import Counter
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from exchange_auth.providers import active_providers
@@ -25,7 +31,7 @@ from workplace.models import Building, Room
 
 from .. import conf
 from ..common.tenancy import provider_for_mailbox
-from ..models import NightlyRun
+from ..models import NightlyChunk, NightlyRun
 from . import delta, mailboxes
 
 logger = logging.getLogger("calendar_sync.inbound")
@@ -56,18 +62,85 @@ def buildings_due(now: dt.datetime | None = None) -> list[tuple[Building, dt.dat
 
 
 def claim(building: Building, local_date: dt.date) -> NightlyRun | None:
+    """The building's run of ``local_date``, with its chunks of rooms (one transaction: a run
+    never exists without them); None when another beat or worker took it."""
     try:
         with transaction.atomic():
-            return NightlyRun.objects.create(building=building, local_date=local_date)
+            run = NightlyRun.objects.create(building=building, local_date=local_date)
+            size = conf.get().nightly_chunk_rooms
+            ids = list(_rooms(building).values_list("pk", flat=True))
+            NightlyChunk.objects.bulk_create([NightlyChunk(run=run, index=n, room_ids=ids[at:at + size])
+                                              for n, at in enumerate(range(0, len(ids), size))])
+            if not ids:
+                _finish(run)
+            return run
     except IntegrityError:
         return None  # another beat/worker took it
 
 
-def run_building(building: Building, *, run: NightlyRun | None = None, progress=None) -> dict:
-    """Full round for each synced room of ``building``; returns the summary."""
+def _rooms(building: Building):
+    return Room.objects.filter(building=building, sync_enabled=True).exclude(mailbox="").order_by("name", "pk")
+
+
+def pending_chunks(run: NightlyRun) -> list[int]:
+    """Chunks of ``run`` not finished and not held by a live claim (their lease not run out)."""
+    stale = timezone.now() - dt.timedelta(seconds=conf.get().nightly_chunk_lease_seconds)
+    return list(NightlyChunk.objects.filter(run=run, finished_at__isnull=True)
+                .filter(Q(started_at__isnull=True) | Q(started_at__lt=stale)).values_list("pk", flat=True))
+
+
+def start(building: Building, local_date: dt.date) -> tuple[NightlyRun, list[int]] | None:
+    """Claim the building's night and return (run, the chunk ids to queue). A run claimed
+    before but not finished (the task that claimed it died before queueing its chunks, or
+    a chunk's worker died) gives its pending chunks again; a finished one gives None."""
+    run = claim(building, local_date)
+    if run is None:
+        run = NightlyRun.objects.filter(building=building, local_date=local_date, finished_at__isnull=True).first()
+        if run is None:
+            return None
+    return run, pending_chunks(run)
+
+
+def run_chunk(chunk_id: int) -> dict | None:
+    """The full rounds of one chunk's rooms; the chunk's summary, or None when it is finished
+    or another worker holds it. The last chunk to finish finishes the run (its summary: the
+    chunks' summed, its duration from the claim)."""
+    lease = dt.timedelta(seconds=conf.get().nightly_chunk_lease_seconds)
+    now = timezone.now()
+    took = NightlyChunk.objects.filter(pk=chunk_id, finished_at__isnull=True).filter(
+        Q(started_at__isnull=True) | Q(started_at__lt=now - lease)).update(started_at=now, attempts=F("attempts") + 1)
+    if not took:
+        return None
+    chunk = NightlyChunk.objects.select_related("run__building").get(pk=chunk_id)
+    rooms = Room.objects.filter(pk__in=chunk.room_ids, building=chunk.run.building).order_by("name", "pk")
+    summary = _run_rooms(rooms)
+    with transaction.atomic():
+        run = NightlyRun.objects.select_for_update().get(pk=chunk.run_id)  # the chunks of a run finish one at a time
+        NightlyChunk.objects.filter(pk=chunk_id).update(finished_at=timezone.now(), summary=summary)
+        if run.finished_at is None and not NightlyChunk.objects.filter(run=run, finished_at__isnull=True).exists():
+            _finish(run)
+    return summary
+
+
+def _finish(run: NightlyRun) -> dict:
+    totals: Counter = Counter()
+    chunks = list(NightlyChunk.objects.filter(run=run).values_list("summary", flat=True))
+    for summary in chunks:
+        totals.update({k: v for k, v in summary.items() if isinstance(v, int) and k != "seconds"})
+    summary = dict(totals)
+    summary["chunks"] = len(chunks)
+    summary["room_seconds"] = round(sum(chunk.get("seconds", 0) for chunk in chunks), 3)  # the workers' time on the rooms, in all
+    finished = timezone.now()
+    summary["seconds"] = round((finished - run.started_at).total_seconds(), 3)
+    NightlyRun.objects.filter(pk=run.pk).update(finished_at=finished, summary=summary)
+    metrics.observe(metrics.NIGHTLY_SECONDS, summary["seconds"])
+    logger.info("nightly reconcile of %s: %s", run.building, summary)
+    return summary
+
+
+def _run_rooms(rooms, progress=None) -> dict:
     started = time.monotonic()
     totals: Counter = Counter()
-    rooms = Room.objects.filter(building=building, sync_enabled=True).exclude(mailbox="").order_by("name")
     for room in rooms:
         try:
             result = delta.pull_mailbox(room.mailbox, full=True, nightly=True, wait=60)
@@ -86,9 +159,14 @@ def run_building(building: Building, *, run: NightlyRun | None = None, progress=
             progress(room, result)
     summary = dict(totals)
     summary["seconds"] = round(time.monotonic() - started, 3)
+    return summary
+
+
+def run_building(building: Building, *, progress=None) -> dict:
+    """Full round for each synced room of ``building``, here and now, unclaimed (the first
+    round of a new installation, ``sync_calendars``); returns the summary."""
+    summary = _run_rooms(_rooms(building), progress=progress)
     metrics.observe(metrics.NIGHTLY_SECONDS, summary["seconds"])
-    if run is not None:
-        NightlyRun.objects.filter(pk=run.pk).update(finished_at=timezone.now(), summary=summary)
     logger.info("nightly reconcile of %s: %s", building, summary)
     return summary
 
@@ -130,16 +208,32 @@ def run_mailbox(mailbox: str, *, run: NightlyRun | None = None) -> dict:
     return summary
 
 
-def run_one(building: Building, local_date: dt.date) -> dict:
+def run_one(building: Building, local_date: dt.date, *, queue_chunk=None, queue_mailbox=None) -> dict:
     """The nightly pass of one building for ``local_date`` (claimed: once, whichever worker
-    gets there first), and the organizer mailboxes not yet done that night.
-    {building name or organizer mailbox: summary} of what ran."""
+    gets there first), and the organizer mailboxes not yet done that night. With
+    ``queue_chunk`` / ``queue_mailbox`` (the tasks' ``delay``) the chunks and the organizer
+    mailboxes are queued, for several workers to share; without, they run here.
+    {building name or organizer mailbox: summary, or "queued"} of what ran."""
     ran = {}
-    run = claim(building, local_date)
-    if run is None:
+    started = start(building, local_date)
+    if started is None:
         return ran
-    ran[building.name] = run_building(building, run=run)
+    run, chunk_ids = started
+    for chunk_id in chunk_ids:
+        if queue_chunk is not None:
+            queue_chunk(chunk_id)
+        else:
+            run_chunk(chunk_id)
+    if queue_chunk is not None:
+        ran[building.name] = {"queued_chunks": len(chunk_ids)}
+    else:
+        ran[building.name] = NightlyRun.objects.get(pk=run.pk).summary
     for mailbox in organizer_mailboxes():
+        if queue_mailbox is not None:
+            if not NightlyRun.objects.filter(mailbox=mailbox.lower(), local_date=local_date).exists():
+                queue_mailbox(mailbox, local_date.isoformat())
+                ran[mailbox] = "queued"
+            continue
         mailbox_run = claim_mailbox(mailbox, local_date)
         if mailbox_run is not None:
             ran[mailbox] = run_mailbox(mailbox, run=mailbox_run)

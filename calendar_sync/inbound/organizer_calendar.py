@@ -35,6 +35,7 @@ from .copies import (
     reconcile_each,
     record_copy,
     still_in_mailbox,
+    unseen_rows,
 )
 
 logger = logging.getLogger("calendar_sync.inbound")
@@ -121,7 +122,7 @@ def sweep_unseen(ctx: Context) -> None:
     live = RoomEvent.objects.filter(
         mailbox=ctx.mailbox, removed_at__isnull=True, reservation__isnull=False, start__lt=ctx.window_end, end__gt=ctx.window_start,
     )
-    gone = [row for row in live if row.event_id not in ctx.seen]
+    gone = list(RoomEvent.objects.filter(pk__in=unseen_rows(ctx, live)).order_by("pk"))
     if not gone:
         return
     candidates = _candidates(ctx, [], gone)

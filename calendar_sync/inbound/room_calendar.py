@@ -66,6 +66,7 @@ from .copies import (
     reconcile_each,
     record_copy,
     still_in_mailbox,
+    unseen_rows,
 )
 
 logger = logging.getLogger("calendar_sync.inbound")
@@ -135,12 +136,9 @@ def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
 def sweep_unseen(ctx: Context) -> None:
     """After a full round: a copy we had seen (a ``RoomEvent``) that the round no longer
     has was deleted. The nightly row (c): only meetings seen before count."""
-    live = RoomEvent.objects.filter(
-        mailbox=ctx.mailbox, removed_at__isnull=True, start__lt=ctx.window_end, end__gt=ctx.window_start,
-    ).select_related("reservation")
-    for row in live:
-        if row.event_id not in ctx.seen:
-            ctx.stats[_vanished(ctx, row.event_id, row, confirm=False)] += 1
+    live = RoomEvent.objects.filter(mailbox=ctx.mailbox, removed_at__isnull=True, start__lt=ctx.window_end, end__gt=ctx.window_start)
+    for row in RoomEvent.objects.filter(pk__in=unseen_rows(ctx, live)).select_related("reservation").order_by("pk"):
+        ctx.stats[_vanished(ctx, row.event_id, row, confirm=False)] += 1
 
 
 def reconcile_notified_deletions(ctx: Context, event_ids: list[str]) -> None:

@@ -184,11 +184,31 @@ def run_nightly_reconcile() -> dict:
 
 @shared_task(acks_late=True, ignore_result=True)
 def nightly_building(building_id: int, local_date: str) -> dict:
-    """One building's nightly pass (claimed once per local date, so a retry is harmless)."""
+    """One building's nightly pass: claimed once per local date, split into ``nightly_chunk``
+    tasks of ``CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS`` rooms for the workers to share, and the
+    organizer mailboxes' rounds queued (``nightly_mailbox``). A retry of a claimed, unfinished
+    night queues its pending chunks again (a chunk runs once: its claim has a lease)."""
     building = Building.objects.filter(pk=building_id).first()
     if building is None:
         return {}
-    return nightly.run_one(building, dt.date.fromisoformat(local_date))
+    if conf.tasks_run_eagerly():
+        return nightly.run_one(building, dt.date.fromisoformat(local_date))
+    return nightly.run_one(building, dt.date.fromisoformat(local_date), queue_chunk=nightly_chunk.delay,
+                           queue_mailbox=nightly_mailbox.delay)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def nightly_chunk(chunk_id: int) -> dict:
+    """The full rounds of one chunk of a building's rooms (nothing when it ran already or
+    another worker holds it); the last chunk finishes the building's run."""
+    return nightly.run_chunk(chunk_id) or {}
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def nightly_mailbox(mailbox: str, local_date: str) -> dict:
+    """An organizer mailbox's nightly round (claimed once per local date)."""
+    run = nightly.claim_mailbox(mailbox, dt.date.fromisoformat(local_date))
+    return nightly.run_mailbox(mailbox, run=run) if run is not None else {}
 
 
 @shared_task(ignore_result=True)

@@ -67,7 +67,12 @@ def test_the_beat_task_queues_one_nightly_task_per_due_building(provider, emulat
     assert tasks.run_nightly_reconcile() == {"HQ": "queued"}
     [(building_id, local_date)] = queued
     assert building_id == atlas.building_id and local_date == at.date().isoformat()
-    assert tasks.nightly_building(building_id, local_date)["HQ"]["created"] == 1
+    chunks = []
+    monkeypatch.setattr(tasks.nightly_chunk, "delay", lambda chunk_id: chunks.append(chunk_id))
+    assert tasks.nightly_building(building_id, local_date) == {"HQ": {"queued_chunks": 1}}  # its rooms, in chunks
+    [chunk_id] = chunks
+    assert tasks.nightly_chunk(chunk_id)["created"] == 1
+    assert NightlyRun.objects.get(building_id=building_id).summary["created"] == 1
     assert tasks.nightly_building(building_id, local_date) == {}  # claimed once per local date
 
 

@@ -1,0 +1,275 @@
+"""What the benches repeat: environment defaults, the bench database, the emulator and its
+control API, Celery workers started and stopped by process group, their resident memory,
+seeded rooms, percentiles and the machine's load.
+
+    from bench import common
+    common.configure("wp_mybench", redis_db=11)   # before Django is imported
+    common.ensure_database()
+    ...
+
+Each bench gets a database of its own (``DATABASE_URL``) and a Redis db of its own
+(``BENCH_REDIS_URL``, else ``REDIS_URL``), so two benches (or two people) never share one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = "contoso.example"
+
+
+# --- environment ----------------------------------------------------------------------------
+
+
+def configure(database: str, *, redis_db: int, settings_module: str = "settings.test") -> None:
+    """Defaults for a bench run; call before Django is imported. ``BENCH_REDIS_URL`` wins over
+    ``REDIS_URL`` (the workers get the same), the database name is the bench's own unless
+    ``DATABASE_URL`` says otherwise."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database}")
+    redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_URL") or f"redis://127.0.0.1:6379/{redis_db}"
+    os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"] = redis_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
+
+
+def ensure_database() -> None:
+    """Create ``DATABASE_URL``'s database if it does not exist (migrations are the caller's)."""
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    conn = psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+
+def load() -> dict:
+    """The machine's load when measured (benches on a shared machine are noisy)."""
+    one, five, fifteen = os.getloadavg()
+    return {"loadavg_1m": round(one, 2), "loadavg_5m": round(five, 2), "loadavg_15m": round(fifteen, 2), "cpus": os.cpu_count()}
+
+
+def percentile(values, p: float) -> float | None:
+    """Nearest-rank percentile ``p`` (0–100) of ``values``; None when empty."""
+    values = sorted(values)
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 3)
+
+
+# --- the emulator ---------------------------------------------------------------------------
+
+
+class Control:
+    """The emulator's control API (``/_emulator``)."""
+
+    def __init__(self, base_url: str, ca_path):
+        import requests
+
+        self.base = base_url.rstrip("/") + "/_emulator"
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.verify = str(ca_path)
+
+    def call(self, method: str, path: str, payload=None):
+        resp = self.http.request(method, self.base + path, json=payload, timeout=60)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+
+def start_emulator(prefix: str = "bench-"):
+    """A started emulator (seed "demo"), the Django settings pointed at it; returns (server, control)."""
+    from django.conf import settings
+
+    from graph_emulator import EmulatorServer
+
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix=prefix))
+    srv.start()
+    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
+    settings.GRAPH_EMULATOR_URL = srv.base_url
+    return srv, Control(srv.base_url, srv.ca_path)
+
+
+def seed_rooms(control: Control, building, names: list[str], *, capacity: int = 8, prefix: str = "") -> list:
+    """Room mailboxes ``names`` (local parts) in the emulator and synced ``Room`` rows of ``building``."""
+    from workplace.models import Room
+
+    upns = [f"{prefix}{name}@{DOMAIN}" for name in names]
+    control.call("POST", "/seed", {"rooms": [{"upn": upn, "displayName": upn.split("@")[0], "capacity": capacity} for upn in upns]})
+    Room.objects.bulk_create([Room(building=building, name=upn.split("@")[0], capacity=capacity, mailbox=upn, sync_enabled=True)
+                              for upn in upns])
+    return list(Room.objects.filter(building=building, mailbox__in=upns).order_by("name"))
+
+
+# --- Celery workers -------------------------------------------------------------------------
+
+
+def start_workers(srv, n: int, *, queues: str | None = None, concurrency: int = 2, name: str = "bench",
+                  settings_module: str = "tests.calendar_sync.worker_settings", wait: float = 4.0,
+                  extra_args: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+    """``n`` Celery worker processes, each its own process group (``stop_workers`` ends the group:
+    the prefork children with it). Logs: $TMPDIR/<name>-worker-<i>.log."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "GRAPH_CA_BUNDLE": str(srv.ca_path),
+           "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
+    procs = []
+    for i in range(n):
+        command = [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
+                   "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"{name}-{i}@%h", *extra_args]
+        if queues:
+            command += ["-Q", queues]
+        log = open(Path(tempfile.gettempdir()) / f"{name}-worker-{i}.log", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        for proc in procs:
+            if proc.poll() is not None:
+                stop_workers(procs)
+                raise RuntimeError(f"a worker did not start; see {tempfile.gettempdir()}/{name}-worker-*.log")
+    return procs
+
+
+def stop_workers(procs, *, grace: float = 10.0) -> None:
+    """SIGTERM each worker's process group, SIGKILL what is left after ``grace`` seconds."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    out = [pid]
+    try:
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            out += process_tree(int(child))
+    except OSError:
+        pass
+    return out
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (/proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class MemoryWatch:
+    """Peak resident memory and CPU time of the worker processes, per phase (``reset`` starts
+    one). Each process's own ``VmHWM``, the kernel's high-water mark, so no short peak is
+    missed between samples (sampled while the processes live, since a process's figures go
+    with it). ``peak_kb``: the largest process; ``growth_kb``: the most any process grew over
+    its resident size at the phase's start; ``peak_sum_kb``: the largest sum at one sample;
+    ``cpu_seconds``: CPU the processes used in the phase."""
+
+    def __init__(self, procs, interval: float = 0.5):
+        self.procs = procs
+        self.interval = interval
+        self.hwm: dict[int, int] = {}
+        self.start_rss: dict[int, int] = {}
+        self.start_cpu: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self.peak_sum_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def pids(self) -> list[int]:
+        return [pid for proc in self.procs for pid in process_tree(proc.pid)]
+
+    def reset(self) -> None:
+        """Start a new phase: each process's high-water mark back to its current RSS
+        (``echo 5 > /proc/PID/clear_refs``, Linux ≥ 4.0), the recorded figures forgotten."""
+        for pid in self.pids():
+            try:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+        self.hwm.clear()
+        self.cpu.clear()
+        self.peak_sum_kb = 0
+        self.start_rss = {pid: _status_kb(pid, "VmRSS") for pid in self.pids()}
+        self.start_cpu = {pid: _cpu_seconds(pid) for pid in self.start_rss}
+        self.sample()
+
+    def sample(self) -> None:
+        pids = self.pids()
+        for pid in pids:
+            self.hwm[pid] = max(self.hwm.get(pid, 0), _status_kb(pid, "VmHWM"))
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), _cpu_seconds(pid))
+        self.peak_sum_kb = max(self.peak_sum_kb, sum(_status_kb(pid, "VmRSS") for pid in pids))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    @property
+    def peak_kb(self) -> int:
+        return max(self.hwm.values(), default=0)
+
+    @property
+    def growth_kb(self) -> int:
+        return max((hwm - self.start_rss.get(pid, hwm) for pid, hwm in self.hwm.items()), default=0)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(cpu - self.start_cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())
+
+
+if __name__ == "__main__":  # ``make bench`` runs every bench/*.py: this one only says the load
+    print(json.dumps({"bench": "common (scaffolding, no measurement)", **load()}))
