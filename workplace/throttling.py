@@ -53,6 +53,10 @@ def _period_words(seconds: int) -> str:
     return {1: "second", 60: "minute", 3600: "hour", 86400: "day"}.get(seconds, f"{seconds} s")
 
 
+def _now() -> float:
+    return time.time()
+
+
 def parse_rate(rate: str) -> tuple[int, int]:
     """``"10/min"`` → (10, 60), as DRF reads it (the period's first letter counts)."""
     count, period = rate.split("/")
@@ -69,7 +73,7 @@ def hit(scope: str, ident: str, *, rate: str | None = None, now: float | None = 
     if not rate:
         return None
     limit, period = parse_rate(rate)
-    now = time.time() if now is None else now
+    now = _now() if now is None else now
     window = int(now // period)
     key = f"{KEY_PREFIX}:{scope}:{ident}:{window}"
     try:
@@ -111,7 +115,7 @@ def too_many(request: HttpRequest, refusal: Refusal, *, template: str | None = N
     page ``template`` (or a plain message page) showing the message as a form error."""
     if template is None or wants_json(request):
         response: HttpResponse = JsonResponse(
-            {"message": refusal.message, "extra": {"retry_after": refusal.retry_after}, "code": "throttled"}, status=429,
+            {"message": refusal.message, "extra": {}, "code": "throttled"}, status=429,
         )
     else:
         response = render(request, template, {**(context or {}), "error": refusal.message}, status=429)
