@@ -52,8 +52,11 @@ def finder(request: HttpRequest) -> HttpResponse:
     page = page_of(portal_selectors.finder_rooms(rooms), FINDER_PAGE_SIZE, request.GET.get("page"))
     page_rooms = list(page.object_list)
     for room in page_rooms:  # from the cached lists, not a join per row
-        room.building = listed.building_by_id(room.building_id)
-        room.floor = listed.floor_by_id(room.floor_id) if room.floor_id else None
+        building_of, floor_of = listed.building_by_id(room.building_id), listed.floor_by_id(room.floor_id)
+        if building_of is not None:  # else (lists older than the room) Django reads it
+            room.building = building_of
+        if floor_of is not None or not room.floor_id:
+            room.floor = floor_of
     bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
     query = request.GET.copy()
     query.pop("page", None)

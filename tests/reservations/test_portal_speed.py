@@ -20,7 +20,7 @@ from tests.factories import (
     days_ahead,
 )
 from workplace import catalogue
-from workplace.models import Arrangement, Equipment, Room
+from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -214,3 +214,17 @@ def test_finder_pages_as_django_paginates_them(alice_client, warm, hq, asked, sh
 def test_a_finder_page_beyond_the_rooms_matching_shows_the_empty_state(alice_client, warm, hq):
     page = text(warm("/", {"building": "hq", "page": "3", "capacity": "500"}))
     assert "0 rooms" in page and "No room matches these filters" in page
+
+
+def test_rooms_added_around_the_signals_still_draw_from_the_database(alice_client, warm, hq, atlas):
+    """Lists cached before a building, floor and room were written with bulk_create (no signals):
+    the finder and the grid read what the cached lists lack instead of failing."""
+    warm("/")
+    warm("/calendar/", {"building": "hq"})
+    (annex,) = Building.objects.bulk_create([Building(name="Annex", code="annex", timezone="Europe/Berlin")])
+    (loft,) = Floor.objects.bulk_create([Floor(building=hq, name="Loft", level=9)])
+    Room.objects.bulk_create([Room(building=annex, name="Shed", capacity=3), Room(building=hq, floor=loft, name="Perch", capacity=2)])
+    page = text(alice_client.get("/"))
+    assert ">Shed</h3>" in page and "Annex" in page and ">Perch</h3>" in page and "HQ · Loft" in page
+    page = text(alice_client.get("/calendar/", {"building": "hq"}))
+    assert "Perch" in page and "· Loft" in page
