@@ -8,9 +8,9 @@ or layout: the model signals connected in ``apps.py`` call ``invalidate``, which
 catalogue to a new version, at once and again when the edit commits. The cached copy
 carries the version it was read under and serves only while that is still the version
 (both come in one round trip): a copy read before an edit commits is outdated by the
-commit's bump and read again. Edits that bypass the
-signals (``QuerySet.update``, raw SQL) don't touch these lists' fields in the product; the
-cached copy also expires after ``CACHE_SECONDS``.
+commit's bump and read again. Writes that bypass the signals (``QuerySet.update``,
+``bulk_create``, SQL) show once the copy expires (``CACHE_SECONDS``) or after an explicit
+``invalidate()``; until then the pages read from the database what the copy lacks.
 """
 
 import dataclasses
