@@ -34,6 +34,7 @@ SLOT_MINUTES = 30
 WEEK_START_HOUR = 7
 WEEK_END_HOUR = 21
 
+# Read as named tuples with these attributes (no model instance per reservation: a grid draws many).
 _FIELDS = ("id", "room_id", "start", "end", "subject", "requested_for_id", "requested_by_id")
 
 
@@ -50,7 +51,7 @@ def _busy_cell(reservation: Reservation, room: Room, user: AbstractBaseUser, spa
     label, mine, openable = _label(reservation, room, user)
     when = f"{reservation.start.astimezone(tz):%H:%M}–{reservation.end.astimezone(tz):%H:%M}"
     text = escape(label)
-    inner = (f'<a href="{id_url("portal:reservation_detail", reservation.pk)}">{text}</a>'
+    inner = (f'<a href="{id_url("portal:reservation_detail", reservation.id)}">{text}</a>'
              if openable else f"<span>{text}</span>")
     css = "busy mine" if mine else "busy"
     colspan = f' colspan="{span}"' if span > 1 else ""
@@ -80,7 +81,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     by_room: dict[int, list[Reservation]] = defaultdict(list)
     for row in (Reservation.objects.filter(room__in=[r.pk for r in rooms], state__in=ACTIVE_STATES,
                                            start__lt=view_end, end__gt=view_start)
-                .only(*_FIELDS).order_by("start")):
+                .order_by("start").values_list(*_FIELDS, named=True)):
         by_room[row.room_id].append(row)
     labels = [(f"{s:%H:%M}", f"{e:%H:%M}") for s, e in bounds]
     past = [e <= now for _, e in bounds]
@@ -130,7 +131,7 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
     week_end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     reservations = list(
         Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=week_end, end__gt=week_start)
-        .only(*_FIELDS).order_by("start")
+        .order_by("start").values_list(*_FIELDS, named=True)
     )
     book_url = id_url("portal:book", room.pk)
     day_labels = [f"{d:%A} {d.day} {d:%B}" for d in days]
@@ -145,7 +146,7 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
             if holder is not None:
                 label, mine, openable = _label(holder, room, user)
                 text = escape(label)
-                inner = (f'<a href="{id_url("portal:reservation_detail", holder.pk)}">{text}</a>'
+                inner = (f'<a href="{id_url("portal:reservation_detail", holder.id)}">{text}</a>'
                          if openable else text)
                 cells.append(f'<td class="busy{" mine" if mine else ""}">{inner}</td>')
             elif end <= now:

@@ -46,6 +46,22 @@ class LightInput:
         return mark_safe(f'<input type="{widget["type"]}" name="{escape(widget["name"])}"{shown}{flatatt(widget["attrs"])}>')  # noqa: S308
 
 
+class LightCheckboxSelectMultiple(forms.CheckboxSelectMultiple):
+    """Checkboxes whose ``{{ box.tag }}`` (each option's ``<input>``) is written in Python (see
+    LightSelect): the same markup as Django's option templates, without three template
+    includes per option."""
+
+    def _render(self, template_name, context, renderer=None):
+        widget = context["widget"]
+        if template_name != self.option_template_name or widget.get("wrap_label"):
+            return super()._render(template_name, context, renderer)
+        shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
+        # As django/forms/widgets/attrs.html: in order, True as a bare name, False left out.
+        attrs = "".join(f" {escape(k)}" if v is True else f' {escape(k)}="{escape(v)}"'
+                        for k, v in widget["attrs"].items() if v is not False)
+        return mark_safe(f'<input type="{widget["type"]}" name="{escape(widget["name"])}"{shown}{attrs}>')  # noqa: S308
+
+
 class LightDateInput(LightInput, forms.DateInput):
     pass
 
@@ -115,7 +131,7 @@ class FinderForm(forms.Form):
     building = ListedChoiceField(required=False, empty_label="Any building", widget=LightSelect)
     floor = ListedChoiceField(required=False, empty_label="Any floor", widget=LightSelect)
     capacity = forms.IntegerField(required=False, min_value=1, max_value=10_000, label="Seats (at least)", widget=LightNumberInput)
-    equipment = ListedMultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    equipment = ListedMultipleChoiceField(required=False, widget=LightCheckboxSelectMultiple)
     arrangement = forms.ChoiceField(required=False, label="Layout", widget=LightSelect)
     date = DayField(required=False, widget=LightDateInput(attrs={"type": "date"}))
     free_from = forms.TimeField(required=False, label="Free from", widget=LightTimeInput(format="%H:%M", attrs={"type": "time"}))

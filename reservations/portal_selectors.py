@@ -9,13 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reservations import rules
 from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
 from reservations.selectors import reservation_list_for_user, reservation_visible_to
-from workplace.models import Arrangement, Room
+from workplace.models import Room
 
 # The finder's day view spans these building-local hours (bookings outside are clipped).
 DAY_VIEW_START_HOUR = 7
@@ -33,25 +33,8 @@ FINDER_ROOM_FIELDS = ("id", "name", "capacity", "building_id", "floor_id", "sync
 
 def finder_rooms(rooms: QuerySet[Room]) -> QuerySet[Room]:
     """``rooms`` (``selectors.room_list_available``) with only the columns a finder row shows:
-    no joined building or floor, no prefetch (``room_facts`` reads the names it needs)."""
+    no joined building or floor, no prefetch (``workplace.catalogue`` holds the names it lists)."""
     return rooms.select_related(None).prefetch_related(None).only(*FINDER_ROOM_FIELDS)
-
-
-def room_facts(*, room_ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:
-    """{room id: (equipment names by name, layout names default first)}: one query of
-    (room, kind, rank, name) rows, whatever the number of rooms."""
-    facts: dict[int, tuple[list[str], list[str]]] = {pk: ([], []) for pk in room_ids}
-    if not facts:
-        return facts
-    ids = list(facts)
-    held = (Room.equipment.through.objects.filter(room_id__in=ids)
-            .annotate(kind=Value(0), rank=Value(0), label=F("equipment__name")).values_list("room_id", "kind", "rank", "label"))
-    layouts = (Arrangement.objects.filter(room_id__in=ids)
-               .annotate(kind=Value(1), rank=Case(When(is_default=True, then=Value(0)), default=Value(1)), label=F("name"))
-               .values_list("room_id", "kind", "rank", "label"))
-    for room_id, kind, _rank, name in held.union(layouts, all=True).order_by("kind", "rank", "label"):
-        facts[room_id][kind].append(name)
-    return facts
 
 
 def room_day_bookings(*, rooms: Sequence[Room], day: dt.date, user: AbstractBaseUser) -> dict[int, list[dict]]:

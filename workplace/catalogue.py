@@ -1,16 +1,16 @@
 """The space directory's short lists, as the portal's filters show them: buildings (and which of
-them have reservable rooms), floors, equipment and the layout names in use, read from the
-shared cache (Redis) instead of four queries on every finder or calendar page (issue 14's
-page-speed target).
+them have reservable rooms), floors, equipment and the layout names in use, and each
+reservable room's equipment and layouts as the finder lists them, read from the shared cache
+(Redis) instead of queries on every finder or calendar page (issue 14's page-speed target).
 
 The lists change when an admin (or a room import) edits a building, floor, room, equipment
 or layout: the model signals connected in ``apps.py`` call ``invalidate``, which moves the
 catalogue to a new version, at once and again when the edit commits. The cached copy
 carries the version it was read under and serves only while that is still the version
 (both come in one round trip): a copy read before an edit commits is outdated by the
-commit's bump and read again. Edits that bypass the
-signals (``QuerySet.update``, raw SQL) don't touch these lists' fields in the product; the
-cached copy also expires after ``CACHE_SECONDS``.
+commit's bump and read again. Writes that bypass the signals (``QuerySet.update``,
+``bulk_create``, SQL) show once the copy expires (``CACHE_SECONDS``) or after an explicit
+``invalidate()``; until then the pages read from the database what the copy lacks.
 """
 
 import dataclasses
@@ -23,7 +23,9 @@ from django.db import transaction
 from workplace.models import Arrangement, Building, Equipment, Floor, Room
 
 VERSION_KEY = "workplace:catalogue:version"
-DATA_KEY = "workplace:catalogue"
+# Bump the number when ``Catalogue`` changes shape: processes of the previous release keep
+# reading (and writing) the old key until they stop.
+DATA_KEY = "workplace:catalogue:2"
 CACHE_SECONDS = 600
 
 
@@ -34,6 +36,9 @@ class Catalogue:
     equipment: tuple[Equipment, ...]  # by name
     arrangement_names: tuple[str, ...]  # the distinct layout names of all rooms, sorted
     reservable_building_ids: frozenset[int]  # buildings with at least one reservable room
+    # {room id: (its equipment as indexes into ``equipment``, by name; its layouts as indexes
+    # into ``arrangement_names``, the default first)}: what a finder row lists, without a query.
+    room_facts: dict[int, tuple[tuple[int, ...], tuple[int, ...]]]
 
     @functools.cached_property
     def _buildings_by_id(self) -> dict[int, Building]:
@@ -60,6 +65,11 @@ class Catalogue:
     def bookable_buildings(self) -> list[Building]:
         return [b for b in self.buildings if b.pk in self.reservable_building_ids]
 
+    def facts_of(self, room_id: int) -> tuple[list[str], list[str]]:
+        """(equipment names by name, layout names default first) of a room."""
+        equipment, layouts = self.room_facts.get(room_id, ((), ()))
+        return [self.equipment[i].name for i in equipment], [self.arrangement_names[i] for i in layouts]
+
 
 def _read() -> Catalogue:
     buildings = list(Building.objects.order_by("name"))
@@ -67,17 +77,30 @@ def _read() -> Catalogue:
     floors = list(Floor.objects.order_by("building__name", "level", "name"))
     for floor in floors:  # str(floor) names its building: no query per floor when drawn
         floor.building = by_id[floor.building_id]
+    equipment = tuple(Equipment.objects.order_by("name"))
+    equipment_index = {e.pk: i for i, e in enumerate(equipment)}
+    names = tuple(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct())
+    name_index = {name: i for i, name in enumerate(names)}
+    held: dict[int, list[int]] = {}
+    for room_id, equipment_id in (Room.equipment.through.objects.filter(room__reservable=True)
+                                  .order_by("room_id", "equipment__name").values_list("room_id", "equipment_id")):
+        held.setdefault(room_id, []).append(equipment_index[equipment_id])
+    laid: dict[int, list[int]] = {}
+    for room_id, name in (Arrangement.objects.filter(room__reservable=True).order_by("room_id", "-is_default", "name")
+                          .values_list("room_id", "name")):
+        laid.setdefault(room_id, []).append(name_index[name])
     return Catalogue(
         buildings=tuple(buildings),
         floors=tuple(floors),
-        equipment=tuple(Equipment.objects.order_by("name")),
-        arrangement_names=tuple(Arrangement.objects.order_by("name").values_list("name", flat=True).distinct()),
+        equipment=equipment,
+        arrangement_names=names,
         reservable_building_ids=frozenset(Room.objects.filter(reservable=True).values_list("building_id", flat=True).distinct()),
+        room_facts={room_id: (tuple(held.get(room_id, ())), tuple(laid.get(room_id, ()))) for room_id in held.keys() | laid.keys()},
     )
 
 
 def catalogue() -> Catalogue:
-    """The lists: one cache round trip, or five queries when the cache doesn't hold them (or
+    """The lists: one cache round trip, or seven queries when the cache doesn't hold them (or
     holds them under an older version)."""
     found = cache.get_many([VERSION_KEY, DATA_KEY])
     version = found.get(VERSION_KEY)

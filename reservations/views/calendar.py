@@ -48,7 +48,8 @@ def building_day(request: HttpRequest) -> HttpResponse:
     floor_of = {f.pk: f for f in floors}
     for room in page_rooms:  # from the cached lists, not a join per row
         room.building = building
-        room.floor = floor_of.get(room.floor_id)
+        if room.floor_id in floor_of or not room.floor_id:  # else (lists older than the room) Django reads it
+            room.floor = floor_of.get(room.floor_id)
     rows = calendar_grid.day_grid_rows(rooms=page_rooms, day=day, tz=tz, user=request.user)
 
     def link(**changes) -> str:

@@ -52,9 +52,11 @@ def finder(request: HttpRequest) -> HttpResponse:
     page = page_of(portal_selectors.finder_rooms(rooms), FINDER_PAGE_SIZE, request.GET.get("page"))
     page_rooms = list(page.object_list)
     for room in page_rooms:  # from the cached lists, not a join per row
-        room.building = listed.building_by_id(room.building_id)
-        room.floor = listed.floor_by_id(room.floor_id) if room.floor_id else None
-    facts = portal_selectors.room_facts(room_ids=[room.pk for room in page_rooms])
+        building_of, floor_of = listed.building_by_id(room.building_id), listed.floor_by_id(room.floor_id)
+        if building_of is not None:  # else (lists older than the room) Django reads it
+            room.building = building_of
+        if floor_of is not None or not room.floor_id:
+            room.floor = floor_of
     bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
     query = request.GET.copy()
     query.pop("page", None)
@@ -66,7 +68,7 @@ def finder(request: HttpRequest) -> HttpResponse:
     links = {"week_suffix": f"?week={day.isoformat()}", "book_suffix": escape(book_suffix)}
     context = {
         "form": form, "page": page, "day": day, "tz_name": str(tz),
-        "rows": [_finder_row(room, bookings.get(room.pk, []), facts[room.pk], links) for room in page_rooms],
+        "rows": [_finder_row(room, bookings.get(room.pk, []), listed.facts_of(room.pk), links) for room in page_rooms],
         "query": query.urlencode(),
         "hours": [{"hour": h, "left": round((h - first) / (last - first) * 100, 2)} for h in range(first, last + 1, 2)],
         "free_from": free_from, "free_to": free_to,
