@@ -204,7 +204,7 @@ class MemoryWatch:
     """Peak resident memory and CPU time of the worker processes, per phase (``reset`` starts
     one). Each process's own ``VmHWM``, the kernel's high-water mark, so no short peak is
     missed between samples (sampled while the processes live, since a process's figures go
-    with it). ``peak_kb``: the largest process; ``growth_kb``: the most any process grew over
+    with it). ``peak_kb``: the largest process, ``peak_child_kb``: the largest pool child; ``growth_kb``: the most any process grew over
     its resident size at the phase's start; ``peak_sum_kb``: the largest sum at one sample;
     ``cpu_seconds``: CPU the processes used in the phase."""
 
@@ -261,6 +261,12 @@ class MemoryWatch:
     @property
     def peak_kb(self) -> int:
         return max(self.hwm.values(), default=0)
+
+    @property
+    def peak_child_kb(self) -> int:
+        """The largest pool child (the processes that run the tasks; the worker's main process left out)."""
+        mains = {proc.pid for proc in self.procs}
+        return max((hwm for pid, hwm in self.hwm.items() if pid not in mains), default=0)
 
     @property
     def growth_kb(self) -> int:

@@ -192,3 +192,19 @@ def test_an_unchanged_rooms_round_costs_the_same_queries_whatever_its_size(provi
         assert result.stats["unchanged"] == (3 if mailbox == ATLAS else 12) and result.requests == 1
         counts[mailbox] = len(queries.captured_queries)
     assert counts[ATLAS] == counts[BOREALIS] <= 10, counts
+
+
+def test_the_organizer_mailboxes_get_a_nightly_task_of_their_own(provider, emulator, atlas, strict, celery_not_eager, monkeypatch):
+    """Not eager: the building's task queues each organizer mailbox not yet done that night
+    (``nightly_mailbox``), which claims it once per local date."""
+    from tests.calendar_sync.inbound_helpers import ORGANIZER
+
+    monkeypatch.setattr(nightly, "organizer_mailboxes", lambda: [ORGANIZER])
+    queued = _queued(monkeypatch)
+    today = dt.date.today().isoformat()
+    assert inbound_tasks.nightly_building(atlas.building_id, today)[ORGANIZER] == "queued"
+    assert queued["mailboxes"] == [(ORGANIZER, today)]
+    summary = inbound_tasks.nightly_mailbox(ORGANIZER, today)
+    assert summary["mailboxes"] == 1 and summary["requests"] >= 1
+    assert NightlyRun.objects.get(mailbox=ORGANIZER).finished_at is not None
+    assert inbound_tasks.nightly_mailbox(ORGANIZER, today) == {}  # claimed once per local date
