@@ -143,6 +143,7 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
             f'?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book ',
             f', {day_labels[d]}, {s}–{e}"></a></td>',
         ))
+    any_past = any(past)
     out = []
     for room in rooms:
         book_url = f"{book_head}{room.pk}{book_tail}"
@@ -167,6 +168,9 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
                         holder[base + k] = r
         cells: list[str] = []
         h = 0  # hour column index within the row
+        if not reservations and not any_past:  # the whole week free: the common case, drawn at once
+            h = total_hours
+            cells = [f"{pre}{book_url}{mid}{name}{post}" for pre, mid, post in free_parts]
         while h < total_hours:
             d, k = divmod(h, HOURS)
             a = d * halves_per_day + 2 * k
