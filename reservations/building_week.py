@@ -17,13 +17,13 @@ of all the page's rooms over the whole week (``busy_intervals``)."""
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from html import escape  # what django.utils.html.escape calls, without its lazy wrapper
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from reservations.calendar_grid import _label
