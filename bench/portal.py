@@ -12,8 +12,9 @@
 5. print JSON: p50/p99 in ms, each page's p50/p99 ÷ the trivial GET's, and the number of
    queries per filter set; the targets are p99 <= 200 ms and ratios <= 8× (p50), <= 15× (p99).
 
-The pages: the finder (four filter sets), a room's week, a building's day grid (all three with
-the targets) and my reservations (50 rows a page; reported, not part of ``meets_target``).
+The pages: the finder (four filter sets), a room's week, a building's day grid and its week
+(all four with the targets) and my reservations (50 rows a page; reported, not part of
+``meets_target``).
 BENCH_PROFILE=1 prints a cProfile of the finder to stderr; BENCH_PROFILE=calendar profiles the grid.
 
 Usage: python bench/portal.py [--iterations 60]
@@ -210,6 +211,17 @@ def main() -> None:
         "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
         "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
         "rows_drawn": response.content.count(b'<tr id="rsv-'),
+    }
+    # A building's week (issue 14): b0's first 25 rooms, next week's Monday to Friday 08:00–18:00 in hour columns.
+    week_params = {"building": "b0", "date": (today + dt.timedelta(days=7)).isoformat()}
+    timings, cpu, response = timed("/calendar/week/", week_params)
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/calendar/week/", week_params)
+    results["building_week"] = {
+        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
+        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
+        "rooms_drawn": response.content.count(b"<tr data-room="), "busy_cells": response.content.count(b'<td class="busy'),
+        "free_links": response.content.count(b'aria-label="Book '),
     }
     trivial_after, _, _ = timed(TRIVIAL_URL, {})
     (b50, b99), (a50, a99) = p50_p99(trivial_before), p50_p99(trivial_after)

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -46,12 +47,12 @@ def building_week(request: HttpRequest) -> HttpResponse:
     rooms = Room.objects.none()
     if building is not None and valid:
         rooms = (Room.objects.filter(building=building, reservable=True).select_related("floor")
-                 .defer("description", "exchange_values", "kept_fields", "exchange_differences")
+                 .only("id", "name", "capacity", "show_subjects", "building_id", "floor__id", "floor__name")
                  .order_by("floor__level", "floor__name", "name"))
         if floor is not None:
             rooms = rooms.filter(floor=floor)
     page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = grid.week_rows(rooms=list(page.object_list), days=days, tz=tz, user=request.user)
+    rows = grid.week_rows(rooms=list(page.object_list), days=days, tz=tz, user=request.user, show_floor=floor is None)
 
     def link(**changes) -> str:
         query = {"building": building.code if building else "", "floor": floor.pk if floor else "",
@@ -60,13 +61,11 @@ def building_week(request: HttpRequest) -> HttpResponse:
         return "?" + urlencode({k: v for k, v in query.items() if v})
 
     this_monday = today - dt.timedelta(days=today.weekday())
-    columns = grid.week_columns(days)
-    for column in columns:
-        column["day_url"] = link(date=column["date"].isoformat(), days="")
-        column["today"] = column["date"] == today
+    day_grid = reverse("portal:building_day")
+    head = grid.week_head(days=days, day_urls=[day_grid + link(date=d.isoformat(), days="") for d in days], today=today)
     context = {
         "form": form, "building": building, "floor": floor, "monday": monday, "days": days, "n_days": n_days,
-        "tz_name": str(tz), "page": page, "rows": rows, "columns": columns, "hours_per_day": grid.HOURS,
+        "tz_name": str(tz), "page": page, "rows": rows, "head": head, "hours_per_day": grid.HOURS,
         "total_columns": n_days * grid.HOURS + 1,
         "work_start": f"{grid.WORK_START_HOUR:02d}:00", "work_end": f"{grid.WORK_END_HOUR:02d}:00",
         "nav": {

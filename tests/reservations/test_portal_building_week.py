@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from reservations import building_week
-from reservations.models import Reservation
+from reservations.models import ACTIVE_STATES, Reservation
 from tests.factories import (
     BERLIN,
     BuildingFactory,
@@ -169,7 +169,7 @@ def test_past_hours_and_the_current_half_hour(alice, atlas):
     monday = next_monday()
     now = at(monday, 10, 40)
     rows = building_week.week_rows(rooms=[atlas], days=building_week.week_days(monday, 5), tz=BERLIN, user=alice, now=now)
-    row = str(rows[0]["cells"])
+    row = str(rows[0]["html"])
     assert 'class="past day-start" data-slot="0" data-day="0" colspan="2" data-span="2"' in row  # 08:00–10:00 over
     ten = cell_at(row, 2)
     assert 'class="part open-end"' in ten and link_of(ten).endswith("start=10:30&end=11:00")
@@ -184,7 +184,7 @@ def test_a_week_changing_to_summer_time(alice, bob):
     sunday = monday + dt.timedelta(days=6)
     ReservationFactory(room=room, requested_by=bob, requested_for=bob, start=at(sunday, 9), end=at(sunday, 10))
     row = str(building_week.week_rows(rooms=[room], days=building_week.week_days(monday, 7), tz=BERLIN, user=alice,
-                                      now=at(monday, 0))[0]["cells"])
+                                      now=at(monday, 0))[0]["html"])
     assert 'class="busy' in cell_at(row, 61) and "09:00–10:00" in cell_at(row, 61)
     assert link_of(cell_at(row, 62)).endswith(f"date={sunday.isoformat()}&start=10:00&end=11:00")
 
@@ -260,3 +260,21 @@ def test_one_query_for_the_busy_intervals_of_all_rooms(alice_client, hq, monday)
     assert len(many) == len(few) == 8, "\n".join(many)
     assert sum('"reservations_reservation"' in sql for sql in many) == 1
     assert page.count("<tr data-room=") == 25 and page.count('class="part busy-half open-end') == 22 * 7 * 3 and page.count('<td class="busy') == 3
+
+
+def test_the_busy_query_agrees_with_the_orm(alice, bob, atlas, dojo, monday):
+    """busy_intervals writes its SQL by hand: it must return what the ORM would, states included."""
+    tuesday = monday + dt.timedelta(days=1)
+    keep = [
+        ReservationFactory(room=atlas, requested_by=alice, requested_for=bob, subject="A", start=at(monday, 7), end=at(monday, 8, 30)),
+        ReservationFactory(room=dojo, requested_by=bob, requested_for=bob, subject="B", start=at(tuesday, 17, 45), end=at(tuesday, 19),
+                           state="awaiting_confirmation"),
+    ]
+    ReservationFactory(room=dojo, start=at(tuesday, 10), end=at(tuesday, 11), state="cancelled")
+    ReservationFactory(room=dojo, start=at(monday, 6), end=at(monday, 8))  # ends as the window opens
+    start, end = at(monday, 8), at(monday + dt.timedelta(days=4), 18)
+    got = building_week.busy_intervals(rooms=[atlas, dojo], start=start, end=end)
+    expected = Reservation.objects.filter(room__in=[atlas, dojo], state__in=ACTIVE_STATES, start__lt=end, end__gt=start)
+    assert sorted(b.id for rows in got.values() for b in rows) == sorted(expected.values_list("id", flat=True)) == sorted(r.pk for r in keep)
+    a = got[atlas.pk][0]
+    assert (a.start, a.end, a.subject, a.requested_by_id, a.requested_for_id) == (keep[0].start, keep[0].end, "A", alice.pk, bob.pk)
