@@ -162,7 +162,7 @@ def start_workers(srv, n: int, *, pool: str, concurrency: int) -> list[subproces
            "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT), "DATABASE_CONN_MAX_AGE": "60"}
     procs = []
     for i in range(n):
-        log = open(Path(tempfile.gettempdir()) / f"bench-scale-worker-{i}.log", "wb")  # noqa: SIM115
+        log = open(Path(tempfile.gettempdir()) / f"bench-scale-{os.getpid()}-worker-{i}.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", f"--pool={pool}", f"--concurrency={concurrency}",
              "-Q", "outbound", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-scale-{i}@%h"],
