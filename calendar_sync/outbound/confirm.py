@@ -73,13 +73,19 @@ ANSWER_READ_KEY = "calendar_sync:answer-read:{}"
 ANSWER_READ_CAP_SECONDS = 60.0
 
 
-def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float) -> list[Reservation]:
+ANSWER_READS_PER_ROUND = 40
+
+
+def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, most: int = ANSWER_READS_PER_ROUND) -> list[Reservation]:
     """The reservations whose next answer read is due, each read spaced out from its last:
     ``base`` seconds after the first, then twice as long each time, at most a minute apart.
     Without it every scheduled check re-read every meeting still waiting — hundreds of reads
     a minute into the one organizer mailbox in Strict mode, taking its 4 request slots from
     the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
-    worker's check counts."""
+    worker's check counts. At most ``most`` per round, the longest waiting first: the reads of
+    a round run one after another, and a round marks only what it reads itself — a long
+    round would leave meetings marked but unread while the next rounds skip them; the rest
+    are due in the next round (a check is scheduled every confirm delay while any wait)."""
     keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
     seen = cache.get_many(list(keys.values()))
     now = time.time()
@@ -88,6 +94,8 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
         reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
         if next_at > now:
             continue
+        if len(due) >= most:
+            break
         due.append(reservation)
         marks[keys[reservation.pk]] = (reads + 1, now + min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads))
     if marks:
