@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -103,7 +104,8 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
     return due
 
 
-def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False) -> dict:
+def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
+                  on_more: Callable[[], None] | None = None) -> dict:
     """Read the room's answer for awaiting reservations pushed recently. Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
@@ -114,8 +116,11 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
     reservations = list(qs.order_by("created_at")[:limit])
     if spaced and reservations:
         settings = conf.get()
+        waiting = len(reservations)
         reservations = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
                                        keep=max_age_seconds or settings.confirm_follow_up_seconds)
+        if on_more is not None and len(reservations) == ANSWER_READS_PER_ROUND and waiting > len(reservations):
+            on_more()  # more may be due: the next round reads them alongside this one
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
