@@ -24,7 +24,9 @@ Reported per run (JSON on stdout, each run also on stderr as it ends):
 - ``max_in_flight_per_mailbox`` as the emulator saw it (must stay ≤ 4) and ``graph_429s``
   (every request in the run is the product's: any 429 is one it caused), by mailbox;
 - ``load``: the 1-minute load average before and after the run (2 shared cores: read the
-  ratios, not the seconds).
+  ratios, not the seconds), and ``worker_cpu_ms_per_push`` / ``worker_cores_used``: the CPU
+  the workers' processes used (boot included): a run whose workers got all the CPU they
+  could is bound by the machine, not by Graph's limits or the product's waits.
 
     .venv/bin/python bench/scale_outbound.py                  # scaled down: 300 reservations, 200 rooms (a few minutes)
     .venv/bin/python bench/scale_outbound.py --full           # the full size: 10,000 reservations over 200 rooms
@@ -160,13 +162,32 @@ def start_workers(srv, n: int, *, pool: str, concurrency: int) -> list[subproces
            "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT), "DATABASE_CONN_MAX_AGE": "60"}
     procs = []
     for i in range(n):
-        log = open(Path(tempfile.gettempdir()) / f"bench-scale-worker-{i}.log", "wb")  # noqa: SIM115
+        log = open(Path(tempfile.gettempdir()) / f"bench-scale-{os.getpid()}-worker-{i}.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", f"--pool={pool}", f"--concurrency={concurrency}",
              "-Q", "outbound", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-scale-{i}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         ))
     return procs
+
+
+def cpu_seconds(procs) -> float:
+    """User + system CPU the workers' processes (and their pool children) have used so far:
+    with the machine's load it says whether a run was bound by Graph or by the CPU it got."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = {proc.pid for proc in procs}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[1] is the parent pid, fields[11:13] utime and stime (proc(5), after the name)
+        if int(entry.name) in pids or int(fields[1]) in pids:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def stop_workers(procs) -> None:
@@ -208,6 +229,7 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
     started = time.monotonic()
     procs = start_workers(srv, workers, pool=pool, concurrency=concurrency)
     pushed_at = confirmed_at = None
+    worker_cpu = 0.0
     try:
         deadline = started + 3600
         while time.monotonic() < deadline:
@@ -218,6 +240,7 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
                 break
             time.sleep(0.2)
         from_start = time.monotonic() - started
+        worker_cpu = cpu_seconds(procs)
     finally:
         stop_workers(procs)
     load_after = os.getloadavg()[0]
@@ -265,6 +288,9 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "graph_429s_by_mailbox": throttled,
         "graph_requests": log["total"],
         "graph_requests_by_endpoint": log["counts"]["by_endpoint"],
+        "worker_cpu_seconds": round(worker_cpu, 1),
+        "worker_cpu_ms_per_push": round(worker_cpu * 1000 / reservations, 1),
+        "worker_cores_used": round(worker_cpu / from_start, 2) if from_start else None,
         "load": {"before": round(load_before, 2), "after": round(load_after, 2)},
     }
 

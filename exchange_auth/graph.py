@@ -517,17 +517,21 @@ class GraphClient:
                 count[mailbox] += 1
         return groups
 
-    def batch(self, items: list[BatchItem]) -> list[GraphResponse | GraphError]:
+    def batch(self, items: list[BatchItem], *, per_mailbox: int = MAILBOX_CONCURRENCY) -> list[GraphResponse | GraphError]:
         """Run ``items`` through ``/$batch``; return one result per item, in order: a
         ``GraphResponse`` or the ``GraphError`` for that item.
 
-        1. Items are grouped (``batch_groups``): at most 20 per batch, at most 4 per mailbox;
+        1. Items are grouped (``batch_groups``): at most 20 per batch, at most ``per_mailbox``
+           (4) per mailbox. A batch takes its slots of a mailbox together: one carrying 4 for a
+           mailbox that single requests keep busy waits until all 4 are free at once, which
+           may not happen while they keep coming — a caller sharing a busy mailbox with
+           pushes asks for 1;
         2. each batch holds one request slot per item of each mailbox it carries (the
            per-mailbox semaphore counts what Graph counts);
         3. items throttled inside a batch (a per-item 429/503/504) are sent again in a
            later batch after their ``Retry-After`` (or a back-off), up to ``max_attempts``."""
         results: list[GraphResponse | GraphError | None] = [None] * len(items)
-        for group in self.batch_groups(items):
+        for group in self.batch_groups(items, per_mailbox=max(1, min(per_mailbox, MAILBOX_CONCURRENCY))):
             pending = group
             attempt = 0
             while pending:

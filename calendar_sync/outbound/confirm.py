@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.cache import cache
@@ -73,13 +74,19 @@ ANSWER_READ_KEY = "calendar_sync:answer-read:{}"
 ANSWER_READ_CAP_SECONDS = 60.0
 
 
-def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float) -> list[Reservation]:
+ANSWER_READS_PER_ROUND = 40
+
+
+def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, most: int = ANSWER_READS_PER_ROUND) -> list[Reservation]:
     """The reservations whose next answer read is due, each read spaced out from its last:
     ``base`` seconds after the first, then twice as long each time, at most a minute apart.
     Without it every scheduled check re-read every meeting still waiting — hundreds of reads
     a minute into the one organizer mailbox in Strict mode, taking its 4 request slots from
     the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
-    worker's check counts."""
+    worker's check counts. At most ``most`` per round, the longest waiting first: the reads of
+    a round run one after another, and a round marks only what it reads itself — a long
+    round would leave meetings marked but unread while the next rounds skip them; the rest
+    are due in the next round (a check is scheduled every confirm delay while any wait)."""
     keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
     seen = cache.get_many(list(keys.values()))
     now = time.time()
@@ -88,6 +95,8 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
         reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
         if next_at > now:
             continue
+        if len(due) >= most:
+            break
         due.append(reservation)
         marks[keys[reservation.pk]] = (reads + 1, now + min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads))
     if marks:
@@ -95,7 +104,8 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
     return due
 
 
-def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False) -> dict:
+def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
+                  on_more: Callable[[], None] | None = None) -> dict:
     """Read the room's answer for awaiting reservations pushed recently. Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
@@ -106,8 +116,11 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
     reservations = list(qs.order_by("created_at")[:limit])
     if spaced and reservations:
         settings = conf.get()
+        waiting = len(reservations)
         reservations = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
                                        keep=max_age_seconds or settings.confirm_follow_up_seconds)
+        if on_more is not None and len(reservations) == ANSWER_READS_PER_ROUND and waiting > len(reservations):
+            on_more()  # more may be due: the next round reads them alongside this one
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
@@ -132,7 +145,10 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
         client = clients[client_key]
         items = [BatchItem("GET", users_path(mailbox, "events", event_id) + f"?$select={ORGANIZER_COPY_SELECT}") for mailbox, event_id in refs]
         try:
-            answers = client.batch(items)
+            # One read per mailbox per batch: a batch takes its slots of a mailbox together,
+            # and 4 at once never come free in an organizer mailbox the pushes keep busy
+            # (Strict mode): the answers would wait for the last push (bench/scale_outbound.py).
+            answers = client.batch(items, per_mailbox=1)
         except GraphError as exc:
             logger.warning("confirmation batch failed: %s", exc)
             continue

@@ -59,7 +59,10 @@ def schedule_confirmation_check() -> None:
 def check_confirmations() -> dict:
     cache.delete(CONFIRM_KEY)
     window = conf.get().confirm_follow_up_seconds
-    counts = confirm.check_answers(max_age_seconds=window, spaced=True)
+    # A backlog (hundreds of pushes answered at once) is read by rounds side by side: each
+    # round of 40 queues the next before it reads (its reads go one by one).
+    counts = confirm.check_answers(max_age_seconds=window, spaced=True,
+                                   on_more=None if conf.tasks_run_eagerly() else check_confirmations.delay)
     if confirm.pending_answers(max_age_seconds=window) and not conf.tasks_run_eagerly():
         schedule_confirmation_check()
     return counts

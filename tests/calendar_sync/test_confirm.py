@@ -97,3 +97,16 @@ def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(pro
     assert confirm.check_answers()["checked"] == 1  # unspaced: read regardless
     assert reads() == 3
     assert Reservation.objects.get(pk=r.pk).state == State.AWAITING_CONFIRMATION
+
+
+def test_a_round_of_answer_reads_marks_only_what_it_reads():
+    """At most ``most`` meetings per round, the first in line; the others stay due for the
+    next round instead of being marked as read while nobody reads them."""
+    from django.core.cache import cache
+
+    waiting = [Reservation(pk=pk) for pk in (900001, 900002, 900003)]
+    cache.delete_many([confirm.ANSWER_READ_KEY.format(r.pk) for r in waiting])
+    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900001, 900002]
+    assert cache.get(confirm.ANSWER_READ_KEY.format(900003)) is None
+    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900003]
+    assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == []

@@ -257,3 +257,15 @@ def test_a_release_while_nobody_waits_is_not_lost_and_the_wake_list_stays_bounde
     assert r.llen("test:mbx:room@x:free") == 4  # at most one token per slot
     assert r.ttl("test:mbx:room@x:free") > 0
     assert redis_sem.in_use("room@x") == 0
+
+
+def test_a_batch_can_take_one_slot_per_mailbox_at_a_time():
+    """``per_mailbox=1``: each HTTP batch carries at most one request per mailbox, so it
+    needs one free slot of that mailbox, not four at once (the answer check of a mailbox
+    the pushes keep busy)."""
+    answers = [(200, {}, {"responses": [{"id": str(i), "status": 200, "body": {"n": i}}]}) for i in range(3)]
+    client, adapter, _ = make_client(answers)
+    results = client.batch([BatchItem("GET", f"/users/org@x/events/{i}") for i in range(3)], per_mailbox=1)
+    assert [r.body for r in results] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert len(adapter.requests) == 3
+    assert [len(json.loads(r.body)["requests"]) for r in adapter.requests] == [1, 1, 1]
