@@ -267,7 +267,8 @@ def default_semaphore() -> MailboxSemaphore:
     with _semaphore_lock:
         if _semaphore is None:
             lease = float(settings.GRAPH_TIMEOUT_SECONDS) * 2 + 5
-            _semaphore = MailboxSemaphore(getattr(settings, "REDIS_URL", None), lease=lease)
+            _semaphore = MailboxSemaphore(getattr(settings, "REDIS_URL", None), lease=lease,
+                                          wait=float(settings.GRAPH_SLOT_WAIT_SECONDS))
         return _semaphore
 
 

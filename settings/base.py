@@ -221,6 +221,11 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 GRAPH_CA_BUNDLE = env_str("GRAPH_CA_BUNDLE", "")
 GRAPH_EMULATOR_URL = env_str("GRAPH_EMULATOR_URL", "https://127.0.0.1:8443").rstrip("/")
 GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
+# How long a request waits for one of a mailbox's 4 request slots before giving up with
+# MailboxBusy (the push is then retried later, its worker thread freed). Keep it, plus
+# GRAPH_TIMEOUT_SECONDS, under CALENDAR_SYNC_LEASE_SECONDS (60): a push still waiting when its
+# claim lapses could be claimed again by another worker.
+GRAPH_SLOT_WAIT_SECONDS = env_int("GRAPH_SLOT_WAIT_SECONDS", 20, minimum=1)
 # A synced mailbox no change-notification subscription can be made for (no usable app-only
 # credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
 CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)
