@@ -347,7 +347,7 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
             by_building[building_id] = figures
         else:
             result.total = figures
-    rooms = Room.objects.select_related("building", "floor").order_by("building__name", "name")
+    rooms = Room.objects.order_by("building__name", "name")
     if building is not None:
         rooms = rooms.filter(building=building)
     if floor is not None:
@@ -356,11 +356,12 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
         rooms = rooms.filter(pk=room.pk)
     buildings_seen: dict[int, str] = {}
     floors_seen: dict[tuple, str] = {}
-    for room in rooms.only("id", "name", "building__name", "floor__name", "floor__building_id"):
-        buildings_seen[room.building_id] = room.building.name
-        floors_seen[(room.building_id, room.floor_id)] = room.floor.name if room.floor_id else "(no floor)"
-        result.rooms.append(Row(room.pk, room.name, by_room.get(room.pk, Figures()), building=room.building.name,
-                                floor=room.floor.name if room.floor_id else ""))
+    # tuples, not model instances: 500 rooms × (room, building, floor) objects cost more than the SQL
+    for pk, name, building_id, building_name, floor_id, floor_name in rooms.values_list(
+            "id", "name", "building_id", "building__name", "floor_id", "floor__name"):
+        buildings_seen[building_id] = building_name
+        floors_seen[(building_id, floor_id)] = floor_name if floor_id else "(no floor)"
+        result.rooms.append(Row(pk, name, by_room.get(pk, Figures()), building=building_name, floor=floor_name if floor_id else ""))
     result.buildings = [Row(pk, name, by_building.get(pk, Figures())) for pk, name in buildings_seen.items()]
     result.floors = [Row(key[1], name, by_floor.get(key, Figures()), building=buildings_seen[key[0]])
                      for key, name in sorted(floors_seen.items(), key=lambda item: (buildings_seen[item[0][0]], item[1]))]
