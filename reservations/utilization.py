@@ -14,10 +14,12 @@ in New York). A reservation counts for the part of it inside the period. Which r
   decided either way, the share nobody came to (rooms without check-in count only what was
   checked in there).
 
-The page reads a rollup (``utilization``): migration 0011's ``reservations_room_day_usage``, one
-row per room and building-local day, kept in step with the reservations by triggers in the same
-transaction as every change, so a year over 500 rooms sums ~130,000 day rows instead of cutting
-~520,000 reservations into hours. ``direct`` computes the same figures straight from the
+The page reads a rollup (``utilization``): migration 0011's ``reservations_room_day_usage`` (a
+row per room and building-local day) and ``reservations_room_month_usage`` (per room and month,
+the heatmap in weekday × hour columns), kept in step with the reservations by triggers in the
+same transaction as every change; a period is its months plus the days it adds, or minus the
+fewer days it leaves out, at each end (``_plan``), so a year over 500 rooms sums ~8,500 rows
+instead of cutting ~520,000 reservations into hours. ``direct`` computes the same figures straight from the
 reservations — the definition above, as SQL; tests hold the two equal, and
 ``manage.py rebuild_utilization`` rebuilds (``--check``: compares) the rollup.
 
@@ -161,14 +163,15 @@ _HEATMAP = f"""
 """  # noqa: S608 (the constant _PERIOD_ROWS)
 
 
-# The same two figures from the rollup (migration 0011: reservations_room_day_usage, a row per
-# room and building-local day, kept in step by triggers): the period's days of the chosen rooms
-# — ~130,000 rows for a year over 500 rooms instead of ~520,000 reservations cut into ~1.3
-# million hour pieces. The numbers are the direct queries' exactly: microsecond sums turned
-# into seconds with six decimals (what EXTRACT(EPOCH FROM interval) gives), then divided the
-# same way. A reservation counts once: the days it starts in the period, plus those carried
-# into its first day. Index: the rollup's primary key (room_id, day) for a building, floor or
-# room (nested loop over its rooms), rsv_usage_day (day) or a sequential scan over all rooms.
+# The same two figures from the rollup (migration 0011, kept in step by triggers): the period's
+# months and edge days of the chosen rooms — ~8,500 rows for a year over 500 rooms instead of
+# ~520,000 reservations cut into ~1.3 million hour pieces. The numbers are the direct queries'
+# exactly: integer microsecond sums turned into seconds with six decimals (what
+# EXTRACT(EPOCH FROM interval) gives), then divided the same way. A reservation counts once:
+# where it starts in the period, plus what is carried into its first day. Indexes: the edge
+# days by rsv_usage_day (day) over all rooms (bitmap OR of the ranges) or the day table's
+# primary key (room_id, day) for a building's/floor's/one room's rooms; the months by
+# rsv_usage_month (month) or reservations_room_month_usage's primary key (room_id, month).
 _FILTERS = """
            AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
            AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
