@@ -298,6 +298,9 @@ DROP TABLE IF EXISTS reservations_room_month_usage;
 def create(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    # These tables and functions are no Django models: tools that drop the models' tables and
+    # migrate again (django-test-migrations' migrator) leave them behind; start clean.
+    schema_editor.execute(DROP)
     for sql in (CREATE_TABLE, CREATE_PIECES, CREATE_TRIGGER_FUNCTION):
         schema_editor.execute(sql)
     schema_editor.execute("SELECT rsv_usage_rebuild(NULL)")  # the backfill, set-based
