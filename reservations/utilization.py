@@ -14,10 +14,12 @@ in New York). A reservation counts for the part of it inside the period. Which r
   decided either way, the share nobody came to (rooms without check-in count only what was
   checked in there).
 
-The page reads a rollup (``utilization``): migration 0011's ``reservations_room_day_usage``, one
-row per room and building-local day, kept in step with the reservations by triggers in the same
-transaction as every change, so a year over 500 rooms sums ~130,000 day rows instead of cutting
-~520,000 reservations into hours. ``direct`` computes the same figures straight from the
+The page reads a rollup (``utilization``): migration 0011's ``reservations_room_day_usage`` (a
+row per room and building-local day) and ``reservations_room_month_usage`` (per room and month,
+the heatmap in weekday × hour columns), kept in step with the reservations by triggers in the
+same transaction as every change; a period is its months plus the days it adds, or minus the
+fewer days it leaves out, at each end (``_plan``), so a year over 500 rooms sums ~8,500 rows
+instead of cutting ~520,000 reservations into hours. ``direct`` computes the same figures straight from the
 reservations — the definition above, as SQL; tests hold the two equal, and
 ``manage.py rebuild_utilization`` rebuilds (``--check``: compares) the rollup.
 
@@ -161,56 +163,57 @@ _HEATMAP = f"""
 """  # noqa: S608 (the constant _PERIOD_ROWS)
 
 
-# The same two figures from the rollup (migration 0011: reservations_room_day_usage, a row per
-# room and building-local day, kept in step by triggers): the period's days of the chosen rooms
-# — ~130,000 rows for a year over 500 rooms instead of ~520,000 reservations cut into ~1.3
-# million hour pieces. The numbers are the direct queries' exactly: microsecond sums turned
-# into seconds with six decimals (what EXTRACT(EPOCH FROM interval) gives), then divided the
-# same way. A reservation counts once: the days it starts in the period, plus those carried
-# into its first day. Index: the rollup's primary key (room_id, day) for a building, floor or
-# room (nested loop over its rooms), rsv_usage_day (day) or a sequential scan over all rooms.
-_VALUE_COLUMNS = ("booked_us, checked_in_us, released_us, starts, starts_checked_in, starts_no_show, carried, "
-                  "carried_checked_in, carried_no_show, " + ", ".join(f"h{h:02}" for h in range(24)))
-_ROLLUP_ROWS = f"""
-    d AS (
-        -- the days outside the period's whole months ("counted"), and its first day for what
-        -- is carried into it (from before the period) whether or not a whole month holds it
-        SELECT u.room_id, EXTRACT(ISODOW FROM u.day)::int AS dow,
-               (%(months_from)s::date IS NULL OR u.day < %(months_from)s::date OR u.day >= %(months_to)s::date) AS counted,
-               u.day = %(start)s::date AS first_day, {_VALUE_COLUMNS}
+# The same two figures from the rollup (migration 0011, kept in step by triggers): the period's
+# months and edge days of the chosen rooms — ~8,500 rows for a year over 500 rooms instead of
+# ~520,000 reservations cut into ~1.3 million hour pieces. The numbers are the direct queries'
+# exactly: integer microsecond sums turned into seconds with six decimals (what
+# EXTRACT(EPOCH FROM interval) gives), then divided the same way. A reservation counts once:
+# where it starts in the period, plus what is carried into its first day. Indexes: the edge
+# days by rsv_usage_day (day) over all rooms (bitmap OR of the ranges) or the day table's
+# primary key (room_id, day) for a building's/floor's/one room's rooms; the months by
+# rsv_usage_month (month) or reservations_room_month_usage's primary key (room_id, month).
+_FILTERS = """
+           AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
+           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
+           AND (%(room)s::bigint IS NULL OR rm.id = %(room)s::bigint)"""
+# The day rows a period adds (+1) or takes out of its months (-1), see _plan; the period's
+# first day is read too (sign 0 unless it is added) for what is carried into it.
+_DAY_SIGN = """CASE WHEN u.day BETWEEN %(plus1_from)s::date AND %(plus1_to)s::date
+                      OR u.day BETWEEN %(plus2_from)s::date AND %(plus2_to)s::date THEN 1
+                    WHEN u.day BETWEEN %(minus1_from)s::date AND %(minus1_to)s::date
+                      OR u.day BETWEEN %(minus2_from)s::date AND %(minus2_to)s::date THEN -1 ELSE 0 END"""
+_DAY_ROWS = f"""
           FROM reservations_room_day_usage u
           JOIN workplace_room rm ON rm.id = u.room_id
-         WHERE u.day BETWEEN %(start)s AND %(end)s
-           AND (%(months_from)s::date IS NULL OR u.day < %(months_from)s::date OR u.day >= %(months_to)s::date
-                OR u.day = %(start)s::date)
-           AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
-           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
-           AND (%(room)s::bigint IS NULL OR rm.id = %(room)s::bigint)
-        UNION ALL
-        -- the whole months
-        SELECT m.room_id, m.dow, true, false, {_VALUE_COLUMNS}
+         WHERE (u.day BETWEEN %(plus1_from)s::date AND %(plus1_to)s::date OR u.day BETWEEN %(plus2_from)s::date AND %(plus2_to)s::date
+                OR u.day BETWEEN %(minus1_from)s::date AND %(minus1_to)s::date
+                OR u.day BETWEEN %(minus2_from)s::date AND %(minus2_to)s::date OR u.day = %(start)s::date){_FILTERS}"""
+_MONTH_ROWS = f"""
           FROM reservations_room_month_usage m
           JOIN workplace_room rm ON rm.id = m.room_id
-         WHERE m.month >= %(months_from)s::date AND m.month < %(months_to)s::date
-           AND (%(building)s::bigint IS NULL OR rm.building_id = %(building)s::bigint)
-           AND (%(floor)s::bigint IS NULL OR rm.floor_id = %(floor)s::bigint)
-           AND (%(room)s::bigint IS NULL OR rm.id = %(room)s::bigint)
-    )
-"""  # noqa: S608 (constants only)
+         WHERE m.month >= %(months_from)s::date AND m.month < %(months_to)s::date{_FILTERS}"""
 
-# Query 1 from the rollup ("utilization totals (rollup)").
+# Query 1 from the rollup ("utilization totals (rollup)"): per room, the months plus the days
+# added minus those left out; a reservation counts once: where it starts in the period, plus
+# what is carried into its first day.
 _TOTALS_ROLLUP = f"""
-    WITH {_ROLLUP_ROWS},
+    WITH d AS (
+        SELECT u.room_id, s.sign, u.day = %(start)s::date AS first_day, u.booked_us, u.checked_in_us, u.released_us,
+               u.starts, u.starts_checked_in, u.starts_no_show, u.carried, u.carried_checked_in, u.carried_no_show
+          {_DAY_ROWS.replace("FROM reservations_room_day_usage u", "FROM reservations_room_day_usage u CROSS JOIN LATERAL (SELECT " + _DAY_SIGN + " AS sign) s", 1)}
+        UNION ALL
+        SELECT m.room_id, 1, false, m.booked_us, m.checked_in_us, m.released_us,
+               m.starts, m.starts_checked_in, m.starts_no_show, 0, 0, 0
+          {_MONTH_ROWS}
+    ),
     per_room AS (
         SELECT d.room_id,
-               COALESCE(SUM(d.booked_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS booked,
-               COALESCE(SUM(d.checked_in_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS checked_in_s,
-               COALESCE(SUM(d.released_us) FILTER (WHERE d.counted), 0)::numeric * 0.000001 AS released_s,
-               COALESCE(SUM(d.starts) FILTER (WHERE d.counted), 0) + COALESCE(SUM(d.carried) FILTER (WHERE d.first_day), 0) AS reservations,
-               COALESCE(SUM(d.starts_checked_in) FILTER (WHERE d.counted), 0)
-                   + COALESCE(SUM(d.carried_checked_in) FILTER (WHERE d.first_day), 0) AS checked_in,
-               COALESCE(SUM(d.starts_no_show) FILTER (WHERE d.counted), 0)
-                   + COALESCE(SUM(d.carried_no_show) FILTER (WHERE d.first_day), 0) AS no_shows
+               SUM(d.sign * d.booked_us)::numeric * 0.000001 AS booked,
+               SUM(d.sign * d.checked_in_us)::numeric * 0.000001 AS checked_in_s,
+               SUM(d.sign * d.released_us)::numeric * 0.000001 AS released_s,
+               SUM(d.sign * d.starts) + COALESCE(SUM(d.carried) FILTER (WHERE d.first_day), 0) AS reservations,
+               SUM(d.sign * d.starts_checked_in) + COALESCE(SUM(d.carried_checked_in) FILTER (WHERE d.first_day), 0) AS checked_in,
+               SUM(d.sign * d.starts_no_show) + COALESCE(SUM(d.carried_no_show) FILTER (WHERE d.first_day), 0) AS no_shows
           FROM d
          GROUP BY d.room_id
     )
@@ -220,25 +223,73 @@ _TOTALS_ROLLUP = f"""
       FROM per_room pr
       JOIN workplace_room rm ON rm.id = pr.room_id
      GROUP BY GROUPING SETS ((rm.building_id, rm.floor_id, rm.id), (rm.building_id, rm.floor_id), (rm.building_id), ())
-"""  # noqa: S608 (the constant _ROLLUP_ROWS)
+"""  # noqa: S608 (constants only)
 
-# Query 2 from the rollup ("utilization heatmap (rollup)"): a row per weekday, 24 sums each.
+_HOURS = [f"h{h:02}" for h in range(24)]
+# Query 2 from the rollup ("utilization heatmap (rollup)"): the months' 7 × 24 columns summed
+# into one row and unpivoted into a row per weekday, plus the day rows' signed hours per weekday.
 _HEATMAP_ROLLUP = f"""
-    WITH {_ROLLUP_ROWS},
-    w AS (
-        SELECT d.dow, {", ".join(f"COALESCE(SUM(d.h{h:02}), 0) AS h{h:02}" for h in range(24))}
-          FROM d WHERE d.counted GROUP BY 1
+    WITH days AS (
+        SELECT EXTRACT(ISODOW FROM u.day)::int AS dow, {", ".join(f"SUM(s.sign * u.{h}) AS {h}" for h in _HOURS)}
+          {_DAY_ROWS.replace("FROM reservations_room_day_usage u", "FROM reservations_room_day_usage u CROSS JOIN LATERAL (SELECT " + _DAY_SIGN + " AS sign) s", 1)}
+         GROUP BY 1
+    ),
+    months AS (
+        SELECT {", ".join(f"SUM(m.d{d}h{h:02}) AS d{d}h{h:02}" for d in range(1, 8) for h in range(24))}
+          {_MONTH_ROWS}
+    ),
+    cells AS (
+        SELECT * FROM days
+        UNION ALL
+        SELECT v.* FROM months CROSS JOIN LATERAL (VALUES
+            {", ".join("(" + str(d) + ", " + ", ".join(f"months.d{d}h{h:02}" for h in range(24)) + ")" for d in range(1, 8))}
+        ) AS v(dow, {", ".join(_HOURS)})
     )
-    SELECT w.dow, {", ".join(f"w.h{h:02}::numeric * 0.000001 / 3600.0" for h in range(24))} FROM w
+    SELECT cells.dow, {", ".join(f"COALESCE(SUM(cells.{h}), 0)::numeric * 0.000001 / 3600.0" for h in _HOURS)}
+      FROM cells GROUP BY cells.dow
 """  # noqa: S608 (constants only)
 
 
-def _whole_months(start: dt.date, end: dt.date) -> tuple[dt.date | None, dt.date | None]:
-    """The period's whole calendar months as [first, after): read from the month rollup."""
-    first = start if start.day == 1 else (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    after = end + dt.timedelta(days=1)
-    after = after if after.day == 1 else after.replace(day=1)
-    return (first, after) if first < after else (None, None)
+def _month_after(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _plan(start: dt.date, end: dt.date) -> dict:
+    """How the rollup covers the days start..end: whole months [months_from, months_to), plus
+    day ranges added (plus1, plus2) and minus day ranges left out of those months (minus1,
+    minus2) — at each end, a part-month is the month minus the days it leaves out when fewer
+    than those it has, else its days. Exact either way (integer sums)."""
+    plan = dict.fromkeys(("months_from", "months_to", "plus1_from", "plus1_to", "plus2_from", "plus2_to",
+                          "minus1_from", "minus1_to", "minus2_from", "minus2_to"))
+    first, last = start.replace(day=1), end.replace(day=1)
+    first_end, last_end = _month_after(first) - dt.timedelta(days=1), _month_after(last) - dt.timedelta(days=1)
+    if first == last:  # one month: its days, or the month minus the days around them
+        left_out = (start - first).days + (last_end - end).days
+        if left_out < (end - start).days + 1:
+            plan.update(months_from=first, months_to=_month_after(first))
+            if start > first:
+                plan.update(minus1_from=first, minus1_to=start - dt.timedelta(days=1))
+            if end < last_end:
+                plan.update(minus2_from=end + dt.timedelta(days=1), minus2_to=last_end)
+        else:
+            plan.update(plus1_from=start, plus1_to=end)
+        return plan
+    months_from, months_to = first, _month_after(last)
+    if start > first:
+        if (start - first).days <= (first_end - start).days + 1:
+            plan.update(minus1_from=first, minus1_to=start - dt.timedelta(days=1))
+        else:
+            months_from = _month_after(first)
+            plan.update(plus1_from=start, plus1_to=first_end)
+    if end < last_end:
+        if (last_end - end).days <= (end - last).days + 1:
+            plan.update(minus2_from=end + dt.timedelta(days=1), minus2_to=last_end)
+        else:
+            months_to = last
+            plan.update(plus2_from=last, plus2_to=end)
+    if months_from < months_to:
+        plan.update(months_from=months_from, months_to=months_to)
+    return plan
 
 
 def _params(start: dt.date, end: dt.date, building: Building | None, floor: Floor | None, room: Room | None = None) -> dict:
@@ -248,7 +299,7 @@ def _params(start: dt.date, end: dt.date, building: Building | None, floor: Floo
         "start": start, "end": end, "lo": lo, "hi": hi, "states": list(BOOKED_STATES),
         "building": building.pk if building is not None else None, "floor": floor.pk if floor is not None else None,
         "room": room.pk if room is not None else None,
-        "months_from": _whole_months(start, end)[0], "months_to": _whole_months(start, end)[1],
+        **_plan(start, end),
     }
 
 
@@ -299,7 +350,7 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
             by_building[building_id] = figures
         else:
             result.total = figures
-    rooms = Room.objects.select_related("building", "floor").order_by("building__name", "name")
+    rooms = Room.objects.order_by("building__name", "name")
     if building is not None:
         rooms = rooms.filter(building=building)
     if floor is not None:
@@ -308,11 +359,12 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
         rooms = rooms.filter(pk=room.pk)
     buildings_seen: dict[int, str] = {}
     floors_seen: dict[tuple, str] = {}
-    for room in rooms.only("id", "name", "building__name", "floor__name", "floor__building_id"):
-        buildings_seen[room.building_id] = room.building.name
-        floors_seen[(room.building_id, room.floor_id)] = room.floor.name if room.floor_id else "(no floor)"
-        result.rooms.append(Row(room.pk, room.name, by_room.get(room.pk, Figures()), building=room.building.name,
-                                floor=room.floor.name if room.floor_id else ""))
+    # tuples, not model instances: 500 rooms × (room, building, floor) objects cost more than the SQL
+    for pk, name, building_id, building_name, floor_id, floor_name in rooms.values_list(
+            "id", "name", "building_id", "building__name", "floor_id", "floor__name"):
+        buildings_seen[building_id] = building_name
+        floors_seen[(building_id, floor_id)] = floor_name if floor_id else "(no floor)"
+        result.rooms.append(Row(pk, name, by_room.get(pk, Figures()), building=building_name, floor=floor_name if floor_id else ""))
     result.buildings = [Row(pk, name, by_building.get(pk, Figures())) for pk, name in buildings_seen.items()]
     result.floors = [Row(key[1], name, by_floor.get(key, Figures()), building=buildings_seen[key[0]])
                      for key, name in sorted(floors_seen.items(), key=lambda item: (buildings_seen[item[0][0]], item[1]))]

@@ -39,7 +39,7 @@ def rollup_rows() -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM reservations_room_day_usage ORDER BY room_id, day")
         days = cursor.fetchall()
-        cursor.execute("SELECT * FROM reservations_room_month_usage ORDER BY room_id, month, dow")
+        cursor.execute("SELECT * FROM reservations_room_month_usage ORDER BY room_id, month")
         return days + cursor.fetchall()
 
 
@@ -59,6 +59,8 @@ PERIODS = [
     (dt.date(2030, 3, 1), dt.date(2030, 11, 30)),  # everything, whole months (the month rollup)
     (dt.date(2030, 2, 27), dt.date(2030, 12, 2)), (dt.date(2030, 3, 2), dt.date(2030, 10, 31)),  # part-months at the ends
     (dt.date(2030, 3, 28), dt.date(2030, 4, 30)), (dt.date(2030, 4, 1), dt.date(2030, 4, 30)),  # the workshop carried into a whole month
+    (dt.date(2030, 3, 10), dt.date(2030, 5, 29)), (dt.date(2030, 3, 2), dt.date(2030, 3, 30)),  # months minus days at the ends
+    (dt.date(2030, 3, 29), dt.date(2030, 3, 31)), (dt.date(2030, 10, 3), dt.date(2030, 11, 28)),
     (dt.date(2030, 3, 28), dt.date(2030, 3, 28)),  # one day, cutting through the long meeting
     (dt.date(2030, 3, 8), dt.date(2030, 3, 11)), (dt.date(2030, 11, 3), dt.date(2030, 11, 4)),  # New York's changes
     (dt.date(2031, 1, 1), dt.date(2031, 1, 7)),  # nothing
@@ -270,14 +272,30 @@ def test_rebuild_command_restores_and_checks(places, varied, capsys):
     assert "equal" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("start", "end", "months"), [
-    (dt.date(2030, 3, 1), dt.date(2030, 3, 31), (dt.date(2030, 3, 1), dt.date(2030, 4, 1))),
-    (dt.date(2030, 3, 2), dt.date(2030, 5, 31), (dt.date(2030, 4, 1), dt.date(2030, 6, 1))),
-    (dt.date(2030, 1, 31), dt.date(2030, 3, 30), (dt.date(2030, 2, 1), dt.date(2030, 3, 1))),
-    (dt.date(2030, 12, 5), dt.date(2031, 2, 3), (dt.date(2031, 1, 1), dt.date(2031, 2, 1))),
-    (dt.date(2030, 3, 2), dt.date(2030, 3, 30), (None, None)), (dt.date(2030, 3, 5), dt.date(2030, 4, 3), (None, None)),
-])
-def test_whole_months_of_a_period(start, end, months):
-    from reservations.utilization import _whole_months
+def test_the_plan_covers_each_day_of_a_period_once_and_reads_few_days():
+    """Months + days added − days left out = exactly the period's days, for 2,000 periods."""
+    from collections import Counter
 
-    assert _whole_months(start, end) == months
+    from reservations.utilization import _month_after, _plan
+
+    def days(a, b):
+        return [a + dt.timedelta(days=i) for i in range((b - a).days + 1)] if a else []
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        start = dt.date(2029, 12, 1) + dt.timedelta(days=rng.randrange(500))
+        end = start + dt.timedelta(days=rng.choice([0, 1, 5, 20, 27, 29, 30, 40, 90, 200, 365]))
+        plan = _plan(start, end)
+        covered = Counter()
+        month = plan["months_from"]
+        while month is not None and month < plan["months_to"]:
+            covered.update(days(month, _month_after(month) - dt.timedelta(days=1)))
+            month = _month_after(month)
+        for side in ("plus1", "plus2"):
+            covered.update(days(plan[f"{side}_from"], plan[f"{side}_to"]))
+        for side in ("minus1", "minus2"):
+            covered.subtract(days(plan[f"{side}_from"], plan[f"{side}_to"]))
+        assert +covered == Counter(days(start, end)), (start, end, plan)
+        read = sum(len(days(plan[f"{side}_from"], plan[f"{side}_to"])) for side in ("plus1", "plus2", "minus1", "minus2"))
+        assert read <= 32, (start, end, plan)  # at most about half a month at each end
+    assert _plan(dt.date(2030, 3, 10), dt.date(2030, 5, 29))["minus2_from"] == dt.date(2030, 5, 30)
