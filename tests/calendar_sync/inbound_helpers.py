@@ -75,8 +75,9 @@ def outlook_reservations(**filters):
 
 
 def run_nightly(mailbox: str = ATLAS) -> dict:
-    """The nightly pass's round of one mailbox: a full pull of the sync window."""
-    return delta.pull_mailbox(mailbox, full=True, nightly=True).stats
+    """The nightly pass's round of one mailbox: a full pull of the sync window, waiting for a
+    real-time pull still in flight as the nightly pass does (calendar_sync/inbound/nightly.py)."""
+    return delta.pull_mailbox(mailbox, full=True, nightly=True, wait=60).stats
 
 
 def full_syncs(mailbox: str) -> int:
