@@ -307,7 +307,7 @@ def utilization(*, start: dt.date, end: dt.date, building: Building | None = Non
                 room: Room | None = None) -> Utilization:
     """The figures for the days ``start``..``end`` (inclusive), for every room (or one building's,
     one floor's, one room's), from the rollup. Three queries (the totals, the heatmap and the
-    rooms' names) and the SET LOCAL that turns JIT off for them."""
+    rooms' names) and the statement that turns JIT off and forces custom plans for them."""
     return _compute(_TOTALS_ROLLUP, _HEATMAP_ROLLUP, start, end, building, floor, room)
 
 
@@ -324,9 +324,15 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
     params = _params(start, end, building, floor, room)
     # JIT off for these two statements: a year's aggregate is estimated above jit_above_cost
     # and compiling its 40-odd expressions took longer than running it (measured: ~0.5 s of
-    # a 0.6 s query on this machine); SET LOCAL ends with the transaction.
+    # a 0.6 s query on this machine). And a custom plan each time: the connection prepares a
+    # statement it has run 5 times (settings/env.py PREPARE_THRESHOLD), and after 5 runs of the
+    # prepared statement PostgreSQL may switch to a generic plan, one for any period and any
+    # building/floor/room (the ``%(building)s IS NULL OR …`` filters, the day ranges): that plan
+    # made the default 28 days' two queries ~90 + ~95 ms instead of ~10 + ~25 ms (measured on
+    # the bench's 500 rooms × a year). Both settings are local to the transaction (set_config's
+    # ``true``), in one statement.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
         cursor.execute(totals_sql, params)
         totals = cursor.fetchall()
         cursor.execute(heatmap_sql, params)
