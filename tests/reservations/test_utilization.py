@@ -162,3 +162,28 @@ def test_a_period_without_reservations_is_all_zeros(client, admin, known):
     assert len(result.rooms) == 4 and all(row.figures.reservations == 0 for row in result.rooms)
     client.force_login(admin)
     assert client.get(reverse("portal:utilization"), {"start": "2031-01-06", "end": "2031-01-12"}).status_code == 200
+
+
+def test_the_charts_hours_are_the_floatformat_filters():
+    """The page formats its ~400 hours in Python (reservations.views.utilization._hours), not by
+    the template filter: the same text for every value, halves rounded up as the filter does."""
+    import random
+
+    from django.template.defaultfilters import floatformat
+
+    from reservations.views.utilization import _hours
+
+    rng = random.Random(15)
+    values = [0.0, 0.05, 0.15, 0.25, 0.35, 0.45, 2.25, 2.75, 1.05, 7.5, 0.8333333333333334, 1e-9, 12345.65, 99999.95, -0.04, -2.25]
+    values += [rng.uniform(0, 20000) for _ in range(3000)] + [round(rng.uniform(0, 500), 2) + 0.05 for _ in range(3000)]
+    values += [i / 3600 for i in range(0, 40000, 7)]  # whole seconds as hours, as the rollup gives them
+    assert [_hours(v) for v in values] == [str(floatformat(v, 1)) for v in values]
+
+
+def test_room_names_in_the_bars_are_escaped(client, admin, known):
+    lab = RoomFactory(building=known["hq"], floor=known["first"], name='<b>"Lab"</b> & co')
+    ReservationFactory(room=lab, start=at(MONDAY, 8), end=at(MONDAY, 9), state="confirmed")
+    client.force_login(admin)
+    body = client.get(reverse("portal:utilization"), {"start": MONDAY.isoformat(), "end": MONDAY.isoformat()}).content.decode()
+    assert "<b>&quot;Lab" not in body and "<b>" not in body.split('id="room-bars"')[1].split("</svg>")[0]
+    assert "&lt;b&gt;&quot;Lab&quot;&lt;/b&gt; &amp; co (HQ): 1.0 h booked" in body
