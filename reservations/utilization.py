@@ -307,7 +307,7 @@ def utilization(*, start: dt.date, end: dt.date, building: Building | None = Non
                 room: Room | None = None) -> Utilization:
     """The figures for the days ``start``..``end`` (inclusive), for every room (or one building's,
     one floor's, one room's), from the rollup. Three queries (the totals, the heatmap and the
-    rooms' names) and the statement that turns JIT off and forces custom plans for them."""
+    rooms' names) and the statement that turns JIT and parallel workers off and forces custom plans for them."""
     return _compute(_TOTALS_ROLLUP, _HEATMAP_ROLLUP, start, end, building, floor, room)
 
 
@@ -329,10 +329,13 @@ def _compute(totals_sql, heatmap_sql, start, end, building, floor, room) -> Util
     # prepared statement PostgreSQL may switch to a generic plan, one for any period and any
     # building/floor/room (the ``%(building)s IS NULL OR …`` filters, the day ranges): that plan
     # made the default 28 days' two queries ~90 + ~95 ms instead of ~10 + ~25 ms (measured on
-    # the bench's 500 rooms × a year). Both settings are local to the transaction (set_config's
-    # ``true``), in one statement.
+    # the bench's 500 rooms × a year). And no parallel workers: starting them cost more than
+    # they saved on these ~10–40 ms statements (measured, 2 cores: one building's year 41–55 ->
+    # ~30 ms, the default 28 days 65 -> 36–47 ms, the year over all rooms about even). The
+    # settings are local to the transaction (set_config's ``true``), in one statement.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
+        cursor.execute("SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true), "
+                       "set_config('max_parallel_workers_per_gather', '0', true)")
         cursor.execute(totals_sql, params)
         totals = cursor.fetchall()
         cursor.execute(heatmap_sql, params)

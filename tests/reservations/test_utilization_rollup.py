@@ -255,7 +255,7 @@ def test_reads_are_three_queries_whatever_the_size(places, varied):
     with CaptureQueriesContext(connection) as large:
         utilization(start=dt.date(2030, 3, 1), end=dt.date(2030, 11, 30))
     sql = [q["sql"] for q in large.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(small) == len(large) and len(sql) == 4  # set_config (jit, plan_cache_mode), totals, heatmap, rooms
+    assert len(small) == len(large) and len(sql) == 4  # set_config (jit, plan_cache_mode, parallel workers), totals, heatmap, rooms
     assert all("reservations_reservation" not in q for q in sql)  # the rollup only
 
 
