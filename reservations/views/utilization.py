@@ -136,6 +136,24 @@ def _room_bars(result) -> tuple[SafeString, int]:
     return mark_safe("".join(parts)), 16 + len(rows) * 24  # noqa: S308 (numbers; names escaped)
 
 
+def _rate(figures) -> str:
+    """The no-show rate as ``{% widthratio rate 1 100 %} %`` shows it, or a dash."""
+    rate = figures.no_show_rate
+    return "—" if rate is None else f"{round((float(rate) / 1.0) * 100)} %"
+
+
+def _place_rows(result) -> SafeString:
+    """The table's building and floor rows, made here in one pass; the names escaped."""
+    def cells(f) -> str:
+        return (f"<td>{_hours(f.booked_hours)}</td><td>{_hours(f.checked_in_hours)}</td><td>{_hours(f.released_hours)}</td>"
+                f"<td>{_rate(f)}</td></tr>")
+
+    buildings = "".join(f'<tr class="building-row"><th scope="row">{escape(row.name)}</th>{cells(row.figures)}' for row in result.buildings)
+    floors = "".join(f'<tr class="floor-row"><th scope="row">{escape(row.building)} · {escape(row.name)}</th>{cells(row.figures)}'
+                     for row in result.floors)
+    return mark_safe(buildings + "\n    " + floors)  # noqa: S308 (numbers; names escaped)
+
+
 def _csv(result) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="utilization-{result.start}-{result.end}.csv"'
@@ -174,6 +192,6 @@ def utilization_page(request: HttpRequest) -> HttpResponse:
             query[key] = value.isoformat()
     return render(request, "reservations/utilization.html", {
         "form": form, "result": result, "cells": _heatmap_cells(result), "weekdays": WEEKDAYS, "hours": range(24),
-        "bars": bars, "bars_height": bars_height, "chart_rooms": CHART_ROOMS, "csv_query": query.urlencode(),
+        "bars": bars, "bars_height": bars_height, "place_rows": _place_rows(result), "chart_rooms": CHART_ROOMS, "csv_query": query.urlencode(),
         "peaks": [(WEEKDAYS[d - 1], h, v) for d, h, v in result.peak_hours],
     })

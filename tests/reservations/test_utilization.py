@@ -180,10 +180,12 @@ def test_the_charts_hours_are_the_floatformat_filters():
     assert [_hours(v) for v in values] == [str(floatformat(v, 1)) for v in values]
 
 
-def test_room_names_in_the_bars_are_escaped(client, admin, known):
-    lab = RoomFactory(building=known["hq"], floor=known["first"], name='<b>"Lab"</b> & co')
+def test_room_and_floor_names_in_the_bars_and_table_are_escaped(client, admin, known):
+    odd = FloorFactory(building=known["hq"], name="<i>Odd</i>", level=9)
+    lab = RoomFactory(building=known["hq"], floor=odd, name='<b>"Lab"</b> & co')
     ReservationFactory(room=lab, start=at(MONDAY, 8), end=at(MONDAY, 9), state="confirmed")
     client.force_login(admin)
     body = client.get(reverse("portal:utilization"), {"start": MONDAY.isoformat(), "end": MONDAY.isoformat()}).content.decode()
     assert "<b>&quot;Lab" not in body and "<b>" not in body.split('id="room-bars"')[1].split("</svg>")[0]
     assert "&lt;b&gt;&quot;Lab&quot;&lt;/b&gt; &amp; co (HQ): 1.0 h booked" in body
+    assert '<th scope="row">HQ · &lt;i&gt;Odd&lt;/i&gt;</th><td>1.0</td>' in body and "<i>" not in body
