@@ -13,6 +13,7 @@ A busy slot names what holds it only where the viewer may see it: their own book
 (``Room.show_subjects``); otherwise "Busy". One query per grid."""
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from urllib.parse import urlencode
@@ -66,9 +67,10 @@ def day_grid_hours() -> list[dict]:
 
 
 def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: AbstractBaseUser,
-                  now: dt.datetime | None = None) -> list[dict]:
-    """[{room, week_url, cells (HTML)}] for ``rooms`` on ``day`` (local to ``tz``, the building's
-    zone): one query for all rooms' reservations."""
+                  now: dt.datetime | None = None, show_floor: bool = True) -> list[dict]:
+    """[{room, week_url, cells (HTML), html (the whole ``<tr>``)}] for ``rooms`` on ``day`` (local
+    to ``tz``, the building's zone): one query for all rooms' reservations. ``show_floor``: each
+    row names its room's floor (the grid shows more than one floor)."""
     if not rooms:
         return []
     now = now or timezone.now()
@@ -78,6 +80,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     edges = [dt.datetime.combine(day, t, tzinfo=tz) for t in times]
     bounds = list(zip(edges, edges[1:], strict=False))
     view_start, view_end = edges[0], edges[-1]
+    ordered = all(a < b for a, b in bounds)  # else (a clock change inside the span) slot by slot
     by_room: dict[int, list[Reservation]] = defaultdict(list)
     for row in (Reservation.objects.filter(room__in=[r.pk for r in rooms], state__in=ACTIVE_STATES,
                                            start__lt=view_end, end__gt=view_start)
@@ -90,12 +93,20 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     for room in rooms:
         book_base = f'{id_url("portal:book", room.pk)}?{date_query}'
         name = escape(room.name)
-        reservations = by_room.get(room.pk, [])
+        # Each slot's holder: the first reservation (by start) that overlaps it.
+        holders: list = [None] * slots
+        for r in by_room.get(room.pk, ()):
+            if ordered:  # the slots r overlaps: edges[k] < r.end and edges[k + 1] > r.start
+                covered = range(max(bisect_right(edges, r.start) - 1, 0), min(bisect_left(edges, r.end), slots))
+            else:
+                covered = [k for k in range(slots) if r.start < bounds[k][1] and r.end > bounds[k][0]]
+            for k in covered:
+                if holders[k] is None:
+                    holders[k] = r
         cells: list[str] = []
         i = 0
         while i < slots:
-            start, end = bounds[i]
-            holder = next((r for r in reservations if r.start < end and r.end > start), None)
+            holder = holders[i]
             if holder is not None:
                 j = i + 1
                 while j < slots and holder.start < bounds[j][1] and holder.end > bounds[j][0]:
@@ -112,11 +123,19 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
                     f'<a href="{book_base}&amp;start={s}&amp;end={e}" aria-label="Book {name}, {s}–{e}">'
                     f'<span aria-hidden="true">+</span></a></td>')
             i += 1
+        week_url = f'{id_url("portal:room_week", room.pk)}?week={day.isoformat()}'
+        row_cells = "".join(cells)
+        floor = room.floor if show_floor and room.floor_id else None
+        where = f" · {escape(floor.name)}" if floor is not None else ""
+        html = (f'<tr data-room="{room.pk}" data-book="{escape(book_base)}" data-room-name="{name}">'
+                f'<th scope="row" class="room-col"><a href="{escape(week_url)}" aria-label="{name}\'s week">{name}</a> '
+                f'<span class="muted small">{room.capacity}<span class="sr-only"> seats</span>{where}</span></th>{row_cells}</tr>')
         out.append({
             "room": room,
             "book_base": book_base,
-            "week_url": f'{id_url("portal:room_week", room.pk)}?week={day.isoformat()}',
-            "cells": mark_safe("".join(cells)),  # noqa: S308 - every value above is escaped or ours
+            "week_url": week_url,
+            "cells": mark_safe(row_cells),  # noqa: S308 - every value above is escaped or ours
+            "html": mark_safe(html),  # noqa: S308 - every value above is escaped or ours
         })
     return out
 
