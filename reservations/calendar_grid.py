@@ -16,9 +16,11 @@ import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections, router
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -34,6 +36,43 @@ SLOT_MINUTES = 30
 # The week view's hours (building-local), one row per hour.
 WEEK_START_HOUR = 7
 WEEK_END_HOUR = 21
+
+class Busy(NamedTuple):
+    """A reservation as the grid needs it (the attributes ``calendar_grid._label`` reads)."""
+
+    id: int
+    room_id: int
+    start: dt.datetime
+    end: dt.datetime
+    subject: str
+    requested_for_id: int | None
+    requested_by_id: int | None
+
+
+# The busy intervals of a page of rooms: one statement, written out (building it through the ORM
+# cost ~2 ms of Python a request, four times its run) and with the times as Unix seconds
+# (Django's loader for timestamptz costs ~5 µs a value in Python). Table and columns are the
+# Reservation model's; tests/reservations/test_portal_building_week.py checks it against the ORM.
+_BUSY_SQL = (
+    'SELECT "id", "room_id", CAST(EXTRACT(EPOCH FROM "start") AS bigint), CAST(EXTRACT(EPOCH FROM "end") AS bigint),'
+    ' "subject", "requested_for_id", "requested_by_id"'
+    ' FROM "reservations_reservation"'
+    ' WHERE "room_id" = ANY(%s) AND "state" = ANY(%s) AND "start" < %s AND "end" > %s'
+    ' ORDER BY "start", "id"'
+)
+
+
+def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetime) -> dict[int, list[Busy]]:
+    """{room id: [Busy]}: the active reservations of ``rooms`` overlapping [start, end), by
+    start — one query."""
+    by_room: dict[int, list[Busy]] = defaultdict(list)
+    utc, from_epoch = dt.UTC, dt.datetime.fromtimestamp
+    with connections[router.db_for_read(Reservation)].cursor() as cursor:
+        cursor.execute(_BUSY_SQL, [[r.pk for r in rooms], list(ACTIVE_STATES), end, start])
+        for pk, room_id, start_s, end_s, subject, for_id, by_id in cursor.fetchall():
+            by_room[room_id].append(Busy(pk, room_id, from_epoch(start_s, utc), from_epoch(end_s, utc), subject, for_id, by_id))
+    return by_room
+
 
 # Read as named tuples with these attributes (no model instance per reservation: a grid draws many).
 _FIELDS = ("id", "room_id", "start", "end", "subject", "requested_for_id", "requested_by_id")
@@ -81,11 +120,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     bounds = list(zip(edges, edges[1:], strict=False))
     view_start, view_end = edges[0], edges[-1]
     ordered = all(a < b for a, b in bounds)  # else (a clock change inside the span) slot by slot
-    by_room: dict[int, list[Reservation]] = defaultdict(list)
-    for row in (Reservation.objects.filter(room__in=[r.pk for r in rooms], state__in=ACTIVE_STATES,
-                                           start__lt=view_end, end__gt=view_start)
-                .order_by("start").values_list(*_FIELDS, named=True)):
-        by_room[row.room_id].append(row)
+    by_room = busy_intervals(rooms=rooms, start=view_start, end=view_end)
     labels = [(f"{s:%H:%M}", f"{e:%H:%M}") for s, e in bounds]
     past = [e <= now for _, e in bounds]
     date_query = urlencode({"date": day.isoformat()})

@@ -13,7 +13,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reservations import rules
-from reservations.building_week import busy_intervals
+from reservations.calendar_grid import busy_intervals
 from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
 from reservations.selectors import reservation_list_for_user, reservation_visible_to
 from workplace.models import Room
@@ -41,7 +41,7 @@ def finder_rooms(rooms: QuerySet[Room]) -> QuerySet[Room]:
 def room_day_bookings(*, rooms: Sequence[Room], day: dt.date, user: AbstractBaseUser) -> dict[int, list[dict]]:
     """{room id: [booking, ...]} of the active reservations on ``day`` (each room's building-local
     day), as blocks ready for the day view (start, end, mine, left and width in % of the span).
-    One query for all rooms, by start (``building_week.busy_intervals``: no model instance per
+    One query for all rooms, by start (``calendar_grid.busy_intervals``: no model instance per
     booking, no ORM build)."""
     if not rooms:
         return {}
@@ -49,7 +49,7 @@ def room_day_bookings(*, rooms: Sequence[Room], day: dt.date, user: AbstractBase
     bounds = {pk: day_bounds(day, tz) for pk, tz in tz_of.items()}
     earliest = min(start for start, _ in bounds.values())
     latest = max(end for _, end in bounds.values())
-    # The hand-written busy query of the building week (times as Unix seconds, no ORM build).
+    # The grids' hand-written busy query (times as Unix seconds, no ORM build).
     busy = busy_intervals(rooms=rooms, start=earliest, end=latest)
     span_start_hour, span_end_hour = DAY_VIEW_START_HOUR, DAY_VIEW_END_HOUR
     span_minutes = (span_end_hour - span_start_hour) * 60
