@@ -6,9 +6,19 @@
   threads are a fixed pool (workers x threads connections at most), unlike runserver's
   thread per request. settings.env reads DATABASE_CONN_MAX_AGE (default 0: close after
   each request); connections kept are health-checked before reuse (CONN_HEALTH_CHECKS).
+* Each worker freezes its loaded application out of the garbage collector (``gc.freeze()``
+  once the app is loaded): Python's full collections then skip Django's and the product's
+  long-lived objects, and no longer stall a request for ~80 ms now and then (issue 14;
+  bench/portal.py does the same after its warm-up).
 """
 
+import gc
 import os
 
 logger_class = "workplace.access_log.GunicornLogger"
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "60")
+
+
+def post_worker_init(worker) -> None:
+    """The worker has loaded the application: what exists now lives as long as the worker."""
+    gc.freeze()

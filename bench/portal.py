@@ -5,7 +5,8 @@
 2. seed 5 buildings (two time zones), 500 rooms with equipment and layouts, and
    10,000 active reservations (20 per room over the next 10 days, two on the day viewed);
 3. render the finder through Django's test client (signed in, full middleware and
-   templates) for four filter sets, N times each, and time the server side;
+   templates) for four filter sets, N times each, and time the server side (after a warm-up and
+   ``gc.freeze()``, as each gunicorn worker freezes its loaded app: gunicorn.conf.py);
 4. time a trivial authenticated GET (``/my/status/`` with no ids: session, user, an empty
    JSON answer) the same way in the same run, and divide: absolute times swing 3–4× between
    machines, the ratio much less;
@@ -166,6 +167,13 @@ def main() -> None:
         return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
 
     # The trivial GET is measured before and after the pages; the better of the two runs is the base.
+    # As each gunicorn worker does once its app is loaded (gunicorn.conf.py post_worker_init):
+    # the long-lived objects (Django's, the seed's) leave the garbage collector's full passes.
+    import gc
+
+    for params in scenarios.values():
+        client.get("/", params)
+    gc.freeze()
     trivial_before, _, _ = timed(TRIVIAL_URL, {})
     results = {}
     for name, params in scenarios.items():

@@ -15,10 +15,12 @@ class ExchangeAuthConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: properties imports the models, and models can only
         # be imported once Django has loaded the apps (this module is read before that).
-        from exchange_auth import properties
-        from exchange_auth.models import InstanceProperty
+        from exchange_auth import properties, providers
+        from exchange_auth.models import CalendarProvider, InstanceProperty
 
         # An edit that bypasses properties.set_value (the admin's form, a bulk delete, the
         # shell) still drops the cached value.
         for signal in (post_save, post_delete):
             signal.connect(properties.invalidate_on_edit, sender=InstanceProperty, dispatch_uid="exchange_auth.property_invalidate")
+            # The portal header's cached default provider (providers.cached_default_provider_id).
+            signal.connect(providers.invalidate_cached_provider, sender=CalendarProvider, dispatch_uid="exchange_auth.provider_invalidate")

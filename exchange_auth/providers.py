@@ -9,7 +9,17 @@ at once (two Microsoft 365 tenants, or a region on another cloud)."""
 
 from __future__ import annotations
 
+from django.core.cache import cache
+from django.db import transaction
+
 from exchange_auth.models import CalendarProvider
+
+# The portal's header (the Outlook badge) names the default provider on every page: it reads
+# it from the shared cache, dropped whenever a provider is saved or deleted (signals connected
+# in apps.py) and, for edits that bypass the signals (a queryset update), after this lifetime.
+DEFAULT_PROVIDER_CACHE_KEY = "exchange_auth:default_provider"
+DEFAULT_PROVIDER_CACHE_SECONDS = 60
+_NONE = "none"  # cached "no active provider" (None is the cache's miss)
 
 
 class NoActiveProvider(LookupError):
@@ -29,6 +39,27 @@ def default_provider() -> CalendarProvider | None:
 def active_provider() -> CalendarProvider | None:
     """The default provider (what callers that work on no particular room or mailbox use)."""
     return default_provider()
+
+
+def cached_default_provider_id() -> int | None:
+    """The id of ``default_provider()`` through the shared cache, for the portal's header
+    (which only asks whether the user connected to it). Only the id is cached: no secret or
+    token cache of the row reaches Redis, and callers that talk to Graph read the row itself.
+    Filled only outside a transaction, so an uncommitted edit is never cached."""
+    found = cache.get(DEFAULT_PROVIDER_CACHE_KEY)
+    if found is not None:
+        return None if found == _NONE else found
+    provider_id = CalendarProvider.objects.filter(active=True).order_by("-is_default", "name").values_list("pk", flat=True).first()
+    if not transaction.get_connection().in_atomic_block:
+        cache.set(DEFAULT_PROVIDER_CACHE_KEY, _NONE if provider_id is None else provider_id, DEFAULT_PROVIDER_CACHE_SECONDS)
+    return provider_id
+
+
+def invalidate_cached_provider(**_kwargs) -> None:
+    """A provider was saved or deleted: drop the cached default now and when the edit commits
+    (a read in between may have cached the old row)."""
+    cache.delete(DEFAULT_PROVIDER_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(DEFAULT_PROVIDER_CACHE_KEY))
 
 
 def provider_for_building(building) -> CalendarProvider | None:

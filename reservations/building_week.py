@@ -15,19 +15,15 @@ template loops (a page draws over a thousand of them), from one query for the bu
 of all the page's rooms over the whole week (``busy_intervals``)."""
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from html import escape  # what django.utils.html.escape calls, without its lazy wrapper
-from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connections, router
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from reservations.calendar_grid import _label
-from reservations.models import ACTIVE_STATES, Reservation
+from reservations.calendar_grid import _label, busy_intervals
 from workplace.models import Room
 
 # Working hours (building-local) drawn for each day; the day grid shows 07–21 in half hours.
@@ -36,43 +32,6 @@ WORK_END_HOUR = 18
 HOURS = WORK_END_HOUR - WORK_START_HOUR
 HALF = 30  # minutes: the precision kept inside an hour column
 WORK_WEEK, FULL_WEEK = 5, 7
-
-class Busy(NamedTuple):
-    """A reservation as the grid needs it (the attributes ``calendar_grid._label`` reads)."""
-
-    id: int
-    room_id: int
-    start: dt.datetime
-    end: dt.datetime
-    subject: str
-    requested_for_id: int | None
-    requested_by_id: int | None
-
-
-# The busy intervals of a page of rooms: one statement, written out (building it through the ORM
-# cost ~2 ms of Python a request, four times its run) and with the times as Unix seconds
-# (Django's loader for timestamptz costs ~5 µs a value in Python). Table and columns are the
-# Reservation model's; tests/reservations/test_portal_building_week.py checks it against the ORM.
-_BUSY_SQL = (
-    'SELECT "id", "room_id", CAST(EXTRACT(EPOCH FROM "start") AS bigint), CAST(EXTRACT(EPOCH FROM "end") AS bigint),'
-    ' "subject", "requested_for_id", "requested_by_id"'
-    ' FROM "reservations_reservation"'
-    ' WHERE "room_id" = ANY(%s) AND "state" = ANY(%s) AND "start" < %s AND "end" > %s'
-    ' ORDER BY "start", "id"'
-)
-
-
-def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetime) -> dict[int, list[Busy]]:
-    """{room id: [Busy]}: the active reservations of ``rooms`` overlapping [start, end), by
-    start — one query."""
-    by_room: dict[int, list[Busy]] = defaultdict(list)
-    utc, from_epoch = dt.UTC, dt.datetime.fromtimestamp
-    with connections[router.db_for_read(Reservation)].cursor() as cursor:
-        cursor.execute(_BUSY_SQL, [[r.pk for r in rooms], list(ACTIVE_STATES), end, start])
-        for pk, room_id, start_s, end_s, subject, for_id, by_id in cursor.fetchall():
-            by_room[room_id].append(Busy(pk, room_id, from_epoch(start_s, utc), from_epoch(end_s, utc), subject, for_id, by_id))
-    return by_room
-
 
 def week_days(monday: dt.date, days: int) -> list[dt.date]:
     return [monday + dt.timedelta(days=n) for n in range(days)]

@@ -4,7 +4,8 @@ the words shown for reservation and sync states."""
 from django import template
 
 from exchange_auth import properties
-from exchange_auth.providers import active_provider
+from exchange_auth.models import CalendarProvider
+from exchange_auth.providers import cached_default_provider_id
 from exchange_auth.views import connection_status
 from reservations.approver_session import APPROVER_SESSION_KEY
 from reservations.sync_messages import plain_sync_error
@@ -29,11 +30,11 @@ def outlook_status(context):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"show": False}
-    provider = active_provider()
-    if provider is None:
+    provider_id = cached_default_provider_id()  # the shared cache: no provider query on each page
+    if provider_id is None:
         return {"show": False}
     mode = properties.sync_mode().value
-    status = connection_status(user, provider)
+    status = connection_status(user, CalendarProvider(pk=provider_id))  # only its id is read
     return {"show": mode == "Personal" or status["state"] == "reconnect", "mode": mode, "path": request.get_full_path(), **status}
 
 

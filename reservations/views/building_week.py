@@ -7,7 +7,6 @@ import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -16,9 +15,10 @@ from django.views.decorators.http import require_http_methods
 
 from reservations import building_week as grid
 from reservations.forms import CalendarForm
-from workplace.models import Building, Floor, Room
+from workplace import catalogue
+from workplace.models import Room
 
-from .common import FINDER_PAGE_SIZE
+from .common import FINDER_PAGE_SIZE, page_of
 
 
 @login_required
@@ -26,10 +26,11 @@ from .common import FINDER_PAGE_SIZE
 def building_week(request: HttpRequest) -> HttpResponse:
     """``?building=`` (its code; the first by default), ``floor=``, ``date=`` (any day of the
     week; this week by default), ``days=7`` for the weekend too, ``page=``."""
-    buildings = list(Building.objects.filter(rooms__reservable=True).distinct().order_by("name"))
+    listed = catalogue.catalogue()  # cached lists: no query for the buildings and floors
+    buildings = listed.bookable_buildings
     code = request.GET.get("building") or ""
     building = next((b for b in buildings if b.code == code), None) if code else (buildings[0] if buildings else None)
-    floors = list(Floor.objects.filter(building=building).order_by("level", "name")) if building else []
+    floors = listed.floors_of(building) if building else []
     params = request.GET.copy()
     if building is not None and not code:
         params["building"] = building.code
@@ -46,13 +47,19 @@ def building_week(request: HttpRequest) -> HttpResponse:
     days = grid.week_days(monday, n_days)
     rooms = Room.objects.none()
     if building is not None and valid:
-        rooms = (Room.objects.filter(building=building, reservable=True).select_related("floor")
-                 .only("id", "name", "capacity", "show_subjects", "building_id", "floor__id", "floor__name")
+        rooms = (Room.objects.filter(building=building, reservable=True)
+                 .only("id", "name", "capacity", "show_subjects", "building_id", "floor_id")
                  .order_by("floor__level", "floor__name", "name"))
         if floor is not None:
             rooms = rooms.filter(floor=floor)
-    page = Paginator(rooms, FINDER_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = grid.week_rows(rooms=list(page.object_list), days=days, tz=tz, user=request.user, show_floor=floor is None)
+    page = page_of(rooms, FINDER_PAGE_SIZE, request.GET.get("page"))  # the rows and their count in one query
+    page_rooms = list(page.object_list)
+    floor_of = {f.pk: f for f in floors}
+    for room in page_rooms:  # from the cached lists, not a join per row
+        room.building = building
+        if room.floor_id in floor_of or not room.floor_id:  # else (lists older than the room) Django reads it
+            room.floor = floor_of.get(room.floor_id)
+    rows = grid.week_rows(rooms=page_rooms, days=days, tz=tz, user=request.user, show_floor=floor is None)
 
     def link(**changes) -> str:
         query = {"building": building.code if building else "", "floor": floor.pk if floor else "",

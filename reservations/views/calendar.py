@@ -50,7 +50,7 @@ def building_day(request: HttpRequest) -> HttpResponse:
         room.building = building
         if room.floor_id in floor_of or not room.floor_id:  # else (lists older than the room) Django reads it
             room.floor = floor_of.get(room.floor_id)
-    rows = calendar_grid.day_grid_rows(rooms=page_rooms, day=day, tz=tz, user=request.user)
+    rows = calendar_grid.day_grid_rows(rooms=page_rooms, day=day, tz=tz, user=request.user, show_floor=floor is None)
 
     def link(**changes) -> str:
         query = {"building": building.code if building else "", "floor": floor.pk if floor else "", "date": day.isoformat()}

@@ -106,6 +106,21 @@ def test_gunicorn_keeps_its_pool_of_connections_health_checked(monkeypatch):
     assert config["logger_class"] == "workplace.access_log.GunicornLogger"
 
 
+def test_each_gunicorn_worker_freezes_its_loaded_app_out_of_the_garbage_collector(monkeypatch):
+    import gc
+
+    monkeypatch.setenv("DATABASE_CONN_MAX_AGE", "0")  # the file's setdefault then changes nothing here
+    config = {"__file__": str(ROOT / "gunicorn.conf.py")}
+    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), config)  # noqa: S102 (our file)
+    kept = [object() for _ in range(10)]
+    try:
+        before = gc.get_freeze_count()
+        config["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() >= before + len(kept)
+    finally:
+        gc.unfreeze()
+
+
 @pytest.fixture
 def runserver(transactional_db):
     """``manage.py runserver`` (a thread per request) on this run's test database."""
