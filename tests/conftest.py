@@ -11,6 +11,7 @@ instance property kept in memory by an earlier test."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -64,6 +65,35 @@ def _no_sessions_left_behind(django_db_setup, django_db_blocker):
             )
     except OperationalError:
         pass  # no test used the database (e.g. only tests/graph_emulator ran): nobody to end
+
+
+@pytest.fixture(autouse=True)
+def _quiet_database_before_flush(request):
+    """A test with ``live_server`` ends while the emulator may still be delivering to its webhook,
+    whose eager pull then runs in a server thread: its row locks met the end-of-test flush's
+    TRUNCATE and PostgreSQL broke the deadlock by failing the flush (the next test then found the
+    last one's rows). Before the flush, stop the emulator's deliveries, give the sessions still
+    working on the test database two seconds, then end them."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # torn down (the flush) after this fixture
+    yield
+    if "emulator_control" in request.fixturenames:
+        request.getfixturevalue("emulator_control").reset()  # cancels pending deliveries and retries
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    busy = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"
+    deadline = time.monotonic() + 2
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT count(*) {busy}")  # noqa: S608 (constant text)
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {busy}")  # noqa: S608
 
 
 @pytest.fixture(autouse=True)
