@@ -283,3 +283,21 @@ def test_the_busy_query_agrees_with_the_orm(alice, bob, atlas, dojo, monday):
     assert sorted(b.id for rows in got.values() for b in rows) == sorted(expected.values_list("id", flat=True)) == sorted(r.pk for r in keep)
     a = got[atlas.pk][0]
     assert (a.start, a.end, a.subject, a.requested_by_id, a.requested_for_id) == (keep[0].start, keep[0].end, "A", alice.pk, bob.pk)
+
+
+def test_the_busy_intervals_without_postgresql_are_the_same(alice, bob, atlas, dojo, monday, monkeypatch):
+    """The embedded default (`make run`) is SQLite, which has neither ANY(array) nor EXTRACT(EPOCH):
+    busy_intervals reads the same rows through the ORM there (the finder, the day grid and the
+    building week all draw from it)."""
+    from django.db import connections
+
+    tuesday = monday + dt.timedelta(days=1)
+    ReservationFactory(room=atlas, requested_by=alice, requested_for=bob, subject="A", start=at(monday, 7), end=at(monday, 8, 30))
+    ReservationFactory(room=dojo, requested_by=bob, requested_for=bob, subject="B", start=at(tuesday, 17, 45), end=at(tuesday, 19),
+                       state="awaiting_confirmation")
+    ReservationFactory(room=dojo, start=at(tuesday, 10), end=at(tuesday, 11), state="cancelled")
+    start, end = at(monday, 8), at(monday + dt.timedelta(days=4), 18)
+    on_postgresql = building_week.busy_intervals(rooms=[atlas, dojo], start=start, end=end)
+    monkeypatch.setattr(connections["default"], "vendor", "sqlite")
+    elsewhere = building_week.busy_intervals(rooms=[atlas, dojo], start=start, end=end)
+    assert dict(elsewhere) == dict(on_postgresql) and sum(map(len, elsewhere.values())) == 2
