@@ -5,14 +5,15 @@ on these forms (``add_service_error``)."""
 
 import datetime as dt
 import re
+from html import escape as _html_escape
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.forms.utils import flatatt
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import SafeString, mark_safe
 
 from reservations import parsing, selectors
 from reservations.exceptions import EditNotAllowed, ReservationError, SlotTaken
@@ -22,19 +23,52 @@ from workplace.models import Arrangement, Building, Floor, Room
 MAX_ATTENDEES_TYPED = 200
 
 
+def _escape(value) -> str:
+    """``django.utils.html.escape`` (the same characters, the same entities) without its lazy-text
+    wrapper and ``SafeString``: for loops over many options, where those were a good part of the cost."""
+    return _html_escape(str(value))
+
+
+def field_html(field: forms.BoundField) -> SafeString:
+    """``reservations/_field.html`` for one field, written in Python: the same label, widget,
+    help text and errors with the same ids (``aria-describedby`` names them), without a
+    template include per field (the finder draws seven). Keep the two alike."""
+    errors = field.errors
+    parts = ['<div class="field has-error">' if errors else '<div class="field">']
+    if getattr(field.field.widget, "input_type", None) == "checkbox":
+        parts.append(f'<label class="check">{field} {conditional_escape(field.label)}</label>')
+    else:
+        parts.append(f'<label for="{conditional_escape(field.id_for_label)}">{conditional_escape(field.label)}</label>{field}')
+    if field.help_text:
+        parts.append(f'<p class="help" id="{conditional_escape(field.auto_id)}_helptext">{conditional_escape(field.help_text)}</p>')
+    parts.extend(f'<p class="field-error" id="{conditional_escape(field.auto_id)}_error">{conditional_escape(e)}</p>' for e in errors)
+    parts.append("</div>")
+    return mark_safe("\n".join(parts))  # noqa: S308 - every value above is escaped or a rendered widget
+
+
 class LightSelect(forms.Select):
     """A ``<select>`` written in Python rather than through Django's widget templates (one
     template include per option): the finder's and the day grid's filters list every floor,
-    and drawing them was a good part of those pages' time. Same markup as Django's."""
+    and drawing them was a good part of those pages' time. Same markup as Django's, options
+    read straight from the choices (no option dict per choice); grouped choices go through
+    Django's templates."""
 
     def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
-        options = []
-        for _group, subgroup, _index in widget["optgroups"]:
-            for option in subgroup:
-                selected = " selected" if option["selected"] else ""
-                options.append(f'<option value="{escape(option["value"])}"{selected}>{escape(option["label"])}</option>')
-        return mark_safe(f'<select name="{escape(widget["name"])}"{flatatt(widget["attrs"])}>{"".join(options)}</select>')  # noqa: S308
+        choices = list(self.choices)
+        if any(isinstance(label, list | tuple) for _value, label in choices):
+            return super().render(name, value, attrs, renderer)
+        built = self.build_attrs(self.attrs, attrs)
+        if self.allow_multiple_selected:
+            built["multiple"] = True
+        values = self.format_value(value)
+        options, has_selected = [], False
+        for option_value, label in choices:
+            option_value = "" if option_value is None else str(option_value)
+            # As ChoiceWidget.optgroups: only the first match is selected (unless multiple).
+            selected = (not has_selected or self.allow_multiple_selected) and option_value in values
+            has_selected |= selected
+            options.append(f'<option value="{_escape(option_value)}"{" selected" if selected else ""}>{_escape(label)}</option>')
+        return mark_safe(f'<select name="{_escape(name)}"{flatatt(built)}>{"".join(options)}</select>')  # noqa: S308
 
 
 class LightInput:
@@ -49,17 +83,29 @@ class LightInput:
 class LightCheckboxSelectMultiple(forms.CheckboxSelectMultiple):
     """Checkboxes whose ``{{ box.tag }}`` (each option's ``<input>``) is written in Python (see
     LightSelect): the same markup as Django's option templates, without three template
-    includes per option."""
+    includes per option. ``labelled_boxes`` writes the finder's whole list of them."""
 
     def _render(self, template_name, context, renderer=None):
         widget = context["widget"]
         if template_name != self.option_template_name or widget.get("wrap_label"):
             return super()._render(template_name, context, renderer)
-        shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
+        return mark_safe(self._input(widget))  # noqa: S308 - escaped in _input
+
+    @staticmethod
+    def _input(widget: dict) -> str:
+        shown = "" if widget["value"] is None else f' value="{_escape(widget["value"])}"'
         # As django/forms/widgets/attrs.html: in order, True as a bare name, False left out.
-        attrs = "".join(f" {escape(k)}" if v is True else f' {escape(k)}="{escape(v)}"'
+        attrs = "".join(f" {_escape(k)}" if v is True else f' {_escape(k)}="{_escape(v)}"'
                         for k, v in widget["attrs"].items() if v is not False)
-        return mark_safe(f'<input type="{widget["type"]}" name="{escape(widget["name"])}"{shown}{attrs}>')  # noqa: S308
+        return f'<input type="{widget["type"]}" name="{_escape(widget["name"])}"{shown}{attrs}>'
+
+    @classmethod
+    def labelled_boxes(cls, field: forms.BoundField, *, empty: str) -> SafeString:
+        """``{% for box in field %}<label class="check">{{ box.tag }} {{ box.choice_label }}</label>{% empty %}…``
+        in Python, for a field drawn with this widget; ``empty`` (HTML) when it has no choices."""
+        boxes = [f'<label class="check">{cls._input(box.data)} {conditional_escape(box.choice_label)}</label>'
+                 for box in field.subwidgets]
+        return mark_safe("".join(boxes) if boxes else empty)  # noqa: S308 - escaped above
 
 
 class LightDateInput(LightInput, forms.DateInput):
@@ -143,6 +189,14 @@ class FinderForm(forms.Form):
         self.fields["floor"].set_objects([(f.pk, str(f), f) for f in catalogue.floors])
         self.fields["equipment"].set_objects([(e.slug, e.name, e) for e in catalogue.equipment])
         self.fields["arrangement"].choices = [("", "Any layout")] + [(name, name) for name in catalogue.arrangement_names]
+
+    def drawn(self) -> dict:
+        """The filters' fields as the finder draws them (``field_html``, the equipment boxes),
+        written in Python rather than through a template include per field."""
+        drawn = {name: field_html(self[name]) for name in ("building", "floor", "capacity", "arrangement", "date")}
+        drawn["equipment"] = LightCheckboxSelectMultiple.labelled_boxes(self["equipment"], empty='<span class="muted">None listed</span>')
+        drawn["more_in_use"] = any(self[name].value() for name in ("floor", "capacity", "arrangement", "equipment"))
+        return drawn
 
     def clean(self):
         data = super().clean()

@@ -67,7 +67,7 @@ def finder(request: HttpRequest) -> HttpResponse:
     first, last = portal_selectors.DAY_VIEW_START_HOUR, portal_selectors.DAY_VIEW_END_HOUR
     links = {"week_suffix": f"?week={day.isoformat()}", "book_suffix": escape(book_suffix)}
     context = {
-        "form": form, "page": page, "day": day, "tz_name": str(tz),
+        "form": form, "fields": form.drawn(), "page": page, "day": day, "tz_name": str(tz),
         "rows": [_finder_row(room, bookings.get(room.pk, []), listed.facts_of(room.pk), links) for room in page_rooms],
         "query": query.urlencode(),
         "scale": _scale(first, last),
