@@ -25,7 +25,7 @@ from workplace.models import Arrangement, Building, Equipment, Floor, Room
 VERSION_KEY = "workplace:catalogue:version"
 # Bump the number when ``Catalogue`` changes shape: processes of the previous release keep
 # reading (and writing) the old key until they stop.
-DATA_KEY = "workplace:catalogue:2"
+DATA_KEY = "workplace:catalogue:3"
 CACHE_SECONDS = 600
 
 
@@ -99,10 +99,27 @@ def _read() -> Catalogue:
     )
 
 
+# This process's copy: (the version it was read under, the lists, when they were read from the
+# database). While the shared version is still that one, and no longer than the shared copy
+# lives, the lists are served from here without unpickling the shared copy (about a
+# millisecond a page): the same rules as the shared copy's.
+_local: tuple[int, Catalogue, float] | None = None
+
+
 def catalogue() -> Catalogue:
-    """The lists: one cache round trip, or seven queries when the cache doesn't hold them (or
-    holds them under an older version)."""
-    found = cache.get_many([VERSION_KEY, DATA_KEY])
+    """The lists: one cache round trip (the version alone, when this process holds the lists
+    under it; else with the shared copy), or seven queries when the cache doesn't hold them (or
+    holds them under an older version). Callers read the lists, never change them: they are
+    shared by the requests of this process."""
+    global _local
+    held = _local
+    if held is not None and time.time() - held[2] < CACHE_SECONDS:
+        version = cache.get(VERSION_KEY)
+        if version is not None and version == held[0]:
+            return held[1]
+        found = {VERSION_KEY: version, DATA_KEY: cache.get(DATA_KEY)} if version is not None else {}
+    else:
+        found = cache.get_many([VERSION_KEY, DATA_KEY])
     version = found.get(VERSION_KEY)
     if version is None:
         # A version no stored copy carries (the clock); add(): processes starting at once agree.
@@ -110,11 +127,18 @@ def catalogue() -> Catalogue:
         version = cache.get(VERSION_KEY)
     stored = found.get(DATA_KEY)
     if stored is not None and stored[0] == version:
+        _local = stored
         return stored[1]
-    value = _read()
-    # Shared only once committed: inside a transaction that changed the directory, this read
-    # may roll back (and its commit moves the version past ``version`` anyway).
-    transaction.on_commit(lambda: cache.set(DATA_KEY, (version, value), CACHE_SECONDS))
+    value, read_at = _read(), time.time()
+
+    def share() -> None:
+        global _local
+        cache.set(DATA_KEY, (version, value, read_at), CACHE_SECONDS)
+        _local = (version, value, read_at)
+
+    # Shared (and kept here) only once committed: inside a transaction that changed the
+    # directory, this read may roll back (and its commit moves the version past ``version`` anyway).
+    transaction.on_commit(share)
     return value
 
 

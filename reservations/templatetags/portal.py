@@ -2,6 +2,7 @@
 the words shown for reservation and sync states."""
 
 from django import template
+from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 
 from exchange_auth import properties
 from exchange_auth.models import CalendarProvider
@@ -11,6 +12,8 @@ from reservations.approver_session import APPROVER_SESSION_KEY
 from reservations.sync_messages import plain_sync_error
 
 register = template.Library()
+
+_reversed: dict[tuple, str] = {}
 
 STATE_LABELS = {
     "awaiting_confirmation": "Awaiting confirmation",
@@ -59,3 +62,15 @@ def is_approver(context) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return bool(user.is_staff or request.session.get(APPROVER_SESSION_KEY))
+
+
+@register.simple_tag
+def fixed_url(name: str) -> str:
+    """``{% url name %}`` for a URL without arguments, reversed once per name, script prefix
+    and URLconf (as ``reservations.links.id_url``): the layout's links are on every page, and
+    a ``reverse()`` each made a good part of drawing it."""
+    key = (name, get_script_prefix(), get_resolver(get_urlconf()))
+    url = _reversed.get(key)
+    if url is None:
+        url = _reversed[key] = reverse(name)
+    return url
