@@ -11,8 +11,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.forms.utils import flatatt
-from django.utils.html import conditional_escape, escape
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 
 from reservations import parsing, selectors
@@ -27,6 +26,16 @@ def _escape(value) -> str:
     """``django.utils.html.escape`` (the same characters, the same entities) without its lazy-text
     wrapper and ``SafeString``: for loops over many options, where those were a good part of the cost."""
     return _html_escape(str(value))
+
+
+def _flatatt(attrs: dict) -> str:
+    """``django.forms.utils.flatatt`` (the same order: name="value" pairs sorted, then the true
+    booleans sorted; None and False left out; values escaped unless safe) without its
+    ``format_html_join`` per call."""
+    pairs = sorted((k, v) for k, v in attrs.items() if v is not None and not isinstance(v, bool))
+    flags = sorted(k for k, v in attrs.items() if v is True)
+    return "".join(f' {_escape(k)}="{v.__html__() if hasattr(v, "__html__") else _escape(v)}"' for k, v in pairs) + "".join(
+        f" {_escape(k)}" for k in flags)
 
 
 def field_html(field: forms.BoundField) -> SafeString:
@@ -68,7 +77,7 @@ class LightSelect(forms.Select):
             selected = (not has_selected or self.allow_multiple_selected) and option_value in values
             has_selected |= selected
             options.append(f'<option value="{_escape(option_value)}"{" selected" if selected else ""}>{_escape(label)}</option>')
-        return mark_safe(f'<select name="{_escape(name)}"{flatatt(built)}>{"".join(options)}</select>')  # noqa: S308
+        return mark_safe(f'<select name="{_escape(name)}"{_flatatt(built)}>{"".join(options)}</select>')  # noqa: S308
 
 
 class LightInput:
@@ -76,8 +85,8 @@ class LightInput:
 
     def render(self, name, value, attrs=None, renderer=None):
         widget = self.get_context(name, value, attrs)["widget"]
-        shown = "" if widget["value"] is None else f' value="{escape(widget["value"])}"'
-        return mark_safe(f'<input type="{widget["type"]}" name="{escape(widget["name"])}"{shown}{flatatt(widget["attrs"])}>')  # noqa: S308
+        shown = "" if widget["value"] is None else f' value="{_escape(widget["value"])}"'
+        return mark_safe(f'<input type="{widget["type"]}" name="{_escape(widget["name"])}"{shown}{_flatatt(widget["attrs"])}>')  # noqa: S308
 
 
 class LightCheckboxSelectMultiple(forms.CheckboxSelectMultiple):

@@ -94,3 +94,22 @@ def test_the_light_select_draws_djangos_select():
         light = _squeezed(str(form["light"])).replace("light", "NAME")
         plain = _squeezed(str(form["plain"])).replace("plain", "NAME")
         assert light == plain, data
+
+
+def test_the_light_inputs_draw_djangos_inputs():
+    from reservations.forms import LightDateInput, LightNumberInput, LightTimeInput
+
+    class Form(forms.Form):
+        light_n = forms.IntegerField(min_value=1, max_value=9, widget=LightNumberInput(attrs={"data-x": 'a"b', "autofocus": True}))
+        plain_n = forms.IntegerField(min_value=1, max_value=9, widget=forms.NumberInput(attrs={"data-x": 'a"b', "autofocus": True}))
+        light_d = forms.DateField(required=False, disabled=True, widget=LightDateInput(attrs={"type": "date"}))
+        plain_d = forms.DateField(required=False, disabled=True, widget=forms.DateInput(attrs={"type": "date"}))
+        light_t = forms.TimeField(required=False, widget=LightTimeInput(format="%H:%M", attrs={"type": "time", "hidden": False}))
+        plain_t = forms.TimeField(required=False, widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "hidden": False}))
+
+    for data in (None, {"light_n": "<0>", "plain_n": "<0>", "light_t": "10:00", "plain_t": "10:00"}):
+        form = Form(data)
+        for kind in ("n", "d", "t"):
+            light = _squeezed(str(form[f"light_{kind}"])).replace("light_", "NAME_")
+            plain = _squeezed(str(form[f"plain_{kind}"])).replace("plain_", "NAME_")
+            assert light == plain, (data, kind)
