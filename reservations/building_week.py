@@ -9,7 +9,7 @@ names what holds it only where the viewer may see it (``calendar_grid``'s rule: 
 bookings, any for staff, any in a room with ``Room.show_subjects``; otherwise "Busy").
 
 Every choice is a plain link, so the grid works without JavaScript and from the keyboard;
-``building_week.js`` adds drag (mouse, pen, touch) and arrow-key ranges within a day, reading
+``portal.js`` (its booking grids, shared with the day grid) adds drag (mouse, pen, touch) and arrow-key ranges within a day, reading
 the ``data-`` attributes written here. The cells are built as HTML strings here, not in
 template loops (a page draws over a thousand of them), from one query for the busy intervals
 of all the page's rooms over the whole week (``busy_intervals``)."""
