@@ -9,7 +9,7 @@ names what holds it only where the viewer may see it (``calendar_grid``'s rule: 
 bookings, any for staff, any in a room with ``Room.show_subjects``; otherwise "Busy").
 
 Every choice is a plain link, so the grid works without JavaScript and from the keyboard;
-``building_week.js`` adds drag (mouse, pen, touch) and arrow-key ranges within a day, reading
+``portal.js`` (its booking grids, shared with the day grid) adds drag (mouse, pen, touch) and arrow-key ranges within a day, reading
 the ``data-`` attributes written here. The cells are built as HTML strings here, not in
 template loops (a page draws over a thousand of them), from one query for the busy intervals
 of all the page's rooms over the whole week (``busy_intervals``)."""
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from html import escape  # what django.utils.html.escape calls, without its lazy wrapper
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
-from reservations.calendar_grid import _label, busy_intervals
+from reservations.calendar_grid import _clock, _label, busy_intervals
+from reservations.links import id_url_parts
 from workplace.models import Room
 
 # Working hours (building-local) drawn for each day; the day grid shows 07–21 in half hours.
@@ -38,18 +38,6 @@ def week_days(monday: dt.date, days: int) -> list[dt.date]:
 
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _clock(moment: dt.datetime) -> str:
-    return f"{moment.hour:02d}:{moment.minute:02d}"
-
-
-def _url_parts(name: str) -> tuple[str, str]:
-    """A URL pattern with one integer argument as (before, after) the argument: ``reverse``
-    costs tens of microseconds, and a page links hundreds of cells."""
-    marker = 918273645
-    head, tail = reverse(name, args=[marker]).split(str(marker))
-    return head, tail
 
 
 def week_head(*, days: Sequence[dt.date], day_urls: Sequence[str], today: dt.date) -> str:
@@ -84,14 +72,14 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
             + dt.timedelta(minutes=(i % halves_per_day + 1) * HALF) <= now for i in range(n_halves)]
     window_start = dt.datetime.combine(days[0], dt.time(WORK_START_HOUR), tzinfo=tz)
     window_end = dt.datetime.combine(days[-1], dt.time(WORK_END_HOUR), tzinfo=tz)
-    by_room = busy_intervals(rooms=rooms, start=window_start, end=window_end)
+    by_room = busy_intervals(rooms=rooms, start=window_start, end=window_end, tz=tz)  # times local to tz
     day_labels = [f"{d:%a} {d.day} {d:%b}" for d in days]
     dates = [d.isoformat() for d in days]
     hhmm = [f"{(WORK_START_HOUR * 60 + k * HALF) // 60:02d}:{(WORK_START_HOUR * 60 + k * HALF) % 60:02d}"
             for k in range(halves_per_day + 1)]
-    book_head, book_tail = _url_parts("portal:book")
-    detail_head, detail_tail = _url_parts("portal:reservation_detail")
-    week_url_head, week_url_tail = _url_parts("portal:room_week")
+    book_head, book_tail = id_url_parts("portal:book")
+    detail_head, detail_tail = id_url_parts("portal:reservation_detail")
+    week_url_head, week_url_tail = id_url_parts("portal:room_week")
     # A free hour's cell, split around the room's booking URL and name (the same for every room).
     free_parts = []
     for h in range(total_hours):
@@ -102,7 +90,7 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
             f'?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book ',
             f', {day_labels[d]}, {s}–{e}"></a></td>',
         ))
-    any_past = any(past)
+    past_hours = [h for h in range(total_hours) if past[2 * h] or past[2 * h + 1]]  # by hour, ascending
     out = []
     for room in rooms:
         book_url = f"{book_head}{room.pk}{book_tail}"
@@ -110,6 +98,7 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
         reservations = by_room.get(room.pk, ())
         # holder[i]: the reservation holding half hour i (the earliest-starting one), or None.
         holder: list = [None] * n_halves
+        touched: set[int] = set()  # the hour columns with a half hour held
         times_of: dict[int, str] = {}  # "09:30–10:30" local, with the weekdays when it spans midnight
         for r in reservations:
             start, end = r.start.astimezone(tz), r.end.astimezone(tz)
@@ -125,21 +114,19 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
                 for k in range(lo, hi):
                     if holder[base + k] is None:
                         holder[base + k] = r
-        cells: list[str] = []
-        h = 0  # hour column index within the row
-        if not reservations and not any_past:  # the whole week free: the common case, drawn at once
-            h = total_hours
-            cells = [f"{pre}{book_url}{mid}{name}{post}" for pre, mid, post in free_parts]
-        while h < total_hours:
+                        touched.add((base + k) // 2)
+        # The row as if free throughout, then the hours touched by a reservation or by the clock
+        # drawn over it ("" where a cell spans the hours after it): the free hours, most of a
+        # week, cost one string each.
+        cells = [f"{pre}{book_url}{mid}{name}{post}" for pre, mid, post in free_parts]
+        drawn_to = 0  # the hours before it are drawn (or spanned)
+        for h in sorted(touched.union(past_hours)) if touched else past_hours:
+            if h < drawn_to:
+                continue
             d, k = divmod(h, HOURS)
-            a = d * halves_per_day + 2 * k
+            a = 2 * h  # its first half hour
             ha, hb = holder[a], holder[a + 1]
             free_a, free_b = ha is None and not past[a], hb is None and not past[a + 1]
-            if free_a and free_b:
-                pre, mid, post = free_parts[h]
-                cells.append(f"{pre}{book_url}{mid}{name}{post}")
-                h += 1
-                continue
             edge = " day-start" if k == 0 else ""  # a day's first column: its group's left border
             when = day_labels[d]
             if free_a or free_b:
@@ -151,47 +138,42 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
                 else:
                     note, css = "", "part"
                 side = "open-start" if free_a else "open-end"
-                cells.append(
+                cells[h] = (
                     f'<td class="{css} {side}{edge}" data-slot="{h}" data-day="{d}"'
                     + (f' title="{note}"' if note else "") + ">"
                     f'<a href="{book_url}?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book {name}, {when}, {s}–{e}"></a>'
                     + (f'<span class="sr-only"> {note}</span>' if note else "") + "</td>")
-                h += 1
+                drawn_to = h + 1
                 continue
             held = ha or hb
+            j = h + 1
+            day_end = (d + 1) * HOURS
             if held is None:  # both halves over: one cell for the day's hours gone
-                j = h + 1
-                while j < total_hours and j // HOURS == d:
-                    ja = d * halves_per_day + 2 * (j % HOURS)
-                    if holder[ja] is not None or holder[ja + 1] is not None or not (past[ja] and past[ja + 1]):
-                        break
+                while j < day_end and holder[2 * j] is None and holder[2 * j + 1] is None and past[2 * j] and past[2 * j + 1]:
                     j += 1
                 span = j - h
-                cells.append(f'<td class="past{edge}" data-slot="{h}" data-day="{d}"'
-                             + (f' colspan="{span}" data-span="{span}"' if span > 1 else "") + "></td>")
-                h = j
-                continue
-            # Busy: merge the following hours of the same day held by the same reservation throughout.
-            j = h + 1
-            if ha is held and hb is held:
-                while j < total_hours and j // HOURS == d:
-                    ja = d * halves_per_day + 2 * (j % HOURS)
-                    if holder[ja] is not held or holder[ja + 1] is not held:
-                        break
-                    j += 1
-            span = j - h
-            label, mine, openable = _label(held, room, user)
-            text = escape(label)
-            times = times_of[held.id]
-            inner = f'<a href="{detail_head}{held.id}{detail_tail}">{text}</a>' if openable else f"<span>{text}</span>"
-            cells.append(
-                f'<td class="busy{" mine" if mine else ""}{edge}" data-slot="{h}" data-day="{d}"'
-                + (f' colspan="{span}" data-span="{span}"' if span > 1 else "")
-                + f' title="{text}, {times}">{inner}<span class="sr-only"> {when} {times}</span></td>')
-            h = j
+                cells[h] = (f'<td class="past{edge}" data-slot="{h}" data-day="{d}"'
+                            + (f' colspan="{span}" data-span="{span}"' if span > 1 else "") + "></td>")
+            else:
+                # Busy: merge the following hours of the same day held by the same reservation throughout.
+                if ha is held and hb is held:
+                    while j < day_end and holder[2 * j] is held and holder[2 * j + 1] is held:
+                        j += 1
+                span = j - h
+                label, mine, openable = _label(held, room, user)
+                text = escape(label)
+                times = times_of[held.id]
+                inner = f'<a href="{detail_head}{held.id}{detail_tail}">{text}</a>' if openable else f"<span>{text}</span>"
+                cells[h] = (
+                    f'<td class="busy{" mine" if mine else ""}{edge}" data-slot="{h}" data-day="{d}"'
+                    + (f' colspan="{span}" data-span="{span}"' if span > 1 else "")
+                    + f' title="{text}, {times}">{inner}<span class="sr-only"> {when} {times}</span></td>')
+            for spanned in range(h + 1, j):
+                cells[spanned] = ""
+            drawn_to = j
         floor = f" · {escape(room.floor.name)}" if show_floor and room.floor_id else ""
         head = (f'<tr data-room="{room.pk}" data-book="{book_url}" data-room-name="{name}"><th scope="row" class="room-col">'
                 f'<a href="{week_url_head}{room.pk}{week_url_tail}?week={dates[0]}" aria-label="{name}&#x27;s week, hour by hour">{name}</a>'
                 f' <span class="muted small">{room.capacity}<span class="sr-only"> seats</span>{floor}</span></th>')
-        out.append({"room": room, "html": mark_safe(head + "".join(cells) + "</tr>")})  # noqa: S308 - escaped above
+        out.append({"room": room, "html": SafeString(head + "".join(cells) + "</tr>")})  # escaped above
     return out

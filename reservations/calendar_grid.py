@@ -16,18 +16,18 @@ import datetime as dt
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
+from html import escape  # what django.utils.html.escape calls, without its lazy-string wrapper
 from typing import NamedTuple
-from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
 from django.db import connections, router
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
-from reservations.links import id_url
+from reservations.links import id_url, id_url_parts
 from reservations.models import ACTIVE_STATES, Reservation
-from workplace.models import Room
+from workplace.models import Floor, Room
 
 # The day grid spans these building-local hours, in slots of SLOT_MINUTES.
 GRID_START_HOUR = 7
@@ -62,9 +62,10 @@ _BUSY_SQL = (
 )
 
 
-def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetime) -> dict[int, list[Busy]]:
+def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetime,
+                   tz: dt.tzinfo = dt.UTC) -> dict[int, list[Busy]]:
     """{room id: [Busy]}: the active reservations of ``rooms`` overlapping [start, end), by
-    start — one query."""
+    start — one query. Their times are aware, in ``tz`` (a grid's zone: no conversion per cell)."""
     by_room: dict[int, list[Busy]] = defaultdict(list)
     connection = connections[router.db_for_read(Reservation)]
     if connection.vendor != "postgresql":
@@ -73,13 +74,14 @@ def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetim
         rows = (Reservation.objects.filter(room__in=[r.pk for r in rooms], state__in=list(ACTIVE_STATES), start__lt=end, end__gt=start)
                 .order_by("start", "id").values_list("id", "room_id", "start", "end", "subject", "requested_for_id", "requested_by_id"))
         for pk, room_id, start_at, end_at, subject, for_id, by_id in rows:
-            by_room[room_id].append(Busy(pk, room_id, start_at.replace(microsecond=0), end_at.replace(microsecond=0), subject, for_id, by_id))
+            by_room[room_id].append(Busy(pk, room_id, start_at.replace(microsecond=0).astimezone(tz), end_at.replace(microsecond=0).astimezone(tz),
+                                          subject, for_id, by_id))
         return by_room
-    utc, from_epoch = dt.UTC, dt.datetime.fromtimestamp
+    from_epoch = dt.datetime.fromtimestamp
     with connection.cursor() as cursor:
         cursor.execute(_BUSY_SQL, [[r.pk for r in rooms], list(ACTIVE_STATES), end, start])
         for pk, room_id, start_s, end_s, subject, for_id, by_id in cursor.fetchall():
-            by_room[room_id].append(Busy(pk, room_id, from_epoch(start_s, utc), from_epoch(end_s, utc), subject, for_id, by_id))
+            by_room[room_id].append(Busy(pk, room_id, from_epoch(start_s, tz), from_epoch(end_s, tz), subject, for_id, by_id))
     return by_room
 
 
@@ -95,17 +97,8 @@ def _label(reservation: Reservation, room: Room, user: AbstractBaseUser) -> tupl
     return (reservation.subject or "Reserved") if visible else "Busy", mine, openable
 
 
-def _busy_cell(reservation: Reservation, room: Room, user: AbstractBaseUser, span: int, tz: dt.tzinfo,
-               first_slot: int) -> str:
-    label, mine, openable = _label(reservation, room, user)
-    when = f"{reservation.start.astimezone(tz):%H:%M}–{reservation.end.astimezone(tz):%H:%M}"
-    text = escape(label)
-    inner = (f'<a href="{id_url("portal:reservation_detail", reservation.id)}">{text}</a>'
-             if openable else f"<span>{text}</span>")
-    css = "busy mine" if mine else "busy"
-    colspan = f' colspan="{span}"' if span > 1 else ""
-    return (f'<td class="{css}"{colspan} data-slot="{first_slot}" data-span="{span}" title="{text}, {when}">'
-            f'{inner}<span class="sr-only"> {when}</span></td>')
+def _clock(moment: dt.datetime) -> str:
+    return f"{moment.hour:02d}:{moment.minute:02d}"
 
 
 def day_grid_hours() -> list[dict]:
@@ -116,9 +109,12 @@ def day_grid_hours() -> list[dict]:
 
 def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: AbstractBaseUser,
                   now: dt.datetime | None = None, show_floor: bool = True) -> list[dict]:
-    """[{room, week_url, cells (HTML), html (the whole ``<tr>``)}] for ``rooms`` on ``day`` (local
-    to ``tz``, the building's zone): one query for all rooms' reservations. ``show_floor``: each
-    row names its room's floor (the grid shows more than one floor)."""
+    """[{room, html (the whole ``<tr>``)}] for ``rooms`` on ``day`` (local to ``tz``, the
+    building's zone): one query for all rooms' reservations. ``show_floor``: each row names its
+    room's floor (the grid shows more than one floor).
+
+    What is the same in every row (a slot's cell around the room's booking URL and name, the
+    URLs around an id) is written once per page, not once per cell."""
     if not rooms:
         return []
     now = now or timezone.now()
@@ -127,60 +123,64 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     times = [dt.time(GRID_START_HOUR + i * SLOT_MINUTES // 60, i * SLOT_MINUTES % 60) for i in range(slots)] + [dt.time(GRID_END_HOUR)]
     edges = [dt.datetime.combine(day, t, tzinfo=tz) for t in times]
     bounds = list(zip(edges, edges[1:], strict=False))
-    view_start, view_end = edges[0], edges[-1]
     ordered = all(a < b for a, b in bounds)  # else (a clock change inside the span) slot by slot
-    by_room = busy_intervals(rooms=rooms, start=view_start, end=view_end)
-    labels = [(f"{s:%H:%M}", f"{e:%H:%M}") for s, e in bounds]
-    past = [e <= now for _, e in bounds]
-    date_query = urlencode({"date": day.isoformat()})
+    by_room = busy_intervals(rooms=rooms, start=edges[0], end=edges[-1])  # in UTC: compared with the edges as instants
+    date_query = f"?date={day.isoformat()}"
+    # Each slot's cell when free, split around the room's booking URL and its name; when over, whole.
+    free_parts = []
+    for i, (s, e) in enumerate(bounds):
+        s, e = _clock(s), _clock(e)
+        free_parts.append((f'<td class="free" data-slot="{i}" data-start="{s}" data-end="{e}"><a href="',
+                           f'&amp;start={s}&amp;end={e}" aria-label="Book ',
+                           f', {s}–{e}"><span aria-hidden="true">+</span></a></td>'))
+    over = [f'<td class="past" data-slot="{i}"></td>' if e <= now else None for i, (_, e) in enumerate(bounds)]
+    book_head, book_tail = id_url_parts("portal:book")
+    detail_head, detail_tail = id_url_parts("portal:reservation_detail")
+    week_head, week_tail = id_url_parts("portal:room_week")
+    week_query = f"?week={day.isoformat()}"
     out = []
     for room in rooms:
-        book_base = f'{id_url("portal:book", room.pk)}?{date_query}'
+        book_base = f"{book_head}{room.pk}{book_tail}{date_query}"
         name = escape(room.name)
-        # Each slot's holder: the first reservation (by start) that overlaps it.
-        holders: list = [None] * slots
-        for r in by_room.get(room.pk, ()):
-            if ordered:  # the slots r overlaps: edges[k] < r.end and edges[k + 1] > r.start
-                covered = range(max(bisect_right(edges, r.start) - 1, 0), min(bisect_left(edges, r.end), slots))
-            else:
-                covered = [k for k in range(slots) if r.start < bounds[k][1] and r.end > bounds[k][0]]
-            for k in covered:
-                if holders[k] is None:
-                    holders[k] = r
-        cells: list[str] = []
-        i = 0
-        while i < slots:
-            holder = holders[i]
-            if holder is not None:
+        # The row as if free (or over) throughout, then the busy runs put in place of their slots.
+        cells: list[str] = [o or f"{p[0]}{book_base}{p[1]}{name}{p[2]}" for o, p in zip(over, free_parts, strict=True)]
+        reservations = by_room.get(room.pk)
+        if reservations:
+            # Each slot's holder: the first reservation (by start) that overlaps it.
+            holders: list = [None] * slots
+            for r in reservations:
+                if ordered:  # the slots r overlaps: edges[k] < r.end and edges[k + 1] > r.start
+                    covered = range(max(bisect_right(edges, r.start) - 1, 0), min(bisect_left(edges, r.end), slots))
+                else:
+                    covered = [k for k in range(slots) if r.start < bounds[k][1] and r.end > bounds[k][0]]
+                for k in covered:
+                    if holders[k] is None:
+                        holders[k] = r
+            i = 0
+            while i < slots:
+                holder = holders[i]
+                if holder is None:
+                    i += 1
+                    continue
                 j = i + 1
                 while j < slots and holder.start < bounds[j][1] and holder.end > bounds[j][0]:
                     j += 1
-                cells.append(_busy_cell(holder, room, user, j - i, tz, i))
+                label, mine, openable = _label(holder, room, user)
+                when = f"{_clock(holder.start.astimezone(tz))}–{_clock(holder.end.astimezone(tz))}"
+                text = escape(label)
+                inner = f'<a href="{detail_head}{holder.id}{detail_tail}">{text}</a>' if openable else f"<span>{text}</span>"
+                span = j - i
+                colspan = f' colspan="{span}"' if span > 1 else ""
+                cells[i] = (f'<td class="busy{" mine" if mine else ""}"{colspan} data-slot="{i}" data-span="{span}"'
+                            f' title="{text}, {when}">{inner}<span class="sr-only"> {when}</span></td>')
+                for k in range(i + 1, j):
+                    cells[k] = ""
                 i = j
-                continue
-            if past[i]:
-                cells.append(f'<td class="past" data-slot="{i}"></td>')
-            else:
-                s, e = labels[i]
-                cells.append(
-                    f'<td class="free" data-slot="{i}" data-start="{s}" data-end="{e}">'
-                    f'<a href="{book_base}&amp;start={s}&amp;end={e}" aria-label="Book {name}, {s}–{e}">'
-                    f'<span aria-hidden="true">+</span></a></td>')
-            i += 1
-        week_url = f'{id_url("portal:room_week", room.pk)}?week={day.isoformat()}'
-        row_cells = "".join(cells)
-        floor = room.floor if show_floor and room.floor_id else None
-        where = f" · {escape(floor.name)}" if floor is not None else ""
-        html = (f'<tr data-room="{room.pk}" data-book="{escape(book_base)}" data-room-name="{name}">'
-                f'<th scope="row" class="room-col"><a href="{escape(week_url)}" aria-label="{name}\'s week">{name}</a> '
-                f'<span class="muted small">{room.capacity}<span class="sr-only"> seats</span>{where}</span></th>{row_cells}</tr>')
-        out.append({
-            "room": room,
-            "book_base": book_base,
-            "week_url": week_url,
-            "cells": mark_safe(row_cells),  # noqa: S308 - every value above is escaped or ours
-            "html": mark_safe(html),  # noqa: S308 - every value above is escaped or ours
-        })
+        where = f" · {escape(room.floor.name)}" if show_floor and room.floor_id else ""
+        html = (f'<tr data-room="{room.pk}" data-book="{book_base}" data-room-name="{name}">'
+                f'<th scope="row" class="room-col"><a href="{week_head}{room.pk}{week_tail}{week_query}" aria-label="{name}\'s week">{name}</a> '
+                f'<span class="muted small">{room.capacity}<span class="sr-only"> seats</span>{where}</span></th>{"".join(cells)}</tr>')
+        out.append({"room": room, "html": SafeString(html)})  # every value above is escaped or ours
     return out
 
 
@@ -220,3 +220,71 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
                     f'aria-label="Book {day_labels[n]}, {s}–{e}"><span aria-hidden="true">+</span></a></td>')
         rows.append({"hour": hour, "cells": mark_safe("".join(cells))})  # noqa: S308 - escaped above
     return {"days": days, "rows": rows}
+
+
+class GridRoom(NamedTuple):
+    """A room as a grid row draws it (the attributes ``day_grid_rows``, ``building_week.week_rows``
+    and ``_label`` read): no model instance per row (Django's costs ~25 µs each, a page has 25)."""
+
+    pk: int
+    name: str
+    capacity: int
+    floor_id: int | None
+    show_subjects: bool
+    floor: Floor | None
+
+
+# A page of a building's (or floor's) reservable rooms with their total, by floor and name, in one
+# statement written out (the ORM's build and model instances cost more than its run). Plain SQL
+# (a window count, LIMIT/OFFSET): PostgreSQL and the embedded default's SQLite alike. Tables and
+# columns are the Room and Floor models'; tests/reservations/test_portal_building_week.py checks it
+# against the ORM's ordering and count.
+_ROOM_PAGE_SQL = (
+    'SELECT r."id", r."name", r."capacity", r."floor_id", r."show_subjects", COUNT(*) OVER ()'
+    ' FROM "workplace_room" r LEFT OUTER JOIN "workplace_floor" f ON r."floor_id" = f."id"'
+    ' WHERE r."building_id" = %s AND r."reservable" = %s{floor}'
+    ' ORDER BY f."level", f."name", r."name", r."id" LIMIT %s OFFSET %s'
+)
+_ROOM_COUNT_SQL = 'SELECT COUNT(*) FROM "workplace_room" r WHERE r."building_id" = %s AND r."reservable" = %s{floor}'
+
+
+def room_page(*, building_id: int, floor_id: int | None, floors: Sequence[Floor], per_page: int,
+              number) -> tuple[Page, list[GridRoom]]:
+    """(``Paginator``'s page ``number`` — a bad number is the first, one past the end the last —,
+    its rooms with their floors from ``floors``): one query, two for a page past the end."""
+    try:
+        wanted = max(int(number), 1)
+    except (TypeError, ValueError):
+        wanted = 1
+    connection = connections[router.db_for_read(Room)]
+    where = ' AND r."floor_id" = %s' if floor_id is not None else ""
+    params = [building_id, True] + ([floor_id] if floor_id is not None else [])
+    with connection.cursor() as cursor:
+        cursor.execute(_ROOM_PAGE_SQL.format(floor=where), [*params, per_page, (wanted - 1) * per_page])
+        rows = cursor.fetchall()
+        if rows:
+            total = rows[0][5]
+        else:  # past the end (or no rooms): the count, then the last page (as Paginator.get_page)
+            cursor.execute(_ROOM_COUNT_SQL.format(floor=where), params)
+            total = cursor.fetchone()[0]
+            last = max(-(-total // per_page), 1)
+            if total and wanted > last:
+                wanted = last
+                cursor.execute(_ROOM_PAGE_SQL.format(floor=where), [*params, per_page, (wanted - 1) * per_page])
+                rows = cursor.fetchall()
+            else:
+                wanted = 1
+    floor_of = {f.pk: f for f in floors}
+    missing = {row[3] for row in rows if row[3] is not None and row[3] not in floor_of}
+    if missing:  # lists older than the floor (a floor added since): read them
+        floor_of.update(Floor.objects.in_bulk(missing))
+    rooms = [GridRoom(pk, name, capacity, floor, bool(shows), floor_of.get(floor)) for pk, name, capacity, floor, shows, _ in rows]
+    paginator = Paginator(rooms, per_page)
+    paginator.count = total  # a cached_property
+    return Page(rooms, wanted, paginator), rooms
+
+
+def empty_page(per_page: int) -> Page:
+    """Page 1 of nothing (no building to show, or its choices aren't valid): no query."""
+    paginator = Paginator([], per_page)
+    return Page([], 1, paginator)

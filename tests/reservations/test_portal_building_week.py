@@ -301,3 +301,47 @@ def test_the_busy_intervals_without_postgresql_are_the_same(alice, bob, atlas, d
     monkeypatch.setattr(connections["default"], "vendor", "sqlite")
     elsewhere = building_week.busy_intervals(rooms=[atlas, dojo], start=start, end=end)
     assert dict(elsewhere) == dict(on_postgresql) and sum(map(len, elsewhere.values())) == 2
+
+
+def test_the_busy_intervals_in_a_grids_zone_are_the_same_instants(alice, atlas, monday):
+    """The week asks for its busy intervals in the building's zone (no conversion per cell)."""
+    ReservationFactory(room=atlas, requested_by=alice, requested_for=alice, start=at(monday, 9, 30), end=at(monday, 11))
+    start, end = at(monday, 8), at(monday, 18)
+    in_utc = building_week.busy_intervals(rooms=[atlas], start=start, end=end)[atlas.pk]
+    local = building_week.busy_intervals(rooms=[atlas], start=start, end=end, tz=BERLIN)[atlas.pk]
+    assert [(b.start, b.end) for b in local] == [(b.start, b.end) for b in in_utc] == [(at(monday, 9, 30), at(monday, 11))]
+    assert local[0].start.tzinfo is BERLIN and (local[0].start.hour, local[0].start.minute) == (9, 30)
+
+
+def test_the_page_of_rooms_agrees_with_the_orm(hq):
+    """The grids' page of rooms is one hand-written statement (plain SQL: the embedded default's
+    SQLite runs it too, tests/workplace/test_embedded_default_pages.py): the ORM's rooms
+    (reservable, of the building, of the floor when one is chosen) in its order (floor level,
+    floor name, name), its count, Paginator's pages (a bad number the first, one past the end the last)."""
+    from django.core.paginator import Paginator
+
+    from reservations.calendar_grid import room_page
+    from workplace.models import Room
+
+    top, ground, annex = (FloorFactory(building=hq, name="Top", level=3), FloorFactory(building=hq, name="Ground", level=0),
+                          FloorFactory(building=hq, name="Annex", level=0))
+    for index in range(7):
+        RoomFactory(building=hq, floor=(top, ground, annex)[index % 3], name=f"Room {6 - index}")
+    RoomFactory(building=hq, floor=None, name="Floorless")
+    RoomFactory(building=hq, floor=ground, name="Closed", reservable=False)
+    RoomFactory(building=BuildingFactory(code="elsewhere"), name="Elsewhere")
+    floors = [ground, annex, top]
+    for floor in (None, ground):
+        rooms = Room.objects.filter(building=hq, reservable=True).order_by("floor__level", "floor__name", "name", "pk")
+        if floor is not None:
+            rooms = rooms.filter(floor=floor)
+        for number, shown in (("1", 1), ("2", 2), (None, 1), ("x", 1), ("-3", 1), ("99", None)):
+            expected = Paginator(rooms, 3).get_page(shown or 99)
+            page, got = room_page(building_id=hq.pk, floor_id=floor.pk if floor else None, floors=floors, per_page=3, number=number)
+            assert (page.number, page.paginator.count, page.paginator.num_pages) == (expected.number, expected.paginator.count,
+                                                                                      expected.paginator.num_pages)
+            assert [(r.pk, r.name, r.capacity, r.floor_id, r.show_subjects) for r in got] == [
+                (r.pk, r.name, r.capacity, r.floor_id, r.show_subjects) for r in expected.object_list]
+            assert all(r.floor is (floors[[f.pk for f in floors].index(r.floor_id)] if r.floor_id else None) for r in got)
+    page, got = room_page(building_id=BuildingFactory(code="empty").pk, floor_id=None, floors=[], per_page=3, number="2")
+    assert (page.number, page.paginator.count, got) == (1, 0, [])

@@ -69,7 +69,7 @@
     setUpCancelSelected();
     fillAttendeeAvailability();
     setUpAvailabilityCheck();
-    setUpDayGrid();
+    setUpGrids();
     setUpPeoplePicker();
 
     var frequency = document.getElementById("id_frequency");
@@ -275,134 +275,175 @@
     });
   }
 
-  // --- a building's day: click, drag (mouse, pen, touch) or the keyboard picks free slots ------
-  // Every free slot is already a link to the booking form for that half hour (so the grid works
-  // without JavaScript); here a drag or Shift+arrows widen the choice to several slots of one
-  // room, and the booking form opens with the first slot's start and the last one's end.
-  function setUpDayGrid() {
-    var grid = document.getElementById("day-grid");
-    if (!grid) return;
+  // --- the booking grids: click, drag (mouse, pen, touch) or the keyboard picks free slots -----
+  // A building's day (#day-grid: half-hour slots, reservations/calendar_grid.py) and its week
+  // (#building-week: hour columns grouped by day, reservations/building_week.py). Every free slot
+  // is already a link to the booking form (so the grids work without JavaScript); here a drag
+  // or Shift+arrows widen the choice to several slots of one room (and one day), and the booking
+  // form opens with the first slot's start and the last one's end. A slot's kind: "both" (free
+  // throughout), "first" (only its first half is free: the week's "part open-start" cells) or
+  // "second" (only its second half); a range may begin on a "second" and end on a "first",
+  // everything between must be free throughout. ``geometry``: the grid's element, its
+  // live-region status, its scroll box and the slots per day (Home/End stay in a day,
+  // PageUp/PageDown move a day when there are several).
+  function setUpSlotGrid(geometry) {
+    var grid = geometry.grid;
     document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
-    var status = document.getElementById("grid-selection");
+    var status = geometry.status;
     var rows = Array.prototype.slice.call(grid.querySelectorAll("tbody tr[data-book]"));
     if (!rows.length) return;
-    // slots[r][s] = the cell covering slot s of row r (a busy cell spans several).
+    // slots[r][h] = the cell covering slot h of row r (busy and past cells span several).
     var slots = rows.map(function (tr) {
       var list = [];
       tr.querySelectorAll("td[data-slot]").forEach(function (td) {
         var first = +td.getAttribute("data-slot"), span = +(td.getAttribute("data-span") || 1);
         for (var k = 0; k < span; k++) list[first + k] = td;
-        if (!td.classList.contains("free")) td.setAttribute("tabindex", "-1");
+        var a = td.querySelector("a");
+        var bookable = td.classList.contains("free") || td.classList.contains("part");
+        if (bookable) {
+          var q = new URL(a.href, window.location.href).searchParams;
+          td._start = q.get("start");
+          td._end = q.get("end");
+          td._kind = td.classList.contains("free") ? "both" : (td.classList.contains("open-start") ? "first" : "second");
+        } else {
+          td.setAttribute("tabindex", "-1");
+        }
+        if (a) a.setAttribute("tabindex", "-1");
       });
       return list;
     });
     var count = slots[0].length;
-    var free = function (r, s) { var td = slots[r] && slots[r][s]; return !!td && td.classList.contains("free"); };
-    var target = function (td) { return td.classList.contains("free") ? td.querySelector("a") : td; };
-    grid.querySelectorAll("td a").forEach(function (a) { a.setAttribute("tabindex", "-1"); });
+    var perDay = Math.min(geometry.perDay || count, count);
+    var kind = function (r, h) { var td = slots[r] && slots[r][h]; return td ? td._kind || null : null; };
+    var day = function (r, h) { return Math.floor(+slots[r][h].getAttribute("data-slot") / perDay); };
+    var target = function (td) { return td._kind ? td.querySelector("a") : td; };
     var cur = null, anchor = null, sel = null;
 
-    function start(r, s) { return slots[r][s].getAttribute("data-start"); }
-    function end(r, s) { return slots[r][s].getAttribute("data-end"); }
-    function url() { return rows[sel.r].getAttribute("data-book") + "&start=" + start(sel.r, sel.from) + "&end=" + end(sel.r, sel.to); }
+    // The first cell's link (its room, day and start) with the last one's end.
+    function url() {
+      var first = slots[sel.r][sel.from], last = slots[sel.r][sel.to];
+      return first.querySelector("a").getAttribute("href").replace(/([?&]end=)[^&]*/, "$1" + last._end);
+    }
     function paint() {
       grid.querySelectorAll("td.selected").forEach(function (td) { td.classList.remove("selected"); });
-      if (!sel) return;
-      for (var s = sel.from; s <= sel.to; s++) slots[sel.r][s].classList.add("selected");
+      if (!sel) { if (status) status.textContent = ""; return; }
+      for (var h = sel.from; h <= sel.to; h++) slots[sel.r][h].classList.add("selected");
       if (status) {
-        status.textContent = rows[sel.r].getAttribute("data-room-name") + ", " + start(sel.r, sel.from) + "–" + end(sel.r, sel.to) + " selected. Press Enter to book.";
+        var first = slots[sel.r][sel.from], last = slots[sel.r][sel.to];
+        // "Book Dojo, 09:00–09:30" (the day) or "Book Dojo, Tue 8 Dec, 09:00–10:00" (the week), less the verb and time.
+        var label = first.querySelector("a").getAttribute("aria-label").replace(/^Book /, "").replace(/, [0-9:]+–[0-9:]+$/, "");
+        status.textContent = label + ", " + first._start + "–" + last._end + " selected. Press Enter to book.";
       }
     }
-    function focusAt(r, s) {
-      if (cur) target(slots[cur.r][cur.s]).setAttribute("tabindex", "-1");
-      cur = { r: r, s: s };
-      var el = target(slots[r][s]);
+    function select(r, h) { anchor = { r: r, h: h }; sel = { r: r, from: h, to: h }; paint(); }
+    function focusAt(r, h) {
+      if (cur) target(slots[cur.r][cur.h]).setAttribute("tabindex", "-1");
+      cur = { r: r, h: h };
+      var el = target(slots[r][h]);
       el.setAttribute("tabindex", "0");
       el.focus();
     }
-    // Widen from the anchor towards slot s, stopping at the first slot that isn't free.
+    // Widen from the anchor towards slot h (same room, same day), stopping where the time
+    // stops being free without a gap.
     function extend(r, from, to) {
-      var step = to >= from ? 1 : -1, last = from;
-      for (var s = from + step; step > 0 ? s <= to : s >= to; s += step) { if (!free(r, s)) break; last = s; }
+      var last = from;
+      if (to > from && (kind(r, from) === "both" || kind(r, from) === "second")) {
+        for (var h = from + 1; h <= to && h < count; h++) {
+          var k = kind(r, h);
+          if (day(r, h) !== day(r, from) || (k !== "both" && k !== "first")) break;
+          last = h;
+          if (k === "first") break;
+        }
+      } else if (to < from && (kind(r, from) === "both" || kind(r, from) === "first")) {
+        for (var g = from - 1; g >= to && g >= 0; g--) {
+          var j = kind(r, g);
+          if (day(r, g) !== day(r, from) || (j !== "both" && j !== "second")) break;
+          last = g;
+          if (j === "second") break;
+        }
+      }
       sel = { r: r, from: Math.min(from, last), to: Math.max(from, last) };
       paint();
       return last;
     }
-    // One tab stop for the grid: the first free slot (roving tabindex).
+    // One tab stop for the grid: the first bookable cell (roving tabindex).
     outer: for (var r0 = 0; r0 < rows.length; r0++) {
-      for (var s0 = 0; s0 < count; s0++) { if (free(r0, s0)) { cur = { r: r0, s: s0 }; break outer; } }
+      for (var h0 = 0; h0 < count; h0++) { if (kind(r0, h0)) { cur = { r: r0, h: h0 }; break outer; } }
     }
-    if (!cur) cur = { r: 0, s: 0 };
-    target(slots[cur.r][cur.s]).setAttribute("tabindex", "0");
+    if (!cur) cur = { r: 0, h: 0 };
+    target(slots[cur.r][cur.h]).setAttribute("tabindex", "0");
 
     grid.addEventListener("focusin", function (event) {
       var td = event.target.closest("td[data-slot]");
       if (!td) return;
-      var r = rows.indexOf(td.parentElement), s = +td.getAttribute("data-slot");
-      if (!cur || cur.r !== r || cur.s !== s) {
-        if (cur) target(slots[cur.r][cur.s]).setAttribute("tabindex", "-1");
-        cur = { r: r, s: s };
+      var r = rows.indexOf(td.parentElement), h = +td.getAttribute("data-slot");
+      if (r < 0) return;
+      if (!cur || cur.r !== r || cur.h !== h) {
+        if (cur) target(slots[cur.r][cur.h]).setAttribute("tabindex", "-1");
+        cur = { r: r, h: h };
         target(td).setAttribute("tabindex", "0");
       }
-      if (!sel && free(r, s)) { anchor = { r: r, s: s }; sel = { r: r, from: s, to: s }; paint(); }
+      if (!sel && kind(r, h)) select(r, h);
     });
 
     grid.addEventListener("keydown", function (event) {
       if (!cur || !event.target.closest("td[data-slot]")) return;
-      var r = cur.r, s = cur.s, key = event.key;
-      var span = +(slots[r][s].getAttribute("data-span") || 1), first = +slots[r][s].getAttribute("data-slot");
+      var r = cur.r, h = cur.h, key = event.key, td = slots[r][h];
+      var span = +(td.getAttribute("data-span") || 1), first = +td.getAttribute("data-slot");
+      var dayStart = Math.floor(first / perDay) * perDay;
       if (key === "Enter" || key === " ") {
-        if (sel && sel.r === r && free(r, s)) { event.preventDefault(); window.location.href = url(); }
+        if (sel && sel.r === r && kind(r, h)) { event.preventDefault(); window.location.href = url(); }
         return;
       }
       var next = null;
-      if (key === "ArrowRight") next = { r: r, s: Math.min(count - 1, first + span) };
-      else if (key === "ArrowLeft") next = { r: r, s: Math.max(0, first - 1) };
-      else if (key === "ArrowDown" && !event.shiftKey) next = { r: Math.min(rows.length - 1, r + 1), s: s };
-      else if (key === "ArrowUp" && !event.shiftKey) next = { r: Math.max(0, r - 1), s: s };
-      else if (key === "Home") next = { r: r, s: 0 };
-      else if (key === "End") next = { r: r, s: count - 1 };
+      if (key === "ArrowRight") next = { r: r, h: Math.min(count - 1, first + span) };
+      else if (key === "ArrowLeft") next = { r: r, h: Math.max(0, first - 1) };
+      else if (key === "ArrowDown" && !event.shiftKey) next = { r: Math.min(rows.length - 1, r + 1), h: h };
+      else if (key === "ArrowUp" && !event.shiftKey) next = { r: Math.max(0, r - 1), h: h };
+      else if (key === "Home") next = { r: r, h: dayStart };
+      else if (key === "End") next = { r: r, h: Math.min(count, dayStart + perDay) - 1 };
+      else if (key === "PageDown" && perDay < count) next = { r: r, h: Math.min(count - 1, h + perDay) };
+      else if (key === "PageUp" && perDay < count) next = { r: r, h: Math.max(0, h - perDay) };
       if (!next) return;
       event.preventDefault();
-      if (event.shiftKey && (key === "ArrowRight" || key === "ArrowLeft") && anchor && anchor.r === r && free(r, anchor.s)) {
-        var reached = extend(r, anchor.s, key === "ArrowRight" ? s + 1 : s - 1);  // the focus is the moving end
+      if (event.shiftKey && (key === "ArrowRight" || key === "ArrowLeft") && anchor && anchor.r === r && kind(r, anchor.h)) {
+        var reached = extend(r, anchor.h, key === "ArrowRight" ? h + 1 : h - 1);  // the focus is the moving end
         focusAt(r, reached);
         return;
       }
       sel = null;
       anchor = null;
       paint();
-      var cell = slots[next.r][next.s];
+      var cell = slots[next.r][next.h];
       focusAt(next.r, +cell.getAttribute("data-slot"));
-      if (free(next.r, cur.s)) { anchor = { r: next.r, s: cur.s }; sel = { r: next.r, from: cur.s, to: cur.s }; paint(); }
+      if (kind(next.r, cur.h)) select(next.r, cur.h);
     });
 
     var drag = null, suppressClick = false;
     grid.addEventListener("pointerdown", function (event) {
       if (event.button !== 0) return;
-      var td = event.target.closest("td.free");
-      if (!td) return;
-      var r = rows.indexOf(td.parentElement), s = +td.getAttribute("data-slot");
+      var td = event.target.closest("td[data-slot]");
+      if (!td || !td._kind) return;
+      var r = rows.indexOf(td.parentElement), h = +td.getAttribute("data-slot");
+      if (r < 0) return;
       if (event.pointerType === "mouse") event.preventDefault();  // no text selection while dragging
-      drag = { r: r, s: s, moved: false };
-      anchor = { r: r, s: s };
-      sel = { r: r, from: s, to: s };
-      paint();
+      drag = { r: r, h: h, moved: false };
+      select(r, h);
     });
     grid.addEventListener("pointermove", function (event) {
       if (!drag) return;
       var el = document.elementFromPoint(event.clientX, event.clientY);
-      var td = el && el.closest ? el.closest("#day-grid td[data-slot]") : null;
+      var td = el && el.closest ? el.closest("td[data-slot]") : null;
       if (!td || td.parentElement !== rows[drag.r]) return;
-      var s = +td.getAttribute("data-slot");
-      if (s !== drag.s) drag.moved = true;
-      extend(drag.r, drag.s, s);
+      var h = +td.getAttribute("data-slot");
+      if (h !== drag.h) drag.moved = true;
+      extend(drag.r, drag.h, h);
     });
     var finish = function (event) {
       if (!drag) return;
       var done = drag;
       drag = null;
-      if (event.type === "pointercancel") { sel = null; paint(); return; }
+      if (event.type === "pointercancel") { sel = null; anchor = null; paint(); return; }
       if (done.moved && sel && sel.to > sel.from) {
         suppressClick = true;
         window.setTimeout(function () { suppressClick = false; }, 400);
@@ -414,6 +455,23 @@
     grid.addEventListener("click", function (event) {
       if (suppressClick && event.target.closest("td")) { event.preventDefault(); suppressClick = false; }
     }, true);
+
+    // This week: scroll the box to today's day (on a phone the week is wider than the screen).
+    var box = geometry.box, today = grid.querySelector("thead .day-head.today");
+    if (box && today && box.scrollWidth > box.clientWidth) {
+      var roomCol = grid.querySelector("thead .room-col");
+      box.scrollLeft = today.offsetLeft - (roomCol ? roomCol.offsetWidth : 0);
+    }
+  }
+
+  function setUpGrids() {
+    var day = document.getElementById("day-grid");
+    if (day) setUpSlotGrid({ grid: day, status: document.getElementById("grid-selection"), box: document.getElementById("day-scroll") });
+    var week = document.getElementById("building-week");
+    if (week) {
+      setUpSlotGrid({ grid: week, status: document.getElementById("week-selection"), box: document.getElementById("week-scroll"),
+                      perDay: +week.getAttribute("data-hours") });
+    }
   }
 
   // --- booking form: the people picker ---------------------------------------------------------
