@@ -28,7 +28,9 @@ Reported per run (JSON on stdout, each run also on stderr as it ends):
   the workers' processes used (boot included): a run whose workers got all the CPU they
   could is bound by the machine, not by Graph's limits or the product's waits;
 - ``cpu_ms_per_push``: the CPU one push costs the whole machine's side of it — ``worker``
-  (the worker processes and their children, /proc/PID/stat utime+stime, boot included),
+  (the worker processes and their children, /proc/PID/stat utime+stime, sampled every second:
+  from the last sample before the run's first Graph request, so boot is left out —
+  ``worker_boot_cpu_seconds``; ``worker_cpu_ms_per_push`` above keeps it in),
   ``emulator`` (this process's CPU, ``time.process_time``, less its main thread's
   ``time.thread_time``: the emulator's server threads, which play Graph), ``postgres`` (the
   backends connected to the bench database, from pg_stat_activity, their /proc/PID/stat
@@ -179,6 +181,8 @@ class SideCPU:
         self.database = database
         self.backends: dict[int, float] = {}  # pid -> CPU seconds at its latest sample
         self.backends_at_start: dict[int, float] = {}
+        self.procs: list = []  # the workers, once started: their CPU sampled with the time
+        self.worker_samples: list[tuple[float, float]] = []  # (time.time(), workers' CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -190,6 +194,8 @@ class SideCPU:
             return [row[0] for row in cur.fetchall()]
 
     def _sample(self) -> None:
+        if self.procs:
+            self.worker_samples.append((time.time(), cpu_seconds(self.procs)))
         for pid in self._backend_pids():
             self.backends[pid] = max(self.backends.get(pid, 0.0), common._cpu_seconds(pid))
 
@@ -230,6 +236,10 @@ class SideCPU:
         # The sampler thread's own share (a query a second) is counted with the emulator's: small.
         return self.process_cpu - self.main_cpu
 
+    def worker_cpu_at(self, moment: float) -> float:
+        """The workers' CPU at their last sample before ``moment`` (their boot: before the first request)."""
+        return max((cpu for at, cpu in self.worker_samples if at <= moment), default=0.0)
+
     @property
     def postgres_cpu(self) -> float:
         return sum(cpu - self.backends_at_start.get(pid, 0.0) for pid, cpu in self.backends.items())
@@ -260,6 +270,7 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
     side.__enter__()
     started = time.monotonic()
     procs = start_workers(srv, workers, pool=pool, concurrency=concurrency)
+    side.procs = procs
     pushed_at = confirmed_at = None
     worker_cpu = 0.0
     try:
@@ -324,7 +335,8 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "worker_cpu_seconds": round(worker_cpu, 1),
         "worker_cpu_ms_per_push": round(worker_cpu * 1000 / reservations, 1),
         "worker_cores_used": round(worker_cpu / from_start, 2) if from_start else None,
-        **cpu_figures(reservations, worker_cpu, side, push_seconds),
+        "worker_boot_cpu_seconds": round(side.worker_cpu_at(first), 1),
+        **cpu_figures(reservations, worker_cpu - side.worker_cpu_at(first), side, push_seconds),
         "load": {"before": load_before["loadavg_1m"], "after": load_after["loadavg_1m"],
                  "before_5m": load_before["loadavg_5m"], "after_5m": load_after["loadavg_5m"]},
     }
@@ -333,6 +345,7 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
 def cpu_figures(pushes: int, worker_cpu: float, side: SideCPU, push_seconds: float) -> dict:
     """CPU per push of every process on the push's path, and the rate the machine's cores
     could sustain at that cost (the docstring says how each is read)."""
+    # worker_cpu: boot left out (the workers' CPU from the run's first Graph request)
     parts = {"worker": worker_cpu, "emulator": side.emulator_cpu, "postgres": side.postgres_cpu, "redis": side.redis_cpu}
     per_push = {name: round(seconds * 1000 / pushes, 1) for name, seconds in parts.items()}
     total_ms = sum(parts.values()) * 1000 / pushes
