@@ -26,13 +26,27 @@ Reported per run (JSON on stdout, each run also on stderr as it ends):
 - ``load``: the 1-minute load average before and after the run (2 shared cores: read the
   ratios, not the seconds), and ``worker_cpu_ms_per_push`` / ``worker_cores_used``: the CPU
   the workers' processes used (boot included): a run whose workers got all the CPU they
-  could is bound by the machine, not by Graph's limits or the product's waits.
+  could is bound by the machine, not by Graph's limits or the product's waits;
+- ``cpu_ms_per_push``: the CPU one push costs the whole machine's side of it — ``worker``
+  (the worker processes and their children, /proc/PID/stat utime+stime, sampled every second:
+  from the last sample before the run's first Graph request, so boot is left out —
+  ``worker_boot_cpu_seconds``; ``worker_cpu_ms_per_push`` above keeps it in),
+  ``emulator`` (this process's CPU, ``time.process_time``, less its main thread's
+  ``time.thread_time``: the emulator's server threads, which play Graph), ``postgres`` (the
+  backends connected to the bench database, from pg_stat_activity, their /proc/PID/stat
+  CPU sampled every second so a backend that ends is counted up to its last sample; shared
+  background processes — WAL writer, checkpointer — left out) and ``redis`` (the bench's
+  Redis server, ``INFO cpu``; the broker, the cache, the metrics and the slots) — each the
+  run's delta ÷ the pushes, and ``total``; ``cpu_bound_ceiling_pushes_per_second`` = the
+  cores ÷ the total CPU per push (what the machine could do were nothing else running) and
+  ``achieved_ratio_to_cpu_ceiling`` = pushes per second ÷ that ceiling.
 
     .venv/bin/python bench/scale_outbound.py                  # scaled down: 300 reservations, 200 rooms (a few minutes)
     .venv/bin/python bench/scale_outbound.py --full           # the full size: 10,000 reservations over 200 rooms
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_scale_bench),
-REDIS_URL (default redis://127.0.0.1:6379/12; the workers' broker, flushed per run).
+BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/12; the workers' broker, flushed
+per run). Scaffolding (environment, database, emulator, workers, percentiles): bench/common.py.
 """
 
 from __future__ import annotations
@@ -41,20 +55,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_scale_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-from bench.outbound import Control, ensure_database  # noqa: E402
+common.configure("wp_scale_bench", redis_db=12)
 
 DOMAIN = "contoso.example"
 ORGANIZER = f"reservations@{DOMAIN}"
@@ -81,21 +90,14 @@ def main() -> None:
     write = [float(x) for x in args.write_ms.split("-")]
     read = [float(x) for x in args.read_ms.split("-")]
 
-    ensure_database()
+    common.ensure_database()
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from graph_emulator import EmulatorServer
-
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-scale-"))
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
-    control = Control(srv.base_url, srv.ca_path)
+    srv, control = common.start_emulator("bench-scale-")
     mean_write_s = (write[0] + write[1]) / 2000
     limit = min(CONCURRENCY_LIMIT / mean_write_s, WINDOW_LIMIT)
     results = {"reservations": args.reservations, "rooms": args.rooms, "employees": args.employees,
@@ -118,7 +120,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
-def setup(control: Control, *, mode: str, rooms: int, employees: int, write, read):
+def setup(control: common.Control, *, mode: str, rooms: int, employees: int, write, read):
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
 
@@ -155,65 +157,103 @@ def setup(control: Control, *, mode: str, rooms: int, employees: int, write, rea
     return found, people
 
 
-def start_workers(srv, n: int, *, pool: str, concurrency: int) -> list[subprocess.Popen]:
+def start_workers(srv, n: int, *, pool: str, concurrency: int):
     # Kept database connections, as the product's worker runs (docker-compose.yml): a fixed
-    # pool of threads holds one each instead of connecting for every task.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.scale_worker_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
-           "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT), "DATABASE_CONN_MAX_AGE": "60"}
-    procs = []
-    for i in range(n):
-        log = open(Path(tempfile.gettempdir()) / f"bench-scale-{os.getpid()}-worker-{i}.log", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", f"--pool={pool}", f"--concurrency={concurrency}",
-             "-Q", "outbound", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-scale-{i}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        ))
-    return procs
+    # pool of threads holds one each instead of connecting for every task (and its backend's
+    # CPU stays countable: a backend that ends takes its figures with it).
+    os.environ["DATABASE_CONN_MAX_AGE"] = "600"
+    return common.start_workers(srv, n, queues="outbound", concurrency=concurrency, name=f"bench-scale-{os.getpid()}",
+                                settings_module="bench.scale_worker_settings", wait=0.5, extra_args=(f"--pool={pool}",))
 
 
 def cpu_seconds(procs) -> float:
     """User + system CPU the workers' processes (and their pool children) have used so far:
     with the machine's load it says whether a run was bound by Graph or by the CPU it got."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pids = {proc.pid for proc in procs}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    return sum(common._cpu_seconds(pid) for proc in procs for pid in common.process_tree(proc.pid))
+
+
+class SideCPU:
+    """CPU the rest of the machine's side of a push used over a run: the emulator (this
+    process's threads but the main one), the PostgreSQL backends of the bench database
+    (sampled every second: a backend's figures go when it ends) and the bench's Redis server."""
+
+    def __init__(self, database: str):
+        self.database = database
+        self.backends: dict[int, float] = {}  # pid -> CPU seconds at its latest sample
+        self.backends_at_start: dict[int, float] = {}
+        self.procs: list = []  # the workers, once started: their CPU sampled with the time
+        self.worker_samples: list[tuple[float, float]] = []  # (time.time(), workers' CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _backend_pids(self) -> list[int]:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
+            return [row[0] for row in cur.fetchall()]
+
+    def _sample(self) -> None:
+        if self.procs:
+            self.worker_samples.append((time.time(), cpu_seconds(self.procs)))
+        for pid in self._backend_pids():
+            self.backends[pid] = max(self.backends.get(pid, 0.0), common._cpu_seconds(pid))
+
+    @staticmethod
+    def _redis_cpu() -> float:
+        import redis
+
+        info = redis.Redis.from_url(os.environ["REDIS_URL"]).info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def __enter__(self):
+        self._sample()
+        self.backends_at_start = dict(self.backends)
+        self.process_start, self.main_start = time.process_time(), time.thread_time()
+        self.redis_start = self._redis_cpu()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import django.db
+
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[1] is the parent pid, fields[11:13] utime and stime (proc(5), after the name)
-        if int(entry.name) in pids or int(fields[1]) in pids:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            while not self._stop.wait(1.0):
+                self._sample()
+        finally:
+            django.db.connections.close_all()
 
+    def __exit__(self, *exc) -> None:
+        self.main_cpu = time.thread_time() - self.main_start
+        self.process_cpu = time.process_time() - self.process_start
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.redis_cpu = self._redis_cpu() - self.redis_start
 
-def stop_workers(procs) -> None:
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=20)
+    @property
+    def emulator_cpu(self) -> float:
+        # The sampler thread's own share (a query a second) is counted with the emulator's: small.
+        return self.process_cpu - self.main_cpu
 
+    def worker_cpu_at(self, moment: float) -> float:
+        """The workers' CPU at their last sample before ``moment`` (their boot: before the first request)."""
+        return max((cpu for at, cpu in self.worker_samples if at <= moment), default=0.0)
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+    @property
+    def postgres_cpu(self) -> float:
+        return sum(cpu - self.backends_at_start.get(pid, 0.0) for pid, cpu in self.backends.items())
 
 
 def run_once(control, srv, *, mode, workers, reservations, rooms, employees, write, read, limit, pool, concurrency) -> dict:
-    import redis
-    from django.conf import settings
+    from django.db import connection
 
     from reservations import services
     from reservations.models import Reservation, State, SyncEvent
     from workplace.celery import app
 
     found, people = setup(control, mode=mode, rooms=rooms, employees=employees, write=write, read=read)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    common.flush_redis()
     app.conf.task_always_eager = False
     # The bookings first (queued on Redis, no worker yet): the run measures the pushes alone.
     base = dt.datetime.now(dt.UTC).replace(hour=6, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
@@ -225,9 +265,12 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
                                     subject=f"scale #{n:05d}")
     control.call("DELETE", "/requests")
     control.call("POST", "/config", {"latency": {"write": write, "read": read}, "latency_seed": 17})
-    load_before = os.getloadavg()[0]
+    load_before = common.load()
+    side = SideCPU(connection.settings_dict["NAME"])
+    side.__enter__()
     started = time.monotonic()
     procs = start_workers(srv, workers, pool=pool, concurrency=concurrency)
+    side.procs = procs
     pushed_at = confirmed_at = None
     worker_cpu = 0.0
     try:
@@ -241,9 +284,10 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
             time.sleep(0.2)
         from_start = time.monotonic() - started
         worker_cpu = cpu_seconds(procs)
+        side.__exit__(None, None, None)
     finally:
-        stop_workers(procs)
-    load_after = os.getloadavg()[0]
+        common.stop_workers(procs, grace=2.0)
+    load_after = common.load()
     log = control.call("GET", "/requests?limit=200000")
     entries = log["entries"]
     first = min((e["time"] - e["duration_ms"] / 1000 for e in entries), default=time.time())
@@ -280,8 +324,8 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "busiest_mailbox_creates_per_second": round(busiest_rate, 2),
         "busiest_mailbox_ratio_to_limit": round(busiest_rate / limit, 3),
         "busiest_mailbox_ratio_to_limit_over_run": round(len(times) / push_seconds / limit, 3) if push_seconds > 0 else None,
-        "mailbox_ratio_to_limit": {"min": round(min(ratios, default=0), 3), "median": round(_quantile(ratios, 0.5), 3),
-                                   "p90": round(_quantile(ratios, 0.9), 3), "max": round(max(ratios, default=0), 3)},
+        "mailbox_ratio_to_limit": {"min": round(min(ratios, default=0), 3), "median": common.percentile(ratios, 50),
+                                   "p90": common.percentile(ratios, 90), "max": round(max(ratios, default=0), 3)},
         "creates": len(creates),
         "max_in_flight_per_mailbox": max(log.get("max_concurrency", {}).values() or [0]),
         "graph_429s": int(log["counts"]["by_status"].get("429", 0)),
@@ -291,7 +335,28 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "worker_cpu_seconds": round(worker_cpu, 1),
         "worker_cpu_ms_per_push": round(worker_cpu * 1000 / reservations, 1),
         "worker_cores_used": round(worker_cpu / from_start, 2) if from_start else None,
-        "load": {"before": round(load_before, 2), "after": round(load_after, 2)},
+        "worker_boot_cpu_seconds": round(side.worker_cpu_at(first), 1),
+        **cpu_figures(reservations, worker_cpu - side.worker_cpu_at(first), side, push_seconds),
+        "load": {"before": load_before["loadavg_1m"], "after": load_after["loadavg_1m"],
+                 "before_5m": load_before["loadavg_5m"], "after_5m": load_after["loadavg_5m"]},
+    }
+
+
+def cpu_figures(pushes: int, worker_cpu: float, side: SideCPU, push_seconds: float) -> dict:
+    """CPU per push of every process on the push's path, and the rate the machine's cores
+    could sustain at that cost (the docstring says how each is read)."""
+    # worker_cpu: boot left out (the workers' CPU from the run's first Graph request)
+    parts = {"worker": worker_cpu, "emulator": side.emulator_cpu, "postgres": side.postgres_cpu, "redis": side.redis_cpu}
+    per_push = {name: round(seconds * 1000 / pushes, 1) for name, seconds in parts.items()}
+    total_ms = sum(parts.values()) * 1000 / pushes
+    per_push["total"] = round(total_ms, 1)
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / total_ms if total_ms else None
+    rate = pushes / push_seconds if push_seconds > 0 else None
+    return {
+        "cpu_ms_per_push": per_push,
+        "cpu_bound_ceiling_pushes_per_second": round(ceiling, 2) if ceiling else None,
+        "achieved_ratio_to_cpu_ceiling": round(rate / ceiling, 3) if (ceiling and rate) else None,
     }
 
 

@@ -90,6 +90,15 @@ def get() -> SyncSettings:
             f"CALENDAR_SYNC_LEASE_SECONDS ({values.lease_seconds:g}) must be at most the inbound deferral window "
             f"({MAX_DEFERRALS} x CALENDAR_SYNC_INBOUND_DEFER_SECONDS = {values.deferral_window_seconds:g} s)"
         )
+    slot_wait = _number("GRAPH_SLOT_WAIT_SECONDS", 20, minimum=1)
+    timeout = _number("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
+    if slot_wait + timeout >= values.lease_seconds:
+        # A push's request may wait this long for a slot and then for its answer: were its claim
+        # to lapse meanwhile, another worker could claim and push it again (a second meeting).
+        raise ImproperlyConfigured(
+            f"GRAPH_SLOT_WAIT_SECONDS ({slot_wait:g}) + GRAPH_TIMEOUT_SECONDS ({timeout:g}) must stay below "
+            f"CALENDAR_SYNC_LEASE_SECONDS ({values.lease_seconds:g}): a push waiting on Graph must not outlive its claim"
+        )
     return values
 
 
@@ -116,7 +125,7 @@ def _read() -> SyncSettings:
 
 
 def _forget(*, setting: str, **kwargs) -> None:
-    if setting.startswith("CALENDAR_SYNC_"):
+    if setting.startswith("CALENDAR_SYNC_") or setting in ("GRAPH_SLOT_WAIT_SECONDS", "GRAPH_TIMEOUT_SECONDS"):
         get.cache_clear()
 
 

@@ -410,13 +410,14 @@ class GraphClient:
                 elapsed = time.monotonic() - started
                 ms = int(elapsed * 1000)
                 graph_request_id = resp.headers.get("request-id", "") if resp is not None else ""
-                logger.info(
-                    "graph_call method=%s path=%s mailbox=%s status=%s ms=%s attempt=%s credential=%s client_request_id=%s request_id=%s",
-                    method, template, mailbox or "-", status, ms, attempt, self.credential_label or "-", client_request_id, graph_request_id or "-",
-                    extra={"graph": {"method": method, "path": template, "mailbox": mailbox, "status": status, "ms": ms, "attempt": attempt,
-                                     "client_request_id": client_request_id, "request_id": graph_request_id,
-                                     "correlation_id": correlation.current()}},
-                )
+                if logger.isEnabledFor(logging.INFO):  # the record's extra built only when it is kept
+                    logger.info(
+                        "graph_call method=%s path=%s mailbox=%s status=%s ms=%s attempt=%s credential=%s client_request_id=%s request_id=%s",
+                        method, template, mailbox or "-", status, ms, attempt, self.credential_label or "-", client_request_id, graph_request_id or "-",
+                        extra={"graph": {"method": method, "path": template, "mailbox": mailbox, "status": status, "ms": ms, "attempt": attempt,
+                                         "client_request_id": client_request_id, "request_id": graph_request_id,
+                                         "correlation_id": correlation.current()}},
+                    )
                 self._count(method, status, mailbox, elapsed)
             if resp is not None:
                 if resp.status_code < 400:

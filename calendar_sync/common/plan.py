@@ -50,6 +50,9 @@ def has_mailbox(user) -> bool:
 def _acting_user(details: SyncEventDetails, target):
     """Who acted (the service recorded it), else the requester."""
     if details.actor_id:
+        for known in (getattr(target, "requested_by", None), getattr(target, "requested_for", None)):
+            if known is not None and known.pk == details.actor_id:
+                return known  # already loaded with the target: no query
         user = get_user_model().objects.filter(pk=details.actor_id).first()
         if user is not None:
             return user

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from exchange_auth import properties
@@ -86,33 +86,72 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
     worker's check counts. At most ``most`` per round, the longest waiting first: the reads of
     a round run one after another, and a round marks only what it reads itself — a long
     round would leave meetings marked but unread while the next rounds skip them; the rest
-    are due in the next round (a check is scheduled every confirm delay while any wait)."""
+    are due in the next round (a check is scheduled every confirm delay while any wait).
+
+    Two workers' checks running at once each see a meeting due: a read is *claimed*
+    (``_claim``: set-if-absent, expiring when the next read is due) and only the claim's
+    winner reads it, so a meeting is read at most once per pause across all workers."""
     keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
     seen = cache.get_many(list(keys.values()))
     now = time.time()
-    due, marks = [], {}
+    candidates: list[tuple[Reservation, int, float]] = []
     for reservation in reservations:
         reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
         if next_at > now:
             continue
-        if len(due) >= most:
+        if len(candidates) >= most:
             break
-        due.append(reservation)
-        marks[keys[reservation.pk]] = (reads + 1, now + min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads))
+        candidates.append((reservation, reads, min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads)))
+    won = _claim([(ANSWER_CLAIM_KEY.format(r.pk), pause) for r, _, pause in candidates])
+    due, marks = [], {}
+    for (reservation, reads, pause), ours in zip(candidates, won, strict=True):
+        if ours:
+            due.append(reservation)
+            marks[keys[reservation.pk]] = (reads + 1, now + pause)
     if marks:
         cache.set_many(marks, timeout=int(keep) + 60)
     return due
 
 
+ANSWER_CLAIM_KEY = "calendar_sync:answer-claim:{}"
+
+
+def _claim(keys: list[tuple[str, float]]) -> list[bool]:
+    """Set each key if absent, expiring after its seconds; whether this caller set it. On Redis
+    one round (a pipeline of ``SET NX PX``); elsewhere (the embedded default's file cache)
+    ``cache.add`` each."""
+    if not keys:
+        return []
+    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if client_of is not None and hasattr(cache, "make_and_validate_key"):
+        pipe = client_of(write=True).pipeline(transaction=False)
+        for key, seconds in keys:
+            pipe.set(cache.make_and_validate_key(key), 1, nx=True, px=max(1, int(seconds * 1000)))
+        return [bool(ok) for ok in pipe.execute()]
+    return [cache.add(key, 1, timeout=max(1, round(seconds))) for key, seconds in keys]
+
+
+def _pushed_since(qs, seconds: float):
+    """Awaiting reservations whose meeting was pushed in the last ``seconds`` (their own create
+    or update, or their series'): a booking that waited in the queue longer than the window
+    still gets its answer read right after its push (was: created in the window)."""
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    pushed = SyncEvent.objects.filter(state=SyncEvent.State.PROCESSED, processed_at__gte=cutoff)
+    return qs.filter(
+        Exists(pushed.filter(reservation_id=OuterRef("pk"))) | Exists(pushed.filter(series_id=OuterRef("series_id")))
+    )
+
+
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
                   on_more: Callable[[], None] | None = None) -> dict:
-    """Read the room's answer for awaiting reservations pushed recently. Returns counts.
+    """Read the room's answer for awaiting reservations (``max_age_seconds``: those pushed that
+    recently, ``_pushed_since``). Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
     scheduled check): only the reservations whose next read is due (``_due_for_a_read``)."""
     qs = _awaiting()
     if max_age_seconds is not None:
-        qs = qs.filter(created_at__gte=timezone.now() - timedelta(seconds=max_age_seconds))
+        qs = _pushed_since(qs, max_age_seconds)
     reservations = list(qs.order_by("created_at")[:limit])
     if spaced and reservations:
         settings = conf.get()
@@ -181,7 +220,7 @@ def _apply_answer(reservation: Reservation, answer, counts: dict) -> None:
 def pending_answers(max_age_seconds: float | None = None) -> int:
     qs = _awaiting()
     if max_age_seconds is not None:
-        qs = qs.filter(created_at__gte=timezone.now() - timedelta(seconds=max_age_seconds))
+        qs = _pushed_since(qs, max_age_seconds)
     return qs.count()
 
 

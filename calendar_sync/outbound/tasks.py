@@ -36,11 +36,10 @@ def push_sync_event(event_id: int, reprocess: bool = False) -> str:
         push_sync_event.apply_async((event_id,), countdown=outcome.delay)
     if outcome.check_answers:
         schedule_confirmation_check()
-    if outcome.status in ("processed", "error"):
-        event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id").first()
-        if event is not None:
-            for next_id in worker.next_pending_for(event):
-                push_sync_event.delay(next_id)
+    if outcome.status in ("processed", "error") and outcome.event is not None:
+        # After the event's commit: a change queued meanwhile (its own task skipped behind this one) is seen.
+        for next_id in worker.next_pending_for(outcome.event):
+            push_sync_event.delay(next_id)
     return outcome.status
 
 

@@ -53,6 +53,7 @@ class Outcome:
     status: str  # "processed" | "retry" | "error" | "skipped"
     delay: float = 0.0  # "retry": push again after this many seconds
     check_answers: bool = False  # the room's answer wasn't in Graph's response: read it shortly
+    event: SyncEvent | None = None  # the claimed event (its reservation/series ids: what waits behind it)
 
 
 # --- 1. claim ---------------------------------------------------------------------------
@@ -98,7 +99,8 @@ def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
     )
     if not rows:
         return None
-    return SyncEvent.objects.select_related("reservation", "series").get(pk=event_id)
+    # The reservation or series comes with its room and people in ``_dispatch`` (one query, not a join here and a second read there).
+    return SyncEvent.objects.get(pk=event_id)
 
 
 def next_pending_for(event: SyncEvent) -> list[int]:
@@ -119,9 +121,14 @@ def process_sync_event(event_id: int, *, reprocess: bool = False) -> Outcome:
     event = claim(event_id, reprocess=reprocess)
     if event is None:
         return Outcome("skipped")
-    target = event.reservation or event.series
+    outcome = _push(event)
+    outcome.event = event
+    return outcome
+
+
+def _push(event: SyncEvent) -> Outcome:
     try:
-        if target is None:
+        if not (event.reservation_id or event.series_id):
             _finish(event, response={"note": "nothing to push: the reservation is gone"})
             return Outcome("processed")
         pushed = _dispatch(event)
@@ -283,6 +290,7 @@ def _dispatch(event: SyncEvent):
             Reservation.objects.select_related("room__building", "requested_for__profile", "requested_by", "series")
             .prefetch_related("attendees").get(pk=event.reservation_id)
         )
+        event.reservation = reservation  # what _finish records against
         if reservation.series_id:
             if event.type == SyncEvent.Type.CREATE:
                 return {"note": "an occurrence reaches Exchange with its series' create"}
@@ -295,6 +303,7 @@ def _dispatch(event: SyncEvent):
             return push_cancel(event, reservation)
         return {"note": f"{event.type} events are handled by inbound sync"}
     series = ReservationSeries.objects.select_related("room__building", "requested_for__profile", "requested_by").get(pk=event.series_id)
+    event.series = series
     if event.type == SyncEvent.Type.CREATE:
         _check_split_ended(event, series)
         return push_series_create(event, series)

@@ -68,29 +68,67 @@ def _app_key(provider: CalendarProvider) -> tuple:
             provider.client_certificate_key_encrypted, provider.graph_base_url)
 
 
+# Building an application reads the authority's openid-configuration, and its first token is a
+# round to the token endpoint: threads of one worker (the threads pool runs 8 pushes at once)
+# that all start cold must not each do both. One builder/acquirer at a time per process; the
+# others wait for it and take its result (issue 17: 8 discoveries and 8 tokens per worker).
+_acquire_lock = threading.Lock()
+_app_tokens: dict[tuple, tuple[str, float]] = {}  # app key -> (access token, expires at)
+
+
 def cached_app(provider: CalendarProvider) -> msal.ConfidentialClientApplication:
     key = _app_key(provider)
     with _app_lock:
         app = _apps.get(key)
     if app is None:
-        app = build_app(provider)
-        with _app_lock:
-            for stale in [k for k in _apps if k[0] == provider.pk]:
-                del _apps[stale]
-            _apps[key] = app
+        with _acquire_lock:
+            with _app_lock:
+                app = _apps.get(key)
+            if app is None:
+                app = build_app(provider)
+                with _app_lock:
+                    for stale in [k for k in _apps if k[0] == provider.pk]:
+                        del _apps[stale]
+                    _apps[key] = app
     return app
+
+
+def shared_app_token(provider: CalendarProvider, acquire) -> str:
+    """The provider's app-only access token, shared by the process's threads: served from memory
+    until ``MEMO_MARGIN_SECONDS`` before it expires, else ``acquire(app)`` (which returns msal's
+    result dict, or raises) run by one thread while the others wait for its token."""
+    key = _app_key(provider)
+    hit = _app_tokens.get(key)
+    if hit and hit[1] - time.time() > MEMO_MARGIN_SECONDS:
+        return hit[0]
+    with _acquire_lock:
+        hit = _app_tokens.get(key)
+        if hit and hit[1] - time.time() > MEMO_MARGIN_SECONDS:
+            return hit[0]
+    app = cached_app(provider)
+    with _acquire_lock:
+        hit = _app_tokens.get(key)
+        if hit and hit[1] - time.time() > MEMO_MARGIN_SECONDS:
+            return hit[0]
+        result = acquire(app)
+        token = result["access_token"]
+        _app_tokens[key] = (token, time.time() + max(int(result.get("expires_in") or 0), 0))
+        return token
 
 
 def drop_cached_app(provider: CalendarProvider) -> None:
     """Forget the provider's application and so its cached app-only token (after Graph answered 401)."""
+    key = _app_key(provider)
     with _app_lock:
-        _apps.pop(_app_key(provider), None)
+        _apps.pop(key, None)
+    _app_tokens.pop(key, None)
 
 
 def forget_cached_apps() -> None:
     """Drop every in-memory msal application and token (tests; after a provider changed)."""
     with _app_lock:
         _apps.clear()
+    _app_tokens.clear()
     with _memo_lock:
         _memo.clear()
 

@@ -23,11 +23,11 @@ from exchange_auth.credentials.errors import (
     translate_exception,
 )
 from exchange_auth.credentials.msal_apps import (
-    cached_app,
     drop_cached_app,
     is_refusal,
     memo_get,
     memo_put,
+    shared_app_token,
     silent_token,
 )
 from exchange_auth.models import CalendarProvider, PersonalToken
@@ -76,14 +76,18 @@ def app_token(provider: CalendarProvider, *, force_refresh: bool = False) -> Gra
     ``force_refresh`` (after Graph answered 401) drops the cached token first."""
     if force_refresh:
         drop_cached_app(provider)
-    app = cached_app(provider)
-    try:
-        result = app.acquire_token_for_client(scopes=app_scopes(provider))
-    except requests.exceptions.RequestException as exc:
-        raise translate_exception(exc, provider) from None
-    if "access_token" not in result:
-        raise translate_error(result, provider)
-    return GraphToken(result["access_token"], kind="app", identity=provider.client_id)
+
+    def acquire(app) -> dict:
+        try:
+            result = app.acquire_token_for_client(scopes=app_scopes(provider))
+        except requests.exceptions.RequestException as exc:
+            raise translate_exception(exc, provider) from None
+        if "access_token" not in result:
+            raise translate_error(result, provider)
+        return result
+
+    # One acquisition per process, shared by its threads (msal_apps.shared_app_token).
+    return GraphToken(shared_app_token(provider, acquire), kind="app", identity=provider.client_id)
 
 
 def delegated_user_token(provider: CalendarProvider, *, force_refresh: bool = False) -> GraphToken:

@@ -76,7 +76,7 @@ def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(pro
     mode("Strict")
     emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer
     r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, 9))
-    cache.delete(confirm.ANSWER_READ_KEY.format(r.pk))
+    cache.delete_many([confirm.ANSWER_READ_KEY.format(r.pk), confirm.ANSWER_CLAIM_KEY.format(r.pk)])
 
     def reads() -> int:
         log = emulator.request_log(limit=1000)
@@ -90,6 +90,7 @@ def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(pro
     assert reads_so_far == 1
     assert 0 < next_at - time.time() <= 1.0  # the first pause: the confirm delay
     cache.set(confirm.ANSWER_READ_KEY.format(r.pk), (1, 0.0))  # its pause is over
+    cache.delete(confirm.ANSWER_CLAIM_KEY.format(r.pk))  # and so its claim (it expires with the pause)
     before = time.time()
     assert confirm.check_answers(spaced=True)["checked"] == 1
     reads_so_far, later = cache.get(confirm.ANSWER_READ_KEY.format(r.pk))
@@ -105,8 +106,49 @@ def test_a_round_of_answer_reads_marks_only_what_it_reads():
     from django.core.cache import cache
 
     waiting = [Reservation(pk=pk) for pk in (900001, 900002, 900003)]
-    cache.delete_many([confirm.ANSWER_READ_KEY.format(r.pk) for r in waiting])
+    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
     assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900001, 900002]
     assert cache.get(confirm.ANSWER_READ_KEY.format(900003)) is None
     assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900003]
     assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == []
+
+
+def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
+    """Checks of several workers run side by side (issue 17: 1,227 answer reads for 600 creates
+    with 4 workers): each due meeting is claimed by one of them, the others skip it."""
+    import threading
+
+    from django.core.cache import cache
+
+    waiting = [Reservation(pk=pk) for pk in range(910001, 910041)]
+    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
+    barrier = threading.Barrier(8)
+    taken: list[int] = []
+
+    def check() -> None:
+        barrier.wait()
+        taken.extend(r.pk for r in confirm._due_for_a_read(waiting, base=5, keep=60, most=40))
+
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == [r.pk for r in waiting]  # every one read, none twice
+    assert confirm._due_for_a_read(waiting, base=5, keep=60, most=40) == []
+
+
+def test_the_answer_check_after_a_push_counts_from_the_push_not_the_booking(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
+    """A booking that waited in the queue longer than the follow-up window is read right after
+    its push, not left to the 10-minute check; one pushed before the window is not."""
+    from reservations.models import SyncEvent
+
+    mode("Normal")
+    emulator.set_auto_accept("atlas@contoso.example", False)
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(5, 9))
+    Reservation.objects.filter(pk=r.pk).update(created_at=r.created_at - dt.timedelta(minutes=10))  # queued 10 minutes
+    assert confirm.pending_answers(max_age_seconds=300) == 1
+    assert confirm.check_answers(max_age_seconds=300)["checked"] == 1
+    SyncEvent.objects.filter(reservation=r).update(processed_at=r.created_at - dt.timedelta(minutes=10))
+    assert confirm.pending_answers(max_age_seconds=300) == 0
+    assert confirm.check_answers(max_age_seconds=300)["checked"] == 0

@@ -113,3 +113,20 @@ def test_the_lease_never_outlives_the_deferral_window(settings):
         conf.get()
     settings.CALENDAR_SYNC_LEASE_SECONDS = 60
     assert conf.get().lease_seconds <= conf.get().deferral_window_seconds
+
+
+def test_a_request_never_outwaits_the_push_claim(settings):
+    """Start-up refuses a slot wait + request timeout at or over the lease (a push still waiting on
+    Graph when its claim lapses could be claimed and pushed again by another worker)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.CALENDAR_SYNC_LEASE_SECONDS = 35
+    settings.GRAPH_SLOT_WAIT_SECONDS = 20
+    settings.GRAPH_TIMEOUT_SECONDS = 15
+    with pytest.raises(ImproperlyConfigured, match="GRAPH_SLOT_WAIT_SECONDS .20. \\+ GRAPH_TIMEOUT_SECONDS .15."):
+        conf.get()
+    settings.GRAPH_TIMEOUT_SECONDS = 14
+    assert conf.get().lease_seconds == 35
+    settings.CALENDAR_SYNC_LEASE_SECONDS = 60
+    settings.GRAPH_TIMEOUT_SECONDS = 15
+    assert conf.get().lease_seconds == 60

@@ -44,6 +44,35 @@ def test_app_token_is_acquired_and_reused_until_near_expiry(provider):
     assert "ey" not in repr(first)  # the repr never shows the token
 
 
+def test_app_token_is_acquired_once_per_process_by_threads_starting_together(provider, emulator):
+    """A threads-pool worker's 8 pushes start cold at once: one openid discovery and one token
+    request between them, every thread gets that token (issue 17: one of each per thread)."""
+    import threading
+
+    credentials.forget_cached_apps()
+    emulator.clear_request_log()
+    barrier = threading.Barrier(8)
+    tokens: list[str] = []
+
+    def push() -> None:
+        barrier.wait()
+        tokens.append(str(credentials.app_token(provider)))
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(tokens) == 8 and len(set(tokens)) == 1
+    endpoints = emulator.request_log(limit=100)["counts"]["by_endpoint"]
+    token_requests = sum(n for name, n in endpoints.items() if name.endswith("/token"))
+    discoveries = sum(n for name, n in endpoints.items() if "openid-configuration" in name)
+    assert (token_requests, discoveries) == (1, 1), endpoints
+    # A refresh after a 401 asks again, once; the next callers share the new token.
+    fresh = credentials.app_token(provider, force_refresh=True)
+    assert str(fresh) != tokens[0] and str(credentials.app_token(provider)) == str(fresh)
+
+
 def test_app_token_lists_rooms(provider):
     rooms = graph_check.list_rooms(provider, credentials.app_token(provider))
     assert {"atlas@contoso.example", "borealis@contoso.example", "cosmos@contoso.example"} <= {r["emailAddress"] for r in rooms}
