@@ -213,13 +213,14 @@ class Control:
         return resp.json() if resp.content else None
 
 
-def start_emulator(prefix: str = "bench-"):
-    """A started emulator (seed "demo"), the Django settings pointed at it; returns (server, control)."""
+def start_emulator(prefix: str = "bench-", *, config: dict | None = None):
+    """A started emulator (seed "demo", its initial ``config``, kept across resets), the Django
+    settings pointed at it; returns (server, control)."""
     from django.conf import settings
 
     from graph_emulator import EmulatorServer
 
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix=prefix))
+    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix=prefix), config=config)
     srv.start()
     settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
     settings.GRAPH_EMULATOR_URL = srv.base_url

@@ -192,7 +192,9 @@ def main() -> None:
     common.setup_django()
     from django.conf import settings
 
-    srv, control = common.start_emulator("bench-inbound-")
+    # The webhook is served over http on loopback here; Graph (and the emulator by default) refuse
+    # an http notificationUrl, the emulator's development flag lets loopback through (as the tests do).
+    srv, control = common.start_emulator("bench-inbound-", config={"http_notification_urls": "loopback"})
     settings.ALLOWED_HOSTS = ["*"]
     httpd, url = common.serve_app()
     settings.PUBLIC_BASE_URL = url
