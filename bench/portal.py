@@ -11,7 +11,7 @@
    JSON answer) right next to each page request (the pair shares the machine's state: this
    2-core machine is shared, and what else runs moves both), and divide: absolute times swing
    3–4× between machines and runs, the ratio much less. ``--rounds`` (default 3) rounds, each
-   going through every page with ``--iterations`` pairs (default 60): a round's ratio is the
+   going through every page with ``--iterations`` pairs (default 20: 60 of each page in all): a round's ratio is the
    page's p50 (p99) ÷ the trivial GET's p50 (p99) of the same pairs; ``ratio_p50`` and
    ``ratio_p99`` are the median round's, every round's are in ``ratio_p50_rounds`` and
    ``ratio_p99_rounds`` (their spread in ``ratio_p50_spread``: max ÷ min); ``cpu_ratio_p50``: the
@@ -28,7 +28,7 @@ The pages: the finder (four filter sets), a room's week, a building's day grid a
 ``meets_target``).
 BENCH_PROFILE=1 prints a cProfile of the finder to stderr; BENCH_PROFILE=calendar profiles the grid.
 
-Usage: BENCH_PORTAL_DATABASE_URL=postgres://…/wp_portal_bench python bench/portal.py [--iterations 60] [--rounds 3] [--pin-cpu N]
+Usage: BENCH_PORTAL_DATABASE_URL=postgres://…/wp_portal_bench python bench/portal.py [--iterations 20] [--rounds 3] [--pin-cpu N]
 """
 
 import argparse
@@ -134,7 +134,8 @@ def _seed():
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=60, help="pairs (trivial GET, page) per page and round")
+    parser.add_argument("--iterations", type=int, default=20, help="pairs (trivial GET, page) per page and round (the "
+                                                                   "default: 60 of each page in all, as before the rounds)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds through every page; the median round's ratio is reported")
     parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help="run this process on CPU N only")
     args = parser.parse_args()
