@@ -14,54 +14,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_sync_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-from outbound import Control, ensure_database  # noqa: E402  (bench/outbound.py)
+common.configure("wp_sync_bench", redis_db=3)
+Control = common.Control
 
-DOMAIN = "contoso.example"
+DOMAIN = common.DOMAIN
 ROOM, OTHER_ROOM = f"bench-room-a@{DOMAIN}", f"bench-room-b@{DOMAIN}"
 BOB, CAROL = f"bench-bob@{DOMAIN}", f"bench-carol@{DOMAIN}"
 
 
 def setup(control: Control):
-    from django.contrib.auth import get_user_model
-    from django.core.cache import cache
-
-    from exchange_auth import properties
-    from exchange_auth.demo import seed_provider
-    from reservations.models import Reservation, ReservationSeries, SyncEvent
-    from workplace.models import Arrangement, Building, Profile, Room
-
-    cache.clear()
-    SyncEvent.objects.all().delete()
-    Reservation.objects.all().delete()
-    ReservationSeries.objects.all().delete()
+    common.wipe_reservations()
     control.call("POST", "/reset", {"seed": "demo"})
     control.call("POST", "/seed", {
         "rooms": [{"upn": ROOM, "displayName": "Bench A", "capacity": 8}, {"upn": OTHER_ROOM, "displayName": "Bench B", "capacity": 8}],
         "users": [{"upn": f"bench-alice@{DOMAIN}"}, {"upn": BOB}, {"upn": CAROL}],
     })
-    building, _ = Building.objects.get_or_create(code="bench", defaults={"name": "Bench tower", "timezone": "Europe/Amsterdam"})
-    rooms = []
-    for name, mailbox in (("Bench A", ROOM), ("Bench B", OTHER_ROOM)):
-        room, _ = Room.objects.update_or_create(building=building, name=name, defaults={"capacity": 8, "mailbox": mailbox, "sync_enabled": True})
-        Arrangement.objects.get_or_create(room=room, name="Default", defaults={"is_default": True})
-        Arrangement.objects.get_or_create(room=room, name="Boardroom")
-        rooms.append(room)
-    user, _ = get_user_model().objects.get_or_create(username="bench-alice", defaults={"email": f"bench-alice@{DOMAIN}"})
-    Profile.objects.get_or_create(user=user, defaults={"timezone": "Europe/Amsterdam"})
-    seed_provider()
-    properties.set_value(properties.SYNC_INTEGRATION_MODE, "Normal")
+    rooms = common.synced_rooms(common.building("bench", "Bench tower"), [("Bench A", ROOM), ("Bench B", OTHER_ROOM)],
+                                arrangements=("Default", "Boardroom"))
+    [user] = common.people(["bench-alice"])
+    common.normal_mode()
     return rooms, user
 
 
@@ -103,23 +80,11 @@ def run_phase(control: Control, rooms, alice, *, day: int) -> dict:
 
 
 def main() -> None:
-    ensure_database()
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    common.setup_django()
     from calendar_sync.outbound import single
-    from graph_emulator import EmulatorServer
 
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-emulator-"))
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
+    srv, control = common.start_emulator("bench-emulator-")
     try:
-        control = Control(srv.base_url, srv.ca_path)
         rooms, alice = setup(control)
         changed_fields = single.payloads.changed_fields
         single.payloads.changed_fields = lambda desired, pushed: dict(desired)  # the old push: the whole payload

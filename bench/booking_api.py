@@ -53,16 +53,16 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
 PY = sys.executable
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wp_bench"
 
@@ -82,21 +82,6 @@ def _env(database_url: str) -> dict:
     return env
 
 
-def _recreate_database(database_url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(database_url)
-    name = parsed.path.lstrip("/")
-    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                            password=parsed.password or "", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
-
-
 SEED = """
 from django.contrib.auth import get_user_model
 from workplace.models import ApiToken
@@ -112,54 +97,7 @@ print(ApiToken.objects.create(user=user, name="bench")[1], ",".join(map(str, roo
 """
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    """The gunicorn master's worker processes (their parent is the master)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """user+sys CPU of ``pids`` from /proc/<pid>/stat (utime, stime); vanished processes count 0."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted after "(comm)"
-    return total / _TICK
-
-
-def _backend_pids(database_url: str) -> list[int]:
-    """PostgreSQL backends connected to the bench database (the gunicorn threads' persistent connections)."""
-    import psycopg
-
-    parsed = urlparse(database_url)
-    try:
-        conn = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                                password=parsed.password or "", dbname="postgres")
-    except psycopg.Error:
-        return []
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                           [parsed.path.lstrip("/")])
-            return [pid for (pid,) in cursor.fetchall()]
-    finally:
-        conn.close()
+_children, _cpu_seconds, _backend_pids = common.children, common.cpu_seconds, common.backend_pids
 
 
 def _measured(phase: str, base_url: str, token: str, items: list, concurrency: int, workers: list[int],
@@ -183,23 +121,6 @@ def _measured(phase: str, base_url: str, token: str, items: list, concurrency: i
         cores_busy=round((server + backends + client) / result["seconds"], 2),
     )
     return result
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not start")
 
 
 def _slots(count: int, rooms: list[int]) -> list[tuple[int, str, str]]:
@@ -257,8 +178,8 @@ async def _run(phase: str, base_url: str, token: str, requests: list, concurrenc
         "concurrency": concurrency,
         "seconds": round(elapsed, 2),
         "requests_per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+        "p50_ms": round(common.p50_p99(latencies)[0], 1),
+        "p99_ms": round(common.p50_p99(latencies)[1], 1),
         "statuses": {str(code): n for code, n in sorted(statuses.items())},
     }
 
@@ -276,20 +197,20 @@ def main() -> int:
     env = _env(database_url)
     load_at_start = os.getloadavg()  # before our own setup work: what else the machine is doing
 
-    _recreate_database(database_url)
+    common.recreate_database(database_url)
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     seeded = subprocess.run([PY, "manage.py", "shell", "-c", SEED.format(rooms=args.rooms)], cwd=ROOT, env=env,
                             check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1].split()
     token, rooms = seeded[0], [int(pk) for pk in seeded[1].split(",")]
 
-    port = _free_port()
+    port = common.free_port()
     gunicorn = subprocess.Popen(
         [PY, "-m", "gunicorn", "workplace.wsgi:application", "--workers", "2", "--worker-class", args.worker_class,
          "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "256"],
         cwd=ROOT, env=env,
     )
     try:
-        _wait_for(port)
+        common.wait_for_port(port, what="gunicorn")
         base_url = f"http://127.0.0.1:{port}"
         slots = _slots(args.requests + 50, rooms)
         # Warm both workers (imports, DB connections) before measuring.
@@ -315,6 +236,7 @@ def main() -> int:
         "targets": {"create_vs_ceiling_min": 0.4, "create_p99_ms_max": 100},
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load_at_start],
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "load": common.load(),
         "meets_targets": ratio >= 0.4 and create["p99_ms"] <= 100 and create["statuses"] == {"201": create["requests"]},
     }
     print(json.dumps(result, indent=2))

@@ -12,7 +12,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,23 +21,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
 URL_PATH = "/v1.0/users/alice@contoso.example"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def session(ca: str) -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = ca
-    return s
+free_port, session = common.free_port, common.session
 
 
 def worker(base: str, ca: str, token: str, seconds: float, threads: int, out: mp.Queue) -> None:
@@ -76,14 +66,6 @@ def worker(base: str, ca: str, token: str, seconds: float, threads: int, out: mp
     out.put((latencies, errors[0]))
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def main() -> None:
     seconds = float(os.environ.get("BENCH_SECONDS", "5"))
     procs = int(os.environ.get("BENCH_PROCS", "2"))
@@ -116,7 +98,7 @@ def main() -> None:
         for p in ps:
             p.join()
         elapsed = time.perf_counter() - started
-        server_cpu = _cpu_seconds(server.pid)
+        server_cpu = round(common.cpu_seconds([server.pid]), 2)
         lat = sorted(x for r in results for x in r[0])
         errors = sum(r[1] for r in results)
         n = len(lat)
@@ -130,6 +112,7 @@ def main() -> None:
             "clients": {"processes": procs, "threads_per_process": threads},
             "endpoint": "GET " + URL_PATH,
             "server_cpu_seconds_total": server_cpu,
+            "load": common.load(),
         }))
     finally:
         server.terminate()

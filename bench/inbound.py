@@ -16,7 +16,7 @@ over many rooms where nothing changed.
    Graph requests. Target: at most one delta round per room, under 5 s.
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_inbound_bench),
-REDIS_URL (default redis://127.0.0.1:6379/11). The database is created and migrated if
+BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/11). The database is created and migrated if
 needed; its reservations and inbound state are wiped first. Prints one JSON object.
 """
 
@@ -24,106 +24,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_inbound_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-DOMAIN = "contoso.example"
+common.configure("wp_inbound_bench", redis_db=11)
+
+Control = common.Control
+DOMAIN = common.DOMAIN
 RT_ROOMS, RT_MEETINGS, RT_PACE_SECONDS = 20, 200, 0.05
 NIGHT_ROOMS, NIGHT_EVENTS = 50, 200
-
-
-def ensure_database() -> None:
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    conn = psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not cur.fetchone():
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-
-
-class Control:
-    def __init__(self, base_url: str, ca_path: str):
-        import requests
-
-        self.base = base_url.rstrip("/") + "/_emulator"
-        self.http = requests.Session()
-        self.http.trust_env = False
-        self.http.verify = str(ca_path)
-
-    def call(self, method: str, path: str, payload=None):
-        resp = self.http.request(method, self.base + path, json=payload, timeout=60)
-        resp.raise_for_status()
-        return resp.json() if resp.content else None
-
-
-def serve_webhook():
-    """The product's web app on a threaded WSGI server (like pytest-django's live_server)."""
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadedWSGIServer(("127.0.0.1", 0), Quiet, allow_reuse_address=True)
-    httpd.daemon_threads = True
-    httpd.set_app(WSGIHandler())
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
-
-
-def start_worker(srv) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.inbound_worker_settings",
-           "GRAPH_CA_BUNDLE": str(srv.ca_path), "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
-    import redis
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
-    log = open(Path(tempfile.gettempdir()) / "bench-inbound-worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", "--concurrency=4",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", "bench-inbound@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    time.sleep(4)
-    if proc.poll() is not None:
-        raise RuntimeError("worker did not start; see bench-inbound-worker.log")
-    return proc
-
-
-def wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
+wait = common.wait_for
 
 
 def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 1)
+    return round(common.percentile(values, p), 1)
 
 
 def graph_calls(control: Control) -> list[dict]:
@@ -132,8 +52,6 @@ def graph_calls(control: Control) -> list[dict]:
 
 
 def reset(control: Control) -> None:
-    from django.core.cache import cache
-
     from calendar_sync.models import (
         MailboxDeltaState,
         NightlyRun,
@@ -141,39 +59,22 @@ def reset(control: Control) -> None:
         Subscription,
         WebhookNotification,
     )
-    from reservations.models import Reservation, ReservationSeries, SyncEvent
     from workplace.models import Room
 
-    cache.clear()
-    for model in (WebhookNotification, Subscription, RoomEvent, MailboxDeltaState, NightlyRun, SyncEvent, Reservation, ReservationSeries):
-        model.objects.all().delete()
+    common.wipe_reservations(WebhookNotification, Subscription, RoomEvent, MailboxDeltaState, NightlyRun)
     Room.objects.filter(building__code__in=["rt-room", "night-room"]).delete()  # the emulator forgets them on reset
     control.call("POST", "/reset", {"seed": "demo"})
 
 
 def make_rooms(control: Control, *, prefix: str, count: int, building_name: str):
-    from workplace.models import Arrangement, Building, Room
-
     control.call("POST", "/seed", {"rooms": [{"upn": f"{prefix}-{i:02d}@{DOMAIN}", "displayName": f"{prefix} {i:02d}", "capacity": 8} for i in range(count)]})
-    building, _ = Building.objects.get_or_create(code=prefix, defaults={"name": building_name, "timezone": "Europe/Amsterdam"})
-    rooms = []
-    for i in range(count):
-        room, _ = Room.objects.update_or_create(
-            building=building, name=f"{prefix} {i:02d}", defaults={"capacity": 8, "mailbox": f"{prefix}-{i:02d}@{DOMAIN}", "sync_enabled": True},
-        )
-        Arrangement.objects.get_or_create(room=room, name="Default", defaults={"is_default": True})
-        rooms.append(room)
-    return building, rooms
+    found = common.building(prefix, building_name)
+    return found, common.synced_rooms(found, [(f"{prefix} {i:02d}", f"{prefix}-{i:02d}@{DOMAIN}") for i in range(count)])
 
 
 def make_organizers(control: Control, count: int = 10) -> list[str]:
-    from django.contrib.auth import get_user_model
-
     control.call("POST", "/seed", {"users": [{"upn": f"bench-org-{i:02d}@{DOMAIN}"} for i in range(count)]})
-    User = get_user_model()
-    for i in range(count):
-        User.objects.get_or_create(username=f"bench-org-{i:02d}", defaults={"email": f"bench-org-{i:02d}@{DOMAIN}"})
-    return [f"bench-org-{i:02d}@{DOMAIN}" for i in range(count)]
+    return [user.email for user in common.people([f"bench-org-{i:02d}" for i in range(count)], timezone=None)]
 
 
 def graph_time(moment: dt.datetime) -> dict:
@@ -288,45 +189,31 @@ def nightly_unchanged(control: Control, srv) -> dict:
 
 
 def main() -> None:
-    ensure_database()
-    import django
-
-    django.setup()
+    common.setup_django()
     from django.conf import settings
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
-    from graph_emulator import EmulatorServer
-
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-inbound-"))
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
+    # The webhook is served over http on loopback here; Graph (and the emulator by default) refuse
+    # an http notificationUrl, the emulator's development flag lets loopback through (as the tests do).
+    srv, control = common.start_emulator("bench-inbound-", config={"http_notification_urls": "loopback"})
     settings.ALLOWED_HOSTS = ["*"]
-    httpd, url = serve_webhook()
+    httpd, url = common.serve_app()
     settings.PUBLIC_BASE_URL = url
-    worker = None
+    workers = []
     try:
-        from exchange_auth import properties
-        from exchange_auth.demo import seed_provider
         from workplace.celery import app
 
         app.conf.task_always_eager = False
-        control = Control(srv.base_url, srv.ca_path)
         reset(control)
-        seed_provider()
-        properties.set_value(properties.SYNC_INTEGRATION_MODE, "Normal")
-        worker = start_worker(srv)
+        common.normal_mode()
+        common.flush_redis()
+        workers = common.start_workers(srv, 1, concurrency=4, name="bench-inbound",
+                                       settings_module="tests.calendar_sync.inbound_worker_settings")
         results = {"realtime": realtime(control, srv)}
         results["nightly_nothing_changed"] = nightly_unchanged(control, srv)
+        results["load"] = common.load()
         print(json.dumps(results, indent=2))
     finally:
-        if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        common.stop_workers(workers, grace=20)
         httpd.shutdown()
         srv.stop()
 

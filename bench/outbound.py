@@ -14,7 +14,7 @@ Prints one JSON object. What is counted (from the emulator's request log):
 - ``duplicate_meetings``: organizer-mailbox meetings beyond one per reservation.
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_sync_bench),
-REDIS_URL (default redis://127.0.0.1:6379/3). The database is created and migrated
+BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/3). The database is created and migrated
 if needed and its reservations are wiped first.
 """
 
@@ -22,153 +22,63 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_sync_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
+common.configure("wp_sync_bench", redis_db=3)
+
+Control = common.Control  # bench/release.py, attendee_messages.py and series_release.py take these from here
+ensure_database = common.ensure_database
 ROOMS = 20
 RESERVATIONS = 500
 USERS = 10
-DOMAIN = "contoso.example"
-
-
-def ensure_database() -> None:
-    from urllib.parse import urlparse
-
-    import psycopg
-
-    url = urlparse(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    conn = psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres", dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not cur.fetchone():
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+DOMAIN = common.DOMAIN
 
 
 def main() -> None:
-    ensure_database()
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-    from graph_emulator import EmulatorServer
-
-    state_dir = tempfile.mkdtemp(prefix="bench-emulator-")
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=state_dir)
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
-    worker = None
+    common.setup_django()
+    srv, control = common.start_emulator("bench-emulator-")
+    workers = []
     try:
-        control = Control(srv.base_url, srv.ca_path)
         rooms, users, client = setup(control)
-        worker = start_worker(srv)
+        common.flush_redis()
+        workers = common.start_workers(srv, 1, concurrency=4, name="bench-outbound")
         results = {"reservations": RESERVATIONS, "rooms": ROOMS, "employees": USERS}
         results["clean"] = run_phase(control, srv, client, rooms, users, day_offset=1, fault_rate=0.0)
         results["with_10pct_429"] = run_phase(control, srv, client, rooms, users, day_offset=8, fault_rate=0.10)
+        results["load"] = common.load()
         print(json.dumps(results, indent=2))
     finally:
-        if worker is not None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        common.stop_workers(workers, grace=20)
         srv.stop()
-
-
-class Control:
-    def __init__(self, base_url: str, ca_path: str):
-        import requests
-
-        self.base = base_url.rstrip("/") + "/_emulator"
-        self.http = requests.Session()
-        self.http.trust_env = False
-        self.http.verify = str(ca_path)
-
-    def call(self, method: str, path: str, payload=None):
-        resp = self.http.request(method, self.base + path, json=payload, timeout=30)
-        resp.raise_for_status()
-        return resp.json() if resp.content else None
 
 
 def setup(control: Control):
     from django.contrib.auth import get_user_model
-    from django.core.cache import cache
     from rest_framework.test import APIClient
 
-    from exchange_auth import properties
-    from exchange_auth.demo import seed_provider
-    from reservations.models import Reservation, ReservationSeries, SyncEvent
-    from workplace.models import ApiToken, Arrangement, Building, Profile, Room
+    from workplace.models import ApiToken
 
-    cache.clear()
-    SyncEvent.objects.all().delete()
-    Reservation.objects.all().delete()
-    ReservationSeries.objects.all().delete()
+    common.wipe_reservations()
     control.call("POST", "/reset", {"seed": "demo"})
     control.call("POST", "/seed", {
         "rooms": [{"upn": f"bench-room-{i:02d}@{DOMAIN}", "displayName": f"Bench {i:02d}", "capacity": 8} for i in range(ROOMS)],
         "users": [{"upn": f"bench-user-{i:02d}@{DOMAIN}"} for i in range(USERS)],
     })
-    building, _ = Building.objects.get_or_create(code="bench", defaults={"name": "Bench tower", "timezone": "Europe/Amsterdam"})
-    rooms = []
-    for i in range(ROOMS):
-        room, _ = Room.objects.update_or_create(
-            building=building, name=f"Bench {i:02d}",
-            defaults={"capacity": 8, "mailbox": f"bench-room-{i:02d}@{DOMAIN}", "sync_enabled": True},
-        )
-        Arrangement.objects.get_or_create(room=room, name="Default", defaults={"is_default": True})
-        rooms.append(room)
-    User = get_user_model()
-    users = []
-    for i in range(USERS):
-        user, _ = User.objects.get_or_create(username=f"bench-user-{i:02d}", defaults={"email": f"bench-user-{i:02d}@{DOMAIN}"})
-        Profile.objects.get_or_create(user=user, defaults={"timezone": "Europe/Amsterdam"})
-        users.append(user)
-    api_user, _ = User.objects.get_or_create(username="bench-api", defaults={"email": f"bench-api@{DOMAIN}", "is_staff": True})
+    found = common.building("bench", "Bench tower")
+    rooms = common.synced_rooms(found, [(f"Bench {i:02d}", f"bench-room-{i:02d}@{DOMAIN}") for i in range(ROOMS)])
+    users = common.people([f"bench-user-{i:02d}" for i in range(USERS)])
+    api_user, _ = get_user_model().objects.get_or_create(username="bench-api", defaults={"email": f"bench-api@{DOMAIN}", "is_staff": True})
     _, token = ApiToken.objects.create(user=api_user, name="bench")
-    seed_provider()
-    properties.set_value(properties.SYNC_INTEGRATION_MODE, "Normal")
+    common.normal_mode()
     client = APIClient(SERVER_NAME="localhost")
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return rooms, users, client
-
-
-def start_worker(srv) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.worker_settings",
-           "GRAPH_CA_BUNDLE": str(srv.ca_path), "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
-    import redis
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
-    log = open(Path(tempfile.gettempdir()) / "bench-outbound-worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", "--concurrency=4",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", "bench-outbound@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    time.sleep(4)
-    if proc.poll() is not None:
-        raise RuntimeError("worker did not start; see bench-outbound-worker.log")
-    return proc
 
 
 def run_phase(control: Control, srv, client, rooms, users, *, day_offset: int, fault_rate: float) -> dict:
@@ -253,7 +163,7 @@ def run_phase(control: Control, srv, client, rooms, users, *, day_offset: int, f
         "states": {k: v for k, v in states.items() if v},
         "push_requests": len(creates),
         "push_requests_per_reservation": round(len(creates) / max(1, len(ids)), 3),
-        "push_statuses": _statuses(creates),
+        "push_statuses": common.statuses(creates),
         "injected_429": injected[0],
         "confirmation_http_requests": len(batches),
         "confirmation_http_requests_per_reservation": round(len(batches) / max(1, len(ids)), 3),
@@ -266,13 +176,6 @@ def run_phase(control: Control, srv, client, rooms, users, *, day_offset: int, f
         "sync_events": {s: events.filter(state=s).count() for s in ("new", "processing", "processed", "error")},
         "max_concurrency_per_mailbox": max(log.get("max_concurrency", {}).values() or [0]),
     }
-
-
-def _statuses(entries) -> dict:
-    out: dict[str, int] = {}
-    for e in entries:
-        out[str(e["status"])] = out.get(str(e["status"]), 0) + 1
-    return out
 
 
 def inject_429s(control: Control, rate: float, stop: threading.Event, injected: list) -> None:

@@ -8,17 +8,27 @@
    templates) for four filter sets, N times each, and time the server side (after a warm-up and
    ``gc.freeze()``, as each gunicorn worker freezes its loaded app: gunicorn.conf.py);
 4. time a trivial authenticated GET (``/my/status/`` with no ids: session, user, an empty
-   JSON answer) the same way in the same run, and divide: absolute times swing 3–4× between
-   machines, the ratio much less;
-5. print JSON: p50/p99 in ms, each page's p50/p99 ÷ the trivial GET's, and the number of
-   queries per filter set; the targets are p99 <= 200 ms and ratios <= 8× (p50), <= 15× (p99).
+   JSON answer) right next to each page request (the pair shares the machine's state: this
+   2-core machine is shared, and what else runs moves both), and divide: absolute times swing
+   3–4× between machines and runs, the ratio much less. ``--rounds`` (default 3) rounds, each
+   going through every page with ``--iterations`` pairs (default 20: 60 of each page in all): a round's ratio is the
+   page's p50 (p99) ÷ the trivial GET's p50 (p99) of the same pairs; ``ratio_p50`` and
+   ``ratio_p99`` are the median round's, every round's are in ``ratio_p50_rounds`` and
+   ``ratio_p99_rounds`` (their spread in ``ratio_p50_spread``: max ÷ min); ``cpu_ratio_p50``: the
+   same for this process's CPU time (PostgreSQL's not counted), which waiting on a loaded
+   machine does not inflate;
+5. print JSON: p50/p99 in ms (over every round), each page's ratios, and the number of
+   queries per page; the targets are p99 <= 200 ms and ratios <= 8× (p50), <= 15× (p99).
+
+``--pin-cpu N`` keeps this process (the test client, Django, the templates) on CPU N
+(``os.sched_setaffinity``; PostgreSQL's backend is not pinned); the JSON says ``pinned_cpu``.
 
 The pages: the finder (four filter sets), a room's week, a building's day grid and its week
 (all four with the targets) and my reservations (50 rows a page; reported, not part of
 ``meets_target``).
 BENCH_PROFILE=1 prints a cProfile of the finder to stderr; BENCH_PROFILE=calendar profiles the grid.
 
-Usage: python bench/portal.py [--iterations 60]
+Usage: BENCH_PORTAL_DATABASE_URL=postgres://…/wp_portal_bench python bench/portal.py [--iterations 20] [--rounds 3] [--pin-cpu N]
 """
 
 import argparse
@@ -30,10 +40,11 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wp_portal_bench"
 TARGET_MS = 200
 TARGET_RATIO_P50 = 8
@@ -44,19 +55,28 @@ PER_ROOM = 20
 REPORTED_ONLY = {"my_reservations"}
 
 
-def _recreate_database(database_url: str) -> None:
-    import psycopg
+# What each page drew, counted in its HTML (a page that stopped drawing would look fast).
+def _finder_extra(content: bytes) -> dict:
+    return {"rooms_matching": int(re.search(rb'id="results-title" class="h3">(\d+) room', content).group(1)),
+            "rooms_on_page": content.count(b'class="room card"'), "bookings_drawn": content.count(b'class="block')}
 
-    parsed = urlparse(database_url)
-    name = parsed.path.lstrip("/")
-    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                            password=parsed.password or "", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
+
+def _room_week_extra(content: bytes) -> dict:
+    return {"busy_cells": content.count(b'class="busy')}
+
+
+def _building_day_extra(content: bytes) -> dict:
+    return {"rooms_drawn": content.count(b"<tr data-room="), "busy_cells": content.count(b'class="busy'),
+            "free_links": content.count(b'<td class="free"')}
+
+
+def _my_reservations_extra(content: bytes) -> dict:
+    return {"rows_drawn": content.count(b'<tr id="rsv-')}
+
+
+def _building_week_extra(content: bytes) -> dict:
+    return {"rooms_drawn": content.count(b"<tr data-room="), "busy_cells": content.count(b'<td class="busy'),
+            "free_links": content.count(b'aria-label="Book ')}
 
 
 def _seed():
@@ -114,26 +134,23 @@ def _seed():
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--iterations", type=int, default=20, help="pairs (trivial GET, page) per page and round (the "
+                                                                   "default: 60 of each page in all, as before the rounds)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds through every page; the median round's ratio is reported")
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help="run this process on CPU N only")
     args = parser.parse_args()
-    database_url = os.environ.get("BENCH_PORTAL_DATABASE_URL", DEFAULT_DB)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
-    _recreate_database(database_url)
-
-    import django
-
-    django.setup()
+    if args.pin_cpu is not None:
+        os.sched_setaffinity(0, {args.pin_cpu})
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_PORTAL_DATABASE_URL", DEFAULT_DB)
+    common.configure("wp_portal_bench", redis_db=13)
+    # No setup_test_environment(): its template instrumentation (a signal and a context copy per
+    # template rendered) is test-only overhead the product doesn't pay.
+    common.setup_django(recreate=True)
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    # No setup_test_environment(): its template instrumentation (a signal and a context copy per
-    # template rendered) is test-only overhead the product doesn't pay.
-    call_command("migrate", verbosity=0)
     cache.clear()
     t0 = time.perf_counter()
     alice, buildings, today = _seed()
@@ -150,93 +167,84 @@ def main() -> None:
         "equipment_capacity_layout": {"date": day, "equipment": ["projector", "screen"], "capacity": "8", "arrangement": "Boardroom"},
         "all_rooms_page_10": {"date": day, "page": "10"},
     }
-    def timed(url, params):
-        for _ in range(5):  # warm up: cached properties, template loading
-            assert client.get(url, params).status_code == 200
-        timings, cpu = [], []
+    grid_params = {"building": "b0", "date": day}
+    week_room = Room.objects.order_by("pk").first()
+    # name: (url, params, what the page drew)
+    pages = {name: ("/", params, _finder_extra) for name, params in scenarios.items()}
+    pages["room_week"] = (f"/rooms/{week_room.pk}/week/", {"week": day}, _room_week_extra)  # a room's busiest week (issue 14)
+    pages["building_day"] = ("/calendar/", grid_params, _building_day_extra)  # b0's 100 rooms, the first page of 25, half hours
+    pages["my_reservations"] = ("/my/", {}, _my_reservations_extra)  # alice's upcoming ones, 50 a page (reported only)
+    # b0's first 25 rooms, next week's Monday to Friday 08:00–18:00 in hour columns (issue 14).
+    pages["building_week"] = ("/calendar/week/", {"building": "b0", "date": (today + dt.timedelta(days=7)).isoformat()},
+                              _building_week_extra)
+
+    def get(url, params):
+        response = client.get(url, params)
+        assert response.status_code == 200, (url, params, response.status_code)
+        return response
+
+    def pairs(url, params) -> dict:
+        """``--iterations`` pairs: the trivial GET, then the page, each timed (wall and this process's CPU)."""
+        page, trivial, cpu, trivial_cpu = [], [], [], []
         for _ in range(args.iterations):
             start, start_cpu = time.perf_counter(), time.process_time()
-            response = client.get(url, params)
-            timings.append((time.perf_counter() - start) * 1000)
-            cpu.append((time.process_time() - start_cpu) * 1000)
-            assert response.status_code == 200
-        timings.sort()
-        return timings, cpu, response
+            get(TRIVIAL_URL, {})
+            middle, middle_cpu = time.perf_counter(), time.process_time()
+            get(url, params)
+            page.append((time.perf_counter() - middle) * 1000)
+            cpu.append((time.process_time() - middle_cpu) * 1000)
+            trivial.append((middle - start) * 1000)
+            trivial_cpu.append((middle_cpu - start_cpu) * 1000)
+        return {"page": page, "trivial": trivial, "cpu": cpu, "trivial_cpu": trivial_cpu}
 
-    def p50_p99(timings):
-        return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
-
-    # The trivial GET is measured before and after the pages; the better of the two runs is the base.
-    # As each gunicorn worker does once its app is loaded (gunicorn.conf.py post_worker_init):
-    # the long-lived objects (Django's, the seed's) leave the garbage collector's full passes.
+    # Warm up (cached properties, template loading), then, as each gunicorn worker does once its
+    # app is loaded (gunicorn.conf.py post_worker_init), the long-lived objects (Django's, the
+    # seed's) leave the garbage collector's full passes.
     import gc
 
-    for params in scenarios.values():
-        client.get("/", params)
+    for url, params, _extra in pages.values():
+        for _ in range(5):
+            get(url, params)
+    get(TRIVIAL_URL, {})
     gc.freeze()
-    trivial_before, _, _ = timed(TRIVIAL_URL, {})
-    results = {}
-    for name, params in scenarios.items():
-        timings, cpu, response = timed("/", params)
+    rounds: dict[str, list[dict]] = {name: [] for name in pages}
+    for _ in range(args.rounds):  # each round through every page: its rounds see different moments of the machine
+        for name, (url, params, _extra) in pages.items():
+            rounds[name].append(pairs(url, params))
+
+    def measure(name: str, url: str, params: dict, extra=None) -> dict:
+        """One page's block: p50/p99 over every round, the median round's ratios and every round's."""
+        samples = rounds[name]
+        every = sorted(t for r in samples for t in r["page"])
+        trivial = [t for r in samples for t in r["trivial"]]
+        ratios_p50, ratios_p99, cpu_ratios = [], [], []
+        for r in samples:
+            (p50, p99), (t50, t99) = common.p50_p99(r["page"]), common.p50_p99(r["trivial"])
+            ratios_p50.append(round(p50 / t50, 2))
+            ratios_p99.append(round(p99 / t99, 2))
+            cpu_ratios.append(round(statistics.median(r["cpu"]) / max(0.001, statistics.median(r["trivial_cpu"])), 2))
         with CaptureQueriesContext(connection) as queries:
-            response = client.get("/", params)
-        results[name] = {
-            "p50_ms": round(p50_p99(timings)[0], 1),
-            "p99_ms": round(p50_p99(timings)[1], 1),
-            "max_ms": round(timings[-1], 1),
-            "python_cpu_p50_ms": round(statistics.median(cpu), 1),
+            response = get(url, params)
+        p50, p99 = common.p50_p99(every)
+        return {
+            "p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "max_ms": round(every[-1], 1),
+            "python_cpu_p50_ms": round(statistics.median(c for r in samples for c in r["cpu"]), 1),
             "queries": len(queries),
-            "rooms_matching": int(re.search(rb'id="results-title" class="h3">(\d+) room', response.content).group(1)),
-            "rooms_on_page": response.content.count(b'class="room card"'),
-            "bookings_drawn": response.content.count(b'class="block'),
+            **(extra(response.content) if extra else {}),
+            "trivial_p50_ms": round(common.p50_p99(trivial)[0], 2), "trivial_p99_ms": round(common.p50_p99(trivial)[1], 2),
+            "ratio_p50": round(statistics.median(ratios_p50), 1), "ratio_p99": round(statistics.median(ratios_p99), 1),
+            "ratio_p50_rounds": ratios_p50, "ratio_p99_rounds": ratios_p99,
+            "ratio_p50_spread": round(max(ratios_p50) / min(ratios_p50), 3),
+            "ratio_p99_spread": round(max(ratios_p99) / min(ratios_p99), 3),
+            # This process's CPU (Django, the templates; PostgreSQL's not counted) per page ÷ per trivial GET:
+            # what the load does to waiting leaves it out.
+            "trivial_python_cpu_p50_ms": round(statistics.median(c for r in samples for c in r["trivial_cpu"]), 2),
+            "cpu_ratio_p50": round(statistics.median(cpu_ratios), 1), "cpu_ratio_p50_rounds": cpu_ratios,
         }
-    # The week view of one room (issue 14): its busiest week.
-    week_room = Room.objects.order_by("pk").first()
-    timings, cpu, response = timed(f"/rooms/{week_room.pk}/week/", {"week": day})
-    with CaptureQueriesContext(connection) as queries:
-        client.get(f"/rooms/{week_room.pk}/week/", {"week": day})
-    results["room_week"] = {
-        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
-        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
-        "busy_cells": response.content.count(b'class="busy'),
-    }
-    # A building's day grid (issue 14): 100 rooms in b0, the first page of 25, half-hour columns.
-    grid_params = {"building": "b0", "date": day}
-    timings, cpu, response = timed("/calendar/", grid_params)
-    with CaptureQueriesContext(connection) as queries:
-        client.get("/calendar/", grid_params)
-    results["building_day"] = {
-        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
-        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
-        "rooms_drawn": response.content.count(b"<tr data-room="), "busy_cells": response.content.count(b'class="busy'),
-        "free_links": response.content.count(b'<td class="free"'),
-    }
-    # My reservations (reported, no target of its own): alice's upcoming ones, 50 a page.
-    timings, cpu, response = timed("/my/", {})
-    with CaptureQueriesContext(connection) as queries:
-        client.get("/my/", {})
-    results["my_reservations"] = {
-        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
-        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
-        "rows_drawn": response.content.count(b'<tr id="rsv-'),
-    }
-    # A building's week (issue 14): b0's first 25 rooms, next week's Monday to Friday 08:00–18:00 in hour columns.
-    week_params = {"building": "b0", "date": (today + dt.timedelta(days=7)).isoformat()}
-    timings, cpu, response = timed("/calendar/week/", week_params)
-    with CaptureQueriesContext(connection) as queries:
-        client.get("/calendar/week/", week_params)
-    results["building_week"] = {
-        "p50_ms": round(p50_p99(timings)[0], 1), "p99_ms": round(p50_p99(timings)[1], 1), "max_ms": round(timings[-1], 1),
-        "python_cpu_p50_ms": round(statistics.median(cpu), 1), "queries": len(queries),
-        "rooms_drawn": response.content.count(b"<tr data-room="), "busy_cells": response.content.count(b'<td class="busy'),
-        "free_links": response.content.count(b'aria-label="Book '),
-    }
-    trivial_after, _, _ = timed(TRIVIAL_URL, {})
-    (b50, b99), (a50, a99) = p50_p99(trivial_before), p50_p99(trivial_after)
-    base_p50, base_p99 = min(b50, a50), min(b99, a99)
-    for result in results.values():
-        result["ratio_p50"] = round(result["p50_ms"] / base_p50, 1)
-        result["ratio_p99"] = round(result["p99_ms"] / base_p99, 1)
+
+    results = {name: measure(name, url, params, extra=extra) for name, (url, params, extra) in pages.items()}
+    trivial_all = [t for samples in rounds.values() for r in samples for t in r["trivial"]]
+    base_p50, base_p99 = common.p50_p99(trivial_all)
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
         import pstats
@@ -258,11 +266,15 @@ def main() -> None:
         "rooms": Room.objects.count(),
         "reservations": Reservation.objects.count(),
         "iterations": args.iterations,
+        "rounds": args.rounds,
+        "pinned_cpu": args.pin_cpu,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+        "load": common.load(),
         "seed_seconds": round(seed_seconds, 1),
         "scenarios": results,
-        "trivial_get": {"url": TRIVIAL_URL, "p50_ms": round(base_p50, 2), "p99_ms": round(base_p99, 2)},
+        "trivial_get": {"url": TRIVIAL_URL, "p50_ms": round(base_p50, 2), "p99_ms": round(base_p99, 2),
+                        "timed": "next to each page request (pairs), every round"},
         "target_ratio_p50": TARGET_RATIO_P50, "target_ratio_p99": TARGET_RATIO_P99,
         "worst_ratio_p50": max(r["ratio_p50"] for r in targeted.values()),
         "worst_ratio_p99": max(r["ratio_p99"] for r in targeted.values()),

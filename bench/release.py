@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,11 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", os.environ.get("DATABASE_URL_RELEASE_BENCH", "postgres://postgres@127.0.0.1:5432/wp_release_bench"))
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")  # BENCH_REDIS_URL: a db no one else uses
-os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", os.environ["REDIS_URL"])
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+from bench import common  # noqa: E402
+
+common.configure("wp_release_bench", redis_db=3)  # BENCH_REDIS_URL: a db no one else uses
 
 PER_ROOM = int(os.environ.get("BENCH_RELEASE_PER_ROOM", "100"))  # 20 rooms x 100 = 2,000 due
 SLOT = dt.timedelta(minutes=6)
@@ -53,24 +51,12 @@ def _kind(path: str) -> str:
 
 
 def main() -> None:
-    import outbound  # bench/outbound.py: database, emulator control, rooms and people
+    from bench import outbound  # bench/outbound.py: rooms and people
 
-    outbound.ensure_database()
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from graph_emulator import EmulatorServer
-
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-release-"))
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
+    common.setup_django()
+    srv, _control = common.start_emulator("bench-release-")
     try:
-        print(json.dumps(run(srv, outbound), indent=2))
+        print(json.dumps({**run(srv, outbound), "load": common.load()}, indent=2))
     finally:
         srv.stop()
 

@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_sync_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/3")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-from attendee_messages import BOB, setup  # noqa: E402  (bench/attendee_messages.py)
-from outbound import Control, ensure_database  # noqa: E402
+common.configure("wp_sync_bench", redis_db=3)
+from bench.attendee_messages import BOB, setup  # noqa: E402
+from bench.common import Control  # noqa: E402
 
 OCCURRENCES = 21
 
@@ -68,25 +63,13 @@ def run_phase(control: Control, rooms, alice, *, day: int) -> dict:
 
 
 def main() -> None:
-    ensure_database()
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    common.setup_django()
     from calendar_sync.common import meetings
     from calendar_sync.outbound import series as series_push
-    from graph_emulator import EmulatorServer
     from reservations.models import Reservation
 
-    srv = EmulatorServer(host="127.0.0.1", port=0, seed="demo", state_dir=tempfile.mkdtemp(prefix="bench-emulator-"))
-    srv.start()
-    settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
-    settings.GRAPH_EMULATOR_URL = srv.base_url
+    srv, control = common.start_emulator("bench-emulator-")
     try:
-        control = Control(srv.base_url, srv.ca_path)
         rooms, alice = setup(control)
         release = series_push.release_occurrence
 

@@ -25,35 +25,20 @@ import argparse
 import datetime as dt
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import common  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/wpa_bench"
 TARGET_MS = 300
 TRIVIAL_URL = "/my/status/"
 ROOMS = 500
 DAYS = 365
-
-
-def _recreate_database(database_url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(database_url)
-    name = parsed.path.lstrip("/")
-    admin = psycopg.connect(host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
-                            password=parsed.password or "", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
 
 
 def _filler(cursor, table: str, given: set[str]) -> tuple[list[str], list[str]]:
@@ -135,18 +120,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--reuse", action="store_true", help="keep the database of a previous run if it holds the seed")
     args = parser.parse_args()
-    database_url = os.environ.get("BENCH_UTILIZATION_DATABASE_URL", DEFAULT_DB)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
-    if not args.reuse:
-        _recreate_database(database_url)
-
-    import django
-
-    django.setup()
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_UTILIZATION_DATABASE_URL", DEFAULT_DB)
+    common.configure("wpa_bench", redis_db=13)
+    common.setup_django(recreate=not args.reuse)
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -155,7 +132,6 @@ def main() -> None:
     from reservations import utilization as module
     from reservations.models import Reservation
 
-    call_command("migrate", verbosity=0)
     cache.clear()
     t0 = time.perf_counter()
     from django.contrib.auth import get_user_model
@@ -199,8 +175,7 @@ def main() -> None:
         timings.sort()
         return timings
 
-    def p50_p99(timings):
-        return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+    p50_p99 = common.p50_p99
 
     trivial_before = timed(TRIVIAL_URL, {}, args.iterations)
     results = {}
@@ -248,6 +223,7 @@ def main() -> None:
         "uptime": uptime,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+        "load": common.load(),
         "seed_seconds": round(seed_seconds, 1),
         "scenarios": results,
         "trivial_get": {"url": TRIVIAL_URL, "p50_ms": round(base_p50, 2), "p99_ms": round(base_p99, 2)},
