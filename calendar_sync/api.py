@@ -14,7 +14,9 @@ GET /api/v1/people/?search=bo: people by name or email for the attendee picker: 
 own people and each tenant's directory (Graph's /users?$search, cached a few minutes).
 
 All three ask Exchange, so each user gets API_EXCHANGE_LOOKUPS_PER_MINUTE calls a minute (60) across
-them; beyond it 429 with Retry-After and the API's error shape."""
+them (the people search its own API_PEOPLE_SEARCHES_PER_MINUTE, 240); beyond it 429 with
+Retry-After and the API's error shape. Counted atomically in the shared cache
+(workplace.throttling), so the limits hold across web processes and hosts."""
 
 import datetime as dt
 
@@ -25,13 +27,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from exchange_auth.providers import provider_for_room
 from reservations import selectors
 from reservations.api.serializers import AwareDateTimeField, ErrorSerializer
 from reservations.models import Attendee, Origin
+from workplace.throttling import SharedScopedRateThrottle
 
 from . import freebusy, people
 
@@ -56,7 +58,7 @@ class ReservationAttendeesSerializer(serializers.Serializer):
 
 
 class ReservationAttendeesView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "exchange_lookups"
 
     @extend_schema(
@@ -138,7 +140,7 @@ class FreeBusySerializer(serializers.Serializer):
 
 
 class FreeBusyView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "exchange_lookups"
 
     @extend_schema(
@@ -190,7 +192,7 @@ class PeopleSerializer(serializers.Serializer):
 
 
 class PeopleView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "people_search"
 
     @extend_schema(

@@ -7,8 +7,10 @@ Times are UTC (``...Z``), so no VTIMEZONE is needed. Each reservation is one VEV
   life. The Graph iCalUId is not used: it changes when a move to another room replaces
   the Outlook meeting, and calendar apps would then see a new event.
 * DTSTAMP and LAST-MODIFIED are the row's ``updated_at`` (no METHOD, so RFC 5545 makes
-  DTSTAMP the last change), SEQUENCE the seconds between creation and that change: it only
-  grows, and the same rows always give the same bytes (the ETag is their hash).
+  DTSTAMP the last change), SEQUENCE the row's ``revision``: one more at every change a feed
+  shows (time, room, subject, state, description; a database trigger counts them, migration
+  0012), so two changes within a second give two SEQUENCE values; it only grows, and the
+  same rows always give the same bytes (the ETag is their hash).
 * STATUS: confirmed → CONFIRMED; awaiting confirmation or conflicted → TENTATIVE;
   cancelled or rejected → CANCELLED.
 """
@@ -118,7 +120,7 @@ def feed_ical(feed: CalendarFeed, reservations: Iterable[Reservation], *, detail
         event.add("dtstamp", changed)
         event.add("last-modified", changed)
         event.add("created", _utc(r.created_at))
-        event.add("sequence", max(0, int((r.updated_at - r.created_at).total_seconds())))
+        event.add("sequence", r.revision)
         event.add("dtstart", _utc(r.start))
         event.add("dtend", _utc(r.end))
         event.add("summary", r.subject if show_subjects else ROOM_PLACEHOLDER_SUBJECT)

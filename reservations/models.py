@@ -177,6 +177,13 @@ class Reservation(ExchangeLink):
     checked_in_channel = models.CharField(max_length=12, choices=CheckInChannel.choices, blank=True, default="")
     checked_in_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
+    # The feeds' SEQUENCE (RFC 5545 §3.8.7.4): one more at every change a feed shows (time,
+    # room, subject, state, description), counted by a database trigger on every UPDATE
+    # (migration 0012), so bulk updates count too; what an instance holds may be stale.
+    revision = models.PositiveBigIntegerField(
+        default=0, editable=False,
+        help_text="The feeds' SEQUENCE: one more at every change a feed shows (kept by a database trigger).",
+    )
 
     class Meta:
         ordering = ["start", "id"]

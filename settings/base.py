@@ -163,7 +163,13 @@ KNOX_TOKEN_MODEL = "workplace.ApiToken"
 # ours; nothing would use it, and its foreign key to users broke flushing the database.
 MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {"TOKEN_MODEL": KNOX_TOKEN_MODEL, "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
+# How many reverse proxies in front of the app append to X-Forwarded-For: the client's address
+# (per-address rate limits: unknown room-panel tokens, DRF's anonymous throttles) is the one
+# the outermost trusted proxy saw. 0 (the default): REMOTE_ADDR only, the header is ignored
+# (any client could write it).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 REST_FRAMEWORK = {
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "workplace.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -187,7 +193,10 @@ REST_FRAMEWORK = {
                                # shared cache (workplace.throttling), so they hold across processes and hosts.
                                "check_in": f"{env_int('API_CHECK_INS_PER_MINUTE', 10, minimum=1)}/min",
                                "panel_actions": f"{env_int('PANEL_ACTIONS_PER_MINUTE', 30, minimum=1)}/min",
-                               "panel_state": f"{env_int('PANEL_STATE_POLLS_PER_MINUTE', 60, minimum=1)}/min"},
+                               "panel_state": f"{env_int('PANEL_STATE_POLLS_PER_MINUTE', 60, minimum=1)}/min",
+                               # Requests with an unknown or revoked room-panel token, per client address
+                               # (a token-guessing client gets this many tries a minute).
+                               "panel_failed_auth": f"{env_int('PANEL_FAILED_AUTH_PER_MINUTE', 20, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Workplace reservations API",

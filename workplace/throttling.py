@@ -15,14 +15,18 @@ through (with a warning): a Redis outage must not stop people checking in.
 
 ``SharedScopedRateThrottle`` is the DRF throttle (``throttle_scope`` on the view; 429 through
 the API's error handler with ``Retry-After``); ``limit`` is the same check for plain Django views
-(``too_many`` answers it as JSON or a page)."""
+(``too_many`` answers it as JSON or a page); ``limit_failures`` counts only failed attempts
+(unknown room-panel tokens, per ``client_address``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -32,6 +36,7 @@ from django.shortcuts import render
 from rest_framework.throttling import ScopedRateThrottle
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "ratelimit"
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -89,6 +94,58 @@ def hit(scope: str, ident: str, *, rate: str | None = None, now: float | None = 
         return None
     retry_after = max(1, math.ceil((window + 1) * period - now))
     return Refusal(scope=scope, limit=limit, period=period, retry_after=retry_after)
+
+
+def refund(scope: str, ident: str, *, rate: str | None = None, now: float) -> None:
+    """Take back one request ``hit`` counted at ``now`` (the same ``now``): for limits on
+    failures, where every attempt is counted first (atomically, so racing attempts can't get
+    past the limit) and a successful one is given back."""
+    rate = rate if rate is not None else rate_for(scope)
+    if not rate:
+        return
+    _, period = parse_rate(rate)
+    try:
+        cache.decr(f"{KEY_PREFIX}:{scope}:{ident}:{int(now // period)}")
+    except Exception:  # noqa: BLE001  (the cache is down, or the key expired: nothing to give back)
+        logger.warning("Rate limit %s not refunded: the cache can't be reached.", scope, exc_info=True)
+
+
+def limit_failures(request: HttpRequest, scope: str, ident: str, attempt: Callable[[], T | None]) -> tuple[T | None, Refusal | None]:
+    """``attempt()`` (e.g. finding the device a token belongs to) unless ``ident`` is over
+    ``scope``'s rate of failures: (its result, None), or (None, the refusal) without trying. A
+    falsy result is a failure and stays counted; a success is given back, so any number of
+    successes never use up the budget (a refused caller can't test a guess either)."""
+    now = _now()
+    refusal = hit(scope, ident, now=now)
+    if refusal is not None:
+        logger.info("Rate limited: %s for %s (retry after %s s).", scope, ident, refusal.retry_after)
+        return None, refusal
+    result = attempt()
+    if result:
+        refund(scope, ident, now=now)
+    return result, None
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address for a per-address limit: REMOTE_ADDR, or with ``TRUSTED_PROXIES``
+    = n the address the outermost of n proxies saw (the n-th entry of X-Forwarded-For from the
+    right, as DRF reads NUM_PROXIES). An IPv6 client is counted by its /64 (one host or home
+    network gets a /64: counting single addresses would let it rotate through billions)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    proxies = getattr(settings, "TRUSTED_PROXIES", 0)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",")]
+        address = hops[-min(proxies, len(hops))]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def user_ident(scope: str, user_pk: int) -> str:

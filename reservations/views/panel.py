@@ -5,7 +5,17 @@ No person's session: the device signs in with its own token (``workplace.RoomPan
 admin). The admin's URL carries the token once (``?token=``); the page then keeps it in an
 HttpOnly cookie and redirects to the bare URL, so it stays out of the address bar, the history
 and access logs. A header ``Authorization: Panel <token>`` works too (for scripts). An unknown
-or revoked token is refused (the page: "signed out", the JSON endpoints: 401)."""
+or revoked token is refused (the page: "signed out", the JSON endpoints: 401, and the cookie is
+dropped so a revoked tablet's further polls carry no token).
+
+Requests bearing an unknown or revoked token are limited per client address
+(PANEL_FAILED_AUTH_PER_MINUTE, ``throttling.client_address``: REMOTE_ADDR unless
+TRUSTED_PROXIES says otherwise): beyond it every token from that address is refused with 429
+and Retry-After (the page: "signed out" with the message, reloading itself when the window
+ends; JSON: the message) until the minute ends, without being looked at, so a guessing
+client can't test its guesses. A valid device is hurt by a neighbour's failures only when
+they share an address (the same NAT or proxy without TRUSTED_PROXIES); its own successful
+requests are never counted."""
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -33,18 +43,36 @@ def _token_of(request: HttpRequest) -> str:
     return request.COOKIES.get(COOKIE, "")
 
 
-def panel_of(request: HttpRequest) -> RoomPanel | None:
-    return room_panel_for_token(_token_of(request))
+FAILED_AUTH = "panel_failed_auth"
+SIGNED_OUT = "reservations/panel_signed_out.html"
+
+
+def _device(request: HttpRequest, token: str | None) -> tuple[RoomPanel | None, throttling.Refusal | None]:
+    """The live device ``token`` belongs to (None: no token, an unknown or revoked one), or the
+    refusal when the client's address is over its failed attempts (the token not looked at)."""
+    if not token:
+        return None, None  # nothing to guess with: not counted (a tablet whose cookie was dropped)
+    return throttling.limit_failures(request, FAILED_AUTH, throttling.client_address(request), lambda: room_panel_for_token(token))
+
+
+def panel_of(request: HttpRequest) -> tuple[RoomPanel | None, throttling.Refusal | None]:
+    return _device(request, _token_of(request))
 
 
 def _signed_out(request: HttpRequest, *, status: int = 403) -> HttpResponse:
-    response = render(request, "reservations/panel_signed_out.html", status=status)
+    response = render(request, SIGNED_OUT, status=status)
     response.delete_cookie(COOKIE, path="/panel/")
     return response
 
 
+def _too_many(request: HttpRequest, refusal: throttling.Refusal) -> HttpResponse:
+    return throttling.too_many(request, refusal, template=SIGNED_OUT, context={"retry_after": refusal.retry_after})
+
+
 def _refused() -> JsonResponse:
-    return JsonResponse({"message": "This panel is signed out: its token is unknown or was revoked.", "extra": {}}, status=401)
+    response = JsonResponse({"message": "This panel is signed out: its token is unknown or was revoked.", "extra": {}}, status=401)
+    response.delete_cookie(COOKIE, path="/panel/")
+    return response
 
 
 @never_cache
@@ -52,14 +80,18 @@ def _refused() -> JsonResponse:
 def panel(request: HttpRequest) -> HttpResponse:
     token = request.GET.get("token")
     if token is not None:
-        device = room_panel_for_token(token)
+        device, refusal = _device(request, token)
+        if refusal is not None:
+            return _too_many(request, refusal)
         if device is None:
             return _signed_out(request)
         response = redirect("portal:panel")
         response.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE, path="/panel/", httponly=True, samesite="Strict",
                             secure=request.is_secure())
         return response
-    device = panel_of(request)
+    device, refusal = panel_of(request)
+    if refusal is not None:
+        return _too_many(request, refusal)
     if device is None:
         return _signed_out(request)
     return render(request, "reservations/panel.html", {
@@ -70,7 +102,9 @@ def panel(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def panel_state_view(request: HttpRequest) -> JsonResponse:
-    device = panel_of(request)
+    device, refusal = panel_of(request)
+    if refusal is not None:
+        return throttling.too_many(request, refusal)
     if device is None:
         return _refused()
     refused = throttling.limit(request, "panel_state", f"panel_{device.pk}")
@@ -106,7 +140,9 @@ ACTIONS = {
 def panel_action(request: HttpRequest, action: str) -> JsonResponse:
     """One of the panel's buttons; answers with the new state, or ``{message, extra}`` and the
     error's status (nothing changed)."""
-    device = panel_of(request)
+    device, refusal = panel_of(request)
+    if refusal is not None:
+        return throttling.too_many(request, refusal)
     if device is None:
         return _refused()
     # Per device, whatever the button (PANEL_ACTIONS_PER_MINUTE): a stuck or scripted tablet

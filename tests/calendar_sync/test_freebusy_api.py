@@ -95,14 +95,16 @@ def test_the_booking_form_offers_the_check_button(client, alice, atlas):
 
 
 @pytest.mark.django_db
-def test_each_user_gets_a_budget_of_exchange_lookups_a_minute(alice_api, bob_api, slot, monkeypatch):
+def test_each_user_gets_a_budget_of_exchange_lookups_a_minute(alice_api, bob_api, slot, settings, monkeypatch):
     """Free/busy and attendees' answers ask Exchange: beyond the per-user rate, 429 in the
     API's error shape with Retry-After; another user is not affected."""
-    from django.conf import settings
-    from rest_framework.throttling import ScopedRateThrottle
+    from workplace import throttling
 
     assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["exchange_lookups"] == "60/min"  # the documented default
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"exchange_lookups": "3/min"})
+    moment = throttling._now()
+    monkeypatch.setattr(throttling, "_now", lambda: moment)  # one window for the whole test
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "exchange_lookups": "3/min"}}
     statuses = [alice_api.get(URL, {"emails": BOB, **slot}).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = alice_api.get(URL, {"emails": BOB, **slot})
