@@ -23,6 +23,9 @@ Reported per run (JSON on stdout, each run also on stderr as it ends):
 - ``speedup_over_1_worker`` (pushes per second over the same mode's 1-worker run);
 - ``max_in_flight_per_mailbox`` as the emulator saw it (must stay ≤ 4) and ``graph_429s``
   (every request in the run is the product's: any 429 is one it caused), by mailbox;
+- ``answer_reads`` (the $batch GETs of organizer copies), the most of one meeting, and
+  ``answer_reads_closer_than_1_5_s``: reads of one meeting less than the first pause apart —
+  the same meeting read twice by checks of different workers;
 - ``load``: the 1-minute load average before and after the run (2 shared cores: read the
   ratios, not the seconds), and ``worker_cpu_ms_per_push`` / ``worker_cores_used``: the CPU
   the workers' processes used (boot included): a run whose workers got all the CPU they
@@ -53,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import sys
@@ -302,6 +306,13 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
     span = (max(times) - min(times)) if len(times) > 1 else 0.0
     busiest_rate = (len(times) - 1) / span if span else 0.0
     ratios = [len(t) / push_seconds / limit for t in per_mailbox.values()] if push_seconds > 0 else []
+    # Answer reads of one meeting closer together than the first pause (the confirm delay, 2 s):
+    # two workers' checks reading it twice (each read is claimed: this should stay 0).
+    reads_by_meeting: dict[str, list[float]] = {}
+    for e in entries:
+        if e["method"] == "GET" and e["batch"] and "/events/" in e["path"]:
+            reads_by_meeting.setdefault(e["path"].split("?")[0].lower(), []).append(e["time"])
+    close_reads = sum(1 for times in reads_by_meeting.values() for a, b in itertools.pairwise(sorted(times)) if b - a < 1.5)
     throttled: dict[str, int] = {}
     for e in entries:
         if e["status"] == 429:
@@ -332,6 +343,9 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "graph_429s_by_mailbox": throttled,
         "graph_requests": log["total"],
         "graph_requests_by_endpoint": log["counts"]["by_endpoint"],
+        "answer_reads": sum(len(t) for t in reads_by_meeting.values()),
+        "answer_reads_per_meeting_max": max((len(t) for t in reads_by_meeting.values()), default=0),
+        "answer_reads_closer_than_1_5_s": close_reads,
         "worker_cpu_seconds": round(worker_cpu, 1),
         "worker_cpu_ms_per_push": round(worker_cpu * 1000 / reservations, 1),
         "worker_cores_used": round(worker_cpu / from_start, 2) if from_start else None,
