@@ -76,6 +76,8 @@ def _env(database_url: str) -> dict:
         SECRET_KEY="bench-secret-key-not-for-production-0123456789",
         TOKEN_ENCRYPTION_KEY="WZQ9YVk6hi_LCcOno-faL0FNCXAjTpK20IDzNiZ99Eo=",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        PUBLIC_BASE_URL="https://workplace.example",  # settings.prod requires an https one (Graph's notification URL)
+        SECURE_SSL_REDIRECT="false",  # plain http here, as behind a TLS-terminating proxy (settings/prod.py)
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )
