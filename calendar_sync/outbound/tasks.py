@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -79,7 +80,17 @@ def sweep_sync_events(limit: int = 500) -> int:
         | Q(state=SyncEvent.State.NEW, next_attempt_at__lte=grace)
         | Q(state=SyncEvent.State.PROCESSING, next_attempt_at__lt=now)
     ).order_by("pk").values_list("pk", flat=True)[:limit]
-    ids = list(due)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A custom plan each time: the worker's long-lived connection prepares the statement
+            # after 5 runs (settings/env.py PREPARE_THRESHOLD) and 5 runs later PostgreSQL may
+            # take a generic plan, which guesses a quarter of the outbox matches and walks the
+            # primary key in order; the sweep matches almost nothing, so it read every row:
+            # measured 0.25 ms (custom, the state index) -> ~500 ms (generic) over 390,000 done
+            # events. Local to this transaction.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        ids = list(due)
     for event_id in ids:
         push_sync_event.delay(event_id)
     if ids:
