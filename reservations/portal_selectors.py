@@ -5,11 +5,14 @@ latest sync event, and the capabilities of many reservations at once.
 Each function costs a fixed number of queries whatever the number of rows."""
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Count, F, Func, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reservations import rules
@@ -85,11 +88,9 @@ def latest_sync_event_subquery(field: str) -> Subquery:
     return Subquery(events.values(field)[:1])
 
 
-def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QuerySet[Reservation]:
-    """The reservations ``user`` made or that are for them, with their latest sync event.
-
-    ``show="upcoming"``: not finished and not cancelled (rejected/conflicted ones stay visible, with
-    their reason); ``"all"``: also cancelled ones and those of the last 30 days."""
+def _my_rows(user: AbstractBaseUser, show: str) -> QuerySet[Reservation]:
+    """``show="upcoming"``: not finished and not cancelled (rejected/conflicted ones stay visible,
+    with their reason); ``"all"``: also cancelled ones and those of the last 30 days."""
     now = timezone.now()
     if show == "all":
         rows = reservation_list_for_user(user=user, starts_after=now - dt.timedelta(days=30))
@@ -97,6 +98,10 @@ def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QueryS
         rows = reservation_list_for_user(user=user, starts_after=now).exclude(state=State.CANCELLED)
     if user.is_staff:  # staff see everything through the API/admin; "my" means mine here too
         rows = rows.filter(Q(requested_by=user) | Q(requested_for=user))
+    return rows
+
+
+def _with_sync_event(rows: QuerySet[Reservation]) -> QuerySet[Reservation]:
     return rows.annotate(
         sync_event_state=latest_sync_event_subquery("state"),
         sync_event_attempts=latest_sync_event_subquery("attempts"),
@@ -104,6 +109,125 @@ def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QueryS
         sync_event_error=latest_sync_event_subquery("error"),
         sync_event_type=latest_sync_event_subquery("type"),
     )
+
+
+def my_reservations(*, user: AbstractBaseUser, show: str = "upcoming") -> QuerySet[Reservation]:
+    """The reservations ``user`` made or that are for them, with their latest sync event (see
+    ``_my_rows`` for ``show``)."""
+    return _with_sync_event(_my_rows(user, show))
+
+
+def my_reservations_page(*, user: AbstractBaseUser, show: str = "upcoming", number, per_page: int) -> Page:
+    """Page ``number`` of ``my_reservations`` (the last page when out of range, as
+    ``Paginator.get_page``) in one query: the page's ids are chosen first, so the latest sync
+    event is looked up for the page's rows only, not for every reservation the user has (2,500
+    upcoming ones made 12,500 subqueries), and the total comes along as an uncorrelated count.
+    Each row has its room, building and people; no attendees (the page doesn't show them, and
+    check-in is the viewer's as requester or requested-for). On PostgreSQL the query is
+    written by hand (LATERAL): composing it with the ORM cost more than running it."""
+    try:
+        wanted = max(int(number), 1)
+    except (TypeError, ValueError):
+        wanted = 1
+    ordered = _my_rows(user, show).select_related(None).prefetch_related(None)
+    if connection.vendor == "postgresql":
+        def rows_of(page_number: int) -> list[Reservation]:
+            return _my_page_sql(user=user, show=show, offset=(page_number - 1) * per_page, limit=per_page)
+    else:  # the embedded default (SQLite): the same rows through the ORM
+        total = Subquery(ordered.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n")[:1])
+
+        def rows_of(page_number: int) -> list[Reservation]:
+            bottom = (page_number - 1) * per_page
+            ids = ordered.values("pk")[bottom:bottom + per_page]
+            return list(_with_sync_event(
+                Reservation.objects.filter(pk__in=ids).select_related("room__building", "requested_for", "requested_by")
+            ).annotate(_page_total=total).order_by("start", "id"))
+
+    found = rows_of(wanted)
+    paginator = Paginator(ordered, per_page)
+    if found:
+        paginator.count = found[0]._page_total  # Paginator.count is a cached_property
+        return Page(found, wanted, paginator)
+    page = paginator.get_page(wanted)  # none there: the count, then the last page's rows
+    return Page(rows_of(page.number) if paginator.count else [], page.number, paginator)
+
+
+_SYNC_EVENT_FIELDS = ("state", "attempts", "next_attempt_at", "error", "type")
+
+
+@functools.cache
+def _my_page_parts() -> tuple[str, list[tuple[type, str, list[str], list[list], int]]]:
+    """The hand-written page query's SELECT list and joins, from the models' own fields (a new
+    column follows), and for each model its field names, database converters and where its
+    primary key is."""
+    from django.contrib.auth import get_user_model
+
+    q = connection.ops.quote_name
+    users = get_user_model()
+    parts = [(Reservation, "r"), (Room, "room"), (Room._meta.get_field("building").related_model, "b"), (users, "rf"), (users, "rb")]
+    columns, models = [], []
+    for model, alias in parts:
+        fields = model._meta.concrete_fields
+        columns += [f"{alias}.{q(f.column)}" for f in fields]
+        models.append((model, alias, [f.attname for f in fields], [f.get_db_converters(connection) for f in fields], fields.index(model._meta.pk)))
+    columns += [f"ev.{q(name)}" for name in _SYNC_EVENT_FIELDS]
+    sql = (  # noqa: S608 - only table and column names (the models', quoted) are formatted in; values are parameters
+        "WITH mine AS (SELECT id, start FROM {reservation} WHERE (requested_by_id = %(user)s OR requested_for_id = %(user)s)"
+        " AND \"end\" > %(after)s AND NOT (state = ANY(%(hidden)s))),"
+        " page AS (SELECT id FROM mine ORDER BY start, id LIMIT %(limit)s OFFSET %(offset)s)"
+        " SELECT {columns}, (SELECT COUNT(*) FROM mine) AS total"
+        " FROM page JOIN {reservation} r ON r.id = page.id"
+        " JOIN {room} room ON room.id = r.room_id JOIN {building} b ON b.id = room.building_id"
+        " JOIN {user} rf ON rf.id = r.requested_for_id JOIN {user} rb ON rb.id = r.requested_by_id"
+        " LEFT JOIN LATERAL (SELECT {event_columns} FROM {event} e WHERE e.reservation_id = r.id"
+        " OR (e.reservation_id IS NULL AND e.series_id IS NOT NULL AND e.series_id = r.series_id)"
+        " ORDER BY e.created_at DESC, e.id DESC LIMIT 1) ev ON true"
+        " ORDER BY r.start, r.id"
+    ).format(
+        reservation=q(Reservation._meta.db_table), room=q(Room._meta.db_table), building=q(parts[2][0]._meta.db_table),
+        user=q(users._meta.db_table), event=q(SyncEvent._meta.db_table), columns=", ".join(columns),
+        event_columns=", ".join(f"e.{q(name)}" for name in _SYNC_EVENT_FIELDS),
+    )
+    return sql, models
+
+
+def _my_page_sql(*, user: AbstractBaseUser, show: str, offset: int, limit: int) -> list[Reservation]:
+    """PostgreSQL: a page of ``my_reservations``, as ``Reservation`` instances with their room,
+    building, requested-for/by users, latest sync event (``sync_event_*``) and ``_page_total``."""
+    sql, models = _my_page_parts()
+    now = timezone.now()
+    after, hidden = (now - dt.timedelta(days=30), []) if show == "all" else (now, [State.CANCELLED])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"user": user.pk, "after": after, "hidden": hidden, "limit": limit, "offset": offset})
+        records = cursor.fetchall()
+    db = connection.alias
+    # One instance per room, building and person on the page (the viewer is ``user`` itself,
+    # profile and all): fewer objects to build, and the capabilities' profile prefetch finds
+    # the viewer's profile already there.
+    seen: dict[tuple[str, object], object] = {("rf", user.pk): user, ("rb", user.pk): user}
+    rows = []
+    for record in records:
+        at, built = 0, []
+        for model, alias, names, converters, pk_at in models:
+            key = (alias, record[at + pk_at])
+            instance = seen.get(key)
+            if instance is None:
+                values = list(record[at:at + len(names)])
+                for index, field_converters in enumerate(converters):
+                    for convert in field_converters:
+                        values[index] = convert(values[index], None, connection)
+                instance = seen[key] = model.from_db(db, names, values)
+            built.append(instance)
+            at += len(names)
+        row, room, building, requested_for, requested_by = built
+        if "building" not in room._state.fields_cache:
+            room.building = building
+        row.room, row.requested_for, row.requested_by = room, requested_for, requested_by
+        for name, value in zip(_SYNC_EVENT_FIELDS, record[at:at + len(_SYNC_EVENT_FIELDS)], strict=True):
+            setattr(row, f"sync_event_{name}", value)
+        row._page_total = record[-1]
+        rows.append(row)
+    return rows
 
 
 def reservation_statuses(*, user: AbstractBaseUser, ids: Sequence[int]) -> list[Reservation]:

@@ -3,26 +3,20 @@ the words shown for reservation and sync states."""
 
 from django import template
 from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 from exchange_auth import properties
 from exchange_auth.models import CalendarProvider
 from exchange_auth.providers import cached_default_provider_id
 from exchange_auth.views import connection_status
+from reservations import status_html
 from reservations.approver_session import APPROVER_SESSION_KEY
 from reservations.sync_messages import plain_sync_error
 
 register = template.Library()
 
 _reversed: dict[tuple, str] = {}
-
-STATE_LABELS = {
-    "awaiting_confirmation": "Awaiting confirmation",
-    "confirmed": "Confirmed",
-    "rejected": "Rejected",
-    "conflicted": "Conflicted",
-    "cancelled": "Cancelled",
-    "released": "Released (no check-in)",
-}
 
 
 @register.inclusion_tag("reservations/_outlook_status.html", takes_context=True)
@@ -43,7 +37,22 @@ def outlook_status(context):
 
 @register.filter
 def state_label(value: str) -> str:
-    return STATE_LABELS.get(value, value.replace("_", " ").capitalize())
+    return status_html.state_label(value)
+
+
+@register.simple_tag(takes_context=True)
+def state_status(context) -> SafeString:
+    """``_state_status.html``: the state cell of ``r`` (``detail``: the detail page's wording)."""
+    return mark_safe(status_html.state_status(context["r"], detail=bool(context.get("detail"))))  # noqa: S308 - escaped there
+
+
+@register.simple_tag(takes_context=True)
+def sync_status(context) -> SafeString:
+    """``_sync_status.html``: the Outlook-sync cell of ``r``."""
+    user = context.get("user")
+    return mark_safe(status_html.sync_status(  # noqa: S308 - escaped there
+        context["r"], max_attempts=context.get("max_attempts"), user_tz=context.get("user_tz") or timezone.get_current_timezone(),
+        is_staff=bool(getattr(user, "is_staff", False))))
 
 
 @register.filter(name="plain_sync_error")
