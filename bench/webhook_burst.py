@@ -20,8 +20,12 @@ The full size is 10,000 notifications for 2,000 mailboxes within 60 s; ``--scale
     .venv/bin/python bench/webhook_burst.py --full          # 2,000 mailboxes, 10,000 meetings
     .venv/bin/python bench/webhook_burst.py --mailboxes 50 --meetings 200   # explicit counts
 
-Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_burst_bench),
-REDIS_URL (default redis://127.0.0.1:6379/13).
+The inbound workers run on Celery's threads pool by default (``--pool threads --concurrency 8``,
+as docker-compose's worker-inbound: a pull mostly waits for Graph); ``--pool prefork
+--concurrency 4`` measures the processes instead.
+
+Environment (bench/common.py): DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_burst_bench),
+BENCH_REDIS_URL else REDIS_URL (default redis://127.0.0.1:6379/13).
 """
 
 from __future__ import annotations
@@ -41,26 +45,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_burst_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-from bench.outbound import Control, ensure_database  # noqa: E402
-
-DOMAIN = "contoso.example"
+common.configure("wp_burst_bench", redis_db=13)
+ROOT = common.ROOT
+DOMAIN = common.DOMAIN
 ORGANIZERS = [f"bob@{DOMAIN}", f"alice@{DOMAIN}"]
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 3)
+percentile = common.percentile
 
 
 def free_port() -> int:
+    """A port for the bench's gunicorn (the emulator picks its own)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -73,7 +69,9 @@ def main() -> None:
     p.add_argument("--mailboxes", type=int, default=None)
     p.add_argument("--meetings", type=int, default=None)
     p.add_argument("--seconds", type=float, default=60, help="spread the meetings' creation over this")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="inbound worker processes")
+    p.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="their Celery pool")
+    p.add_argument("--concurrency", type=int, default=None, help="tasks at once per worker (threads: 8, prefork: 4)")
     p.add_argument("--web-workers", type=int, default=2)
     p.add_argument("--batch-max", type=int, default=25, help="Graph's batching: notifications per POST (1: one each)")
     p.add_argument("--batch-window-ms", type=float, default=200, help="how long Graph gathers a batch")
@@ -81,19 +79,19 @@ def main() -> None:
     scale = 1.0 if args.full else args.scale
     args.mailboxes = args.mailboxes or max(1, round(2000 * scale))
     args.meetings = args.meetings or max(1, round(10000 * scale))
-    load_before = os.getloadavg()
+    args.concurrency = args.concurrency or (8 if args.pool == "threads" else 4)
+    load_before = common.load()
 
-    ensure_database()
+    common.ensure_database()
     import django
 
     django.setup()
-    import redis
     from django.conf import settings
     from django.core.cache import cache
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    common.flush_redis()
     cache.clear()
 
     from calendar_sync.inbound import tasks as inbound_tasks
@@ -112,12 +110,10 @@ def main() -> None:
     srv.start()
     settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
     settings.GRAPH_EMULATOR_URL = srv.base_url
-    control = Control(srv.base_url, srv.ca_path)
-    rooms = [f"burst-{i:04d}@{DOMAIN}" for i in range(args.mailboxes)]
-    control.call("POST", "/seed", {"rooms": [{"upn": r, "displayName": r.split("@")[0], "capacity": 8} for r in rooms]})
+    control = common.Control(srv.base_url, srv.ca_path)
     building, _ = Building.objects.get_or_create(code="burst", defaults={"name": "Burst tower", "timezone": "Europe/Amsterdam"})
     Room.objects.filter(building=building).delete()
-    Room.objects.bulk_create([Room(building=building, name=r.split("@")[0], capacity=8, mailbox=r, sync_enabled=True) for r in rooms])
+    rooms = [room.mailbox for room in common.seed_rooms(control, building, [f"burst-{i:04d}" for i in range(args.mailboxes)])]
     from django.contrib.auth import get_user_model
 
     for address in ORGANIZERS:  # the people who book in Outlook have accounts (else a blocker user is needed)
@@ -128,6 +124,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webhook_burst_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
            "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
+    workers: list[subprocess.Popen] = []
     procs = [subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "workplace.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(args.web_workers),
          "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
@@ -147,13 +144,11 @@ def main() -> None:
         counts_subs = inbound_tasks.subscriptions_ensure(provider=provider)  # inline: each room's first full round too
         setup_seconds = time.monotonic() - started
         pulls_before = dict(MailboxDeltaState.objects.values_list("mailbox", "pulls"))
-        for i in range(args.workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", "--concurrency=4", "-Q", "inbound,default",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-burst-{i}@%h"],
-                cwd=ROOT, env=env, stdout=open(Path(tempfile.gettempdir()) / f"bench-burst-worker-{i}.log", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT, start_new_session=True))
-        time.sleep(5)
+        if args.pool == "threads":  # each thread keeps its connection, as README's threads workers do
+            os.environ.setdefault("DATABASE_CONN_MAX_AGE", "60")
+        workers = common.start_workers(
+            srv, args.workers, queues="inbound,default", concurrency=args.concurrency, name="bench-burst",
+            settings_module="bench.webhook_burst_settings", wait=5.0, extra_args=("--pool", args.pool))
         control.call("DELETE", "/notifications")
         control.call("POST", "/config", {"latency": {"write": [150, 400], "read": [50, 150]}, "latency_seed": 5})
         control.call("POST", "/notifications/batching", {"max": args.batch_max, "window_ms": args.batch_window_ms})
@@ -201,7 +196,7 @@ def main() -> None:
             time.sleep(0.5)
         settled_seconds = time.monotonic() - burst_start
         time.sleep(2)  # retries or late batches
-        load_after = os.getloadavg()
+        load_after = common.load()
         notes = control.call("GET", "/notifications")
         changes = [d for d in notes["deliveries"] if d["kind"] == "change"]
         dropped = [d for d in changes if d.get("dropped")]
@@ -256,11 +251,12 @@ def main() -> None:
             "lag_s_p50": percentile(booking_lags, 50), "lag_s_p99": percentile(booking_lags, 99), "lag_s_max": percentile(booking_lags, 100),
             "inbox_lag_s_p50": percentile(lags, 50), "inbox_lag_s_p99": percentile(lags, 99),
             "notifications_left_for_the_minute_sweeper": swept,
-            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
-            "cpus": os.cpu_count(),
+            "workers": args.workers, "pool": args.pool, "concurrency": args.concurrency,
+            "load_before": load_before, "load_after": load_after,
         }
         print(json.dumps(result, indent=2))
     finally:
+        common.stop_workers(workers, grace=5)
         for proc in procs:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -171,3 +171,34 @@ def test_lock_lease_is_renewed_per_page():
     other.renew()
     time.sleep(1.3)
     assert cache.get(other.key) is None
+
+
+def _pull_queries(emulator, count: int, first_day: int) -> tuple[list[str], dict]:
+    """The queries of one delta pull of Atlas after ``count`` new Outlook meetings."""
+    from calendar_sync.inbound import delta
+    from tests.calendar_sync.inbound_helpers import BOB as ORGANIZER_BOB
+
+    for i in range(count):
+        outlook_meeting(emulator, ORGANIZER_BOB, [ATLAS], days_ahead(first_day + i // 8, 8 + i % 8), subject=f"Burst {first_day}/{i}")
+    with CaptureQueriesContext(connection) as queries:
+        result = delta.pull_mailbox(ATLAS)
+    return [q["sql"] for q in queries], result.as_dict()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_of_many_new_meetings_reads_the_page_once(provider, emulator, bob, atlas):
+    """A burst's pull: the reservations a page's new copies may match are read once for the
+    page, so each further new meeting costs only its own writes (the reservation: its
+    transaction, the room's arrangement check and the INSERT; the copy's record: one INSERT),
+    not the three reads and update_or_create's round trips a copy took on its own."""
+    from calendar_sync.inbound import delta
+
+    delta.pull_mailbox(ATLAS)  # the first (full) round: the delta token
+    one, result_one = _pull_queries(emulator, 1, 3)
+    many, result_many = _pull_queries(emulator, 12, 5)
+    assert result_one["created"] == 1 and result_many["created"] == 12
+    assert len(outlook_reservations()) == 13
+    per_meeting = (len(many) - len(one)) / 11
+    assert per_meeting <= 5, [q[:90] for q in many]
+    reads = [q for q in many if q.startswith('SELECT "reservations_reservation"')]
+    assert len(reads) == 2  # the page's: what its copies name, and the room's product reservations in flight
