@@ -111,6 +111,9 @@ def main() -> None:
     settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
     settings.GRAPH_EMULATOR_URL = srv.base_url
     control = common.Control(srv.base_url, srv.ca_path)
+    import requests
+
+    control.http.mount("https://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))  # the booking threads
     building, _ = Building.objects.get_or_create(code="burst", defaults={"name": "Burst tower", "timezone": "Europe/Amsterdam"})
     Room.objects.filter(building=building).delete()
     rooms = [room.mailbox for room in common.seed_rooms(control, building, [f"burst-{i:04d}" for i in range(args.mailboxes)])]
@@ -176,6 +179,12 @@ def main() -> None:
                 "end": {"dateTime": (start + dt.timedelta(minutes=45)).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
             })
 
+        watch = common.MemoryWatch(workers)  # the workers' CPU time from the burst on
+        web_watch = common.MemoryWatch(procs[:1])
+        watch.reset()
+        web_watch.reset()
+        watch.__enter__()
+        web_watch.__enter__()
         burst_start = time.monotonic()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(book, range(args.meetings)))
@@ -195,6 +204,8 @@ def main() -> None:
                 last_sweep = time.monotonic()
             time.sleep(0.5)
         settled_seconds = time.monotonic() - burst_start
+        watch.__exit__(None, None, None)
+        web_watch.__exit__(None, None, None)
         time.sleep(2)  # retries or late batches
         load_after = common.load()
         notes = control.call("GET", "/notifications")
@@ -243,6 +254,9 @@ def main() -> None:
             "delta_pulls_total": sum(pulls.values()),
             "delta_pulls_per_mailbox_mean": round(statistics.mean(pulls.values()), 2) if pulls else None,
             "delta_pulls_per_mailbox_max": max(pulls.values()) if pulls else None,
+            "worker_cpu_seconds": round(watch.cpu_seconds, 1),
+            "worker_cpu_ms_per_pull": round(1000 * watch.cpu_seconds / max(1, sum(pulls.values())), 1),
+            "web_cpu_ms_per_notification": round(1000 * web_watch.cpu_seconds / max(1, sum(per_post)), 1),
             "busy_pull_attempts": int(sum(v for labels, v in snap.items() if labels[-1] == "busy")),
             "notifications_per_mailbox_mean": round(sum(per_post) / max(1, args.mailboxes), 2),
             "graph_notification_requests_counted": counts.get("* change_post", 0),
