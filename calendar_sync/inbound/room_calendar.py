@@ -362,6 +362,11 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
             series=series, original_start=copy.original_start or copy.start,
         )
     except SlotTaken:
+        if ctx.page is not None and ctx.page.matched is not None:
+            # The page's read is older than whatever took the slot (this very meeting's
+            # reservation, made meanwhile by a pull whose lease ran out?): ask the database.
+            ctx.page.spoil()
+            return reconcile_copy(ctx, copy, row)
         reason = f"{room.name} is already booked in the reservation system at that time."
         return _decline_or_record(ctx, copy, row, reason)
     except ReservationError as exc:
