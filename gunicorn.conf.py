@@ -16,6 +16,12 @@ import gc
 import os
 
 logger_class = "workplace.access_log.GunicornLogger"
+# Idle kept-alive connections stay open 75 s (gunicorn's default: 2 s). A client that reuses a
+# connection the server is closing gets "Server disconnected" and its request fails: Graph's
+# change notifications then count as failed and are retried (bench/webhook_burst.py saw it
+# under bursts). Longer than the usual client and load balancer idle timeouts (60 s), as a
+# backend behind one should be.
+keepalive = 75
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "60")
 
 

@@ -20,8 +20,12 @@ The full size is 10,000 notifications for 2,000 mailboxes within 60 s; ``--scale
     .venv/bin/python bench/webhook_burst.py --full          # 2,000 mailboxes, 10,000 meetings
     .venv/bin/python bench/webhook_burst.py --mailboxes 50 --meetings 200   # explicit counts
 
-Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_burst_bench),
-REDIS_URL (default redis://127.0.0.1:6379/13).
+The inbound workers run on Celery's threads pool by default (``--pool threads --concurrency 8``,
+as docker-compose's worker-inbound: a pull mostly waits for Graph); ``--pool prefork
+--concurrency 4`` measures the processes instead.
+
+Environment (bench/common.py): DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_burst_bench),
+BENCH_REDIS_URL else REDIS_URL (default redis://127.0.0.1:6379/13).
 """
 
 from __future__ import annotations
@@ -41,26 +45,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wp_burst_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
-os.environ["DJANGO_SETTINGS_MODULE"] = "settings.test"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 
-from bench.outbound import Control, ensure_database  # noqa: E402
-
-DOMAIN = "contoso.example"
+common.configure("wp_burst_bench", redis_db=13)
+ROOT = common.ROOT
+DOMAIN = common.DOMAIN
 ORGANIZERS = [f"bob@{DOMAIN}", f"alice@{DOMAIN}"]
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 3)
+percentile = common.percentile
 
 
 def free_port() -> int:
+    """A port for the bench's gunicorn (the emulator picks its own)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -73,27 +69,36 @@ def main() -> None:
     p.add_argument("--mailboxes", type=int, default=None)
     p.add_argument("--meetings", type=int, default=None)
     p.add_argument("--seconds", type=float, default=60, help="spread the meetings' creation over this")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="inbound worker processes")
+    p.add_argument("--pool", default="threads", choices=["threads", "prefork"], help="their Celery pool")
+    p.add_argument("--concurrency", type=int, default=None, help="tasks at once per worker (threads: 8, prefork: 4)")
     p.add_argument("--web-workers", type=int, default=2)
     p.add_argument("--batch-max", type=int, default=25, help="Graph's batching: notifications per POST (1: one each)")
+    p.add_argument("--max-wait", type=float, default=900, help="seconds after the burst's start to wait for every change")
+    p.add_argument("--first-rounds", action=argparse.BooleanOptionalAction, default=None,
+                   help="each room's first full round before the burst (default: yes, but not with --full: 2,000 rounds "
+                        "take longer than the burst on a loaded 2-core machine; the burst's first pulls are then full rounds)")
+    p.add_argument("--until", type=float, default=None, help="stop waiting at this Unix time at the latest (a deadline)")
     p.add_argument("--batch-window-ms", type=float, default=200, help="how long Graph gathers a batch")
     args = p.parse_args()
     scale = 1.0 if args.full else args.scale
     args.mailboxes = args.mailboxes or max(1, round(2000 * scale))
     args.meetings = args.meetings or max(1, round(10000 * scale))
-    load_before = os.getloadavg()
+    if args.first_rounds is None:
+        args.first_rounds = not args.full
+    args.concurrency = args.concurrency or (8 if args.pool == "threads" else 4)
+    load_before = common.load()
 
-    ensure_database()
+    common.ensure_database()
     import django
 
     django.setup()
-    import redis
     from django.conf import settings
     from django.core.cache import cache
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    common.flush_redis()
     cache.clear()
 
     from calendar_sync.inbound import tasks as inbound_tasks
@@ -112,12 +117,13 @@ def main() -> None:
     srv.start()
     settings.GRAPH_CA_BUNDLE = str(srv.ca_path)
     settings.GRAPH_EMULATOR_URL = srv.base_url
-    control = Control(srv.base_url, srv.ca_path)
-    rooms = [f"burst-{i:04d}@{DOMAIN}" for i in range(args.mailboxes)]
-    control.call("POST", "/seed", {"rooms": [{"upn": r, "displayName": r.split("@")[0], "capacity": 8} for r in rooms]})
+    control = common.Control(srv.base_url, srv.ca_path)
+    import requests
+
+    control.http.mount("https://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32))  # the booking threads
     building, _ = Building.objects.get_or_create(code="burst", defaults={"name": "Burst tower", "timezone": "Europe/Amsterdam"})
     Room.objects.filter(building=building).delete()
-    Room.objects.bulk_create([Room(building=building, name=r.split("@")[0], capacity=8, mailbox=r, sync_enabled=True) for r in rooms])
+    rooms = [room.mailbox for room in common.seed_rooms(control, building, [f"burst-{i:04d}" for i in range(args.mailboxes)])]
     from django.contrib.auth import get_user_model
 
     for address in ORGANIZERS:  # the people who book in Outlook have accounts (else a blocker user is needed)
@@ -128,6 +134,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webhook_burst_settings", "GRAPH_CA_BUNDLE": str(srv.ca_path),
            "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
+    workers: list[subprocess.Popen] = []
     procs = [subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "workplace.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(args.web_workers),
          "--worker-class", "gthread", "--threads", "8", "--log-level", "warning"],
@@ -143,17 +150,25 @@ def main() -> None:
             except requests.RequestException:
                 time.sleep(0.2)
         settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
+        if args.pool == "threads":  # each thread keeps its connection, as README's threads workers do
+            os.environ.setdefault("DATABASE_CONN_MAX_AGE", "60")
+        workers = common.start_workers(
+            srv, args.workers, queues="inbound,default", concurrency=args.concurrency, name="bench-burst",
+            settings_module="bench.webhook_burst_settings", wait=5.0, extra_args=("--pool", args.pool))
+        # The subscriptions (created here, one by one, each with its handshake); each room's first
+        # full round goes to the workers, side by side, and the burst waits for all of them.
+        app.conf.task_always_eager = False
         started = time.monotonic()
-        counts_subs = inbound_tasks.subscriptions_ensure(provider=provider)  # inline: each room's first full round too
+        if args.first_rounds:
+            counts_subs = inbound_tasks.subscriptions_ensure(provider=provider)
+            while MailboxDeltaState.objects.exclude(delta_link="").count() < args.mailboxes and time.monotonic() - started < 3600:
+                time.sleep(1)
+        else:  # the subscriptions only: each room's first pull is the burst's (a full round, no token yet)
+            from calendar_sync.inbound import subscriptions as inbound_subscriptions
+
+            counts_subs = inbound_subscriptions.subscription_ensure_all(provider=provider, pulls=inbound_subscriptions.Pulls())
         setup_seconds = time.monotonic() - started
         pulls_before = dict(MailboxDeltaState.objects.values_list("mailbox", "pulls"))
-        for i in range(args.workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workplace", "worker", "--loglevel=WARNING", "--concurrency=4", "-Q", "inbound,default",
-                 "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"bench-burst-{i}@%h"],
-                cwd=ROOT, env=env, stdout=open(Path(tempfile.gettempdir()) / f"bench-burst-worker-{i}.log", "wb"),  # noqa: SIM115
-                stderr=subprocess.STDOUT, start_new_session=True))
-        time.sleep(5)
         control.call("DELETE", "/notifications")
         control.call("POST", "/config", {"latency": {"write": [150, 400], "read": [50, 150]}, "latency_seed": 5})
         control.call("POST", "/notifications/batching", {"max": args.batch_max, "window_ms": args.batch_window_ms})
@@ -181,11 +196,20 @@ def main() -> None:
                 "end": {"dateTime": (start + dt.timedelta(minutes=45)).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
             })
 
+        watch = common.MemoryWatch(workers)  # the workers' CPU time from the burst on
+        web_watch = common.MemoryWatch(procs[:1])
+        watch.reset()
+        web_watch.reset()
+        watch.__enter__()
+        web_watch.__enter__()
         burst_start = time.monotonic()
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(book, range(args.meetings)))
         burst_seconds = time.monotonic() - burst_start
-        deadline = time.monotonic() + 900
+        deadline = burst_start + args.max_wait
+        if args.until:
+            deadline = min(deadline, time.monotonic() + args.until - time.time())
+        reflected = False
         swept = 0
         last_sweep = time.monotonic()
         app.conf.task_always_eager = False
@@ -193,6 +217,7 @@ def main() -> None:
             made = Reservation.objects.filter(origin="exchange", subject__startswith="burst #").count()
             waiting = WebhookNotification.objects.filter(state="received").count()
             if made >= args.meetings and not waiting:
+                reflected = True
                 break
             if time.monotonic() - last_sweep > 60:  # what beat does every minute (calendar_sync.sweep_inbox)
                 swept += WebhookNotification.objects.filter(state="received").count()
@@ -200,8 +225,10 @@ def main() -> None:
                 last_sweep = time.monotonic()
             time.sleep(0.5)
         settled_seconds = time.monotonic() - burst_start
+        watch.__exit__(None, None, None)
+        web_watch.__exit__(None, None, None)
         time.sleep(2)  # retries or late batches
-        load_after = os.getloadavg()
+        load_after = common.load()
         notes = control.call("GET", "/notifications")
         changes = [d for d in notes["deliveries"] if d["kind"] == "change"]
         dropped = [d for d in changes if d.get("dropped")]
@@ -226,9 +253,10 @@ def main() -> None:
         result = {
             "mailboxes": args.mailboxes, "meetings": args.meetings, "scale": round(args.meetings / 10000, 3),
             "seconds": args.seconds, "batch_max": args.batch_max, "batch_window_ms": args.batch_window_ms,
-            "subscriptions": counts_subs,
+            "subscriptions": counts_subs, "first_rounds_before_the_burst": args.first_rounds,
             "setup_seconds": round(setup_seconds, 1), "burst_seconds": round(burst_seconds, 1),
-            "seconds_until_all_reflected": round(settled_seconds, 1),
+            "all_reflected": reflected,  # False: --max-wait ran out ("lost" then counts the ones not reflected yet)
+            "seconds_until_all_reflected": round(settled_seconds, 1) if reflected else None,
             "notification_posts": len(deliveries), "notifications_delivered": sum(per_post),
             "notifications_per_post_mean": round(statistics.mean(per_post), 2) if per_post else None,
             "notifications_per_post_max": max(per_post) if per_post else None,
@@ -248,6 +276,9 @@ def main() -> None:
             "delta_pulls_total": sum(pulls.values()),
             "delta_pulls_per_mailbox_mean": round(statistics.mean(pulls.values()), 2) if pulls else None,
             "delta_pulls_per_mailbox_max": max(pulls.values()) if pulls else None,
+            "worker_cpu_seconds": round(watch.cpu_seconds, 1),
+            "worker_cpu_ms_per_pull": round(1000 * watch.cpu_seconds / max(1, sum(pulls.values())), 1),
+            "web_cpu_ms_per_notification": round(1000 * web_watch.cpu_seconds / max(1, sum(per_post)), 1),
             "busy_pull_attempts": int(sum(v for labels, v in snap.items() if labels[-1] == "busy")),
             "notifications_per_mailbox_mean": round(sum(per_post) / max(1, args.mailboxes), 2),
             "graph_notification_requests_counted": counts.get("* change_post", 0),
@@ -256,11 +287,12 @@ def main() -> None:
             "lag_s_p50": percentile(booking_lags, 50), "lag_s_p99": percentile(booking_lags, 99), "lag_s_max": percentile(booking_lags, 100),
             "inbox_lag_s_p50": percentile(lags, 50), "inbox_lag_s_p99": percentile(lags, 99),
             "notifications_left_for_the_minute_sweeper": swept,
-            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
-            "cpus": os.cpu_count(),
+            "workers": args.workers, "pool": args.pool, "concurrency": args.concurrency,
+            "load_before": load_before, "load_after": load_after,
         }
         print(json.dumps(result, indent=2))
     finally:
+        common.stop_workers(workers, grace=5)
         for proc in procs:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

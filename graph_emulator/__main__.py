@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="added latency per kind of request, ms ranges (uniform, seeded by --latency-seed)")
     p.add_argument("--latency-seed", type=int, default=None)
     p.add_argument("--notification-batch-max", type=int, default=None,
-                   help="change notifications per POST, as Graph batches them (default 1)")
+                   help="change notifications per POST, as Graph batches them (default 25; 1: one each)")
     p.add_argument("--notification-batch-window-ms", type=float, default=None,
                    help="how long a change notification waits for others to share its POST (default 0)")
     p.add_argument("--notification-retry-max-seconds", type=float, default=None,

@@ -41,7 +41,11 @@ DEFAULT_CONFIG = {
     "notification_timeout_seconds": 3.0,  # Graph's HTTP client timeout
     "notification_retry_delays": [5.0, 15.0, 60.0, 300.0],  # back-off, then doubling ...
     "notification_retry_max_seconds": 14400.0,  # ... for up to 4 hours, then the notification is discarded
-    "notification_batch_max": 1,  # change notifications per POST (its changeNotificationCollection's value)
+    # Graph batches: "when many changes occur, Microsoft Graph may send multiple notifications that
+    # correspond to different subscriptions in the same POST request" (the page above). So by
+    # default the changes of one moment (one request's copies: a meeting's rooms, its organizer)
+    # share a POST, up to 25; a window > 0 gathers a burst's; 1 is one POST per change.
+    "notification_batch_max": 25,  # change notifications per POST (its changeNotificationCollection's value)
     "notification_batch_window_ms": 0.0,  # how long the first change waits for others to share its POST
     "notification_slow_ms": 2900.0,  # an answer slower than this counts as slow
     "notification_throttle_min_responses": 100,  # slow share evaluated once the endpoint answered this many

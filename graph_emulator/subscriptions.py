@@ -325,7 +325,8 @@ class Subscriptions:
     #   notifications that correspond to different subscriptions in the same POST request" (the
     #   changeNotificationCollection's ``value`` in the v1.0 metadata). Changes for one
     #   notificationUrl are gathered for ``notification_batch_window_ms`` after the first, up to
-    #   ``notification_batch_max`` items per POST (1: one POST per change, the default here).
+    #   ``notification_batch_max`` items per POST (default 25 with no window: the changes of one
+    #   moment share a POST; 1: one POST per change).
     # * Retries. Without a 2xx within 3 seconds (the HTTP client's timeout) Graph "tries to resend
     #   the change notification multiple times, for up to 4 hours" then "discards" it: the
     #   back-off is ``notification_retry_delays`` and then doubling, until

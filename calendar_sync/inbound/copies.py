@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -204,6 +205,18 @@ def record_copy(
         values["reservation"] = reservation
     if outcome != "deferred":
         values["deferrals"] = 0
+    if row is None:
+        # A copy the page's read found no row for (the mailbox is ours while the pull holds
+        # its lock): one INSERT, not update_or_create's SELECT FOR UPDATE and savepoint. A
+        # row there after all (a caller without the page's read) takes the general way.
+        # Outside a transaction the INSERT runs alone (autocommit: a failed one breaks nothing).
+        try:
+            if not transaction.get_connection().in_atomic_block:
+                return RoomEvent.objects.create(mailbox=ctx.mailbox, event_id=copy.id, **values)
+            with transaction.atomic():
+                return RoomEvent.objects.create(mailbox=ctx.mailbox, event_id=copy.id, **values)
+        except IntegrityError:
+            pass
     row, _ = RoomEvent.objects.update_or_create(mailbox=ctx.mailbox, event_id=copy.id, defaults=values)
     return row
 

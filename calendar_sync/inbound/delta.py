@@ -177,7 +177,7 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
                 if progress is not None:
                     progress(count)
 
-            link = _round(ctx, module, state, result, progress=on_page)
+            link = _round(ctx, module, state, result, progress=on_page, renew=lock.renew)
             # A meeting created and deleted between two rounds is in neither: its notification names it.
             module.reconcile_notified_deletions(ctx, [event_id for _, change, event_id in answered if change == "deleted"])
             # Copies of the product's meetings no pull recorded: asked of Exchange after a
@@ -204,8 +204,11 @@ def pull_mailbox(mailbox: str, *, full: bool = False, nightly: bool = False, wai
         return result
 
 
-def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progress=None) -> str:
-    """One delta round (all pages up to the deltaLink); returns the new deltaLink."""
+def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progress=None, renew=None) -> str:
+    """One delta round (all pages up to the deltaLink); returns the new deltaLink. ``renew``
+    (the lock's) runs before each page is asked for and when it arrives: a slow answer from Graph
+    must not leave the page's reconciling without a lease (another worker would pull the
+    mailbox meanwhile and judge the same copies twice)."""
     client = ctx.client
     headers = {"Prefer": f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'}
     if result.full:
@@ -215,6 +218,8 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
     restarted = False
     masters: dict[str, dict] = {}  # series master id → what it says of the series, read once per round
     while True:
+        if renew is not None:
+            renew()
         try:
             body = client.request("GET", path, params=params, headers=headers, mailbox=ctx.mailbox).body or {}
         except GraphError as exc:
@@ -226,6 +231,8 @@ def _round(ctx, module, state: MailboxDeltaState, result: PullResult, *, progres
             ctx.seen.clear()
             path, params = _fresh(ctx)
             continue
+        if renew is not None:
+            renew()
         page = body.get("value") or []
         with_series_ical_uids(client, ctx.mailbox, page, masters)
         result.pages += 1

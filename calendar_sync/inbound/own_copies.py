@@ -22,7 +22,7 @@ from django.db.models import Q
 from exchange_auth.graph import GraphError, users_path
 from exchange_auth.modes import fallback_plan
 from reservations import services
-from reservations.models import ACTIVE_STATES, Origin, Reservation, SyncEvent
+from reservations.models import ACTIVE_STATES, Origin, Reservation, SyncEvent, SyncState
 from reservations.services import ExchangeIds
 
 from ..common import own_meetings
@@ -45,16 +45,40 @@ class Recognised:
     unsure: bool = False
 
 
-def unlinked_candidates(room, copy: Copy) -> list[Reservation]:
+UNLINKED = Q(series__isnull=True, event_id="") | Q(series__isnull=False, series__event_id="")
+CANDIDATE_LIMIT = 5
+
+
+def _unlinked(reservation: Reservation) -> bool:
+    """``UNLINKED`` of a loaded reservation (its series loaded with it)."""
+    return reservation.event_id == "" if reservation.series_id is None else reservation.series.event_id == ""
+
+
+def unlinked_candidates(room, copy: Copy, *, page=None) -> list[Reservation]:
     """Active product reservations of this room overlapping the copy whose meeting is not
-    linked (no event id, or an occurrence whose series has none). One query."""
+    linked (no event id, or an occurrence whose series has none). One query, or none when
+    the pull's page read them (``room_calendar.PageReads.product``)."""
     if copy.start is None or copy.end is None:
         return []
+    if page is not None and page.covers_time(copy):
+        found = sorted((r for r in page.product if r.start < copy.end and r.end > copy.start and _unlinked(r)), key=lambda r: r.pk)
+        return found[:CANDIDATE_LIMIT]
     return list(
         Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, origin=Origin.APP, start__lt=copy.end, end__gt=copy.start)
-        .filter(Q(series__isnull=True, event_id="") | Q(series__isnull=False, series__event_id=""))
+        .filter(UNLINKED)
         .select_related("room__building", "requested_for__profile", "requested_by", "series")
-        .order_by("pk")[:5]
+        .order_by("pk")[:CANDIDATE_LIMIT]
+    )
+
+
+def product_candidates(room, start, end) -> list[Reservation]:
+    """The room's active product reservations overlapping [start, end) that are still being
+    written (sync pending) or have no meeting linked: what ``unlinked_candidates`` and the
+    room reconciler's pending check look for, for a whole page of copies in one query."""
+    return list(
+        Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, origin=Origin.APP, start__lt=end, end__gt=start)
+        .filter(Q(sync_state=SyncState.PENDING) | UNLINKED)
+        .select_related("room__building", "requested_for__profile", "requested_by", "series")
     )
 
 
@@ -80,7 +104,7 @@ def _matches(body: dict, reservation: Reservation) -> bool:
 def recognise(ctx, copy: Copy) -> Recognised:
     """The product's reservation this unknown room copy is the meeting of, linked now; or
     nothing (it is someone's Outlook meeting)."""
-    candidates = unlinked_candidates(ctx.room, copy)
+    candidates = unlinked_candidates(ctx.room, copy, page=getattr(ctx, "page", None))
     uid = copy.uid or copy.ical_uid  # an occurrence: its series' iCalUId (the organizer's master)
     if not candidates or not uid or not copy.organizer:
         return Recognised()

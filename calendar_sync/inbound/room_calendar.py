@@ -86,6 +86,8 @@ class Context(PullContext):
     # Removed copies that mapped to nothing we recorded: maybe a copy of the product's own
     # meeting that no pull recorded before it went (``settle_unrecorded`` finds out).
     unmapped_removals: set[str] = field(default_factory=set)
+    # What the page being reconciled may match, read once for the page (``PageReads``).
+    page: PageReads | None = None
 
     @property
     def mailbox(self) -> str:
@@ -97,13 +99,100 @@ class Context(PullContext):
 
 def reconcile_page(ctx: Context, raw_events: list[dict]) -> None:
     """One page of a delta round. One query finds what we knew about the page's copies;
-    unchanged copies (same change key) cost nothing more."""
+    unchanged copies (same change key) cost nothing more; the reservations the page's new
+    copies may match are read in two more (``PageReads``), not a few per copy."""
     copies = [parse_copy(raw) for raw in raw_events if raw.get("id")]
     # What left the calendar first: a series Outlook ends ("this and following") and the new
     # one it makes in its place arrive in one round, and the new one's occurrences need the
     # slots the old one's leave.
     copies.sort(key=lambda copy: not (copy.removed or copy.is_cancelled))
-    reconcile_each(ctx, copies, known_rows(ctx, copies), lambda copy, row: reconcile_copy(ctx, copy, row))
+    known = known_rows(ctx, copies)
+    ctx.page = PageReads.read(ctx, [c for c in copies if not _unchanged(c, known.get(c.id))], known)
+
+    def decide(copy: Copy, row: RoomEvent | None) -> str:
+        try:
+            outcome = reconcile_copy(ctx, copy, row)
+        except BaseException:
+            ctx.page.spoil()
+            raise
+        ctx.page.decided(copy, outcome)
+        return outcome
+
+    try:
+        reconcile_each(ctx, copies, known, decide)
+    finally:
+        ctx.page = None
+
+
+def _unchanged(copy: Copy, row: RoomEvent | None) -> bool:
+    """What ``reconcile_each`` skips (the copy's change key recorded, nothing pending)."""
+    return not copy.removed and row is not None and row.removed_at is None and row.change_key == copy.change_key and row.outcome != "deferred"
+
+
+# Outcomes that change no reservation another copy of the page could match (a reservation
+# made from an Outlook meeting carries that copy's own ids): after any other, the page's
+# reads are dropped and the rest of the page queries as it goes.
+_KEEPS_PAGE_READS = frozenset({"created", "unowned", "declined", "past_not_booked", "outside_window", "series_master", "deferred"})
+
+
+@dataclass
+class PageReads:
+    """The reservations one page's copies may match, read once for the page (a burst of
+    Outlook bookings is pages of new copies, each of which would otherwise ask three times):
+
+    - ``matched``: every reservation a copy's event id, iCalUId or series iCalUId names, or
+      a recorded row links (``find_reservation``'s query, for all copies at once);
+    - ``product``: the room's active product reservations over the page's span that are
+      still being written or have no meeting linked (``_pending_product_reservation`` and
+      ``own_copies.unlinked_candidates``);
+    - the requesters by organizer (``requester_for``).
+
+    Valid while the page's decisions change no reservation a later copy could match: a copy
+    sharing an id with one decided before it asks the database again (``covers``), and an
+    outcome that may have changed a reservation (an echo, an update, a cancellation) drops
+    the reads for the rest of the page (``decided``)."""
+
+    matched: list[Reservation] | None
+    product: list[Reservation] | None
+    span: tuple[dt.datetime, dt.datetime] | None
+    row_reservations: set[int] = field(default_factory=set)
+    decided_keys: set[str] = field(default_factory=set)
+    requesters: dict[str, tuple] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, ctx: Context, copies: list[Copy], known: dict[str, RoomEvent]) -> PageReads:
+        live = [c for c in copies if not c.removed]
+        if not live:
+            return cls(matched=None, product=None, span=None)
+        ids = [c.id for c in live]
+        uids = sorted({u for c in live for u in c.uids})
+        row_reservations = {row.reservation_id for row in known.values() if row.reservation_id}
+        query = Q(event_id__in=ids) | Q(pk__in=row_reservations)
+        if uids:
+            query |= Q(ical_uid__in=uids) | Q(series__ical_uid__in=uids)
+        matched = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))
+        timed = [c for c in live if c.start is not None and c.end is not None]
+        span = (min(c.start for c in timed), max(c.end for c in timed)) if timed else None
+        product = own_copies.product_candidates(ctx.room, *span) if span else []
+        return cls(matched=matched, product=product, span=span, row_reservations=row_reservations)
+
+    def covers(self, copy: Copy, row: RoomEvent | None) -> bool:
+        """Whether ``matched`` still answers for this copy."""
+        return (self.matched is not None and not ({copy.id} | copy.uids) & self.decided_keys
+                and (row is None or not row.reservation_id or row.reservation_id in self.row_reservations))
+
+    def covers_time(self, copy: Copy) -> bool:
+        """Whether ``product`` still answers for this copy's slot."""
+        return (self.product is not None and self.span is not None and copy.start is not None and copy.end is not None
+                and self.span[0] <= copy.start and copy.end <= self.span[1])
+
+    def decided(self, copy: Copy, outcome: str) -> None:
+        self.decided_keys |= {copy.id} | copy.uids
+        if outcome not in _KEEPS_PAGE_READS:
+            self.spoil()
+
+    def spoil(self) -> None:
+        self.matched = self.product = None
 
 
 def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
@@ -118,7 +207,7 @@ def reconcile_copy(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
         return "series_master"  # the round carries each occurrence; they are what we reconcile
     if copy.start is None or copy.end is None or copy.end <= ctx.window_start or copy.start >= ctx.window_end:
         return "outside_window"
-    reservation = find_reservation(copy, row)
+    reservation = find_reservation(copy, row, page=ctx.page)
     if reservation is None:
         return _row_a_created_in_outlook(ctx, copy, row)
     if reservation.state not in ACTIVE_STATES or reservation.room_id != ctx.room.pk:
@@ -240,7 +329,7 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
     """(a) A meeting created by inviting the room. Room free and rules met → reservation
     (source outlook, origin exchange); else the room declines, saying why."""
     room = ctx.room
-    pending = _pending_product_reservation(room, copy)
+    pending = _pending_product_reservation(room, copy, page=ctx.page)
     if pending is not None and row is None:
         return _defer(ctx, copy, row, reservation=pending)  # usually the push links it within moments
     # Not linked by the re-check: maybe the product's meeting whose push died before the link
@@ -255,7 +344,12 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
     refusal = rules_refusal(room, copy, now=ctx.now)
     if refusal:
         return _decline_or_record(ctx, copy, row, refusal)
-    requested_for, kind = requester_for(copy.organizer, ctx.provider)
+    if ctx.page is not None and copy.organizer in ctx.page.requesters:
+        requested_for, kind = ctx.page.requesters[copy.organizer]
+    else:
+        requested_for, kind = requester_for(copy.organizer, ctx.provider)
+        if ctx.page is not None:
+            ctx.page.requesters[copy.organizer] = (requested_for, kind)
     if requested_for is None:
         record_copy(ctx, copy, row, outcome="unowned", note="No user to book for: the organizer has no account and no blocker user is configured.")
         return "unowned"
@@ -268,6 +362,11 @@ def _row_a_created_in_outlook(ctx: Context, copy: Copy, row: RoomEvent | None) -
             series=series, original_start=copy.original_start or copy.start,
         )
     except SlotTaken:
+        if ctx.page is not None and ctx.page.matched is not None:
+            # The page's read is older than whatever took the slot (this very meeting's
+            # reservation, made meanwhile by a pull whose lease ran out?): ask the database.
+            ctx.page.spoil()
+            return reconcile_copy(ctx, copy, row)
         reason = f"{room.name} is already booked in the reservation system at that time."
         return _decline_or_record(ctx, copy, row, reason)
     except ReservationError as exc:
@@ -510,15 +609,22 @@ def _room_declined(ctx: Context, copy: Copy, row: RoomEvent | None) -> str:
 # --- matching --------------------------------------------------------------------------------
 
 
-def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
+def find_reservation(copy: Copy, row: RoomEvent | None, *, page: PageReads | None = None) -> Reservation | None:
     """The reservation this copy belongs to: by our record, the event id (room-organized
-    meetings), the iCalUId, or the series' iCalUId and the occurrence's start."""
-    query = Q(event_id=copy.id)
-    if copy.uids:
-        query |= Q(ical_uid__in=copy.uids) | Q(series__ical_uid__in=copy.uids)
-    if row is not None and row.reservation_id:
-        query |= Q(pk=row.reservation_id)
-    candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))
+    meetings), the iCalUId, or the series' iCalUId and the occurrence's start. ``page``: the
+    page's reads, when they still answer for this copy (else one query)."""
+    if page is not None and page.covers(copy, row):
+        uids = copy.uids
+        linked = row.reservation_id if row is not None else None
+        candidates = [c for c in page.matched if c.event_id == copy.id or (linked and c.pk == linked)
+                      or (uids and (c.ical_uid in uids or (c.series is not None and c.series.ical_uid in uids)))]
+    else:
+        query = Q(event_id=copy.id)
+        if copy.uids:
+            query |= Q(ical_uid__in=copy.uids) | Q(series__ical_uid__in=copy.uids)
+        if row is not None and row.reservation_id:
+            query |= Q(pk=row.reservation_id)
+        candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))
     if not candidates:
         return None
     if row is not None and row.reservation_id:
@@ -545,12 +651,15 @@ def find_reservation(copy: Copy, row: RoomEvent | None) -> Reservation | None:
     return (active or by_slot or candidates)[0]
 
 
-def _pending_product_reservation(room: Room, copy: Copy) -> Reservation | None:
+def _pending_product_reservation(room: Room, copy: Copy, *, page: PageReads | None = None) -> Reservation | None:
     """An active product reservation overlapping this copy whose meeting is still being
     written: the copy may be that very meeting (its ids are not stored yet)."""
-    candidates = Reservation.objects.filter(
-        room=room, state__in=ACTIVE_STATES, origin=Origin.APP, start__lt=copy.end, end__gt=copy.start, sync_state=SyncState.PENDING,
-    )
+    if page is not None and page.covers_time(copy):
+        candidates = [r for r in page.product if r.sync_state == SyncState.PENDING and r.start < copy.end and r.end > copy.start]
+    else:
+        candidates = Reservation.objects.filter(
+            room=room, state__in=ACTIVE_STATES, origin=Origin.APP, start__lt=copy.end, end__gt=copy.start, sync_state=SyncState.PENDING,
+        )
     for reservation in candidates:
         if outbound_in_flight(reservation) or not reservation.ical_uid:
             return reservation

@@ -239,7 +239,8 @@ def nightly_at(days_from_today: int = 0) -> dt.datetime:
 
 def dropped_for(emulator, sub: Subscription):
     def dropped():
-        return any(d.get("dropped") and d["payload"]["value"][0]["subscriptionId"] == sub.graph_id for d in emulator.notifications()["deliveries"])
+        return any(d.get("dropped") and any(i["subscriptionId"] == sub.graph_id for i in d["payload"]["value"])
+                   for d in emulator.notifications()["deliveries"])
 
     return dropped
 

@@ -127,7 +127,9 @@ def test_a_post_of_many_takes_the_queries_of_a_post_of_one(client, subscriptions
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_notifications_landing_during_a_pull_get_exactly_one_more_pull(subscribed, worker_env, celery_not_eager, tmp_path, emulator, bob, atlas):
-    w = Worker({**worker_env, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.inbound_worker_settings"}, tmp_path / "worker.log")
+    # The inbound worker as docker-compose runs it: Celery's threads pool, 8 pulls at once.
+    w = Worker({**worker_env, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.inbound_worker_settings"}, tmp_path / "worker.log",
+               pool="threads", concurrency=8)
     w.start()
     try:
         before = MailboxDeltaState.objects.get(mailbox=ATLAS).pulls
@@ -171,3 +173,62 @@ def test_lock_lease_is_renewed_per_page():
     other.renew()
     time.sleep(1.3)
     assert cache.get(other.key) is None
+
+
+def _pull_queries(emulator, count: int, first_day: int) -> tuple[list[str], dict]:
+    """The queries of one delta pull of Atlas after ``count`` new Outlook meetings."""
+    from calendar_sync.inbound import delta
+    from tests.calendar_sync.inbound_helpers import BOB as ORGANIZER_BOB
+
+    for i in range(count):
+        outlook_meeting(emulator, ORGANIZER_BOB, [ATLAS], days_ahead(first_day + i // 8, 8 + i % 8), subject=f"Burst {first_day}/{i}")
+    with CaptureQueriesContext(connection) as queries:
+        result = delta.pull_mailbox(ATLAS)
+    return [q["sql"] for q in queries], result.as_dict()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_of_many_new_meetings_reads_the_page_once(provider, emulator, bob, atlas):
+    """A burst's pull: the reservations a page's new copies may match are read once for the
+    page, so each further new meeting costs only its own writes (the reservation: its
+    transaction, the room's arrangement check and the INSERT; the copy's record: one INSERT),
+    not the three reads and update_or_create's round trips a copy took on its own."""
+    from calendar_sync.inbound import delta
+
+    delta.pull_mailbox(ATLAS)  # the first (full) round: the delta token
+    one, result_one = _pull_queries(emulator, 1, 3)
+    many, result_many = _pull_queries(emulator, 12, 5)
+    assert result_one["created"] == 1 and result_many["created"] == 12
+    assert len(outlook_reservations()) == 13
+    per_meeting = (len(many) - len(one)) / 11
+    assert per_meeting <= 5, [q[:90] for q in many]
+    reads = [q for q in many if q.startswith('SELECT "reservations_reservation"')]
+    assert len(reads) == 2  # the page's: what its copies name, and the room's product reservations in flight
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_batched_burst_is_stored_and_each_notification_answered_once(subscribed, worker_env, celery_not_eager, tmp_path, emulator, bob, atlas):
+    """Graph's batches (up to 25 a POST, gathered 300 ms) through the threads worker: every
+    notification stored and answered by one pull, every meeting one reservation, fewer pulls
+    than notifications (coalesced), none left for the sweeper."""
+    w = Worker({**worker_env, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.inbound_worker_settings"}, tmp_path / "worker.log",
+               pool="threads", concurrency=8)
+    w.start()
+    try:
+        before = MailboxDeltaState.objects.get(mailbox=ATLAS).pulls
+        emulator.set_notification_batching(max=25, window_ms=300)
+        for i in range(10):
+            outlook_meeting(emulator, BOB, [ATLAS], days_ahead(3 + i // 5, 8 + 2 * (i % 5)), subject=f"Burst {i}")
+        wait_for(lambda: len(outlook_reservations()) == 10, timeout=60, message=lambda: f"all booked {w.log_path.read_text()[-3000:]}")
+        wait_for(lambda: not WebhookNotification.objects.filter(state="received").exists(), timeout=20,
+                 message=lambda: f"inbox answered without the sweeper {w.log_path.read_text()[-3000:]}")
+        notified = WebhookNotification.objects.filter(mailbox=ATLAS, kind="change")
+        assert notified.count() >= 10
+        assert not notified.filter(processed_at__isnull=True).exists()
+        posts = [d for d in emulator.notifications()["deliveries"] if d["kind"] == "change" and d["ok"]]
+        assert len(posts) < notified.count()  # batched
+        assert sorted(r.subject for r in outlook_reservations()) == sorted(f"Burst {i}" for i in range(10))  # none lost, none twice
+        assert MailboxDeltaState.objects.get(mailbox=ATLAS).pulls - before < notified.count()  # coalesced
+    finally:
+        w.stop()

@@ -52,8 +52,21 @@ def test_one_post_carries_several_subscriptions(app_graph, webhook, emulator_con
     assert {i["clientState"] for i in posts[0]} == {"secret-state"}
 
 
+def test_by_default_the_notifications_of_one_moment_share_a_post(app_graph, webhook, emulator_control):
+    """The default batches as Graph may: one change seen by two subscriptions (same notificationUrl)
+    arrives as one POST of two items; changes made one after another still come one by one (no window)."""
+    first, second = subscribe(app_graph, webhook).json(), subscribe(app_graph, webhook).json()
+    assert emulator_control.config()["notification_batch_max"] == 25
+    app_graph.post(f"/users/{ATLAS}/events", meeting("seen twice"))
+    wait_for(lambda: len(webhook.items()) >= 2)
+    time.sleep(0.3)  # nothing more comes
+    posts = webhook.posts()
+    assert len(posts) == 1 and sorted(i["subscriptionId"] for i in posts[0]) == sorted([first["id"], second["id"]])
+
+
 def test_without_batching_each_change_has_its_own_post(app_graph, webhook, emulator_control):
     subscribe(app_graph, webhook)
+    emulator_control.set_notification_batching(max=1)
     for i in range(3):
         app_graph.post(f"/users/{ATLAS}/events", meeting(f"single {i}", **slot(i)))
     wait_for(lambda: len(webhook.items()) >= 3)
@@ -143,7 +156,7 @@ def test_the_request_counter_covers_notifications(app_graph, webhook, emulator_c
 def test_bad_batching_is_refused(emulator_control, body):
     with pytest.raises(RuntimeError, match=r"failed \(400\)"):
         emulator_control._call("POST", "notifications/batching", body)
-    assert emulator_control.config()["notification_batch_max"] == 1
+    assert emulator_control.config()["notification_batch_max"] == 25  # the default, unchanged
 
 
 @pytest.mark.parametrize("body", [{"notification_batch_max": 0}, {"notification_retry_delays": []},
