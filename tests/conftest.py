@@ -28,6 +28,8 @@ from tests.factories import (
 from tests.network_guard import guard as network_guard
 from workplace.models import ApiToken
 
+pytest_plugins = ["tests.throttle_fixtures"]
+
 
 def forget_process_state() -> None:
     """Drop what this process keeps between tests, here and in its Redis db."""

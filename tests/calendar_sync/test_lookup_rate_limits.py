@@ -13,26 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import days_ahead
-from workplace import throttling
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def one_window(monkeypatch):
-    """Every request of a test in one rate window (a minute's boundary would give a fresh budget)."""
-    moment = (throttling._now() // 3600 + 1) * 3600 + 0.5
-    monkeypatch.setattr(throttling, "_now", lambda: moment)
-    return moment
-
-
-@pytest.fixture
-def rates(settings):
-    def set_rates(**scopes):
-        rest = dict(settings.REST_FRAMEWORK)
-        rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], **scopes}
-        settings.REST_FRAMEWORK = rest
-    return set_rates
+pytestmark = pytest.mark.usefixtures("one_window")
 
 
 def freebusy_params() -> dict:

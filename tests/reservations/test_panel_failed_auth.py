@@ -18,25 +18,16 @@ from django.urls import reverse
 from workplace import throttling
 from workplace.panels import room_panel_create, room_panel_revoke
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_window")]
 ROOT = Path(__file__).resolve().parents[2]
 GUESSER = "203.0.113.7"
 ELSEWHERE = "198.51.100.20"
 
 
-@pytest.fixture(autouse=True)
-def one_window(monkeypatch):
-    moment = (throttling._now() // 3600 + 1) * 3600 + 0.5
-    monkeypatch.setattr(throttling, "_now", lambda: moment)
-    return moment
-
-
 @pytest.fixture
-def failed_auth(settings):
+def failed_auth(rates):
     def set_rate(rate: str):
-        rest = dict(settings.REST_FRAMEWORK)
-        rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], "panel_failed_auth": rate}
-        settings.REST_FRAMEWORK = rest
+        rates(panel_failed_auth=rate)
     return set_rate
 
 

@@ -20,26 +20,8 @@ from tests.booking import book
 from workplace import throttling
 from workplace.panels import room_panel_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_window")]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def one_window(monkeypatch):
-    """Every request of a test in one rate window (fixed windows: a test crossing a minute's
-    boundary would get a fresh budget)."""
-    moment = (throttling._now() // 3600 + 1) * 3600 + 0.5  # just after a window's start, for any period
-    monkeypatch.setattr(throttling, "_now", lambda: moment)
-    return moment
-
-
-@pytest.fixture
-def rates(settings):
-    def set_rates(**scopes):
-        rest = dict(settings.REST_FRAMEWORK)
-        rest["DEFAULT_THROTTLE_RATES"] = {**rest["DEFAULT_THROTTLE_RATES"], **scopes}
-        settings.REST_FRAMEWORK = rest
-    return set_rates
 
 
 def meeting_now(actor, room, hour: int, **fields) -> Reservation:
