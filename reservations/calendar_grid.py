@@ -89,7 +89,19 @@ def busy_intervals(*, rooms: Sequence[Room], start: dt.datetime, end: dt.datetim
 _FIELDS = ("id", "room_id", "start", "end", "subject", "requested_for_id", "requested_by_id")
 
 
-def _label(reservation: Reservation, room: Room, user: AbstractBaseUser) -> tuple[str, bool, bool]:
+class Viewer(NamedTuple):
+    """What ``_label`` reads of the viewer, read once per page: ``request.user`` is a lazy object,
+    and a grid asks hundreds of times (each attribute through its proxy)."""
+
+    pk: int | None
+    is_staff: bool
+
+
+def viewer(user: AbstractBaseUser) -> Viewer:
+    return Viewer(user.pk, bool(user.is_staff))
+
+
+def _label(reservation: Reservation, room: Room, user: AbstractBaseUser | Viewer) -> tuple[str, bool, bool]:
     """(what the viewer sees, is it theirs, may they open it)."""
     mine = user.pk in (reservation.requested_for_id, reservation.requested_by_id)
     openable = mine or user.is_staff
@@ -117,6 +129,7 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
     URLs around an id) is written once per page, not once per cell."""
     if not rooms:
         return []
+    user = viewer(user)
     now = now or timezone.now()
     slots = (GRID_END_HOUR - GRID_START_HOUR) * 60 // SLOT_MINUTES
     # Wall-clock slots in the building's zone (aware datetimes compare as instants).
@@ -188,6 +201,7 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
     """A room's week: {days, rows: [{hour, cells (HTML)}]}, hour cells; a busy one names what holds
     it where ``user`` may see it, a free one links to the booking form. One query."""
     tz = room.building.tzinfo
+    user = viewer(user)
     now = now or timezone.now()
     days = [monday + dt.timedelta(days=n) for n in range(7)]
     week_start = dt.datetime.combine(days[0], dt.time.min, tzinfo=tz)

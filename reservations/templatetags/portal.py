@@ -12,6 +12,7 @@ from exchange_auth.providers import cached_default_provider_id
 from exchange_auth.views import connection_status
 from reservations import status_html
 from reservations.approver_session import APPROVER_SESSION_KEY
+from reservations.forms import field_html
 from reservations.sync_messages import plain_sync_error
 
 register = template.Library()
@@ -33,6 +34,13 @@ def outlook_status(context):
     mode = properties.sync_mode().value
     status = connection_status(user, CalendarProvider(pk=provider_id))  # only its id is read
     return {"show": mode == "Personal" or status["state"] == "reconnect", "mode": mode, "path": request.get_full_path(), **status}
+
+
+@register.filter
+def as_field(field) -> SafeString:
+    """``{% include "reservations/_field.html" with field=… %}`` drawn in Python (``forms.field_html``:
+    the same markup, without a template include per field)."""
+    return field_html(field)
 
 
 @register.filter

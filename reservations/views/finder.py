@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods
 
-from reservations import calendar_grid, portal_selectors, rules, selectors
+from reservations import calendar_grid, portal_selectors, rules
 from reservations.forms import FinderForm
 from reservations.links import id_url
 from workplace import catalogue
@@ -21,7 +21,6 @@ from workplace.models import Room
 from .common import (
     FINDER_PAGE_SIZE,
     get_room,
-    page_of,
     user_tz,
 )
 
@@ -46,18 +45,12 @@ def finder(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid() and form.cleaned_data["free_from"]:
         free_from = dt.datetime.combine(day, form.cleaned_data["free_from"], tzinfo=tz)
         free_to = dt.datetime.combine(day, form.cleaned_data["free_to"], tzinfo=tz)
-    rooms = (
-        selectors.room_list_available(**filters, free_from=free_from, free_to=free_to)
-        if not form.is_bound or form.is_valid() else Room.objects.none()
-    )
-    page = page_of(portal_selectors.finder_rooms(rooms), FINDER_PAGE_SIZE, request.GET.get("page"))
-    page_rooms = list(page.object_list)
-    for room in page_rooms:  # from the cached lists, not a join per row
-        building_of, floor_of = listed.building_by_id(room.building_id), listed.floor_by_id(room.floor_id)
-        if building_of is not None:  # else (lists older than the room) Django reads it
-            room.building = building_of
-        if floor_of is not None or not room.floor_id:
-            room.floor = floor_of
+    if not form.is_bound or form.is_valid():
+        page, page_rooms = portal_selectors.finder_page(
+            **filters, free_from=free_from, free_to=free_to, listed=listed, per_page=FINDER_PAGE_SIZE,
+            number=request.GET.get("page"))
+    else:
+        page, page_rooms = calendar_grid.empty_page(FINDER_PAGE_SIZE), []
     bookings = portal_selectors.room_day_bookings(rooms=page_rooms, day=day, user=request.user)
     query = request.GET.copy()
     query.pop("page", None)

@@ -196,6 +196,23 @@ def test_subjects_are_escaped(alice_client, alice, dojo, monday):
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
 
 
+def test_control_characters_in_a_subject_or_name_do_not_become_links(alice_client, alice, hq, monday):
+    """A row's cells carry marks for the room's booking URL and name until the row is joined
+    (reservations/building_week.py): a subject or a room name holding those characters (Outlook
+    and imports can send them) shows without them, and only the room's own links are written."""
+    from tests.factories import RoomFactory
+
+    odd = RoomFactory(building=hq, name="Odd\x01Room")
+    ReservationFactory(room=odd, requested_by=alice, requested_for=alice, subject="Plan\x01ning",
+                       start=at(monday, 9), end=at(monday, 10) + dt.timedelta(minutes=30))
+    row = row_of(get(alice_client, building="hq", date=monday.isoformat()), odd)
+    assert "\x00" not in row and "\x01" not in row
+    assert 'title="Planning, 09:00–10:30"' in cell_at(row, 1)
+    assert "Planning" in cell_at(row, 2) and link_of(cell_at(row, 2)).endswith(f"date={monday.isoformat()}&start=10:30&end=11:00")
+    assert 'aria-label="Book OddRoom, ' in cell_at(row, 3)
+    assert link_of(cell_at(row, 3)).startswith(f"/rooms/{odd.pk}/book/")
+
+
 def test_floor_filter_and_defaults(alice_client, hq, atlas, dojo):
     page = get(alice_client)
     assert "Book Atlas" in page and "Book Dojo" in page
