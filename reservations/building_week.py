@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from reservations.calendar_grid import _clock, _label, busy_intervals, viewer
+from reservations.calendar_grid import _label, busy_intervals, viewer
 from reservations.links import id_url_parts
 from workplace.models import Room
 
@@ -114,11 +114,13 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
         touched: set[int] = set()  # the hour columns with a half hour held
         times_of: dict[int, str] = {}  # "09:30–10:30" local, with the weekdays when it spans midnight
         for r in reservations:
-            start, end = r.start.astimezone(tz), r.end.astimezone(tz)
-            first = (start.date() - day0).days * 1440 + start.hour * 60 + start.minute  # wall-clock minutes from day0
-            last = (end.date() - day0).days * 1440 + end.hour * 60 + end.minute
-            times_of[r.id] = (f"{_clock(start)}–{_clock(end)}" if start.date() == end.date() else
-                              f"{_WEEKDAYS[start.weekday()]} {_clock(start)}–{_WEEKDAYS[end.weekday()]} {_clock(end)}")
+            start, end = r.start, r.end  # local to tz already (busy_intervals(tz=tz))
+            start_day, end_day = start.date(), end.date()
+            first = (start_day - day0).days * 1440 + start.hour * 60 + start.minute  # wall-clock minutes from day0
+            last = (end_day - day0).days * 1440 + end.hour * 60 + end.minute
+            clocks = f"{start.hour:02d}:{start.minute:02d}", f"{end.hour:02d}:{end.minute:02d}"
+            times_of[r.id] = (f"{clocks[0]}–{clocks[1]}" if start_day == end_day else
+                              f"{_WEEKDAYS[start.weekday()]} {clocks[0]}–{_WEEKDAYS[end.weekday()]} {clocks[1]}")
             for d in range(max(0, first // 1440), min(n_days - 1, (last - 1) // 1440) + 1):
                 base = d * halves_per_day
                 day_open = d * 1440 + WORK_START_HOUR * 60
