@@ -24,7 +24,7 @@ from reservations.templatetags.portal import state_label
 # The states a reservation leaves by itself (the room answers, the push goes through): the
 # pages poll while one of theirs is in one of them.
 from .checkin import checkin_info
-from .common import MY_PAGE_SIZE, state_word, user_tz
+from .common import MY_PAGE_SIZE, signed_in_user, state_word, user_tz
 
 MOVING_STATES = {State.AWAITING_CONFIRMATION}
 
@@ -45,14 +45,15 @@ RESPONSE_LABELS = {
 @require_http_methods(["GET", "HEAD"])
 def my_reservations(request: HttpRequest) -> HttpResponse:
     show = "all" if request.GET.get("show") == "all" else "upcoming"
-    page = portal_selectors.my_reservations_page(user=request.user, show=show, number=request.GET.get("page"), per_page=MY_PAGE_SIZE)
+    user = signed_in_user(request)
+    page = portal_selectors.my_reservations_page(user=user, show=show, number=request.GET.get("page"), per_page=MY_PAGE_SIZE)
     page_rows = page.object_list
-    caps = portal_selectors.capabilities_for(actor=request.user, reservations=page_rows)
+    caps = portal_selectors.capabilities_for(actor=user, reservations=page_rows)
     now = timezone.now()
     checkin_rules = CheckInRules.now()
     shared = {
-        "user": request.user, "user_tz": user_tz(request.user), "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT),
-        "next": escape(request.get_full_path()), "is_staff": request.user.is_staff,
+        "user": user, "user_tz": user_tz(user), "max_attempts": properties.get(properties.MAX_EVENT_RETRY_COUNT),
+        "next": escape(request.get_full_path()), "is_staff": user.is_staff,
         "urls": {name: id_url(name, _ID_MARK).split(str(_ID_MARK)) for name in _ROW_URLS},
         "days": [str(WEEKDAYS_ABBR[n]) for n in range(7)], "months": {n: str(MONTHS_3[n]).title() for n in range(1, 13)},
     }
@@ -63,7 +64,7 @@ def my_reservations(request: HttpRequest) -> HttpResponse:
             reason = f"This reservation is {state_word(row)}."
             row_caps = {**row_caps, "can_edit": False, "can_cancel": False, "edit_reason": reason, "cancel_reason": reason}
         any_cancellable = any_cancellable or row_caps["can_cancel"]
-        rows.append(_my_row(row, row_caps, checkin_info(row, request.user, checkin_rules, now), shared))
+        rows.append(_my_row(row, row_caps, checkin_info(row, user, checkin_rules, now), shared))
     context = {
         "rows": rows, "page": page, "show": show, "any_cancellable": any_cancellable, "feed": _feed_context(request),
     }
