@@ -119,6 +119,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The worker logs through LOGGING like the web (JSON in production, the correlation id on each line).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes every database connection before and after each task, whatever
+# CONN_MAX_AGE says (celery/celery#9824 reverted honouring it, 2025): a PostgreSQL backend started
+# per task, and psycopg's prepared statements never reused. It closes only every 2 × this many
+# task boundaries instead; workplace/celery.py applies Django's own rule at each boundary
+# (close_old_connections: DATABASE_CONN_MAX_AGE, health checks, connections an error left unusable).
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
