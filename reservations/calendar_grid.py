@@ -262,6 +262,24 @@ _ROOM_PAGE_SQL = (
 _ROOM_COUNT_SQL = 'SELECT COUNT(*) FROM "workplace_room" r WHERE r."building_id" = %s AND r."reservable" = %s{floor}'
 
 
+def fetch_page(cursor, statement: str, count_statement: str, params: list, *, per_page: int,
+               wanted: int) -> tuple[list[tuple], int, int]:
+    """(rows, total, page number) of a hand-written page: ``statement`` ends in ``LIMIT %s OFFSET
+    %s`` and its last column is the window count of all its rows; ``count_statement`` counts them.
+    One query; past the end (or nothing to show) the count, then the last page (as Paginator.get_page)."""
+    cursor.execute(statement, [*params, per_page, (wanted - 1) * per_page])
+    rows = cursor.fetchall()
+    if rows:
+        return rows, rows[0][-1], wanted
+    cursor.execute(count_statement, params)
+    total = cursor.fetchone()[0]
+    last = max(-(-total // per_page), 1)
+    if total and wanted > last:
+        cursor.execute(statement, [*params, per_page, (last - 1) * per_page])
+        return cursor.fetchall(), total, last
+    return rows, total, 1
+
+
 def room_page(*, building_id: int, floor_id: int | None, floors: Sequence[Floor], per_page: int,
               number) -> tuple[Page, list[GridRoom]]:
     """(``Paginator``'s page ``number`` — a bad number is the first, one past the end the last —,
@@ -274,20 +292,8 @@ def room_page(*, building_id: int, floor_id: int | None, floors: Sequence[Floor]
     where = ' AND r."floor_id" = %s' if floor_id is not None else ""
     params = [building_id, True] + ([floor_id] if floor_id is not None else [])
     with connection.cursor() as cursor:
-        cursor.execute(_ROOM_PAGE_SQL.format(floor=where), [*params, per_page, (wanted - 1) * per_page])
-        rows = cursor.fetchall()
-        if rows:
-            total = rows[0][5]
-        else:  # past the end (or no rooms): the count, then the last page (as Paginator.get_page)
-            cursor.execute(_ROOM_COUNT_SQL.format(floor=where), params)
-            total = cursor.fetchone()[0]
-            last = max(-(-total // per_page), 1)
-            if total and wanted > last:
-                wanted = last
-                cursor.execute(_ROOM_PAGE_SQL.format(floor=where), [*params, per_page, (wanted - 1) * per_page])
-                rows = cursor.fetchall()
-            else:
-                wanted = 1
+        rows, total, wanted = fetch_page(cursor, _ROOM_PAGE_SQL.format(floor=where), _ROOM_COUNT_SQL.format(floor=where),
+                                         params, per_page=per_page, wanted=wanted)
     floor_of = {f.pk: f for f in floors}
     missing = {row[3] for row in rows if row[3] is not None and row[3] not in floor_of}
     if missing:  # lists older than the floor (a floor added since): read them

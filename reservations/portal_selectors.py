@@ -17,7 +17,7 @@ from django.db.models import Count, F, Func, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from reservations import rules
-from reservations.calendar_grid import busy_intervals
+from reservations.calendar_grid import busy_intervals, fetch_page
 from reservations.models import ACTIVE_STATES, Reservation, State, SyncEvent
 from reservations.selectors import (
     reservation_list_for_user,
@@ -138,23 +138,10 @@ def finder_page(*, listed, per_page: int, number, building: Building | None = No
             states = sorted(ACTIVE_STATES)
             sql.append(parts["free"].format(states=", ".join(["%s"] * len(states))))
             params += [*states, free_to, free_from]
-        sql.append(parts["order"])
-        statement = "".join(sql)
+        matching = "".join(sql)
+        count = f"SELECT COUNT(*) FROM ({matching}) t"  # noqa: S608 - ours, values bound
         with db.cursor() as cursor:
-            cursor.execute(statement, [*params, per_page, (wanted - 1) * per_page])
-            rows = cursor.fetchall()
-            if rows:
-                total = rows[0][7]
-            else:  # past the end (or nothing matches): the count, then the last page (as Paginator.get_page)
-                cursor.execute(f"SELECT COUNT(*) FROM ({statement}) t", [*params, None, 0])  # noqa: S608 - ours, values bound
-                total = cursor.fetchone()[0]
-                last = max(-(-total // per_page), 1)
-                if total and wanted > last:
-                    wanted = last
-                    cursor.execute(statement, [*params, per_page, (wanted - 1) * per_page])
-                    rows = cursor.fetchall()
-                else:
-                    wanted = 1
+            rows, total, wanted = fetch_page(cursor, matching + parts["order"], count, params, per_page=per_page, wanted=wanted)
         rows = [row[:7] for row in rows]
     buildings = {pk: listed.building_by_id(pk) for pk in {row[3] for row in rows}}
     floors = {pk: listed.floor_by_id(pk) for pk in {row[4] for row in rows if row[4] is not None}}
