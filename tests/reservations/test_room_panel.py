@@ -124,8 +124,11 @@ def test_one_privacy_setting_governs_the_portal_grid_the_panel_and_the_api(clien
     """``Room.show_subjects`` is the only switch: off, a passer-by sees "Busy" in the portal and
     "Booked" at the door; on, the subject everywhere. The API reports the setting."""
     _, token = dojo_panel
-    now = minute(timezone.now())
-    start = now + dt.timedelta(hours=1)
+    # Tomorrow at 10:00 in the room's zone: inside the grid's hours whatever the time of the run
+    # (now + 1 h fell past the grid's last hour in the evening), and still the panel's next meeting.
+    tz = dojo.building.tzinfo
+    tomorrow = timezone.localtime(timezone.now(), tz).date() + dt.timedelta(days=1)
+    start = dt.datetime.combine(tomorrow, dt.time(10), tzinfo=tz)
     ReservationFactory(room=dojo, requested_for=alice, requested_by=alice, subject="Salary review", start=start, end=start + dt.timedelta(hours=1))
     tablet, person = client.__class__(), client.__class__()
     panel_client(tablet, token)
