@@ -1,9 +1,10 @@
 """Reading the room's answer after a push (SPEC §4 "Confirmation").
 
-1. ``check_answers`` — right after pushes whose create response didn't carry an answer:
-   reads the organizer's copies of all fresh awaiting meetings with ``$batch`` (20 per
-   HTTP request), coalesced across pushes; an occurrence without an id of its own is
-   answered from its series' master (one read per series);
+1. ``check_answers`` — after pushes whose create response didn't carry an answer: reads
+   the organizer's copy of each fresh awaiting meeting a confirm delay after its push (then
+   spaced out while it waits), with ``$batch``, coalesced across pushes and claimed across
+   workers (one read per create when the room answers in time); an occurrence without an id
+   of its own is answered from its series' master (one read per series);
 2. ``check_room_calendars`` — every 10 minutes: the room's calendar must still hold each
    awaiting meeting, else the reservation is ``conflicted``;
 3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``;
@@ -23,12 +24,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from exchange_auth import properties
 from exchange_auth.graph import (
     BatchItem,
+    GraphClient,
     GraphError,
     GraphResponse,
     NotFound,
@@ -70,50 +73,130 @@ def _record_change_key(reservation: Reservation, change_key: str) -> None:
         outcomes.set_change_key(reservation.series, change_key)
 
 
-ANSWER_READ_KEY = "calendar_sync:answer-read:{}"
+ANSWER_READ_KEY = "calendar_sync:answer-read:{}"  # (reads so far, next read due at, the push they follow)
+ANSWER_CLAIM_KEY = "calendar_sync:answer-claim:{}"  # held by the round reading the meeting now
 ANSWER_READ_CAP_SECONDS = 60.0
 
 
 ANSWER_READS_PER_ROUND = 40
 
 
-def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, most: int = ANSWER_READS_PER_ROUND) -> list[Reservation]:
-    """The reservations whose next answer read is due, each read spaced out from its last:
-    ``base`` seconds after the first, then twice as long each time, at most a minute apart.
-    Without it every scheduled check re-read every meeting still waiting — hundreds of reads
-    a minute into the one organizer mailbox in Strict mode, taking its 4 request slots from
-    the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
-    worker's check counts. At most ``most`` per round, the longest waiting first: the reads of
-    a round run one after another, and a round marks only what it reads itself — a long
-    round would leave meetings marked but unread while the next rounds skip them; the rest
-    are due in the next round (a check is scheduled every confirm delay while any wait).
+def _push_time(reservation: Reservation) -> float:
+    """When the reservation's latest push was processed (epoch seconds; 0 if unknown)."""
+    pushed = getattr(reservation, "pushed_at", None)
+    return pushed.timestamp() if pushed else 0.0
 
-    Two workers' checks running at once each see a meeting due: a read is *claimed*
-    (``_claim``: set-if-absent, expiring when the next read is due) and only the claim's
-    winner reads it, so a meeting is read at most once per pause across all workers."""
-    keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
-    seen = cache.get_many(list(keys.values()))
+
+def _next_read(mark, pushed: float, base: float) -> tuple[int, float]:
+    """(reads so far, when the next read is due) of a meeting whose latest push was at ``pushed``,
+    from its mark in the cache. A meeting not read since that push is first read ``base`` (the
+    confirm delay) after it: the room's booking attendant answers within seconds, so a read
+    right after the push would find no answer and read it again (issue 17)."""
+    reads, next_at, *rest = mark or (0, 0.0)
+    if mark is None or (rest[0] if rest else None) != pushed:
+        return 0, pushed + base
+    return reads, next_at
+
+
+class AnswerRound:
+    """The reservations one check round claimed (``_due_for_a_read``), read by it and marked
+    when read (``done``), and when the earliest of the waiting ones comes due (``next_at``)."""
+
+    def __init__(self, base: float, keep: float, lease: float, request_wait: float):
+        self.base, self.keep, self.lease, self.request_wait = base, keep, lease, request_wait
+        self.due: list[Reservation] = []
+        self.reads: dict[int, int] = {}  # pk -> the answer reads before this round's
+        self.held: set[int] = set()  # claimed, not yet marked
+        self.later: list[float] = []  # when the waiting reservations come due
+        self.claimed_at = time.time()
+
+    @property
+    def next_at(self) -> float | None:
+        return min(self.later, default=None)
+
+    def hold(self) -> None:
+        """Before each request of the round: the claims still held are renewed to a full lease
+        when what is left of it might not outlast one request (``request_wait_seconds``), so a
+        round stuck behind the pushes for minutes keeps its meetings to itself."""
+        if self.held and time.time() - self.claimed_at > self.lease - self.request_wait:
+            _extend([ANSWER_CLAIM_KEY.format(pk) for pk in self.held], self.lease)
+            self.claimed_at = time.time()
+
+    def done(self, read: list[tuple[Reservation, bool]]) -> None:
+        """The reservations read (with whether each still waits for its answer): each marked read
+        — its next read ``base`` after this one, then twice as long each time, at most a minute —
+        and its claim released, in that order: a round that claims it next sees the mark."""
+        if not read:
+            return
+        now = time.time()
+        marks = {}
+        for reservation, waiting in read:
+            reads = self.reads[reservation.pk]
+            pause = min(ANSWER_READ_CAP_SECONDS, self.base * 2 ** reads)
+            marks[ANSWER_READ_KEY.format(reservation.pk)] = (reads + 1, now + pause, _push_time(reservation))
+            if waiting:
+                self.later.append(now + pause)
+        cache.set_many(marks, timeout=int(self.keep) + 60)
+        cache.delete_many([ANSWER_CLAIM_KEY.format(r.pk) for r, _ in read])
+        self.held.difference_update(r.pk for r, _ in read)
+
+
+def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, lease: float,
+                    request_wait: float = 0.0, most: int = ANSWER_READS_PER_ROUND) -> AnswerRound:
+    """The reservations whose next answer read is due, claimed for this round: the first read
+    ``base`` seconds after the meeting's push (``_next_read``), each next one spaced out from the
+    last. Without it every scheduled check re-read every meeting still waiting — hundreds of
+    reads a minute into the one organizer mailbox in Strict mode, taking its 4 request slots
+    from the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
+    worker's check counts. At most ``most`` per round, the longest waiting first; the rest are
+    due in the next round.
+
+    Several workers' checks run side by side (and one worker's: a round that finds more due
+    queues the next). A read is *claimed* (``_claim``: set-if-absent) and only the claim's winner
+    reads it; the claim lasts until the round has applied the answer and marked the meeting read
+    (``AnswerRound.done``), for ``lease`` seconds at a time (``AnswerRound.hold`` renews it), so
+    a meeting is read once per pause across all workers however long the round takes. (It
+    expired with the pause: a round of 40 one-by-one reads behind the pushes takes longer, and
+    applies its answers at the end — a later round read the same meetings again: 1.5 to 3.3
+    answer reads per create.) A worker that dies mid-round leaves its claims to expire."""
+    found = AnswerRound(base, keep, lease, request_wait)
+    marks = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
+    claims = {r.pk: ANSWER_CLAIM_KEY.format(r.pk) for r in reservations}
+    seen = cache.get_many([*marks.values(), *claims.values()])
     now = time.time()
-    candidates: list[tuple[Reservation, int, float]] = []
+    candidates: list[tuple[Reservation, int]] = []
     for reservation in reservations:
-        reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
-        if next_at > now:
+        if claims[reservation.pk] in seen:
+            found.later.append(now + lease)  # another round's: it marks it when read (or its claim expires)
+            continue
+        reads, due_at = _next_read(seen.get(marks[reservation.pk]), _push_time(reservation), base)
+        if due_at > now:
+            found.later.append(due_at)
             continue
         if len(candidates) >= most:
             break
-        candidates.append((reservation, reads, min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads)))
-    won = _claim([(ANSWER_CLAIM_KEY.format(r.pk), pause) for r, _, pause in candidates])
-    due, marks = [], {}
-    for (reservation, reads, pause), ours in zip(candidates, won, strict=True):
-        if ours:
-            due.append(reservation)
-            marks[keys[reservation.pk]] = (reads + 1, now + pause)
-    if marks:
-        cache.set_many(marks, timeout=int(keep) + 60)
-    return due
-
-
-ANSWER_CLAIM_KEY = "calendar_sync:answer-claim:{}"
+        candidates.append((reservation, reads))
+    won = [c for c, ours in zip(candidates, _claim([(claims[r.pk], lease) for r, _ in candidates]), strict=True) if ours]
+    found.claimed_at = time.time()
+    # A round that read one of them between our look and our claim has marked it: look again.
+    again = cache.get_many([marks[r.pk] for r, _ in won]) if won else {}
+    released = []
+    for reservation, reads in won:
+        mark = again.get(marks[reservation.pk])
+        if mark != seen.get(marks[reservation.pk]):
+            reads, due_at = _next_read(mark, _push_time(reservation), base)
+            if due_at > found.claimed_at:
+                released.append(claims[reservation.pk])
+                found.later.append(due_at)
+                continue
+        found.due.append(reservation)
+        found.reads[reservation.pk] = reads
+        found.held.add(reservation.pk)
+    if released:
+        cache.delete_many(released)
+    if len(won) < len(candidates):
+        found.later.append(now + lease)  # claimed by another round meanwhile
+    return found
 
 
 def _claim(keys: list[tuple[str, float]]) -> list[bool]:
@@ -122,13 +205,34 @@ def _claim(keys: list[tuple[str, float]]) -> list[bool]:
     ``cache.add`` each."""
     if not keys:
         return []
-    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
-    if client_of is not None and hasattr(cache, "make_and_validate_key"):
-        pipe = client_of(write=True).pipeline(transaction=False)
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
         for key, seconds in keys:
             pipe.set(cache.make_and_validate_key(key), 1, nx=True, px=max(1, int(seconds * 1000)))
         return [bool(ok) for ok in pipe.execute()]
     return [cache.add(key, 1, timeout=max(1, round(seconds))) for key, seconds in keys]
+
+
+def _extend(keys: list[str], seconds: float) -> None:
+    """Each key (a claim still held) expires ``seconds`` from now: one pipeline of ``PEXPIRE`` on Redis."""
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.pexpire(cache.make_and_validate_key(key), max(1, int(seconds * 1000)))
+        pipe.execute()
+        return
+    for key in keys:
+        cache.touch(key, timeout=max(1, round(seconds)))
+
+
+def _redis():
+    """The Redis client behind the cache, or None (the embedded default's file cache)."""
+    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if client_of is not None and hasattr(cache, "make_and_validate_key"):
+        return client_of(write=True)
+    return None
 
 
 def _pushed_since(qs, seconds: float):
@@ -142,27 +246,53 @@ def _pushed_since(qs, seconds: float):
     )
 
 
+def _with_push_time(qs):
+    """``pushed_at``: when the latest push of the reservation's meeting (its own, or its series')
+    was processed — its first answer read is due a confirm delay after it."""
+    processed = SyncEvent.objects.filter(state=SyncEvent.State.PROCESSED).order_by("-processed_at").values("processed_at")
+    own = Subquery(processed.filter(reservation_id=OuterRef("pk"))[:1])
+    series = Subquery(processed.filter(series_id=OuterRef("series_id"))[:1])
+    # GREATEST is NULL when either is on SQLite (PostgreSQL ignores NULLs): each side falls back on the other.
+    return qs.annotate(pushed_at=Greatest(Coalesce(own, series), Coalesce(series, own)))
+
+
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
                   on_more: Callable[[], None] | None = None) -> dict:
     """Read the room's answer for awaiting reservations (``max_age_seconds``: those pushed that
     recently, ``_pushed_since``). Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
-    scheduled check): only the reservations whose next read is due (``_due_for_a_read``)."""
+    scheduled check): only the reservations whose next read is due, claimed for this round
+    (``_due_for_a_read``); the counts then carry ``next_read_in``, the seconds until the next
+    of the waiting ones is due (None when none waits): when to check next."""
     qs = _awaiting()
     if max_age_seconds is not None:
         qs = _pushed_since(qs, max_age_seconds)
-    reservations = list(qs.order_by("created_at")[:limit])
-    if spaced and reservations:
-        settings = conf.get()
-        waiting = len(reservations)
-        reservations = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
-                                       keep=max_age_seconds or settings.confirm_follow_up_seconds)
-        if on_more is not None and len(reservations) == ANSWER_READS_PER_ROUND and waiting > len(reservations):
-            on_more()  # more may be due: the next round reads them alongside this one
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
-    if not reservations:
+    if spaced:
+        reservations = list(_with_push_time(qs).order_by("created_at")[:limit])
+        settings = conf.get()
+        found = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
+                                keep=max_age_seconds or settings.confirm_follow_up_seconds,
+                                lease=settings.lease_seconds, request_wait=settings.request_wait_seconds)
+        if on_more is not None and len(found.due) == ANSWER_READS_PER_ROUND and len(reservations) > len(found.due):
+            on_more()  # more may be due: the next round reads them alongside this one
+        try:
+            _read_answers(found.due, counts, found)
+        finally:
+            found.done([(r, True) for r in found.due if r.pk in found.held])  # a read that raised: read again after the pause
+        next_at = found.next_at
+        counts["next_read_in"] = None if next_at is None else max(0.0, next_at - time.time())
         return counts
+    _read_answers(list(qs.order_by("created_at")[:limit]), counts)
+    return counts
+
+
+def _read_answers(reservations: list[Reservation], counts: dict, found: AnswerRound | None = None) -> None:
+    """Read and apply the answers of ``reservations``' meetings, a batch at a time; each batch's
+    reservations marked read in ``found`` (a spaced round) once their answers are applied."""
+    if not reservations:
+        return
     clients: dict[int, object] = {}
     # (client, mailbox, event id) -> the reservations that meeting answers for
     meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
@@ -183,36 +313,45 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
     for client_key, refs in by_client.items():
         client = clients[client_key]
         items = [BatchItem("GET", users_path(mailbox, "events", event_id) + f"?$select={ORGANIZER_COPY_SELECT}") for mailbox, event_id in refs]
-        try:
-            # One read per mailbox per batch: a batch takes its slots of a mailbox together,
-            # and 4 at once never come free in an organizer mailbox the pushes keep busy
-            # (Strict mode): the answers would wait for the last push (bench/scale_outbound.py).
-            answers = client.batch(items, per_mailbox=1)
-        except GraphError as exc:
-            logger.warning("confirmation batch failed: %s", exc)
-            continue
-        for (mailbox, event_id), answer in zip(refs, answers, strict=True):
-            for reservation in meetings[(client_key, mailbox, event_id)]:
-                counts["checked"] += 1
-                _apply_answer(reservation, answer, counts)
-    return counts
+        # One read per mailbox per batch: a batch takes its slots of a mailbox together,
+        # and 4 at once never come free in an organizer mailbox the pushes keep busy
+        # (Strict mode): the answers would wait for the last push (bench/scale_outbound.py).
+        # A batch at a time: its answers applied and its meetings marked before the next.
+        for group in GraphClient.batch_groups(items, per_mailbox=1):
+            if found is not None:
+                found.hold()
+            read: list[tuple[Reservation, bool]] = []
+            try:
+                answers = client.batch([items[i] for i in group], per_mailbox=1)
+            except GraphError as exc:
+                logger.warning("confirmation batch failed: %s", exc)
+                read = [(r, True) for i in group for r in meetings[(client_key, *refs[i])]]  # read again after the pause
+            else:
+                for i, answer in zip(group, answers, strict=True):
+                    for reservation in meetings[(client_key, *refs[i])]:
+                        counts["checked"] += 1
+                        read.append((reservation, _apply_answer(reservation, answer, counts)))
+            if found is not None:
+                found.done(read)
 
 
-def _apply_answer(reservation: Reservation, answer, counts: dict) -> None:
+def _apply_answer(reservation: Reservation, answer, counts: dict) -> bool:
+    """Apply one read of the organizer's copy; whether the reservation still waits for its answer."""
     if isinstance(answer, NotFound):
         counts["missing"] += 1
         outcomes.mark_conflicted(reservation, "The meeting no longer exists in Exchange.")
-        return
+        return False
     if not isinstance(answer, GraphResponse):
-        return
+        return True
     body = answer.body or {}
     if body.get("isCancelled"):
         counts["missing"] += 1
         outcomes.mark_conflicted(reservation, "The meeting was cancelled in Exchange.")
-        return
+        return False
     _record_change_key(reservation, body.get("changeKey", ""))
     result = apply_room_answer(reservation, body)
     counts[{"accepted": "confirmed", "declined": "rejected"}.get(result, "unanswered")] += 1
+    return result not in ("accepted", "declined")
 
 
 

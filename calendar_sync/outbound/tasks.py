@@ -4,6 +4,7 @@ the work is in ``worker`` and ``confirm``, which return what to schedule next.""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -20,7 +21,8 @@ from . import confirm, worker
 
 logger = logging.getLogger("calendar_sync")
 
-CONFIRM_KEY = "calendar_sync:confirm-scheduled"
+CONFIRM_KEY = "calendar_sync:confirm-scheduled"  # when the scheduled check is due (epoch seconds)
+MIN_CHECK_COUNTDOWN = 0.1  # a check asked for sooner runs this long from now
 
 
 def enqueue_push(event_id: int) -> None:
@@ -44,15 +46,24 @@ def push_sync_event(event_id: int, reprocess: bool = False) -> str:
     return outcome.status
 
 
-def schedule_confirmation_check() -> None:
-    """Read the room's answer shortly; many pushes share one scheduled check."""
-    delay = conf.get().confirm_delay_seconds
+def schedule_confirmation_check(countdown: float | None = None) -> None:
+    """Read the room's answer shortly: ``countdown`` seconds from now (the confirm delay: a
+    push's meeting is due then). Many pushes share one scheduled check; one asked for earlier
+    than the check already scheduled is queued too (a check's next, for a meeting due sooner
+    than a far one scheduled)."""
+    delay = conf.get().confirm_delay_seconds if countdown is None else max(countdown, MIN_CHECK_COUNTDOWN)
     if conf.tasks_run_eagerly():
         return  # tests call confirm.check_answers / check_confirmations themselves
-    # One scheduled check at a time; the check drops the key when it starts, so a push
-    # after that schedules the next one. The timeout only guards against a lost task.
-    if cache.add(CONFIRM_KEY, 1, timeout=int(delay) + 60):
-        check_confirmations.apply_async(countdown=delay)
+    # One scheduled check at a time (its time in the key); the check drops the key when it
+    # starts, so a push after that schedules the next one. The timeout only guards against a
+    # lost task.
+    at = time.time() + delay
+    if not cache.add(CONFIRM_KEY, at, timeout=int(delay) + 60):
+        scheduled = cache.get(CONFIRM_KEY)
+        if isinstance(scheduled, (int, float)) and scheduled <= at + MIN_CHECK_COUNTDOWN:
+            return
+        cache.set(CONFIRM_KEY, at, timeout=int(delay) + 60)
+    check_confirmations.apply_async(countdown=delay)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -63,8 +74,10 @@ def check_confirmations() -> dict:
     # round of 40 queues the next before it reads (its reads go one by one).
     counts = confirm.check_answers(max_age_seconds=window, spaced=True,
                                    on_more=None if conf.tasks_run_eagerly() else check_confirmations.delay)
-    if confirm.pending_answers(max_age_seconds=window) and not conf.tasks_run_eagerly():
-        schedule_confirmation_check()
+    if counts["next_read_in"] is not None:
+        # The next check when the next waiting meeting is due (a confirm delay after its push,
+        # or its pause after its last read), not a fixed interval.
+        schedule_confirmation_check(counts["next_read_in"])
     return counts
 
 

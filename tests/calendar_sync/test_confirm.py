@@ -66,51 +66,70 @@ def test_no_answer_within_the_callback_limit_rejects(provider, mode, emulator, a
 
 
 def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks, settings):
-    """The check that follows pushes reads a waiting meeting again only after a growing
-    pause (1, 2, 4 … s here, at most a minute): a room that hasn't answered is not read on
-    every round while pushes keep the organizer's mailbox busy. Calls without ``spaced``
-    (the tests' helpers, an admin's look) read every time."""
+    """The check that follows pushes reads a waiting meeting a confirm delay after its push,
+    then again only after a growing pause (1, 2, 4 … s here, at most a minute): a room that
+    hasn't answered is not read on every round while pushes keep the organizer's mailbox busy.
+    Calls without ``spaced`` (the tests' helpers, an admin's look) read every time. (Each step
+    of the first read and the scheduling: test_answer_reads.py.)"""
     settings.CALENDAR_SYNC_CONFIRM_DELAY_SECONDS = 1
     from django.core.cache import cache
+
+    from reservations.models import SyncEvent
 
     mode("Strict")
     emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer
     r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, 9))
-    cache.delete_many([confirm.ANSWER_READ_KEY.format(r.pk), confirm.ANSWER_CLAIM_KEY.format(r.pk)])
+    key = confirm.ANSWER_READ_KEY.format(r.pk)
+    cache.delete_many([key, confirm.ANSWER_CLAIM_KEY.format(r.pk)])
+    pushed = SyncEvent.objects.get(reservation=r)
+    SyncEvent.objects.filter(pk=pushed.pk).update(processed_at=pushed.processed_at - dt.timedelta(seconds=1))  # its first read is due
 
     def reads() -> int:
         log = emulator.request_log(limit=1000)
         return sum(1 for e in log["entries"] if e["method"] == "GET" and e["batch"])
 
     emulator.clear_request_log()
-    assert confirm.check_answers(spaced=True)["checked"] == 1
-    assert confirm.check_answers(spaced=True)["checked"] == 0  # read a moment ago: not yet
-    assert reads() == 1
-    reads_so_far, next_at = cache.get(confirm.ANSWER_READ_KEY.format(r.pk))
-    assert reads_so_far == 1
-    assert 0 < next_at - time.time() <= 1.0  # the first pause: the confirm delay
-    cache.set(confirm.ANSWER_READ_KEY.format(r.pk), (1, 0.0))  # its pause is over
-    cache.delete(confirm.ANSWER_CLAIM_KEY.format(r.pk))  # and so its claim (it expires with the pause)
     before = time.time()
     assert confirm.check_answers(spaced=True)["checked"] == 1
-    reads_so_far, later = cache.get(confirm.ANSWER_READ_KEY.format(r.pk))
+    after = time.time()
+    assert confirm.check_answers(spaced=True)["checked"] == 0  # read a moment ago: not yet
+    assert reads() == 1
+    reads_so_far, next_at, push = cache.get(key)
+    assert reads_so_far == 1
+    assert before + 1 <= next_at <= after + 1  # the first pause: the confirm delay after the read
+    cache.set(key, (1, 0.0, push))  # its pause is over
+    before = time.time()
+    assert confirm.check_answers(spaced=True)["checked"] == 1
+    reads_so_far, later, _ = cache.get(key)
     assert reads_so_far == 2 and before + 2 <= later <= time.time() + 2  # the second pause is twice the first
     assert confirm.check_answers()["checked"] == 1  # unspaced: read regardless
     assert reads() == 3
     assert Reservation.objects.get(pk=r.pk).state == State.AWAITING_CONFIRMATION
 
 
-def test_a_round_of_answer_reads_marks_only_what_it_reads():
-    """At most ``most`` meetings per round, the first in line; the others stay due for the
-    next round instead of being marked as read while nobody reads them."""
+def test_a_round_of_answer_reads_keeps_what_it_claims_and_marks_only_what_it_reads():
+    """At most ``most`` meetings per round, the first in line, claimed until the round has read
+    them (``done``), however long that takes: a round meanwhile takes the next in line; nothing
+    is marked read before it is read."""
     from django.core.cache import cache
 
     waiting = [Reservation(pk=pk) for pk in (900001, 900002, 900003)]
     cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
-    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900001, 900002]
+
+    def round_():
+        return confirm._due_for_a_read(waiting, base=1, keep=60, lease=60, most=2)
+
+    first = round_()
+    assert [r.pk for r in first.due] == [900001, 900002]
+    assert cache.get_many([confirm.ANSWER_READ_KEY.format(r.pk) for r in waiting]) == {}
+    second = round_()
+    assert [r.pk for r in second.due] == [900003]  # the first round's are still its own
+    assert round_().due == []
+    first.done([(r, True) for r in first.due])
+    assert [cache.get(confirm.ANSWER_READ_KEY.format(pk))[0] for pk in (900001, 900002)] == [1, 1]
     assert cache.get(confirm.ANSWER_READ_KEY.format(900003)) is None
-    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900003]
-    assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == []
+    assert round_().due == []  # read: due again after the pause; 900003 still the second round's
+    assert first.next_at is not None
 
 
 def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
@@ -127,7 +146,7 @@ def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
 
     def check() -> None:
         barrier.wait()
-        taken.extend(r.pk for r in confirm._due_for_a_read(waiting, base=5, keep=60, most=40))
+        taken.extend(r.pk for r in confirm._due_for_a_read(waiting, base=5, keep=60, lease=60, most=40).due)
 
     threads = [threading.Thread(target=check) for _ in range(8)]
     for thread in threads:
@@ -135,7 +154,7 @@ def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
     for thread in threads:
         thread.join()
     assert sorted(taken) == [r.pk for r in waiting]  # every one read, none twice
-    assert confirm._due_for_a_read(waiting, base=5, keep=60, most=40) == []
+    assert confirm._due_for_a_read(waiting, base=5, keep=60, lease=60, most=40).due == []
 
 
 def test_the_answer_check_after_a_push_counts_from_the_push_not_the_booking(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
