@@ -220,6 +220,27 @@ def test_checks_running_at_once_read_each_meeting_once(provider, mode, emulator,
     assert set(Reservation.objects.filter(pk__in=[r.pk for r in booked]).values_list("state", flat=True)) == {State.CONFIRMED}
 
 
+def test_a_long_round_renews_the_claims_it_still_holds():
+    """A round stuck behind the pushes for most of its lease renews the claims of the meetings
+    it has not read yet before its next request (``AnswerRound.hold``), not those it has read."""
+    from django.core.cache import cache
+
+    waiting = [Reservation(pk=pk) for pk in (920001, 920002)]
+    keys = [confirm.ANSWER_CLAIM_KEY.format(r.pk) for r in waiting]
+    cache.delete_many(keys + [confirm.ANSWER_READ_KEY.format(r.pk) for r in waiting])
+    found = confirm._due_for_a_read(waiting, base=1, keep=60, lease=60, request_wait=35)
+    found.done([(waiting[0], True)])  # the first read
+    client = confirm._redis()
+    raw = [cache.make_and_validate_key(k) for k in keys]
+    client.pexpire(raw[1], 2000)  # 58 s of the lease gone ...
+    found.claimed_at -= 58
+    found.hold()  # ... before the next request
+    assert client.exists(raw[0]) == 0  # read: released
+    assert client.pttl(raw[1]) > 30_000  # a full lease again
+    found.hold()  # just renewed: nothing to do
+    assert client.pttl(raw[1]) > 30_000
+
+
 # --- the next check ----------------------------------------------------------------------------------
 
 
