@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from reservations import feeds, services
 from reservations.exceptions import ReservationError
 from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
+from workplace.admin_filters import CappedRelatedFieldListFilter
 from workplace.zones import local_time
 
 
@@ -35,10 +36,13 @@ class SubsourceFilter(admin.SimpleListFilter):
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
     list_display = ["subject", "room", "starts", "ends", "requested_for", "state", "approval_state", "sync_state", "source", "subsource", "origin"]
-    list_filter = ["state", "approval_state", "sync_state", "source", SubsourceFilter, "kind", "origin", "room__building", "room", ("start", admin.DateFieldListFilter)]
+    list_filter = ["state", "approval_state", "sync_state", "source", SubsourceFilter, "kind", "origin", ("room__building", CappedRelatedFieldListFilter),
+                   ("room", CappedRelatedFieldListFilter), ("start", admin.DateFieldListFilter)]
     search_fields = ["subject", "requested_for__username", "requested_for__email", "requested_by__email", "room__name", "event_id", "ical_uid"]
     date_hierarchy = "start"
     list_select_related = ["room__building", "requested_for"]
+    # Hundreds of thousands of rows: no second count(*) of the whole table on every page.
+    show_full_result_count = False
     raw_id_fields = ["requested_by", "requested_for", "series"]
     readonly_fields = ["created_at", "updated_at", "cancelled_at", "approval_requested_at", "approval_decided_by"]
     inlines = [AttendeeInline]
@@ -100,7 +104,7 @@ class OccurrenceInline(admin.TabularInline):
 @admin.register(ReservationSeries)
 class ReservationSeriesAdmin(admin.ModelAdmin):
     list_display = ["subject", "room", "frequency", "interval", "first_starts", "until", "count", "requested_for"]
-    list_filter = ["frequency", "room"]
+    list_filter = ["frequency", ("room", CappedRelatedFieldListFilter)]
     search_fields = ["subject", "requested_for__email", "room__name", "event_id", "ical_uid"]
     list_select_related = ["room__building", "requested_for"]
     raw_id_fields = ["requested_by", "requested_for"]

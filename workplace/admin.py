@@ -14,6 +14,7 @@ from django.utils.safestring import mark_safe
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS
 
+from workplace.admin_filters import CappedRelatedFieldListFilter
 from workplace.directory import keep_hand_set, take_exchange_values
 from workplace.models import (
     ApiToken,
@@ -52,7 +53,7 @@ class BuildingAdmin(admin.ModelAdmin):
 @admin.register(Floor)
 class FloorAdmin(admin.ModelAdmin):
     list_display = ["name", "building", "level"]
-    list_filter = ["building"]
+    list_filter = [("building", CappedRelatedFieldListFilter)]
     search_fields = ["name", "building__name"]
     list_select_related = ["building"]
 
@@ -121,9 +122,11 @@ class RoomAdmin(admin.ModelAdmin):
     form = RoomAdminForm
     list_display = ["name", "building", "floor", "capacity", "mailbox", "sync_enabled", "needs_approval", "group_reservations_enabled", "reservable",
                     "exchange_gone", "differs_from_exchange"]
-    list_filter = ["building", "sync_enabled", "needs_approval", "reservable", "group_reservations_enabled", "exchange_gone", "booking_type", "equipment"]
+    list_filter = [("building", CappedRelatedFieldListFilter), "sync_enabled", "needs_approval", "reservable", "group_reservations_enabled",
+                   "exchange_gone", "booking_type", "equipment"]
     search_fields = ["name", "mailbox", "building__name"]
-    list_select_related = ["building", "floor"]
+    # The floor's str() names its building too.
+    list_select_related = ["building", "floor__building"]
     filter_horizontal = ["equipment"]
     inlines = [ArrangementInline]
     actions = ["use_exchange_values"]
@@ -227,6 +230,8 @@ if admin.site.is_registered(User):
 class PersonAdmin(DjangoUserAdmin):
     inlines = [ProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active"]
+    # A room that needs approval has its approvers group: as many groups as such rooms.
+    list_filter = ["is_staff", "is_superuser", "is_active", ("groups", CappedRelatedFieldListFilter)]
 
 
 class ApiTokenAddForm(forms.ModelForm):
@@ -290,7 +295,7 @@ class RoomPanelAdmin(admin.ModelAdmin):
 
     form = RoomPanelAddForm
     list_display = ["name", "room", "token_prefix", "created_at", "last_seen_at", "is_revoked"]
-    list_filter = ["room__building", "revoked_at"]
+    list_filter = [("room__building", CappedRelatedFieldListFilter), "revoked_at"]
     search_fields = ["name", "room__name", "token_prefix"]
     list_select_related = ["room__building"]
     raw_id_fields = ["room"]
