@@ -8,6 +8,7 @@ from reservations import feeds, services
 from reservations.exceptions import ReservationError
 from reservations.models import Attendee, CalendarFeed, Reservation, ReservationSeries
 from workplace.admin_filters import CappedRelatedFieldListFilter
+from workplace.models import Arrangement
 from workplace.zones import local_time
 
 
@@ -33,8 +34,28 @@ class SubsourceFilter(admin.SimpleListFilter):
         return queryset.filter(subsource="" if value == "-" else value)
 
 
+class ReservationAdminForm(forms.ModelForm):
+    """The arrangement is one of the reservation's room's (a handful), not a select of every
+    room's layouts (2,000 rooms, each with its own)."""
+
+    class Meta:
+        model = Reservation
+        exclude: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("arrangement")
+        if field is None:
+            return
+        room = self.data.get(self.add_prefix("room")) if self.is_bound else self.instance.room_id
+        room = int(room) if str(room or "").isdigit() else None
+        field.queryset = Arrangement.objects.filter(room_id=room).select_related("room") if room else Arrangement.objects.none()
+        field.help_text = "One of the room's layouts (a new reservation: save it with its room, then choose)."
+
+
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
+    form = ReservationAdminForm
     list_display = ["subject", "room", "starts", "ends", "requested_for", "state", "approval_state", "sync_state", "source", "subsource", "origin"]
     list_filter = ["state", "approval_state", "sync_state", "source", SubsourceFilter, "kind", "origin", ("room__building", CappedRelatedFieldListFilter),
                    ("room", CappedRelatedFieldListFilter), ("start", admin.DateFieldListFilter)]
@@ -43,7 +64,8 @@ class ReservationAdmin(admin.ModelAdmin):
     list_select_related = ["room__building", "requested_for"]
     # Hundreds of thousands of rows: no second count(*) of the whole table on every page.
     show_full_result_count = False
-    raw_id_fields = ["requested_by", "requested_for", "series"]
+    # 2,000 rooms, thousands of people and series: boxes that search, not selects.
+    autocomplete_fields = ["room", "requested_by", "requested_for", "series"]
     readonly_fields = ["created_at", "updated_at", "cancelled_at", "approval_requested_at", "approval_decided_by"]
     inlines = [AttendeeInline]
     actions = ["approve_selected", "decline_selected"]
@@ -107,7 +129,7 @@ class ReservationSeriesAdmin(admin.ModelAdmin):
     list_filter = ["frequency", ("room", CappedRelatedFieldListFilter)]
     search_fields = ["subject", "requested_for__email", "room__name", "event_id", "ical_uid"]
     list_select_related = ["room__building", "requested_for"]
-    raw_id_fields = ["requested_by", "requested_for"]
+    autocomplete_fields = ["room", "requested_by", "requested_for"]
     inlines = [OccurrenceInline]
 
     @admin.display(description="First start (building time)", ordering="first_start")
@@ -126,6 +148,8 @@ class RoomFeedForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["room"].required = True
         self.fields["room"].queryset = self.fields["room"].queryset.filter(calendar_feed__isnull=True).select_related("building")
+        # The autocomplete offers every room; one that has its feed is refused here.
+        self.fields["room"].error_messages["invalid_choice"] = "This room has its feed already: reset its link on that feed instead."
 
 
 @admin.register(CalendarFeed)
@@ -137,6 +161,7 @@ class CalendarFeedAdmin(admin.ModelAdmin):
     list_filter = [("room", admin.EmptyFieldListFilter), ("user", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "user__email", "room__name", "room__building__name"]
     list_select_related = ["user", "room__building"]
+    autocomplete_fields = ["room"]
     actions = ["reset_links"]
     readonly_fields = ["owner", "feed_url", "created_at", "rotated_at", "last_accessed_at", "content_changed_at"]
 
