@@ -13,7 +13,8 @@ class SyncEventAdmin(admin.ModelAdmin):
     list_display = ("id", "type", "state", "reservation", "series", "attempts", "next_attempt_at", "short_error", "created_at", "processed_at")
     list_filter = ("state", "type", ("created_at", admin.DateFieldListFilter), ("reservation__room__building", CappedRelatedFieldListFilter),
                    ("reservation__room", CappedRelatedFieldListFilter))
-    search_fields = ("=id", "=reservation__id", "reservation__subject", "reservation__event_id", "error")
+    # The Graph event id whole (the reservation's rsv_event_id index), not any part of it.
+    search_fields = ("=id", "=reservation__id", "reservation__subject", "reservation__event_id__exact", "error")
     date_hierarchy = "created_at"
     list_select_related = ("reservation__room", "series")
     # Hundreds of thousands of rows: no second count(*) of the whole table on every page.
