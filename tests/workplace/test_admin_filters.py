@@ -37,6 +37,9 @@ def test_a_room_filter_over_150_rooms_lists_the_first_100_and_a_box_for_the_othe
     assert len(links) == 1 + CHOICES_LIMIT == 101  # "All" and the first 100 by building and name
     assert links[1] == "Room 000 (Tower)" and links[-1] == "Room 099 (Tower)"
     assert 'name="room__narrow"' in html and "Only the first 100 are listed" in html
+    # With the facets' counts too (one aggregate over the listed rooms).
+    faceted = client.get("/admin/reservations/reservation/", {"_facets": "True"}).content.decode()
+    assert len(links := filter_links(faceted, "room")) == 101 and links[1] == "Room 000 (Tower) (1)"
 
 
 def test_the_room_filtered_by_stays_listed_and_selected_beyond_the_first_100(client, admin, rooms_150):
