@@ -69,8 +69,10 @@ class ReservationAdmin(admin.ModelAdmin):
                    ("room", CappedRelatedFieldListFilter), ("start", admin.DateFieldListFilter)]
     # What the search looks in; get_search_results says how (index-friendly).
     search_fields = ["subject", "room__name", "requested_for__username", "requested_for__email", "requested_by__email", "event_id", "ical_uid"]
-    search_help_text = ("Words of the subject; the start of a room's name, or of a person's username or e-mail (organizer or "
-                        "requester); a whole Graph event id or iCalUId.")
+    # Said under the box by admin/reservations/reservation/change_list.html (not search_help_text:
+    # its aria-describedby on the icon-labelled box is a serious axe-core violation, label-title-only).
+    search_hint = ("Search finds words of the subject; the start of a room's name, or of a person's username or e-mail "
+                   "(organizer or requester); a whole Graph event id or iCalUId.")
     date_hierarchy = "start"
     list_select_related = ["room__building", "requested_for"]
     # Hundreds of thousands of rows: no second count(*) of the whole table on every page.

@@ -82,3 +82,9 @@ def test_sync_events_are_found_by_the_whole_event_id_of_their_reservation(client
     listed = client.get("/admin/reservations/syncevent/", {"q": "AAMkADReview=="}).context["cl"].result_list
     assert [e.pk for e in listed] == [event.pk]
     assert list(client.get("/admin/reservations/syncevent/", {"q": "ADReview"}).context["cl"].result_list) == []
+
+
+def test_the_changelist_says_what_the_search_finds(client, admin, booked):
+    client.force_login(admin)
+    html = client.get("/admin/reservations/reservation/").content.decode()
+    assert "Search finds words of the subject; the start of a room&#x27;s name" in html
