@@ -197,6 +197,7 @@ class PersonalTokenAdmin(admin.ModelAdmin):
     list_display = ["user", "account_email", "provider", "connected_at", "refreshed_at", "needs_reconnect"]
     list_filter = ["needs_reconnect", "provider"]
     search_fields = ["user__username", "account_email"]
+    list_select_related = ["user", "provider"]
     fields = ["user", "provider", "account_email", "connected_at", "refreshed_at", "needs_reconnect", "last_error"]
     readonly_fields = fields
 

@@ -4,16 +4,18 @@ import segno
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS
 
+from workplace.admin_filters import CappedRelatedFieldListFilter
 from workplace.directory import keep_hand_set, take_exchange_values
 from workplace.models import (
     ApiToken,
@@ -52,9 +54,14 @@ class BuildingAdmin(admin.ModelAdmin):
 @admin.register(Floor)
 class FloorAdmin(admin.ModelAdmin):
     list_display = ["name", "building", "level"]
-    list_filter = ["building"]
+    list_filter = [("building", CappedRelatedFieldListFilter)]
     search_fields = ["name", "building__name"]
     list_select_related = ["building"]
+    autocomplete_fields = ["building"]
+
+    def get_queryset(self, request):
+        # A floor's name says its building: the room form's floor box lists floors too.
+        return super().get_queryset(request).select_related(*self.list_select_related)
 
 
 @admin.register(Equipment)
@@ -78,14 +85,39 @@ def _shown(value) -> str:
     return "—" if value in (None, "") else str(value)
 
 
+class ApproverCandidatesView(AutocompleteJsonView):
+    """What the approvers box offers as the admin types (Django's autocomplete JSON, for
+    select2): active people, found by the people admin's search fields, a page at a time."""
+
+    def process_request(self, request):
+        people = get_user_model()
+        return request.GET.get("term", ""), self.admin_site.get_model_admin(people), None, people._meta.pk.attname
+
+    def get_queryset(self):
+        queryset = self.model_admin.get_queryset(self.request).filter(is_active=True).order_by("username")
+        queryset, duplicates = self.model_admin.get_search_results(self.request, queryset, self.term)
+        return queryset.distinct() if duplicates else queryset
+
+
+class ApproversWidget(AutocompleteSelectMultiple):
+    """Django's autocomplete box over the members of a group (``Group.user``, the reverse of
+    ``User.groups``), asking ApproverCandidatesView: thousands of people are never one select."""
+
+    def __init__(self):
+        super().__init__(Group._meta.get_field("user"), admin.site)
+
+    def get_url(self):
+        return reverse(f"{self.admin_site.name}:workplace_room_approver_candidates")
+
+
 class RoomAdminForm(forms.ModelForm):
     """The room, and who approves its bookings: the members of its approvers group are edited
     here (the group "Approvers of <room>" is made when the room has none yet)."""
 
     approver_users = forms.ModelMultipleChoiceField(
         queryset=None, required=False, label="Approvers",
-        help_text="The people who approve or decline this room's bookings (members of its approvers group).",
-        widget=FilteredSelectMultiple("approvers", is_stacked=False),
+        help_text="The people who approve or decline this room's bookings (members of its approvers group): type a name to add one.",
+        widget=ApproversWidget(),
     )
 
     class Meta:
@@ -121,10 +153,14 @@ class RoomAdmin(admin.ModelAdmin):
     form = RoomAdminForm
     list_display = ["name", "building", "floor", "capacity", "mailbox", "sync_enabled", "needs_approval", "group_reservations_enabled", "reservable",
                     "exchange_gone", "differs_from_exchange"]
-    list_filter = ["building", "sync_enabled", "needs_approval", "reservable", "group_reservations_enabled", "exchange_gone", "booking_type", "equipment"]
+    list_filter = [("building", CappedRelatedFieldListFilter), "sync_enabled", "needs_approval", "reservable", "group_reservations_enabled",
+                   "exchange_gone", "booking_type", "equipment"]
     search_fields = ["name", "mailbox", "building__name"]
-    list_select_related = ["building", "floor"]
+    # The floor's str() names its building too.
+    list_select_related = ["building", "floor__building"]
     filter_horizontal = ["equipment"]
+    # Hundreds of floors and approvers groups at 2,000 rooms: boxes that search, not selects.
+    autocomplete_fields = ["building", "floor", "approvers"]
     inlines = [ArrangementInline]
     actions = ["use_exchange_values"]
     readonly_fields = ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "differences_shown", "kept_fields", "check_in_qr"]
@@ -140,6 +176,15 @@ class RoomAdmin(admin.ModelAdmin):
         ("Exchange room directory", {"fields": ["exchange_id", "directory_provider", "exchange_synced_at", "exchange_gone", "kept_fields",
                                                 "differences_shown"]}),
     ]
+
+    def get_queryset(self, request):
+        # A room's name says its building: the autocompletes of reservations, series and feeds list
+        # rooms too. (The changelist adds list_select_related only to a queryset that selects none.)
+        return super().get_queryset(request).select_related(*self.list_select_related)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(ApproverCandidatesView.as_view(admin_site=self.admin_site))
+        return [path("approver-candidates/", view, name="workplace_room_approver_candidates"), *super().get_urls()]
 
     @admin.display(description="differs from Exchange")
     def differs_from_exchange(self, obj: Room) -> str:
@@ -227,6 +272,10 @@ if admin.site.is_registered(User):
 class PersonAdmin(DjangoUserAdmin):
     inlines = [ProfileInline]
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active"]
+    # A room that needs approval has its approvers group: as many groups as such rooms.
+    list_filter = ["is_staff", "is_superuser", "is_active", ("groups", CappedRelatedFieldListFilter)]
+    autocomplete_fields = ["groups"]
+    filter_horizontal = ["user_permissions"]
 
 
 class ApiTokenAddForm(forms.ModelForm):
@@ -290,7 +339,7 @@ class RoomPanelAdmin(admin.ModelAdmin):
 
     form = RoomPanelAddForm
     list_display = ["name", "room", "token_prefix", "created_at", "last_seen_at", "is_revoked"]
-    list_filter = ["room__building", "revoked_at"]
+    list_filter = [("room__building", CappedRelatedFieldListFilter), "revoked_at"]
     search_fields = ["name", "room__name", "token_prefix"]
     list_select_related = ["room__building"]
     raw_id_fields = ["room"]

@@ -7,6 +7,7 @@ from django.contrib.admin.utils import label_for_field
 from django.utils import timezone
 
 from exchange_auth.graph import GraphError
+from workplace.admin_filters import CappedAllValuesFieldListFilter
 
 from .. import conf
 from ..models import (
@@ -90,6 +91,8 @@ class WebhookNotificationAdmin(ReadOnly):
     search_fields = ("mailbox", "event_id", "subscription_graph_id")
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in WebhookNotification._meta.fields]
+    # The inbox grows by every notification: no second count(*) of it on every page.
+    show_full_result_count = False
 
 
 @admin.register(MailboxDeltaState)
@@ -102,9 +105,13 @@ class MailboxDeltaStateAdmin(ReadOnly):
 @admin.register(RoomEvent)
 class RoomEventAdmin(ReadOnly):
     list_display = ("mailbox", "subject", "start", "end", "organizer", "outcome", "reservation", "removed_at", "last_seen_at")
-    list_filter = ("outcome", "mailbox")
+    # One mailbox per synced room (2,000): the first ones listed, a box for the others.
+    list_filter = ("outcome", ("mailbox", CappedAllValuesFieldListFilter))
     search_fields = ("mailbox", "subject", "organizer", "event_id", "ical_uid")
     raw_id_fields = ("reservation",)
+    # The reservation's str() names its room.
+    list_select_related = ("reservation__room",)
+    show_full_result_count = False
     readonly_fields = [f.name for f in RoomEvent._meta.fields]
 
 
@@ -121,5 +128,6 @@ class NightlyChunkInline(admin.TabularInline):
 @admin.register(NightlyRun)
 class NightlyRunAdmin(ReadOnly):
     list_display = ("building", "mailbox", "local_date", "started_at", "finished_at", "summary")
+    list_select_related = ("building", "provider")
     readonly_fields = [f.name for f in NightlyRun._meta.fields]
     inlines = [NightlyChunkInline]
