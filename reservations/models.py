@@ -203,6 +203,9 @@ class Reservation(ExchangeLink):
             models.Index(fields=["state", "created_at"], name="rsv_state_created"),
             # The release job: active, not checked-in reservations by start (release.py's due scan).
             models.Index(fields=["start"], condition=Q(checked_in_at__isnull=True, state__in=ACTIVE_STATES), name="rsv_checkin_due"),
+            # Meta.ordering over every reservation (admin's changelist, staff's API list): a page
+            # of 300,000 rows read in order, not sorted whole (~0.7 s at that size without it).
+            models.Index(fields=["start", "id"], name="rsv_start_id"),
         ]
 
     def __str__(self) -> str:
