@@ -77,8 +77,8 @@ ANSWER_READ_CAP_SECONDS = 60.0
 ANSWER_READS_PER_ROUND = 40
 
 
-def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, most: int = ANSWER_READS_PER_ROUND) -> list[Reservation]:
-    """The reservations whose next answer read is due, each read spaced out from its last:
+def _due_for_a_read(reservation_ids: list[int], *, base: float, keep: float, most: int = ANSWER_READS_PER_ROUND) -> list[int]:
+    """The reservations (ids) whose next answer read is due, each read spaced out from its last:
     ``base`` seconds after the first, then twice as long each time, at most a minute apart.
     Without it every scheduled check re-read every meeting still waiting — hundreds of reads
     a minute into the one organizer mailbox in Strict mode, taking its 4 request slots from
@@ -91,23 +91,23 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
     Two workers' checks running at once each see a meeting due: a read is *claimed*
     (``_claim``: set-if-absent, expiring when the next read is due) and only the claim's
     winner reads it, so a meeting is read at most once per pause across all workers."""
-    keys = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
+    keys = {pk: ANSWER_READ_KEY.format(pk) for pk in reservation_ids}
     seen = cache.get_many(list(keys.values()))
     now = time.time()
-    candidates: list[tuple[Reservation, int, float]] = []
-    for reservation in reservations:
-        reads, next_at = seen.get(keys[reservation.pk]) or (0, 0.0)
+    candidates: list[tuple[int, int, float]] = []
+    for pk in reservation_ids:
+        reads, next_at = seen.get(keys[pk]) or (0, 0.0)
         if next_at > now:
             continue
         if len(candidates) >= most:
             break
-        candidates.append((reservation, reads, min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads)))
-    won = _claim([(ANSWER_CLAIM_KEY.format(r.pk), pause) for r, _, pause in candidates])
+        candidates.append((pk, reads, min(ANSWER_READ_CAP_SECONDS, base * 2 ** reads)))
+    won = _claim([(ANSWER_CLAIM_KEY.format(pk), pause) for pk, _, pause in candidates])
     due, marks = [], {}
-    for (reservation, reads, pause), ours in zip(candidates, won, strict=True):
+    for (pk, reads, pause), ours in zip(candidates, won, strict=True):
         if ours:
-            due.append(reservation)
-            marks[keys[reservation.pk]] = (reads + 1, now + pause)
+            due.append(pk)
+            marks[keys[pk]] = (reads + 1, now + pause)
     if marks:
         cache.set_many(marks, timeout=int(keep) + 60)
     return due
@@ -148,27 +148,38 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
     recently, ``_pushed_since``). Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
-    scheduled check): only the reservations whose next read is due (``_due_for_a_read``)."""
+    scheduled check): only the reservations whose next read is due (``_due_for_a_read``), and
+    only those read with their room and people — the others by id alone (a round read every
+    waiting reservation whole to pick its 40: in a backlog most of the answer check's CPU)."""
     qs = _awaiting()
     if max_age_seconds is not None:
         qs = _pushed_since(qs, max_age_seconds)
-    reservations = list(qs.order_by("created_at")[:limit])
-    if spaced and reservations:
-        settings = conf.get()
-        waiting = len(reservations)
-        reservations = _due_for_a_read(reservations, base=max(settings.confirm_delay_seconds, 0.5),
-                                       keep=max_age_seconds or settings.confirm_follow_up_seconds)
-        if on_more is not None and len(reservations) == ANSWER_READS_PER_ROUND and waiting > len(reservations):
-            on_more()  # more may be due: the next round reads them alongside this one
+    qs = qs.order_by("created_at")
+    if spaced:
+        waiting = list(qs.values_list("pk", flat=True)[:limit])
+        due: list[int] = []
+        if waiting:
+            settings = conf.get()
+            due = _due_for_a_read(waiting, base=max(settings.confirm_delay_seconds, 0.5),
+                                  keep=max_age_seconds or settings.confirm_follow_up_seconds)
+            if on_more is not None and len(due) == ANSWER_READS_PER_ROUND and len(waiting) > len(due):
+                on_more()  # more may be due: the next round reads them alongside this one
+        reservations = list(qs.filter(pk__in=due)) if due else []  # one still waiting: answered meanwhile, it is left
+    else:
+        reservations = list(qs[:limit])
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if not reservations:
         return counts
     clients: dict[int, object] = {}
+    providers: dict[int | None, object] = {}  # by the building's own provider: one read per round, not per meeting
     # (client, mailbox, event id) -> the reservations that meeting answers for
     meetings: dict[tuple[int, str, str], list[Reservation]] = defaultdict(list)
     for reservation in reservations:
         mailbox, event_id = meeting_of(reservation)
-        active = provider(reservation.room)
+        named = reservation.room.building.calendar_provider_id
+        active = providers.get(named)
+        if active is None:
+            active = providers[named] = provider(reservation.room)
         fake_event = SyncEvent(details={"system": False})
         plan, actor = plan_for(fake_event, reservation, reservation.room, active)
         try:

@@ -100,16 +100,41 @@ def test_the_scheduled_check_spaces_out_its_reads_of_a_meeting_still_waiting(pro
     assert Reservation.objects.get(pk=r.pk).state == State.AWAITING_CONFIRMATION
 
 
+def test_a_spaced_round_builds_only_the_reservations_it_reads(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks, monkeypatch):
+    """The scheduled check picks its round by id and reads only those whole, with one provider
+    read for the round: it built every waiting reservation (up to 1,000, with room and people)
+    to read 40 of them — most of the answer check's CPU in a backlog (issue 17)."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from exchange_auth.models import CalendarProvider
+
+    mode("Normal")
+    emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer: all three keep waiting
+    waiting = [book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, hour)) for hour in (9, 11, 13)]
+    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
+    cache.set(confirm.ANSWER_READ_KEY.format(waiting[0].pk), (1, time.time() + 60))  # read a moment ago: not due
+    built = []
+    from_db = Reservation.from_db.__func__
+    monkeypatch.setattr(Reservation, "from_db", classmethod(lambda cls, *a, **kw: built.append(1) or from_db(cls, *a, **kw)))
+    with CaptureQueriesContext(connection) as ctx:
+        assert confirm.check_answers(spaced=True)["checked"] == 2
+    assert len(built) == 2  # the two due, not the third
+    provider_table = CalendarProvider._meta.db_table
+    assert sum(provider_table in q["sql"] for q in ctx.captured_queries) == 1  # one provider read for the round
+
+
 def test_a_round_of_answer_reads_marks_only_what_it_reads():
     """At most ``most`` meetings per round, the first in line; the others stay due for the
     next round instead of being marked as read while nobody reads them."""
     from django.core.cache import cache
 
-    waiting = [Reservation(pk=pk) for pk in (900001, 900002, 900003)]
-    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
-    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900001, 900002]
+    waiting = [900001, 900002, 900003]
+    cache.delete_many([key.format(pk) for pk in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
+    assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == [900001, 900002]
     assert cache.get(confirm.ANSWER_READ_KEY.format(900003)) is None
-    assert [r.pk for r in confirm._due_for_a_read(waiting, base=1, keep=60, most=2)] == [900003]
+    assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == [900003]
     assert confirm._due_for_a_read(waiting, base=1, keep=60, most=2) == []
 
 
@@ -120,21 +145,21 @@ def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
 
     from django.core.cache import cache
 
-    waiting = [Reservation(pk=pk) for pk in range(910001, 910041)]
-    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
+    waiting = list(range(910001, 910041))
+    cache.delete_many([key.format(pk) for pk in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
     barrier = threading.Barrier(8)
     taken: list[int] = []
 
     def check() -> None:
         barrier.wait()
-        taken.extend(r.pk for r in confirm._due_for_a_read(waiting, base=5, keep=60, most=40))
+        taken.extend(confirm._due_for_a_read(waiting, base=5, keep=60, most=40))
 
     threads = [threading.Thread(target=check) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(taken) == [r.pk for r in waiting]  # every one read, none twice
+    assert sorted(taken) == waiting  # every one read, none twice
     assert confirm._due_for_a_read(waiting, base=5, keep=60, most=40) == []
 
 
