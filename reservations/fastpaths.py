@@ -21,7 +21,8 @@ measures it, and its docstring and the commits named below give the figures.
    throughput). Kept correct by tests/reservations/test_update_row.py: the same rows and
    values as ``QuerySet.update``. PostgreSQL only.
 5. ``instances``: model instances from the columns of a hand-written SELECT (``select_columns``
-   wrote the list), each field's database converters applied, as the ORM's ``from_db``.
+   wrote the list), each field's database converters applied, as the ORM's ``from_db``
+   (PostgreSQL's backend adds no converter of its own; others' do).
 
 SQL is built from model metadata only (identifiers quoted), so it follows schema changes;
 values are always bound parameters."""
