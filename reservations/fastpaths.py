@@ -22,7 +22,9 @@ measures it, and its docstring and the commits named below give the figures.
    values as ``QuerySet.update``. PostgreSQL only.
 5. ``instances``: model instances from the columns of a hand-written SELECT (``select_columns``
    wrote the list), each field's database converters applied, as the ORM's ``from_db``
-   (PostgreSQL's backend adds no converter of its own; others' do).
+   (PostgreSQL's backend adds no converter of its own; others' do); ``refresh_fields``:
+   ``refresh_from_db(fields=...)`` of plain columns as one such SELECT (every room answer
+   applied reads the reservation's state back).
 
 SQL is built from model metadata only (identifiers quoted), so it follows schema changes;
 values are always bound parameters."""
@@ -307,3 +309,32 @@ def instances(row, at: int, *models) -> list:
                     values[i] = convert(values[i], None, connection)
         out.append(model.from_db(db, names, values))
     return out
+
+
+@functools.cache
+def _refresh_statement(model, names: tuple[str, ...]) -> tuple[str, tuple]:
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = tuple(meta.get_field(name) for name in names)
+    sql = f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return sql, tuple((f.attname, f.get_db_converters(connection)) for f in fields)
+
+
+def refresh_fields(obj, fields: list[str]) -> None:
+    """``obj.refresh_from_db(fields=fields)`` for columns that are no relation (the ORM's
+    otherwise, and on other databases): the values read again, ``DoesNotExist`` when the row is gone."""
+    meta = type(obj)._meta
+    if connection.vendor != "postgresql" or any(meta.get_field(name).is_relation for name in fields):
+        obj.refresh_from_db(fields=fields)
+        return
+    sql, readers = _refresh_statement(type(obj), tuple(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [obj.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise type(obj).DoesNotExist(f"{type(obj).__name__} matching query does not exist.")
+    for (attname, converters), value in zip(readers, row, strict=True):
+        for convert in converters:
+            value = convert(value, None, connection)
+        setattr(obj, attname, value)
+    obj._state.db = connection.alias

@@ -86,7 +86,7 @@ def reservation_mark_rejected(*, reservation: Reservation, reason: str) -> bool:
 
 def _settle_approval(reservation: Reservation, outcome: str) -> None:
     """awaiting_approval → ``outcome`` (accepted | declined); any other approval state stays."""
-    if Reservation.objects.filter(pk=reservation.pk, approval_state=ApprovalState.AWAITING_APPROVAL).update(approval_state=outcome):
+    if fastpaths.update_row(Reservation, reservation.pk, {"approval_state": outcome}, among={"approval_state": [ApprovalState.AWAITING_APPROVAL]}):
         reservation.approval_state = outcome
 
 

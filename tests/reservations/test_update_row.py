@@ -100,3 +100,29 @@ def test_instances_are_the_orms(booked):
     _, event = fastpaths.instances(found, 0, Reservation, SyncEvent)
     assert {f.attname: getattr(event, f.attname) for f in SyncEvent._meta.concrete_fields} == row(SyncEvent, event.pk)
     assert event.request_payload == {"k": [1]}  # JSON decoded by the field's converter
+
+
+def test_refresh_fields_reads_what_refresh_from_db_reads(booked, django_assert_num_queries):
+    Reservation.objects.filter(pk=booked.pk).update(state=State.CONFIRMED, state_reason="Accepted", online_meeting_url="https://t/1")
+    ours, orm = Reservation.objects.get(pk=booked.pk), Reservation.objects.get(pk=booked.pk)
+    Reservation.objects.filter(pk=booked.pk).update(state=State.REJECTED, state_reason="Declined", online_meeting_url="", subject="Changed")
+    with django_assert_num_queries(1):
+        fastpaths.refresh_fields(ours, ["state", "state_reason", "online_meeting_url"])
+    orm.refresh_from_db(fields=["state", "state_reason", "online_meeting_url"])
+    assert {f.attname: getattr(ours, f.attname) for f in Reservation._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in Reservation._meta.concrete_fields}
+    assert ours.state == State.REJECTED and ours.subject != "Changed"  # only the fields asked for
+
+
+def test_refresh_fields_of_a_row_gone_is_does_not_exist(booked):
+    gone = Reservation.objects.get(pk=booked.pk)
+    Reservation.objects.filter(pk=booked.pk).delete()
+    with pytest.raises(Reservation.DoesNotExist):
+        fastpaths.refresh_fields(gone, ["state"])
+
+
+def test_refresh_fields_of_a_relation_takes_the_orm(booked, dojo, atlas):
+    r = Reservation.objects.select_related("room").get(pk=booked.pk)
+    Reservation.objects.filter(pk=booked.pk).update(room=atlas)
+    fastpaths.refresh_fields(r, ["room"])
+    assert r.room_id == atlas.pk and r.room == atlas  # the cached room dropped, as refresh_from_db does
