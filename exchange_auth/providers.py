@@ -9,8 +9,10 @@ at once (two Microsoft 365 tenants, or a region on another cloud)."""
 
 from __future__ import annotations
 
+import functools
+
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from exchange_auth.models import CalendarProvider
 
@@ -33,7 +35,39 @@ def active_providers() -> list[CalendarProvider]:
 
 def default_provider() -> CalendarProvider | None:
     """The active provider flagged default; else the first active one (by name); else None."""
+    if connection.vendor == "postgresql":
+        return _first_provider("default")
     return CalendarProvider.objects.filter(active=True).order_by("-is_default", "name").first()
+
+
+@functools.cache
+def _provider_sql(which: str) -> str:
+    """``default_provider``'s and ``provider_for_building``'s reads written once from the
+    model's metadata: each outbound push reads its room's provider, and composing the ORM's
+    statement cost more than running it (issue 17). Only identifiers are formatted in."""
+    quote = connection.ops.quote_name
+    meta = CalendarProvider._meta
+    column = {f.name: quote(f.column) for f in meta.concrete_fields}
+    select = f"SELECT {', '.join(column.values())} FROM {quote(meta.db_table)} WHERE {column['active']}"  # noqa: S608
+    if which == "default":
+        return f"{select} ORDER BY {column['is_default']} DESC, {column['name']} ASC LIMIT 1"
+    return f"{select} AND {quote(meta.pk.column)} = %s"
+
+
+def _first_provider(which: str, *params) -> CalendarProvider | None:
+    """PostgreSQL: the row ``_provider_sql(which)`` finds, as the ORM builds it (each field's
+    database converters, then ``from_db``); None when none."""
+    with connection.cursor() as cursor:
+        cursor.execute(_provider_sql(which), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = CalendarProvider._meta.concrete_fields
+    values = list(row)
+    for i, field in enumerate(fields):
+        for convert in field.get_db_converters(connection):
+            values[i] = convert(values[i], None, connection)
+    return CalendarProvider.from_db(connection.alias, [f.attname for f in fields], values)
 
 
 def active_provider() -> CalendarProvider | None:
@@ -66,7 +100,10 @@ def provider_for_building(building) -> CalendarProvider | None:
     """The building's own provider when it names an active one, else the default provider."""
     provider_id = getattr(building, "calendar_provider_id", None)
     if provider_id:
-        found = CalendarProvider.objects.filter(pk=provider_id, active=True).first()
+        if connection.vendor == "postgresql":
+            found = _first_provider("by_id", provider_id)
+        else:
+            found = CalendarProvider.objects.filter(pk=provider_id, active=True).first()
         if found is not None:
             return found
     return default_provider()

@@ -14,6 +14,17 @@ measures it, and its docstring and the commits named below give the figures.
 3. ``reservation_to_dict``: the API's reservation JSON built directly, several times cheaper
    than running ~30 serializer fields per row (7e1e253); ``ReservationSerializer`` documents
    the same shape for OpenAPI, and the API tests assert the bodies.
+4. ``update_row``: one row's UPDATE by primary key (optionally only while a column holds one
+   of some values), written once per set of columns: the outbound push's bookkeeping (the
+   sync event's payload, the reservation's link, sync state and answer) ran the ORM's update
+   compilation several times a push (issue 17: the worker's CPU per push bounds its
+   throughput). Kept correct by tests/reservations/test_update_row.py: the same rows and
+   values as ``QuerySet.update``. PostgreSQL only.
+5. ``instances``: model instances from the columns of a hand-written SELECT (``select_columns``
+   wrote the list), each field's database converters applied, as the ORM's ``from_db``
+   (PostgreSQL's backend adds no converter of its own; others' do); ``refresh_fields``:
+   ``refresh_from_db(fields=...)`` of plain columns as one such SELECT (every room answer
+   applied reads the reservation's state back).
 
 SQL is built from model metadata only (identifiers quoted), so it follows schema changes;
 values are always bound parameters."""
@@ -21,7 +32,7 @@ values are always bound parameters."""
 import datetime as dt
 import functools
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import signals
 
 from reservations.checkin_window import CheckInRules
@@ -206,3 +217,124 @@ def _check_in(r: Reservation, rules: CheckInRules) -> dict:
         "channel": r.checked_in_channel,
         "released_at": _utc_iso(r.released_at) if r.released_at else None,
     }
+
+
+# --- 4. one row's UPDATE --------------------------------------------------------------------
+
+
+@functools.cache
+def update_statement(model, names: tuple[str, ...], among: tuple[str, ...]) -> tuple[str, tuple]:
+    """UPDATE of one ``model`` row by primary key setting the fields ``names`` (names or
+    attnames), and only while each field of ``among`` holds one of a list of values; written
+    once from the model's metadata, with how each set value is read (``column_readers``)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = tuple(meta.get_field(name) for name in names)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "  # noqa: S608 (identifiers from metadata)
+        f"WHERE {quote(meta.pk.column)} = %s"
+        + "".join(f" AND {quote(meta.get_field(name).column)} = ANY(%s)" for name in among)
+    )
+    return sql, column_readers(fields)
+
+
+def _plain(value) -> bool:
+    """A value ``QuerySet.update`` would adapt with ``get_db_prep_save`` alone (no expression, no model instance)."""
+    return not (hasattr(value, "resolve_expression") or hasattr(value, "prepare_database_save"))
+
+
+def update_row(model, pk, values: dict, *, among: dict | None = None) -> int:
+    """``model.objects.filter(pk=pk, <field>__in=<values> for among).update(**values)``: the
+    number of rows changed (0 or 1). On PostgreSQL one statement written once per set of
+    columns (``update_statement``) with each value adapted as the ORM's update does
+    (``get_db_prep_save``, skipped where it would hand the value back unchanged); like
+    ``QuerySet.update`` no ``auto_now`` field is touched unless given, no signal is sent. An
+    expression or a model instance among the values, and other databases, take the ORM."""
+    among = among or {}
+    if connection.vendor != "postgresql" or not values or not all(_plain(v) for v in values.values()):
+        return model._default_manager.filter(pk=pk, **{f"{name}__in": list(allowed) for name, allowed in among.items()}).update(**values)
+    sql, readers = update_statement(model, tuple(values), tuple(among))
+    params = [_adapted(field, as_is, value) for (field, _attname, as_is, _computed), value in zip(readers, values.values(), strict=True)]
+    params.append(pk)
+    for name, allowed in among.items():
+        field = model._meta.get_field(name)
+        params.append([field.get_db_prep_value(v, connection, prepared=False) for v in allowed])
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:  # as QuerySet.update
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _adapted(field, as_is: type | None, value):
+    if value is None or (as_is is not None and type(value) is as_is and (as_is is not dt.datetime or value.tzinfo is not None)):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+# --- 5. instances from hand-written SELECTs ---------------------------------------------------
+
+
+def select_columns(model, alias: str) -> str:
+    """The quoted ``alias.column`` list of ``model``'s concrete fields (``instances`` reads them back)."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+@functools.cache
+def row_readers(model) -> tuple[list[str], list[tuple[int, list]], int, int]:
+    """For ``instances``: ``model``'s attnames in ``select_columns`` order, the (index, database
+    converters) of the fields that have any, the number of columns and where the primary key is."""
+    fields = model._meta.concrete_fields
+    converting = [(i, f.get_db_converters(connection)) for i, f in enumerate(fields)]
+    return [f.attname for f in fields], [(i, c) for i, c in converting if c], len(fields), fields.index(model._meta.pk)
+
+
+def instances(row, at: int, *models) -> list:
+    """One instance of each of ``models`` from ``row``'s columns, starting at ``at``, in the
+    order ``select_columns`` listed them (a model whose primary key column is NULL — the far
+    side of a LEFT JOIN that matched nothing — gives None), as the ORM builds them
+    (``Model.from_db`` after each field's database converters)."""
+    out = []
+    db = connection.alias
+    for model in models:
+        names, converting, width, pk_at = row_readers(model)
+        values = row[at:at + width]
+        at += width
+        if values[pk_at] is None:
+            out.append(None)
+            continue
+        if converting:
+            values = list(values)
+            for i, converters in converting:
+                for convert in converters:
+                    values[i] = convert(values[i], None, connection)
+        out.append(model.from_db(db, names, values))
+    return out
+
+
+@functools.cache
+def _refresh_statement(model, names: tuple[str, ...]) -> tuple[str, tuple]:
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = tuple(meta.get_field(name) for name in names)
+    sql = f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return sql, tuple((f.attname, f.get_db_converters(connection)) for f in fields)
+
+
+def refresh_fields(obj, fields: list[str]) -> None:
+    """``obj.refresh_from_db(fields=fields)`` for columns that are no relation (the ORM's
+    otherwise, and on other databases): the values read again, ``DoesNotExist`` when the row is gone."""
+    meta = type(obj)._meta
+    if connection.vendor != "postgresql" or any(meta.get_field(name).is_relation for name in fields):
+        obj.refresh_from_db(fields=fields)
+        return
+    sql, readers = _refresh_statement(type(obj), tuple(fields))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [obj.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise type(obj).DoesNotExist(f"{type(obj).__name__} matching query does not exist.")
+    for (attname, converters), value in zip(readers, row, strict=True):
+        for convert in converters:
+            value = convert(value, None, connection)
+        setattr(obj, attname, value)
+    obj._state.db = connection.alias

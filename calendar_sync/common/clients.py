@@ -6,8 +6,11 @@ request (msal serves them from its cache and refreshes silently)."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
+
+from django.db import connection
 
 from exchange_auth import credentials
 from exchange_auth.graph import GraphClient
@@ -87,7 +90,21 @@ def credential_client(provider, credential: str) -> GraphClient:
 def delegate_of(mailbox: str) -> bool:
     """Whether the provider's delegated user is a delegate of ``mailbox``: SPEC §3 makes it
     a delegate on the rooms (a room mailbox of the directory), not on people's calendars."""
-    return bool(mailbox) and Room.objects.filter(mailbox__iexact=mailbox).exists()
+    if not mailbox:
+        return False
+    if connection.vendor == "postgresql":
+        # Every push asks (mailbox_reach): the ORM's mailbox__iexact EXISTS, written once.
+        with connection.cursor() as cursor:
+            cursor.execute(_room_mailbox_sql(), [mailbox])
+            return cursor.fetchone() is not None
+    return Room.objects.filter(mailbox__iexact=mailbox).exists()
+
+
+@functools.cache
+def _room_mailbox_sql() -> str:
+    quote = connection.ops.quote_name
+    column = quote(Room._meta.get_field("mailbox").column)
+    return f"SELECT 1 FROM {quote(Room._meta.db_table)} WHERE UPPER({column}::text) = UPPER(%s) LIMIT 1"  # noqa: S608 (identifiers from metadata)
 
 
 def mailbox_reach(provider, mailbox: str) -> credentials.Reach:

@@ -7,7 +7,7 @@ step, so the caller can go on using it.
 
 from __future__ import annotations
 
-from reservations import services
+from reservations import fastpaths, services
 from reservations.models import Reservation, ReservationSeries, SyncState
 
 from ..models import RoomEvent
@@ -54,10 +54,10 @@ def mark_confirmed(reservation: Reservation) -> bool:
     """awaiting_confirmation (or conflicted) → confirmed. False when nothing changed."""
     changed = services.reservation_mark_confirmed(reservation=reservation)
     if changed:
-        reservation.refresh_from_db(fields=["state", "state_reason", "online_meeting_url"])
+        fastpaths.refresh_fields(reservation, ["state", "state_reason", "online_meeting_url"])
         notify_confirmed(reservation)
     else:
-        reservation.refresh_from_db(fields=["state", "state_reason"])
+        fastpaths.refresh_fields(reservation, ["state", "state_reason"])
     return changed
 
 
@@ -67,7 +67,7 @@ def mark_rejected(reservation: Reservation, reason: str) -> bool:
     if changed:
         notify_rejected(reservation, reason)
     else:
-        reservation.refresh_from_db(fields=["state", "state_reason"])
+        fastpaths.refresh_fields(reservation, ["state", "state_reason"])
     return changed
 
 
@@ -80,7 +80,7 @@ def mark_conflicted(reservation: Reservation, reason: str) -> bool:
     """awaiting_confirmation (or confirmed) → conflicted: the meeting is missing. False when nothing changed."""
     changed = services.reservation_mark_conflicted(reservation=reservation, reason=reason)
     if not changed:
-        reservation.refresh_from_db(fields=["state", "state_reason"])
+        fastpaths.refresh_fields(reservation, ["state", "state_reason"])
     return changed
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from exchange_auth.graph import AccessDenied, GraphError, users_path
 from exchange_auth.modes import Credential, SyncPlan, fallback_plan
-from reservations import rules
+from reservations import fastpaths, rules
 from reservations.models import Origin, Reservation, State, SyncEvent
 from reservations.outbox import SyncEventDetails
 from reservations.services import ExchangeIds
@@ -123,7 +123,7 @@ def post_create(event: SyncEvent, plan: SyncPlan, active, actor, make_body: Call
         for credential in candidates:
             body = make_body(current)
             event.request_payload = body
-            SyncEvent.objects.filter(pk=event.pk).update(request_payload=body)
+            fastpaths.update_row(SyncEvent, event.pk, {"request_payload": body})
             client = client_for_plan(current, active, actor) if credential is None else mailbox_client(active, current.mailbox, credential)
             try:
                 # A second attempt, or an admin's re-process of one that failed: the last may have landed.

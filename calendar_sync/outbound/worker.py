@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from ..common import outcomes, refusals
 from ..common.answers import declined_reason
 from ..common.notifications import notify_rejected
 from ..common.plan import PermanentSyncError, permanent
+from . import fastpaths
 from .series import push_occurrence, push_series_cancel, push_series_create, push_series_update
 from .single import PENDING_ANSWER, PushResult, push_cancel, push_create, push_update
 
@@ -75,17 +76,25 @@ def _earlier_pending(event: SyncEvent):
 
 
 def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=conf.get().lease_seconds)
+    if connection.vendor == "postgresql":
+        # One statement, the same claim (fastpaths.claim): the ORM's three were 16 % of a push's CPU.
+        return fastpaths.claim(event_id, now=now, lease_until=lease_until, reprocess=reprocess)
+    return _claim_orm(event_id, now=now, lease_until=lease_until, reprocess=reprocess)
+
+
+def _claim_orm(event_id: int, *, now, lease_until, reprocess: bool) -> SyncEvent | None:
     event = SyncEvent.objects.filter(pk=event_id).only("id", "reservation_id", "series_id", "details").first()
     if event is None:
         return None
-    now = timezone.now()
     due_new = Q(state=SyncEvent.State.NEW) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     if reprocess:
         due_new = Q(state__in=[SyncEvent.State.NEW, SyncEvent.State.ERROR])
     lease_expired = Q(state=SyncEvent.State.PROCESSING, next_attempt_at__lt=now)
     updates = {
         "state": SyncEvent.State.PROCESSING,
-        "next_attempt_at": now + timedelta(seconds=conf.get().lease_seconds),
+        "next_attempt_at": lease_until,
         "updated_at": now,
     }
     # This attempt counted in the claim itself (one commit, not two: a push's database work
@@ -106,6 +115,12 @@ def claim(event_id: int, *, reprocess: bool = False) -> SyncEvent | None:
 def next_pending_for(event: SyncEvent) -> list[int]:
     """``new`` events of the same reservation/series (or of a series split off it) that were
     waiting behind ``event``."""
+    if connection.vendor == "postgresql":
+        return fastpaths.next_pending(event)
+    return _next_pending_orm(event)
+
+
+def _next_pending_orm(event: SyncEvent) -> list[int]:
     scope = Q()
     if event.reservation_id:
         scope |= Q(reservation_id=event.reservation_id)
@@ -158,14 +173,13 @@ def _finish(event: SyncEvent, *, response, result: PushResult | None = None) -> 
     now = timezone.now()
     rejected: list[int] = []
     with transaction.atomic():
-        SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
-            state=SyncEvent.State.PROCESSED, response=response, error="", processed_at=now, next_attempt_at=None,
-            request_payload=event.request_payload, updated_at=now,
-        )
         if event.reservation_id:
+            if connection.vendor == "postgresql":
+                others_pending = fastpaths.finish(event, response=response, now=now)  # one statement, the same two
+            else:
+                others_pending = _finish_orm(event, response=response, now=now)
             reservation = event.reservation
-            others = SyncEvent.objects.filter(reservation_id=event.reservation_id, state__in=PENDING).exclude(pk=event.pk)
-            synced = reservation is not None and not others.exists()
+            synced = reservation is not None and not others_pending
             if reservation is not None and (result is not None or synced):
                 recorded = services.reservation_record_push(
                     reservation=reservation, link=result.link if result else None, answer=result.answer if result else "",
@@ -174,21 +188,37 @@ def _finish(event: SyncEvent, *, response, result: PushResult | None = None) -> 
                 )
                 if recorded.rejected:
                     rejected.append(reservation.pk)
-        elif event.series_id:
-            if result is not None:
-                series = event.series
-                answer = result.answer
-                recorded = services.series_record_push(
-                    series=series, link=result.link, answer=answer,
-                    reason=declined_reason(series.room) if answer == "declined" else "",
-                )
-                rejected += recorded.rejected_ids
-            # Occurrences with a change of their own still on its way stay pending until it lands.
-            own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
-            for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
-                outcomes.synced(reservation)
+        else:
+            _end_event(event, response=response, now=now)
+            if event.series_id:
+                if result is not None:
+                    series = event.series
+                    answer = result.answer
+                    recorded = services.series_record_push(
+                        series=series, link=result.link, answer=answer,
+                        reason=declined_reason(series.room) if answer == "declined" else "",
+                    )
+                    rejected += recorded.rejected_ids
+                # Occurrences with a change of their own still on its way stay pending until it lands.
+                own_pending = SyncEvent.objects.filter(reservation_id=OuterRef("pk"), state__in=PENDING).exclude(pk=event.pk)
+                for reservation in Reservation.objects.filter(series_id=event.series_id).exclude(Exists(own_pending)):
+                    outcomes.synced(reservation)
     if rejected:
         transaction.on_commit(lambda: _tell_rejected(rejected), robust=True)
+
+
+def _end_event(event: SyncEvent, *, response, now) -> None:
+    SyncEvent.objects.filter(pk=event.pk, state=SyncEvent.State.PROCESSING).update(
+        state=SyncEvent.State.PROCESSED, response=response, error="", processed_at=now, next_attempt_at=None,
+        request_payload=event.request_payload, updated_at=now,
+    )
+
+
+def _finish_orm(event: SyncEvent, *, response, now) -> bool:
+    """A reservation's event ended (while ``processing``), and whether another change of the
+    reservation is still pending."""
+    _end_event(event, response=response, now=now)
+    return SyncEvent.objects.filter(reservation_id=event.reservation_id, state__in=PENDING).exclude(pk=event.pk).exists()
 
 
 def _tell_rejected(reservation_ids: list[int]) -> None:
@@ -284,12 +314,19 @@ def _check_split_ended(event: SyncEvent, series: ReservationSeries) -> None:
     )
 
 
+def _reservation_orm(reservation_id: int) -> Reservation:
+    return (
+        Reservation.objects.select_related("room__building", "requested_for__profile", "requested_by", "series")
+        .prefetch_related("attendees").get(pk=reservation_id)
+    )
+
+
 def _dispatch(event: SyncEvent):
     if event.reservation_id:
-        reservation = (
-            Reservation.objects.select_related("room__building", "requested_for__profile", "requested_by", "series")
-            .prefetch_related("attendees").get(pk=event.reservation_id)
-        )
+        if connection.vendor == "postgresql":
+            reservation = fastpaths.reservation_for_push(event.reservation_id)  # one statement, the same instances
+        else:
+            reservation = _reservation_orm(event.reservation_id)
         event.reservation = reservation  # what _finish records against
         if reservation.series_id:
             if event.type == SyncEvent.Type.CREATE:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from reservations import fastpaths
 from reservations.models import (
     ACTIVE_STATES,
     ApprovalState,
@@ -50,10 +51,10 @@ _FORGOTTEN = {f.name: "" for f in fields(ExchangeIds)}
 
 
 def _conditional_update(reservation: Reservation, *, from_states: Iterable[str] | None, **values: Any) -> bool:
-    query = Reservation.objects.filter(pk=reservation.pk)
-    if from_states is not None:
-        query = query.filter(state__in=list(from_states))
-    changed = query.update(updated_at=clock.now(), **values) == 1
+    # One statement written once per set of columns (fastpaths.update_row): every push and
+    # every answer read records through here.
+    among = {"state": list(from_states)} if from_states is not None else None
+    changed = fastpaths.update_row(Reservation, reservation.pk, {"updated_at": clock.now(), **values}, among=among) == 1
     if changed:
         for field, value in values.items():
             setattr(reservation, field, value)
@@ -85,7 +86,7 @@ def reservation_mark_rejected(*, reservation: Reservation, reason: str) -> bool:
 
 def _settle_approval(reservation: Reservation, outcome: str) -> None:
     """awaiting_approval → ``outcome`` (accepted | declined); any other approval state stays."""
-    if Reservation.objects.filter(pk=reservation.pk, approval_state=ApprovalState.AWAITING_APPROVAL).update(approval_state=outcome):
+    if fastpaths.update_row(Reservation, reservation.pk, {"approval_state": outcome}, among={"approval_state": [ApprovalState.AWAITING_APPROVAL]}):
         reservation.approval_state = outcome
 
 

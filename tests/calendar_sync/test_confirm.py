@@ -132,6 +132,34 @@ def test_a_round_of_answer_reads_keeps_what_it_claims_and_marks_only_what_it_rea
     assert first.next_at is not None
 
 
+def test_a_spaced_round_builds_only_the_reservations_it_reads(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks, monkeypatch):
+    """The scheduled check picks its round by id and reads only those whole, with one provider
+    read for the round: it built every waiting reservation (up to 1,000, with room and people)
+    to read 40 of them — most of the answer check's CPU in a backlog (issue 17)."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from exchange_auth.models import CalendarProvider
+
+    mode("Normal")
+    emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer: all three keep waiting
+    waiting = [book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, hour)) for hour in (9, 11, 13)]
+    cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
+    pushed = {r.pk: confirm._push_time(r) for r in confirm._with_push_time(Reservation.objects.filter(pk__in=[w.pk for w in waiting]))}
+    # Each read once since its push: the first read a moment ago (not due), the others due now.
+    cache.set(confirm.ANSWER_READ_KEY.format(waiting[0].pk), (1, time.time() + 60, pushed[waiting[0].pk]))
+    cache.set_many({confirm.ANSWER_READ_KEY.format(r.pk): (1, time.time() - 1, pushed[r.pk]) for r in waiting[1:]})
+    built = []
+    from_db = Reservation.from_db.__func__
+    monkeypatch.setattr(Reservation, "from_db", classmethod(lambda cls, *a, **kw: built.append(1) or from_db(cls, *a, **kw)))
+    with CaptureQueriesContext(connection) as ctx:
+        assert confirm.check_answers(spaced=True)["checked"] == 2
+    assert len(built) == 2  # the two due, not the third
+    provider_table = CalendarProvider._meta.db_table
+    assert sum(provider_table in q["sql"] for q in ctx.captured_queries) == 1  # one provider read for the round
+
+
 def test_two_workers_checking_at_once_read_each_waiting_meeting_once():
     """Checks of several workers run side by side (issue 17: 1,227 answer reads for 600 creates
     with 4 workers): each due meeting is claimed by one of them, the others skip it."""

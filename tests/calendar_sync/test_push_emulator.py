@@ -352,12 +352,14 @@ def test_after_max_attempts_the_event_is_error_and_reprocess_pushes_it(provider,
 def test_a_push_stays_within_its_query_budget(provider, mode, emulator, alice, atlas, django_capture_on_commit_callbacks):
     """One create push (Normal mode: the meeting in the employee's mailbox), from the task through
     Graph's 201 to its bookkeeping, in a fixed number of statements (issue 17 item 2: CPU per push
-    bounds the workers' speed-up). The claim (3: the event, the conditional UPDATE, the claimed
-    row), the reservation with its room and people, and its attendees (2), the provider and the
-    delegate check (2), the body kept before the POST (1: a killed create is found by it), the
-    event's end, whether another change waits and the reservation's link and sync state (3, in one
-    transaction: a savepoint here), and what waits behind it (1, after the commit) — 12, where
-    there were 14 (the acting user read again, the event read again for its successor)."""
+    bounds the workers' speed-up). On PostgreSQL (calendar_sync.outbound.fastpaths): the claim (1:
+    the conditional UPDATE returning the claimed row), the reservation with its room, people and
+    attendees (1), the provider and the delegate check (2), the body kept before the POST (1: a
+    killed create is found by it), the event's end with whether another change waits, and the
+    reservation's link and sync state (2, in one transaction: a savepoint here), and what waits
+    behind it (1, after the commit) — 8, where there were 12 (the claim read the event before and
+    after its UPDATE, the attendees were a prefetch, the end and the check two statements) and
+    before that 14. Elsewhere (the ORM's queries) 12."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -370,6 +372,6 @@ def test_a_push_stays_within_its_query_budget(provider, mode, emulator, alice, a
     with CaptureQueriesContext(connection) as ctx:
         assert tasks.push_sync_event.run(event.pk) == "processed"
     statements = [q["sql"] for q in ctx.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    assert len(statements) <= 12, "\n".join(statements)
+    assert len(statements) <= (8 if connection.vendor == "postgresql" else 12), "\n".join(statements)
     r.refresh_from_db()
     assert r.event_id and last_event(r).state == SyncEvent.State.PROCESSED

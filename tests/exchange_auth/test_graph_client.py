@@ -269,3 +269,18 @@ def test_a_batch_can_take_one_slot_per_mailbox_at_a_time():
     assert [r.body for r in results] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert len(adapter.requests) == 3
     assert [len(json.loads(r.body)["requests"]) for r in adapter.requests] == [1, 1, 1]
+
+
+def test_slots_taken_together_are_released_together_each_with_its_wake_up_token(redis_sem):
+    """A batch's slots (``acquire(count=3)``) leave the set at once, one wake-up token each."""
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    r.delete("test:mbx:room@x:free")
+    release = redis_sem.acquire("room@x", count=3)
+    assert redis_sem.in_use("room@x") == 3
+    other = redis_sem.acquire("room@x")
+    release()
+    assert redis_sem.in_use("room@x") == 1 and r.llen("test:mbx:room@x:free") == 3
+    other()
+    assert redis_sem.in_use("room@x") == 0 and r.llen("test:mbx:room@x:free") == 4
