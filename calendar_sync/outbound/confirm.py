@@ -25,8 +25,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
 from django.utils import timezone
 
 from exchange_auth import properties
@@ -236,52 +235,69 @@ def _redis():
     return None
 
 
-def _pushed_since(qs, seconds: float):
-    """Awaiting reservations whose meeting was pushed in the last ``seconds`` (their own create
-    or update, or their series'): a booking that waited in the queue longer than the window
-    still gets its answer read right after its push (was: created in the window)."""
-    cutoff = timezone.now() - timedelta(seconds=seconds)
-    pushed = SyncEvent.objects.filter(state=SyncEvent.State.PROCESSED, processed_at__gte=cutoff)
-    return qs.filter(
-        Exists(pushed.filter(reservation_id=OuterRef("pk"))) | Exists(pushed.filter(series_id=OuterRef("series_id")))
-    )
-
-
 class _Waiting(NamedTuple):
     """A waiting reservation as a round is picked: its id and when its latest push was processed."""
     pk: int
     pushed_at: datetime | None
 
 
-def _with_push_time(qs):
-    """``pushed_at``: when the latest push of the reservation's meeting (its own, or its series')
-    was processed — its first answer read is due a confirm delay after it."""
-    processed = SyncEvent.objects.filter(state=SyncEvent.State.PROCESSED).order_by("-processed_at").values("processed_at")
-    own = Subquery(processed.filter(reservation_id=OuterRef("pk"))[:1])
-    series = Subquery(processed.filter(series_id=OuterRef("series_id"))[:1])
-    # GREATEST is NULL when either is on SQLite (PostgreSQL ignores NULLs): each side falls back on the other.
-    return qs.annotate(pushed_at=Greatest(Coalesce(own, series), Coalesce(series, own)))
+_LOOKUP_CHUNK = 1000
+
+
+def _latest_pushes(rows: list[tuple[int, int | None]]) -> dict[int, datetime | None]:
+    """For (reservation id, series id) rows: when the latest push of each one's meeting (its own,
+    or its series') was processed (None: none yet) — its first answer read is due a confirm
+    delay after it.
+
+    The sync events are looked up by their foreign keys alone and their state and time compared
+    here. As correlated subqueries on the state too, PostgreSQL ANDed the foreign key's index
+    with syncevent_state_due's (every processed event) whenever its statistics still counted few
+    processed ones — as they do after a burst of pushes: 11 s for a round of 1,000 waiting, 40 s
+    for the window's filter, at 10,000 pushes (bench/scale_outbound.py --full, Strict), several
+    rounds at once (tests/calendar_sync/test_answer_check_plans.py)."""
+    processed = SyncEvent.State.PROCESSED
+    own: dict[int, datetime] = {}
+    by_series: dict[int, datetime] = {}
+    for found, column, ids in ((own, "reservation_id", [pk for pk, _ in rows]),
+                               (by_series, "series_id", sorted({series for _, series in rows if series}))):
+        for i in range(0, len(ids), _LOOKUP_CHUNK):
+            events = SyncEvent.objects.filter(**{f"{column}__in": ids[i:i + _LOOKUP_CHUNK]}).order_by()
+            for key, state, at in events.values_list(column, "state", "processed_at"):
+                if state == processed and at is not None and (key not in found or at > found[key]):
+                    found[key] = at
+    return {pk: max((at for at in (own.get(pk), by_series.get(series)) if at is not None), default=None) for pk, series in rows}
+
+
+def _awaiting_rows(max_age_seconds: float | None, limit: int | None) -> list[_Waiting]:
+    """The awaiting reservations (``_awaiting``), the longest waiting first, with their latest
+    push (``_latest_pushes``); with ``max_age_seconds``, only those whose meeting was pushed that
+    recently (their own create or update, or their series'): a booking that waited in the queue
+    longer than the window still gets its answer read right after its push. At most ``limit``."""
+    qs = _awaiting().order_by("created_at").values_list("pk", "series_id")
+    rows = list(qs if max_age_seconds is not None or limit is None else qs[:limit])
+    pushed = _latest_pushes(rows)
+    waiting = [_Waiting(pk, pushed[pk]) for pk, _ in rows]
+    if max_age_seconds is not None:
+        cutoff = timezone.now() - timedelta(seconds=max_age_seconds)
+        waiting = [w for w in waiting if w.pushed_at is not None and w.pushed_at >= cutoff]
+    return waiting if limit is None else waiting[:limit]
 
 
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
                   on_more: Callable[[], None] | None = None) -> dict:
     """Read the room's answer for awaiting reservations (``max_age_seconds``: those pushed that
-    recently, ``_pushed_since``). Returns counts.
+    recently, ``_awaiting_rows``). Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
     scheduled check): only the reservations whose next read is due, claimed for this round
     (``_due_for_a_read``); the counts then carry ``next_read_in``, the seconds until the next
     of the waiting ones is due (None when none waits): when to check next."""
-    qs = _awaiting()
-    if max_age_seconds is not None:
-        qs = _pushed_since(qs, max_age_seconds)
     counts = {"checked": 0, "confirmed": 0, "rejected": 0, "unanswered": 0, "missing": 0}
     if spaced:
         # The round is picked from ids and push times alone, and only the reservations it reads
         # are built whole, with their room and people (every waiting one, up to 1,000, read
         # whole to pick 40 was most of the answer check's CPU in a backlog).
-        waiting = [_Waiting(pk, pushed_at) for pk, pushed_at in
-                   _with_push_time(qs).order_by("created_at").values_list("pk", "pushed_at")[:limit]]
+        waiting = _awaiting_rows(max_age_seconds, limit)
         settings = conf.get()
         found = _due_for_a_read(waiting, base=max(settings.confirm_delay_seconds, 0.5),
                                 keep=max_age_seconds or settings.confirm_follow_up_seconds,
@@ -289,11 +305,14 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
         if on_more is not None and len(found.due) == ANSWER_READS_PER_ROUND and len(waiting) > len(found.due):
             on_more()  # more may be due: the next round reads them alongside this one
         if found.due:
-            whole = {r.pk: r for r in _with_push_time(qs.filter(pk__in=[w.pk for w in found.due]))}
+            whole = _awaiting().in_bulk([w.pk for w in found.due])
             gone = [w.pk for w in found.due if w.pk not in whole]  # answered meanwhile: left, its claim released
             if gone:
                 found.held.difference_update(gone)
                 cache.delete_many([ANSWER_CLAIM_KEY.format(pk) for pk in gone])
+            for w in found.due:
+                if w.pk in whole:
+                    whole[w.pk].pushed_at = w.pushed_at
             found.due = [whole[w.pk] for w in found.due if w.pk in whole]
         try:
             _read_answers(found.due, counts, found)
@@ -302,7 +321,11 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
         next_at = found.next_at
         counts["next_read_in"] = None if next_at is None else max(0.0, next_at - time.time())
         return counts
-    _read_answers(list(qs.order_by("created_at")[:limit]), counts)
+    if max_age_seconds is None:
+        _read_answers(list(_awaiting().order_by("created_at")[:limit]), counts)
+    else:
+        ids = [w.pk for w in _awaiting_rows(max_age_seconds, limit)]
+        _read_answers(list(_awaiting().filter(pk__in=ids).order_by("created_at")) if ids else [], counts)
     return counts
 
 
@@ -379,10 +402,9 @@ def _apply_answer(reservation: Reservation, answer, counts: dict) -> bool:
 
 
 def pending_answers(max_age_seconds: float | None = None) -> int:
-    qs = _awaiting()
-    if max_age_seconds is not None:
-        qs = _pushed_since(qs, max_age_seconds)
-    return qs.count()
+    if max_age_seconds is None:
+        return _awaiting().count()
+    return len(_awaiting_rows(max_age_seconds, None))
 
 
 ROOM_COPY_SELECT = "id,iCalUId,seriesMasterId,type,isCancelled,responseStatus"

@@ -146,7 +146,7 @@ def test_a_spaced_round_builds_only_the_reservations_it_reads(provider, mode, em
     emulator.set_auto_accept("atlas@contoso.example", False)  # the room doesn't answer: all three keep waiting
     waiting = [book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, hour)) for hour in (9, 11, 13)]
     cache.delete_many([key.format(r.pk) for r in waiting for key in (confirm.ANSWER_READ_KEY, confirm.ANSWER_CLAIM_KEY)])
-    pushed = {r.pk: confirm._push_time(r) for r in confirm._with_push_time(Reservation.objects.filter(pk__in=[w.pk for w in waiting]))}
+    pushed = {w.pk: w.pushed_at.timestamp() for w in confirm._awaiting_rows(None, None)}
     # Each read once since its push: the first read a moment ago (not due), the others due now.
     cache.set(confirm.ANSWER_READ_KEY.format(waiting[0].pk), (1, time.time() + 60, pushed[waiting[0].pk]))
     cache.set_many({confirm.ANSWER_READ_KEY.format(r.pk): (1, time.time() - 1, pushed[r.pk]) for r in waiting[1:]})
