@@ -167,7 +167,10 @@ class PageReads:
             return cls(matched=None, product=None, span=None)
         ids = [c.id for c in live]
         uids = sorted({u for c in live for u in c.uids})
-        row_reservations = {row.reservation_id for row in known.values() if row.reservation_id}
+        # The rows of these copies only: ``known`` holds the whole page's, and on a nightly round
+        # the page's unchanged copies (skipped, never matched) would load their reservations too.
+        rows = (known.get(c.id) for c in live)
+        row_reservations = {row.reservation_id for row in rows if row is not None and row.reservation_id}
         query = Q(event_id__in=ids) | Q(pk__in=row_reservations)
         if uids:
             query |= Q(ical_uid__in=uids) | of_series_named(uids)
