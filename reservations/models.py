@@ -133,6 +133,11 @@ class ReservationSeries(ExchangeLink):
 
     class Meta:
         verbose_name_plural = "reservation series"
+        indexes = [
+            # Inbound reconciliation finds an occurrence's series by the iCalUId its copy names
+            # (calendar_sync.inbound.copies.of_series_named).
+            models.Index(fields=["ical_uid"], name="series_ical_uid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.frequency})"

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Lookup, Q
 from django.utils import timezone
 
 from exchange_auth.graph import GraphClient, GraphError
 from reservations import services
-from reservations.models import Reservation, SyncEvent, SyncState
+from reservations.models import Reservation, ReservationSeries, SyncEvent, SyncState
 
 from .. import conf
 from ..common import meetings
@@ -141,6 +141,37 @@ def unseen_rows(ctx: PullContext, live) -> list[int]:
     did not see: only ids are streamed from the database, so a full round of a big, unchanged
     mailbox loads no model rows (the sweep loads just the few that vanished)."""
     return [pk for pk, event_id in live.values_list("pk", "event_id").iterator(chunk_size=2000) if event_id not in ctx.seen]
+
+
+class _InSubquery(Lookup):
+    """``lhs IN (subquery)``, written on PostgreSQL as ``lhs = ANY(ARRAY(subquery))``: the
+    subquery then runs once (an InitPlan) and its answer is an index condition on ``lhs``, one
+    arm of a BitmapOr. A plain ``IN (subquery)`` (or a join's column) inside an OR is a filter
+    checked row by row: a Seq Scan of the whole table."""
+
+    lookup_name = "in_subquery"  # not registered on a field: used as an expression (``of_series_named``)
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} IN {rhs}", (*lhs_params, *rhs_params)
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
+
+
+def of_series_named(uids) -> Q:
+    """Reservations of the series whose iCalUId is one of ``uids`` (an occurrence's copy names
+    its series' iCalUId): ``Q(series__ical_uid__in=uids)``'s rows, as a condition on the
+    reservation's own ``series_id``. ORed with the event id, iCalUId and pk that the matching
+    queries of both reconcilers ask for, the join's column made PostgreSQL read every
+    reservation (about 0.7 s a query at 400,000 rows, twice a changed room on a nightly
+    round); this one keeps each arm on an index (rsv_event_id, rsv_ical_uid, the primary key,
+    series_id; the series by series_ical_uid)."""
+    return Q(_InSubquery(F("series_id"), ReservationSeries.objects.filter(ical_uid__in=uids).values("pk")))
 
 
 def known_rows(ctx: PullContext, copies: list[Copy]) -> dict[str, RoomEvent]:

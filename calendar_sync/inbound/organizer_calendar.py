@@ -30,6 +30,7 @@ from .copies import (
     cancel_reservation,
     known_rows,
     mark_removed,
+    of_series_named,
     outbound_in_flight,
     parse_copy,
     reconcile_each,
@@ -206,7 +207,7 @@ def _candidates(ctx: Context, copies: list[Copy], rows) -> list[Reservation]:
     pks = {r.reservation_id for r in rows if r.reservation_id}
     query = Q(event_id__in=ids) | Q(pk__in=pks)
     if uids:
-        query |= Q(ical_uid__in=uids) | Q(series__ical_uid__in=uids)
+        query |= Q(ical_uid__in=uids) | of_series_named(uids)
     found = (
         Reservation.objects.filter(query)
         .select_related("room__building", "requested_for", "requested_by", "series")

@@ -61,6 +61,7 @@ from .copies import (
     cancel_reservation,
     known_rows,
     mark_removed,
+    of_series_named,
     outbound_in_flight,
     parse_copy,
     reconcile_each,
@@ -166,10 +167,13 @@ class PageReads:
             return cls(matched=None, product=None, span=None)
         ids = [c.id for c in live]
         uids = sorted({u for c in live for u in c.uids})
-        row_reservations = {row.reservation_id for row in known.values() if row.reservation_id}
+        # The rows of these copies only: ``known`` holds the whole page's, and on a nightly round
+        # the page's unchanged copies (skipped, never matched) would load their reservations too.
+        rows = (known.get(c.id) for c in live)
+        row_reservations = {row.reservation_id for row in rows if row is not None and row.reservation_id}
         query = Q(event_id__in=ids) | Q(pk__in=row_reservations)
         if uids:
-            query |= Q(ical_uid__in=uids) | Q(series__ical_uid__in=uids)
+            query |= Q(ical_uid__in=uids) | of_series_named(uids)
         matched = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))
         timed = [c for c in live if c.start is not None and c.end is not None]
         span = (min(c.start for c in timed), max(c.end for c in timed)) if timed else None
@@ -621,7 +625,7 @@ def find_reservation(copy: Copy, row: RoomEvent | None, *, page: PageReads | Non
     else:
         query = Q(event_id=copy.id)
         if copy.uids:
-            query |= Q(ical_uid__in=copy.uids) | Q(series__ical_uid__in=copy.uids)
+            query |= Q(ical_uid__in=copy.uids) | of_series_named(copy.uids)
         if row is not None and row.reservation_id:
             query |= Q(pk=row.reservation_id)
         candidates = list(Reservation.objects.filter(query).select_related("room__building", "requested_for", "requested_by", "series"))

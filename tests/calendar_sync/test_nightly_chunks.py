@@ -194,6 +194,30 @@ def test_an_unchanged_rooms_round_costs_the_same_queries_whatever_its_size(provi
     assert counts[ATLAS] == counts[BOREALIS] <= 10, counts
 
 
+def test_a_changed_rooms_page_read_loads_only_the_changed_copies_reservations(provider, emulator, bob, atlas, monkeypatch):
+    """Two of 12 meetings changed: the page's read (``PageReads``) loads the two reservations
+    those copies name, not the reservations of every copy recorded on the page."""
+    from calendar_sync.inbound import room_calendar
+    from tests.calendar_sync.inbound_helpers import outlook_update
+
+    made = [outlook_meeting(emulator, BOB, [ATLAS], days_ahead(2 + k, 9), subject=f"{ATLAS} #{k}") for k in range(12)]
+    nightly.run_building(atlas.building)  # the first night records them
+    for meeting in made[3:5]:
+        outlook_update(provider, BOB, meeting["id"], subject="Changed in Outlook")
+    loaded = []
+    read = room_calendar.PageReads.read.__func__
+
+    def reading(cls, *args):
+        page = read(cls, *args)
+        loaded.append(sorted(r.subject for r in page.matched))  # as read, before the first update drops them
+        return page
+
+    monkeypatch.setattr(room_calendar.PageReads, "read", classmethod(reading))
+    result = delta.pull_mailbox(ATLAS, full=True, nightly=True)
+    assert result.stats["updated"] == 2 and result.stats["unchanged"] == 10
+    assert loaded == [[f"{ATLAS} #3", f"{ATLAS} #4"]]
+
+
 def test_the_organizer_mailboxes_get_a_nightly_task_of_their_own(provider, emulator, atlas, strict, celery_not_eager, monkeypatch):
     """Not eager: the building's task queues each organizer mailbox not yet done that night
     (``nightly_mailbox``), which claims it once per local date."""
