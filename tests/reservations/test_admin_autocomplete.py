@@ -2,7 +2,6 @@
 series are autocomplete boxes (the selected one the only <option>, the rest found as the admin
 types), the arrangement one of the room's, and the page's queries don't grow with the rooms."""
 
-import re
 
 import pytest
 from django.db import connection
@@ -10,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from reservations import feeds
 from reservations.models import ReservationSeries
+from tests.admin_html import options, select
 from tests.factories import (
     BuildingFactory,
     ReservationFactory,
@@ -19,16 +19,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def select(html: str, name: str) -> str:
-    found = re.search(rf'<select name="{name}".*?</select>', html, re.S)
-    assert found, f"no select {name!r}"
-    return found.group(0)
-
-
-def options(html: str, name: str) -> list[str]:
-    return [text.strip() for text in re.findall(r"<option[^>]*>(.*?)</option>", select(html, name), re.S)]
 
 
 def more_rooms_and_people(n: int) -> None:

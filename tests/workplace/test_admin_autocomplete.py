@@ -2,24 +2,14 @@
 approvers group and approvers, and a person's groups, are autocomplete boxes; the approvers box
 offers active people as the admin types."""
 
-import re
 
 import pytest
 from django.contrib.auth.models import Group
 
+from tests.admin_html import options, select
 from tests.factories import BuildingFactory, FloorFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def select(html: str, name: str) -> str:
-    found = re.search(rf'<select name="{name}".*?</select>', html, re.S)
-    assert found, f"no select {name!r}"
-    return found.group(0)
-
-
-def options(html: str, name: str) -> list[str]:
-    return [text.strip() for text in re.findall(r"<option[^>]*>(.*?)</option>", select(html, name), re.S)]
 
 
 @pytest.fixture
