@@ -108,8 +108,11 @@ def pull_room_mailbox(mailbox: str, full: bool = False) -> dict:
         metrics.inc(metrics.PULLS, kind=kind, outcome="busy")
         if conf.tasks_run_eagerly():
             return {"busy": True}
-        if not full:
-            cache.set(QUEUED_PREFIX + mailbox, 1, timeout=QUEUED_TTL)
+        if not full and not cache.add(QUEUED_PREFIX + mailbox, 1, timeout=QUEUED_TTL):
+            # A notification since this task began queued a pull of its own (the key is its):
+            # that one comes after the busy round, so this one is not needed too. Else two
+            # retries would follow the round, the second pulling nothing new.
+            return {"busy": True, "coalesced": True}
         pull_room_mailbox.apply_async((mailbox, full), countdown=conf.get().inbound_busy_retry_seconds)
         return {"busy": True}
     except delta.NoProvider:

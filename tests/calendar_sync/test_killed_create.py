@@ -62,7 +62,8 @@ def test_a_worker_killed_between_graphs_201_and_the_link_loses_no_booking(mode, 
     assert SyncEvent.objects.get(pk=create.pk).state == SyncEvent.State.PROCESSING  # the dead worker's lease
 
     inbound_worker.start()  # the copy's notification is pulled; no sweeper has run
-    wait_for(lambda: Reservation.objects.get(pk=r.pk).event_id, timeout=60,
+    # The link is committed first, the copy's record right after it (the pull is not one transaction).
+    wait_for(lambda: Reservation.objects.get(pk=r.pk).event_id and RoomEvent.objects.filter(mailbox=ATLAS, outcome="echo").exists(), timeout=60,
              message=lambda: f"copy recognised {list(RoomEvent.objects.values('outcome', 'deferrals', 'note'))} {inbound_worker.log_path.read_text()[-3000:]}")
     r.refresh_from_db()
     assert (r.event_id, r.ical_uid, r.mailbox) == (meeting.id, meeting.ical_uid, ALICE)

@@ -232,3 +232,38 @@ def test_a_batched_burst_is_stored_and_each_notification_answered_once(subscribe
         assert MailboxDeltaState.objects.get(mailbox=ATLAS).pulls - before < notified.count()  # coalesced
     finally:
         w.stop()
+
+
+
+@pytest.mark.django_db
+def test_a_busy_pull_retries_only_when_no_newer_pull_is_queued(celery_not_eager, monkeypatch):
+    """A pull that finds its mailbox busy comes back after the round; but when a notification
+    since it began queued a pull of its own (the coalescing key is that one's), that newer pull
+    comes after the round anyway: a retry as well would only pull nothing new (the race the real
+    worker's test above met: 4 rounds for 3 notifications)."""
+    from calendar_sync.inbound import delta
+
+    retries, queued = [], []
+    monkeypatch.setattr(inbound_tasks.pull_room_mailbox, "apply_async", lambda args, countdown: retries.append(args))
+    monkeypatch.setattr(inbound_tasks.pull_room_mailbox, "delay", lambda mailbox, **kw: queued.append(mailbox))
+    key = inbound_tasks.QUEUED_PREFIX + ATLAS
+    notified_meanwhile = False
+
+    def busy(mailbox, **kw):
+        if notified_meanwhile:
+            assert inbound_tasks.request_pull(mailbox)  # the task dropped the key when it began: this one queues
+        raise delta.MailboxBusy(mailbox)
+
+    monkeypatch.setattr(delta, "pull_mailbox", busy)
+    # Nobody else queued: the busy pull marks the mailbox queued and comes back after the round.
+    cache.set(key, 1)  # (its own request's key, dropped when it begins)
+    assert inbound_tasks.pull_room_mailbox.run(ATLAS) == {"busy": True}
+    assert (retries, queued, cache.get(key)) == ([(ATLAS, False)], [], 1)
+    # A notification landed while it found the mailbox busy: its pull is queued, this one bows out.
+    notified_meanwhile = True
+    assert inbound_tasks.pull_room_mailbox.run(ATLAS) == {"busy": True, "coalesced": True}
+    assert (retries, queued, cache.get(key)) == ([(ATLAS, False)], [ATLAS], 1)
+    # A full round is never coalesced away (it drops the delta token: a plain pull is not the same).
+    notified_meanwhile = False
+    assert inbound_tasks.pull_room_mailbox.run(ATLAS, True) == {"busy": True}
+    assert retries == [(ATLAS, False), (ATLAS, True)]
