@@ -8,7 +8,7 @@ import datetime as dt
 
 from calendar_sync.common.clients import system_client
 from calendar_sync.inbound import delta
-from calendar_sync.models import MailboxDeltaState, Subscription, WebhookNotification
+from calendar_sync.models import MailboxDeltaState, RoomEvent, Subscription, WebhookNotification
 from exchange_auth.graph import users_path
 from reservations.models import Attendee, Reservation, SyncEvent
 from tests.booking import book
@@ -82,6 +82,15 @@ def run_nightly(mailbox: str = ATLAS) -> dict:
 
 def full_syncs(mailbox: str) -> int:
     return MailboxDeltaState.objects.get(mailbox=mailbox).full_syncs
+
+
+def echoed(mailbox: str, **filters) -> bool:
+    """The product's own meeting echoed back on ``mailbox`` (a ``RoomEvent`` of outcome echo
+    matching ``filters``). A pull that ran while the push was still in flight deferred the copy;
+    in production the worker re-checks it shortly (``recheck_deferred``, queued by the pull),
+    which inline (eager) tasks never queue: this does it, as the worker would."""
+    delta.recheck_deferred(mailbox)
+    return RoomEvent.objects.filter(mailbox=mailbox, outcome="echo", **filters).exists()
 
 
 def settled(*mailboxes: str) -> bool:

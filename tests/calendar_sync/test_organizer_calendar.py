@@ -44,6 +44,7 @@ from tests.calendar_sync.inbound_helpers import (
     ORGANIZER,
     answer,
     bobs_copy_exists,
+    echoed,
     graph_time,
     organizer_subscription,
     outlook_cancel,
@@ -84,12 +85,7 @@ def test_the_products_own_update_echoes_through_the_organizer_mailbox_without_ef
     services.reservation_update(actor=alice, reservation=r, subject="Ours, renamed")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
     wait_for(lambda: settled(ORGANIZER, ATLAS), message="notifications answered")
-
-    def echo_seen():
-        delta.recheck_deferred(ORGANIZER)  # what the scheduled re-check does in production (a pull may have run mid-push)
-        return RoomEvent.objects.filter(mailbox=ORGANIZER, event_id=r.event_id, subject="Ours, renamed", outcome="echo").exists()
-
-    wait_for(echo_seen, message="echo seen")
+    wait_for(lambda: echoed(ORGANIZER, event_id=r.event_id, subject="Ours, renamed"), message="echo seen")
     r.refresh_from_db()
     assert (r.subject, r.state) == ("Ours, renamed", State.CONFIRMED)
     assert pushed_types(r) == ["create", "update"]

@@ -42,6 +42,7 @@ from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
     BOB,
+    echoed,
     outlook_cancel,
     outlook_meeting,
     outlook_reservations,
@@ -333,7 +334,7 @@ def test_row_d_the_products_own_create_and_update_echo_back_without_effect(subsc
     r = book(actor=alice, room=atlas, start=days_ahead(6, 10), subject="Ours", confirmed=True)
     services.reservation_update(actor=alice, reservation=r, subject="Ours, renamed")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
-    wait_for(lambda: RoomEvent.objects.filter(ical_uid=r.ical_uid, subject="Ours, renamed", outcome="echo").exists(), message="echo seen")
+    wait_for(lambda: echoed(ATLAS, ical_uid=r.ical_uid, subject="Ours, renamed"), message="echo seen")
     r.refresh_from_db()
     assert r.subject == "Ours, renamed" and r.state == State.CONFIRMED
     assert outlook_reservations() == []  # never a duplicate

@@ -34,6 +34,7 @@ from tests.calendar_sync.inbound_helpers import (
     ALICE,
     ATLAS,
     ORGANIZER,
+    echoed,
     graph_time,
     run_nightly,
     settled,
@@ -224,13 +225,12 @@ def test_nightly_a_cancel_of_a_meeting_no_pull_recorded_still_cancels_the_produc
 def test_realtime_the_products_create_and_update_record_the_rooms_item_id_and_change_key(room_organizes, alice, atlas):
     r = room_booking(alice, atlas, days_ahead(3, 9))
     item = room_item(room_organizes, r.event_id)
-    wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, event_id=r.event_id, outcome="echo").exists(), message="the echo recorded")
+    wait_for(lambda: echoed(ATLAS, event_id=r.event_id), message="the echo recorded")
     wait_for(lambda: Reservation.objects.get(pk=r.pk).change_key == room_item(room_organizes, r.event_id)["changeKey"], message="change key")
     assert Reservation.objects.get(pk=r.pk).event_id == item["id"]
     services.reservation_update(actor=alice, reservation=Reservation.objects.get(pk=r.pk), subject="Renamed in the product")
     wait_for(lambda: not SyncEvent.objects.filter(reservation=r, state__in=["new", "processing"]).exists(), message="update pushed")
-    wait_for(lambda: RoomEvent.objects.filter(mailbox=ATLAS, event_id=r.event_id, subject="Renamed in the product", outcome="echo").exists(),
-             message="the update's echo")
+    wait_for(lambda: echoed(ATLAS, event_id=r.event_id, subject="Renamed in the product"), message="the update's echo")
     wait_for(pulled, message="notifications answered")
     r.refresh_from_db()
     item = room_item(room_organizes, r.event_id)
