@@ -138,11 +138,16 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # Queues (README "Workers and queues"): pushes of bookings never wait behind a burst of
-# inbound pulls or a nightly round. A worker without -Q consumes all four.
+# inbound pulls or a nightly round, and the checks of the rooms' answers never wait behind the
+# pushes (issue 17: the first check, queued behind 10,000 pushes, ran once they were all done).
+# A worker without -Q consumes all five.
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("outbound", "inbound", "nightly", "default")}
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("outbound", "answers", "inbound", "nightly", "default")}
 CELERY_TASK_ROUTES = {
     # First match wins (insertion order).
+    "calendar_sync.outbound.tasks.check_confirmations": {"queue": "answers"},
+    "calendar_sync.outbound.tasks.check_awaiting_reservations": {"queue": "answers"},
+    "calendar_sync.outbound.tasks.clean_up_unanswered_reservations": {"queue": "answers"},
     "calendar_sync.outbound.tasks.*": {"queue": "outbound"},
     "calendar_sync.inbound.tasks.run_nightly_reconcile": {"queue": "nightly"},
     "calendar_sync.inbound.tasks.nightly_*": {"queue": "nightly"},

@@ -249,16 +249,16 @@ def test_a_check_asked_for_earlier_than_the_one_scheduled_is_queued_too(celery_n
     """Many pushes share one scheduled check; a check wanted sooner than the one scheduled (a
     meeting due in 2 s while the next check is a minute away) is queued as well."""
     broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
-    broker.delete("outbound")
+    broker.delete("answers")
     outbound_tasks.schedule_confirmation_check(60)  # a meeting read 6 times: its pause is a minute
     outbound_tasks.schedule_confirmation_check(30)  # sooner than the one scheduled
-    assert broker.llen("outbound") == 2
+    assert broker.llen("answers") == 2
     outbound_tasks.schedule_confirmation_check(45)  # later than the one in 30 s: shares it
     outbound_tasks.schedule_confirmation_check()  # a push: the confirm delay (2 s), sooner
-    assert broker.llen("outbound") == 3
+    assert broker.llen("answers") == 3
     outbound_tasks.schedule_confirmation_check()  # the next push shares it
-    assert broker.llen("outbound") == 3
-    broker.delete("outbound")
+    assert broker.llen("answers") == 3
+    broker.delete("answers")
 
 
 # --- a real worker --------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_n_creates_in_strict_mode_are_n_answer_reads_with_a_real_worker(provider
     mode("Strict")
     emulator.configure(latency={"write": [100, 200], "read": [100, 200]}, latency_seed=11, attendant_delay_seconds=0.2)
     env = {**worker_env, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.answer_worker_settings"}
-    worker = Worker(env, tmp_path / "worker.log", queues="outbound", pool="threads", concurrency=8)
+    worker = Worker(env, tmp_path / "worker.log", queues="answers,outbound", pool="threads", concurrency=8)
     worker.start()
     try:
         emulator.clear_request_log()
