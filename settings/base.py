@@ -246,6 +246,11 @@ GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
 # GRAPH_TIMEOUT_SECONDS, under CALENDAR_SYNC_LEASE_SECONDS (60): a push still waiting when its
 # claim lapses could be claimed again by another worker.
 GRAPH_SLOT_WAIT_SECONDS = env_int("GRAPH_SLOT_WAIT_SECONDS", 20, minimum=1)
+# Outlook's request rate per app per mailbox (10,000 in 10 minutes, a $batch's requests one each):
+# the Graph client lets no more through (exchange_auth.graph.MailboxSemaphore), so the product
+# earns itself no 429. Lower only for a tenant Microsoft limits more tightly.
+GRAPH_MAILBOX_REQUESTS_PER_WINDOW = env_int("GRAPH_MAILBOX_REQUESTS_PER_WINDOW", 10_000, minimum=1)
+GRAPH_MAILBOX_WINDOW_SECONDS = env_int("GRAPH_MAILBOX_WINDOW_SECONDS", 600, minimum=1)
 # A synced mailbox no change-notification subscription can be made for (no usable app-only
 # credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
 CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)
