@@ -45,8 +45,8 @@ def test_every_task_has_its_queue():
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_push_is_served_while_the_nightly_queue_waits(provider, mode, emulator, alice, atlas, worker_env, celery_not_eager, tmp_path):
-    """An outbound-only worker confirms a booking while a nightly round waits on its own
-    queue, untouched: nightly work can't hold up a booking's push."""
+    """The product's outbound worker (answers,outbound) confirms a booking while a nightly round
+    waits on its own queue, untouched: nightly work can't hold up a booking's push."""
     mode("Normal")
     broker = redis.Redis.from_url(settings.REDIS_URL)
     inbound_tasks.run_nightly_reconcile.delay()

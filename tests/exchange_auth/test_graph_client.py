@@ -338,3 +338,32 @@ def test_without_redis_the_request_rate_holds_in_the_process():
     local.acquire("org@x")()
     with pytest.raises(Unavailable):
         local.acquire("org@x")
+
+
+def test_a_batch_is_not_sent_while_its_mailbox_has_fewer_free_slots_than_it_carries(redis_sem):
+    """Graph counts each request of a $batch against its mailbox's 4 concurrent requests
+    (https://learn.microsoft.com/en-us/graph/json-batching#throttling-and-batching): a batch of 3
+    for a mailbox where 2 are in flight waits, unsent, until 3 slots are free, and holds them."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).delete("test:mbx:room@x:free")
+    held = [redis_sem.acquire("room@x"), redis_sem.acquire("room@x")]
+    answer = (200, {}, {"responses": [{"id": str(i), "status": 200, "body": {}} for i in range(3)]})
+    client, adapter, _ = make_client([answer], semaphore=redis_sem)
+    done = threading.Event()
+
+    def send():
+        client.batch([BatchItem("GET", f"/users/room@x/events/{i}") for i in range(3)])
+        done.set()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    while redis_sem.waits == 0:  # found 2 of 4 free and blocked
+        time.sleep(0.01)
+    assert adapter.requests == [] and redis_sem.in_use("room@x") == 2
+    held.pop()()  # 3 free now
+    assert done.wait(10)
+    thread.join()
+    assert len(adapter.requests) == 1 and len(json.loads(adapter.requests[0].body)["requests"]) == 3
+    held.pop()()
+    assert redis_sem.in_use("room@x") == 0
