@@ -166,7 +166,7 @@ def start_workers(srv, n: int, *, pool: str, concurrency: int):
     # pool of threads holds one each instead of connecting for every task (and its backend's
     # CPU stays countable: a backend that ends takes its figures with it).
     os.environ["DATABASE_CONN_MAX_AGE"] = "600"
-    return common.start_workers(srv, n, queues="outbound", concurrency=concurrency, name=f"bench-scale-{os.getpid()}",
+    return common.start_workers(srv, n, queues="answers,outbound", concurrency=concurrency, name=f"bench-scale-{os.getpid()}",
                                 settings_module="bench.scale_worker_settings", wait=0.5, extra_args=(f"--pool={pool}",))
 
 

@@ -24,7 +24,7 @@ from workplace.models import Room
 
 from .models import NightlyRun, Subscription, WebhookNotification
 
-QUEUES = ("outbound", "inbound", "nightly", "default")
+QUEUES = tuple(settings.CELERY_TASK_QUEUES)  # every queue a worker serves (settings/base.py)
 # kombu's Redis transport keeps a queue's messages of priority 0 under its name and the
 # others under "<name>\x06\x16<priority step>".
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")

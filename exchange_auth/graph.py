@@ -5,7 +5,9 @@ Everything the product sends to Graph goes through ``GraphClient``:
 1. a per-mailbox concurrency cap (Outlook allows 4 concurrent requests per app
    per mailbox) shared by every worker process through a Redis semaphore whose
    slots expire, so a killed worker can't leak them; a taker that finds the mailbox
-   full blocks until a release wakes it (no sleep-polling, no slot left idle);
+   full blocks until a release wakes it (no sleep-polling, no slot left idle); and the
+   per-mailbox request rate (Outlook: 10,000 requests per 10 minutes per app per mailbox),
+   a $batch's requests counted one each, so the product never earns itself a 429;
 2. timeouts on every call;
 3. retries with exponential backoff and full jitter for 429 / 503 / 504 and
    connection errors only, honouring ``Retry-After``;
@@ -31,7 +33,7 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -48,6 +50,12 @@ logger = logging.getLogger("exchange_auth.graph")
 
 TRANSIENT_STATUSES = frozenset({429, 503, 504})
 MAILBOX_CONCURRENCY = 4
+# Outlook's request rate per app per mailbox: 10,000 in 10 minutes
+# (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits); each request
+# of a $batch counts (https://learn.microsoft.com/en-us/graph/json-batching#throttling-and-batching).
+MAILBOX_REQUESTS_PER_WINDOW = 10_000
+MAILBOX_WINDOW_SECONDS = 600.0
+MAILBOX_WINDOW_MARGIN_SECONDS = 5.0  # a request is counted when sent; Graph counts it when it arrives
 BATCH_LIMIT = 20  # Graph's JSON batching takes at most 20 requests
 
 
@@ -178,9 +186,34 @@ redis.call('EXPIRE', KEYS[2], 3600)
 return 1
 """
 
+# The mailbox's requests of the last window: a sorted set of one member per request, scored by
+# when it was let through (Redis' clock: one clock for every host). ``count`` are let through
+# together or none; else the milliseconds until enough of the oldest have left the window.
+# KEYS[1] = the mailbox's set; ARGV = window (ms), limit, count, token.
+_TAKE_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used + count <= limit then
+  for i = 1, count do
+    redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i)
+  end
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local nth = used + count - limit - 1
+local oldest = redis.call('ZRANGE', KEYS[1], nth, nth, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now + 1)
+"""
+
 
 class MailboxSemaphore:
-    """At most ``limit`` concurrent Graph requests per mailbox across all processes.
+    """At most ``limit`` concurrent Graph requests per mailbox across all processes, and at most
+    ``requests`` in any ``window`` seconds.
 
     A Redis sorted set per mailbox holds one member per slot, scored by its lease
     expiry; expired slots are dropped on every acquire, so a SIGKILLed worker's
@@ -193,39 +226,65 @@ class MailboxSemaphore:
     a slot frees, in this process or on another host. A token pushed while nobody waits
     stays (the list is capped at ``limit``): a waiter that blocks just after the release
     still sees it, and a stale one costs one extra try. Slots freed by their lease running
-    out push nothing; waiters look again every ``recheck`` seconds for those."""
+    out push nothing; waiters look again every ``recheck`` seconds for those.
+
+    The request rate: once it holds its slots, a taker is let through only while the mailbox's
+    requests of the last ``window`` seconds (a sliding window, one entry per request: a batch
+    of N items for the mailbox takes N) stay within ``requests``; else it waits, holding its
+    slots, until enough of the oldest have left the window — within the same ``wait`` as the
+    slots, then ``Unavailable`` (``MailboxRateLimited``, ``retry_after`` the time still to
+    wait: a push is retried then). Entries are stamped just before the request is sent; Graph
+    counts it when it arrives, a moment later, so the window is ``window_margin`` seconds longer
+    than Graph's. (Several check rounds' answer reads and the pushes shared the organizer
+    mailbox's 10,000 per 10 minutes in Strict mode: 2,828 429s, bench/scale_outbound.py --full.)"""
 
     def __init__(self, redis_url: str | None, *, limit: int = MAILBOX_CONCURRENCY, lease: float = 60.0, wait: float = 120.0,
-                 prefix: str = "graph:mbx:", recheck: float = 1.0):
+                 prefix: str = "graph:mbx:", recheck: float = 1.0, requests: int = MAILBOX_REQUESTS_PER_WINDOW,
+                 window: float = MAILBOX_WINDOW_SECONDS, window_margin: float = MAILBOX_WINDOW_MARGIN_SECONDS):
         self.limit = limit
         self.lease = lease
         self.wait = wait
         self.prefix = prefix
         self.recheck = recheck
+        self.requests = requests
+        self.window = window + window_margin
         self._redis = None
-        self._script = self._release_script = None
+        self._script = self._release_script = self._rate_script = None
         if redis_url:
             import redis
 
             self._redis = redis.Redis.from_url(redis_url)
             self._script = self._redis.register_script(_ACQUIRE)
             self._release_script = self._redis.register_script(_RELEASE)
+            self._rate_script = self._redis.register_script(_TAKE_RATE)
         self._local: dict[str, threading.BoundedSemaphore] = {}
         self._take_locks: dict[str, threading.Lock] = {}
         self._local_lock = threading.Lock()
+        self._local_sent: dict[str, deque] = {}  # mailbox -> when its requests of the window were let through (no Redis)
         self.waits = 0  # times a taker found the mailbox full and blocked (tests, the bench)
+        self.rate_waits = 0  # times a taker found the mailbox's request rate spent and waited (tests, the bench)
 
     def acquire(self, mailbox: str, count: int = 1) -> Callable[[], None]:
-        """Block until ``count`` slots are free (taken together); return the function that
-        releases them."""
-        count = max(1, min(count, self.limit))
+        """Block until ``count`` slots are free (taken together) and the mailbox's request rate
+        lets ``count`` requests through; return the function that releases the slots."""
+        slots = max(1, min(count, self.limit))
+        deadline = time.monotonic() + self.wait
         if self._redis is None:
-            return self._acquire_local(mailbox, count)
+            release = self._acquire_local(mailbox, slots)
+        else:
+            release = self._acquire_slots(mailbox, slots, deadline)
+        try:
+            self._take_rate(mailbox, max(1, count), deadline)
+        except BaseException:
+            release()
+            raise
+        return release
+
+    def _acquire_slots(self, mailbox: str, count: int, deadline: float) -> Callable[[], None]:
         key = self.prefix + mailbox
         wake = key + ":free"
         token = uuid.uuid4().hex
         members = [f"{token}:{i}" for i in range(1, count + 1)]
-        deadline = time.monotonic() + self.wait
         while True:
             now = time.time()
             if self._script(keys=[key], args=[now, now + self.lease, self.limit, token, count]):
@@ -235,6 +294,38 @@ class MailboxSemaphore:
                 raise Unavailable(0, "MailboxBusy", f"No free request slot for {mailbox} within {self.wait:.0f}s.")
             self.waits += 1
             self._redis.blpop([wake], timeout=max(0.01, min(left, self.recheck)))
+
+    def _take_rate(self, mailbox: str, count: int, deadline: float) -> None:
+        """Let ``count`` requests to ``mailbox`` through its request rate, waiting (until
+        ``deadline``) while the window holds too many."""
+        while True:
+            later = self._rate_wait(mailbox, count)
+            if later <= 0:
+                return
+            left = deadline - time.monotonic()
+            if later > left:
+                raise Unavailable(0, "MailboxRateLimited",
+                                  f"{mailbox} has had {self.requests} requests in {self.window:.0f}s; the next in {later:.1f}s.",
+                                  retry_after=later)
+            self.rate_waits += 1
+            time.sleep(later)
+
+    def _rate_wait(self, mailbox: str, count: int) -> float:
+        """0 when ``count`` requests were let through (counted), else the seconds until they can be."""
+        if self._redis is not None:
+            token = uuid.uuid4().hex
+            waited = self._rate_script(keys=[self.prefix + mailbox + ":rate"],
+                                       args=[int(self.window * 1000), self.requests, count, token])
+            return int(waited) / 1000
+        with self._local_lock:
+            sent = self._local_sent.setdefault(mailbox, deque())
+            now = time.monotonic()
+            while sent and sent[0] <= now - self.window:
+                sent.popleft()
+            if len(sent) + count <= self.requests:
+                sent.extend([now] * count)
+                return 0.0
+            return max(0.001, sent[len(sent) + count - self.requests - 1] + self.window - now)
 
     def _release(self, key: str, wake: str, members: list[str]) -> None:
         self._release_script(keys=[key, wake], args=[self.limit, *members])
@@ -278,7 +369,9 @@ def default_semaphore() -> MailboxSemaphore:
         if _semaphore is None:
             lease = float(settings.GRAPH_TIMEOUT_SECONDS) * 2 + 5
             _semaphore = MailboxSemaphore(getattr(settings, "REDIS_URL", None), lease=lease,
-                                          wait=float(settings.GRAPH_SLOT_WAIT_SECONDS))
+                                          wait=float(settings.GRAPH_SLOT_WAIT_SECONDS),
+                                          requests=int(settings.GRAPH_MAILBOX_REQUESTS_PER_WINDOW),
+                                          window=float(settings.GRAPH_MAILBOX_WINDOW_SECONDS))
         return _semaphore
 
 

@@ -138,11 +138,16 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # Queues (README "Workers and queues"): pushes of bookings never wait behind a burst of
-# inbound pulls or a nightly round. A worker without -Q consumes all four.
+# inbound pulls or a nightly round, and the checks of the rooms' answers never wait behind the
+# pushes (issue 17: the first check, queued behind 10,000 pushes, ran once they were all done).
+# A worker without -Q consumes all five.
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("outbound", "inbound", "nightly", "default")}
+CELERY_TASK_QUEUES = {name: {"routing_key": name} for name in ("outbound", "answers", "inbound", "nightly", "default")}
 CELERY_TASK_ROUTES = {
     # First match wins (insertion order).
+    "calendar_sync.outbound.tasks.check_confirmations": {"queue": "answers"},
+    "calendar_sync.outbound.tasks.check_awaiting_reservations": {"queue": "answers"},
+    "calendar_sync.outbound.tasks.clean_up_unanswered_reservations": {"queue": "answers"},
     "calendar_sync.outbound.tasks.*": {"queue": "outbound"},
     "calendar_sync.inbound.tasks.run_nightly_reconcile": {"queue": "nightly"},
     "calendar_sync.inbound.tasks.nightly_*": {"queue": "nightly"},
@@ -241,6 +246,11 @@ GRAPH_TIMEOUT_SECONDS = env_int("GRAPH_TIMEOUT_SECONDS", 15, minimum=1)
 # GRAPH_TIMEOUT_SECONDS, under CALENDAR_SYNC_LEASE_SECONDS (60): a push still waiting when its
 # claim lapses could be claimed again by another worker.
 GRAPH_SLOT_WAIT_SECONDS = env_int("GRAPH_SLOT_WAIT_SECONDS", 20, minimum=1)
+# Outlook's request rate per app per mailbox (10,000 in 10 minutes, a $batch's requests one each):
+# the Graph client lets no more through (exchange_auth.graph.MailboxSemaphore), so the product
+# earns itself no 429. Lower only for a tenant Microsoft limits more tightly.
+GRAPH_MAILBOX_REQUESTS_PER_WINDOW = env_int("GRAPH_MAILBOX_REQUESTS_PER_WINDOW", 10_000, minimum=1)
+GRAPH_MAILBOX_WINDOW_SECONDS = env_int("GRAPH_MAILBOX_WINDOW_SECONDS", 600, minimum=1)
 # A synced mailbox no change-notification subscription can be made for (no usable app-only
 # credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
 CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)

@@ -17,7 +17,7 @@ class Worker:
     def __init__(self, env: dict, log_path: Path, *, queues: str | None = None, pool: str = "prefork", concurrency: int = 4):
         self.env = env
         self.log_path = log_path
-        self.queues = queues  # "-Q outbound,inbound": only those (default: all four)
+        self.queues = queues  # "-Q answers,outbound": only those (default: all five)
         self.pool = pool  # "threads": the product's outbound worker (docker-compose.yml)
         self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None

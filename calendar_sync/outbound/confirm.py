@@ -73,7 +73,7 @@ def _record_change_key(reservation: Reservation, change_key: str) -> None:
         outcomes.set_change_key(reservation.series, change_key)
 
 
-ANSWER_READ_KEY = "calendar_sync:answer-read:{}"  # (reads so far, next read due at, the push they follow)
+ANSWER_READ_KEY = "calendar_sync:answer-read:{}"  # (reads so far, next read due at, the push they follow, the first read of it at)
 ANSWER_CLAIM_KEY = "calendar_sync:answer-claim:{}"  # held by the round reading the meeting now
 ANSWER_READ_CAP_SECONDS = 60.0
 
@@ -87,15 +87,25 @@ def _push_time(reservation: Reservation) -> float:
     return pushed.timestamp() if pushed else 0.0
 
 
-def _next_read(mark, pushed: float, base: float) -> tuple[int, float]:
-    """(reads so far, when the next read is due) of a meeting whose latest push was at ``pushed``,
-    from its mark in the cache. A meeting not read since that push is first read ``base`` (the
-    confirm delay) after it: the room's booking attendant answers within seconds, so a read
-    right after the push would find no answer and read it again (issue 17)."""
+def _next_read(mark, pushed: float, base: float) -> tuple[int, float, float | None]:
+    """(reads so far, when the next read is due, when the first of them was) of a meeting whose
+    latest push was at ``pushed``, from its mark in the cache. A meeting not read since that push
+    is first read ``base`` (the confirm delay) after it: the room's booking attendant answers
+    within seconds, so a read right after the push would find no answer and read it again
+    (issue 17). (A mark written before it kept its first read counts from the push.)"""
     reads, next_at, *rest = mark or (0, 0.0)
     if mark is None or (rest[0] if rest else None) != pushed:
-        return 0, pushed + base
-    return reads, next_at
+        return 0, pushed + base, None
+    return reads, next_at, rest[1] if len(rest) > 1 else pushed
+
+
+def _mark_lifetime(window: float) -> float:
+    """How long a meeting's read mark is kept: at least until the clean-up rejects the reservation
+    unanswered (``exchange_callback_time_limit``, ``approval_time_limit``). The follow-up window
+    counts from the first read (``_following``): a mark gone sooner would make a meeting whose
+    follow-ups are over look never read, and its reads would start over."""
+    limits = (properties.get(properties.EXCHANGE_CALLBACK_TIME_LIMIT), properties.get(properties.APPROVAL_TIME_LIMIT))
+    return max(window, *(float(limit) for limit in limits))
 
 
 class AnswerRound:
@@ -106,6 +116,7 @@ class AnswerRound:
         self.base, self.keep, self.lease, self.request_wait = base, keep, lease, request_wait
         self.due: list[Reservation] = []
         self.reads: dict[int, int] = {}  # pk -> the answer reads before this round's
+        self.first: dict[int, float] = {}  # pk -> when its first read since its push was (none yet: absent)
         self.held: set[int] = set()  # claimed, not yet marked
         self.later: list[float] = []  # when the waiting reservations come due
         self.claimed_at = time.time()
@@ -133,7 +144,8 @@ class AnswerRound:
         for reservation, waiting in read:
             reads = self.reads[reservation.pk]
             pause = min(ANSWER_READ_CAP_SECONDS, self.base * 2 ** reads)
-            marks[ANSWER_READ_KEY.format(reservation.pk)] = (reads + 1, now + pause, _push_time(reservation))
+            first = self.first.get(reservation.pk, now)
+            marks[ANSWER_READ_KEY.format(reservation.pk)] = (reads + 1, now + pause, _push_time(reservation), first)
             if waiting:
                 self.later.append(now + pause)
         cache.set_many(marks, timeout=int(self.keep) + 60)
@@ -169,28 +181,30 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
         if claims[reservation.pk] in seen:
             found.later.append(now + lease)  # another round's: it marks it when read (or its claim expires)
             continue
-        reads, due_at = _next_read(seen.get(marks[reservation.pk]), _push_time(reservation), base)
+        reads, due_at, first = _next_read(seen.get(marks[reservation.pk]), _push_time(reservation), base)
         if due_at > now:
             found.later.append(due_at)
             continue
         if len(candidates) >= most:
             break
-        candidates.append((reservation, reads))
-    won = [c for c, ours in zip(candidates, _claim([(claims[r.pk], lease) for r, _ in candidates]), strict=True) if ours]
+        candidates.append((reservation, reads, first))
+    won = [c for c, ours in zip(candidates, _claim([(claims[r.pk], lease) for r, *_ in candidates]), strict=True) if ours]
     found.claimed_at = time.time()
     # A round that read one of them between our look and our claim has marked it: look again.
-    again = cache.get_many([marks[r.pk] for r, _ in won]) if won else {}
+    again = cache.get_many([marks[r.pk] for r, *_ in won]) if won else {}
     released = []
-    for reservation, reads in won:
+    for reservation, reads, first in won:
         mark = again.get(marks[reservation.pk])
         if mark != seen.get(marks[reservation.pk]):
-            reads, due_at = _next_read(mark, _push_time(reservation), base)
+            reads, due_at, first = _next_read(mark, _push_time(reservation), base)
             if due_at > found.claimed_at:
                 released.append(claims[reservation.pk])
                 found.later.append(due_at)
                 continue
         found.due.append(reservation)
         found.reads[reservation.pk] = reads
+        if first is not None:
+            found.first[reservation.pk] = first
         found.held.add(reservation.pk)
     if released:
         cache.delete_many(released)
@@ -268,25 +282,46 @@ def _latest_pushes(rows: list[tuple[int, int | None]]) -> dict[int, datetime | N
     return {pk: max((at for at in (own.get(pk), by_series.get(series)) if at is not None), default=None) for pk, series in rows}
 
 
+def _following(waiting: list[_Waiting], window: float) -> list[_Waiting]:
+    """Of the waiting reservations whose meeting was pushed, those whose answer is still followed
+    up: not read since their latest push (their own create or update, or their series'), or
+    first read since it less than ``window`` ago. The window counts from the first read, not the
+    push: a check that ran late (queued behind the pushes) or a backlog of answers longer than
+    the window skipped every meeting pushed before it, never read (issue 17: 4,320 of 10,000
+    confirmed). A meeting read and still unanswered for a whole window is left to the 10-minute
+    check (``check_room_calendars``). Only the marks of meetings pushed before the window are
+    looked at: one pushed within it was first read within it too."""
+    now = time.time()
+    cutoff = now - window
+    old = [w for w in waiting if w.pushed_at is not None and w.pushed_at.timestamp() < cutoff]
+    marks = cache.get_many([ANSWER_READ_KEY.format(w.pk) for w in old]) if old else {}
+    over = set()
+    for w in old:
+        reads, _, first = _next_read(marks.get(ANSWER_READ_KEY.format(w.pk)), w.pushed_at.timestamp(), 0.0)
+        if reads and first is not None and first < cutoff:
+            over.add(w.pk)
+    return [w for w in waiting if w.pushed_at is not None and w.pk not in over]
+
+
 def _awaiting_rows(max_age_seconds: float | None, limit: int | None) -> list[_Waiting]:
     """The awaiting reservations (``_awaiting``), the longest waiting first, with their latest
-    push (``_latest_pushes``); with ``max_age_seconds``, only those whose meeting was pushed that
-    recently (their own create or update, or their series'): a booking that waited in the queue
-    longer than the window still gets its answer read right after its push. At most ``limit``."""
+    push (``_latest_pushes``); with ``max_age_seconds``, only those pushed whose answer is still
+    followed up (``_following``: never read since the push, or first read less than that long
+    ago): a booking that waited in the queue longer than the window still gets its answer read
+    after its push. At most ``limit``."""
     qs = _awaiting().order_by("created_at").values_list("pk", "series_id")
     rows = list(qs if max_age_seconds is not None or limit is None else qs[:limit])
     pushed = _latest_pushes(rows)
     waiting = [_Waiting(pk, pushed[pk]) for pk, _ in rows]
     if max_age_seconds is not None:
-        cutoff = timezone.now() - timedelta(seconds=max_age_seconds)
-        waiting = [w for w in waiting if w.pushed_at is not None and w.pushed_at >= cutoff]
+        waiting = _following(waiting, max_age_seconds)
     return waiting if limit is None else waiting[:limit]
 
 
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
                   on_more: Callable[[], None] | None = None) -> dict:
-    """Read the room's answer for awaiting reservations (``max_age_seconds``: those pushed that
-    recently, ``_awaiting_rows``). Returns counts.
+    """Read the room's answer for awaiting reservations (``max_age_seconds``: those whose answer
+    is still followed up, ``_awaiting_rows``). Returns counts.
 
     One read per meeting: the occurrences of a series share their master's. ``spaced`` (the
     scheduled check): only the reservations whose next read is due, claimed for this round
@@ -300,7 +335,7 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
         waiting = _awaiting_rows(max_age_seconds, limit)
         settings = conf.get()
         found = _due_for_a_read(waiting, base=max(settings.confirm_delay_seconds, 0.5),
-                                keep=max_age_seconds or settings.confirm_follow_up_seconds,
+                                keep=_mark_lifetime(max_age_seconds or settings.confirm_follow_up_seconds),
                                 lease=settings.lease_seconds, request_wait=settings.request_wait_seconds)
         if on_more is not None and len(found.due) == ANSWER_READS_PER_ROUND and len(waiting) > len(found.due):
             on_more()  # more may be due: the next round reads them alongside this one

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
@@ -73,7 +74,12 @@ def test_the_look_ups_find_the_latest_push_and_the_window(stale_statistics):
     assert len(pushed) == WAITING and pushed[first.pk] == latest and pushed[second.pk] < latest
     assert [w.pk for w in confirm._awaiting_rows(None, 3)] == [r.pk for r in stale_statistics[:3]]  # the longest waiting first
     assert len(confirm._awaiting_rows(600, None)) == confirm.pending_answers(600) == WAITING
-    SyncEvent.objects.exclude(reservation=first).update(processed_at=timezone.now() - dt.timedelta(hours=1))
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    SyncEvent.objects.exclude(reservation=first).update(processed_at=an_hour_ago)
+    # Pushed an hour ago and never read: still followed up (the window counts from the first read).
+    assert len(confirm._awaiting_rows(600, None)) == confirm.pending_answers(600) == WAITING
+    at = an_hour_ago.timestamp()
+    cache.set_many({confirm.ANSWER_READ_KEY.format(r.pk): (1, at + 2, at, at) for r in stale_statistics if r.pk != first.pk})  # read then
     assert [w.pk for w in confirm._awaiting_rows(600, None)] == [first.pk] and confirm.pending_answers(600) == 1
     assert confirm.pending_answers() == WAITING
 

@@ -25,10 +25,12 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core import mail
+from django.core.cache import cache
 from django.db import connection
 
 from calendar_sync.outbound import confirm
 from calendar_sync.outbound import tasks as outbound_tasks
+from exchange_auth import properties
 from reservations import services
 from reservations.models import Reservation, State, SyncEvent
 from tests.booking import book
@@ -144,6 +146,56 @@ def test_a_declined_meeting_is_read_once_and_rejected(provider, mode, emulator, 
     assert [m.to for m in mail.outbox] == [[ALICE]]
 
 
+# --- the follow-up window: counted from the first read, not the push ------------------------------
+
+
+@pytest.mark.django_db
+def test_a_meeting_pushed_before_the_window_and_never_read_is_read(provider, mode, emulator, alice, atlas, borealis, clock, django_capture_on_commit_callbacks):
+    """The check ran late (queued behind the pushes) or the backlog of answers took longer than
+    the window: a meeting pushed longer ago than the window but never read is read all the same,
+    with one pushed just now (issue 17: the confirmations stalled at 4,320 of 10,000)."""
+    mode("Strict")
+    late = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, 9))
+    pushed_earlier([late], 20 * 60)  # four windows (300 s) ago
+    fresh = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=borealis, start=days_ahead(4, 11))
+    emulator.clear_request_log()
+    clock.advance(2)
+    assert confirm.pending_answers(max_age_seconds=300) == 2
+    counts = spaced_check()
+    assert (counts["checked"], counts["confirmed"], counts["next_read_in"]) == (2, 2, None)
+    assert sorted(answer_reads(emulator).values()) == [1, 1]
+    assert set(Reservation.objects.filter(pk__in=[late.pk, fresh.pk]).values_list("state", flat=True)) == {State.CONFIRMED}
+
+
+@pytest.mark.django_db
+def test_the_follow_ups_of_an_unanswered_meeting_end_a_window_after_its_first_read(provider, mode, emulator, alice, atlas, clock, django_capture_on_commit_callbacks):
+    """A meeting first read long after its push is followed up for a whole window from that read
+    (its reads still due are read); once it has waited unanswered a window since, the check
+    leaves it to the 10-minute check and schedules nothing more for it."""
+    mode("Strict")
+    emulator.set_auto_accept(ATLAS, False)  # the room's delegate answers, much later
+    r = book(capture_on_commit=django_capture_on_commit_callbacks, actor=alice, room=atlas, start=days_ahead(4, 13))
+    pushed_earlier([r], 20 * 60)
+    emulator.clear_request_log()
+    counts = spaced_check()
+    assert (counts["checked"], counts["unanswered"]) == (1, 1)  # its first read
+    assert counts["next_read_in"] is not None
+    clock.advance(240)  # its pause is over, within the window of its first read
+    assert confirm.pending_answers(max_age_seconds=300) == 1
+    counts = spaced_check()
+    assert (counts["checked"], counts["unanswered"]) == (1, 1)
+    clock.advance(61)  # a window and a second since its first read
+    assert confirm.pending_answers(max_age_seconds=300) == 0
+    counts = spaced_check()
+    assert (counts["checked"], counts["next_read_in"]) == (0, None)
+    assert list(answer_reads(emulator).values()) == [2]
+    assert Reservation.objects.get(pk=r.pk).state == State.AWAITING_CONFIRMATION  # the 10-minute check reads it
+    # Its mark is kept until the clean-up rejects it unanswered: were it gone sooner, the meeting
+    # would look never read and its follow-ups would start over.
+    mark = cache.make_and_validate_key(confirm.ANSWER_READ_KEY.format(r.pk))
+    assert confirm._redis().ttl(mark) > properties.get(properties.EXCHANGE_CALLBACK_TIME_LIMIT)
+
+
 # --- rounds side by side ---------------------------------------------------------------------------
 
 
@@ -223,8 +275,6 @@ def test_checks_running_at_once_read_each_meeting_once(provider, mode, emulator,
 def test_a_long_round_renews_the_claims_it_still_holds():
     """A round stuck behind the pushes for most of its lease renews the claims of the meetings
     it has not read yet before its next request (``AnswerRound.hold``), not those it has read."""
-    from django.core.cache import cache
-
     waiting = [Reservation(pk=pk) for pk in (920001, 920002)]
     keys = [confirm.ANSWER_CLAIM_KEY.format(r.pk) for r in waiting]
     cache.delete_many(keys + [confirm.ANSWER_READ_KEY.format(r.pk) for r in waiting])
@@ -249,16 +299,16 @@ def test_a_check_asked_for_earlier_than_the_one_scheduled_is_queued_too(celery_n
     """Many pushes share one scheduled check; a check wanted sooner than the one scheduled (a
     meeting due in 2 s while the next check is a minute away) is queued as well."""
     broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
-    broker.delete("outbound")
+    broker.delete("answers")
     outbound_tasks.schedule_confirmation_check(60)  # a meeting read 6 times: its pause is a minute
     outbound_tasks.schedule_confirmation_check(30)  # sooner than the one scheduled
-    assert broker.llen("outbound") == 2
+    assert broker.llen("answers") == 2
     outbound_tasks.schedule_confirmation_check(45)  # later than the one in 30 s: shares it
     outbound_tasks.schedule_confirmation_check()  # a push: the confirm delay (2 s), sooner
-    assert broker.llen("outbound") == 3
+    assert broker.llen("answers") == 3
     outbound_tasks.schedule_confirmation_check()  # the next push shares it
-    assert broker.llen("outbound") == 3
-    broker.delete("outbound")
+    assert broker.llen("answers") == 3
+    broker.delete("answers")
 
 
 # --- a real worker --------------------------------------------------------------------------------
@@ -273,7 +323,7 @@ def test_n_creates_in_strict_mode_are_n_answer_reads_with_a_real_worker(provider
     mode("Strict")
     emulator.configure(latency={"write": [100, 200], "read": [100, 200]}, latency_seed=11, attendant_delay_seconds=0.2)
     env = {**worker_env, "DJANGO_SETTINGS_MODULE": "tests.calendar_sync.answer_worker_settings"}
-    worker = Worker(env, tmp_path / "worker.log", queues="outbound", pool="threads", concurrency=8)
+    worker = Worker(env, tmp_path / "worker.log", queues="answers,outbound", pool="threads", concurrency=8)
     worker.start()
     try:
         emulator.clear_request_log()

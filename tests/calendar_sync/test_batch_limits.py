@@ -78,3 +78,33 @@ def test_per_item_throttling_is_retried_after_retry_after(provider, emulator):
     assert throttled, "the emulator's rate limit answered some items 429"
     assert time.monotonic() - started >= 1.0  # the client waited for Retry-After before sending them again
     assert max(max(b.values()) for b in _batches(log)) <= 4
+
+
+def test_the_client_keeps_within_the_mailboxs_request_rate_and_earns_no_429(provider, emulator, monkeypatch):
+    """Outlook's 10,000 requests per 10 minutes per app and mailbox, here 6 a minute on both
+    sides: single requests and a batch's items count alike, and once the window is spent the
+    client sends nothing more to the mailbox (MailboxRateLimited, retried later) — Graph never
+    answers 429 (the answer reads and the pushes of Strict mode share one organizer mailbox)."""
+    from django.conf import settings
+
+    from exchange_auth.graph import MailboxSemaphore, Unavailable
+
+    ids = _meetings(emulator, "alice@contoso.example", ATLAS, 7)
+    emulator.configure(throttle_requests=6, throttle_window_seconds=60)
+    client = system_client(provider)
+    monkeypatch.setattr(client, "semaphore", MailboxSemaphore(settings.REDIS_URL, wait=0.5, prefix="test:batch-rate:",
+                                                              requests=6, window=60, window_margin=0))
+    emulator.clear_request_log()
+    for i in ids[:4]:
+        client.get(users_path("alice@contoso.example", "events", i), params={"$select": "id"})
+    results = client.batch([BatchItem("GET", users_path("alice@contoso.example", "events", i) + "?$select=id") for i in ids[4:6]])
+    assert all(isinstance(r, GraphResponse) and r.status == 200 for r in results), results
+    try:
+        client.get(users_path("alice@contoso.example", "events", ids[6]), params={"$select": "id"})
+    except Unavailable as exc:
+        assert exc.code == "MailboxRateLimited" and exc.retry_after > 0
+    else:
+        raise AssertionError("a seventh request in the window was sent")
+    log = emulator.request_log()
+    assert [e for e in log["entries"] if e["status"] == 429] == []
+    assert sum(1 for e in log["entries"] if e["mailbox"] == "alice@contoso.example") == 6

@@ -26,15 +26,17 @@ def test_every_task_has_its_queue():
     app.loader.import_default_modules()
     assert queue_of(outbound_tasks.push_sync_event) == "outbound"
     assert queue_of(outbound_tasks.sweep_sync_events) == "outbound"
-    assert queue_of(outbound_tasks.check_confirmations) == "outbound"
+    assert queue_of(outbound_tasks.check_confirmations) == "answers"
+    assert queue_of(outbound_tasks.check_awaiting_reservations) == "answers"
+    assert queue_of(outbound_tasks.clean_up_unanswered_reservations) == "answers"
     assert queue_of(inbound_tasks.pull_room_mailbox) == "inbound"
     assert queue_of(inbound_tasks.recheck_deferred) == "inbound"
     assert queue_of(inbound_tasks.handle_lifecycle_notification) == "inbound"
     assert queue_of(inbound_tasks.run_nightly_reconcile) == "nightly"
     assert queue_of(inbound_tasks.nightly_building) == "nightly"
     assert queue_of(workplace_tasks.deliver_email) == "default"
-    # A worker started without -Q consumes all four (make run, the tests' worker).
-    assert sorted(app.amqp.queues) == ["default", "inbound", "nightly", "outbound"]
+    # A worker started without -Q consumes all five (make run, the tests' worker).
+    assert sorted(app.amqp.queues) == ["answers", "default", "inbound", "nightly", "outbound"]
     # Every product task lands on a queue some worker consumes.
     ours = [name for name in app.tasks if name.split(".")[0] in {"calendar_sync", "reservations", "workplace", "exchange_auth"}]
     assert ours and all(app.amqp.router.route({}, name)["queue"].name in app.amqp.queues for name in ours)
@@ -43,13 +45,13 @@ def test_every_task_has_its_queue():
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_push_is_served_while_the_nightly_queue_waits(provider, mode, emulator, alice, atlas, worker_env, celery_not_eager, tmp_path):
-    """An outbound-only worker confirms a booking while a nightly round waits on its own
-    queue, untouched: nightly work can't hold up a booking's push."""
+    """The product's outbound worker (answers,outbound) confirms a booking while a nightly round
+    waits on its own queue, untouched: nightly work can't hold up a booking's push."""
     mode("Normal")
     broker = redis.Redis.from_url(settings.REDIS_URL)
     inbound_tasks.run_nightly_reconcile.delay()
     assert broker.llen("nightly") == 1
-    worker = Worker(worker_env, tmp_path / "worker.log", queues="outbound")
+    worker = Worker(worker_env, tmp_path / "worker.log", queues="answers,outbound")
     worker.start()
     try:
         start = days_ahead(2, 10)

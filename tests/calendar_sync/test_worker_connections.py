@@ -38,7 +38,7 @@ def start_worker(worker_env, celery_not_eager, tmp_path):
 
     def start(max_age: str) -> Worker:
         w = Worker({**worker_env, "DATABASE_CONN_MAX_AGE": max_age}, tmp_path / f"worker-{max_age}.log",
-                   queues="outbound", pool="threads", concurrency=1)
+                   queues="answers,outbound", pool="threads", concurrency=1)
         w.start()
         started.append(w)
         return w

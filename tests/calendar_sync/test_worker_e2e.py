@@ -89,7 +89,7 @@ def test_the_threads_pool_pushes_many_bookings_into_one_mailbox_at_once_each_exa
         at = start + dt.timedelta(hours=n // 2)
         booked.append(services.reservation_create(actor=alice, room=room, start=at, end=at + dt.timedelta(minutes=50), subject=f"Load {n:02d}"))
     emulator.clear_request_log()
-    worker = Worker(worker_env, tmp_path / "worker.log", queues="outbound", pool="threads", concurrency=8)
+    worker = Worker(worker_env, tmp_path / "worker.log", queues="answers,outbound", pool="threads", concurrency=8)
     worker.start()
     try:
         wait_for(lambda: not SyncEvent.objects.filter(state__in=["new", "processing"]).exists(), timeout=120,

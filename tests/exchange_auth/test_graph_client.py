@@ -284,3 +284,86 @@ def test_slots_taken_together_are_released_together_each_with_its_wake_up_token(
     assert redis_sem.in_use("room@x") == 1 and r.llen("test:mbx:room@x:free") == 3
     other()
     assert redis_sem.in_use("room@x") == 0 and r.llen("test:mbx:room@x:free") == 4
+
+
+# --- the per-mailbox request rate, shared through Redis ------------------------------------------
+
+
+@pytest.fixture
+def rate_sem():
+    """Outlook's 10,000 requests per 10 minutes per app and mailbox, here 5 a minute."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).delete(*(f"test:rate:{m}{s}" for m in ("org@x", "room@x") for s in ("", ":free", ":rate")))
+    return MailboxSemaphore(REDIS_URL, limit=4, lease=5, wait=0.2, prefix="test:rate:", requests=5, window=60, window_margin=0)
+
+
+def test_a_mailbox_gets_no_more_requests_in_its_window_than_graph_allows(rate_sem):
+    """The sixth request of the window is not let through: refused with the time still to wait
+    (``MailboxRateLimited``: a push is retried then), its slot given back. A batch's items count
+    one each; another mailbox has its own window."""
+    for _ in range(3):
+        rate_sem.acquire("org@x")()
+    rate_sem.acquire("org@x", count=2)()  # a batch carrying two requests for the mailbox
+    with pytest.raises(Unavailable) as refused:
+        rate_sem.acquire("org@x")
+    assert refused.value.code == "MailboxRateLimited"
+    assert 55 < refused.value.retry_after <= 61  # until the first of the five leaves the window
+    assert rate_sem.in_use("org@x") == 0
+    rate_sem.acquire("room@x")()
+
+
+def test_a_batch_that_would_overrun_the_window_is_not_sent(rate_sem):
+    """Three requests left in the window: a batch of four items for the mailbox is not sent at
+    all (Graph would answer the fourth 429 inside the batch)."""
+    for _ in range(2):
+        rate_sem.acquire("org@x")()
+    client, adapter, _ = make_client([], semaphore=rate_sem)
+    with pytest.raises(Unavailable):
+        client.batch([BatchItem("GET", f"/users/org@x/events/{i}") for i in range(4)])
+    assert adapter.requests == []
+    assert rate_sem.in_use("org@x") == 0
+
+
+def test_a_request_waits_for_the_window_to_make_room_and_then_goes(rate_sem):
+    short = MailboxSemaphore(REDIS_URL, limit=4, lease=5, wait=10, prefix="test:rate:", requests=2, window=0.3, window_margin=0)
+    for _ in range(3):
+        short.acquire("org@x")()
+    assert short.rate_waits >= 1  # the third waited for the first to leave the window
+
+
+def test_without_redis_the_request_rate_holds_in_the_process():
+    local = MailboxSemaphore(None, wait=0.1, requests=2, window=60, window_margin=0)
+    local.acquire("org@x")()
+    local.acquire("org@x")()
+    with pytest.raises(Unavailable):
+        local.acquire("org@x")
+
+
+def test_a_batch_is_not_sent_while_its_mailbox_has_fewer_free_slots_than_it_carries(redis_sem):
+    """Graph counts each request of a $batch against its mailbox's 4 concurrent requests
+    (https://learn.microsoft.com/en-us/graph/json-batching#throttling-and-batching): a batch of 3
+    for a mailbox where 2 are in flight waits, unsent, until 3 slots are free, and holds them."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).delete("test:mbx:room@x:free")
+    held = [redis_sem.acquire("room@x"), redis_sem.acquire("room@x")]
+    answer = (200, {}, {"responses": [{"id": str(i), "status": 200, "body": {}} for i in range(3)]})
+    client, adapter, _ = make_client([answer], semaphore=redis_sem)
+    done = threading.Event()
+
+    def send():
+        client.batch([BatchItem("GET", f"/users/room@x/events/{i}") for i in range(3)])
+        done.set()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    while redis_sem.waits == 0:  # found 2 of 4 free and blocked
+        time.sleep(0.01)
+    assert adapter.requests == [] and redis_sem.in_use("room@x") == 2
+    held.pop()()  # 3 free now
+    assert done.wait(10)
+    thread.join()
+    assert len(adapter.requests) == 1 and len(json.loads(adapter.requests[0].body)["requests"]) == 3
+    held.pop()()
+    assert redis_sem.in_use("room@x") == 0

@@ -111,6 +111,7 @@ def test_the_gauges_read_the_outbox_inbox_and_subscriptions(provider, client, al
     assert 7000 < value(samples, "workplace_subscription_next_expiry_seconds") <= 7200
     assert value(samples, "workplace_webhook_inbox_waiting") == 1
     assert ("workplace_queue_depth", (("queue", "outbound"),)) in samples  # Redis broker in the tests
+    assert ("workplace_queue_depth", (("queue", "answers"),)) in samples
 
 
 def test_counters_add_up_across_processes_through_redis(client):
