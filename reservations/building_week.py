@@ -1,6 +1,7 @@
 """A building's (or floor's) week to book from, like Outlook's scheduling grid: rooms as rows,
-the week's days (Monday to Friday, or all seven) as column groups, each day's working hours as
-hour columns.
+the week's days (Monday to Friday, or all seven) as column groups, each day's hours (the
+building's ``day_span``) as hour columns from the day's start; a day ending on a half hour ends
+with a column whose second half is not offered.
 
 An hour column keeps half-hour precision: a fully free hour is a link to the booking form for
 that hour; an hour with one free half (a meeting from 9:30, or the half hour already gone)
@@ -22,16 +23,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from reservations.calendar_grid import _label, busy_intervals, viewer
+from reservations.calendar_grid import DEFAULT_SPAN, _label, busy_intervals, viewer, wall_clock
 from reservations.links import id_url_parts
+from workplace import day_hours
 from workplace.models import Room
 
-# Working hours (building-local) drawn for each day; the day grid shows 07–21 in half hours.
-WORK_START_HOUR = 8
-WORK_END_HOUR = 18
-HOURS = WORK_END_HOUR - WORK_START_HOUR
-HALF = 30  # minutes: the precision kept inside an hour column
+HALF = 30  # minutes: the precision kept inside an hour column (the hours are on the half hour)
 WORK_WEEK, FULL_WEEK = 5, 7
+
+
+def hours_per_day(span: tuple[int, int] = DEFAULT_SPAN) -> int:
+    """The hour columns of a day over ``span`` (a building's ``day_span``): 06:00–14:30 has 9."""
+    return -(-(span[1] - span[0]) // 60)
+
 
 def week_days(monday: dt.date, days: int) -> list[dt.date]:
     return [monday + dt.timedelta(days=n) for n in range(days)]
@@ -40,18 +44,22 @@ def week_days(monday: dt.date, days: int) -> list[dt.date]:
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def week_head(*, days: Sequence[dt.date], day_urls: Sequence[str], today: dt.date) -> str:
+def week_head(*, days: Sequence[dt.date], day_urls: Sequence[str], today: dt.date,
+              span: tuple[int, int] = DEFAULT_SPAN) -> str:
     """The header's two rows: each day (a link to its half-hour grid) over its hour columns."""
     top = ['<tr><th scope="col" rowspan="2" class="room-col">Room</th>']
     hours = []
+    columns = hours_per_day(span)
     for day, url in zip(days, day_urls, strict=True):
         now = day == today
-        top.append(f'<th scope="colgroup" colspan="{HOURS}" class="day-head{" today" if now else ""}">'
+        top.append(f'<th scope="colgroup" colspan="{columns}" class="day-head{" today" if now else ""}">'
                    f'<a href="{escape(url)}">{day:%a} {day.day} {day:%b}<span class="sr-only">, all rooms by half hour</span></a>'
                    + (' <span class="small">(today)</span>' if now else "") + "</th>")
-        for h in range(WORK_START_HOUR, WORK_END_HOUR):
-            edge = ' class="day-start"' if h == WORK_START_HOUR else ""
-            hours.append(f'<th scope="col"{edge}>{h:02d}<span class="sr-only">:00 {day:%a}</span></th>')
+        for k in range(columns):
+            edge = ' class="day-start"' if k == 0 else ""
+            hour, minute = divmod(span[0] + k * 60, 60)
+            shown = f'{hour:02d}<sup aria-hidden="true">30</sup>' if minute else f"{hour:02d}"  # a day from a half hour
+            hours.append(f'<th scope="col"{edge}>{shown}<span class="sr-only">:{minute:02d} {day:%a}</span></th>')
     return mark_safe("".join(top) + '</tr><tr class="hour-head">' + "".join(hours) + "</tr>")  # noqa: S308 - ours, url escaped
 
 
@@ -68,28 +76,38 @@ def _text(label: str) -> str:
 
 
 def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, user: AbstractBaseUser,
-              now: dt.datetime | None = None, show_floor: bool = True) -> list[dict]:
+              now: dt.datetime | None = None, show_floor: bool = True,
+              span: tuple[int, int] = DEFAULT_SPAN) -> list[dict]:
     """[{room, html}]: a ``<tr>`` per room of ``rooms`` over ``days`` (local to ``tz``, the
-    building's zone), its floor named when ``show_floor``. One query for all rooms' reservations."""
+    building's zone) and each day's ``span`` (the building's ``day_span``), its floor named when
+    ``show_floor``. One query for all rooms' reservations."""
     if not rooms or not days:
         return []
     user = viewer(user)
     now = now or timezone.now()
-    halves_per_day = HOURS * 60 // HALF
+    span_start, span_end = span
+    hours = hours_per_day(span)
+    open_halves = (span_end - span_start) // HALF  # a day's half hours; one fewer than 2 * hours when it ends on a half hour
+    halves_per_day = 2 * hours
     n_days = len(days)
     n_halves = n_days * halves_per_day
-    total_hours = n_days * HOURS
+    total_hours = n_days * hours
     day0 = days[0]
-    # Whether each half hour is over.
-    past = [dt.datetime.combine(days[i // halves_per_day], dt.time(WORK_START_HOUR), tzinfo=tz)
-            + dt.timedelta(minutes=(i % halves_per_day + 1) * HALF) <= now for i in range(n_halves)]
-    window_start = dt.datetime.combine(days[0], dt.time(WORK_START_HOUR), tzinfo=tz)
-    window_end = dt.datetime.combine(days[-1], dt.time(WORK_END_HOUR), tzinfo=tz)
+    # Whether each half hour is not to be offered: over, or after the day's end (the second half
+    # of a last column from a half hour).
+    past = [i % halves_per_day >= open_halves
+            or wall_clock(days[i // halves_per_day], span_start + (i % halves_per_day + 1) * HALF, tz) <= now
+            for i in range(n_halves)]
+    window_start = wall_clock(days[0], span_start, tz)
+    window_end = wall_clock(days[-1], span_end, tz)
     by_room = busy_intervals(rooms=rooms, start=window_start, end=window_end, tz=tz)  # times local to tz
     day_labels = [f"{d:%a} {d.day} {d:%b}" for d in days]
     dates = [d.isoformat() for d in days]
-    hhmm = [f"{(WORK_START_HOUR * 60 + k * HALF) // 60:02d}:{(WORK_START_HOUR * 60 + k * HALF) % 60:02d}"
-            for k in range(halves_per_day + 1)]
+    # The booking links' times (an end of 24:00 is "00:00", the booking form's midnight) and the
+    # labels' ("24:00"); capped at the day's end.
+    edges = [min(span_start + k * HALF, span_end) for k in range(halves_per_day + 1)]
+    hhmm = [day_hours.clock(m % day_hours.DAY_MINUTES) for m in edges]
+    shown = [day_hours.clock(m) for m in edges]
     book_head, book_tail = id_url_parts("portal:book")
     detail_head, detail_tail = id_url_parts("portal:reservation_detail")
     week_url_head, week_url_tail = id_url_parts("portal:room_week")
@@ -98,11 +116,11 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
     # in the row's joined string (two C-speed passes rather than a format per cell).
     free_cells = []
     for h in range(total_hours):
-        d, k = divmod(h, HOURS)
+        d, k = divmod(h, hours)
         s, e = hhmm[2 * k], hhmm[2 * k + 2]
         free_cells.append(
             f'<td class="free{" day-start" if k == 0 else ""}" data-slot="{h}" data-day="{d}"><a href="{_URL}'
-            f'?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book {_NAME}, {day_labels[d]}, {s}–{e}"></a></td>')
+            f'?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book {_NAME}, {day_labels[d]}, {s}–{shown[2 * k + 2]}"></a></td>')
     past_hours = [h for h in range(total_hours) if past[2 * h] or past[2 * h + 1]]  # by hour, ascending
     out = []
     for room in rooms:
@@ -123,9 +141,9 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
                               f"{_WEEKDAYS[start.weekday()]} {clocks[0]}–{_WEEKDAYS[end.weekday()]} {clocks[1]}")
             for d in range(max(0, first // 1440), min(n_days - 1, (last - 1) // 1440) + 1):
                 base = d * halves_per_day
-                day_open = d * 1440 + WORK_START_HOUR * 60
+                day_open = d * 1440 + span_start
                 lo = max(0, (first - day_open) // HALF)
-                hi = min(halves_per_day, -(-(last - day_open) // HALF))
+                hi = min(open_halves, -(-(last - day_open) // HALF))  # clipped to the day's hours
                 for k in range(lo, hi):
                     if holder[base + k] is None:
                         holder[base + k] = r
@@ -138,7 +156,7 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
         for h in sorted(touched.union(past_hours)) if touched else past_hours:
             if h < drawn_to:
                 continue
-            d, k = divmod(h, HOURS)
+            d, k = divmod(h, hours)
             a = 2 * h  # its first half hour
             ha, hb = holder[a], holder[a + 1]
             free_a, free_b = ha is None and not past[a], hb is None and not past[a + 1]
@@ -147,6 +165,7 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
             if free_a or free_b:
                 # One half free: link to it; the other half is busy (named where allowed) or over.
                 s, e = (hhmm[2 * k], hhmm[2 * k + 1]) if free_a else (hhmm[2 * k + 1], hhmm[2 * k + 2])
+                e_shown = shown[2 * k + 1] if free_a else shown[2 * k + 2]
                 other = hb if free_a else ha
                 if other is not None:
                     note, css = f"{_text(_label(other, room, user)[0])}, {times_of[other.id]}", "part busy-half"
@@ -156,13 +175,13 @@ def week_rows(*, rooms: Sequence[Room], days: Sequence[dt.date], tz: dt.tzinfo, 
                 cells[h] = (
                     f'<td class="{css} {side}{edge}" data-slot="{h}" data-day="{d}"'
                     + (f' title="{note}"' if note else "") + ">"
-                    f'<a href="{_URL}?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book {_NAME}, {when}, {s}–{e}"></a>'
+                    f'<a href="{_URL}?date={dates[d]}&amp;start={s}&amp;end={e}" aria-label="Book {_NAME}, {when}, {s}–{e_shown}"></a>'
                     + (f'<span class="sr-only"> {note}</span>' if note else "") + "</td>")
                 drawn_to = h + 1
                 continue
             held = ha or hb
             j = h + 1
-            day_end = (d + 1) * HOURS
+            day_end = (d + 1) * hours
             if held is None:  # both halves over: one cell for the day's hours gone
                 while j < day_end and holder[2 * j] is None and holder[2 * j + 1] is None and past[2 * j] and past[2 * j + 1]:
                     j += 1

@@ -27,15 +27,20 @@ from django.utils.safestring import SafeString, mark_safe
 
 from reservations.links import id_url, id_url_parts
 from reservations.models import ACTIVE_STATES, Reservation
+from workplace import day_hours
 from workplace.models import Floor, Room
 
-# The day grid spans these building-local hours, in slots of SLOT_MINUTES.
-GRID_START_HOUR = 7
-GRID_END_HOUR = 21
-SLOT_MINUTES = 30
-# The week view's hours (building-local), one row per hour.
-WEEK_START_HOUR = 7
-WEEK_END_HOUR = 21
+# The grids span their building's hours (``Building.day_span``: minutes after local midnight,
+# on the half hour, up to 1440): the day grid in slots of SLOT_MINUTES, a room's week an hour a row.
+SLOT_MINUTES = day_hours.STEP_MINUTES
+DEFAULT_SPAN = day_hours.minutes(day_hours.DEFAULT_STARTS, day_hours.DEFAULT_ENDS)
+
+
+def wall_clock(day: dt.date, minute: int, tz: dt.tzinfo) -> dt.datetime:
+    """``day``'s wall-clock time ``minute`` minutes after midnight in ``tz`` (1440: the next midnight)."""
+    days, minute = divmod(minute, day_hours.DAY_MINUTES)
+    return dt.datetime.combine(day + dt.timedelta(days=days), dt.time(minute // 60, minute % 60), tzinfo=tz)
+
 
 class Busy(NamedTuple):
     """A reservation as the grid needs it (the attributes ``calendar_grid._label`` reads)."""
@@ -113,17 +118,23 @@ def _clock(moment: dt.datetime) -> str:
     return f"{moment.hour:02d}:{moment.minute:02d}"
 
 
-def day_grid_hours() -> list[dict]:
-    """The grid's column headers: one per hour, two slots wide."""
-    per_hour = 60 // SLOT_MINUTES
-    return [{"label": f"{h:02d}:00", "span": per_hour} for h in range(GRID_START_HOUR, GRID_END_HOUR)]
+def day_grid_hours(span: tuple[int, int] = DEFAULT_SPAN) -> list[dict]:
+    """The grid's column headers over ``span``: one per hour, as many slots wide as the hour has
+    in the span (a day from 06:30 starts with a one-slot "06:30")."""
+    start, end = span
+    heads = []
+    for hour_start in range(start - start % 60, end, 60):
+        first, last = max(hour_start, start), min(hour_start + 60, end)
+        heads.append({"label": day_hours.clock(first), "span": (last - first) // SLOT_MINUTES})
+    return heads
 
 
 def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: AbstractBaseUser,
-                  now: dt.datetime | None = None, show_floor: bool = True) -> list[dict]:
+                  now: dt.datetime | None = None, show_floor: bool = True,
+                  span: tuple[int, int] = DEFAULT_SPAN) -> list[dict]:
     """[{room, html (the whole ``<tr>``)}] for ``rooms`` on ``day`` (local to ``tz``, the
-    building's zone): one query for all rooms' reservations. ``show_floor``: each row names its
-    room's floor (the grid shows more than one floor).
+    building's zone) over ``span`` (the building's ``day_span``): one query for all rooms'
+    reservations. ``show_floor``: each row names its room's floor (the grid shows more than one floor).
 
     What is the same in every row (a slot's cell around the room's booking URL and name, the
     URLs around an id) is written once per page, not once per cell."""
@@ -131,21 +142,24 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
         return []
     user = viewer(user)
     now = now or timezone.now()
-    slots = (GRID_END_HOUR - GRID_START_HOUR) * 60 // SLOT_MINUTES
-    # Wall-clock slots in the building's zone (aware datetimes compare as instants).
-    times = [dt.time(GRID_START_HOUR + i * SLOT_MINUTES // 60, i * SLOT_MINUTES % 60) for i in range(slots)] + [dt.time(GRID_END_HOUR)]
-    edges = [dt.datetime.combine(day, t, tzinfo=tz) for t in times]
+    span_start, span_end = span
+    slots = (span_end - span_start) // SLOT_MINUTES
+    # Wall-clock slots in the building's zone (aware datetimes compare as instants); an end of
+    # 24:00 is the next midnight, written "00:00" in the booking link (the form's midnight).
+    edges = [wall_clock(day, span_start + i * SLOT_MINUTES, tz) for i in range(slots + 1)]
     bounds = list(zip(edges, edges[1:], strict=False))
     ordered = all(a < b for a, b in bounds)  # else (a clock change inside the span) slot by slot
     by_room = busy_intervals(rooms=rooms, start=edges[0], end=edges[-1])  # in UTC: compared with the edges as instants
     date_query = f"?date={day.isoformat()}"
     # Each slot's cell when free, split around the room's booking URL and its name; when over, whole.
     free_parts = []
-    for i, (s, e) in enumerate(bounds):
-        s, e = _clock(s), _clock(e)
+    for i in range(slots):
+        first = span_start + i * SLOT_MINUTES
+        last = first + SLOT_MINUTES
+        s, e, shown_end = day_hours.clock(first), day_hours.clock(last % day_hours.DAY_MINUTES), day_hours.clock(last)
         free_parts.append((f'<td class="free" data-slot="{i}" data-start="{s}" data-end="{e}"><a href="',
                            f'&amp;start={s}&amp;end={e}" aria-label="Book ',
-                           f', {s}–{e}"><span aria-hidden="true">+</span></a></td>'))
+                           f', {s}–{shown_end}"><span aria-hidden="true">+</span></a></td>'))
     over = [f'<td class="past" data-slot="{i}"></td>' if e <= now else None for i, (_, e) in enumerate(bounds)]
     book_head, book_tail = id_url_parts("portal:book")
     detail_head, detail_tail = id_url_parts("portal:reservation_detail")
@@ -198,14 +212,18 @@ def day_grid_rows(*, rooms: Sequence[Room], day: dt.date, tz: dt.tzinfo, user: A
 
 
 def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.datetime | None = None) -> dict:
-    """A room's week: {days, rows: [{hour, cells (HTML)}]}, hour cells; a busy one names what holds
-    it where ``user`` may see it, a free one links to the booking form. One query."""
-    tz = room.building.tzinfo
+    """A room's week over its building's hours: {days, rows: [{hour, label, cells (HTML)}]}, a row
+    an hour from the day's start (the last one shorter when the day ends on a half hour); a busy
+    cell names what holds it where ``user`` may see it, a free one links to the booking form for
+    its hour. One query."""
+    building = room.building
+    tz = building.tzinfo
+    span_start, span_end = building.day_span
     user = viewer(user)
     now = now or timezone.now()
     days = [monday + dt.timedelta(days=n) for n in range(7)]
-    week_start = dt.datetime.combine(days[0], dt.time.min, tzinfo=tz)
-    week_end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    week_start = wall_clock(days[0], span_start, tz)
+    week_end = wall_clock(days[-1], span_end, tz)
     reservations = list(
         Reservation.objects.filter(room=room, state__in=ACTIVE_STATES, start__lt=week_end, end__gt=week_start)
         .order_by("start").values_list(*_FIELDS, named=True)
@@ -213,12 +231,13 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
     book_url = id_url("portal:book", room.pk)
     day_labels = [f"{d:%A} {d.day} {d:%B}" for d in days]
     rows = []
-    for hour in range(WEEK_START_HOUR, WEEK_END_HOUR):
+    for first in range(span_start, span_end, 60):
+        last = min(first + 60, span_end)
         cells: list[str] = []
-        s, e = f"{hour:02d}:00", f"{hour + 1:02d}:00"
+        # The booking link's times: an end of 24:00 is "00:00", the booking form's midnight.
+        s, e, shown_end = day_hours.clock(first), day_hours.clock(last % day_hours.DAY_MINUTES), day_hours.clock(last)
         for n, day in enumerate(days):
-            start = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
-            end = start + dt.timedelta(hours=1)
+            start, end = wall_clock(day, first, tz), wall_clock(day, last, tz)
             holder = next((r for r in reservations if r.start < end and r.end > start), None)
             if holder is not None:
                 label, mine, openable = _label(holder, room, user)
@@ -231,8 +250,8 @@ def week_grid(*, room: Room, monday: dt.date, user: AbstractBaseUser, now: dt.da
             else:
                 cells.append(
                     f'<td class="free"><a href="{book_url}?date={day.isoformat()}&amp;start={s}&amp;end={e}" '
-                    f'aria-label="Book {day_labels[n]}, {s}–{e}"><span aria-hidden="true">+</span></a></td>')
-        rows.append({"hour": hour, "cells": mark_safe("".join(cells))})  # noqa: S308 - escaped above
+                    f'aria-label="Book {day_labels[n]}, {s}–{shown_end}"><span aria-hidden="true">+</span></a></td>')
+        rows.append({"hour": first // 60, "label": s, "cells": mark_safe("".join(cells))})  # noqa: S308 - escaped above
     return {"days": days, "rows": rows}
 
 

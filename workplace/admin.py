@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from knox.models import get_digest_token
 from knox.settings import CONSTANTS
 
+from workplace import day_hours
 from workplace.admin_filters import CappedRelatedFieldListFilter
 from workplace.directory import keep_hand_set, take_exchange_values
 from workplace.models import (
@@ -38,10 +39,16 @@ class FloorInline(admin.TabularInline):
 
 @admin.register(Building)
 class BuildingAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "timezone", "nightly_time", "address", "provider_shown"]
+    list_display = ["name", "code", "timezone", "hours_shown", "nightly_time", "address", "provider_shown"]
     list_select_related = ["calendar_provider"]
     list_filter = ["calendar_provider"]
     search_fields = ["name", "code", "address"]
+
+    @admin.display(description="Calendar hours")
+    def hours_shown(self, obj) -> str:
+        """The hours the portal's grids show, an end of 00:00 as 24:00 (workplace.day_hours)."""
+        start, end = obj.day_span
+        return f"{day_hours.clock(start)}–{day_hours.clock(end)}"
 
     @admin.display(description="Calendar provider", ordering="calendar_provider__name")
     def provider_shown(self, obj) -> str:

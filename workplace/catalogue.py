@@ -25,7 +25,7 @@ from workplace.models import Arrangement, Building, Equipment, Floor, Room
 VERSION_KEY = "workplace:catalogue:version"
 # Bump the number when ``Catalogue`` changes shape: processes of the previous release keep
 # reading (and writing) the old key until they stop.
-DATA_KEY = "workplace:catalogue:3"
+DATA_KEY = "workplace:catalogue:4"  # 4: Building.day_starts/day_ends
 CACHE_SECONDS = 600
 
 

@@ -1,5 +1,6 @@
 """The space directory: buildings, floors, rooms, arrangements, equipment, people."""
 
+import datetime as dt
 import hashlib
 import secrets
 import zoneinfo
@@ -8,9 +9,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from knox.models import AbstractAuthToken
+
+from workplace import day_hours
 
 
 def validate_timezone(value: str) -> None:
@@ -33,16 +36,44 @@ class Building(models.Model):
         null=True, blank=True,
         help_text="Local time of the nightly reconcile of this building's rooms; empty: CALENDAR_SYNC_NIGHTLY_TIME (02:30).",
     )
+    # The hours the portal's calendar grids (the day grid, a room's week, the building's week)
+    # show, building-local; on the half hour; an end of 00:00 is midnight (workplace.day_hours).
+    day_starts = models.TimeField(
+        default=day_hours.DEFAULT_STARTS,
+        help_text="Local time the portal's calendars of this building start each day, on the hour or half hour (00:00 for a 24-hour site).",
+    )
+    day_ends = models.TimeField(
+        default=day_hours.DEFAULT_ENDS,
+        help_text="Local time they end, on the hour or half hour, after the start; 00:00 means until midnight (24:00).",
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # What Building.clean checks of the order, kept by the database for writes that skip it.
+            models.CheckConstraint(
+                condition=Q(day_ends=dt.time(0)) | Q(day_starts__lt=F("day_ends")), name="building_day_ends_after_it_starts",
+                violation_error_message="The day must end after it starts (00:00 means until midnight).",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        super().clean()
+        found = day_hours.errors(self.day_starts, self.day_ends)
+        if found:
+            raise ValidationError(found)
+
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def day_span(self) -> tuple[int, int]:
+        """(start, end) of the grids' day in minutes after local midnight; an end of 00:00 is 1440."""
+        return day_hours.span(self.day_starts, self.day_ends)
 
 
 class Floor(models.Model):

@@ -12,6 +12,7 @@ from reservations.checkin_window import CheckInRules
 from reservations.fastpaths import reservation_to_dict
 from reservations.models import ApprovalState, Attendee, CheckInChannel, Kind, Source, State
 from reservations.recurrence import FREQUENCIES, INDEXES, Recurrence
+from workplace import day_hours
 from workplace.models import Arrangement, BookingType, Room
 
 # --- fields ------------------------------------------------------------------------------
@@ -307,6 +308,13 @@ class ArrangementSerializer(serializers.ModelSerializer):
 class RoomSerializer(serializers.ModelSerializer):
     building = serializers.SlugRelatedField(slug_field="code", read_only=True)
     timezone = serializers.CharField(source="building.timezone")
+    # The building's hours (Building.day_starts/day_ends), read-only like the rest of the building
+    # here: buildings are edited in the admin, not through the API.
+    day_starts = serializers.SerializerMethodField(
+        help_text="When the portal's calendars of the room's building start each day, HH:MM local time (e.g. 07:00; 00:00 "
+                  "for a 24-hour site).")
+    day_ends = serializers.SerializerMethodField(
+        help_text="When they end, HH:MM local time, after day_starts; 24:00 means until midnight.")
     floor = serializers.StringRelatedField(allow_null=True, help_text="null for a room without a floor.")
     mailbox = serializers.CharField(help_text="The room's Exchange mailbox; empty for a room without one.")
     equipment = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
@@ -335,11 +343,17 @@ class RoomSerializer(serializers.ModelSerializer):
     class Meta:
         model = Room
         fields = [
-            "id", "name", "building", "timezone", "floor", "floor_level", "capacity", "equipment", "arrangements", "mailbox",
+            "id", "name", "building", "timezone", "day_starts", "day_ends", "floor", "floor_level", "capacity", "equipment", "arrangements", "mailbox",
             "synced", "outlook_changes_synced", "group_reservations_enabled", "wheelchair_accessible", "booking_type", "room_list",
             "gone_from_exchange", "checkin_required", "show_subjects",
         ]
         read_only_fields = fields
+
+    def get_day_starts(self, room: Room) -> str:
+        return day_hours.clock(room.building.day_span[0])
+
+    def get_day_ends(self, room: Room) -> str:
+        return day_hours.clock(room.building.day_span[1])
 
     def get_checkin_required(self, room: Room) -> bool:
         if getattr(self, "_checkin_rules", None) is None:

@@ -21,7 +21,8 @@ from .grids import grid_choice
 def building_day(request: HttpRequest) -> HttpResponse:
     choice = grid_choice(request)
     building, floor, day, tz = choice.building, choice.floor, choice.day, choice.tz
-    rows = calendar_grid.day_grid_rows(rooms=choice.rooms, day=day, tz=tz, user=request.user, show_floor=floor is None)
+    span = building.day_span if building else calendar_grid.DEFAULT_SPAN  # the building's hours
+    rows = calendar_grid.day_grid_rows(rooms=choice.rooms, day=day, tz=tz, user=request.user, show_floor=floor is None, span=span)
 
     def link(**changes) -> str:
         return "?" + urlencode(choice.query(**changes))
@@ -29,7 +30,7 @@ def building_day(request: HttpRequest) -> HttpResponse:
     context = {
         "form": choice.form, "building": building, "floor": floor, "day": day, "tz_name": str(tz), "page": choice.page,
         "rows": rows, "rows_html": SafeString("\n".join(row["html"] for row in rows)),
-        "hours": calendar_grid.day_grid_hours(), "slot_minutes": calendar_grid.SLOT_MINUTES,
+        "hours": calendar_grid.day_grid_hours(span), "slot_minutes": calendar_grid.SLOT_MINUTES,
         "nav": {
             "previous_week": link(date=(day - dt.timedelta(days=7)).isoformat()),
             "previous_day": link(date=(day - dt.timedelta(days=1)).isoformat()),

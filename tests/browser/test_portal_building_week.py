@@ -14,9 +14,15 @@ import pytest
 from reservations.models import Reservation
 from tests.browser.conftest import ARTIFACTS, screenshot, sign_in
 from tests.browser.test_portal_accessibility import axe_violations
-from tests.factories import BERLIN, ReservationFactory, days_ahead
+from tests.factories import BERLIN, BuildingFactory, ReservationFactory, days_ahead
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def hq(db):
+    """HQ open 08:00–18:00 (Building.day_starts/day_ends), the hours these tests were written for."""
+    return BuildingFactory(name="HQ", code="hq", timezone="Europe/Berlin", day_starts=dt.time(8), day_ends=dt.time(18))
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:

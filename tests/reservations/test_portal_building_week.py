@@ -25,6 +25,16 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+# Most of these tests were written for a week of 08:00–18:00 hour columns: HQ keeps those hours
+# here (Building.day_starts/day_ends); tests/reservations/test_portal_building_hours.py has the
+# default 07:00–21:00 and other hours.
+WORK = (8 * 60, 18 * 60)
+
+
+@pytest.fixture
+def hq(db):
+    return BuildingFactory(name="HQ", code="hq", timezone="Europe/Berlin", day_starts=dt.time(8), day_ends=dt.time(18))
+
 
 def next_monday() -> dt.date:
     today = dt.datetime.now(BERLIN).date()
@@ -168,7 +178,8 @@ def test_past_hours_and_the_current_half_hour(alice, atlas):
     """The hours gone are not offered; in the current hour the half still to come is."""
     monday = next_monday()
     now = at(monday, 10, 40)
-    rows = building_week.week_rows(rooms=[atlas], days=building_week.week_days(monday, 5), tz=BERLIN, user=alice, now=now)
+    rows = building_week.week_rows(rooms=[atlas], days=building_week.week_days(monday, 5), tz=BERLIN, user=alice, now=now,
+                                    span=WORK)
     row = str(rows[0]["html"])
     assert 'class="past day-start" data-slot="0" data-day="0" colspan="2" data-span="2"' in row  # 08:00–10:00 over
     ten = cell_at(row, 2)
@@ -184,7 +195,7 @@ def test_a_week_changing_to_summer_time(alice, bob):
     sunday = monday + dt.timedelta(days=6)
     ReservationFactory(room=room, requested_by=bob, requested_for=bob, start=at(sunday, 9), end=at(sunday, 10))
     row = str(building_week.week_rows(rooms=[room], days=building_week.week_days(monday, 7), tz=BERLIN, user=alice,
-                                      now=at(monday, 0))[0]["html"])
+                                      now=at(monday, 0), span=WORK)[0]["html"])
     assert 'class="busy' in cell_at(row, 61) and "09:00–10:00" in cell_at(row, 61)
     assert link_of(cell_at(row, 62)).endswith(f"date={sunday.isoformat()}&start=10:00&end=11:00")
 
