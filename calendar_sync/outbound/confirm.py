@@ -4,7 +4,9 @@
    the organizer's copy of each fresh awaiting meeting a confirm delay after its push (then
    spaced out while it waits), with ``$batch``, coalesced across pushes and claimed across
    workers (one read per create when the room answers in time); an occurrence without an id
-   of its own is answered from its series' master (one read per series);
+   of its own is answered from its series' master (one read per series); a meeting whose
+   answer a pull will bring (its room's or its own mailbox listened to, ``common.listening``)
+   is first read only a listened delay after its push, if it still waits then;
 2. ``check_room_calendars`` — every 10 minutes: the room's calendar must still hold each
    awaiting meeting, else the reservation is ``conflicted``;
 3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``;
