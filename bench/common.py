@@ -187,6 +187,42 @@ def serve_app():
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
+def start_web(srv, *, settings_module: str, name: str = "bench", workers: int = 2, threads: int = 8) -> tuple[subprocess.Popen, str]:
+    """The product's web app under gunicorn (gthread, as in production), its own process group,
+    pointed at the emulator ``srv``; waits for /healthz and returns (process, base URL). The
+    emulator delivers its change notifications there (started with ``http_notification_urls``
+    "loopback": Graph itself takes only https). Log: $TMPDIR/<name>-web.log; ``stop_web`` ends it."""
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "GRAPH_CA_BUNDLE": str(srv.ca_path),
+           "GRAPH_EMULATOR_URL": srv.base_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "workplace.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=open(Path(tempfile.gettempdir()) / f"{name}-web.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(150):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}"
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    stop_web(proc)
+    raise RuntimeError(f"the web app did not start; see {tempfile.gettempdir()}/{name}-web.log")
+
+
+def stop_web(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
 # --- the emulator ---------------------------------------------------------------------------
 
 

@@ -44,8 +44,23 @@ Reported per run (JSON on stdout, each run also on stderr as it ends):
   cores ÷ the total CPU per push (what the machine could do were nothing else running) and
   ``achieved_ratio_to_cpu_ceiling`` = pushes per second ÷ that ceiling.
 
+- listening, as in production (``--listen``, default ``all``): the product's webhook is live
+  (gunicorn, ``common.start_web``), the emulator notifies it (http on loopback allowed), every
+  synced room and in Strict the organizer account mailbox are subscribed (each one's first full
+  round run before the bookings), and ``--inbound-workers`` worker processes (threads, 8) pull
+  them from the ``inbound`` queue while the pushes run: a pull of the organizer mailbox applies
+  the rooms' answers, and the answer check reads only the meetings still waiting a listened
+  delay (CALENDAR_SYNC_CONFIRM_LISTENED_DELAY_SECONDS, 60 s) after their push. ``organizer``
+  subscribes the organizer account mailbox alone, ``off`` nothing (every answer read, as the
+  runs before issue 17's listening). Reported: ``answer_gets_per_create``,
+  ``organizer_delta_pull_requests`` (the delta GETs of the organizer mailbox), and on the busiest
+  mailbox every request (``busiest_mailbox_requests``: creates, answer reads, pulls) and their
+  rate over the run ÷ Outlook's window limit (10,000 / 600 s = 16.67/s:
+  ``busiest_mailbox_requests_ratio_to_window_limit``) — the limit that binds at 10,000 bookings.
+
     .venv/bin/python bench/scale_outbound.py                  # scaled down: 300 reservations, 200 rooms (a few minutes)
     .venv/bin/python bench/scale_outbound.py --full           # the full size: 10,000 reservations over 200 rooms
+    .venv/bin/python bench/scale_outbound.py --modes Strict --workers 2 --listen off   # every answer read (to compare)
 
 Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/wp_scale_bench),
 BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/12; the workers' broker, flushed
@@ -76,7 +91,7 @@ CONCURRENCY_LIMIT = 4
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reservations", type=int, default=300)
     p.add_argument("--full", action="store_true", help="the issue's full size: 10,000 reservations over 200 rooms")
     p.add_argument("--pool", default="threads", choices=["threads", "prefork"])
@@ -87,6 +102,11 @@ def main() -> None:
     p.add_argument("--modes", default="Strict,Normal")
     p.add_argument("--write-ms", default="150-400")
     p.add_argument("--read-ms", default="50-150")
+    p.add_argument("--listen", default="all", choices=["all", "organizer", "off"],
+                   help="what the product listens to while it pushes: 'all' as production (every synced room and, in Strict, the "
+                        "organizer account mailbox subscribed, the webhook live, inbound workers pulling), 'organizer' the organizer "
+                        "account mailbox alone, 'off' nothing (every room's answer read by the answer check)")
+    p.add_argument("--inbound-workers", type=int, default=1, help="inbound worker processes (threads pool, 8 each) when listening")
     args = p.parse_args()
     if args.full:
         args.reservations, args.rooms = 10_000, 200
@@ -101,25 +121,34 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    srv, control = common.start_emulator("bench-scale-")
+    listening = args.listen != "off"
+    srv, control = common.start_emulator("bench-scale-", config={"http_notification_urls": "loopback"} if listening else None)
+    web = None
+    if listening:
+        from django.conf import settings
+
+        web, settings.PUBLIC_BASE_URL = common.start_web(srv, settings_module="bench.scale_worker_settings", name=f"bench-scale-{os.getpid()}")
     mean_write_s = (write[0] + write[1]) / 2000
     limit = min(CONCURRENCY_LIMIT / mean_write_s, WINDOW_LIMIT)
     results = {"reservations": args.reservations, "rooms": args.rooms, "employees": args.employees,
                "latency_ms": {"write": write, "read": read},
                "mailbox_limit_per_second": round(limit, 2),
-               "pool": args.pool, "concurrency_per_worker": concurrency, "cpus": os.cpu_count(), "runs": []}
+               "pool": args.pool, "concurrency_per_worker": concurrency, "cpus": os.cpu_count(),
+               "listen": args.listen, "inbound_workers": args.inbound_workers if listening else 0, "runs": []}
     try:
         for mode in args.modes.split(","):
             base_rate = None
             for n in [int(w) for w in args.workers.split(",")]:
                 run = run_once(control, srv, mode=mode, workers=n, reservations=args.reservations, rooms=args.rooms,
                                employees=args.employees, write=write, read=read, limit=limit,
-                               pool=args.pool, concurrency=concurrency)
+                               pool=args.pool, concurrency=concurrency, listen=args.listen, inbound_workers=args.inbound_workers)
                 base_rate = base_rate or run["pushes_per_second"]
                 run["speedup_over_1_worker"] = round(run["pushes_per_second"] / base_rate, 2) if base_rate else None
                 results["runs"].append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
     finally:
+        if web is not None:
+            common.stop_web(web)
         srv.stop()
     print(json.dumps(results, indent=2))
 
@@ -128,12 +157,15 @@ def setup(control: common.Control, *, mode: str, rooms: int, employees: int, wri
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
 
+    from calendar_sync.models import MailboxDeltaState, RoomEvent, Subscription, WebhookNotification
     from exchange_auth import properties
     from exchange_auth.demo import seed_provider
     from reservations.models import Reservation, ReservationSeries, SyncEvent
     from workplace.models import Arrangement, Building, Profile, Room
 
     cache.clear()
+    for model in (WebhookNotification, Subscription, MailboxDeltaState, RoomEvent):  # the emulator's reset drops its subscriptions
+        model.objects.all().delete()
     SyncEvent.objects.all().delete()
     Reservation.objects.all().delete()
     ReservationSeries.objects.all().delete()
@@ -156,9 +188,34 @@ def setup(control: common.Control, *, mode: str, rooms: int, employees: int, wri
         user, _ = User.objects.get_or_create(username=f"scale-user-{i:03d}", defaults={"email": f"scale-user-{i:03d}@{DOMAIN}"})
         Profile.objects.get_or_create(user=user, defaults={"timezone": "Europe/Amsterdam"})
         people.append(user)
-    seed_provider()
+    provider = seed_provider()
     properties.set_value(properties.SYNC_INTEGRATION_MODE, mode)
-    return found, people
+    return found, people, provider
+
+
+def start_inbound_workers(srv, n: int):
+    """The inbound pool (README "Workers and queues": threads, 8), the product's timings."""
+    return common.start_workers(srv, n, queues="inbound,default", concurrency=8, name=f"bench-scale-inbound-{os.getpid()}",
+                                settings_module="bench.scale_worker_settings", wait=0.5, extra_args=("--pool=threads",))
+
+
+def subscribe(provider, how: str) -> dict:
+    """Subscribe as production does (``all``: ``subscription_ensure_all``) or the organizer account
+    mailbox alone, and wait for each subscribed mailbox's first full round (the inbound workers')."""
+    from calendar_sync.inbound import subscriptions
+    from calendar_sync.inbound import tasks as inbound_tasks
+    from calendar_sync.models import MailboxDeltaState, Subscription
+
+    if how == "all":
+        counts = inbound_tasks.subscriptions_ensure(provider=provider)
+    else:
+        subscriptions.subscription_create(provider=provider, mailbox=ORGANIZER, kind=Subscription.Kind.ORGANIZER)
+        inbound_tasks.request_pull(ORGANIZER, full=True)
+        counts = {"created": 1}
+    wanted = set(Subscription.objects.filter(status=Subscription.Status.ACTIVE).values_list("mailbox", flat=True))
+    common.wait_for(lambda: wanted <= set(MailboxDeltaState.objects.exclude(delta_link="").values_list("mailbox", flat=True)),
+                    600, "each subscribed mailbox's first full round", interval=0.5)
+    return {**counts, "subscribed": sorted(wanted) if len(wanted) < 5 else len(wanted)}
 
 
 def start_workers(srv, n: int, *, pool: str, concurrency: int):
@@ -249,16 +306,29 @@ class SideCPU:
         return sum(cpu - self.backends_at_start.get(pid, 0.0) for pid, cpu in self.backends.items())
 
 
-def run_once(control, srv, *, mode, workers, reservations, rooms, employees, write, read, limit, pool, concurrency) -> dict:
-    from django.db import connection
+def run_once(control, srv, *, mode, workers, reservations, rooms, employees, write, read, limit, pool, concurrency,
+             listen: str = "off", inbound_workers: int = 1) -> dict:
 
-    from reservations import services
-    from reservations.models import Reservation, State, SyncEvent
     from workplace.celery import app
 
-    found, people = setup(control, mode=mode, rooms=rooms, employees=employees, write=write, read=read)
+    found, people, provider = setup(control, mode=mode, rooms=rooms, employees=employees, write=write, read=read)
     common.flush_redis()
     app.conf.task_always_eager = False
+    inbound = start_inbound_workers(srv, inbound_workers) if listen != "off" else []
+    try:
+        return _run(control, srv, found=found, people=people, mode=mode, workers=workers, reservations=reservations, limit=limit,
+                    pool=pool, concurrency=concurrency, listening=subscribe(provider, listen) if inbound else None, write=write, read=read)
+    finally:
+        common.stop_workers(inbound, grace=2.0)
+
+
+def _run(control, srv, *, found, people, mode, workers, reservations, limit, pool, concurrency, listening, write, read) -> dict:
+    from django.db import connection
+
+    from calendar_sync.models import MailboxDeltaState
+    from reservations import services
+    from reservations.models import Reservation, State, SyncEvent
+
     # The bookings first (queued on Redis, no worker yet): the run measures the pushes alone.
     base = dt.datetime.now(dt.UTC).replace(hour=6, minute=0, second=0, microsecond=0) + dt.timedelta(days=2)
     for n in range(reservations):
@@ -313,6 +383,14 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         if e["method"] == "GET" and e["batch"] and "/events/" in e["path"]:
             reads_by_meeting.setdefault(e["path"].split("?")[0].lower(), []).append(e["time"])
     close_reads = sum(1 for times in reads_by_meeting.values() for a, b in itertools.pairwise(sorted(times)) if b - a < 1.5)
+    # Every request on the busiest mailbox (creates, answer reads, the pulls' delta reads), over the run.
+    by_mailbox: dict[str, int] = {}
+    for e in entries:
+        if e["mailbox"]:
+            by_mailbox[e["mailbox"]] = by_mailbox.get(e["mailbox"], 0) + 1
+    loudest, loudest_requests = max(by_mailbox.items(), key=lambda kv: kv[1]) if by_mailbox else ("-", 0)
+    organizer_pulls = sum(1 for e in entries if e["mailbox"] == ORGANIZER and e["method"] == "GET" and "/delta" in e["path"])
+    answer_gets = sum(len(t) for t in reads_by_meeting.values())
     throttled: dict[str, int] = {}
     for e in entries:
         if e["status"] == 429:
@@ -343,7 +421,15 @@ def run_once(control, srv, *, mode, workers, reservations, rooms, employees, wri
         "graph_429s_by_mailbox": throttled,
         "graph_requests": log["total"],
         "graph_requests_by_endpoint": log["counts"]["by_endpoint"],
-        "answer_reads": sum(len(t) for t in reads_by_meeting.values()),
+        "listening": listening,
+        "answer_reads": answer_gets,
+        "answer_gets_per_create": round(answer_gets / len(creates), 3) if creates else None,
+        "organizer_delta_pull_requests": organizer_pulls,
+        "organizer_pulls_with_first_round": MailboxDeltaState.objects.filter(mailbox=ORGANIZER).values_list("pulls", flat=True).first(),
+        "busiest_mailbox_by_requests": loudest,
+        "busiest_mailbox_requests": loudest_requests,
+        "busiest_mailbox_requests_per_second": round(loudest_requests / seconds, 2) if seconds > 0 else None,
+        "busiest_mailbox_requests_ratio_to_window_limit": round(loudest_requests / seconds / WINDOW_LIMIT, 3) if seconds > 0 else None,
         "answer_reads_per_meeting_max": max((len(t) for t in reads_by_meeting.values()), default=0),
         "answer_reads_closer_than_1_5_s": close_reads,
         "worker_cpu_seconds": round(worker_cpu, 1),

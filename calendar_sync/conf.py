@@ -28,6 +28,7 @@ class SyncSettings:
     sweep_grace_seconds: float  # a ``new`` event due this long ago whose task never ran is re-queued
     confirm_delay_seconds: float  # wait before reading the room's answer when the create response didn't carry it
     confirm_follow_up_seconds: float  # re-check fresh awaiting reservations this long; then the 10-minute check
+    confirm_listened_delay_seconds: float  # the first read waits this long instead when a pull of a listened mailbox brings the answer
     request_wait_seconds: float  # the longest one Graph request waits: GRAPH_SLOT_WAIT_SECONDS + GRAPH_TIMEOUT_SECONDS
     # inbound
     subscription_minutes: int  # lifetime asked for a new subscription
@@ -110,6 +111,7 @@ def _read() -> SyncSettings:
         sweep_grace_seconds=_number("CALENDAR_SYNC_SWEEP_GRACE_SECONDS", 30),
         confirm_delay_seconds=_number("CALENDAR_SYNC_CONFIRM_DELAY_SECONDS", 2),
         confirm_follow_up_seconds=_number("CALENDAR_SYNC_CONFIRM_FOLLOW_UP_SECONDS", 300),
+        confirm_listened_delay_seconds=_number("CALENDAR_SYNC_CONFIRM_LISTENED_DELAY_SECONDS", 60),
         request_wait_seconds=_number("GRAPH_SLOT_WAIT_SECONDS", 20, minimum=1) + _number("GRAPH_TIMEOUT_SECONDS", 15, minimum=1),
         subscription_minutes=_number("CALENDAR_SYNC_SUBSCRIPTION_MINUTES", 4200, cast=int, minimum=45),
         subscription_renew_minutes=_number("CALENDAR_SYNC_SUBSCRIPTION_RENEW_MINUTES", 24 * 60, cast=int, minimum=1),

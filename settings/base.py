@@ -254,6 +254,11 @@ GRAPH_MAILBOX_WINDOW_SECONDS = env_int("GRAPH_MAILBOX_WINDOW_SECONDS", 600, mini
 # A synced mailbox no change-notification subscription can be made for (no usable app-only
 # credential, or Graph refused it) is pulled this often instead (calendar_sync.subscriptions).
 CALENDAR_SYNC_POLL_SECONDS = env_int("CALENDAR_SYNC_POLL_SECONDS", 60, minimum=5)
+# The answer check's first read of a meeting whose room's answer a pull will bring (its room's
+# mailbox or the mailbox it lives in is subscribed and notified lately: calendar_sync.common.listening)
+# waits this long instead of the confirm delay; only a meeting still waiting then is read (a lost
+# notification). 0 (or anything up to the confirm delay) reads every meeting at the confirm delay.
+CALENDAR_SYNC_CONFIRM_LISTENED_DELAY_SECONDS = env_int("CALENDAR_SYNC_CONFIRM_LISTENED_DELAY_SECONDS", 60, minimum=0)
 # The nightly pass splits a building's rooms into tasks of this many rooms (calendar_sync.inbound.nightly).
 CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS = env_int("CALENDAR_SYNC_NIGHTLY_CHUNK_ROOMS", 25, minimum=1)
 

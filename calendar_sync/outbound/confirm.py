@@ -4,7 +4,9 @@
    the organizer's copy of each fresh awaiting meeting a confirm delay after its push (then
    spaced out while it waits), with ``$batch``, coalesced across pushes and claimed across
    workers (one read per create when the room answers in time); an occurrence without an id
-   of its own is answered from its series' master (one read per series);
+   of its own is answered from its series' master (one read per series); a meeting whose
+   answer a pull will bring (its room's or its own mailbox listened to, ``common.listening``)
+   is first read only a listened delay after its push, if it still waits then;
 2. ``check_room_calendars`` — every 10 minutes: the room's calendar must still hold each
    awaiting meeting, else the reservation is ``conflicted``;
 3. ``clean_up_unanswered`` — no answer within ``exchange_callback_time_limit`` → ``rejected``;
@@ -21,14 +23,14 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
-from exchange_auth import properties
+from exchange_auth import properties, providers
 from exchange_auth.graph import (
     BatchItem,
     GraphClient,
@@ -41,7 +43,7 @@ from reservations.models import ApprovalState, Reservation, State, SyncEvent
 from reservations.services import WAITING_FOR_ANSWER
 
 from .. import conf
-from ..common import outcomes
+from ..common import listening, outcomes
 from ..common.answers import (
     ORGANIZER_COPY_SELECT,
     apply_room_answer,
@@ -90,9 +92,10 @@ def _push_time(reservation: Reservation) -> float:
 def _next_read(mark, pushed: float, base: float) -> tuple[int, float, float | None]:
     """(reads so far, when the next read is due, when the first of them was) of a meeting whose
     latest push was at ``pushed``, from its mark in the cache. A meeting not read since that push
-    is first read ``base`` (the confirm delay) after it: the room's booking attendant answers
+    is first read ``base`` after it — the confirm delay: the room's booking attendant answers
     within seconds, so a read right after the push would find no answer and read it again
-    (issue 17). (A mark written before it kept its first read counts from the push.)"""
+    (issue 17); the listened delay when a pull will bring the answer (``_first_read_delays``).
+    (A mark written before it kept its first read counts from the push.)"""
     reads, next_at, *rest = mark or (0, 0.0)
     if mark is None or (rest[0] if rest else None) != pushed:
         return 0, pushed + base, None
@@ -154,14 +157,15 @@ class AnswerRound:
 
 
 def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float, lease: float,
-                    request_wait: float = 0.0, most: int = ANSWER_READS_PER_ROUND) -> AnswerRound:
+                    request_wait: float = 0.0, most: int = ANSWER_READS_PER_ROUND,
+                    first: dict[int, float] | None = None) -> AnswerRound:
     """The reservations whose next answer read is due, claimed for this round: the first read
-    ``base`` seconds after the meeting's push (``_next_read``), each next one spaced out from the
-    last. Without it every scheduled check re-read every meeting still waiting — hundreds of
-    reads a minute into the one organizer mailbox in Strict mode, taking its 4 request slots
-    from the pushes (issue 17: bench/scale_outbound.py). Shared through the cache (Redis): any
-    worker's check counts. At most ``most`` per round, the longest waiting first; the rest are
-    due in the next round.
+    ``base`` seconds after the meeting's push (``_next_read``; ``first[pk]`` seconds for those
+    listed there, ``_first_read_delays``), each next one spaced out from the last. Without it
+    every scheduled check re-read every meeting still waiting — hundreds of reads a minute into
+    the one organizer mailbox in Strict mode, taking its 4 request slots from the pushes (issue
+    17: bench/scale_outbound.py). Shared through the cache (Redis): any worker's check counts. At
+    most ``most`` per round, the longest waiting first; the rest are due in the next round.
 
     Several workers' checks run side by side (and one worker's: a round that finds more due
     queues the next). A read is *claimed* (``_claim``: set-if-absent) and only the claim's winner
@@ -172,6 +176,7 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
     applies its answers at the end — a later round read the same meetings again: 1.5 to 3.3
     answer reads per create.) A worker that dies mid-round leaves its claims to expire."""
     found = AnswerRound(base, keep, lease, request_wait)
+    first = first or {}
     marks = {r.pk: ANSWER_READ_KEY.format(r.pk) for r in reservations}
     claims = {r.pk: ANSWER_CLAIM_KEY.format(r.pk) for r in reservations}
     seen = cache.get_many([*marks.values(), *claims.values()])
@@ -181,30 +186,30 @@ def _due_for_a_read(reservations: list[Reservation], *, base: float, keep: float
         if claims[reservation.pk] in seen:
             found.later.append(now + lease)  # another round's: it marks it when read (or its claim expires)
             continue
-        reads, due_at, first = _next_read(seen.get(marks[reservation.pk]), _push_time(reservation), base)
+        reads, due_at, first_at = _next_read(seen.get(marks[reservation.pk]), _push_time(reservation), first.get(reservation.pk, base))
         if due_at > now:
             found.later.append(due_at)
             continue
         if len(candidates) >= most:
             break
-        candidates.append((reservation, reads, first))
+        candidates.append((reservation, reads, first_at))
     won = [c for c, ours in zip(candidates, _claim([(claims[r.pk], lease) for r, *_ in candidates]), strict=True) if ours]
     found.claimed_at = time.time()
     # A round that read one of them between our look and our claim has marked it: look again.
     again = cache.get_many([marks[r.pk] for r, *_ in won]) if won else {}
     released = []
-    for reservation, reads, first in won:
+    for reservation, reads, first_at in won:
         mark = again.get(marks[reservation.pk])
         if mark != seen.get(marks[reservation.pk]):
-            reads, due_at, first = _next_read(mark, _push_time(reservation), base)
+            reads, due_at, first_at = _next_read(mark, _push_time(reservation), first.get(reservation.pk, base))
             if due_at > found.claimed_at:
                 released.append(claims[reservation.pk])
                 found.later.append(due_at)
                 continue
         found.due.append(reservation)
         found.reads[reservation.pk] = reads
-        if first is not None:
-            found.first[reservation.pk] = first
+        if first_at is not None:
+            found.first[reservation.pk] = first_at
         found.held.add(reservation.pk)
     if released:
         cache.delete_many(released)
@@ -318,6 +323,42 @@ def _awaiting_rows(max_age_seconds: float | None, limit: int | None) -> list[_Wa
     return waiting if limit is None else waiting[:limit]
 
 
+def _first_read_delays(waiting: list[_Waiting], *, base: float, listened_delay: float) -> dict[int, float]:
+    """{reservation id: the listened delay} of the waiting reservations whose room's answer will
+    reach the product through a pull: their room's mailbox, or the mailbox their meeting lives in
+    (the organizer account in Strict mode), is listened to (``common.listening``). Their first
+    read waits that long after the push instead of the confirm delay: the pull confirms them
+    meanwhile and they are never read; one still waiting then is read (a notification lost).
+
+    Only the reservations pushed less than the listened delay ago are looked at (for one pushed
+    before, both delays are over), and only when some mailbox is listened to: a query for the
+    listened mailboxes, and one for those reservations' mailboxes, per round — never per
+    reservation. The follow-up reads keep their spacing (``AnswerRound.done``)."""
+    if listened_delay <= base or not waiting:
+        return {}
+    now = time.time()
+    recent = [w.pk for w in waiting if w.pushed_at is not None and w.pushed_at.timestamp() > now - listened_delay]
+    if not recent:
+        return {}
+    listened = listening.listened_mailboxes(datetime.fromtimestamp(now, tz=UTC), within=listened_delay)
+    if not listened:
+        return {}
+    default_id: list[int | None] = []  # the default provider's id, looked up (in the cache) when a building names none
+    delays: dict[int, float] = {}
+    for i in range(0, len(recent), _LOOKUP_CHUNK):
+        rows = Reservation.objects.filter(pk__in=recent[i:i + _LOOKUP_CHUNK]).order_by().values_list(
+            "pk", "room__mailbox", "mailbox", "series__mailbox",
+            "room__building__calendar_provider_id", "room__building__calendar_provider__active")
+        for pk, room_mailbox, mailbox, series_mailbox, provider_id, active in rows:
+            if not (provider_id and active):  # the room's provider is the default one (providers.provider_for_building)
+                if not default_id:
+                    default_id.append(providers.cached_default_provider_id())
+                provider_id = default_id[0]
+            if any((provider_id, (m or "").lower()) in listened for m in (room_mailbox, mailbox, series_mailbox) if m):
+                delays[pk] = listened_delay
+    return delays
+
+
 def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, spaced: bool = False,
                   on_more: Callable[[], None] | None = None) -> dict:
     """Read the room's answer for awaiting reservations (``max_age_seconds``: those whose answer
@@ -334,9 +375,11 @@ def check_answers(*, max_age_seconds: float | None = None, limit: int = 1000, sp
         # whole to pick 40 was most of the answer check's CPU in a backlog).
         waiting = _awaiting_rows(max_age_seconds, limit)
         settings = conf.get()
-        found = _due_for_a_read(waiting, base=max(settings.confirm_delay_seconds, 0.5),
+        base = max(settings.confirm_delay_seconds, 0.5)
+        found = _due_for_a_read(waiting, base=base,
                                 keep=_mark_lifetime(max_age_seconds or settings.confirm_follow_up_seconds),
-                                lease=settings.lease_seconds, request_wait=settings.request_wait_seconds)
+                                lease=settings.lease_seconds, request_wait=settings.request_wait_seconds,
+                                first=_first_read_delays(waiting, base=base, listened_delay=settings.confirm_listened_delay_seconds))
         if on_more is not None and len(found.due) == ANSWER_READS_PER_ROUND and len(waiting) > len(found.due):
             on_more()  # more may be due: the next round reads them alongside this one
         if found.due:
