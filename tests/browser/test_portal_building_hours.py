@@ -10,18 +10,9 @@ import pytest
 from reservations.models import Reservation
 from tests.browser.conftest import sign_in
 from tests.factories import BERLIN, BuildingFactory, RoomFactory
+from tests.grid_pages import assert_form, at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=BERLIN)
-
-
-def assert_form(pg, day: dt.date, start: str, end: str) -> None:
-    assert pg.get_by_label("Date", exact=True).input_value() == day.isoformat()
-    assert pg.get_by_label("From").input_value() == start
-    assert pg.get_by_label("To", exact=True).input_value() == end
 
 
 def focused(pg) -> str:

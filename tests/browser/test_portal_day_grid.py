@@ -9,7 +9,8 @@ import pytest
 
 from reservations.models import Reservation
 from tests.browser.conftest import screenshot, sign_in
-from tests.factories import BERLIN, ReservationFactory, days_ahead
+from tests.factories import ReservationFactory, days_ahead
+from tests.grid_pages import assert_form, at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,16 +34,6 @@ def book_it(pg, subject: str, room: str) -> Reservation:
     pg.get_by_role("button", name=f"Book {room}").click()
     pg.wait_for_url("**/my/")
     return Reservation.objects.get(subject=subject)
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=BERLIN)
-
-
-def assert_form(pg, day: dt.date, start: str, end: str) -> None:
-    assert pg.get_by_label("Date", exact=True).input_value() == day.isoformat()
-    assert pg.get_by_label("From").input_value() == start
-    assert pg.get_by_label("To", exact=True).input_value() == end
 
 
 def test_click_a_free_slot_from_the_finder(page, day):

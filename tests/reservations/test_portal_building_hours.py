@@ -5,25 +5,16 @@ hour — headings, slots, the booking links of the first and last slot, busy run
 day, and queries that don't grow with the hours."""
 
 import datetime as dt
-import html
 import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import BERLIN, BuildingFactory, ReservationFactory, RoomFactory
+from tests.factories import BuildingFactory, ReservationFactory, RoomFactory
+from tests.grid_pages import at, cell_at, cells, link_of, next_monday, row_of
 
 pytestmark = pytest.mark.django_db
-
-
-def next_monday() -> dt.date:
-    today = dt.datetime.now(BERLIN).date()
-    return today + dt.timedelta(days=7 - today.weekday())
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=BERLIN)
 
 
 @pytest.fixture
@@ -58,22 +49,6 @@ def get(client, url, **params) -> str:
     response = client.get(url, params)
     assert response.status_code == 200
     return response.content.decode()
-
-
-def row_of(page: str, room) -> str:
-    return re.search(rf'<tr data-room="{room.pk}".*?</tr>', page, re.S).group(0)
-
-
-def cells(row: str) -> list[str]:
-    return re.findall(r"<td [^>]*>.*?</td>", row, re.S)
-
-
-def cell_at(row: str, slot: int) -> str:
-    return next(c for c in cells(row) if f'data-slot="{slot}"' in c)
-
-
-def link_of(cell: str) -> str:
-    return html.unescape(re.search(r'<a href="([^"]+)"', cell).group(1))
 
 
 def headings(page: str) -> list[tuple[str, int]]:

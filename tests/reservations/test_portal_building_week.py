@@ -5,8 +5,6 @@ floor and weekend choices, week navigation, bad input, and one query for the bus
 of all rooms whatever their number."""
 
 import datetime as dt
-import html
-import re
 
 import pytest
 from django.db import connection
@@ -22,6 +20,7 @@ from tests.factories import (
     RoomFactory,
     UserFactory,
 )
+from tests.grid_pages import at, cell_at, cells, link_of, next_monday, row_of
 
 pytestmark = pytest.mark.django_db
 
@@ -34,15 +33,6 @@ WORK = (8 * 60, 18 * 60)
 @pytest.fixture
 def hq(db):
     return BuildingFactory(name="HQ", code="hq", timezone="Europe/Berlin", day_starts=dt.time(8), day_ends=dt.time(18))
-
-
-def next_monday() -> dt.date:
-    today = dt.datetime.now(BERLIN).date()
-    return today + dt.timedelta(days=7 - today.weekday())
-
-
-def at(day: dt.date, hour: int, minute: int = 0, tz=BERLIN) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
 
 
 @pytest.fixture
@@ -60,22 +50,6 @@ def get(client, **params) -> str:
     response = client.get("/calendar/week/", params)
     assert response.status_code == 200
     return response.content.decode()
-
-
-def row_of(page: str, room) -> str:
-    return re.search(rf'<tr data-room="{room.pk}".*?</tr>', page, re.S).group(0)
-
-
-def cells(row: str) -> list[str]:
-    return re.findall(r"<td [^>]*>.*?</td>", row, re.S)
-
-
-def cell_at(row: str, slot: int) -> str:
-    return next(c for c in cells(row) if f'data-slot="{slot}"' in c)
-
-
-def link_of(cell: str) -> str:
-    return html.unescape(re.search(r'<a href="([^"]+)"', cell).group(1))
 
 
 def test_rooms_as_rows_and_the_working_week_as_columns(alice_client, atlas, dojo, monday):
