@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from reservations.models import Reservation
 from tests.factories import (
+    BERLIN,
     BuildingFactory,
     EquipmentFactory,
     FloorFactory,
@@ -55,14 +56,18 @@ def warm(alice_client, django_capture_on_commit_callbacks):
     return draw
 
 
-def _rooms(building, count, *, floors=(), equipment=(), first_day=1, offset=0):
-    """``count`` rooms with equipment, two layouts and three bookings on the day viewed."""
+def _rooms(building, count, *, floors=(), equipment=(), day=None, offset=0):
+    """``count`` rooms with equipment, two layouts and three bookings on the day viewed
+    (``day``, else tomorrow: a test seeding in steps passes the day it views, so a step after
+    midnight still books it)."""
+    day = day or days_ahead(1, 9).date()
     for index in range(offset, offset + count):
         room = RoomFactory(building=building, floor=floors[index % len(floors)] if floors else None,
                            name=f"{building.code} room {index:03}", capacity=4 + index % 9,
                            equipment=list(equipment), arrangements=["Boardroom"], synced=index % 2 == 0)
         for hour in (9, 11, 15):
-            ReservationFactory(room=room, start=days_ahead(first_day, hour), end=days_ahead(first_day, hour + 1))
+            start = dt.datetime.combine(day, dt.time(hour), tzinfo=BERLIN)
+            ReservationFactory(room=room, start=start, end=start + dt.timedelta(hours=1))
 
 
 def _queries(client, url, params) -> tuple[int, str]:
@@ -83,13 +88,14 @@ def test_the_finder_costs_the_same_few_queries_for_3_rooms_or_80(alice_client, w
     screen = EquipmentFactory(slug="screen", name="Screen")
     floors = [FloorFactory(building=hq, name=f"Level {n}", level=n) for n in range(4)]
     other = BuildingFactory(name="Annex", code="annex")
-    _rooms(hq, 3, floors=floors, equipment=[projector, screen])
-    params = {"date": days_ahead(1, 9).date().isoformat(), **params}
+    day = days_ahead(1, 9).date()
+    _rooms(hq, 3, floors=floors, equipment=[projector, screen], day=day)
+    params = {"date": day.isoformat(), **params}
     warm("/", params)
     few, _ = _queries(alice_client, "/", params)
 
-    _rooms(hq, 50, floors=floors, equipment=[projector, screen], offset=3)
-    _rooms(other, 27, equipment=[projector])
+    _rooms(hq, 50, floors=floors, equipment=[projector, screen], offset=3, day=day)
+    _rooms(other, 27, equipment=[projector], day=day)
     warm("/", params)  # the directory changed: the lists are read again once
     with CaptureQueriesContext(connection) as captured_many:
         many, page = _queries(alice_client, "/", params)
